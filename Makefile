@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    builds .venv, then runs configs/default.yaml on the bundled seed pages
+#   make test   builds .venv (with the test tools and Debian's chromium), then runs the tests
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= configs/default.yaml
+export NUMBA_CACHE_DIR ?= $(CURDIR)/outputs/.cache/numba
+
+.PHONY: setup run test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: the CPU build of 2.13.0 is the one this machine serves.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) -m pipeline run $(CONFIG)
+
+test: setup
+	bash tests/setup_browser.sh
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check pipeline tests bench
+
+clean:
+	rm -rf $(VENV) outputs/*/ outputs/.cache

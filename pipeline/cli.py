@@ -1,0 +1,128 @@
+"""Command line: ``python -m pipeline run CONFIG`` (also installed as ``papertopics``).
+
+This is the only layer that prints: a progress line per stage (rich), log messages, and
+one line for a user's mistake (exit code 2, no traceback). Heavy libraries are imported
+by the stages only when they run, so a fully cached run answers in about a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.config import STAGE_NAMES, load_config
+from pipeline.errors import PapertopicsError
+
+EXIT_USER_ERROR = 2
+console = Console(stderr=True)
+
+
+class ProgressDisplay:
+    """Shows one progress line per stage; implements ``runner.RunObserver``."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def stage_started(self, stage: str) -> None:
+        self.tasks[stage] = self.progress.add_task(f"{stage:<8}", total=None)
+
+    def stage_progress(self, stage: str, done: int, total: int) -> None:
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+    def stage_finished(self, outcome) -> None:  # noqa: ANN001 - runner.StageOutcome
+        counts = ", ".join(f"{key} {value}" for key, value in outcome.counts.items())
+        label = "reused" if outcome.status == "reused" else f"{outcome.seconds:.1f}s"
+        self.progress.update(
+            self.tasks[outcome.stage],
+            total=1,
+            completed=1,
+            description=f"{outcome.stage:<8} [dim]{label:>7}  {counts}[/dim]",
+        )
+
+
+def _quiet_third_party() -> None:
+    # Model loading libraries print progress bars and load reports meant for notebooks.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for noisy in ("transformers", "sentence_transformers", "BERTopic", "numba", "umap", "pynndescent"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="papertopics", description="Topics and topic maps from research-paper listings.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the pipeline for a YAML config")
+    run.add_argument("config", help="path of the YAML config, e.g. configs/default.yaml")
+    run.add_argument("--until", choices=STAGE_NAMES, default="report", help="stop after this stage")
+    run.add_argument(
+        "--force",
+        nargs="?",
+        const="parse",
+        choices=STAGE_NAMES,
+        metavar="STAGE",
+        help="recompute this stage and the ones after it even if cached (alone: every stage)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
+    return parser
+
+
+def _summary_table(result) -> Table:  # noqa: ANN001 - runner.RunResult
+    table = Table(title="papertopics", show_header=True, header_style="bold")
+    for column in ("stage", "status", "seconds", "counts"):
+        table.add_column(column)
+    for outcome in result.outcomes:
+        counts = ", ".join(f"{key} {value}" for key, value in outcome.counts.items())
+        table.add_row(outcome.stage, outcome.status, f"{outcome.seconds:.1f}", counts)
+    return table
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
+    from pipeline.runner import run_pipeline
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        result = run_pipeline(
+            config, until=args.until, force_from=args.force, observer=ProgressDisplay(progress), config_path=args.config
+        )
+    console.print(_summary_table(result))
+    index = Path(result.run_dir) / "index.html"
+    if args.until == "report" and index.is_file():
+        console.print(f"Report: [bold]{index}[/bold]  (open it in a browser)")
+    else:
+        console.print(f"Stopped after {args.until}; results in {result.run_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+    )
+    _quiet_third_party()
+    try:
+        return run_command(args)
+    except PapertopicsError as exc:
+        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: finished stages are kept; run again to resume[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

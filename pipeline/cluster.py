@@ -1,0 +1,183 @@
+"""Cluster stage: embeddings in, cluster labels and a 2-D map layout out.
+
+Seeded UMAP reduces the embeddings to a few dimensions for HDBSCAN; a second UMAP run
+makes the 2-D map. Both reuse one nearest-neighbour graph, computed once.
+
+UMAP and HDBSCAN fail on tiny inputs with their defaults, so the settings adapt to the
+number of papers, and every adaptation is returned as a note for the log and the report:
+- fewer than ``MIN_PAPERS_TO_CLUSTER`` papers: one topic, a PCA layout, no UMAP;
+- n_neighbors and n_components are capped by the number of papers;
+- min_cluster_size "auto" grows with the square root of the corpus size;
+- when HDBSCAN finds no dense group at all, every paper goes into one honest topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import ClusterConfig
+
+log = logging.getLogger(__name__)
+
+# Below this many papers, density clustering has nothing to find: report one topic.
+MIN_PAPERS_TO_CLUSTER = 8
+# Up to this size an exact neighbour search is cheap; above it pynndescent's approximate one is used.
+EXACT_KNN_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """labels: ndarray (n_papers,) int, -1 = outlier; reduced: (n_papers, k) float32;
+    layout: (n_papers, 2) float32; params: the settings actually used; notes: adaptations."""
+
+    labels: np.ndarray
+    reduced: np.ndarray
+    layout: np.ndarray
+    params: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def auto_min_cluster_size(n_papers: int) -> int:
+    """Half the square root of the corpus size, at least 3.
+
+    23 papers -> 3, 64 -> 4, 2,000 -> 22, 75,000 -> 137: small piles still split into a few
+    topics, while large ones give tens of readable topics instead of thousands of
+    micro-clusters.
+    """
+    return max(3, round(math.sqrt(n_papers) / 2))
+
+
+def auto_min_samples(min_cluster_size: int) -> int:
+    """A quarter of min_cluster_size: HDBSCAN's default (equal to it) leaves many papers as outliers."""
+    return max(1, min_cluster_size // 4)
+
+
+def cluster_papers(embeddings: np.ndarray, config: ClusterConfig, seed: int) -> ClusterResult:
+    """Cluster ndarray of shape (n_papers, dim) into topics and lay the papers out in 2-D."""
+    n_papers = embeddings.shape[0]
+    if n_papers < MIN_PAPERS_TO_CLUSTER:
+        note = (
+            f"{n_papers} paper(s): too few to cluster (at least {MIN_PAPERS_TO_CLUSTER} needed), "
+            "so all papers form one topic and the map uses PCA"
+        )
+        return ClusterResult(
+            labels=np.zeros(n_papers, dtype=np.int64),
+            reduced=embeddings.astype(np.float32),
+            layout=_pca_layout(embeddings),
+            params={"method": "single-topic"},
+            notes=[note],
+        )
+
+    notes: list[str] = []
+    n_neighbors = 15 if config.n_neighbors == "auto" else config.n_neighbors
+    if n_neighbors > n_papers - 1:
+        notes.append(f"{n_papers} papers: UMAP n_neighbors lowered from {n_neighbors} to {n_papers - 1}")
+        n_neighbors = n_papers - 1
+    n_components = config.n_components
+    if n_components > n_papers - 3:
+        notes.append(f"{n_papers} papers: UMAP n_components lowered from {n_components} to {n_papers - 3}")
+        n_components = n_papers - 3
+    if config.min_cluster_size == "auto":
+        min_cluster_size = auto_min_cluster_size(n_papers)
+        notes.append(f"min_cluster_size auto: {min_cluster_size} for {n_papers} papers")
+    else:
+        min_cluster_size = min(config.min_cluster_size, n_papers)
+    if config.min_samples == "auto":
+        min_samples = auto_min_samples(min_cluster_size)
+    else:
+        min_samples = config.min_samples
+
+    knn = _nearest_neighbours(embeddings, n_neighbors, seed)
+    reduced = _umap(embeddings, knn, n_neighbors, n_components, min_dist=0.0, seed=seed)
+    layout = _umap(embeddings, knn, n_neighbors, 2, min_dist=config.map_min_dist, seed=seed)
+    labels = _hdbscan(reduced, min_cluster_size, min_samples)
+
+    if labels.max(initial=-1) < 0:
+        notes.append(f"HDBSCAN found no dense group among {n_papers} papers: they are reported as one topic")
+        labels = np.zeros(n_papers, dtype=np.int64)
+    params = {
+        "method": "umap+hdbscan",
+        "n_neighbors": n_neighbors,
+        "n_components": n_components,
+        "min_cluster_size": min_cluster_size,
+        "min_samples": min_samples,
+        "map_min_dist": config.map_min_dist,
+        "metric": "cosine",
+    }
+    return ClusterResult(labels, reduced.astype(np.float32), layout.astype(np.float32), params, notes)
+
+
+def _pca_layout(embeddings: np.ndarray) -> np.ndarray:
+    """Deterministic 2-D coordinates for a handful of papers."""
+    n_papers = embeddings.shape[0]
+    layout = np.zeros((n_papers, 2), dtype=np.float32)
+    if n_papers < 2:
+        return layout
+    centred = embeddings - embeddings.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    coords = centred @ components[:2].T
+    # Fix the sign of each axis so the picture does not flip between equal runs.
+    signs = np.sign(coords[np.abs(coords).argmax(axis=0), range(coords.shape[1])])
+    layout[:, : coords.shape[1]] = coords * np.where(signs == 0, 1, signs)
+    return layout
+
+
+def _nearest_neighbours(embeddings: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, distances), each ndarray of shape (n_papers, n_neighbors), self first."""
+    if embeddings.shape[0] <= EXACT_KNN_LIMIT:
+        from sklearn.neighbors import NearestNeighbors
+
+        search = NearestNeighbors(n_neighbors=n_neighbors, metric="cosine", algorithm="brute").fit(embeddings)
+        distances, indices = search.kneighbors(embeddings)
+        return indices.astype(np.int32), distances.astype(np.float32)
+    from umap.umap_ import nearest_neighbors
+
+    indices, distances, _forest = nearest_neighbors(
+        embeddings, n_neighbors, "cosine", {}, False, np.random.RandomState(seed), low_memory=True
+    )
+    return indices, distances
+
+
+def _umap(
+    embeddings: np.ndarray,
+    knn: tuple[np.ndarray, np.ndarray],
+    n_neighbors: int,
+    n_components: int,
+    min_dist: float,
+    seed: int,
+) -> np.ndarray:
+    import warnings
+
+    from umap import UMAP
+
+    reducer = UMAP(
+        n_neighbors=n_neighbors,
+        n_components=n_components,
+        min_dist=min_dist,
+        metric="cosine",
+        random_state=seed,  # seeded, so the same inputs give the same topics (UMAP then runs single-threaded)
+        precomputed_knn=(knn[0], knn[1], None),
+        init="spectral",
+    )
+    with warnings.catch_warnings():
+        # UMAP warns that a seed disables parallelism and that a precomputed kNN is used: both are intended.
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+        warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
+        return reducer.fit_transform(embeddings)
+
+
+def _hdbscan(reduced: np.ndarray, min_cluster_size: int, min_samples: int | None) -> np.ndarray:
+    import hdbscan
+
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
+        metric="euclidean",
+        cluster_selection_method="eom",
+    )
+    return clusterer.fit_predict(reduced).astype(np.int64)

@@ -1,0 +1,223 @@
+"""Typed run configuration, validated once when the YAML file is loaded.
+
+Every default lives in the models below and nowhere else; ``configs/default.yaml``
+repeats them with a comment saying why, and a test checks that the two agree.
+A mistake (unknown key, wrong type, bad value, input that matches no file) raises
+``ConfigError`` with one line naming the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+InputFormat = Literal["auto", "hf-daily-papers", "arxiv-snapshot", "arxiv-daily", "table", "text-folder"]
+OnError = Literal["skip", "fail"]
+Representation = Literal["mmr", "keybert", "none"]
+STAGE_NAMES = ("parse", "embed", "cluster", "label", "report")
+StageName = Literal["parse", "embed", "cluster", "label", "report"]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnMapping(_Strict):
+    """Which column of a CSV/TSV/JSON/Parquet table holds which paper field."""
+
+    title: str | None = None
+    abstract: str | None = None
+    id: str | None = None
+    date: str | None = None
+    label: str | None = None
+    url: str | None = None
+    authors: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_text(self) -> ColumnMapping:
+        if self.title is None and self.abstract is None:
+            raise ValueError("map at least one of 'title' or 'abstract' to a column")
+        return self
+
+
+class InputSpec(_Strict):
+    """One input: a file, a folder or a glob, and how to read it."""
+
+    path: str
+    format: InputFormat = "auto"
+    columns: ColumnMapping | None = None
+    # Hugging Face pages show "Aug 12" without a year; with `year` the listing date becomes ISO.
+    year: Annotated[int, Field(ge=1990, le=2100)] | None = None
+
+    @model_validator(mode="after")
+    def _columns_only_for_tables(self) -> InputSpec:
+        if self.columns is not None and self.format not in ("table", "auto"):
+            raise ValueError(f"'columns' applies to format 'table', not '{self.format}'")
+        return self
+
+
+class ParseConfig(_Strict):
+    dedupe: bool = True
+    on_error: OnError = "skip"
+    min_text_chars: Annotated[int, Field(ge=1)] = 20
+
+
+class EmbedConfig(_Strict):
+    backend: Literal["sentence-transformers"] = "sentence-transformers"
+    model: str = "all-MiniLM-L6-v2"
+    max_tokens: Annotated[int, Field(ge=16, le=512)] = 256
+    batch_size: PositiveInt = 64
+
+
+class ClusterConfig(_Strict):
+    n_neighbors: PositiveInt | Literal["auto"] = 15
+    n_components: Annotated[int, Field(ge=2, le=50)] = 5
+    min_cluster_size: Annotated[int, Field(ge=2)] | Literal["auto"] = "auto"
+    min_samples: PositiveInt | Literal["auto"] = "auto"
+    map_min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+
+
+class LabelConfig(_Strict):
+    n_keywords: Annotated[int, Field(ge=3, le=30)] = 10
+    ngram_max: Annotated[int, Field(ge=1, le=3)] = 2
+    extra_stop_words: list[str] = Field(default_factory=list)
+    representation: Representation = "mmr"
+    mmr_diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    name_phrases: Annotated[int, Field(ge=1, le=4)] = 2
+
+
+class ReportConfig(_Strict):
+    title: str | None = None
+    hover_abstract_chars: Annotated[int, Field(ge=0, le=2000)] = 240
+    representative_titles: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class RunConfig(_Strict):
+    name: str
+    inputs: list[InputSpec] = Field(min_length=1)
+    output_dir: str = "outputs"
+    seed: int = 42
+    parse: ParseConfig = ParseConfig()
+    embed: EmbedConfig = EmbedConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    label: LabelConfig = LabelConfig()
+    report: ReportConfig = ReportConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_folder_safe(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+            raise ValueError("use letters, digits, '.', '_' or '-' (it names the output folder)")
+        return value
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _bare_paths_are_inputs(cls, value: Any) -> Any:
+        # `inputs: [a.txt, b/*.jsonl]` is the common case; expand it to {path: ...}.
+        if isinstance(value, list):
+            return [{"path": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.output_dir) / ".cache"
+
+    def stage_slice(self, stage: str) -> dict[str, Any]:
+        """The part of the config a stage's output depends on (for its cache key)."""
+        if stage == "parse":
+            return {"inputs": [spec.model_dump() for spec in self.inputs], **self.parse.model_dump()}
+        if stage == "cluster":
+            return {"seed": self.seed, **self.cluster.model_dump()}
+        if stage == "label":
+            return {"seed": self.seed, **self.label.model_dump()}
+        return getattr(self, stage).model_dump()
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the key at `loc`, to list its allowed keys."""
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        candidates = [field.annotation, *get_args(field.annotation)]
+        for inner in list(candidates):
+            candidates.extend(get_args(inner))
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+_UNION_TAGS = {"int", "str", "float", "bool", "list", "dict", "none"}
+
+
+def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The error location without pydantic's union-member tags ('constrained-int', "literal['auto']")."""
+    return tuple(
+        part for part in loc if isinstance(part, int) or (part.isidentifier() and part not in _UNION_TAGS)
+    )
+
+
+def _describe(error: dict[str, Any], alternatives: list[str]) -> str:
+    loc = _field_loc(error["loc"])
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        owner = _section_model(loc)
+        allowed = ", ".join(owner.model_fields) if owner else "see the config reference in README.md"
+        return f"unknown key '{key}' (allowed here: {allowed})"
+    if error["type"] == "missing":
+        return f"missing required key '{key}'"
+    allowed = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in alternatives))
+    return f"key '{key}': should be {allowed} (got {error.get('input')!r})"
+
+
+def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
+    """Validate a mapping already read from YAML; ``source`` names it in error messages."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a YAML mapping of keys to values")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        # A value that fits no member of a union gives one error per member: merge them per key.
+        by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for error in exc.errors():
+            by_key.setdefault(_field_loc(error["loc"]), []).append(error)
+        first_errors = next(iter(by_key.values()))
+        message = _describe(first_errors[0], [error["msg"] for error in first_errors])
+        more = f" (and {len(by_key) - 1} more problem(s))" if len(by_key) > 1 else ""
+        raise ConfigError(f"{source}: {message}{more}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read, validate and check a YAML config; the inputs must exist before any work starts."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    config = parse_config(raw, source=str(path))
+    for index, spec in enumerate(config.inputs):
+        if not glob.glob(spec.path, recursive=True):
+            raise ConfigError(f"{path}: key 'inputs.{index}.path': '{spec.path}' matches no file or folder")
+    return config

@@ -1,0 +1,218 @@
+"""The parse stage: input files (as bytes) -> one papers table plus a report per input file.
+
+Pure: ``collect_sources`` (pipeline/sources.py) reads the files; ``parse`` only sees bytes.
+A reader is picked per unit (one file, or all documents of one text folder) from
+``READERS`` by ``spec.format``, or by ``sniff_format`` when the format is "auto". Every
+record is cleaned (whitespace, hard line breaks, NUL bytes, links), checked
+(``min_text_chars``), and deduplicated: by arXiv id ignoring the version, else by its
+normalised title; the first occurrence wins.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import ParseConfig
+from pipeline.errors import InputError
+from pipeline.parse.arxiv import read_daily, read_snapshot
+from pipeline.parse.hf_pages import read_hf_page
+from pipeline.parse.normalize import clean_text, extract_links, normalize_title, title_hash_id
+from pipeline.parse.records import Item, RawPaper, Reader, Skip
+from pipeline.parse.sniff import sniff_format
+from pipeline.parse.tables import read_table
+from pipeline.parse.text_folder import read_text_folder
+from pipeline.schema import PAPER_COLUMNS, empty_papers
+from pipeline.sources import SourceFile
+
+__all__ = ["READERS", "FileReport", "ParseResult", "parse"]
+
+READERS: dict[str, Reader] = {
+    "hf-daily-papers": read_hf_page,
+    "arxiv-snapshot": read_snapshot,
+    "arxiv-daily": read_daily,
+    "table": read_table,
+    "text-folder": read_text_folder,
+}
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file (or one text folder): ``read`` = kept + duplicates + skipped."""
+
+    path: str
+    reader: str
+    read: int = 0
+    kept: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy (for the run manifest)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """``papers``: exactly schema.PAPER_COLUMNS as strings, in first-read order; one report per unit."""
+
+    papers: pd.DataFrame
+    file_reports: list[FileReport]
+
+
+@dataclass
+class _Seen:
+    """Dedupe memory: which ids, titles and paper_ids were kept so far.
+
+    A paper with an arXiv id duplicates a kept paper with the same id, or an id-less one with
+    its title (e.g. a page listing); a paper without one duplicates any kept paper with its title.
+    """
+
+    ids: set[str] = field(default_factory=set)
+    identities: set[str] = field(default_factory=set)
+    idless_identities: set[str] = field(default_factory=set)
+    paper_ids: Counter[str] = field(default_factory=Counter)
+
+    def is_duplicate(self, arxiv_id: str, identity: str) -> bool:
+        if arxiv_id:
+            return arxiv_id in self.ids or identity in self.idless_identities
+        return identity in self.identities
+
+    def remember(self, arxiv_id: str, identity: str) -> None:
+        if arxiv_id:
+            self.ids.add(arxiv_id)
+        else:
+            self.idless_identities.add(identity)
+        self.identities.add(identity)
+
+    def unique_paper_id(self, paper_id: str) -> str:
+        # Kept papers may still share an id (dedupe off, or two tables numbering rows 1, 2, ...);
+        # later stages key on paper_id, so the second one becomes "<id>#2".
+        self.paper_ids[paper_id] += 1
+        count = self.paper_ids[paper_id]
+        return paper_id if count == 1 else f"{paper_id}#{count}"
+
+
+def _units(sources: list[SourceFile]) -> list[list[SourceFile]]:
+    """Each file alone, except that the documents of one text folder form one unit."""
+    units: list[list[SourceFile]] = []
+    for source in sources:
+        previous = units[-1][0] if units else None
+        if (
+            source.format == "text-folder"
+            and previous is not None
+            and previous.format == "text-folder"
+            and previous.folder == source.folder
+            and previous.spec == source.spec
+        ):
+            units[-1].append(source)
+        else:
+            units.append([source])
+    return units
+
+
+def _reader_name(unit: list[SourceFile]) -> str:
+    first = unit[0]
+    name = first.format or first.spec.format
+    return sniff_format(first) if name == "auto" else name
+
+
+def _row(paper: RawPaper, source: str) -> tuple[dict[str, str], str, str]:
+    """The cleaned table row of a raw paper, its arXiv id and its dedupe identity."""
+    title = clean_text(paper.title)
+    abstract, links = extract_links(clean_text(paper.abstract))
+    identity = normalize_title(paper.identity or title or abstract)
+    row = {
+        "paper_id": paper.arxiv_id or clean_text(paper.own_id) or title_hash_id(title or abstract),
+        "title": title,
+        "abstract": abstract,
+        "authors": clean_text(paper.authors),
+        "date": clean_text(paper.date),
+        "url": paper.url.strip() or (f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else ""),
+        "links": links,
+        "source": paper.source or source,
+        "label": clean_text(paper.label),
+    }
+    return row, paper.arxiv_id, identity
+
+
+def _check(row: dict[str, str], config: ParseConfig) -> str | None:
+    if not row["title"] and not row["abstract"]:
+        return "no title or abstract"
+    if len(row["title"]) + len(row["abstract"]) < config.min_text_chars:
+        return f"text shorter than {config.min_text_chars} chars"
+    return None
+
+
+def _skip(report: FileReport, skip: Skip, config: ParseConfig) -> None:
+    if config.on_error == "fail" and skip.bad:
+        detail = f" ({skip.detail})" if skip.detail else ""
+        raise InputError(f"{report.path}: {skip.where}: {skip.reason}{detail}")
+    report.skipped += 1
+    report.skip_reasons[skip.reason] = report.skip_reasons.get(skip.reason, 0) + 1
+
+
+EMPTY_MEMBER = "(empty file)"  # the reader name reported for an empty member of a folder or glob
+
+
+def _read_unit(
+    unit: list[SourceFile], config: ParseConfig, seen: _Seen, rows: list[dict[str, str]], *, one_of_many: bool
+) -> FileReport:
+    first = unit[0]
+    path = first.folder if first.format == "text-folder" and first.folder else first.path
+    if one_of_many and first.format != "text-folder" and not first.data.strip():
+        # A daily-listing folder has empty days (80 of the 410 arxiv-daily-cs files): that is a
+        # day without papers, not a broken input, so it is reported rather than fatal. An
+        # empty file named on its own, or a spec whose files are all empty, is still an error.
+        return FileReport(path=path, reader=EMPTY_MEMBER)
+    reader = _reader_name(unit)
+    report = FileReport(path=path, reader=reader)
+    items: list[Item] = list(READERS[reader](unit))
+    for item in items:
+        report.read += 1
+        if isinstance(item, Skip):
+            _skip(report, item, config)
+            continue
+        row, arxiv_id, identity = _row(item, first.path)
+        problem = _check(row, config)
+        if problem is not None:
+            _skip(report, Skip(item.where, problem), config)
+            continue
+        if config.dedupe and seen.is_duplicate(arxiv_id, identity):
+            report.duplicates += 1
+            continue
+        seen.remember(arxiv_id, identity)
+        row["paper_id"] = seen.unique_paper_id(row["paper_id"])
+        rows.append(row)
+        report.kept += 1
+    if report.kept + report.duplicates == 0:
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skip_reasons.items())
+        raise InputError(f"{path}: holds no papers ({reasons or 'nothing readable found'})")
+    return report
+
+
+def parse(sources: list[SourceFile], config: ParseConfig) -> ParseResult:
+    """Read every source into one deduplicated papers table, in the order papers were first read.
+
+    Raises InputError for a file that holds no papers, is empty, binary or unreadable as its
+    format, a mapped column that is missing, or (with ``on_error: fail``) any bad record.
+    One exception: an empty file that is one of several files of a folder or glob input is
+    reported with reader "(empty file)" and no records, as long as the input holds papers.
+    """
+    seen = _Seen()
+    rows: list[dict[str, str]] = []
+    files_per_spec = Counter(source.spec for source in sources)
+    units = _units(sources)
+    reports = [_read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1) for unit in units]
+    for spec in files_per_spec:
+        found = [report for report, unit in zip(reports, units, strict=True) if unit[0].spec == spec]
+        if sum(report.kept + report.duplicates for report in found) == 0:
+            raise InputError(f"{spec.path}: none of its {len(found)} files holds a paper (all are empty)")
+    if not rows:
+        return ParseResult(papers=empty_papers(), file_reports=reports)
+    papers = pd.DataFrame(rows, columns=list(PAPER_COLUMNS)).astype("string")
+    return ParseResult(papers=papers, file_reports=reports)

@@ -1,0 +1,83 @@
+"""Hugging Face Daily Papers search pages saved as text: title lines, each followed by its abstract.
+
+The page carries site chrome ("Subscribe", "Daily Papers", ...) and one date line
+("Aug 12"). Papers are found by line shape, not by strict alternation: a title-like line
+starts a paper, abstract-like lines after it are its abstract (several in a row are joined),
+so a title with no abstract becomes a title-only paper.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, listing_date
+from pipeline.parse.records import Item, RawPaper, Skip
+from pipeline.sources import SourceFile
+
+# Compared casefolded; these lines are the site's navigation, never a paper.
+CHROME_LINES = frozenset(
+    {
+        "new",
+        "get trending papers in your email inbox!",
+        "subscribe",
+        "daily papers",
+        "byak and the research community",
+    }
+)
+# Any one of these marks a saved Daily Papers page when sniffing an "auto" input.
+SNIFF_MARKERS = ("get trending papers in your email inbox!", "byak and the research community")
+
+TITLE_MAX_CHARS = 250  # the seed titles are 36..133 chars; abstracts are 1,300+
+_SENTENCE_BREAK = re.compile(r"[.!?]\s+[A-Z]")
+_URL = re.compile(r"https?://")
+
+
+def is_hf_page(text: str) -> bool:
+    """True when ``text`` holds a Daily Papers page marker line."""
+    lines = {line.strip().casefold() for line in text.splitlines()[:50]}
+    return any(marker in lines for marker in SNIFF_MARKERS)
+
+
+def looks_like_title(line: str) -> bool:
+    """A title is short, holds no url and at most one sentence break ("What? A study").
+
+    A short line ending in "." that reads as a sentence (many words or a break before it)
+    is a continuation of the abstract instead, e.g. "Code is available at <url>."
+    """
+    if len(line) > TITLE_MAX_CHARS or _URL.search(line):
+        return False
+    breaks = len(_SENTENCE_BREAK.findall(line))
+    if breaks >= 2:
+        return False
+    return not (line.endswith(".") and (breaks >= 1 or len(line.split()) > 20))
+
+
+def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
+    """Yield the papers of each page; date = the page's date line (ISO when ``spec.year`` is set)."""
+    for source in sources:
+        text = decode_utf8(source.data, source.path)
+        page_date = ""
+        # (line number, title, abstract lines); the date is applied once the whole page is read.
+        papers: list[tuple[int, str, list[str]]] = []
+        for number, raw_line in enumerate(text.splitlines(), 1):
+            line = clean_text(raw_line)
+            if not line or line.casefold() in CHROME_LINES:
+                continue
+            day = listing_date(line, source.spec.year)
+            if day is not None:
+                page_date = page_date or day
+            elif looks_like_title(line):
+                papers.append((number, line, []))
+            elif papers:
+                papers[-1][2].append(line)
+            else:
+                yield Skip(f"line {number}", "abstract without a title", line[:60])
+        for number, title, abstract in papers:
+            yield RawPaper(
+                where=f"line {number}",
+                title=title,
+                abstract=" ".join(abstract),
+                date=page_date,
+                url=arxiv_search_url(title),
+            )

@@ -1,0 +1,224 @@
+"""Tables of papers: CSV, TSV, a JSON array, JSON Lines or Parquet, mapped by a ColumnMapping.
+
+``read_rows`` is shared with the arXiv readers: it turns any of these layouts into
+(where, row dict) pairs plus the column names, and bad JSON lines into skips.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config import ColumnMapping
+from pipeline.errors import InputError
+from pipeline.parse.normalize import decode_utf8, iso_date, join_authors, normalize_arxiv_id
+from pipeline.parse.records import Item, RawPaper, Skip
+from pipeline.sources import SourceFile
+
+PARQUET_MAGIC = b"PAR1"
+KIND_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+}
+# Column names read without a mapping (compared casefolded), most specific first.
+WELL_KNOWN_COLUMNS = {
+    "title": ("title", "headline"),
+    "abstract": ("abstract", "summary", "text", "body", "content"),
+    "id": ("id", "paper_id", "arxiv_id"),
+    "date": ("date", "published", "update_date"),
+    "label": ("label", "category", "primary_category"),
+    "url": ("url", "link", "abs"),
+    "authors": ("authors", "author"),
+}
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A file's rows as (where, row or skip) pairs, and every column name seen, in order."""
+
+    columns: list[str]
+    rows: list[tuple[str, dict[str, object] | Skip]]
+
+
+def base_name(path: str) -> str:
+    """The file name without a trailing ".gz", lower-cased, for suffix checks."""
+    name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def table_kind(source: SourceFile) -> str | None:
+    """csv, tsv, json, jsonl or parquet from the suffix, else from the content; None if not a table."""
+    name = base_name(source.path)
+    for suffix, kind in KIND_BY_SUFFIX.items():
+        if name.endswith(suffix):
+            return kind
+    if source.data.startswith(PARQUET_MAGIC):
+        return "parquet"
+    head = source.data[:4096].decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if head.startswith("["):
+        return "json"
+    if head.startswith("{"):
+        return "jsonl"
+    return None
+
+
+def read_rows(source: SourceFile, kind: str) -> Rows:
+    """Read a table of ``kind``; a file that cannot be read as one at all raises InputError."""
+    if kind == "parquet":
+        return _parquet_rows(source)
+    text = decode_utf8(source.data, source.path)
+    if kind == "json":
+        return _json_array_rows(text, source.path)
+    if kind == "jsonl":
+        return _json_lines_rows(text)
+    return _delimited_rows(text, source.path, "\t" if kind == "tsv" else ",")
+
+
+def _columns_of(rows: list[tuple[str, dict[str, object] | Skip]]) -> list[str]:
+    columns: dict[str, None] = {}
+    for _, row in rows:
+        if isinstance(row, dict):
+            columns.update(dict.fromkeys(row))
+    return list(columns)
+
+
+def _parquet_rows(source: SourceFile) -> Rows:
+    try:
+        table = pq.read_table(io.BytesIO(source.data))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{source.path}: not a readable Parquet file ({exc})") from None
+    return Rows(table.column_names, [(f"row {n}", row) for n, row in enumerate(table.to_pylist(), 1)])
+
+
+def _json_array_rows(text: str, path: str) -> Rows:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON array of records, got a JSON {type(data).__name__}")
+    rows: list[tuple[str, dict[str, object] | Skip]] = [
+        (f"record {n}", item if isinstance(item, dict) else Skip(f"record {n}", "record is not a JSON object"))
+        for n, item in enumerate(data, 1)
+    ]
+    return Rows(_columns_of(rows), rows)
+
+
+def _json_lines_rows(text: str) -> Rows:
+    rows: list[tuple[str, dict[str, object] | Skip]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"line {n}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rows.append((where, Skip(where, "bad JSON", exc.msg)))
+            continue
+        rows.append((where, item if isinstance(item, dict) else Skip(where, "line is not a JSON object")))
+    return Rows(_columns_of(rows), rows)
+
+
+def _delimited_rows(text: str, path: str, delimiter: str) -> Rows:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+        records = list(reader)
+    except csv.Error as exc:
+        raise InputError(
+            f"{path}: not valid {'TSV' if delimiter == chr(9) else 'CSV'} (line {reader.line_num}: {exc})"
+        ) from None
+    header = [name.strip() for name in header]
+    rows: list[tuple[str, dict[str, object] | Skip]] = []
+    for n, record in enumerate(records, 1):
+        where = f"row {n}"
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) > len(header):
+            rows.append((where, Skip(where, "more fields than the header", f"{len(record)} > {len(header)}")))
+            continue
+        rows.append((where, dict(zip(header, record, strict=False))))
+    return Rows(header, rows)
+
+
+def as_text(value: object) -> str:
+    """A cell as text: missing/NaN -> "", lists joined with "; ", dates ISO, numbers as written."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (list, tuple)):
+        return join_authors(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()[:10]
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def resolve_mapping(mapping: ColumnMapping | None, columns: list[str], path: str) -> dict[str, str]:
+    """Paper field -> column name.
+
+    A configured column that is missing is an error; without a
+    mapping, well-known names are used and a table with neither title nor abstract is an error.
+    """
+    if mapping is not None:
+        chosen = {name: column for name, column in mapping.model_dump().items() if column is not None}
+        for name, column in chosen.items():
+            if column not in columns:
+                raise InputError(
+                    f"{path}: column '{column}' (mapped to '{name}') is not in the file; "
+                    f"its columns are: {', '.join(columns) or '(none)'}"
+                )
+        return chosen
+    by_folded = {column.casefold(): column for column in reversed(columns)}
+    chosen = {}
+    for name, candidates in WELL_KNOWN_COLUMNS.items():
+        found = next((by_folded[c] for c in candidates if c in by_folded), None)
+        if found is not None:
+            chosen[name] = found
+    if "title" not in chosen and "abstract" not in chosen:
+        raise InputError(
+            f"{path}: cannot tell which column holds the title or abstract; add 'columns:' to this "
+            f"input (its columns are: {', '.join(columns) or '(none)'})"
+        )
+    return chosen
+
+
+def read_table(sources: list[SourceFile]) -> Iterator[Item]:
+    """Yield one paper per row of a CSV/TSV/JSON/JSON Lines/Parquet table."""
+    for source in sources:
+        kind = table_kind(source)
+        if kind is None:
+            raise InputError(f"{source.path}: not a table (expected .csv, .tsv, .json, .jsonl or .parquet)")
+        rows = read_rows(source, kind)
+        mapping = resolve_mapping(source.spec.columns, rows.columns, source.path)
+        for where, row in rows.rows:
+            if isinstance(row, Skip):
+                yield row
+                continue
+            field = {name: as_text(row.get(column)) for name, column in mapping.items()}
+            raw_id = field.get("id", "").strip()
+            arxiv_id = normalize_arxiv_id(raw_id) if raw_id else None
+            authors = row.get(mapping["authors"]) if "authors" in mapping else None
+            yield RawPaper(
+                where=where,
+                title=field.get("title", ""),
+                abstract=field.get("abstract", ""),
+                arxiv_id=arxiv_id or "",
+                own_id="" if arxiv_id else raw_id,
+                authors=join_authors(authors),
+                date=iso_date(field.get("date", "")),
+                url=field.get("url", "").strip(),
+                label=field.get("label", "").strip(),
+            )

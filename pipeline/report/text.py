@@ -1,0 +1,54 @@
+"""Making untrusted text safe for the two places the report shows it: plotly text and links.
+
+HTML pages get their escaping from Jinja's autoescape; these helpers cover what
+autoescape cannot see: strings handed to plotly (which renders a subset of HTML tags
+in hover text, legend names, annotations and tick labels) and the hrefs we emit.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import textwrap
+
+# No whitespace, quotes, angle brackets or backslashes: a url with those is not
+# linked at all rather than "repaired", so an odd value can never break an attribute.
+_HTTP_URL = re.compile(r"https?://[^\s\"'<>\\`]+", flags=re.IGNORECASE)
+
+
+def safe_url(url: object) -> str:
+    """``url`` when it is a plain http(s) url, else "" (javascript:, data:, relative, ...)."""
+    if not isinstance(url, str):
+        return ""
+    url = url.strip()
+    return url if _HTTP_URL.fullmatch(url) else ""
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars`` characters, ending in "…" when cut."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    return text[: max(max_chars - 1, 0)].rstrip() + "…" if max_chars > 0 else ""
+
+
+def plot_text(text: object, max_chars: int | None = None) -> str:
+    """Escape ``text`` for plotly, which shows ``&lt;`` as "<" but parses a raw "<b>" as a tag.
+
+    Only &, < and > are escaped: plotly.js decodes ``&lt;``/``&gt;``/``&amp;`` and numeric
+    references but not ``&quot;`` (it would show literally), and a quote is harmless
+    in plotly text because attributes only exist inside tags, which need a "<".
+    """
+    text = "" if text is None else str(text)
+    if max_chars is not None:
+        text = shorten(text, max_chars)
+    return html.escape(text, quote=False)
+
+
+def wrapped_plot_text(text: object, width: int, max_chars: int | None = None) -> str:
+    """Escaped text broken into ``<br>``-joined lines, since plotly hover boxes never wrap."""
+    text = "" if text is None else " ".join(str(text).split())
+    if max_chars is not None:
+        text = shorten(text, max_chars)
+    # Wrap the raw text, then escape each line: wrapping escaped text could split "&lt;".
+    return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(text, width))

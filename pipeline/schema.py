@@ -1,0 +1,44 @@
+"""The tables passed between stages, written down once.
+
+papers (output of parse), one row per unique paper, all columns strings ("" when unknown):
+    paper_id   arXiv id without version ("2503.11731", "hep-th/9901001"), else the input's
+               own id, else "t-" + a hash of the normalised title
+    title, abstract
+    authors    "; "-joined author names
+    date       ISO "YYYY-MM-DD" or "YYYY-MM" when known; a page's raw date ("Aug 12") otherwise
+    url        the paper's page (arXiv abs url), or a search link when the input has no id
+    links      space-separated code/project urls pulled out of the abstract
+    source     the input file the paper was first read from
+    label      a known class (arXiv primary category, newsgroup, BBC section) or ""
+
+assignments (output of cluster + label), one row per paper in papers' order:
+    paper_id, topic (int, -1 = outlier), score (float: cosine to the topic centroid),
+    x, y (float: 2-D map layout)
+
+topics (output of label), one row per topic including -1 when there are outliers:
+    topic (int), name (str), slug (str of [a-z0-9-]), size (int),
+    keywords (list[str]), keyword_weights (list[float]),
+    representative_ids (list[str], best first), x, y (intertopic map position)
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+PAPER_COLUMNS = ("paper_id", "title", "abstract", "authors", "date", "url", "links", "source", "label")
+ASSIGNMENT_COLUMNS = ("paper_id", "topic", "score", "x", "y")
+TOPIC_COLUMNS = ("topic", "name", "slug", "size", "keywords", "keyword_weights", "representative_ids", "x", "y")
+OUTLIER_TOPIC = -1
+
+
+def empty_papers() -> pd.DataFrame:
+    """A papers table with no rows and every column typed as string."""
+    return pd.DataFrame({column: pd.Series(dtype="string") for column in PAPER_COLUMNS})
+
+
+def paper_texts(papers: pd.DataFrame) -> list[str]:
+    """The text each paper is embedded and labelled by: its title, then its abstract."""
+    return [
+        f"{title}. {abstract}".strip(". ") if title and abstract else (title or abstract)
+        for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist(), strict=True)
+    ]

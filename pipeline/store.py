@@ -1,0 +1,278 @@
+"""The artifact store: the only code that decides where results live and how they are written.
+
+Layout of one run (``outputs/<run>/``)::
+
+    01_parse/papers.parquet, file_reports.json, _stage.json
+    02_embed/embeddings.npy, _stage.json
+    03_cluster/labels.npy, reduced.npy, layout.npy, cluster.json, _stage.json
+    04_label/assignments.parquet, topics.parquet, label.json, _stage.json
+    05_report/_stage.json          (the report's files sit at the top of the run folder)
+    index.html, map.html, ..., manifest.json
+
+Every file is written to a temporary name and renamed into place, so a run killed at any
+moment never leaves a half-written artifact under its final name. ``_stage.json`` is
+written last and records the stage's cache key and the hashes of its outputs: a stage
+folder without it, or with another key, is never trusted.
+
+The embedding cache (``outputs/.cache/embeddings/<model key>/``) is shared by all runs
+under one output folder and keyed by the hash of each text, so adding papers or changing
+clustering settings never embeds a text twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import STAGE_NAMES
+from pipeline.errors import PapertopicsError, RunLockedError
+
+# Bump when the layout or the meaning of a stored artifact changes: older folders are recomputed.
+STORE_FORMAT_VERSION = 1
+STAGE_MARKER = "_stage.json"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def hash_json(value: Any) -> str:
+    """Stable hash of a JSON-able value (keys sorted, no whitespace)."""
+    return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode())
+
+
+def stage_cache_key(stage: str, code_version: int, config_slice: Mapping[str, Any], input_hashes: list[str]) -> str:
+    """Content key of a stage: its name, code version, config slice and the hashes of its inputs."""
+    return hash_json(
+        {
+            "stage": stage,
+            "code_version": code_version,
+            "store_format": STORE_FORMAT_VERSION,
+            "config": dict(config_slice),
+            "inputs": list(input_hashes),
+        }
+    )
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def table_to_bytes(table: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False, engine="pyarrow", compression="zstd")
+    return buffer.getvalue()
+
+
+def array_to_bytes(array: np.ndarray) -> bytes:
+    # The .npy header records shape and dtype, so hashing these bytes hashes them too.
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def json_to_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What ``_stage.json`` says about a finished stage."""
+
+    stage: str
+    key: str
+    output_hashes: dict[str, str]
+    seconds: float
+    counts: dict[str, Any]
+
+
+class ArtifactStore:
+    """Paths, formats, atomic writes and stage markers for one run folder."""
+
+    def __init__(self, run_dir: Path, cache_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.cache_dir = Path(cache_dir)
+
+    # -- stage folders ---------------------------------------------------------------
+    def stage_dir(self, stage: str) -> Path:
+        return self.run_dir / f"{STAGE_NAMES.index(stage) + 1:02d}_{stage}"
+
+    def finished(self, stage: str) -> StageRecord | None:
+        """The stage's record if it finished completely under this store format, else None."""
+        marker = self.stage_dir(stage) / STAGE_MARKER
+        try:
+            raw = json.loads(marker.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        if raw.get("format_version") != STORE_FORMAT_VERSION:
+            return None
+        record = StageRecord(raw["stage"], raw["key"], raw["output_hashes"], raw["seconds"], raw.get("counts", {}))
+        # An output deleted by hand (or never renamed into place) makes the stage untrusted.
+        if not all((self.stage_dir(stage) / name).is_file() for name in record.output_hashes):
+            return None
+        return record
+
+    def invalidate(self, stage: str) -> None:
+        """Forget that a stage finished, before it is recomputed."""
+        (self.stage_dir(stage) / STAGE_MARKER).unlink(missing_ok=True)
+
+    def save_stage(
+        self, stage: str, key: str, outputs: Mapping[str, bytes], seconds: float, counts: Mapping[str, Any]
+    ) -> StageRecord:
+        """Write a stage's outputs, then its marker, each atomically; the marker goes last."""
+        folder = self.stage_dir(stage)
+        for name, data in outputs.items():
+            atomic_write_bytes(folder / name, data)
+        record = StageRecord(stage, key, {name: sha256_bytes(data) for name, data in outputs.items()}, seconds, dict(counts))
+        marker = {"format_version": STORE_FORMAT_VERSION, **record.__dict__}
+        atomic_write_bytes(folder / STAGE_MARKER, json_to_bytes(marker))
+        return record
+
+    # -- reading artifacts -------------------------------------------------------------
+    def read_table(self, stage: str, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.stage_dir(stage) / name, engine="pyarrow")
+
+    def read_array(self, stage: str, name: str) -> np.ndarray:
+        return np.load(self.stage_dir(stage) / name, allow_pickle=False)
+
+    def read_json(self, stage: str, name: str) -> Any:
+        return json.loads((self.stage_dir(stage) / name).read_text(encoding="utf-8"))
+
+    # -- the report's files ------------------------------------------------------------
+    def publish_report(self, files: Mapping[str, bytes]) -> None:
+        """Put the report's files at the top of the run folder, replacing the previous report.
+
+        The new files are first written in full to a staging folder beside the old report,
+        so a failure while writing (disk full, killed run) leaves the previous report intact.
+        """
+        staging = self.run_dir / f".report-staging-{uuid.uuid4().hex[:8]}"
+        try:
+            for relative, data in files.items():
+                target = (staging / relative).resolve()
+                if staging.resolve() not in target.parents:
+                    raise PapertopicsError(f"report file '{relative}' would be written outside the run folder")
+                atomic_write_bytes(target, data)
+            top_level = {Path(relative).parts[0] for relative in files}
+            for name in sorted(top_level):
+                self._swap_into_place(staging / name, self.run_dir / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _swap_into_place(new: Path, final: Path) -> None:
+        if new.is_dir():
+            retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+            if final.exists():
+                os.replace(final, retired)
+            os.replace(new, final)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(new, final)
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        atomic_write_bytes(self.run_dir / "manifest.json", json_to_bytes(dict(manifest)))
+
+    # -- one writer at a time ------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Refuse a second run on the same folder; a lock left by a dead process is taken over."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = self.run_dir / ".lock"
+        for _attempt in range(2):
+            try:
+                descriptor = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _read_pid(lock_path)
+                if holder is not None and _process_alive(holder):
+                    raise RunLockedError(
+                        f"{self.run_dir}: another papertopics run (pid {holder}) is writing here; "
+                        "wait for it to finish or use another output folder"
+                    ) from None
+                lock_path.unlink(missing_ok=True)  # left by a run that died: safe to take over
+                continue
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(str(os.getpid()))
+            break
+        else:
+            raise RunLockedError(f"{self.run_dir}: could not take the run lock {lock_path}")
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model key, text hash), stored as append-only shards of .npz files.
+
+    A shard is never modified after it is written; new texts go into a new shard, so an
+    interrupted write can only lose the shard being written, never corrupt older ones.
+    """
+
+    def __init__(self, root: Path, model_key: str):
+        self.folder = Path(root) / "embeddings" / model_key
+
+    @staticmethod
+    def text_key(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+    def lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        """Cached vectors for the keys that have one."""
+        wanted = set(keys)
+        found: dict[bytes, np.ndarray] = {}
+        for shard in sorted(self.folder.glob("shard-*.npz")):
+            with np.load(shard, allow_pickle=False) as content:
+                shard_keys, vectors = content["keys"], content["vectors"]
+            for row, key in enumerate(shard_keys.tolist()):
+                if key in wanted and key not in found:
+                    found[key] = vectors[row]
+        return found
+
+    def add(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        if not keys:
+            return
+        buffer = io.BytesIO()
+        np.savez(buffer, keys=np.array(keys, dtype="S16"), vectors=np.asarray(vectors, dtype=np.float32))
+        data = buffer.getvalue()
+        atomic_write_bytes(self.folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)

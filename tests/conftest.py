@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests run offline on data the project ships (data/samples) or generates."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+CORPORA = ROOT.parent / "shared" / "corpora"
+
+# Numba compiles UMAP's code once per process unless it can cache it; the cache survives test runs.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "outputs" / ".cache" / "numba"))
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def seed_pages() -> list[Path]:
+    pages = sorted(SAMPLES.glob("*.txt"))
+    assert len(pages) == 2, "the two seed pages must be in data/samples"
+    return pages
+
+
+def corpora_path(*parts: str) -> Path:
+    """A path inside ../shared/corpora, or a skip with the reason when it is absent."""
+    path = CORPORA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared corpora are not on this machine")
+    return path

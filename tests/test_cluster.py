@@ -1,0 +1,61 @@
+"""Cluster stage: from one paper to real clusters, seeded and adapted to the corpus size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.cluster import MIN_PAPERS_TO_CLUSTER, auto_min_cluster_size, cluster_papers
+from pipeline.config import ClusterConfig
+
+
+def blobs(n_per_blob: int, n_blobs: int, dim: int = 384, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around `n_blobs` well-separated directions."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_blobs, dim))
+    points = np.concatenate([centre + 0.15 * rng.normal(size=(n_per_blob, dim)) for centre in centres])
+    truth = np.repeat(np.arange(n_blobs), n_per_blob)
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32), truth
+
+
+@pytest.mark.parametrize("n_papers", [1, 2, MIN_PAPERS_TO_CLUSTER - 1])
+def test_tiny_piles_give_one_honest_topic(n_papers):
+    embeddings, _ = blobs(n_papers, 1)
+    result = cluster_papers(embeddings, ClusterConfig(), seed=1)
+    assert result.labels.tolist() == [0] * n_papers
+    assert result.layout.shape == (n_papers, 2)
+    assert np.isfinite(result.layout).all()
+    assert "too few to cluster" in result.notes[0]
+
+
+def test_separated_groups_are_found_and_settings_adapt():
+    embeddings, truth = blobs(8, 3)  # 24 papers, the size of a seed page
+    result = cluster_papers(embeddings, ClusterConfig(), seed=7)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(truth, result.labels) > 0.9
+    assert result.reduced.shape == (24, 5) and result.layout.shape == (24, 2)
+    assert result.params["min_cluster_size"] == auto_min_cluster_size(24)
+    assert any("min_cluster_size auto" in note for note in result.notes)
+
+
+def test_neighbours_are_capped_for_small_piles():
+    embeddings, _ = blobs(5, 2)  # 10 papers
+    result = cluster_papers(embeddings, ClusterConfig(n_neighbors=15, n_components=10), seed=0)
+    assert result.params["n_neighbors"] == 9
+    assert result.params["n_components"] == 7
+    assert any("n_neighbors lowered from 15 to 9" in note for note in result.notes)
+
+
+def test_same_seed_same_result_and_uniform_noise_is_one_topic():
+    rng = np.random.default_rng(3)
+    noise = rng.normal(size=(40, 32)).astype(np.float32)
+    first = cluster_papers(noise, ClusterConfig(min_cluster_size=15), seed=5)
+    second = cluster_papers(noise, ClusterConfig(min_cluster_size=15), seed=5)
+    np.testing.assert_array_equal(first.labels, second.labels)
+    np.testing.assert_array_equal(first.layout, second.layout)
+    assert (first.labels >= -1).all()
+
+
+def test_auto_min_cluster_size_grows_with_the_corpus():
+    assert [auto_min_cluster_size(n) for n in (1, 23, 64, 2000, 75000)] == [3, 3, 4, 22, 137]

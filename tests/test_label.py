@@ -1,0 +1,81 @@
+"""Label stage: keywords without boilerplate, readable unique names, safe slugs, ranked papers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from pipeline.config import LabelConfig
+from pipeline.label import ABSTRACT_BOILERPLATE, complete_phrase, label_topics, slugify, stop_words, topic_name
+from pipeline.schema import PAPER_COLUMNS
+
+GRAPH = "We propose a novel graph neural network for message passing on molecular graphs with graph neural network layers."
+SPEECH = "This paper shows speech recognition results with acoustic models for low resource speech recognition."
+
+
+def toy_papers(texts: list[str]) -> pd.DataFrame:
+    rows = [{column: "" for column in PAPER_COLUMNS} | {"paper_id": f"p{i}", "title": " ".join(t.split()[4:8]), "abstract": t}
+            for i, t in enumerate(texts)]  # fmt: skip
+    return pd.DataFrame(rows).astype("string")
+
+
+def test_topics_get_keywords_without_stop_words_and_ranked_papers():
+    texts = [GRAPH + f" variant {i}" for i in range(6)] + [SPEECH + f" variant {i}" for i in range(5)]
+    rng = np.random.default_rng(0)
+    embeddings = np.concatenate([np.tile([1.0, 0.0], (6, 1)), np.tile([0.0, 1.0], (5, 1))])
+    embeddings = embeddings + 0.01 * rng.normal(size=embeddings.shape)
+    labels = np.array([1] * 6 + [0] * 5)  # BERTopic renumbers: the larger cluster becomes topic 0
+    result = label_topics(toy_papers(texts), embeddings, labels, embeddings, LabelConfig(representation="none"), None)
+    topics = result.topics.set_index("topic")
+    assert topics.loc[0, "size"] == 6 and topics.loc[1, "size"] == 5
+    assert "graph neural" in topics.loc[0, "keywords"]
+    assert any("speech" in word for word in topics.loc[1, "keywords"])
+    banned = set(stop_words(LabelConfig())) | ABSTRACT_BOILERPLATE
+    for words in topics["keywords"]:
+        assert not {token for word in words for token in word.split()} & banned
+    assert "neural network" in topics.loc[0, "name"].casefold()
+    assert not set(topics.loc[0, "name"].casefold().replace(",", "").split()) & ENGLISH_STOP_WORDS
+    assert topics["name"].is_unique
+    assignments = result.assignments
+    assert assignments["topic"].tolist() == [0] * 6 + [1] * 5
+    for topic, row in topics.iterrows():
+        members = assignments[assignments["topic"] == topic]
+        best = members.sort_values("score", ascending=False)["paper_id"].tolist()
+        assert row["representative_ids"] == best
+
+
+def test_one_paper_still_gets_a_named_topic():
+    papers = toy_papers([GRAPH])
+    result = label_topics(papers, np.ones((1, 4)), np.array([0]), np.zeros((1, 2)), LabelConfig(representation="none"), None)
+    assert result.topics["size"].tolist() == [1]
+    assert result.topics["name"].iloc[0] not in ("", "Topic 0")
+
+
+def test_outliers_are_kept_and_named():
+    texts = [GRAPH] * 3 + [SPEECH] * 3
+    embeddings = np.eye(6)
+    result = label_topics(toy_papers(texts), embeddings, np.array([0, 0, 0, -1, -1, -1]), embeddings[:, :2],
+                          LabelConfig(representation="none"), None)  # fmt: skip
+    outliers = result.topics.set_index("topic").loc[-1]
+    assert outliers["size"] == 3 and outliers["slug"] == "outliers"
+
+
+def test_name_prefers_phrases_and_completes_them_from_the_text():
+    text = "large language models are large language models; graph neural networks"
+    assert complete_phrase("large language", text) == "large language models"
+    assert complete_phrase("graph neural", "graph neural networks and graph neural ode") == "graph neural"
+    assert complete_phrase("neural network", "neural network for x, neural network for y") == "neural network"
+    name = topic_name(["vision", "large language", "language", "visual"], 2, text)
+    assert name == "Large language models, vision"
+    assert len(name.split()) <= 5
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("Graph neural networks, permutation", "graph-neural-networks-permutation"), ("../../etc/passwd", "etc-passwd"),
+     ("<script>", "script"), ("???", "topic")],
+)  # fmt: skip
+def test_slugs_are_safe_file_names(name, slug):
+    assert slugify(name) == slug

@@ -1,0 +1,160 @@
+"""The whole pipeline on the seed pages and on tiny corpora, through the CLI and the runner."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.runner import run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def make_config(tmp_path: Path, inputs: list, name: str = "t", **sections) -> Path:
+    raw = {"name": name, "output_dir": str(tmp_path / "out"), "inputs": inputs, **sections}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def statuses(result) -> dict[str, str]:
+    return {outcome.stage: outcome.status for outcome in result.outcomes}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    """One CLI run of the seed pages, shared by the tests that only read its outputs."""
+    tmp_path = tmp_path_factory.mktemp("seed")
+    pages = sorted((Path(__file__).resolve().parents[1] / "data" / "samples").glob("*.txt"))
+    config_path = make_config(tmp_path, [str(page) for page in pages], name="seeds")
+    assert main(["run", str(config_path)]) == 0
+    return config_path, tmp_path / "out" / "seeds"
+
+
+def test_seed_run_writes_every_output(seed_run):
+    _, run_dir = seed_run
+    for name in ("index.html", "map.html", "topics.html", "topics.csv", "papers.csv", "manifest.json"):
+        assert (run_dir / name).is_file(), name
+    papers = read_csv(run_dir / "papers.csv")
+    topics = read_csv(run_dir / "topics.csv")
+    assert len(papers) == 64
+    assert sum(int(row["size"]) for row in topics) == 64
+    topic_files = sorted((run_dir / "topics").glob("*.csv"))
+    assert len(topic_files) == len(topics)
+    for row in topics:
+        assert row["name"] and not row["name"][0].isdigit()  # "Graph neural ...", never "3_the_of_and"
+    assert len({row["name"] for row in topics}) == len(topics)
+    index = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert "map.html" in index and "topics.csv" in index
+    assert "cdn.plot.ly" not in (run_dir / "map.html").read_text(encoding="utf-8")
+
+
+def test_manifest_records_config_versions_seeds_inputs_and_stages(seed_run):
+    _, run_dir = seed_run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["seeds"]["seed"] == 42
+    assert manifest["config"]["cluster"]["min_cluster_size"] == "auto"
+    assert manifest["packages"]["bertopic"] != "not installed"
+    assert len(manifest["inputs"]) == 2 and all(len(item["sha256"]) == 64 for item in manifest["inputs"])
+    assert set(manifest["stages"]) == {"parse", "embed", "cluster", "label", "report"}
+    assert manifest["stages"]["parse"]["counts"]["papers"] == 64
+    assert all(stage["seconds"] >= 0 for stage in manifest["stages"].values())
+
+
+def test_rerun_reuses_stages_and_a_label_change_reruns_label_and_report_only(seed_run, tmp_path):
+    config_path, _ = seed_run
+    config = load_config(config_path)
+    again = run_pipeline(config)
+    assert set(statuses(again).values()) == {"reused"}
+    changed = config.model_copy(update={"label": config.label.model_copy(update={"n_keywords": 7})})
+    result = run_pipeline(changed)
+    assert statuses(result) == {
+        "parse": "reused", "embed": "reused", "cluster": "reused", "label": "computed", "report": "computed",
+    }  # fmt: skip
+    forced = run_pipeline(changed, force_from="cluster")
+    assert statuses(forced)["embed"] == "reused" and statuses(forced)["cluster"] == "computed"
+
+
+def test_deleted_report_is_rebuilt(seed_run):
+    config_path, run_dir = seed_run
+    (run_dir / "map.html").unlink()
+    result = run_pipeline(load_config(config_path))
+    assert statuses(result)["report"] == "computed"
+    assert (run_dir / "map.html").is_file()
+
+
+def test_added_input_embeds_only_the_new_papers(tmp_path, seed_pages):
+    first = load_config(make_config(tmp_path, [str(seed_pages[0])], name="grow"))
+    assert run_pipeline(first, until="embed").outcomes[-1].counts["embedded"] == 23
+    both = load_config(make_config(tmp_path, [str(page) for page in seed_pages], name="grow"))
+    counts = run_pipeline(both, until="embed").outcomes[-1].counts
+    assert counts == {"papers": 64, "embedded": 41, "from_cache": 23}
+
+
+def write_table(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["title", "abstract"])
+        writer.writerows(rows)
+    return path
+
+
+ABSTRACT = "We study how sparse attention patterns change the training dynamics of small transformer models."
+
+
+@pytest.mark.parametrize("n_papers", [1, 2])
+def test_one_and_two_papers_give_one_honest_topic(tmp_path, n_papers):
+    rows = [(f"Paper number {i} on attention", ABSTRACT + f" Variant {i}.") for i in range(n_papers)]
+    table = write_table(tmp_path / "few.csv", rows)
+    inputs = [{"path": str(table), "format": "table", "columns": {"title": "title", "abstract": "abstract"}}]
+    assert main(["run", str(make_config(tmp_path, inputs, name="few"))]) == 0
+    topics = read_csv(tmp_path / "out" / "few" / "topics.csv")
+    assert [int(row["size"]) for row in topics] == [n_papers]
+    assert len(read_csv(tmp_path / "out" / "few" / "papers.csv")) == n_papers
+
+
+def test_one_seed_page_of_23_papers_runs(tmp_path, seed_pages):
+    config = load_config(make_config(tmp_path, [str(seed_pages[0])], name="page"))
+    result = run_pipeline(config)
+    assert result.outcomes[0].counts["papers"] == 23
+    topics = read_csv(tmp_path / "out" / "page" / "topics.csv")
+    assert sum(int(row["size"]) for row in topics) == 23
+    assert 1 <= len([row for row in topics if int(row["topic"]) >= 0]) <= 8
+
+
+def test_hostile_title_is_text_in_every_page(tmp_path):
+    hostile = "<script>alert(1)</script> and <img src=x onerror=alert(1)>"
+    rows = [(hostile, ABSTRACT), ("Benign paper about attention", ABSTRACT + " Again.")]
+    table = write_table(tmp_path / "hostile.csv", rows)
+    inputs = [{"path": str(table), "format": "table", "columns": {"title": "title", "abstract": "abstract"}}]
+    assert main(["run", str(make_config(tmp_path, inputs, name="hostile"))]) == 0
+    run_dir = tmp_path / "out" / "hostile"
+    pages = [run_dir / "index.html", run_dir / "map.html", run_dir / "topics.html"]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "<script>alert(1)" not in text and "<img src=x" not in text, page.name
+    # The title is listed in the index and hovers on the map, escaped (plotly's JSON also writes / as \u002f).
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[0].read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;\\u002fscript&gt;" in pages[1].read_text(encoding="utf-8")
+
+
+def test_same_config_twice_gives_byte_identical_csvs(tmp_path, seed_pages):
+    outputs = []
+    for name in ("first", "second"):
+        config = load_config(make_config(tmp_path, [str(seed_pages[1])], name=name))
+        run_pipeline(config)
+        run_dir = tmp_path / "out" / name
+        outputs.append({p.relative_to(run_dir).as_posix(): p.read_bytes() for p in run_dir.rglob("*.csv")})
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) >= 3

@@ -1,0 +1,123 @@
+"""The artifact store: round trips, stage markers, atomic report swap, run lock, embedding cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.errors import RunLockedError
+from pipeline.store import (
+    ArtifactStore,
+    EmbeddingCache,
+    array_to_bytes,
+    json_to_bytes,
+    stage_cache_key,
+    table_to_bytes,
+)
+
+
+@pytest.fixture
+def store(tmp_path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+
+
+def test_stage_round_trip_of_every_artifact_kind(store):
+    table = pd.DataFrame({"paper_id": pd.Series(["a", "b"], dtype="string"), "topic": [0, -1]})
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    store.save_stage(
+        "cluster", "k1", {"t.parquet": table_to_bytes(table), "a.npy": array_to_bytes(array),
+                          "m.json": json_to_bytes({"notes": ["x"]})}, 1.5, {"papers": 2},
+    )  # fmt: skip
+    assert store.stage_dir("cluster").name == "03_cluster"
+    pd.testing.assert_frame_equal(store.read_table("cluster", "t.parquet"), table)
+    np.testing.assert_array_equal(store.read_array("cluster", "a.npy"), array)
+    assert store.read_array("cluster", "a.npy").dtype == np.float32
+    assert store.read_json("cluster", "m.json") == {"notes": ["x"]}
+    record = store.finished("cluster")
+    assert record.key == "k1" and record.counts == {"papers": 2}
+    assert not [p for p in store.stage_dir("cluster").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_array_hash_covers_shape_and_dtype():
+    flat = np.zeros(6, dtype=np.float32)
+    assert array_to_bytes(flat) != array_to_bytes(flat.reshape(2, 3))
+    assert array_to_bytes(flat) != array_to_bytes(flat.astype(np.float64))
+
+
+def test_unfinished_or_damaged_stage_is_not_trusted(store):
+    store.save_stage("embed", "k", {"embeddings.npy": array_to_bytes(np.ones((2, 2)))}, 0.1, {})
+    assert store.finished("embed") is not None
+    (store.stage_dir("embed") / "embeddings.npy").unlink()
+    assert store.finished("embed") is None  # an output is missing
+    store.save_stage("embed", "k", {"embeddings.npy": array_to_bytes(np.ones((2, 2)))}, 0.1, {})
+    store.invalidate("embed")
+    assert store.finished("embed") is None  # marker removed before a recompute
+    store.save_stage("embed", "k", {"embeddings.npy": array_to_bytes(np.ones((2, 2)))}, 0.1, {})
+    marker = store.stage_dir("embed") / "_stage.json"
+    marker.write_text(marker.read_text().replace('"format_version": 1', '"format_version": 0'))
+    assert store.finished("embed") is None  # written by another store format
+
+
+def test_cache_key_changes_with_each_part():
+    base = stage_cache_key("label", 1, {"n": 10}, ["h1"])
+    assert base == stage_cache_key("label", 1, {"n": 10}, ["h1"])
+    assert base != stage_cache_key("cluster", 1, {"n": 10}, ["h1"])
+    assert base != stage_cache_key("label", 2, {"n": 10}, ["h1"])
+    assert base != stage_cache_key("label", 1, {"n": 11}, ["h1"])
+    assert base != stage_cache_key("label", 1, {"n": 10}, ["h2"])
+
+
+def test_publish_report_replaces_old_files_and_drops_stale_topic_csvs(store):
+    store.publish_report({"index.html": b"old", "topics/00-a.csv": b"a"})
+    store.publish_report({"index.html": b"new", "topics/00-b.csv": b"b"})
+    assert (store.run_dir / "index.html").read_bytes() == b"new"
+    assert sorted(p.name for p in (store.run_dir / "topics").iterdir()) == ["00-b.csv"]
+    assert not [p for p in store.run_dir.iterdir() if p.name.startswith(".report-staging")]
+
+
+def test_publish_report_refuses_paths_outside_the_run(store):
+    with pytest.raises(Exception, match="outside the run folder"):
+        store.publish_report({"../evil.html": b"x"})
+    assert not (store.run_dir.parent / "evil.html").exists()
+
+
+def test_failed_publish_keeps_the_previous_report(store, monkeypatch):
+    store.publish_report({"index.html": b"good"})
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pipeline.store.atomic_write_bytes", disk_full)
+    with pytest.raises(OSError):
+        store.publish_report({"index.html": b"new"})
+    assert (store.run_dir / "index.html").read_bytes() == b"good"
+
+
+def test_lock_refuses_a_live_run_and_takes_over_a_dead_one(store):
+    with store.lock():
+        with pytest.raises(RunLockedError, match="another papertopics run"):
+            with store.lock():
+                pass
+    # A lock file left by a process that no longer exists does not block forever.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (store.run_dir / ".lock").write_text(dead.stdout.strip())
+    with store.lock():
+        assert (store.run_dir / ".lock").read_text() == str(os.getpid())
+    assert not (store.run_dir / ".lock").exists()
+
+
+def test_embedding_cache_returns_what_was_added(tmp_path):
+    cache = EmbeddingCache(tmp_path, "model-a")
+    keys = [EmbeddingCache.text_key(text) for text in ("one", "two", "three")]
+    vectors = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    cache.add(keys[:2], vectors[:2])
+    cache.add(keys[2:], vectors[2:])
+    found = cache.lookup(keys + [EmbeddingCache.text_key("four")])
+    assert set(found) == set(keys)
+    np.testing.assert_array_equal(found[keys[2]], vectors[2])
+    assert EmbeddingCache(tmp_path, "model-b").lookup(keys) == {}  # keyed by model too
