@@ -38,7 +38,7 @@ class ProgressDisplay:
     def stage_progress(self, stage: str, done: int, total: int) -> None:
         self.progress.update(self.tasks[stage], completed=done, total=total)
 
-    def stage_finished(self, outcome) -> None:  # noqa: ANN001 - runner.StageOutcome
+    def stage_finished(self, outcome) -> None:
         counts = ", ".join(f"{key} {value}" for key, value in outcome.counts.items())
         label = "reused" if outcome.status == "reused" else f"{outcome.seconds:.1f}s"
         self.progress.update(
@@ -59,7 +59,9 @@ def _quiet_third_party() -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="papertopics", description="Topics and topic maps from research-paper listings.")
+    parser = argparse.ArgumentParser(
+        prog="papertopics", description="Topics and topic maps from research-paper listings."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the pipeline for a YAML config")
     run.add_argument("config", help="path of the YAML config, e.g. configs/default.yaml")
@@ -76,7 +78,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _summary_table(result) -> Table:  # noqa: ANN001 - runner.RunResult
+def _summary_table(result) -> Table:
     table = Table(title="papertopics", show_header=True, header_style="bold")
     for column in ("stage", "status", "seconds", "counts"):
         table.add_column(column)
@@ -92,7 +94,13 @@ def run_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
     from pipeline.runner import run_pipeline
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         result = run_pipeline(
             config, until=args.until, force_from=args.force, observer=ProgressDisplay(progress), config_path=args.config

@@ -32,8 +32,11 @@ EXACT_KNN_LIMIT = 4096
 
 @dataclass(frozen=True)
 class ClusterResult:
-    """labels: ndarray (n_papers,) int, -1 = outlier; reduced: (n_papers, k) float32;
-    layout: (n_papers, 2) float32; params: the settings actually used; notes: adaptations."""
+    """The clusters and layouts of one corpus.
+
+    labels: ndarray (n_papers,) int, -1 = outlier; reduced: (n_papers, k) float32;
+    layout: (n_papers, 2) float32; params: the settings actually used; notes: adaptations.
+    """
 
     labels: np.ndarray
     reduced: np.ndarray

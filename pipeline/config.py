@@ -172,9 +172,7 @@ _UNION_TAGS = {"int", "str", "float", "bool", "list", "dict", "none"}
 
 def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """The error location without pydantic's union-member tags ('constrained-int', "literal['auto']")."""
-    return tuple(
-        part for part in loc if isinstance(part, int) or (part.isidentifier() and part not in _UNION_TAGS)
-    )
+    return tuple(part for part in loc if isinstance(part, int) or (part.isidentifier() and part not in _UNION_TAGS))
 
 
 def _describe(error: dict[str, Any], alternatives: list[str]) -> str:

@@ -88,7 +88,7 @@ class SentenceTransformerBackend:
         self.model_key = f"st-{self.model_dir.name}-{_weights_digest(self.model_dir)}-t{self.max_tokens}"
 
     @functools.cached_property
-    def _model(self):  # noqa: ANN202 - a SentenceTransformer; imported lazily (torch is slow to import)
+    def _model(self):
         # Offline for good: a model that is not on disk must fail, never be fetched.
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -118,9 +118,7 @@ def load_backend(config: EmbedConfig) -> EmbeddingBackend:
     return BACKENDS[config.backend](config)
 
 
-def embed_texts(
-    texts: list[str], backend: EmbeddingBackend, on_progress: ProgressCallback | None = None
-) -> np.ndarray:
+def embed_texts(texts: list[str], backend: EmbeddingBackend, on_progress: ProgressCallback | None = None) -> np.ndarray:
     """Embed `texts` in order. Returns ndarray of shape (len(texts), dim), float32, unit rows."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)

@@ -83,7 +83,9 @@ def label_topics(
     topics_per_paper, keywords = _bertopic_keywords(texts, embeddings, cluster_labels, config, word_embedder)
     topic_ids = sorted(set(topics_per_paper.tolist()))
     centroids = {
-        topic: _unit(embeddings[topics_per_paper == topic].mean(axis=0)) for topic in topic_ids if topic != OUTLIER_TOPIC
+        topic: _unit(embeddings[topics_per_paper == topic].mean(axis=0))
+        for topic in topic_ids
+        if topic != OUTLIER_TOPIC
     }
     scores = _scores(embeddings, topics_per_paper, centroids)
 
@@ -105,7 +107,7 @@ def label_topics(
                 "topic": int(topic),
                 "name": names[topic],
                 "slug": slugify(names[topic]) if topic != OUTLIER_TOPIC else "outliers",
-                "size": int(len(members)),
+                "size": len(members),
                 "keywords": [word for word, _ in words],
                 "keyword_weights": [float(weight) for _, weight in words],
                 "representative_ids": papers["paper_id"].iloc[ranked[:10]].tolist(),
@@ -142,7 +144,7 @@ def _bertopic_keywords(
     from sklearn.feature_extraction.text import CountVectorizer
 
     class _Embedder(BaseEmbedder):
-        def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:  # noqa: ARG002
+        def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
             if word_embedder is None:
                 raise RuntimeError("label.representation needs a word embedder")
             return word_embedder(list(documents))
@@ -245,27 +247,46 @@ def complete_phrase(phrase: str, text: str) -> str:
     return f"{phrase} {best}" if followers.count(best) * 2 > len(followers) and len(followers) >= 2 else phrase
 
 
+def _word_stem(word: str) -> str:
+    """Singular and plural count as the same word when deciding what a name already says."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _merge_overlap(first: str, second: str) -> str | None:
+    """'bose einstein' + 'einstein condensates' -> 'bose einstein condensates', else None."""
+    left, right = first.split(), second.split()
+    if len(left) > 1 and len(right) > 1 and _word_stem(left[-1]) == _word_stem(right[0]):
+        return " ".join(left + right[1:])
+    if len(left) > 1 and len(right) > 1 and _word_stem(right[-1]) == _word_stem(left[0]):
+        return " ".join(right + left[1:])
+    return None
+
+
 def topic_name(keywords: list[str], n_phrases: int, text: str = "") -> str:
     """A short name from key phrases: 'Graph neural networks, message passing', never '3_the_of_and'.
 
-    Multi-word phrases are preferred and completed from the topic's text; a phrase whose
-    words are all already in the name is skipped, and the name stays within five words.
+    Multi-word phrases are preferred and completed from the topic's text; overlapping
+    phrases are merged; a phrase that mostly repeats words already in the name is skipped
+    ("carbon nanotubes" then "walled carbon nanotubes"); the name stays within five words.
     """
     ranked = [word for word in keywords[:8] if " " in word] + [word for word in keywords if " " not in word]
     ranked += [word for word in keywords[8:] if " " in word]
     chosen: list[str] = []
-    covered: set[str] = set()
-    word_count = 0
     for phrase in ranked:
         if " " in phrase and text:
             phrase = complete_phrase(phrase, text)
-        words = phrase.split()
-        if set(words) <= covered or word_count + len(words) > 5:
+        merged = next(((i, m) for i, c in enumerate(chosen) if (m := _merge_overlap(c, phrase))), None)
+        if merged is not None and len(merged[1].split()) <= 4:
+            chosen[merged[0]] = merged[1]
+            continue
+        covered = {_word_stem(word) for name in chosen for word in name.split()}
+        stems = [_word_stem(word) for word in phrase.split()]
+        if sum(stem in covered for stem in stems) * 2 >= len(stems):
+            continue
+        if sum(len(name.split()) for name in chosen) + len(stems) > 5:
             continue
         chosen.append(phrase)
-        covered |= set(words)
-        word_count += len(words)
-        if len(chosen) >= n_phrases and word_count >= 2:
+        if len(chosen) >= n_phrases and sum(len(name.split()) for name in chosen) >= 2:
             break
     if not chosen:
         return ""

@@ -132,7 +132,7 @@ def _run_cluster(context: RunContext) -> StageResult:
     result = cluster_papers(embeddings, context.config.cluster, context.config.seed)
     for note in result.notes:
         log.info("cluster: %s", note)
-    n_clusters = int(len(set(result.labels.tolist()) - {-1}))
+    n_clusters = len(set(result.labels.tolist()) - {-1})
     counts = {"papers": len(result.labels), "clusters": n_clusters, "outliers": int((result.labels < 0).sum())}
     outputs = {
         "labels.npy": array_to_bytes(result.labels),
@@ -214,7 +214,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("cluster", 1, (("embed", "embeddings.npy"),), _run_cluster),
     Stage(
         "label", 1,
-        (("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"), ("cluster", "layout.npy")),
+        (("parse", "papers.parquet"), ("embed", "embeddings.npy"),
+         ("cluster", "labels.npy"), ("cluster", "layout.npy")),
         _run_label,
     ),
     Stage(
@@ -337,7 +338,9 @@ def _manifest(
         "config": context.config.model_dump(mode="json"),
         "seeds": {"seed": context.config.seed, "umap_random_state": context.config.seed},
         "packages": _package_versions(),
-        "inputs": [{"path": source.path, "sha256": source.sha256, "bytes": len(source.data)} for source in context.sources],
+        "inputs": [
+            {"path": source.path, "sha256": source.sha256, "bytes": len(source.data)} for source in context.sources
+        ],
         "stages": stages,
         "wall_seconds": wall_seconds,
     }

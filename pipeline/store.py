@@ -146,7 +146,9 @@ class ArtifactStore:
         folder = self.stage_dir(stage)
         for name, data in outputs.items():
             atomic_write_bytes(folder / name, data)
-        record = StageRecord(stage, key, {name: sha256_bytes(data) for name, data in outputs.items()}, seconds, dict(counts))
+        record = StageRecord(
+            stage, key, {name: sha256_bytes(data) for name, data in outputs.items()}, seconds, dict(counts)
+        )
         marker = {"format_version": STORE_FORMAT_VERSION, **record.__dict__}
         atomic_write_bytes(folder / STAGE_MARKER, json_to_bytes(marker))
         return record

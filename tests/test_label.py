@@ -11,13 +11,17 @@ from pipeline.config import LabelConfig
 from pipeline.label import ABSTRACT_BOILERPLATE, complete_phrase, label_topics, slugify, stop_words, topic_name
 from pipeline.schema import PAPER_COLUMNS
 
-GRAPH = "We propose a novel graph neural network for message passing on molecular graphs with graph neural network layers."
+GRAPH = (
+    "We propose a novel graph neural network for message passing on molecular graphs with graph neural network layers."
+)
 SPEECH = "This paper shows speech recognition results with acoustic models for low resource speech recognition."
 
 
 def toy_papers(texts: list[str]) -> pd.DataFrame:
-    rows = [{column: "" for column in PAPER_COLUMNS} | {"paper_id": f"p{i}", "title": " ".join(t.split()[4:8]), "abstract": t}
-            for i, t in enumerate(texts)]  # fmt: skip
+    blank = dict.fromkeys(PAPER_COLUMNS, "")
+    rows = [
+        blank | {"paper_id": f"p{i}", "title": " ".join(t.split()[4:8]), "abstract": t} for i, t in enumerate(texts)
+    ]
     return pd.DataFrame(rows).astype("string")
 
 
@@ -48,7 +52,9 @@ def test_topics_get_keywords_without_stop_words_and_ranked_papers():
 
 def test_one_paper_still_gets_a_named_topic():
     papers = toy_papers([GRAPH])
-    result = label_topics(papers, np.ones((1, 4)), np.array([0]), np.zeros((1, 2)), LabelConfig(representation="none"), None)
+    result = label_topics(
+        papers, np.ones((1, 4)), np.array([0]), np.zeros((1, 2)), LabelConfig(representation="none"), None
+    )
     assert result.topics["size"].tolist() == [1]
     assert result.topics["name"].iloc[0] not in ("", "Topic 0")
 
@@ -79,3 +85,9 @@ def test_name_prefers_phrases_and_completes_them_from_the_text():
 )  # fmt: skip
 def test_slugs_are_safe_file_names(name, slug):
     assert slugify(name) == slug
+
+
+def test_name_merges_overlapping_phrases_and_skips_repeats():
+    assert topic_name(["bose einstein", "einstein condensates", "vortex"], 2) == "Bose einstein condensates, vortex"
+    assert topic_name(["carbon nanotubes", "walled carbon nanotubes", "graphene"], 2) == "Carbon nanotubes, graphene"
+    assert topic_name(["graph neural network", "graphs", "molecules"], 2) == "Graph neural network, molecules"

@@ -117,7 +117,7 @@ def test_embedding_cache_returns_what_was_added(tmp_path):
     vectors = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
     cache.add(keys[:2], vectors[:2])
     cache.add(keys[2:], vectors[2:])
-    found = cache.lookup(keys + [EmbeddingCache.text_key("four")])
+    found = cache.lookup([*keys, EmbeddingCache.text_key("four")])
     assert set(found) == set(keys)
     np.testing.assert_array_equal(found[keys[2]], vectors[2])
     assert EmbeddingCache(tmp_path, "model-b").lookup(keys) == {}  # keyed by model too

@@ -64,6 +64,11 @@ def _padded_range(values: np.ndarray, pad: float = 0.15) -> list[float] | None:
     return [low - margin, high + margin]
 
 
+def _marker_size(n_papers: int) -> int:
+    """Big dots for a page of papers, small ones for tens of thousands (they would hide each other)."""
+    return 10 if n_papers < 300 else 7 if n_papers < 5_000 else 5 if n_papers < 30_000 else 4
+
+
 def _legend_name(topic: int, name: str, size: int) -> str:
     return plot_text(f"{name} ({size})" if topic == OUTLIER_TOPIC else f"{topic}: {name} ({size})", 60)
 
@@ -100,7 +105,7 @@ def document_map(points: pd.DataFrame, hover_abstract_chars: int) -> go.Figure:
                 name=_legend_name(int(topic), name, len(group)),
                 legendrank=1 if not is_outlier else 10_000,
                 marker={
-                    "size": 5 if is_outlier else 7,
+                    "size": _marker_size(len(points)) - (2 if is_outlier else 0),
                     "color": colors[int(topic)],
                     "opacity": 0.5 if is_outlier else 0.85,
                     "line": {"width": 0},
