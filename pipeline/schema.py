@@ -18,7 +18,19 @@ assignments (output of cluster + label), one row per paper in papers' order:
 topics (output of label), one row per topic including -1 when there are outliers:
     topic (int), name (str), slug (str of [a-z0-9-]), size (int),
     keywords (list[str]), keyword_weights (list[float]),
-    representative_ids (list[str], best first), x, y (intertopic map position)
+    representative_ids (list[str], best first), x, y (intertopic map position),
+    coarse_topic (int: the topic's group at the coarse level of the hierarchy; -1 for outliers),
+    coarse_name (str: that group's name)
+
+hierarchy (output of label), one row per merge of two topic groups, as BERTopic's
+hierarchical_topics (leaf ids are topic ids, inner ids count up from max(topic) + 1):
+    parent_id (int), parent_name (str), child_left_id (int), child_right_id (int),
+    distance (float, grows towards the root), topics (list[int]: the leaf topics under parent_id)
+    Empty (no rows) when there are fewer than two topics.
+
+metrics (JSON, output of label; written as metrics.json in the run folder): a flat dict of
+    n_topics, outlier_share, largest_topic_share, npmi, diversity, and, when papers carry
+    labels, nmi, ami, ari; a value is null when it cannot be computed.
 """
 
 from __future__ import annotations
@@ -27,7 +39,11 @@ import pandas as pd
 
 PAPER_COLUMNS = ("paper_id", "title", "abstract", "authors", "date", "url", "links", "source", "label")
 ASSIGNMENT_COLUMNS = ("paper_id", "topic", "score", "x", "y")
-TOPIC_COLUMNS = ("topic", "name", "slug", "size", "keywords", "keyword_weights", "representative_ids", "x", "y")
+TOPIC_COLUMNS = (
+    "topic", "name", "slug", "size", "keywords", "keyword_weights", "representative_ids", "x", "y",
+    "coarse_topic", "coarse_name",
+)  # fmt: skip
+HIERARCHY_COLUMNS = ("parent_id", "parent_name", "child_left_id", "child_right_id", "distance", "topics")
 OUTLIER_TOPIC = -1
 
 
