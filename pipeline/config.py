@@ -95,12 +95,17 @@ class LabelConfig(_Strict):
     representation: Representation = "mmr"
     mmr_diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     name_phrases: Annotated[int, Field(ge=1, le=4)] = 2
+    n_topics: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    coarse_topics: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    reduce_outliers: bool = True
+    outlier_percentile: Annotated[float, Field(ge=0.0, le=50.0)] = 5.0
 
 
 class ReportConfig(_Strict):
     title: str | None = None
     hover_abstract_chars: Annotated[int, Field(ge=0, le=2000)] = 240
     representative_titles: Annotated[int, Field(ge=1, le=10)] = 3
+    topic_page_papers: Annotated[int, Field(ge=1, le=100_000)] = 500
 
 
 class RunConfig(_Strict):

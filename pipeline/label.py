@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.config import LabelConfig
 from pipeline.schema import OUTLIER_TOPIC, paper_texts
+from pipeline.topic_tree import auto_coarse_groups, cut_tree, hierarchy_table, linkage_matrix, merge_to_target
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class LabelResult:
 
     assignments: pd.DataFrame
     topics: pd.DataFrame
+    hierarchy: pd.DataFrame
     notes: list[str] = field(default_factory=list)
 
 
@@ -80,7 +82,14 @@ def label_topics(
     required unless ``config.representation`` is "none".
     """
     texts = paper_texts(papers)
-    topics_per_paper, keywords = _bertopic_keywords(texts, embeddings, cluster_labels, config, word_embedder)
+    labels, notes = np.asarray(cluster_labels, dtype=np.int64), []
+    if config.n_topics != "auto":
+        labels, note = merge_to_target(labels, embeddings, config.n_topics)
+        notes += [note] if note else []
+    if config.reduce_outliers:
+        labels, note = reassign_outliers(labels, embeddings, config.outlier_percentile)
+        notes += [note] if note else []
+    topics_per_paper, keywords, group_words = _bertopic_keywords(texts, embeddings, labels, config, word_embedder)
     topic_ids = sorted(set(topics_per_paper.tolist()))
     centroids = {
         topic: _unit(embeddings[topics_per_paper == topic].mean(axis=0))
@@ -88,7 +97,6 @@ def label_topics(
         if topic != OUTLIER_TOPIC
     }
     scores = _scores(embeddings, topics_per_paper, centroids)
-
     topic_texts = {
         topic: " ".join(texts[row] for row in np.flatnonzero(topics_per_paper == topic)).casefold()
         for topic in topic_ids
@@ -96,6 +104,17 @@ def label_topics(
     }
     names = _unique_names({topic: keywords.get(topic, []) for topic in topic_ids}, topic_texts, config.name_phrases)
     positions = _intertopic_positions(centroids)
+    real_topics = [topic for topic in topic_ids if topic != OUTLIER_TOPIC]
+
+    def name_group(leaves: list[int]) -> str:
+        text = " ".join(topic_texts[leaf] for leaf in leaves[:20])
+        return topic_name(group_words(leaves), config.name_phrases, text) or names[leaves[0]]
+
+    hierarchy, coarse_of = _hierarchy(real_topics, centroids, config, name_group)
+    coarse_names = {
+        group: name_group([topic for topic in real_topics if coarse_of[topic] == group])
+        for group in sorted(set(coarse_of.values()))
+    }
     rows = []
     for topic in topic_ids:
         members = np.flatnonzero(topics_per_paper == topic)
@@ -113,6 +132,8 @@ def label_topics(
                 "representative_ids": papers["paper_id"].iloc[ranked[:10]].tolist(),
                 "x": float(x),
                 "y": float(y),
+                "coarse_topic": coarse_of.get(topic, OUTLIER_TOPIC),
+                "coarse_name": coarse_names.get(coarse_of.get(topic, OUTLIER_TOPIC), OUTLIER_NAME),
             }
         )
     assignments = pd.DataFrame(
@@ -124,7 +145,49 @@ def label_topics(
             "y": layout[:, 1].astype(np.float64),
         }
     )
-    return LabelResult(assignments=assignments, topics=pd.DataFrame(rows))
+    return LabelResult(assignments=assignments, topics=pd.DataFrame(rows), hierarchy=hierarchy, notes=notes)
+
+
+def reassign_outliers(
+    labels: np.ndarray, embeddings: np.ndarray, percentile: float
+) -> tuple[np.ndarray, str | None]:
+    """Give each outlier to its nearest topic when it is close enough to belong there.
+
+    "Close enough": its cosine to the topic's centroid is at least that of the topic's own
+    `percentile`% least typical papers. The bar is set per topic by the topic itself, so it
+    needs no tuning per corpus or embedding model, and a paper far from every topic stays -1.
+    labels: ndarray (n_papers,); embeddings: ndarray (n_papers, dim), unit rows.
+    """
+    outliers = np.flatnonzero(labels == OUTLIER_TOPIC)
+    cluster_ids = sorted(set(labels.tolist()) - {OUTLIER_TOPIC})
+    if outliers.size == 0 or not cluster_ids:
+        return labels, None
+    centroids = np.stack([_unit(embeddings[labels == cluster].mean(axis=0)) for cluster in cluster_ids])
+    bars = np.array(
+        [np.percentile(embeddings[labels == cluster] @ centroid, percentile) for cluster, centroid in zip(
+            cluster_ids, centroids, strict=True)]
+    )  # fmt: skip
+    similarity = embeddings[outliers] @ centroids.T
+    nearest = similarity.argmax(axis=1)
+    accepted = similarity[np.arange(outliers.size), nearest] >= bars[nearest]
+    relabelled = labels.copy()
+    relabelled[outliers[accepted]] = np.asarray(cluster_ids)[nearest[accepted]]
+    note = (
+        f"{int(accepted.sum())} of {outliers.size} outliers joined their nearest topic "
+        f"(at least as close as its {percentile:g}% least typical papers); {int((~accepted).sum())} stay unassigned"
+    )
+    return relabelled, note
+
+
+def _hierarchy(
+    topic_ids: list[int], centroids: dict[int, np.ndarray], config: LabelConfig, name_group: Callable[[list[int]], str]
+) -> tuple[pd.DataFrame, dict[int, int]]:
+    """The merge table of the topics and each topic's group at the coarse level."""
+    if len(topic_ids) < 2:
+        return hierarchy_table(topic_ids, np.zeros((0, 4)), name_group), dict.fromkeys(topic_ids, 0)
+    linkage = linkage_matrix(np.stack([centroids[topic] for topic in topic_ids]))
+    n_groups = auto_coarse_groups(len(topic_ids)) if config.coarse_topics == "auto" else config.coarse_topics
+    return hierarchy_table(topic_ids, linkage, name_group), cut_tree(topic_ids, linkage, n_groups)
 
 
 def _bertopic_keywords(
@@ -133,8 +196,11 @@ def _bertopic_keywords(
     cluster_labels: np.ndarray,
     config: LabelConfig,
     word_embedder: WordEmbedder | None,
-) -> tuple[np.ndarray, dict[int, list[tuple[str, float]]]]:
-    """Topic per paper (renumbered by size, as BERTopic does) and each topic's (word, weight) list."""
+) -> tuple[np.ndarray, dict[int, list[tuple[str, float]]], Callable[[list[int]], list[str]]]:
+    """Topic per paper (renumbered by size), each topic's (word, weight) list, and group words.
+
+    The third value gives the top c-TF-IDF words of a group of topics (for hierarchy names).
+    """
     from bertopic import BERTopic
     from bertopic.backend import BaseEmbedder
     from bertopic.cluster import BaseCluster
@@ -175,12 +241,24 @@ def _bertopic_keywords(
         if "empty vocabulary" not in str(exc):
             raise
         log.warning("no keyword survived the stop words; topics are left without keywords")
-        return _renumber_by_size(np.asarray(cluster_labels)), {}
+        return _renumber_by_size(np.asarray(cluster_labels)), {}, lambda _leaves: []
     keywords = {
         int(topic): [(word, float(weight)) for word, weight in (model.get_topic(topic) or []) if word]
         for topic in set(topics)
     }
-    return np.asarray(topics, dtype=np.int64), keywords
+    vocabulary = model.vectorizer_model.get_feature_names_out()
+    weights = model.c_tf_idf_
+    row_of = {topic: topic + model._outliers for topic in set(topics)}
+
+    sizes = {topic: int(np.sum(np.asarray(topics) == topic)) for topic in set(topics)}
+
+    def group_words(leaves: list[int]) -> list[str]:
+        # Rows are weighted by topic size: a group of 600 astronomy and 25 neutrino papers is about stars.
+        leaf_weights = np.array([sizes[leaf] for leaf in leaves], dtype=np.float64)
+        summed = np.asarray(weights[[row_of[leaf] for leaf in leaves]].T @ leaf_weights).ravel()
+        return [str(vocabulary[index]) for index in np.argsort(-summed, kind="stable")[: config.n_keywords]]
+
+    return np.asarray(topics, dtype=np.int64), keywords, group_words
 
 
 def _renumber_by_size(labels: np.ndarray) -> np.ndarray:

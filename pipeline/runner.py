@@ -101,6 +101,7 @@ def _run_parse(context: RunContext) -> StageResult:
         "papers": len(result.papers),
         "duplicates": sum(report["duplicates"] for report in reports),
         "skipped": sum(report["skipped"] for report in reports),
+        "truncated": sum(sum(report["truncated"].values()) for report in reports),
     }
     return {"papers.parquet": table_to_bytes(result.papers), "file_reports.json": json_to_bytes(reports)}, counts
 
@@ -165,6 +166,7 @@ def _run_label(context: RunContext) -> StageResult:
     outputs = {
         "assignments.parquet": table_to_bytes(result.assignments),
         "topics.parquet": table_to_bytes(topics),
+        "hierarchy.parquet": table_to_bytes(result.hierarchy),
         "label.json": json_to_bytes({"notes": result.notes}),
     }
     return outputs, counts
@@ -209,11 +211,11 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("parse", 1, (), _run_parse),
+    Stage("parse", 2, (), _run_parse),
     Stage("embed", 1, (("parse", "papers.parquet"),), _run_embed),
     Stage("cluster", 1, (("embed", "embeddings.npy"),), _run_cluster),
     Stage(
-        "label", 1,
+        "label", 2,
         (("parse", "papers.parquet"), ("embed", "embeddings.npy"),
          ("cluster", "labels.npy"), ("cluster", "layout.npy")),
         _run_label,
@@ -221,7 +223,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "report", 1,
         (("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
-         ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "label.json")),
+         ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
+         ("label", "label.json")),
         _run_report,
     ),
 )  # fmt: skip
@@ -342,6 +345,8 @@ def _manifest(
             {"path": source.path, "sha256": source.sha256, "bytes": len(source.data)} for source in context.sources
         ],
         "stages": stages,
+        # Per input file: records read, kept, merged, skipped (per reason, with the first place) and cut.
+        "file_reports": store.read_json("parse", "file_reports.json") if "parse" in stages else [],
         "wall_seconds": wall_seconds,
     }
 

@@ -1,0 +1,181 @@
+"""papertopics against plain BERTopic on the same arXiv papers, in one run; prints a table.
+
+    .venv/bin/python bench/compare_bertopic.py --sizes 10000 full [--preview]
+
+For each size it runs, each in a fresh process so that peak memory is its own:
+1. papertopics cold (empty output folder: no stage or embedding cache; numba's compile
+   cache is kept, as on any machine that ran papertopics once), per-stage seconds from the
+   manifest;
+2. papertopics again with nothing changed, with a label setting changed, and (full size)
+   with one more day of papers added to the cached run;
+3. plain BERTopic with its documented defaults on the same papers (bench/plain_bertopic.py).
+   At full size its embedding time is measured on a sample and scaled (marked in the table),
+   and its clustering runs on papertopics' embeddings.
+
+Reads ../shared/corpora/arxiv-daily-cs; says so and exits when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from sklearn.metrics import normalized_mutual_info_score
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpora" / "arxiv-daily-cs" / "data"
+WORK = ROOT / "outputs" / "bench"
+PLAIN_EMBED_SAMPLE = 2000
+
+
+def daily_files() -> list[Path]:
+    files = sorted(path for path in CORPUS.glob("*.jsonl") if path.stat().st_size > 0)
+    if not files:
+        sys.exit(f"bench: {CORPUS} is absent or empty: the shared corpora are needed for this benchmark")
+    return files
+
+
+def files_for(size: str) -> list[Path]:
+    """The first daily files holding at least `size` lines (all files for 'full')."""
+    files = daily_files()
+    if size == "full":
+        return files
+    chosen, lines = [], 0
+    for path in files:
+        chosen.append(path)
+        lines += sum(1 for _ in path.open(encoding="utf-8"))
+        if lines >= int(size):
+            break
+    return chosen
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak memory (MB) of a command run in its own process."""
+    start = time.perf_counter()
+    completed = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *command], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        sys.exit(f"bench: {' '.join(command)} failed:\n{completed.stderr[-3000:]}")
+    peak_kb = int(completed.stderr.strip().splitlines()[-1])
+    return seconds, peak_kb / 1024
+
+
+def write_config(name: str, files: list[Path], extra: dict | None = None) -> Path:
+    config = {
+        "name": name,
+        "output_dir": str(WORK / name),
+        "inputs": [{"path": str(path), "format": "arxiv-daily"} for path in files],
+        **(extra or {}),
+    }
+    path = WORK / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def papertopics_quality(run_dir: Path) -> dict:
+    papers = pd.read_parquet(run_dir / "01_parse" / "papers.parquet")
+    assignments = pd.read_parquet(run_dir / "04_label" / "assignments.parquet")
+    topics = assignments["topic"].to_numpy()
+    return {
+        "papers": len(papers),
+        "n_topics": int(len(set(topics.tolist()) - {-1})),
+        "outlier_share": float((topics == -1).mean()),
+        "nmi": float(normalized_mutual_info_score(papers["label"], topics)),
+    }
+
+
+def bench_size(size: str, preview: bool) -> list[dict]:
+    rows = []
+    files = files_for(size)
+    name = f"pt-{size}" + ("-preview" if preview else "")
+    shutil.rmtree(WORK / name, ignore_errors=True)
+    extra = {"embed": {"backend": "model2vec"}} if preview else {}
+    held_back = files[-1] if size == "full" else None
+    cold_files = files[:-1] if held_back else files
+    config = write_config(name, cold_files, extra)
+    python = sys.executable
+    seconds, peak = timed([python, "-m", "pipeline", "run", str(config)])
+    run_dir = WORK / name / name
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    stage_seconds = {stage: info["seconds"] for stage, info in manifest["stages"].items()}
+    quality = papertopics_quality(run_dir)
+    mode = "preview" if preview else "quality"
+    rows.append({"system": f"papertopics ({mode}), cold", "size": quality["papers"], "wall_s": seconds,
+                 "peak_mb": peak, **stage_seconds, **quality})  # fmt: skip
+    seconds, peak = timed([python, "-m", "pipeline", "run", str(config)])
+    rows.append({"system": "papertopics, nothing changed", "size": quality["papers"], "wall_s": seconds, "peak_mb": peak})
+    changed = write_config(name, cold_files, {**extra, "label": {"n_keywords": 8}})
+    seconds, peak = timed([python, "-m", "pipeline", "run", str(changed)])
+    rows.append({"system": "papertopics, label setting changed", "size": quality["papers"], "wall_s": seconds,
+                 "peak_mb": peak})  # fmt: skip
+    if held_back is not None:
+        grown = write_config(name, files, {**extra, "label": {"n_keywords": 8}})
+        seconds, peak = timed([python, "-m", "pipeline", "run", str(grown)])
+        grown_quality = papertopics_quality(run_dir)
+        rows.append({"system": f"papertopics, +1 day ({held_back.stem})", "size": grown_quality["papers"],
+                     "wall_s": seconds, "peak_mb": peak, **grown_quality})  # fmt: skip
+    if preview:
+        return rows
+
+    result_path = WORK / f"plain-{size}.json"
+    command = [python, str(ROOT / "bench" / "plain_bertopic.py"), str(run_dir / "01_parse" / "papers.parquet"),
+               str(result_path)]  # fmt: skip
+    if size == "full":
+        command += ["--embed-sample", str(PLAIN_EMBED_SAMPLE), "--embeddings", str(run_dir / "02_embed" / "embeddings.npy")]
+    seconds, peak = timed(command)
+    plain = json.loads(result_path.read_text())
+    scaled = plain["embed_scaled_from_sample"]
+    rows.append({
+        "system": "plain BERTopic" + (f" (embed scaled from {PLAIN_EMBED_SAMPLE})" if scaled else ""),
+        "size": quality["papers"],
+        "wall_s": sum(plain["timings"].values()) if scaled else seconds,
+        "peak_mb": peak,
+        **plain["timings"],
+        "n_topics": plain["n_topics"], "outlier_share": plain["outlier_share"], "nmi": plain["nmi"],
+    })  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    columns = ["system", "size", "wall_s", "peak_mb", "parse", "embed", "cluster", "label", "report",
+               "umap+hdbscan+c-tf-idf", "visualize_documents", "n_topics", "outlier_share", "nmi"]  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column, "")
+            if isinstance(value, float):
+                value = f"{value:.3f}" if column in ("outlier_share", "nmi") else f"{value:.1f}"
+            cells.append(str(value))
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["10000"], help="numbers of papers, or 'full'")
+    parser.add_argument("--preview", action="store_true", help="also time papertopics' preview embedding mode")
+    args = parser.parse_args()
+    daily_files()
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in args.sizes:
+        rows += bench_size(size, preview=False)
+        if args.preview:
+            rows += bench_size(size, preview=True)
+        print_table(rows)
+        sys.stdout.flush()
+    (WORK / "compare.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
