@@ -15,11 +15,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.config import STAGE_NAMES, load_config
-from pipeline.errors import PapertopicsError
+from pipeline.errors import ConfigError, PapertopicsError, one_line
 
 EXIT_USER_ERROR = 2
 console = Console(stderr=True)
@@ -75,6 +76,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="recompute this stage and the ones after it even if cached (alone: every stage)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
+    evaluate = commands.add_parser("evaluate", help="topic quality of a finished run: NPMI, diversity, outliers, NMI")
+    evaluate.add_argument("run_dir", help="a run folder, e.g. outputs/default")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     return parser
 
 
@@ -88,7 +92,41 @@ def _summary_table(result) -> Table:
     return table
 
 
+METRIC_LABELS = {
+    "n_topics": ("topics", "number of topics, outliers not counted"),
+    "outlier_share": ("outlier share", "papers left in the -1 outlier topic"),
+    "largest_topic_share": ("largest topic share", "papers in the largest topic"),
+    "npmi": ("coherence (NPMI)", "c_npmi of each topic's top 10 words over the run's texts, -1..1"),
+    "diversity": ("diversity", "unique words among all topics' top 10 words, 0..1"),
+    "nmi": ("NMI vs labels", "agreement of topics with the input's labels, 0..1"),
+    "ami": ("AMI vs labels", "NMI corrected for chance"),
+    "ari": ("ARI vs labels", "adjusted Rand index"),
+}
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.runner import evaluate_run
+
+    metrics = evaluate_run(Path(args.run_dir))
+    if args.json:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+        return 0
+    table = Table(title=f"papertopics evaluate {args.run_dir}", header_style="bold")
+    for column in ("metric", "value", "what it measures"):
+        table.add_column(column)
+    for key, (label, meaning) in METRIC_LABELS.items():
+        value = metrics.get(key)
+        shown = "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+        table.add_row(label, shown, meaning)
+    Console().print(table)
+    return 0
+
+
 def run_command(args: argparse.Namespace) -> int:
+    if Path(args.config).is_dir():
+        raise ConfigError(f"{args.config}: is a folder; give the path of a YAML config file, e.g. configs/default.yaml")
     config = load_config(args.config)
     # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk.
     os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
@@ -123,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     _quiet_third_party()
     try:
-        return run_command(args)
+        return {"run": run_command, "evaluate": evaluate_command}[args.command](args)
     except PapertopicsError as exc:
-        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        # The message quotes file names and input text: escape rich markup ("[/]") and control characters.
+        console.print(f"[bold red]error:[/bold red] {escape(one_line(str(exc)))}", highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: finished stages are kept; run again to resume[/yellow]")

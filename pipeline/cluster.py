@@ -184,3 +184,30 @@ def _hdbscan(reduced: np.ndarray, min_cluster_size: int, min_samples: int | None
         cluster_selection_method="eom",
     )
     return clusterer.fit_predict(reduced).astype(np.int64)
+
+
+def extend_clusters(
+    previous: ClusterResult, old_embeddings: np.ndarray, new_embeddings: np.ndarray, n_neighbors: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Place new papers among clusters computed before, without rerunning UMAP or HDBSCAN.
+
+    Each new paper takes the similarity-weighted majority topic of its `n_neighbors` nearest
+    old papers (cosine), and the similarity-weighted mean of their reduced and 2-D
+    coordinates. old_embeddings: (n_old, dim) in the order of ``previous``; new_embeddings:
+    (n_new, dim). Returns labels (n_new,), reduced (n_new, k) and layout (n_new, 2).
+    """
+    k = max(1, min(n_neighbors, old_embeddings.shape[0]))
+    similarity = new_embeddings @ old_embeddings.T
+    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    weights = np.clip(np.take_along_axis(similarity, nearest, axis=1), 1e-6, None)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    labels = np.empty(new_embeddings.shape[0], dtype=np.int64)
+    for row in range(new_embeddings.shape[0]):
+        votes: dict[int, float] = {}
+        for neighbour, weight in zip(previous.labels[nearest[row]].tolist(), weights[row].tolist(), strict=True):
+            votes[neighbour] = votes.get(neighbour, 0.0) + weight
+        labels[row] = max(sorted(votes), key=lambda label: votes[label])
+    reduced = np.einsum("nk,nkd->nd", weights, previous.reduced[nearest]).astype(np.float32)
+    layout = np.einsum("nk,nkd->nd", weights, previous.layout[nearest]).astype(np.float32)
+    return labels, reduced, layout
+

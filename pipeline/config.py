@@ -73,8 +73,13 @@ class ParseConfig(_Strict):
     min_text_chars: Annotated[int, Field(ge=1)] = 20
 
 
+EmbedBackend = Literal["onnx-int8", "onnx", "sentence-transformers", "model2vec"]
+
+
 class EmbedConfig(_Strict):
-    backend: Literal["sentence-transformers"] = "sentence-transformers"
+    # onnx-int8 = quality mode (MiniLM, int8 ONNX), model2vec = preview mode (static, coarser);
+    # the names are the keys of pipeline.embed.BACKENDS, and a test checks that they agree.
+    backend: EmbedBackend = "onnx-int8"
     model: str = "all-MiniLM-L6-v2"
     max_tokens: Annotated[int, Field(ge=16, le=512)] = 256
     batch_size: PositiveInt = 64
@@ -86,19 +91,33 @@ class ClusterConfig(_Strict):
     min_cluster_size: Annotated[int, Field(ge=2)] | Literal["auto"] = "auto"
     min_samples: PositiveInt | Literal["auto"] = "auto"
     map_min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    incremental: bool = True
+    incremental_max_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
+
+
+class LLMConfig(_Strict):
+    """An optional local OpenAI-compatible server (e.g. Ollama) that names topics."""
+
+    enabled: bool = False
+    base_url: str = "http://localhost:11434/v1"
+    model: str = "llama3.2"
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    on_failure: Literal["error", "keep"] = "error"
+    allow_remote: bool = False
 
 
 class LabelConfig(_Strict):
     n_keywords: Annotated[int, Field(ge=3, le=30)] = 10
     ngram_max: Annotated[int, Field(ge=1, le=3)] = 2
     extra_stop_words: list[str] = Field(default_factory=list)
-    representation: Representation = "mmr"
+    representation: Representation = "none"
     mmr_diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     name_phrases: Annotated[int, Field(ge=1, le=4)] = 2
     n_topics: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     coarse_topics: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     reduce_outliers: bool = True
     outlier_percentile: Annotated[float, Field(ge=0.0, le=50.0)] = 5.0
+    llm: LLMConfig = LLMConfig()
 
 
 class ReportConfig(_Strict):

@@ -1,8 +1,17 @@
 """Errors that carry a message meant for the person running papertopics.
 
 The CLI prints these as one line and exits non-zero, with no traceback: they describe
-a mistake in the user's config or input, not a bug in papertopics.
+a mistake in the user's config or input, or a problem of the machine (a full disk), not
+a bug in papertopics.
 """
+
+from __future__ import annotations
+
+import re
+
+# C0/C1 control characters (newlines included): a message quotes file names, column names
+# and snippets of input text, and none of them may break the one line or drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class PapertopicsError(Exception):
@@ -17,5 +26,14 @@ class InputError(PapertopicsError):
     """An input file cannot be read at all, or holds no usable paper."""
 
 
+class OutputError(PapertopicsError):
+    """The output folder cannot be written: disk full, read-only, a file where a folder should be."""
+
+
 class RunLockedError(PapertopicsError):
     """Another papertopics process is writing to the same output folder."""
+
+
+def one_line(message: str) -> str:
+    r"""``message`` with every control character written as an escape ("\n" -> "\\n")."""
+    return _CONTROL.sub(lambda match: repr(match.group(0))[1:-1], message)

@@ -235,12 +235,14 @@ def _bertopic_keywords(
     )
     try:
         topics = model.fit_transform(texts, embeddings=embeddings, y=np.asarray(cluster_labels))[0]
-    except ValueError as exc:
-        # CountVectorizer raises when no word survives the stop-word list (a title-only pile
-        # of stop words): the clusters stand, they only get no keywords.
-        if "empty vocabulary" not in str(exc):
+    except (ValueError, TypeError) as exc:
+        # No word, or a single word, survives the stop words (a pile of boilerplate titles):
+        # CountVectorizer raises on an empty vocabulary and BERTopic's c-TF-IDF on a one-word
+        # one. The clusters stand, they only get no keywords. Any other error is a bug.
+        vocabulary = getattr(vectorizer, "vocabulary_", None)
+        if "empty vocabulary" not in str(exc) and (vocabulary is None or len(vocabulary) > 1):
             raise
-        log.warning("no keyword survived the stop words; topics are left without keywords")
+        log.warning("at most one keyword survived the stop words; topics are left without keywords")
         return _renumber_by_size(np.asarray(cluster_labels)), {}, lambda _leaves: []
     keywords = {
         int(topic): [(word, float(weight)) for word, weight in (model.get_topic(topic) or []) if word]
@@ -393,6 +395,25 @@ def _unique_names(
         names[topic] = name
         taken.add(name.casefold())
     return names
+
+
+def rename_topics(topics: pd.DataFrame, new_names: dict[int, str]) -> pd.DataFrame:
+    """The topics table with names replaced (e.g. by an LLM), kept unique, slugs rebuilt."""
+    renamed = topics.copy()
+    taken: set[str] = set()
+    for row in renamed.itertuples():
+        if row.topic == OUTLIER_TOPIC or row.topic not in new_names:
+            taken.add(row.name.casefold())
+    for index, row in renamed.iterrows():
+        if row["topic"] == OUTLIER_TOPIC or row["topic"] not in new_names:
+            continue
+        name = new_names[row["topic"]]
+        if name.casefold() in taken:
+            name = f"{name} ({row['topic']})"
+        taken.add(name.casefold())
+        renamed.at[index, "name"] = name
+        renamed.at[index, "slug"] = slugify(name)
+    return renamed
 
 
 def slugify(name: str, max_length: int = 40) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,8 +32,11 @@ from pipeline.sources import SourceFile, collect_sources
 from pipeline.store import (
     ArtifactStore,
     EmbeddingCache,
+    StageRecord,
     array_to_bytes,
+    hash_json,
     json_to_bytes,
+    sha256_bytes,
     stage_cache_key,
     table_to_bytes,
 )
@@ -73,6 +77,9 @@ class RunContext:
     observer: RunObserver | None
     notes: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # What each stage recorded the last time it finished, kept before a recompute invalidates it.
+    previous_records: dict[str, StageRecord] = field(default_factory=dict)
+    forced: set[str] = field(default_factory=set)  # stages the user asked to recompute from scratch
 
     def progress(self, stage: str) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
@@ -126,20 +133,97 @@ def _run_embed(context: RunContext) -> StageResult:
     return {"embeddings.npy": array_to_bytes(embeddings)}, counts
 
 
-def _run_cluster(context: RunContext) -> StageResult:
-    from pipeline.cluster import cluster_papers
+def _previous_clusters(context: RunContext, paper_ids: list[str]) -> tuple[Any, list[str]] | None:
+    """The last finished clustering and its paper ids, when new papers may simply join it.
 
+    That is when it was made with the same settings and embedding model, every paper it
+    clustered is still in the corpus, and the new papers are at most
+    ``incremental_max_share`` of it. Its files are checked against the hashes it recorded,
+    so a clustering half-overwritten by a killed run is never used.
+    """
+    from pipeline.cluster import ClusterResult
+    from pipeline.embed import model_identity
+
+    config, store = context.config, context.store
+    record = context.previous_records.get("cluster")
+    if not config.cluster.incremental or record is None or "cluster" in context.forced:
+        return None
+    folder = store.stage_dir("cluster")
+    try:
+        if any(sha256_bytes((folder / name).read_bytes()) != digest for name, digest in record.output_hashes.items()):
+            return None
+        meta = store.read_json("cluster", "cluster.json")
+        old_ids = store.read_table("cluster", "paper_ids.parquet")["paper_id"].tolist()
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    if meta.get("settings") != hash_json(config.stage_slice("cluster")) or meta.get("model") != model_identity(
+        config.embed
+    ):
+        return None
+    current = set(paper_ids)
+    n_new = len(current) - len(old_ids)
+    if not set(old_ids) <= current or n_new <= 0 or n_new > config.cluster.incremental_max_share * len(old_ids):
+        return None
+    previous = ClusterResult(
+        labels=store.read_array("cluster", "labels.npy"),
+        reduced=store.read_array("cluster", "reduced.npy"),
+        layout=store.read_array("cluster", "layout.npy"),
+        params=meta["params"],
+        notes=meta["notes"],
+    )
+    return previous, old_ids
+
+
+def _run_cluster(context: RunContext) -> StageResult:
+    from pipeline.cluster import ClusterResult, cluster_papers, extend_clusters
+    from pipeline.embed import model_identity
+
+    config = context.config
     embeddings = context.store.read_array("embed", "embeddings.npy")
-    result = cluster_papers(embeddings, context.config.cluster, context.config.seed)
+    paper_ids = context.store.read_table("parse", "papers.parquet")["paper_id"].tolist()
+    found = _previous_clusters(context, paper_ids)
+    if found is None:
+        result = cluster_papers(embeddings, config.cluster, config.seed)
+        n_incremental = 0
+    else:
+        previous, old_ids = found
+        row_of = {paper_id: row for row, paper_id in enumerate(paper_ids)}
+        old_rows = np.array([row_of[paper_id] for paper_id in old_ids])
+        new_rows = np.array(sorted(set(range(len(paper_ids))) - set(old_rows.tolist())))
+        new_labels, new_reduced, new_layout = extend_clusters(
+            previous, embeddings[old_rows], embeddings[new_rows], int(previous.params.get("n_neighbors", 15))
+        )
+        labels = np.empty(len(paper_ids), dtype=np.int64)
+        reduced = np.empty((len(paper_ids), previous.reduced.shape[1]), dtype=np.float32)
+        layout = np.empty((len(paper_ids), 2), dtype=np.float32)
+        labels[old_rows], labels[new_rows] = previous.labels, new_labels
+        reduced[old_rows], reduced[new_rows] = previous.reduced, new_reduced
+        layout[old_rows], layout[new_rows] = previous.layout, new_layout
+        note = (
+            f"incremental: {len(new_rows)} new papers joined the clusters of {len(old_rows)} papers through their "
+            f"nearest neighbours (run with --force cluster to recluster everything)"
+        )
+        result = ClusterResult(labels, reduced, layout, previous.params, [*previous.notes, note])
+        n_incremental = len(new_rows)
     for note in result.notes:
         log.info("cluster: %s", note)
     n_clusters = len(set(result.labels.tolist()) - {-1})
     counts = {"papers": len(result.labels), "clusters": n_clusters, "outliers": int((result.labels < 0).sum())}
+    if n_incremental:
+        counts["incremental"] = n_incremental
+    meta = {
+        "params": result.params,
+        "notes": result.notes,
+        "settings": hash_json(config.stage_slice("cluster")),
+        "model": model_identity(config.embed),
+    }
+    ids_table = pd.DataFrame({"paper_id": pd.Series(paper_ids, dtype="string")})
     outputs = {
         "labels.npy": array_to_bytes(result.labels),
         "reduced.npy": array_to_bytes(result.reduced),
         "layout.npy": array_to_bytes(result.layout),
-        "cluster.json": json_to_bytes({"params": result.params, "notes": result.notes}),
+        "paper_ids.parquet": table_to_bytes(ids_table),
+        "cluster.json": json_to_bytes(meta),
     }
     return outputs, counts
 
@@ -159,17 +243,46 @@ def _run_label(context: RunContext) -> StageResult:
         word_embedder,
     )
     topics = result.topics
+    if config.label.llm.enabled:
+        topics = _llm_names(topics, store.read_table("parse", "papers.parquet"), config)
+    metrics = run_metrics(store.read_table("parse", "papers.parquet"), result.assignments, topics)
     counts = {
         "topics": int((topics["topic"] >= 0).sum()),
         "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
+        "npmi": metrics["npmi"],
     }
     outputs = {
         "assignments.parquet": table_to_bytes(result.assignments),
         "topics.parquet": table_to_bytes(topics),
         "hierarchy.parquet": table_to_bytes(result.hierarchy),
         "label.json": json_to_bytes({"notes": result.notes}),
+        "metrics.json": json_to_bytes(metrics),
     }
     return outputs, counts
+
+
+def _llm_names(topics: pd.DataFrame, papers: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
+    """Topic names written by the configured local LLM server, from keywords and best titles."""
+    from pipeline.label import rename_topics
+    from pipeline.llm_labeller import names_from_settings
+
+    title_of = dict(zip(papers["paper_id"], papers["title"], strict=True))
+    real = topics[topics["topic"] >= 0]
+    requests = [
+        {"keywords": list(row.keywords), "titles": [title_of[p] for p in row.representative_ids[:5]], "name": row.name}
+        for row in real.itertuples()
+    ]
+    names = names_from_settings(requests, config.label.llm) or []
+    return rename_topics(topics, dict(zip(real["topic"].tolist(), names, strict=True)))
+
+
+def run_metrics(papers: pd.DataFrame, assignments: pd.DataFrame, topics: pd.DataFrame) -> dict[str, Any]:
+    """Topic quality of a run: coherence, diversity, outliers, agreement with known labels."""
+    from pipeline.metrics import compute_metrics
+
+    labels = papers["label"].tolist() if (papers["label"] != "").any() else None
+    topic_words = {int(row.topic): list(row.keywords) for row in topics.itertuples()}
+    return compute_metrics(paper_texts(papers), assignments["topic"].tolist(), topic_words, labels)
 
 
 def _run_report(context: RunContext) -> StageResult:
@@ -193,10 +306,13 @@ def _run_report(context: RunContext) -> StageResult:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": notes,
     }
+    metrics = store.read_json("label", "metrics.json")
     files = build_report(
         papers, store.read_table("label", "assignments.parquet"), store.read_table("label", "topics.parquet"),
         summary, config.report,
+        hierarchy=store.read_table("label", "hierarchy.parquet"), metrics=metrics,
     )  # fmt: skip
+    files["metrics.json"] = json_to_bytes(metrics)
     store.publish_report(files)
     listing = {path: len(data) for path, data in sorted(files.items())}
     return {"published.json": json_to_bytes(listing)}, {"files": len(files)}
@@ -213,18 +329,18 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("parse", 2, (), _run_parse),
     Stage("embed", 1, (("parse", "papers.parquet"),), _run_embed),
-    Stage("cluster", 1, (("embed", "embeddings.npy"),), _run_cluster),
+    Stage("cluster", 2, (("embed", "embeddings.npy"), ("parse", "papers.parquet")), _run_cluster),
     Stage(
-        "label", 2,
+        "label", 3,
         (("parse", "papers.parquet"), ("embed", "embeddings.npy"),
          ("cluster", "labels.npy"), ("cluster", "layout.npy")),
         _run_label,
     ),
     Stage(
-        "report", 1,
+        "report", 2,
         (("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
          ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
-         ("label", "label.json")),
+         ("label", "label.json"), ("label", "metrics.json")),
         _run_report,
     ),
 )  # fmt: skip
@@ -276,6 +392,7 @@ def run_pipeline(
     started = time.perf_counter()
     with store.lock():
         context = RunContext(config, store, collect_sources(config.inputs), observer)
+        context.forced = set(STAGE_NAMES[forced_from:])
         outcomes: list[StageOutcome] = []
         for index, stage in enumerate(STAGES[: last + 1]):
             if observer is not None:
@@ -295,6 +412,8 @@ def run_pipeline(
             if reusable:
                 outcome = StageOutcome(stage.name, "reused", record.seconds, record.counts)
             else:
+                if record is not None:
+                    context.previous_records[stage.name] = record
                 store.invalidate(stage.name)
                 tick = time.perf_counter()
                 outputs, counts = stage.run(context)
@@ -349,6 +468,20 @@ def _manifest(
         "file_reports": store.read_json("parse", "file_reports.json") if "parse" in stages else [],
         "wall_seconds": wall_seconds,
     }
+
+
+def evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """Recompute the topic-quality metrics of a finished run from its stored tables."""
+    store = ArtifactStore(run_dir, run_dir.parent / ".cache")
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such run folder")
+    if store.finished("parse") is None or store.finished("label") is None:
+        raise InputError(f"{run_dir}: not a finished papertopics run (no finished label stage in it)")
+    return run_metrics(
+        store.read_table("parse", "papers.parquet"),
+        store.read_table("label", "assignments.parquet"),
+        store.read_table("label", "topics.parquet"),
+    )
 
 
 def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
+import stat
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ def collect_sources(specs: list[InputSpec]) -> list[SourceFile]:
     """Read every file named by ``specs``, in spec order and sorted path order within a spec.
 
     Raises InputError (one line naming the path) for a glob matching nothing, a missing,
-    unreadable or empty-folder input, a bad gzip file, or a file given as a text folder.
+    unreadable or empty-folder input, a broken link, a pipe or device, a bad gzip file, or a
+    file given as a text folder.
     """
     sources: list[SourceFile] = []
     for spec in specs:
@@ -120,6 +122,18 @@ def _read_folder(folder: Path, spec: InputSpec) -> list[SourceFile]:
 def _read_file(
     path: Path, spec: InputSpec, relpath: str | None = None, folder: str | None = None, fmt: str | None = None
 ) -> SourceFile:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        what = "is a broken symbolic link" if path.is_symlink() else "no such file"
+        raise InputError(f"{path}: {what}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: is a folder where a file is needed")
+    if not stat.S_ISREG(mode):
+        # A named pipe or a device would block the run or never end: only regular files are inputs.
+        raise InputError(f"{path}: not a regular file (a pipe, socket or device); give a file or a folder")
     try:
         raw = path.read_bytes()
     except IsADirectoryError:

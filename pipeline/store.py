@@ -12,7 +12,14 @@ Layout of one run (``outputs/<run>/``)::
 Every file is written to a temporary name and renamed into place, so a run killed at any
 moment never leaves a half-written artifact under its final name. ``_stage.json`` is
 written last and records the stage's cache key and the hashes of its outputs: a stage
-folder without it, or with another key, is never trusted.
+folder without it, or with another key, is never trusted. A write that fails (disk full,
+read-only folder, a file where a folder should be) raises ``OutputError``, one line naming
+the path; what was there before is left as it was.
+
+One run at a time writes a run folder: ``lock()`` holds an exclusive ``flock`` on
+``<run>/.lock``, which the kernel releases when the process ends in any way (SIGKILL
+included), so a dead run never blocks the next one. The next run then sweeps what the
+dead one left half-done (temporary files, a report staging folder).
 
 The embedding cache (``outputs/.cache/embeddings/<model key>/``) is shared by all runs
 under one output folder and keyed by the hash of each text, so adding papers or changing
@@ -22,6 +29,8 @@ clustering settings never embeds a text twice.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -37,11 +46,22 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import STAGE_NAMES
-from pipeline.errors import PapertopicsError, RunLockedError
+from pipeline.errors import OutputError, PapertopicsError, RunLockedError
 
 # Bump when the layout or the meaning of a stored artifact changes: older folders are recomputed.
 STORE_FORMAT_VERSION = 1
 STAGE_MARKER = "_stage.json"
+LOCK_FILE = ".lock"
+STAGING_PREFIX = ".report-staging-"
+RETIRED_INFIX = ".old-"  # ".topics.old-1a2b3c4d": the previous report's folder, being replaced
+TEMP_SUFFIX = ".tmp"
+
+
+def output_error(path: Path, exc: OSError) -> OutputError:
+    """A one-line OutputError for a failed write of ``path``."""
+    reason = exc.strerror or str(exc)
+    hint = "; free some space and run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return OutputError(f"{path}: cannot write the output ({reason}){hint}")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -67,17 +87,23 @@ def stage_cache_key(stage: str, code_version: int, config_slice: Mapping[str, An
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    """Write `data` to `path` through a temporary file in the same folder and a rename.
+
+    Raises OutputError when the folder cannot be made or the file cannot be written.
+    """
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise output_error(path, exc) from exc
         raise
 
 
@@ -125,11 +151,11 @@ class ArtifactStore:
         marker = self.stage_dir(stage) / STAGE_MARKER
         try:
             raw = json.loads(marker.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        if raw.get("format_version") != STORE_FORMAT_VERSION:
-            return None
-        record = StageRecord(raw["stage"], raw["key"], raw["output_hashes"], raw["seconds"], raw.get("counts", {}))
+            if raw.get("format_version") != STORE_FORMAT_VERSION:
+                return None
+            record = StageRecord(raw["stage"], raw["key"], raw["output_hashes"], raw["seconds"], raw.get("counts", {}))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # missing, unreadable, or not a marker this store wrote: recompute
         # An output deleted by hand (or never renamed into place) makes the stage untrusted.
         if not all((self.stage_dir(stage) / name).is_file() for name in record.output_hashes):
             return None
@@ -137,7 +163,11 @@ class ArtifactStore:
 
     def invalidate(self, stage: str) -> None:
         """Forget that a stage finished, before it is recomputed."""
-        (self.stage_dir(stage) / STAGE_MARKER).unlink(missing_ok=True)
+        marker = self.stage_dir(stage) / STAGE_MARKER
+        try:
+            marker.unlink(missing_ok=True)
+        except OSError as exc:
+            raise output_error(marker, exc) from exc
 
     def save_stage(
         self, stage: str, key: str, outputs: Mapping[str, bytes], seconds: float, counts: Mapping[str, Any]
@@ -170,13 +200,23 @@ class ArtifactStore:
         The new files are first written in full to a staging folder beside the old report,
         so a failure while writing (disk full, killed run) leaves the previous report intact.
         """
-        staging = self.run_dir / f".report-staging-{uuid.uuid4().hex[:8]}"
+        staging = self.run_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
         try:
             for relative, data in files.items():
                 target = (staging / relative).resolve()
                 if staging.resolve() not in target.parents:
                     raise PapertopicsError(f"report file '{relative}' would be written outside the run folder")
-                atomic_write_bytes(target, data)
+                try:
+                    atomic_write_bytes(target, data)
+                except OutputError as exc:
+                    cause = exc.__cause__
+                    reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
+                    full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+                    hint = "free some space and run again; " if full else ""
+                    raise OutputError(
+                        f"{self.run_dir}: cannot write the new report ({reason} at {relative}); "
+                        f"{hint}the previous report is left as it was"
+                    ) from cause
             top_level = {Path(relative).parts[0] for relative in files}
             for name in sorted(top_level):
                 self._swap_into_place(staging / name, self.run_dir / name)
@@ -185,14 +225,45 @@ class ArtifactStore:
 
     @staticmethod
     def _swap_into_place(new: Path, final: Path) -> None:
-        if new.is_dir():
-            retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-            if final.exists():
-                os.replace(final, retired)
-            os.replace(new, final)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(new, final)
+        try:
+            if new.is_dir():
+                retired = final.with_name(f".{final.name}{RETIRED_INFIX}{uuid.uuid4().hex[:8]}")
+                if final.exists():
+                    os.replace(final, retired)
+                os.replace(new, final)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                os.replace(new, final)
+        except OSError as exc:
+            raise output_error(final, exc) from exc
+
+    def sweep_leftovers(self) -> list[Path]:
+        """Delete what an interrupted run left half-done; returns the paths removed.
+
+        Temporary files (never renamed into place), report staging folders and retired
+        report folders are only ever written by a run holding the lock, so once this
+        process holds it, any of them belongs to a run that died.
+        """
+        if not self.run_dir.is_dir():
+            return []
+        folders = [self.run_dir, *(path for path in self.run_dir.iterdir() if path.is_dir() and path.name[:1] != ".")]
+        removed = []
+        for folder in folders:
+            for path in folder.iterdir():
+                name = path.name
+                stray_temp = name.startswith(".") and name.endswith(TEMP_SUFFIX) and path.is_file()
+                stray_folder = (
+                    folder == self.run_dir
+                    and path.is_dir()
+                    and (name.startswith(STAGING_PREFIX) or (name.startswith(".") and RETIRED_INFIX in name))
+                )
+                if stray_temp:
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+                elif stray_folder:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+        return removed
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         atomic_write_bytes(self.run_dir / "manifest.json", json_to_bytes(dict(manifest)))
@@ -200,49 +271,64 @@ class ArtifactStore:
     # -- one writer at a time ------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Refuse a second run on the same folder; a lock left by a dead process is taken over."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        lock_path = self.run_dir / ".lock"
-        for _attempt in range(2):
-            try:
-                descriptor = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = _read_pid(lock_path)
-                if holder is not None and _process_alive(holder):
-                    raise RunLockedError(
-                        f"{self.run_dir}: another papertopics run (pid {holder}) is writing here; "
-                        "wait for it to finish or use another output folder"
-                    ) from None
-                lock_path.unlink(missing_ok=True)  # left by a run that died: safe to take over
-                continue
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(str(os.getpid()))
-            break
-        else:
-            raise RunLockedError(f"{self.run_dir}: could not take the run lock {lock_path}")
+        """Refuse a second run on the same folder while the first is alive.
+
+        An exclusive ``flock`` on ``.lock`` (pid written inside, for the message): the kernel
+        drops it when its process dies, however it dies. Raises RunLockedError when another
+        process holds it, OutputError when the run folder cannot be created.
+        """
         try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(self.run_dir, exc) from exc
+        lock_path = self.run_dir / LOCK_FILE
+        descriptor = _take_lock(lock_path, self.run_dir)
+        try:
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, str(os.getpid()).encode())
+            self.sweep_leftovers()
             yield
         finally:
-            lock_path.unlink(missing_ok=True)
+            # Unlink while still holding the lock, so no one locks a file that is gone.
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+            os.close(descriptor)
+
+
+def _take_lock(lock_path: Path, run_dir: Path) -> int:
+    """An open descriptor of ``lock_path`` holding its exclusive flock."""
+    while True:
+        try:
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise output_error(lock_path, exc) from exc
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(lock_path)
+            os.close(descriptor)
+            raise RunLockedError(
+                f"{run_dir}: another papertopics run (pid {holder or 'unknown'}) is writing here; "
+                "wait for it to finish or use another output folder"
+            ) from None
+        # The holder we waited on may have unlinked the file before we locked it: then the
+        # lock is on a file no one else will open, so start again with the current one.
+        try:
+            current = os.stat(lock_path)
+        except FileNotFoundError:
+            os.close(descriptor)
+            continue
+        opened = os.fstat(descriptor)
+        if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            return descriptor
+        os.close(descriptor)
 
 
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return None
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EmbeddingCache:

@@ -81,6 +81,8 @@ def test_kaggle_snapshot_csv():
         "duplicates": 0,
         "skipped": 0,
         "skip_reasons": {},
+        "first_skipped": {},
+        "truncated": {},
     }
     assert papers["label"].nunique() == 108
     assert papers["label"].value_counts().iloc[0] == 398  # astro-ph, per the corpus README

@@ -131,7 +131,7 @@ def test_sniffing_rules():
         (b"", "the file is empty"),
         (b"  \n\n", "the file is empty"),
         (bytes(range(256)) * 8, "the file is binary"),
-        ("title\nCaf\xe9 paper on things\n".encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+        ("title\nCaf\xe9 paper on things\n".encode("latin-1"), "not UTF-8 text (line 2: byte 0xe9"),
         (b"title\n\n", "holds no papers"),
     ],
 )
@@ -157,7 +157,7 @@ def test_short_and_empty_records_are_skipped_with_reasons():
     assert (report.read, report.kept, report.skipped) == (2, 1, 1)
     data2 = b"title,abstract,id\nA perfectly long enough title,,1\n,,2\n"
     assert parse([_source("q.csv", data2)], ParseConfig()).file_reports[0].skip_reasons == {"no title or abstract": 1}
-    with pytest.raises(InputError, match=r"^p\.csv: row 2: text shorter than 10 chars"):
+    with pytest.raises(InputError, match=r"^p\.csv: row 2 \(line 3\): text shorter than 10 chars"):
         parse([_source("p.csv", data)], ParseConfig(min_text_chars=10, on_error="fail"))
 
 

@@ -74,6 +74,8 @@ def test_generated_folder_reads_titles_labels_and_encodings(tmp_path):
             "duplicates": 1,
             "skipped": 1,
             "skip_reasons": {"not inside a label folder": 1},
+            "first_skipped": {"not inside a label folder": "README.TXT"},
+            "truncated": {},
         }
     ]
 

@@ -144,9 +144,9 @@ def test_hostile_title_is_text_in_every_page(tmp_path):
     for page in pages:
         text = page.read_text(encoding="utf-8")
         assert "<script>alert(1)" not in text and "<img src=x" not in text, page.name
-    # The title is listed in the index and hovers on the map, escaped (plotly's JSON also writes / as \u002f).
+    # The title is listed in the index (HTML-escaped) and carried by the map as JSON whose "<" is \u003c.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[0].read_text(encoding="utf-8")
-    assert "&lt;script&gt;alert(1)&lt;\\u002fscript&gt;" in pages[1].read_text(encoding="utf-8")
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in pages[1].read_text(encoding="utf-8")
 
 
 def test_same_config_twice_gives_byte_identical_csvs(tmp_path, seed_pages):
@@ -158,3 +158,71 @@ def test_same_config_twice_gives_byte_identical_csvs(tmp_path, seed_pages):
         outputs.append({p.relative_to(run_dir).as_posix(): p.read_bytes() for p in run_dir.rglob("*.csv")})
     assert outputs[0] == outputs[1]
     assert len(outputs[0]) >= 3
+
+
+def test_a_few_new_papers_join_the_existing_clusters(tmp_path, seed_pages):
+    """41 papers clustered, then 2 more: they join by nearest neighbours; old papers keep their clusters."""
+    page = seed_pages[1].read_text(encoding="utf-8")
+    blocks = page.split("\n\n")
+    # The page minus its last paper (title + abstract paragraphs) is the "earlier" listing.
+    earlier = tmp_path / "earlier.txt"
+    earlier.write_text("\n\n".join(blocks[:-4]) + "\n", encoding="utf-8")
+    later = tmp_path / "later.txt"
+    later.write_text(page, encoding="utf-8")
+    extra = {"cluster": {"incremental_max_share": 0.5}}
+    first = load_config(make_config(tmp_path, [str(earlier)], name="inc", **extra))
+    run_pipeline(first, until="cluster")
+    from pipeline.store import ArtifactStore
+
+    store = ArtifactStore(first.run_dir, first.cache_dir)
+    old_labels = dict(zip(store.read_table("cluster", "paper_ids.parquet")["paper_id"],
+                          store.read_array("cluster", "labels.npy").tolist(), strict=True))  # fmt: skip
+    grown = load_config(make_config(tmp_path, [str(later)], name="inc", **extra))
+    result = run_pipeline(grown, until="cluster")
+    counts = result.outcomes[-1].counts
+    assert counts["incremental"] == len(set(range(41))) - len(old_labels)
+    new_labels = dict(zip(store.read_table("cluster", "paper_ids.parquet")["paper_id"],
+                          store.read_array("cluster", "labels.npy").tolist(), strict=True))  # fmt: skip
+    assert {paper: new_labels[paper] for paper in old_labels} == old_labels
+    assert "incremental" in store.read_json("cluster", "cluster.json")["notes"][-1]
+    # Asked to recluster, it does so from scratch.
+    forced = run_pipeline(grown, until="cluster", force_from="cluster")
+    assert "incremental" not in forced.outcomes[-1].counts
+
+
+def test_llm_labeller_names_topics_through_a_local_server(tmp_path, seed_pages):
+    """label.llm.enabled: names come from the local OpenAI-compatible server, unique, slugs rebuilt."""
+    import http.server
+    import threading
+
+    asked: list[dict] = []
+
+    class FakeServer(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            asked.append(body)
+            # Every topic gets the same answer: the run must still keep names unique.
+            answer = {"choices": [{"message": {"content": "Neural Network Pruning"}}]}
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        llm = {"enabled": True, "base_url": f"http://127.0.0.1:{server.server_port}/v1", "model": "tiny"}
+        config = load_config(make_config(tmp_path, [str(seed_pages[0])], name="llm", label={"llm": llm}))
+        run_pipeline(config)
+    finally:
+        server.shutdown()
+    topics = read_csv(tmp_path / "out" / "llm" / "topics.csv")
+    real = [row for row in topics if int(row["topic"]) >= 0]
+    assert len(asked) == len(real) and asked[0]["model"] == "tiny"
+    assert all(row["name"].startswith("Neural Network Pruning") for row in real)
+    assert len({row["name"] for row in real}) == len(real)

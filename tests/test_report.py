@@ -1,9 +1,16 @@
-"""Report stage: files, escaping, links, figures, CSVs and edge cases, on in-memory tables."""
+"""Report stage: files, escaping, links, pages, figures, CSVs and edge cases, on in-memory tables.
+
+``make_tables`` (a small hand-made run) and ``make_synthetic_tables`` (any number of
+papers, with dates, sources, a coarse level and a hierarchy) are shared with the other
+report tests.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 import re
 
 import numpy as np
@@ -12,10 +19,10 @@ import plotly.offline
 import pytest
 
 from pipeline.config import ReportConfig
-from pipeline.report import build_report, figures, join_tables
+from pipeline.report import build_report, figures
 from pipeline.report.csv_export import neutralise, topic_csv_path, topic_number_width
 from pipeline.report.text import safe_url
-from pipeline.schema import PAPER_COLUMNS
+from pipeline.schema import HIERARCHY_COLUMNS, PAPER_COLUMNS
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(1)>"
@@ -158,10 +165,127 @@ def read_csv(content: bytes) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False)
 
 
-def joined_points() -> pd.DataFrame:
-    papers, assignments, topics = make_tables()
-    joined = join_tables(papers, assignments, topics)
-    return joined.loc[:, ["x", "y", "topic", "topic_name", "title", "abstract", "url"]]
+def map_points(page: str) -> dict:
+    """The compact data block the map page draws from."""
+    block = re.search(r'<script type="application/json" id="map-data">(.*?)</script>', page, flags=re.DOTALL)
+    assert block, "map.html has no data block"
+    return json.loads(block.group(1))
+
+
+def map_abstracts(page: str) -> list[str]:
+    block = re.search(r'<script type="application/json" id="map-abstracts">(.*?)</script>', page, flags=re.DOTALL)
+    assert block, "map.html has no abstracts block"
+    return json.loads(block.group(1))
+
+
+def inline_scripts(page: str) -> list[str]:
+    return re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>(.*?)</script>", page, flags=re.DOTALL)
+
+
+SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "sa", "di", "gu", "ri", "mo", "xe", "fi")
+
+
+def make_synthetic_tables(
+    n: int, n_topics: int | None = None, n_groups: int | None = None, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Papers, assignments, topics and hierarchy of a made-up run of ``n`` papers, quickly.
+
+    Realistic lengths (titles ~60, authors ~50, abstracts ~800 characters), ISO dates
+    over two years, three sources, about √n / 2 topics in groups of ~8 (the coarse
+    level) and a hierarchy that merges topics pairwise up to one root. Titles end in
+    the paper's number, so each is unique.
+    """
+    rng = np.random.default_rng(seed)
+    n_topics = n_topics or max(3, int(np.sqrt(n) / 2))
+    n_groups = n_groups or max(2, n_topics // 8)
+    vocab = np.array(["".join(rng.choice(SYLLABLES, size=rng.integers(2, 4))) for _ in range(2000)])
+    sentences = np.array([" ".join(rng.choice(vocab, size=14)).capitalize() + "." for _ in range(400)])
+    people = np.array([f"{a.capitalize()} {b.capitalize()}" for a, b in rng.choice(vocab, size=(500, 2))])
+    topic_of = rng.integers(-1, n_topics, size=n)
+    centres = rng.normal(0.0, 10.0, size=(n_topics + 1, 2))
+    xy = centres[topic_of + 1] + rng.normal(0.0, 1.0, size=(n, 2))
+    ids = [f"{2301 + i // 99_999:04d}.{i % 99_999:05d}" for i in range(n)]
+    days = rng.integers(0, 730, size=n)
+    papers = pd.DataFrame(
+        {
+            "paper_id": ids,
+            "title": [" ".join(words).capitalize() + f" {i}" for i, words in enumerate(rng.choice(vocab, size=(n, 7)))],
+            "abstract": [" ".join(row) for row in sentences[rng.integers(0, len(sentences), size=(n, 8))]],
+            "authors": ["; ".join(row) for row in people[rng.integers(0, len(people), size=(n, 3))]],
+            "date": (pd.Timestamp("2023-01-01") + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d").tolist(),
+            "url": [f"https://arxiv.org/abs/{pid}" for pid in ids],
+            "links": [""] * n,
+            "source": [f"data/listing-{i % 3}.jsonl" for i in range(n)],
+            "label": [""] * n,
+        },
+        columns=list(PAPER_COLUMNS),
+    )
+    assignments = pd.DataFrame(
+        {"paper_id": ids, "topic": topic_of, "score": rng.uniform(0.2, 0.9, size=n).round(4), "x": xy[:, 0],
+         "y": xy[:, 1]}
+    )  # fmt: skip
+    ranked = assignments.sort_values(["topic", "score"], ascending=[True, False])
+    members = ranked.groupby("topic")["paper_id"].apply(list).to_dict()
+    rows = []
+    for topic in range(-1, n_topics):
+        if topic == -1:
+            rows.append({"topic": -1, "name": "Outliers", "slug": "outliers", "size": len(members.get(-1, [])),
+                         "keywords": [], "keyword_weights": [], "representative_ids": [], "x": np.nan, "y": np.nan,
+                         "coarse_topic": -1, "coarse_name": "Outliers"})  # fmt: skip
+            continue
+        words = [str(w) for w in vocab[3 * topic : 3 * topic + 3]]
+        keywords = [*words, *(str(w) for w in rng.choice(vocab, size=7))]
+        group = topic % n_groups
+        rows.append(
+            {"topic": topic, "name": " ".join(words).capitalize(), "slug": "-".join(words),
+             "size": len(members.get(topic, [])), "keywords": keywords,
+             "keyword_weights": sorted(rng.uniform(0.05, 0.5, size=10).round(3).tolist(), reverse=True),
+             "representative_ids": members.get(topic, [])[:4], "x": centres[topic + 1, 0], "y": centres[topic + 1, 1],
+             "coarse_topic": group, "coarse_name": f"Group {group} {vocab[1900 + group]}"}
+        )  # fmt: skip
+    return papers, assignments, pd.DataFrame(rows), chain_hierarchy(list(range(n_topics)))
+
+
+def chain_hierarchy(leaves: list[int]) -> pd.DataFrame:
+    """A hierarchy that merges neighbouring groups pairwise until one root is left."""
+    rows, level, next_id, distance = [], list(leaves), max(leaves) + 1, 0.1
+    under = {leaf: [leaf] for leaf in leaves}
+    while len(level) > 1:
+        merged = []
+        for i in range(0, len(level) - 1, 2):
+            left, right = level[i], level[i + 1]
+            under[next_id] = sorted(under[left] + under[right])
+            rows.append({"parent_id": next_id, "parent_name": f"group of {len(under[next_id])}",
+                         "child_left_id": left, "child_right_id": right, "distance": round(distance, 3),
+                         "topics": under[next_id]})  # fmt: skip
+            merged.append(next_id)
+            next_id += 1
+        if len(level) % 2:
+            merged.append(level[-1])
+        level, distance = merged, distance + 0.2
+    return pd.DataFrame(rows, columns=list(HIERARCHY_COLUMNS))
+
+
+def with_coarse(topics: pd.DataFrame) -> pd.DataFrame:
+    """``make_tables`` topics with a coarse level: topics 0 and 1 form one group, 2 its own."""
+    group = {-1: (-1, "Outliers"), 0: (10, "Learning <b>machines</b>"), 1: (10, "Learning <b>machines</b>"),
+             2: (11, "Biology")}  # fmt: skip
+    return topics.assign(
+        coarse_topic=[group[int(t)][0] for t in topics["topic"]],
+        coarse_name=[group[int(t)][1] for t in topics["topic"]],
+    )
+
+
+def make_hierarchy() -> pd.DataFrame:
+    """Topics 0 and 1 merge first (into 3), then with 2 (into 4)."""
+    return pd.DataFrame(
+        [
+            {"parent_id": 3, "parent_name": "Learning <i>all</i>", "child_left_id": 0, "child_right_id": 1,
+             "distance": 0.4, "topics": [0, 1]},
+            {"parent_id": 4, "parent_name": "Everything", "child_left_id": 3, "child_right_id": 2,
+             "distance": 0.9, "topics": [0, 1, 2]},
+        ]
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -173,17 +297,9 @@ def files() -> dict[str, bytes]:
 
 
 def test_every_expected_file_is_present(files):
-    expected = {
-        "index.html",
-        "map.html",
-        "topics.html",
-        "papers.csv",
-        "topics.csv",
-        "topics/00-graph-neural-networks.csv",
-        "topics/01-language-models.csv",
-        "topics/02-protein-folding.csv",
-        "topics/outliers-unassigned.csv",
-    }
+    stems = ["00-graph-neural-networks", "01-language-models", "02-protein-folding", "outliers-unassigned"]
+    expected = {"index.html", "map.html", "topics.html", "papers.csv", "topics.csv"}
+    expected |= {f"topics/{stem}.{ext}" for stem in stems for ext in ("csv", "html")}
     assets = [path for path in files if path.startswith("assets/")]
     assert assets == [f"assets/plotly-{plotly.offline.get_plotlyjs_version()}.min.js"]
     assert set(files) - set(assets) == expected
@@ -193,15 +309,33 @@ def test_every_expected_file_is_present(files):
 
 def test_pages_load_plotly_from_the_local_asset_and_never_a_cdn(files):
     asset = next(path for path in files if path.startswith("assets/"))
-    for path, page in html_pages(files).items():
+    pages_ = html_pages(files)
+    for path, page in pages_.items():
         assert "cdn" not in page.lower(), path
         assert not re.search(r"""<script[^>]*src=["']?(https?:)?//""", page, flags=re.IGNORECASE), path
         assert not re.search(r"""<link[^>]*href=["']?(https?:)?//""", page, flags=re.IGNORECASE), path
-    pages_ = html_pages(files)
+        assert "@import" not in page and "url(" not in page, path  # no web fonts, no remote CSS
     for path in ("map.html", "topics.html"):
         assert pages_[path].count(f'src="{asset}"') == 1, path
         assert len(pages_[path]) < 500_000, "plotly.js must not be inlined"
-    assert "<script" not in pages_["index.html"].split("</head>")[1]
+    # The overview and the topic pages draw their charts in HTML/SVG: no plotly.js to load.
+    for path in ("index.html", "topics/00-graph-neural-networks.html"):
+        assert "plotly" not in pages_[path].split("</head>")[0].lower(), path
+        assert "<script src" not in pages_[path] and "<script charset" not in pages_[path], path
+
+
+def test_every_page_has_a_csp_that_allows_only_its_own_scripts(files):
+    for path, page in html_pages(files).items():
+        policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+        assert policy, path
+        directives = dict(part.strip().split(" ", 1) for part in policy.group(1).split(";"))
+        assert directives["default-src"] == "'none'" and directives["connect-src"] == "'none'", path
+        scripts = directives["script-src"].split()
+        assert "'unsafe-inline'" not in scripts, path
+        for body in inline_scripts(page):
+            digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
+            assert f"'sha256-{digest}'" in scripts, path
+        assert ("'self'" in scripts) == ("<script charset" in page), path  # only pages that load plotly.js
 
 
 def test_input_text_is_escaped_in_every_page(files):
@@ -215,28 +349,31 @@ def test_input_text_is_escaped_in_every_page(files):
     assert "&lt;img src=x onerror=alert(1)&gt;" in index
     assert "data/&lt;listing&gt;.html" in index
     assert "note with &lt;i&gt;markup&lt;/i&gt;" in index
-    # In the map the title travels as JSON; plotly writes "<" as \u003c and we pre-escape it.
-    assert "&lt;script&gt;alert(1)&lt;\\u002fscript&gt;" in pages_["map.html"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages_["topics/00-graph-neural-networks.html"]
+    # In the map the title travels as JSON, with "<" and ">" written as \u003c / \u003e.
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in pages_["map.html"]
+    assert map_points(pages_["map.html"])["title"].count(XSS_SCRIPT) == 1
 
 
 def test_links_are_only_http(files):
-    index = html_pages(files)["index.html"]
+    pages_ = html_pages(files)
+    index = pages_["index.html"]
     hrefs = re.findall(r'href="([^"]*)"', index)
     assert "https://arxiv.org/abs/2501.00000" in hrefs
     assert not any(h.lower().startswith(("javascript", "data")) for h in hrefs)
     assert "javascript:" not in index  # the javascript: url of paper 1 is neither linked nor shown as link
-    local = [h for h in hrefs if not h.startswith("https://")]
-    assert set(local) == {
-        "index.html",
-        "map.html",
-        "topics.html",
-        "topics.csv",
-        "papers.csv",
-        "topics/00-graph-neural-networks.csv",
-        "topics/01-language-models.csv",
-        "topics/02-protein-folding.csv",
-        "topics/outliers-unassigned.csv",
-    }
+    local = {h for h in hrefs if not h.startswith("https://")}
+    stems = ["00-graph-neural-networks", "01-language-models", "02-protein-folding", "outliers-unassigned"]
+    assert local == {"index.html", "index.html#topics", "map.html", "topics.html", "topics.csv", "papers.csv"} - {
+        "index.html#topics"
+    } | {f"topics/{stem}.{ext}" for stem in stems for ext in ("csv", "html")}
+    for path, page in pages_.items():
+        for href in re.findall(r'href="([^"]*)"', page):
+            assert href.lower().startswith(("https://", "http://")) or ":" not in href, (path, href)
+    # The map links papers through its data: only http(s) urls (or none) reach it.
+    data = map_points(pages_["map.html"])
+    urls = [data["urlPrefix"][i] + suffix for i, suffix in zip(data["urlIndex"], data["url"], strict=True)]
+    assert urls.count("") == 1 and all(u == "" or u.startswith("https://arxiv.org/abs/") for u in urls)
 
 
 def test_index_reports_counts_topics_and_settings(files):
@@ -250,7 +387,20 @@ def test_index_reports_counts_topics_and_settings(files):
     assert "cs.CL (4), cs.LG (3)" in index  # known labels, since has_labels
     # config.representative_titles = 3: the 4th representative of topic 0 is not listed
     assert "Paper number 3<" not in index and "Paper number 7" in index
-    assert index.count('<tr class="outliers">') == 1
+    assert len(re.findall(r'<tr data-href="topics/outliers-unassigned.html"[^>]*class="outliers"', index)) == 1
+    assert "quality" not in index.lower()  # no metrics given: no quality cards
+
+
+def test_index_topic_rows_link_to_their_pages_and_carry_sort_values(files):
+    index = html_pages(files)["index.html"]
+    rows = re.findall(r'<tr data-href="([^"]+)" tabindex="0"', index)
+    assert rows == [f"topics/{s}.html" for s in ("00-graph-neural-networks", "01-language-models",
+                                                 "02-protein-folding", "outliers-unassigned")]  # fmt: skip
+    assert 'id="topic-table"' in index and 'id="topic-filter"' in index
+    assert index.count('data-sort="num"') == 3 and index.count('data-sort="text"') == 1
+    assert '<td class="num" data-value="7">7</td>' in index
+    assert ">Trend<" not in index  # every paper has the same date: one period, no trend column
+    assert "addEventListener('click'" in inline_scripts(index)[0]
 
 
 def test_index_title_comes_from_config():
@@ -258,11 +408,14 @@ def test_index_title_comes_from_config():
     assert "<title>My &lt;reading&gt; list</title>" in index
 
 
-def test_map_page_has_fixed_div_id_and_safe_click_handler(files):
+def test_map_page_carries_safe_click_handler_and_ready_flag(files):
     page = html_pages(files)["map.html"]
-    assert 'id="document-map"' in page
-    assert "plotly_click" in page and "window.open" in page
-    assert "/^https?:\\/\\//i.test(url)" in page
+    assert 'id="document-map"' in page and 'id="map-search"' in page and 'id="map-topic"' in page
+    script = inline_scripts(page)[0]
+    assert "plotly_click" in script and "window.open(url, '_blank', 'noopener,noreferrer')" in script
+    assert "var HTTP = /^https?:\\/\\//i;" in script and "HTTP.test(url)" in script
+    assert "textContent" in script and "innerHTML" not in script  # the hover card never parses HTML
+    assert "data-ready" in script
 
 
 def test_build_is_deterministic_and_created_changes_only_html():
@@ -273,44 +426,149 @@ def test_build_is_deterministic_and_created_changes_only_html():
     assert later["papers.csv"] == first["papers.csv"]
 
 
+# --------------------------------------------------------------------------- map data
+
+
+def test_map_data_has_one_point_per_paper_in_topic_slices(files):
+    data = map_points(html_pages(files)["map.html"])
+    papers, assignments, _ = make_tables()
+    assert data["n"] == len(papers) == len(data["x"]) == len(data["y"]) == len(data["title"])
+    assert [t["id"] for t in data["topics"]] == [-1, 0, 1, 2]  # outliers first: drawn underneath
+    assert [(t["start"], t["end"]) for t in data["topics"]] == [(0, 3), (3, 10), (10, 16), (16, 20)]
+    assert all(0 <= v <= data["grid"] for v in data["x"] + data["y"])
+    topic_of_title = dict(zip(papers["title"], assignments["topic"], strict=True))
+    for t in data["topics"]:
+        assert {topic_of_title[title] for title in data["title"][t["start"] : t["end"]]} == {t["id"]}
+    # Within a topic, best score first: paper 5 has the top score of topic 0.
+    assert data["title"][3] == "Paper number 5"
+    assert data["topics"][1]["page"] == "topics/00-graph-neural-networks.html"
+    assert data["legend"] is True and data["topics"][0]["color"] == figures.OUTLIER_COLOR
+
+
+def test_map_labels_are_escaped_for_plotly_and_coarse_only_with_a_coarse_level():
+    papers, assignments, topics = make_tables()
+    topics.loc[topics["topic"] == 2, "name"] = XSS_IMG
+    plain = map_points(build(papers, assignments, topics)["map.html"].decode())
+    assert plain["labels"]["coarse"] == []
+    assert [label["text"] for label in plain["labels"]["fine"]][2] == "<b>&lt;img src=x onerror=alert(1)&gt;</b>"
+    grouped = map_points(build(papers, assignments, with_coarse(topics))["map.html"].decode())
+    coarse = grouped["labels"]["coarse"]
+    assert [(c["group"], c["text"]) for c in coarse] == [(10, "<b>Learning &lt;b&gt;machines&lt;/b&gt;</b>"),
+                                                         (11, "<b>Biology</b>")]  # fmt: skip
+    assert [t["coarse"] for t in grouped["topics"]] == [-1, 10, 10, 11]
+
+
+def test_map_abstracts_are_cut_and_shrink_to_fit_the_budget(monkeypatch):
+    from pipeline.report import docmap
+
+    page = build(config=make_config(hover_abstract_chars=50))["map.html"].decode()
+    assert all(len(a) <= 50 and a.endswith("…") for a in map_abstracts(page))
+    assert "To keep this page quick" not in page
+    assert set(map_abstracts(build(config=make_config(hover_abstract_chars=0))["map.html"].decode())) == {""}
+    # A budget too small for 240 characters per paper cuts the abstracts and says so on the page.
+    used = docmap.json_bytes(map_points(page))  # the points without their abstracts
+    monkeypatch.setattr(docmap, "MAP_BYTES_BUDGET", used + 20 * 104)  # room for 100 characters each
+    page = build()["map.html"].decode()
+    assert max(len(a) for a in map_abstracts(page)) == 100
+    assert "To keep this page quick with 20 papers, the hover card shows the first" in page
+    monkeypatch.setattr(docmap, "MAP_BYTES_BUDGET", 1_000)
+    page = build()["map.html"].decode()
+    assert set(map_abstracts(page)) == {""} and "shows no abstract" in page
+
+
+def test_map_authors_are_cut_to_three_names():
+    from pipeline.report.docmap import short_authors
+
+    assert short_authors("A One; B Two; C Three; D Four") == "A One; B Two; C Three et al."
+    assert short_authors("A One; B Two") == "A One; B Two"
+    assert short_authors("") == ""
+
+
+# --------------------------------------------------------------------------- dates, sources, hierarchy, metrics
+
+
+@pytest.fixture(scope="module")
+def rich_files() -> dict[str, bytes]:
+    """A run with ISO dates over months, two sources, a coarse level, a hierarchy and metrics."""
+    papers, assignments, topics = make_tables()
+    months = ["2024-01-10", "2024-03-10", "2024-05-10", "2024-07-10"]  # over 120 days: per month
+    # Topic 1 (papers 7-12) only appears in the last month: rising.
+    papers["date"] = [months[3] if assignments["topic"][i] == 1 else months[i % 3] for i in range(len(papers))]
+    papers.loc[0, "date"] = "Aug 12"  # a raw date: left out of the time charts
+    papers["source"] = ["search-a.txt" if i % 2 else "search-b.txt" for i in range(len(papers))]
+    metrics = {"n_topics": 3, "outlier_share": 0.15, "largest_topic_share": 0.35, "npmi": 0.1234, "diversity": 0.9,
+               "nmi": None, "ami": None, "ari": None}  # fmt: skip
+    return build_report(papers, assignments, with_coarse(topics), make_summary(), make_config(),
+                        hierarchy=make_hierarchy(), metrics=metrics)  # fmt: skip
+
+
+def test_dashboard_shows_quality_figures_trends_rising_topics_and_sources(rich_files):
+    index = rich_files["index.html"].decode()
+    assert "coherence (NPMI)" in index and "0.123" in index and "keyword diversity" in index
+    assert "35.0%" in index  # largest topic share
+    assert index.count("could not be computed") == 3 * 2  # nmi, ami, ari are null (hint + tooltip)
+    assert index.count('class="spark"') == 3 and ">Trend<" in index
+    assert index.count("▲ rising</span>") == 1
+    assert 'href="topics/01-language-models.html">1: Language models' in index  # in the rising list
+    assert "latest 1 of 7 periods (per month: 2024-07)" in index
+    assert "in Learning &lt;b&gt;machines&lt;/b&gt;" in index  # the coarse group under the topic name
+    assert 'id="sources"' in index and "search-a.txt" in index and "search-b.txt" in index
+
+
+def test_charts_page_has_time_hierarchy_and_source_sections(rich_files):
+    page = rich_files["topics.html"].decode()
+    for section in ("intertopic", "over-time", "hierarchy", "by-source", "keywords"):
+        assert f'<section id="{section}">' in page, section
+    assert "19 of 20 papers carry an ISO date" in page
+    assert "Learning &lt;i&gt;all&lt;\\u002fi&gt;" in page  # a merge's name, escaped for plotly
+    plain = build()["topics.html"].decode()
+    assert '<section id="hierarchy">' not in plain and '<section id="by-source">' not in plain
+    assert "No chart over time" in plain
+
+
+def test_topic_page_lists_papers_best_first_with_neighbours_and_charts(rich_files):
+    page = rich_files["topics/00-graph-neural-networks.html"].decode()
+    titles = re.findall(r'<div class="paper-title">(?:<a [^>]*>)?([^<]*)<', page)
+    assert titles[:3] == ["Paper number 5", "=HYPERLINK(&#34;http://evil.example&#34;,&#34;click&#34;)",
+                          "Paper number 4"]  # fmt: skip
+    assert len(titles) == 7
+    assert '<a href="../topics/01-language-models.html">1: Language models</a>' in page
+    assert page.count('<span class="bar" style="width:') == 4 and "width: 100.0%" in page  # a bar per keyword
+    assert page.count("<rect ") == 7  # papers per month, January to July
+    assert "2024-01: 2 papers" in page
+    assert '<a href="00-graph-neural-networks.csv">' in page and 'href="../map.html#topic=0"' in page
+    assert "› Learning &lt;b&gt;machines&lt;/b&gt;" in page
+    assert ">search-a.txt<" in page
+    assert "javascript:" not in page  # paper 1's url is not linked
+
+
+def test_topic_page_lists_at_most_topic_page_papers():
+    page = build(config=make_config(topic_page_papers=2))["topics/00-graph-neural-networks.html"].decode()
+    assert page.count('<div class="paper-title">') == 2
+    assert "The first 2 of 7 are listed" in page
+
+
+def test_hierarchy_that_is_not_a_tree_over_the_topics_is_rejected():
+    papers, assignments, topics = make_tables()
+    bad = make_hierarchy()
+    bad.loc[0, "child_left_id"] = 99
+    with pytest.raises(ValueError, match="hierarchy names topic"):
+        build_report(papers, assignments, topics, make_summary(), make_config(), hierarchy=bad)
+    with pytest.raises(ValueError, match="lacks column"):
+        build_report(papers, assignments, topics, make_summary(), make_config(),
+                     hierarchy=make_hierarchy().drop(columns=["distance"]))  # fmt: skip
+
+
+def test_synthetic_tables_build_a_report():
+    papers, assignments, topics, hierarchy = make_synthetic_tables(600, seed=3)
+    files = build_report(papers, assignments, topics, make_summary(), make_config(), hierarchy=hierarchy)
+    data = map_points(files["map.html"].decode())
+    assert data["n"] == 600 and len(data["labels"]["coarse"]) == 2
+    assert len([p for p in files if p.startswith("topics/") and p.endswith(".html")]) == len(topics)
+    assert '<section id="hierarchy">' in files["topics.html"].decode()
+
+
 # --------------------------------------------------------------------------- figures
-
-
-def test_document_map_has_one_trace_per_topic_with_every_paper():
-    points = joined_points()
-    fig = figures.document_map(points, hover_abstract_chars=50).to_dict()
-    traces = fig["data"]
-    assert [t["type"] for t in traces] == ["scattergl"] * 4
-    assert len(traces) == points["topic"].nunique()
-    assert sum(len(values(t["x"])) for t in traces) == len(points)
-    assert traces[0]["name"].startswith("Outliers") and traces[0]["marker"]["color"] == figures.OUTLIER_COLOR
-    assert len({t["marker"]["color"] for t in traces}) == 4
-    names = [a["text"] for a in fig["layout"]["annotations"]]
-    assert names == ["<b>Graph neural networks</b>", "<b>Language models</b>", "<b>Protein folding</b>"]
-    graph = points[points["topic"] == 0]
-    first = fig["layout"]["annotations"][0]
-    assert (first["x"], first["y"]) == (graph["x"].median(), graph["y"].median())
-
-
-def test_document_map_hover_is_escaped_and_abstract_cut():
-    points = joined_points()
-    fig = figures.document_map(points, hover_abstract_chars=50).to_dict()
-    hover = [h for t in fig["data"] for h in t["hovertext"]]
-    assert any("&lt;script&gt;alert(1)&lt;/script&gt;" in h for h in hover)
-    assert not any("<script" in h or "<img" in h for h in hover)
-    sample = next(h for h in hover if "Paper number 5" in h)
-    assert "Graph neural networks" in sample
-    assert "Abstract 5 word" in sample and "&lt;b&gt;bold" not in sample and "…" in sample
-    no_abstract = figures.document_map(points, hover_abstract_chars=0).to_dict()
-    assert not any("Abstract" in h for t in no_abstract["data"] for h in t["hovertext"])
-
-
-def test_document_map_click_urls_are_http_only():
-    fig = figures.document_map(joined_points(), hover_abstract_chars=10).to_dict()
-    urls = [u for t in fig["data"] for u in t["customdata"]]
-    assert "" in urls  # paper 1 has a javascript: url
-    assert all(u == "" or u.startswith("https://arxiv.org/abs/") for u in urls)
-    assert sum(u == "" for u in urls) == 1
 
 
 def test_intertopic_map_leaves_outliers_out_and_scales_bubbles():
@@ -364,8 +622,8 @@ def test_topics_page_says_when_barcharts_are_capped():
         ]
     )
     page = build(papers, assignments, topics)["topics.html"].decode()
-    assert "Showing the 24 largest of 26 topics" in page
-    assert "Showing the" not in build()["topics.html"].decode()
+    assert "The 24 largest of 26 topics; every topic has its own page." in page
+    assert "largest of" not in build()["topics.html"].decode()
 
 
 # --------------------------------------------------------------------------- CSV
@@ -454,22 +712,29 @@ def test_tables_that_break_the_contract_are_rejected():
 def test_single_topic_without_outliers():
     papers, assignments, topics = make_tables([0] * 5)
     files = build(papers, assignments, topics)
-    assert sorted(p for p in files if p.startswith("topics/")) == ["topics/00-graph-neural-networks.csv"]
+    assert sorted(p for p in files if p.startswith("topics/")) == [
+        "topics/00-graph-neural-networks.csv",
+        "topics/00-graph-neural-networks.html",
+    ]
     index = files["index.html"].decode()
     assert "0.0%" in index and '<tr class="outliers">' not in index
-    assert 'id="intertopic-map"' in files["topics.html"].decode()
-    traces = figures.document_map(join_tables(papers, assignments, topics), 20).to_dict()["data"]
-    assert len(traces) == 1 and len(values(traces[0]["x"])) == 5
+    assert 'id="intertopic-chart"' in files["topics.html"].decode()
+    data = map_points(files["map.html"].decode())
+    assert [(t["id"], t["start"], t["end"]) for t in data["topics"]] == [(0, 0, 5)]
 
 
 def test_every_paper_an_outlier():
     papers, assignments, topics = make_tables([-1] * 6)
     files = build(papers, assignments, topics)
-    assert sorted(p for p in files if p.startswith("topics/")) == ["topics/outliers-unassigned.csv"]
+    assert sorted(p for p in files if p.startswith("topics/")) == [
+        "topics/outliers-unassigned.csv",
+        "topics/outliers-unassigned.html",
+    ]
     assert "every paper is an outlier" in files["index.html"].decode()
     assert "100.0%" in files["index.html"].decode()
     topics_page = files["topics.html"].decode()
-    assert "every paper is an outlier" in topics_page and 'id="intertopic-map"' not in topics_page
+    assert "every paper is an outlier" in topics_page and 'id="intertopic-chart"' not in topics_page
+    assert map_points(files["map.html"].decode())["labels"]["fine"] == []
     assert len(read_csv(files["papers.csv"])) == 6
 
 

@@ -3,13 +3,16 @@
 Pure: ``collect_sources`` (pipeline/sources.py) reads the files; ``parse`` only sees bytes.
 A reader is picked per unit (one file, or all documents of one text folder) from
 ``READERS`` by ``spec.format``, or by ``sniff_format`` when the format is "auto". Every
-record is cleaned (whitespace, hard line breaks, NUL bytes, links), checked
-(``min_text_chars``), and deduplicated: by arXiv id ignoring the version, else by its
+record is cleaned (whitespace, hard line breaks, NUL bytes, links), cut to a sane length
+(``MAX_TITLE_CHARS``, ``MAX_ABSTRACT_CHARS``), checked (``min_text_chars``, at least one
+letter or digit), and deduplicated: by arXiv id ignoring the version, else by its
 normalised title; the first occurrence wins.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,7 +23,7 @@ from pipeline.config import ParseConfig
 from pipeline.errors import InputError
 from pipeline.parse.arxiv import read_daily, read_snapshot
 from pipeline.parse.hf_pages import read_hf_page
-from pipeline.parse.normalize import clean_text, extract_links, normalize_title, title_hash_id
+from pipeline.parse.normalize import clean_text, extract_links, has_words, normalize_title, title_hash_id
 from pipeline.parse.records import Item, RawPaper, Reader, Skip
 from pipeline.parse.sniff import sniff_format
 from pipeline.parse.tables import read_table
@@ -28,7 +31,22 @@ from pipeline.parse.text_folder import read_text_folder
 from pipeline.schema import PAPER_COLUMNS, empty_papers
 from pipeline.sources import SourceFile
 
-__all__ = ["READERS", "FileReport", "ParseResult", "parse"]
+__all__ = ["MAX_ABSTRACT_CHARS", "MAX_TITLE_CHARS", "READERS", "FileReport", "ParseResult", "parse"]
+
+log = logging.getLogger(__name__)
+
+# Longer fields are cut (at a word boundary) and counted in the file report. arXiv titles
+# stay under 300 characters and abstracts under 1,920; the longest BBC article is 25,000.
+# The embedder reads only the first 256 tokens anyway, but c-TF-IDF, the keyword
+# vectorizers and the report read every character: one 5 MB "abstract" (a whole paper
+# or a corrupt export) would take seconds per topic and flood its topic's keywords.
+MAX_TITLE_CHARS = 1_000
+MAX_ABSTRACT_CHARS = 30_000
+_LIMITS = {"title": MAX_TITLE_CHARS, "abstract": MAX_ABSTRACT_CHARS}
+MAX_DETAIL_CHARS = 80  # of a skipped record's text quoted in a message
+# A paper's url is kept only when it is a plain http(s) url: javascript:, data: or file:
+# urls are dropped here, before any page could link them.
+_HTTP_URL = re.compile(r"https?://[^\s\"'<>\\`]+", re.IGNORECASE)
 
 READERS: dict[str, Reader] = {
     "hf-daily-papers": read_hf_page,
@@ -41,7 +59,12 @@ READERS: dict[str, Reader] = {
 
 @dataclass
 class FileReport:
-    """What happened to one input file (or one text folder): ``read`` = kept + duplicates + skipped."""
+    """What happened to one input file (or one text folder): ``read`` = kept + duplicates + skipped.
+
+    ``skip_reasons`` counts skipped records per reason and ``first_skipped`` says where the
+    first of each was ("line 12"); ``truncated`` counts kept papers whose title or abstract
+    was cut to ``MAX_TITLE_CHARS`` / ``MAX_ABSTRACT_CHARS``, per field.
+    """
 
     path: str
     reader: str
@@ -50,6 +73,8 @@ class FileReport:
     duplicates: int = 0
     skipped: int = 0
     skip_reasons: dict[str, int] = field(default_factory=dict)
+    first_skipped: dict[str, str] = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (for the run manifest)."""
@@ -121,23 +146,43 @@ def _reader_name(unit: list[SourceFile]) -> str:
     return sniff_format(first) if name == "auto" else name
 
 
-def _row(paper: RawPaper, source: str) -> tuple[dict[str, str], str, str]:
-    """The cleaned table row of a raw paper, its arXiv id and its dedupe identity."""
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, at the last space when one is near the end."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return cut[:space] if space > limit * 0.9 else cut
+
+
+def _safe_url(url: str) -> str:
+    url = clean_text(url)
+    return url if _HTTP_URL.fullmatch(url) else ""
+
+
+def _row(paper: RawPaper, source: str) -> tuple[dict[str, str], str, str, list[str]]:
+    """The cleaned table row of a raw paper, its arXiv id, its dedupe identity and the fields cut."""
     title = clean_text(paper.title)
     abstract, links = extract_links(clean_text(paper.abstract))
-    identity = normalize_title(paper.identity or title or abstract)
+    # The identity falls back to the abstract when the title has no letters ("???"): else every
+    # such paper would share the identity "" and be merged as one.
+    identity = normalize_title(paper.identity or title) or normalize_title(abstract)
+    cut = [name for name, text in (("title", title), ("abstract", abstract)) if len(text) > _LIMITS[name]]
+    title, abstract = _cut(title, MAX_TITLE_CHARS), _cut(abstract, MAX_ABSTRACT_CHARS)
+    arxiv_url = f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else ""
+    own_id = clean_text(paper.own_id)
     row = {
-        "paper_id": paper.arxiv_id or clean_text(paper.own_id) or title_hash_id(title or abstract),
+        "paper_id": paper.arxiv_id or own_id or title_hash_id(title if has_words(title) else abstract),
         "title": title,
         "abstract": abstract,
         "authors": clean_text(paper.authors),
         "date": clean_text(paper.date),
-        "url": paper.url.strip() or (f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else ""),
+        "url": _safe_url(paper.url) or arxiv_url,
         "links": links,
-        "source": paper.source or source,
+        "source": clean_text(paper.source or source),
         "label": clean_text(paper.label),
     }
-    return row, paper.arxiv_id, identity
+    return row, paper.arxiv_id, identity, cut
 
 
 def _check(row: dict[str, str], config: ParseConfig) -> str | None:
@@ -145,15 +190,26 @@ def _check(row: dict[str, str], config: ParseConfig) -> str | None:
         return "no title or abstract"
     if len(row["title"]) + len(row["abstract"]) < config.min_text_chars:
         return f"text shorter than {config.min_text_chars} chars"
+    if not has_words(row["title"]) and not has_words(row["abstract"]):
+        return "no letters or digits in title or abstract"
     return None
 
 
 def _skip(report: FileReport, skip: Skip, config: ParseConfig) -> None:
     if config.on_error == "fail" and skip.bad:
-        detail = f" ({skip.detail})" if skip.detail else ""
-        raise InputError(f"{report.path}: {skip.where}: {skip.reason}{detail}")
+        detail = skip.detail if len(skip.detail) <= MAX_DETAIL_CHARS else skip.detail[:MAX_DETAIL_CHARS] + "…"
+        raise InputError(f"{report.path}: {skip.where}: {skip.reason}" + (f" ({detail})" if detail else ""))
     report.skipped += 1
     report.skip_reasons[skip.reason] = report.skip_reasons.get(skip.reason, 0) + 1
+    report.first_skipped.setdefault(skip.reason, skip.where)
+
+
+def _log_report(report: FileReport) -> None:
+    for reason, count in report.skip_reasons.items():
+        first = report.first_skipped[reason]
+        log.info("%s: %d record(s) skipped, %s; the first at %s", report.path, count, reason, first)
+    for name, count in report.truncated.items():
+        log.info("%s: cut %d %s(s) longer than %d characters", report.path, count, name, _LIMITS[name])
 
 
 EMPTY_MEMBER = "(empty file)"  # the reader name reported for an empty member of a folder or glob
@@ -177,7 +233,7 @@ def _read_unit(
         if isinstance(item, Skip):
             _skip(report, item, config)
             continue
-        row, arxiv_id, identity = _row(item, first.path)
+        row, arxiv_id, identity, cut = _row(item, first.path)
         problem = _check(row, config)
         if problem is not None:
             _skip(report, Skip(item.where, problem), config)
@@ -189,6 +245,9 @@ def _read_unit(
         row["paper_id"] = seen.unique_paper_id(row["paper_id"])
         rows.append(row)
         report.kept += 1
+        for name in cut:
+            report.truncated[name] = report.truncated.get(name, 0) + 1
+    _log_report(report)
     if report.kept + report.duplicates == 0:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skip_reasons.items())
         raise InputError(f"{path}: holds no papers ({reasons or 'nothing readable found'})")

@@ -22,11 +22,29 @@ DAILY_KEYS = ("summary", "abs")
 _FILE_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 
-def _rows(source: SourceFile) -> Iterator[tuple[str, dict[str, object] | Skip]]:
+def _rows(source: SourceFile, fmt: str, text_keys: tuple[str, str]) -> list[tuple[str, dict[str, object] | Skip]]:
+    """The file's rows, after checking that it has the columns of ``fmt`` (an id and some text)."""
     kind = table_kind(source)
     if kind not in ("jsonl", "json", "csv", "tsv"):
         raise InputError(f"{source.path}: arXiv metadata must be JSON Lines, JSON or CSV")
-    yield from read_rows(source, kind).rows
+    rows = read_rows(source, kind)
+    # A file of another format (a generic table, a page) would otherwise give one "not an arXiv id"
+    # skip per row; saying which columns are missing tells the user to fix the 'format:'.
+    if rows.columns and ("id" not in rows.columns or not any(key in rows.columns for key in text_keys)):
+        raise InputError(
+            f"{source.path}: format '{fmt}' needs an 'id' column and a '{text_keys[0]}' or '{text_keys[1]}' column, "
+            f"but the file has: {', '.join(rows.columns[:20])}; set the right 'format:' for this input"
+        )
+    return rows.rows
+
+
+def _categories(value: object) -> list[str]:
+    """Category codes from a space-separated string or a list; anything else is read as text."""
+    if isinstance(value, (list, tuple)):
+        return [text for text in (as_text(item).strip() for item in value) if text]
+    if isinstance(value, dict):
+        return []
+    return as_text(value).split()
 
 
 def _bad_id(where: str, raw: str) -> Skip:
@@ -40,7 +58,7 @@ def read_snapshot(sources: list[SourceFile]) -> Iterator[Item]:
     repaired ("704.001" -> "0704.0010"); see ``normalize_arxiv_id``.
     """
     for source in sources:
-        for where, row in _rows(source):
+        for where, row in _rows(source, "arxiv-snapshot", ("title", "abstract")):
             if isinstance(row, Skip):
                 yield row
                 continue
@@ -49,7 +67,7 @@ def read_snapshot(sources: list[SourceFile]) -> Iterator[Item]:
             if arxiv_id is None:
                 yield _bad_id(where, raw_id)
                 continue
-            categories = as_text(row.get("categories")).split()
+            categories = _categories(row.get("categories"))
             yield RawPaper(
                 where=where,
                 title=as_text(row.get("title")),
@@ -66,7 +84,7 @@ def read_daily(sources: list[SourceFile]) -> Iterator[Item]:
     """Yield papers of a daily arXiv scrape; date = the file name's YYYY-MM-DD, else the id's month."""
     for source in sources:
         file_date = _FILE_DATE.search(base_name(source.path))
-        for where, row in _rows(source):
+        for where, row in _rows(source, "arxiv-daily", ("title", "summary")):
             if isinstance(row, Skip):
                 yield row
                 continue
@@ -75,11 +93,9 @@ def read_daily(sources: list[SourceFile]) -> Iterator[Item]:
             if arxiv_id is None:
                 yield _bad_id(where, raw_id)
                 continue
-            categories = row.get("categories")
-            if isinstance(categories, str):
-                categories = categories.split()
+            categories = _categories(row.get("categories"))
             # The first entry is the primary category even when later ones are MSC/ACM codes.
-            label = as_text(categories[0]).strip() if categories else ""
+            label = categories[0] if categories else ""
             yield RawPaper(
                 where=where,
                 title=as_text(row.get("title")),

@@ -8,12 +8,15 @@ so a title with no abstract becomes a title-only paper.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
-from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, listing_date
+from pipeline.errors import InputError
+from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, listing_date, split_lines
 from pipeline.parse.records import Item, RawPaper, Skip
-from pipeline.sources import SourceFile
+from pipeline.parse.tables import JSON_ERRORS, PARQUET_MAGIC, base_name, table_kind
+from pipeline.sources import DATA_SUFFIXES, SourceFile
 
 # Compared casefolded; these lines are the site's navigation, never a paper.
 CHROME_LINES = frozenset(
@@ -35,7 +38,7 @@ _URL = re.compile(r"https?://")
 
 def is_hf_page(text: str) -> bool:
     """True when ``text`` holds a Daily Papers page marker line."""
-    lines = {line.strip().casefold() for line in text.splitlines()[:50]}
+    lines = {line.strip().casefold() for line in split_lines(text)[:50]}
     return any(marker in lines for marker in SNIFF_MARKERS)
 
 
@@ -53,14 +56,35 @@ def looks_like_title(line: str) -> bool:
     return not (line.endswith(".") and (breaks >= 1 or len(line.split()) > 20))
 
 
+def _data_file_kind(source: SourceFile, text: str) -> str | None:
+    """The kind ("CSV", "JSON", ...) of a data file given as a page, by its name or content; else None."""
+    kind = table_kind(source)
+    if kind is None or kind in ("csv", "tsv", "parquet") or base_name(source.path).endswith(DATA_SUFFIXES):
+        return kind.upper() if kind else None
+    # Content starting with "[" or "{": JSON only if its first line parses (a page may start "[...]").
+    first = next((line for line in split_lines(text) if line.strip()), "")
+    try:
+        value = json.loads(first)
+    except JSON_ERRORS:
+        return None
+    return "JSON" if isinstance(value, (dict, list)) else None
+
+
 def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
     """Yield the papers of each page; date = the page's date line (ISO when ``spec.year`` is set)."""
     for source in sources:
-        text = decode_utf8(source.data, source.path)
+        text = decode_utf8(source.data, source.path) if not source.data.startswith(PARQUET_MAGIC) else ""
+        kind = _data_file_kind(source, text)
+        if kind is not None:
+            # Every short line of a JSON or CSV file would pass for a title: refuse instead.
+            raise InputError(
+                f"{source.path}: looks like {kind}, not a saved Daily Papers page "
+                "(format 'hf-daily-papers'); use format 'auto' or 'table'"
+            )
         page_date = ""
         # (line number, title, abstract lines); the date is applied once the whole page is read.
         papers: list[tuple[int, str, list[str]]] = []
-        for number, raw_line in enumerate(text.splitlines(), 1):
+        for number, raw_line in enumerate(split_lines(text), 1):
             line = clean_text(raw_line)
             if not line or line.casefold() in CHROME_LINES:
                 continue

@@ -6,6 +6,7 @@ the readers stay short and the rules are tested once.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 import unicodedata
@@ -19,8 +20,9 @@ from pipeline.errors import InputError
 # ("state-of-the-\nart"); arXiv wraps at spaces, so the hyphen itself is real text.
 _HYPHEN_BREAK = re.compile(r"(?<=\w)-[ \t]*\r?\n\s*(?=\w)")
 
-_NEW_ARXIV = re.compile(r"^(\d{3,4})\.(\d{1,5})(?:v\d+)?$")
-_OLD_ARXIV = re.compile(r"^([a-z][a-z-]*(?:\.[A-Za-z]{2})?/\d{7})(?:v\d+)?$")
+# re.ASCII: "\d" would also match Arabic-Indic and other digits, which no arXiv id has.
+_NEW_ARXIV = re.compile(r"^(\d{3,4})\.(\d{1,5})(?:v\d+)?$", re.ASCII)
+_OLD_ARXIV = re.compile(r"^([a-z][a-z-]*(?:\.[A-Za-z]{2})?/\d{7})(?:v\d+)?$", re.ASCII)
 _ARXIV_PREFIX = re.compile(r"^(?:arxiv:|https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/)", re.IGNORECASE)
 
 # LaTeX wrappers seen in abstracts: "\url{X}" and "X{X}" (a link whose display text was
@@ -37,13 +39,61 @@ _SLASH_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _YMD_SLASH = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
 
 BINARY_CONTROL_SHARE = 0.10  # more control bytes than this in the first 8 KiB means "not text"
+# More undecodable bytes than this share of the first 8 KiB (and more than 16) means "binary", not
+# "another encoding": latin-1 or cp1252 text has a few accented letters per line, compressed data
+# has them everywhere.
+BINARY_INVALID_SHARE = 0.05
+# Byte-order marks name their encoding: a file that starts with one is decoded with it (no guess).
+# UTF-32 first: the UTF-32-LE mark begins with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Files people save by mistake next to their listings, recognised by their first bytes.
+_MAGIC = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx, .docx or .zip file)"),
+    (b"\x1f\x8b", "gzip data (name the file *.gz so that it is unpacked)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document (.xls or .doc)"),
+    (b"SQLite format 3", "an SQLite database"),
+)
+# Characters that carry no text: C0/C1 controls other than whitespace (which becomes a
+# space below), stray byte-order marks and zero-width spaces. They would reach the CSVs
+# and pages (a raw ESC byte drives a terminal that prints papers.csv) and make a
+# title of invisible characters look non-empty.
+_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufeff\u200b]")
+# A lone UTF-16 surrogate comes from JSON escapes such as "\ud800"; it cannot be written
+# as UTF-8 (parquet, CSV, hashing), so it becomes the replacement character.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def clean_text(text: str) -> str:
-    """Collapse hard line breaks and whitespace runs to single spaces; drop NUL bytes."""
-    text = unicodedata.normalize("NFC", text.replace("\x00", ""))
+    """Collapse hard line breaks and whitespace runs to single spaces; drop NUL and other invisible characters."""
+    text = _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", text))
+    text = unicodedata.normalize("NFC", text)
     text = _HYPHEN_BREAK.sub("-", text)
     return " ".join(text.split())
+
+
+def split_lines(text: str) -> list[str]:
+    r"""Lines split at "\r\n", "\r" or "\n" only, so that line numbers match a text editor's.
+
+    ``str.splitlines`` also splits at U+2028, U+0085, form feeds, ..., which may stand
+    unescaped inside a JSON string and would cut a valid JSON line in two.
+    """
+    return _LINE_BREAK.split(text)
+
+
+def has_words(text: str) -> bool:
+    """True when ``text`` holds at least one letter or digit (in any script)."""
+    return any(char.isalnum() for char in text)
 
 
 def looks_binary(data: bytes) -> bool:
@@ -55,18 +105,57 @@ def looks_binary(data: bytes) -> bool:
     return control / len(sample) > BINARY_CONTROL_SHARE
 
 
+def bom_encoding(data: bytes) -> str | None:
+    """The codec named by a byte-order mark at the start of ``data``, else None."""
+    return next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+
+
+def binary_kind(data: bytes) -> str | None:
+    """What a binary file is ("a PDF document", ...) when its first bytes say so, else None."""
+    return next((kind for magic, kind in _MAGIC if data.startswith(magic)), None)
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
 def decode_utf8(data: bytes, path: str) -> str:
-    """Decode a whole input file as UTF-8 (BOM allowed); empty, binary or other encodings are errors."""
+    """Decode a whole input file as UTF-8 (or the UTF-16/32 its byte-order mark names).
+
+    Empty, binary and otherwise encoded files are InputError naming the file (and the line
+    of the first undecodable byte). NUL bytes, which text never holds (they are the
+    padding a crash leaves in a file), are dropped.
+    """
     if not data.strip():
         raise InputError(f"{path}: the file is empty")
-    if looks_binary(data):
-        raise InputError(f"{path}: the file is binary, not text (expected text, JSON, CSV or Parquet)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8"
-        ) from None
+    codec = bom_encoding(data)
+    if codec in ("utf-16", "utf-32"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not valid {codec.upper()} text (byte offset {exc.start})") from None
+    else:
+        kind = binary_kind(data)
+        if kind is not None:
+            raise InputError(f"{path}: the file is {kind}, not text (expected text, JSON, CSV or Parquet)")
+        if looks_binary(data):
+            raise InputError(f"{path}: the file is binary, not text (expected text, JSON, CSV or Parquet)")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            sample = data[:8192].decode("utf-8", errors="replace")
+            if sample.count("\ufffd") > max(16, BINARY_INVALID_SHARE * len(sample)):
+                raise InputError(
+                    f"{path}: the file is binary, not text (expected text, JSON, CSV or Parquet)"
+                ) from None
+            raise InputError(
+                f"{path}: not UTF-8 text (line {_line_of(data, exc.start)}: byte 0x{data[exc.start]:02x} at offset "
+                f"{exc.start}); re-save it as UTF-8"
+            ) from None
+    text = text.replace("\x00", "")
+    if not text.strip():
+        raise InputError(f"{path}: the file is empty")
+    return text
 
 
 def normalize_title(title: str) -> str:
@@ -193,7 +282,7 @@ def iso_date(value: str) -> str:
     else:
         try:
             return parsedate_to_datetime(text).date().isoformat()
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # "1 Jan 99999999999": year out of range
             return text
     try:
         return date(*parts).isoformat()

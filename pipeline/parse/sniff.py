@@ -18,8 +18,8 @@ import json
 from pipeline.errors import InputError
 from pipeline.parse.arxiv import DAILY_KEYS, SNAPSHOT_KEYS
 from pipeline.parse.hf_pages import is_hf_page
-from pipeline.parse.normalize import decode_utf8
-from pipeline.parse.tables import read_rows, table_kind
+from pipeline.parse.normalize import decode_utf8, split_lines
+from pipeline.parse.tables import JSON_ERRORS, read_rows, table_kind
 from pipeline.sources import SourceFile
 
 
@@ -34,17 +34,17 @@ def _by_columns(columns: list[str]) -> str:
 
 def _first_json_keys(text: str, kind: str) -> list[str]:
     if kind == "jsonl":
-        for line in text.splitlines():
+        for line in split_lines(text):
             if line.strip():
                 try:
                     first = json.loads(line)
-                except json.JSONDecodeError:
+                except JSON_ERRORS:
                     return []
                 return list(first) if isinstance(first, dict) else []
         return []
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except JSON_ERRORS:
         return []
     return list(data[0]) if isinstance(data, list) and data and isinstance(data[0], dict) else []
 

@@ -19,11 +19,17 @@ import pyarrow.parquet as pq
 
 from pipeline.config import ColumnMapping
 from pipeline.errors import InputError
-from pipeline.parse.normalize import decode_utf8, iso_date, join_authors, normalize_arxiv_id
+from pipeline.parse.normalize import bom_encoding, decode_utf8, iso_date, join_authors, normalize_arxiv_id, split_lines
 from pipeline.parse.records import Item, RawPaper, Skip
 from pipeline.sources import SourceFile
 
 PARQUET_MAGIC = b"PAR1"
+# Python's csv module refuses fields over 128 KiB; a 5 MB abstract is a record to read (and
+# cut to parse's cap), not a reason to reject the whole file.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+# What json.loads raises besides JSONDecodeError: ValueError for an integer of more than
+# 4,300 digits, RecursionError for arrays nested thousands deep.
+JSON_ERRORS = (ValueError, RecursionError)
 KIND_BY_SUFFIX = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -66,7 +72,10 @@ def table_kind(source: SourceFile) -> str | None:
             return kind
     if source.data.startswith(PARQUET_MAGIC):
         return "parquet"
-    head = source.data[:4096].decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    head_bytes = source.data[:4096]
+    codec = bom_encoding(head_bytes)
+    codec = codec if codec in ("utf-16", "utf-32") else "utf-8"
+    head = head_bytes.decode(codec, errors="replace").lstrip("\ufeff \t\r\n\x00")
     if head.startswith("["):
         return "json"
     if head.startswith("{"):
@@ -99,14 +108,22 @@ def _parquet_rows(source: SourceFile) -> Rows:
         table = pq.read_table(io.BytesIO(source.data))
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{source.path}: not a readable Parquet file ({exc})") from None
-    return Rows(table.column_names, [(f"row {n}", row) for n, row in enumerate(table.to_pylist(), 1)])
+    try:
+        records = table.to_pylist()
+    except (pa.ArrowException, ValueError, OverflowError) as exc:  # e.g. a timestamp past year 9999
+        raise InputError(f"{source.path}: a Parquet value cannot be read ({exc})") from None
+    return Rows(table.column_names, [(f"row {n}", row) for n, row in enumerate(records, 1)])
 
 
 def _json_array_rows(text: str, path: str) -> Rows:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        cut_short = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        ending = " (the file may be cut short)" if cut_short else ""
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}){ending}") from None
+    except JSON_ERRORS as exc:
+        raise InputError(f"{path}: not valid JSON ({_json_problem(exc)})") from None
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON array of records, got a JSON {type(data).__name__}")
     rows: list[tuple[str, dict[str, object] | Skip]] = [
@@ -116,40 +133,66 @@ def _json_array_rows(text: str, path: str) -> Rows:
     return Rows(_columns_of(rows), rows)
 
 
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0]  # "Exceeds the limit (4300 digits) for integer string conversion"
+
+
 def _json_lines_rows(text: str) -> Rows:
     rows: list[tuple[str, dict[str, object] | Skip]] = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(split_lines(text), 1):
         if not line.strip():
             continue
         where = f"line {n}"
         try:
             item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            rows.append((where, Skip(where, "bad JSON", exc.msg)))
+        except JSON_ERRORS as exc:
+            rows.append((where, Skip(where, "bad JSON", _json_problem(exc))))
             continue
         rows.append((where, item if isinstance(item, dict) else Skip(where, "line is not a JSON object")))
     return Rows(_columns_of(rows), rows)
 
 
 def _delimited_rows(text: str, path: str, delimiter: str) -> Rows:
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    # A process-wide setting of the csv module; only ever raised, never lowered.
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records: list[tuple[int, list[str]]] = []  # (line the record starts on, fields)
+    broken_end: tuple[int, str] | None = None
+    header: list[str] | None = None
+    start = 1
     try:
-        header = next(reader)
-        records = list(reader)
+        for record in reader:
+            if header is None:
+                header = record
+            else:
+                records.append((start, record))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise InputError(
-            f"{path}: not valid {'TSV' if delimiter == chr(9) else 'CSV'} (line {reader.line_num}: {exc})"
-        ) from None
+        if str(exc) != "unexpected end of data":
+            raise InputError(f"{path}: not valid {kind} (line {reader.line_num}: {exc})") from None
+        # A quoted field still open at the end: the file was cut short. The records before it are
+        # fine; the broken last one is skipped like a broken last JSON line.
+        broken_end = (start, "a quoted field is not closed at the end of the file")
+    if header is None:
+        raise InputError(f"{path}: not valid {kind} (a quoted header is not closed)")
     header = [name.strip() for name in header]
     rows: list[tuple[str, dict[str, object] | Skip]] = []
-    for n, record in enumerate(records, 1):
-        where = f"row {n}"
+    for n, (line, record) in enumerate(records, 1):
+        where = f"row {n} (line {line})"  # the line differs from n + 1 after multi-line fields
         if not any(cell.strip() for cell in record):
             continue
         if len(record) > len(header):
             rows.append((where, Skip(where, "more fields than the header", f"{len(record)} > {len(header)}")))
             continue
         rows.append((where, dict(zip(header, record, strict=False))))
+    if broken_end is not None:
+        where = f"row {len(records) + 1} (line {broken_end[0]})"
+        rows.append((where, Skip(where, f"broken {kind} record", broken_end[1])))
     return Rows(header, rows)
 
 
@@ -157,6 +200,8 @@ def as_text(value: object) -> str:
     """A cell as text: missing/NaN -> "", lists joined with "; ", dates ISO, numbers as written."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if isinstance(value, (bytes, bytearray)):  # a Parquet binary column
+        return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, (list, tuple)):
         return join_authors(value)
     if isinstance(value, (datetime, date)):
@@ -202,6 +247,9 @@ def read_table(sources: list[SourceFile]) -> Iterator[Item]:
         if kind is None:
             raise InputError(f"{source.path}: not a table (expected .csv, .tsv, .json, .jsonl or .parquet)")
         rows = read_rows(source, kind)
+        if not rows.columns:  # JSON without a single object: nothing to map, only skips (if any) to count
+            yield from (row for _, row in rows.rows if isinstance(row, Skip))
+            continue
         mapping = resolve_mapping(source.spec.columns, rows.columns, source.path)
         for where, row in rows.rows:
             if isinstance(row, Skip):

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
-from pipeline.parse.normalize import looks_binary
+from pipeline.parse.normalize import bom_encoding, looks_binary
 from pipeline.parse.records import Item, RawPaper, Skip
 from pipeline.sources import SourceFile
 
@@ -22,12 +22,15 @@ _SUBJECT = re.compile(r"^subject:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
 def decode_document(data: bytes) -> str:
-    """UTF-8 (BOM allowed), else latin-1.
+    """UTF-8 (BOM allowed), UTF-16/32 when a byte-order mark says so, else latin-1.
 
     This is an encoding rule, not a silent fallback: these corpora predate UTF-8 and are
     documented as latin-1 (20 Newsgroups; one "£" byte in BBC sport/199.txt), and latin-1
     maps every byte, so it is tried per file and only when UTF-8 decoding fails.
     """
+    codec = bom_encoding(data)
+    if codec in ("utf-16", "utf-32"):
+        return data.decode(codec, errors="replace")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -70,7 +73,7 @@ def read_text_folder(sources: list[SourceFile]) -> Iterator[Item]:
         if not source.data.strip():
             yield Skip(relpath, "empty file")
             continue
-        if looks_binary(source.data):
+        if bom_encoding(source.data) not in ("utf-16", "utf-32") and looks_binary(source.data):
             yield Skip(relpath, "binary file")
             continue
         title, body, usenet = split_document(decode_document(source.data))

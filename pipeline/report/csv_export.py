@@ -68,10 +68,16 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
-def _to_csv(table: pd.DataFrame, text_columns: list[str]) -> bytes:
+def _neutralised(table: pd.DataFrame, text_columns: list[str]) -> pd.DataFrame:
+    """``table`` with its text columns as str ("" for missing) and formula cells neutralised."""
     table = table.copy()
     for column in text_columns:
-        table[column] = [neutralise("" if pd.isna(v) else str(v)) for v in table[column]]
+        values = table[column].astype(object).where(table[column].notna(), "").astype(str)
+        table[column] = values.mask(values.str.startswith(_FORMULA_STARTS), "'" + values)
+    return table
+
+
+def _to_csv(table: pd.DataFrame) -> bytes:
     return table.to_csv(index=False, lineterminator="\n", float_format="%.4f").encode("utf-8")
 
 
@@ -87,14 +93,20 @@ def papers_csv(joined: pd.DataFrame) -> bytes:
 
     ``joined`` has the papers columns plus topic (int), topic_name (str), score (float).
     """
+    return _to_csv(_paper_rows(joined))
+
+
+def _paper_rows(joined: pd.DataFrame) -> pd.DataFrame:
     table = sort_papers(joined).loc[:, list(PAPER_CSV_COLUMNS)]
-    return _to_csv(table, [c for c in PAPER_CSV_COLUMNS if c not in ("topic", "score")])
+    return _neutralised(table, [c for c in PAPER_CSV_COLUMNS if c not in ("topic", "score")])
 
 
 def topic_csvs(joined: pd.DataFrame, csv_paths: dict[int, str]) -> dict[str, bytes]:
     """One CSV per topic in ``csv_paths`` (topic → relative path), its papers best first."""
-    ordered = sort_papers(joined)
-    return {path: papers_csv(ordered[ordered["topic"] == topic]) for topic, path in sorted(csv_paths.items())}
+    rows = _paper_rows(joined)
+    groups = dict(iter(rows.groupby("topic", sort=False)))
+    empty = rows.iloc[:0]
+    return {path: _to_csv(groups.get(topic, empty)) for topic, path in sorted(csv_paths.items())}
 
 
 def topics_csv(topic_rows: pd.DataFrame) -> bytes:
@@ -113,4 +125,4 @@ def topics_csv(topic_rows: pd.DataFrame) -> bytes:
             "csv": topic_rows["csv"].to_numpy(),
         }
     )
-    return _to_csv(table, ["name", "keywords", "representative_titles", "csv"])
+    return _to_csv(_neutralised(table, ["name", "keywords", "representative_titles", "csv"]))

@@ -17,7 +17,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from pipeline.report.text import plot_text, safe_url, wrapped_plot_text
+from pipeline.report.hierarchy import Dendrogram
+from pipeline.report.text import plot_text, wrapped_plot_text
 from pipeline.schema import OUTLIER_TOPIC
 
 # The keyword grid stays readable (and the page light) up to about this many charts.
@@ -38,14 +39,28 @@ def topic_colors(topic_ids: Sequence[int]) -> dict[int, str]:
     return colors
 
 
+def _figure(data: object = None) -> go.Figure:
+    """An empty-template figure: plotly.py's default template costs ~40 ms and ~7 KB per figure.
+
+    The few settings taken from it are in ``_base_layout``.
+    """
+    return go.Figure(data, layout={"template": "none"})
+
+
 def _base_layout(fig: go.Figure, **layout: object) -> go.Figure:
     defaults: dict[str, object] = {
-        "template": "plotly_white",
         "font": {"family": _FONT, "size": 12, "color": "#1f2933"},
+        "paper_bgcolor": "#fff",
+        "plot_bgcolor": "#fff",
+        "colorway": list(_PALETTE[:10]),
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
         "hoverlabel": {"font": {"family": _FONT, "size": 12}, "align": "left"},
     }
-    fig.update_layout({**defaults, **layout})
+    fig.update_layout(defaults)
+    fig.update_layout(layout)
+    # Long tick labels (keywords, topic names) push the plot aside instead of being cut off.
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -64,87 +79,6 @@ def _padded_range(values: np.ndarray, pad: float = 0.15) -> list[float] | None:
     return [low - margin, high + margin]
 
 
-def _marker_size(n_papers: int) -> int:
-    """Big dots for a page of papers, small ones for tens of thousands (they would hide each other)."""
-    return 10 if n_papers < 300 else 7 if n_papers < 5_000 else 5 if n_papers < 30_000 else 4
-
-
-def _legend_name(topic: int, name: str, size: int) -> str:
-    return plot_text(f"{name} ({size})" if topic == OUTLIER_TOPIC else f"{topic}: {name} ({size})", 60)
-
-
-def document_map(points: pd.DataFrame, hover_abstract_chars: int) -> go.Figure:
-    """One dot per paper, one WebGL trace per topic so the legend toggles topics.
-
-    Args:
-        points: DataFrame with columns x, y (float), topic (int), topic_name, title,
-            abstract, url (str); one row per paper.
-        hover_abstract_chars: how much of the abstract the hover box shows (0 for none).
-
-    Outliers are drawn first (underneath, in grey); topic names sit at the median
-    position of their papers. Each point's ``customdata`` is its url when that is a
-    plain http(s) url, else "", for the click handler of the map page.
-    """
-    colors = topic_colors(points["topic"].tolist())
-    fig = go.Figure()
-    order = sorted(points["topic"].unique().tolist(), key=lambda t: (t != OUTLIER_TOPIC, t))
-    annotations = []
-    for topic in order:
-        group = points[points["topic"] == topic]
-        name = str(group["topic_name"].iloc[0])
-        hover = [
-            _paper_hover(title, abstract, name, hover_abstract_chars)
-            for title, abstract in zip(group["title"], group["abstract"], strict=True)
-        ]
-        is_outlier = topic == OUTLIER_TOPIC
-        fig.add_trace(
-            go.Scattergl(
-                x=group["x"].to_numpy(dtype=float),
-                y=group["y"].to_numpy(dtype=float),
-                mode="markers",
-                name=_legend_name(int(topic), name, len(group)),
-                legendrank=1 if not is_outlier else 10_000,
-                marker={
-                    "size": _marker_size(len(points)) - (2 if is_outlier else 0),
-                    "color": colors[int(topic)],
-                    "opacity": 0.5 if is_outlier else 0.85,
-                    "line": {"width": 0},
-                },
-                hovertext=hover,
-                hovertemplate="%{hovertext}<extra></extra>",
-                customdata=[safe_url(url) for url in group["url"]],
-            )
-        )
-        if not is_outlier:
-            annotations.append(
-                {
-                    "x": float(np.median(group["x"])),
-                    "y": float(np.median(group["y"])),
-                    "text": f"<b>{plot_text(name, 40)}</b>",
-                    "showarrow": False,
-                    "font": {"size": 12, "color": "#111"},
-                    "bgcolor": "rgba(255,255,255,0.75)",
-                    "borderpad": 2,
-                }
-            )
-    return _base_layout(
-        fig,
-        xaxis=_hidden_axis(),
-        yaxis=_hidden_axis(),
-        annotations=annotations,
-        hovermode="closest",
-        legend={"itemsizing": "constant", "title": {"text": "Topics (click to hide/show)"}},
-    )
-
-
-def _paper_hover(title: str, abstract: str, topic_name: str, abstract_chars: int) -> str:
-    lines = [f"<b>{wrapped_plot_text(title or '(untitled)', HOVER_WIDTH, 300)}</b>"]
-    lines.append(f"<i>{plot_text(topic_name, 80)}</i>")
-    if abstract_chars > 0 and abstract:
-        lines.append(wrapped_plot_text(abstract, HOVER_WIDTH, abstract_chars))
-    return "<br>".join(lines)
-
-
 def intertopic_map(topics: pd.DataFrame) -> go.Figure:
     """Topics as bubbles at their (x, y), bubble area proportional to size.
 
@@ -161,7 +95,7 @@ def intertopic_map(topics: pd.DataFrame) -> go.Figure:
         + wrapped_plot_text(", ".join(list(keywords)[:BARCHART_KEYWORDS]), HOVER_WIDTH)
         for topic, name, size, keywords in zip(real["topic"], real["name"], real["size"], real["keywords"], strict=True)
     ]
-    fig = go.Figure(
+    fig = _figure(
         go.Scatter(
             x=real["x"].to_numpy(dtype=float),
             y=real["y"].to_numpy(dtype=float),
@@ -186,7 +120,6 @@ def intertopic_map(topics: pd.DataFrame) -> go.Figure:
     frame = {**_hidden_axis(), "showline": True, "mirror": True, "linecolor": "#ddd"}
     return _base_layout(
         fig,
-        title={"text": "Intertopic distance map", "x": 0.01},
         xaxis={**frame, "range": _padded_range(real["x"].to_numpy(dtype=float))},
         yaxis={**frame, "range": _padded_range(real["y"].to_numpy(dtype=float))},
         hovermode="closest",
@@ -213,6 +146,7 @@ def keyword_barcharts(topics: pd.DataFrame, n_keywords: int = BARCHART_KEYWORDS)
     rows = max(1, math.ceil(n / cols))
     titles = [plot_text(f"{int(t)}: {name}", 28) for t, name in zip(topics["topic"], topics["name"], strict=True)]
     fig = make_subplots(
+        figure=_figure(),
         rows=rows,
         cols=cols,
         subplot_titles=titles or None,
@@ -241,3 +175,154 @@ def keyword_barcharts(topics: pd.DataFrame, n_keywords: int = BARCHART_KEYWORDS)
     fig.update_xaxes(showgrid=True, gridcolor="#eee", tickfont_size=9)
     fig.update_yaxes(tickfont_size=10)
     return _base_layout(fig, height=max(260, 230 * rows), bargap=0.25, margin={"l": 10, "r": 40, "t": 50, "b": 10})
+
+
+def topics_over_time(
+    shares: pd.DataFrame, names: dict[int, str], colors: dict[int, str], rising: set[int], period: str,
+    visible: int = 10,
+) -> go.Figure:  # fmt: skip
+    """Each real topic's share of the dated papers per period, one line per topic.
+
+    Args:
+        shares: DataFrame indexed by topic with one column per period label (0..1).
+        names: topic id → name.
+        colors: topic id → CSS colour.
+        rising: topic ids marked "▲ rising" in the legend.
+        period: "day", "week", "month" or "year" (the x axis title).
+        visible: the largest topics drawn at first; the others wait in the legend.
+    """
+    real = shares[shares.index != OUTLIER_TOPIC]
+    shown = set(real.sum(axis=1).sort_values(ascending=False, kind="mergesort").index[:visible])
+    fig = _figure()
+    for topic, row in real.iterrows():
+        label = f"{int(topic)}: {names[int(topic)]}" + (" ▲" if topic in rising else "")
+        fig.add_trace(
+            go.Scatter(
+                x=list(real.columns),
+                y=[round(100.0 * v, 2) for v in row],
+                mode="lines+markers",
+                name=plot_text(label, 50),
+                line={"color": colors[int(topic)], "width": 3 if topic in rising else 1.5},
+                marker={"size": 5},
+                visible=True if topic in shown else "legendonly",
+                hovertemplate=f"{plot_text(names[int(topic)], 50)}<br>%{{x}}: %{{y:.1f}}%<extra></extra>",
+            )
+        )
+    return _base_layout(
+        fig,
+        height=460,
+        xaxis={"type": "date", "title": {"text": period}},
+        yaxis={"title": {"text": "share of the period's papers (%)"}, "gridcolor": "#eee", "rangemode": "tozero"},
+        legend={"title": {"text": "Topics (click to show/hide)"}},
+        hovermode="closest",
+    )
+
+
+def dendrogram(tree: Dendrogram, names: dict[int, str], colors: dict[int, str]) -> go.Figure:
+    """The topic hierarchy: topics as rows on the left, merges at their distance to the right."""
+    rows = list(range(len(tree.leaves)))
+    merge_hover = [
+        f"<b>{plot_text(m.name or 'group', 80)}</b><br>{len(m.topics)} topics: "
+        + wrapped_plot_text(", ".join(str(t) for t in m.topics), HOVER_WIDTH, 300)
+        + f"<br>distance {m.distance:.3f}"
+        for m in tree.merges
+    ]
+    fig = _figure(
+        [
+            go.Scatter(x=tree.xs, y=tree.ys, mode="lines", line={"color": "#7b8794", "width": 1.5}, hoverinfo="skip"),
+            go.Scatter(
+                x=[m.distance for m in tree.merges],
+                y=[m.row for m in tree.merges],
+                mode="markers",
+                marker={"size": 8, "color": "#52606d"},
+                hovertext=merge_hover,
+                hovertemplate="%{hovertext}<extra></extra>",
+            ),
+            go.Scatter(
+                x=[0.0] * len(tree.leaves),
+                y=rows,
+                mode="markers",
+                marker={"size": 10, "color": [colors.get(t, OUTLIER_COLOR) for t in tree.leaves]},
+                hovertext=[plot_text(f"{t}: {names.get(t, '')}", 80) for t in tree.leaves],
+                hovertemplate="%{hovertext}<extra></extra>",
+            ),
+        ]
+    )
+    return _base_layout(
+        fig,
+        height=max(280, 24 * len(rows) + 80),
+        showlegend=False,
+        xaxis={"title": {"text": "distance at which groups merge"}, "gridcolor": "#eee", "zeroline": False},
+        yaxis={
+            "tickvals": rows,
+            "ticktext": [plot_text(f"{t}: {names.get(t, '')}", 45) for t in tree.leaves],
+            "autorange": "reversed",
+            "showgrid": False,
+            "zeroline": False,
+        },
+        margin={"l": 10, "r": 20, "t": 10, "b": 40},
+        hovermode="closest",
+    )
+
+
+def source_split(table: pd.DataFrame, names: dict[int, str], colors: dict[int, str]) -> go.Figure:
+    """Each source's papers split by topic, as 100 % stacked horizontal bars.
+
+    Args:
+        table: DataFrame indexed by source display name, one int column per topic
+            (``tables.source_split``).
+        names: topic id → name.
+        colors: topic id → CSS colour.
+    """
+    totals = table.sum(axis=1).replace(0, 1)
+    sources = [plot_text(s, 40) for s in table.index]
+    fig = _figure()
+    for topic in table.columns:
+        counts = table[topic].astype(int)
+        if counts.sum() == 0:
+            continue
+        fig.add_trace(
+            go.Bar(
+                y=sources,
+                x=[round(100.0 * c / t, 2) for c, t in zip(counts, totals, strict=True)],
+                customdata=counts.tolist(),
+                orientation="h",
+                name=plot_text(f"{int(topic)}: {names[int(topic)]}" if topic != OUTLIER_TOPIC else names[topic], 50),
+                marker_color=colors[int(topic)],
+                hovertemplate=f"%{{y}}<br>{plot_text(names[int(topic)], 50)}: %{{customdata}} papers "
+                "(%{x:.1f}%)<extra></extra>",
+            )
+        )
+    return _base_layout(
+        fig,
+        barmode="stack",
+        height=max(220, 40 * len(sources) + 120),
+        xaxis={"title": {"text": "share of the source's papers (%)"}, "range": [0, 100], "gridcolor": "#eee"},
+        yaxis={"autorange": "reversed"},
+        legend={"title": {"text": "Topics"}},
+        margin={"l": 10, "r": 10, "t": 10, "b": 40},
+    )
+
+
+def document_map_layout() -> dict[str, object]:
+    """The document map's layout; the page adds the traces and labels from its compact data."""
+    fig = _base_layout(
+        _figure(),
+        xaxis=_hidden_axis(),
+        yaxis=_hidden_axis(),
+        hovermode="closest",
+        dragmode="pan",
+        margin={"l": 0, "r": 0, "t": 30, "b": 0},  # the top margin holds plotly's toolbar
+        legend={
+            "itemsizing": "constant",
+            "title": {"text": "Topics (click to hide/show)"},
+            "x": 1.0,
+            "xanchor": "right",
+            "y": 1.0,
+            "yanchor": "top",
+            "bgcolor": "rgba(255,255,255,0.85)",
+            "bordercolor": "#e4e7eb",
+            "borderwidth": 1,
+        },
+    )
+    return fig.to_plotly_json()["layout"]

@@ -1,0 +1,297 @@
+"""Embedding backends compared on labelled arXiv papers: speed, and whether the topics hold up.
+
+    .venv/bin/python bench/embeddings.py [--sample 5000] [--timing-texts 256] [--rounds 3] [--no-topics]
+
+Reads ../shared/corpora (arxiv-daily-cs: a seeded sample of unique papers; arxiv-kaggle-2000:
+all 2,000), label = primary category (first of ``categories``), text = title + abstract as
+the pipeline builds it. Prints one table per corpus:
+
+- docs/s: every backend embeds the same ``--timing-texts`` daily-cs texts, once per round, in
+  a rotated order within the same process (the machine is shared, so variants are
+  interleaved); the median over rounds, and the median of the per-round ratio to
+  sentence-transformers fp32 at 256 tokens measured in the same round;
+- NMI (k-means): k-means with k = number of primary categories, on the unit vectors,
+  mean and standard deviation over 5 seeds, NMI against the primary category;
+- topics, NMI (topics), outliers, NPMI: ``pipeline.cluster.cluster_papers`` with the default
+  cluster settings (UMAP + HDBSCAN, seed 42), NMI of its topics (outliers as one group)
+  against the primary category, the outlier share, and the mean NPMI of each topic's 10
+  top words (c-TF-IDF over unigrams without English stop words; co-occurrence in documents
+  of the same corpus).
+
+The fp32 ONNX export equals sentence-transformers (cosine printed with the table), so the
+quality columns of "fp32, 256 tokens" stand for both, and sentence-transformers itself is
+only timed. Vectors are kept in the pipeline's embedding cache (``outputs/.cache``), so a
+rerun only re-times and re-clusters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORPORA = ROOT.parent / "shared" / "corpora"
+DAILY = CORPORA / "arxiv-daily-cs" / "data"
+KAGGLE = CORPORA / "arxiv-kaggle-2000" / "arxiv_data.csv"
+
+from pipeline.config import ClusterConfig, EmbedConfig  # noqa: E402
+from pipeline.embed import embed_texts, load_backend  # noqa: E402
+from pipeline.store import EmbeddingCache  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    config: EmbedConfig
+    quality: bool = True  # embed the corpora and score the topics
+    sorted_batches: bool = True  # False: batches in input order (to show what length batching is worth)
+
+
+REFERENCE = "sentence-transformers fp32, 256 tok"
+QUALITY_REFERENCE = "onnx fp32, 256 tok"
+VARIANTS = (
+    Variant(REFERENCE, EmbedConfig(backend="sentence-transformers", max_tokens=256), quality=False),
+    Variant(QUALITY_REFERENCE, EmbedConfig(backend="onnx", max_tokens=256)),
+    Variant("onnx fp32, 128 tok", EmbedConfig(backend="onnx", max_tokens=128), quality=False),
+    Variant("onnx int8, 256 tok", EmbedConfig(backend="onnx-int8", max_tokens=256)),
+    Variant("onnx int8, 256 tok, unsorted", EmbedConfig(backend="onnx-int8", max_tokens=256), False, False),
+    Variant("onnx int8, 128 tok", EmbedConfig(backend="onnx-int8", max_tokens=128)),
+    Variant("model2vec (preview), 256 tok", EmbedConfig(backend="model2vec", max_tokens=256)),
+)
+
+
+def clean(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def paper_text(title: str, abstract: str) -> str:
+    title, abstract = clean(title), clean(abstract)
+    return f"{title}. {abstract}".strip(". ") if title and abstract else (title or abstract)
+
+
+def load_daily(sample: int, seed: int) -> tuple[list[str], list[str]]:
+    """A seeded sample of unique arxiv-daily-cs papers: texts and primary categories."""
+    papers: dict[str, tuple[str, str]] = {}
+    for path in sorted(DAILY.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            paper_id = str(record["id"])
+            if paper_id not in papers and record.get("categories"):
+                papers[paper_id] = (paper_text(record["title"], record["summary"]), record["categories"][0])
+    ids = sorted(papers)
+    random.Random(seed).shuffle(ids)
+    chosen = [papers[paper_id] for paper_id in ids[:sample]]
+    return [text for text, _ in chosen], [label for _, label in chosen]
+
+
+def load_kaggle(limit: int) -> tuple[list[str], list[str]]:
+    import pandas as pd
+
+    table = pd.read_csv(KAGGLE, dtype=str, keep_default_na=False).head(limit)
+    texts = [paper_text(title, abstract) for title, abstract in zip(table["title"], table["abstract"], strict=True)]
+    return texts, [categories.split()[0] for categories in table["categories"]]
+
+
+class InputOrderBatches:
+    """A backend fed one batch at a time in input order: no sorting by length anywhere."""
+
+    def __init__(self, backend, batch_size: int):
+        self.backend, self.batch_size = backend, batch_size
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        starts = range(0, len(texts), self.batch_size)
+        return np.concatenate([self.backend.encode(texts[start : start + self.batch_size]) for start in starts])
+
+
+def time_variants(texts: list[str], rounds: int, cache_dir: Path) -> dict[str, dict[str, float]]:
+    """docs/s per variant, and the median per-round speed-up over the reference."""
+    encoders = {}
+    for variant in VARIANTS:
+        backend = load_backend(variant.config, cache_dir)
+        encode = (lambda b: lambda batch: embed_texts(batch, b))(backend)
+        if not variant.sorted_batches:
+            encode = InputOrderBatches(backend, variant.config.batch_size)
+        encoders[variant.name] = encode
+        started = time.perf_counter()
+        encoders[variant.name](texts[:8])  # load or build the model outside the timing
+        print(f"  loaded {variant.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    seconds: dict[str, list[float]] = {name: [] for name in encoders}
+    cpu: dict[str, list[float]] = {name: [] for name in encoders}
+    vectors: dict[str, np.ndarray] = {}
+    names = list(encoders)
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            wall, process = time.perf_counter(), time.process_time()
+            vectors[name] = encoders[name](texts)
+            seconds[name].append(time.perf_counter() - wall)
+            cpu[name].append(time.process_time() - process)
+        print(f"  timing round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)
+    reference = vectors[REFERENCE]
+    result = {}
+    for name in names:
+        ratios = [ref / own for ref, own in zip(seconds[REFERENCE], seconds[name], strict=True)]
+        cosine = (vectors[name] * reference).sum(axis=1) if vectors[name].shape == reference.shape else None
+        result[name] = {
+            "docs_per_s": len(texts) / statistics.median(seconds[name]),
+            "speedup": statistics.median(ratios),
+            "cpu_s_per_1k": 1000 * statistics.median(cpu[name]) / len(texts),
+            "cos_mean": float(cosine.mean()) if cosine is not None else float("nan"),
+            "cos_min": float(cosine.min()) if cosine is not None else float("nan"),
+        }
+    return result
+
+
+def cached_embeddings(texts: list[str], config: EmbedConfig, cache_dir: Path) -> np.ndarray:
+    """Vectors of `texts`, embedding only those not in the pipeline's embedding cache."""
+    backend = load_backend(config, cache_dir)
+    cache = EmbeddingCache(cache_dir, backend.model_key)
+    keys = [EmbeddingCache.text_key(text) for text in texts]
+    found = cache.lookup(keys)
+    missing = list(dict.fromkeys(key for key in keys if key not in found))
+    if missing:
+        text_of = dict(zip(keys, texts, strict=True))
+        started = time.perf_counter()
+        vectors = embed_texts([text_of[key] for key in missing], backend)
+        cache.add(missing, vectors)
+        found.update(zip(missing, vectors, strict=True))
+        print(
+            f"  embedded {len(missing)} texts with {backend.model_key} in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return np.stack([found[key] for key in keys]).astype(np.float32)
+
+
+def kmeans_nmi(vectors: np.ndarray, labels: list[str], seeds: int = 5) -> tuple[float, float]:
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+
+    k = len(set(labels))
+    scores = [
+        normalized_mutual_info_score(labels, KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(vectors))
+        for seed in range(seeds)
+    ]
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def topic_npmi(texts: list[str], topics: np.ndarray, top_n: int = 10) -> float:
+    """Mean NPMI of the top words of each topic (c-TF-IDF), over document co-occurrence in `texts`."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(stop_words="english", min_df=5, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z-]+\b")
+    counts = vectorizer.fit_transform(texts).tocsr()
+    present = (counts > 0).astype(np.float64).tocsc()
+    n_docs = counts.shape[0]
+    ids = sorted(set(topics.tolist()) - {-1})
+    per_topic = np.vstack([np.asarray(counts[topics == topic].sum(axis=0)).ravel() for topic in ids])
+    tf = per_topic / np.maximum(per_topic.sum(axis=1, keepdims=True), 1)
+    ctfidf = tf * np.log(1 + per_topic.sum(axis=1).mean() / np.maximum(per_topic.sum(axis=0), 1))
+    scores = []
+    for row in ctfidf:
+        words = np.argsort(-row)[:top_n]
+        sub = present[:, words]
+        together = (sub.T @ sub).toarray() / n_docs
+        alone = np.diag(together)
+        for i in range(len(words)):
+            for j in range(i + 1, len(words)):
+                joint = together[i, j]
+                if joint <= 0:
+                    scores.append(-1.0)
+                    continue
+                pmi = np.log(joint / (alone[i] * alone[j]))
+                scores.append(pmi / -np.log(joint) if joint < 1 else 1.0)
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def topic_scores(vectors: np.ndarray, texts: list[str], labels: list[str]) -> dict[str, float]:
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from pipeline.cluster import cluster_papers
+
+    result = cluster_papers(vectors, ClusterConfig(), seed=42)
+    topics = result.labels
+    return {
+        "topics": len(set(topics.tolist()) - {-1}),
+        "nmi_topics": normalized_mutual_info_score(labels, topics),
+        "outliers": float((topics < 0).mean()),
+        "npmi": topic_npmi(texts, topics),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", type=int, default=5000, help="arxiv-daily-cs papers (seeded sample)")
+    parser.add_argument("--kaggle-sample", type=int, default=2000, help="first N arxiv-kaggle-2000 papers")
+    parser.add_argument("--timing-texts", type=int, default=256, help="texts each backend embeds per timing round")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds")
+    parser.add_argument("--no-topics", action="store_true", help="skip UMAP + HDBSCAN topics and NPMI")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "outputs" / ".cache")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    missing = [path for path in (DAILY, KAGGLE) if not path.exists()]
+    if missing:
+        print(
+            f"{CORPORA} is absent or incomplete (missing: {', '.join(str(path) for path in missing)}): "
+            "this benchmark needs the shared corpora arxiv-daily-cs and arxiv-kaggle-2000 beside the repository",
+            file=sys.stderr,
+        )
+        return 2
+
+    corpora = {"arxiv-daily-cs": load_daily(args.sample, seed=0), "arxiv-kaggle-2000": load_kaggle(args.kaggle_sample)}
+    timing = time_variants(corpora["arxiv-daily-cs"][0][: args.timing_texts], args.rounds, args.cache_dir)
+
+    quality: dict[str, dict[str, dict[str, float]]] = {}
+    for corpus, (texts, labels) in corpora.items():
+        quality[corpus] = {}
+        for variant in VARIANTS:
+            if not variant.quality:
+                continue
+            print(f"{corpus}: {variant.name}", file=sys.stderr, flush=True)
+            vectors = cached_embeddings(texts, variant.config, args.cache_dir)
+            scores: dict[str, float] = {}
+            scores["nmi_kmeans"], scores["nmi_kmeans_std"] = kmeans_nmi(vectors, labels)
+            if not args.no_topics:
+                scores.update(topic_scores(vectors, texts, labels))
+            quality[corpus][variant.name] = scores
+            print(f"  {scores}", file=sys.stderr, flush=True)
+
+    print(f"\nTiming: {args.timing_texts} arxiv-daily-cs texts, {args.rounds} interleaved rounds, median")
+    print("| backend | docs/s | × ST fp32 256 | CPU s / 1k docs | cosine to ST fp32 256 (mean / min) |")
+    print("|---|---|---|---|---|")
+    for name, row in timing.items():
+        print(
+            f"| {name} | {row['docs_per_s']:.1f} | {row['speedup']:.2f} | {row['cpu_s_per_1k']:.0f} "
+            f"| {row['cos_mean']:.4f} / {row['cos_min']:.4f} |"
+        )
+    for corpus, rows in quality.items():
+        texts, labels = corpora[corpus]
+        print(f"\n{corpus}: {len(texts)} papers, {len(set(labels))} primary categories")
+        print("| backend | NMI k-means (±sd, 5 seeds) | topics | NMI topics | outliers | NPMI |")
+        print("|---|---|---|---|---|---|")
+        for name, row in rows.items():
+            topics = (
+                f"{row['topics']} | {row['nmi_topics']:.3f} | {row['outliers']:.1%} | {row['npmi']:.3f}"
+                if "topics" in row
+                else "- | - | - | -"
+            )
+            print(f"| {name} | {row['nmi_kmeans']:.3f} ± {row['nmi_kmeans_std']:.3f} | {topics} |")
+    if args.json:
+        args.json.write_text(json.dumps({"timing": timing, "quality": quality}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

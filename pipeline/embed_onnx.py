@@ -1,0 +1,270 @@
+"""ONNX Runtime backends: a sentence-transformers model exported once, run without torch.
+
+The build (once per source model and variant, cached by ``embed.built_model_dir``):
+
+1. ``torch.onnx.export`` of the transformer with mean pooling over the attention mask and
+   L2 normalisation inside the graph, so the graph's output is the sentence-transformers
+   vector (not ``optimum``: it pins transformers below 5 and breaks sentence-transformers 6);
+2. onnxruntime's BERT fusions (attention, layer norm, GELU) for BERT-type models;
+3. for ``int8``: dynamic quantisation of the weights, per channel (per tensor loses too much:
+   mean cosine 0.93 to fp32 instead of 0.995). int8 matrix products are the fast path of
+   CPUs with AVX-512 VNNI or AVX-VNNI.
+
+At run time only onnxruntime and the ``tokenizers`` fast tokenizer of the model folder
+(``tokenizer.json``) are needed: texts are tokenised once, grouped by token count into
+batches, padded per batch, and the vectors are put back in input order.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.embed import built_model_dir, length_sorted_batches, require_modules, weights_digest
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Bump when the exported graph changes for the same source model: it keys the model cache
+# and the embedding cache.
+BUILD_VERSION = 1
+OPSET = 17
+MODEL_FILE = "model.onnx"
+# sentence-transformers modules this exporter reproduces: anything else (a Dense layer, CLS
+# pooling) would silently give other vectors, so it is refused.
+SUPPORTED_MODULES = {
+    "sentence_transformers.models.Transformer",
+    "sentence_transformers.models.Pooling",
+    "sentence_transformers.models.Normalize",
+    "sentence_transformers.base.modules.Transformer",
+    "sentence_transformers.base.modules.Pooling",
+    "sentence_transformers.base.modules.Normalize",
+}
+
+
+def check_exportable(model_dir: Path) -> None:
+    """Refuse a model folder whose sentence-transformers pipeline is not transformer + mean pooling."""
+    if not (model_dir / "tokenizer.json").is_file():
+        raise ConfigError(
+            f"embed.model '{model_dir}' has no tokenizer.json (a fast tokenizer), which the onnx "
+            "backends need; use embed.backend: sentence-transformers for this model"
+        )
+    modules_file = model_dir / "modules.json"
+    if modules_file.is_file():
+        modules = {module["type"] for module in json.loads(modules_file.read_text(encoding="utf-8"))}
+        unsupported = sorted(modules - SUPPORTED_MODULES)
+        if unsupported:
+            raise ConfigError(
+                f"embed.model '{model_dir}' uses {', '.join(unsupported)}, which the onnx backends do not "
+                "reproduce; use embed.backend: sentence-transformers for this model"
+            )
+    for pooling_file in model_dir.glob("*_Pooling/config.json"):
+        pooling = json.loads(pooling_file.read_text(encoding="utf-8"))
+        modes = {key for key, value in pooling.items() if key.startswith("pooling_mode_") and value is True}
+        if modes != {"pooling_mode_mean_tokens"}:
+            raise ConfigError(
+                f"embed.model '{model_dir}' pools with {', '.join(sorted(modes)) or 'nothing'}; the onnx backends "
+                "do mean pooling only; use embed.backend: sentence-transformers for this model"
+            )
+
+
+def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
+    """Export the transformer + mean pooling + normalisation to `path` (fp32, fused when BERT-type)."""
+    require_modules("onnx export", {"torch": "torch", "transformers": "transformers", "onnx": "onnx"})
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+    from transformers import AutoModel
+
+    # Eager attention traces into plain MatMul/Softmax nodes, which the fusions recognise.
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", local_files_only=True).eval()
+    wants_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+    class SentenceEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            extra = {"token_type_ids": torch.zeros_like(input_ids)} if wants_token_types else {}
+            tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+    # A padded example, so that the traced graph handles padding.
+    input_ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102], [101, 3231, 102, 0, 0, 0]], dtype=torch.long)
+    attention_mask = (input_ids != 0).long()
+    raw = path.with_name("raw.onnx")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer and deprecation notices: the result is checked by the tests
+        torch.onnx.export(
+            SentenceEncoder(),
+            (input_ids, attention_mask),
+            str(raw),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["sentence_embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "sentence_embedding": {0: "batch"},
+            },
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    facts: dict[str, Any] = {"torch": torch.__version__, "opset": OPSET}
+    if model.config.model_type == "bert":
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimized = optimize_model(
+            str(raw),
+            model_type="bert",
+            num_heads=model.config.num_attention_heads,
+            hidden_size=model.config.hidden_size,
+            opt_level=1,
+        )
+        facts["fused"] = {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
+        optimized.save_model_to_file(str(path))
+        raw.unlink()
+    else:
+        raw.rename(path)
+    return facts
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of every weight matrix, per output channel."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # onnxruntime advises a pre-processing step through the root logger (logging.warning, which
+    # would also install a stderr handler on a root logger that has none): drop that one record.
+    root = logging.getLogger()
+    quiet, placeholder = _DropRecords("pre-processing before quantization"), logging.NullHandler()
+    root.addFilter(quiet)
+    root.addHandler(placeholder)
+    try:
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # The fused graph's outputs have no inferred type; they are all float.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        root.removeFilter(quiet)
+        root.removeHandler(placeholder)
+
+
+class _DropRecords(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def build_key(name: str, model_dir: Path, variant: str) -> str:
+    """The model cache folder name of `variant` of the model in `model_dir`."""
+    return f"{name}-{weights_digest(model_dir)}-onnx-{variant}-v{BUILD_VERSION}"
+
+
+def model_folder(name: str, model_dir: Path, variant: str, cache_dir: Path) -> Path:
+    """The cached folder holding ``model.onnx`` of `variant` ("fp32" or "int8"), built when missing.
+
+    int8 is quantised from the cached fp32 build, so both together cost one export.
+    """
+    import onnxruntime
+
+    def build(folder: Path) -> dict[str, Any]:
+        log.info("building the %s ONNX model of %s (once; cached in %s)", variant, name, folder.parent)
+        if variant == "fp32":
+            facts = export_fp32(model_dir, folder / MODEL_FILE)
+        else:
+            fp32 = model_folder(name, model_dir, "fp32", cache_dir)
+            quantize_int8(fp32 / MODEL_FILE, folder / MODEL_FILE)
+            facts = {"quantized_from": fp32.name}
+        return {"source": str(model_dir), "variant": variant, "onnxruntime": onnxruntime.__version__, **facts}
+
+    return built_model_dir(cache_dir, build_key(name, model_dir, variant), build)
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class OnnxBackend:
+    """A sentence-transformers model as an ONNX graph on onnxruntime's CPU provider."""
+
+    name: str  # the model's name or folder name, for people reading the cache folder
+    model_dir: Path
+    variant: str  # "fp32" | "int8"
+    max_tokens: int
+    batch_size: int
+    cache_dir: Path
+    model_key: str = ""
+
+    def __post_init__(self) -> None:
+        check_exportable(self.model_dir)
+        self.model_key = f"{build_key(self.name, self.model_dir, self.variant)}-t{self.max_tokens}"
+
+    @functools.cached_property
+    def folder(self) -> Path:
+        """The built model's folder, built on first use."""
+        return model_folder(self.name, self.model_dir, self.variant, self.cache_dir)
+
+    @functools.cached_property
+    def _session(self):
+        require_modules("onnx", {"onnxruntime": "onnxruntime"})
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = cpu_cores()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return onnxruntime.InferenceSession(str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+
+    @functools.cached_property
+    def _tokenizer(self):
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer.no_padding()  # padded per batch below, to the batch's longest text
+        tokenizer.enable_truncation(max_length=self.max_tokens)
+        return tokenizer
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 vectors in input order, ndarray of shape (len(texts), dim)."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(encoding.ids) for encoding in encodings], dtype=np.int64)
+        vectors: np.ndarray | None = None
+        for batch in length_sorted_batches(lengths, self.batch_size):
+            width = int(lengths[batch].max())
+            input_ids = np.zeros((len(batch), width), dtype=np.int64)
+            attention_mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, index in enumerate(batch):
+                input_ids[row, : lengths[index]] = encodings[index].ids
+                attention_mask[row, : lengths[index]] = 1
+            (output,) = self._session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
+            if vectors is None:
+                vectors = np.empty((len(texts), output.shape[1]), dtype=np.float32)
+            vectors[batch] = output
+        if vectors is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        return vectors

@@ -1,0 +1,97 @@
+"""Preview backend: a static model2vec model distilled once from the configured transformer.
+
+``model2vec``'s distillation runs every token of the model's vocabulary through the
+transformer once, reduces the token vectors with PCA and weights them by token frequency;
+a text's vector is then the mean of its tokens' vectors: no network at embedding time, so
+tens of times faster than MiniLM on a CPU, at the price of coarser topics (the README's
+"Embedding backends" table has the numbers). The distilled model is cached in
+``<cache_dir>/models/<key>/``, keyed by the source model's weights digest.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+
+from pipeline.embed import built_model_dir, require_modules, weights_digest
+
+log = logging.getLogger(__name__)
+
+# Bump when the distillation settings below change: it keys the model cache and the embedding cache.
+BUILD_VERSION = 1
+# model2vec's default: 256 PCA dimensions keep nearly all of the token vectors' variance.
+PCA_DIMS = 256
+# model2vec's default (1e-4) down-weights frequent tokens like SIF.
+SIF_COEFFICIENT = 1e-4
+
+
+def distill(model_dir: Path, folder: Path) -> dict[str, Any]:
+    """Distill `model_dir` into a static model saved in `folder`."""
+    require_modules("model2vec", {"model2vec": "model2vec[distill]", "torch": "torch", "transformers": "transformers"})
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import model2vec
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        from model2vec.distill import distill_from_model, inference
+    except ImportError as exc:  # model2vec without its [distill] extra
+        raise ImportError(f"embed.backend 'model2vec' needs model2vec[distill] to build its model: {exc}") from exc
+
+    log.info("distilling a model2vec model from %s (once; cached in %s)", model_dir.name, folder.parent)
+    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    # model2vec draws a tqdm bar while it embeds the vocabulary; library code prints nothing.
+    quiet_bar = functools.partial(inference.tqdm, disable=True) if hasattr(inference, "tqdm") else None
+    with warnings.catch_warnings(), mock.patch.object(inference, "tqdm", quiet_bar, create=True):
+        warnings.simplefilter("ignore")
+        static = distill_from_model(
+            model=model, tokenizer=tokenizer, device="cpu", pca_dims=PCA_DIMS, sif_coefficient=SIF_COEFFICIENT
+        )
+    static.save_pretrained(str(folder))
+    return {"source": str(model_dir), "model2vec": model2vec.__version__, "pca_dims": PCA_DIMS}
+
+
+@dataclass
+class StaticBackend:
+    """A model2vec static model: the mean of token vectors, normalised."""
+
+    name: str  # the model's name or folder name, for people reading the cache folder
+    model_dir: Path
+    max_tokens: int
+    cache_dir: Path
+    model_key: str = ""
+    build_key: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        digest = weights_digest(self.model_dir)
+        self.build_key = f"{self.name}-{digest}-model2vec-d{PCA_DIMS}-v{BUILD_VERSION}"
+        self.model_key = f"{self.build_key}-t{self.max_tokens}"
+
+    @functools.cached_property
+    def folder(self) -> Path:
+        """The distilled model's folder, built on first use."""
+        return built_model_dir(self.cache_dir, self.build_key, lambda folder: distill(self.model_dir, folder))
+
+    @functools.cached_property
+    def _model(self):
+        from model2vec import StaticModel
+
+        return StaticModel.from_pretrained(str(self.folder))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 vectors in input order, ndarray of shape (len(texts), dim)."""
+        vectors = self._model.encode(
+            list(texts), max_length=self.max_tokens, show_progress_bar=False, use_multiprocessing=False
+        )
+        vectors = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)

@@ -1,0 +1,340 @@
+/* papertopics document map.
+ *
+ * Draws the compact arrays of #map-data as one WebGL trace per topic and adds what plotly
+ * lacks: a hover card (title, authors, date, topic, abstract start) written with
+ * textContent, search over titles and authors, topic and date filters, and topic names
+ * whose level follows the zoom (groups of topics when zoomed out, topics when zoomed in).
+ */
+(function () {
+  'use strict';
+  performance.mark('map-script');
+  var gd = document.getElementById('document-map');
+  var D = JSON.parse(document.getElementById('map-data').textContent);
+  var layout = JSON.parse(document.getElementById('map-layout').textContent);
+  var abstracts = null; // parsed just after the first draw: the map is usable sooner
+  var topics = D.topics;
+  var n = D.n;
+  performance.mark('map-data-parsed');
+  var ISO = /^\d{4}-\d{2}(-\d{2})?$/;
+  var HTTP = /^https?:\/\//i;
+  var ZOOM_FOR_FINE = 0.45; // topic names replace group names below this share of the full width
+  var MIN_QUERY = 2;
+  var MAX_DRAWN_MATCHES = 5000;
+  var MAX_LISTED_MATCHES = 20;
+  var PAD = 0.06 * Math.max(D.extent[0], D.extent[1], 1);
+  var FULL_X = [-PAD, D.extent[0] + PAD];
+  var FULL_Y = [-PAD, D.extent[1] + PAD];
+  var CONFIG = {
+    displaylogo: false, responsive: true, scrollZoom: true, doubleClick: 'reset',
+    modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d']
+  };
+
+  var X = Float32Array.from(D.x);
+  var Y = Float32Array.from(D.y);
+  var topicIndex = new Int32Array(n);
+  topics.forEach(function (t, k) { for (var i = t.start; i < t.end; i++) { topicIndex[i] = k; } });
+  var lowerTitles = null;
+  var lowerAuthors = null;
+  var state = { topic: 'all', from: '', to: '', query: '', matches: [] };
+  var traceIds = []; // per trace, the paper index of each of its points
+  var level = null;
+  var revision = 0;
+
+  var search = document.getElementById('map-search');
+  var searchCount = document.getElementById('search-count');
+  var results = document.getElementById('search-results');
+  var topicSelect = document.getElementById('map-topic');
+  var fromInput = document.getElementById('map-from');
+  var toInput = document.getElementById('map-to');
+  var card = document.getElementById('hover-card');
+
+  function paperUrl(i) {
+    var url = D.urlPrefix[D.urlIndex[i]] + D.url[i];
+    return HTTP.test(url) ? url : '';
+  }
+
+  function datePasses(i) {
+    if (!state.from && !state.to) { return true; }
+    var d = D.date[i];
+    if (!ISO.test(d)) { return false; } // a raw date ("Aug 12") cannot be placed in a range
+    var first = d.length === 7 ? d + '-01' : d;
+    var last = d.length === 7 ? d + '-31' : d;
+    return (!state.from || last >= state.from) && (!state.to || first <= state.to);
+  }
+
+  function topicShown(t) { return state.topic === 'all' || String(t.id) === state.topic; }
+
+  function passes(i) { return topicShown(topics[topicIndex[i]]) && datePasses(i); }
+
+  function buildTraces() {
+    var drawnMatches = [];
+    for (var m = 0; m < state.matches.length && drawnMatches.length < MAX_DRAWN_MATCHES; m++) {
+      if (passes(state.matches[m])) { drawnMatches.push(state.matches[m]); }
+    }
+    var dim = drawnMatches.length > 0;
+    var traces = [];
+    traceIds = [];
+    topics.forEach(function (t, k) {
+      var ids = [];
+      var shown = topicShown(t);
+      if (shown) { for (var i = t.start; i < t.end; i++) { if (datePasses(i)) { ids.push(i); } } }
+      var previous = gd.data && gd.data[k];
+      traces.push(points(ids, {
+        name: t.legend,
+        visible: !shown ? false : (previous && previous.visible === 'legendonly' ? 'legendonly' : true),
+        marker: {
+          color: t.color,
+          size: t.id === -1 ? Math.max(2, D.markerSize - 2) : D.markerSize,
+          opacity: dim ? 0.12 : (t.id === -1 ? 0.5 : 0.85)
+        }
+      }));
+    });
+    traces.push(points(drawnMatches, {
+      name: 'Search matches',
+      showlegend: false,
+      marker: {
+        color: drawnMatches.map(function (i) { return topics[topicIndex[i]].color; }),
+        size: D.markerSize + 6,
+        opacity: 1,
+        line: { width: 2, color: '#111' }
+      }
+    }));
+    return traces;
+  }
+
+  function points(ids, extra) {
+    var xs = new Float32Array(ids.length);
+    var ys = new Float32Array(ids.length);
+    for (var j = 0; j < ids.length; j++) { xs[j] = X[ids[j]]; ys[j] = Y[ids[j]]; }
+    traceIds.push(ids);
+    var trace = { type: 'scattergl', mode: 'markers', x: xs, y: ys, hoverinfo: 'none' };
+    Object.keys(extra).forEach(function (key) { trace[key] = extra[key]; });
+    return trace;
+  }
+
+  function zoomLevel() {
+    if (!D.labels.coarse.length || state.topic !== 'all') { return 'fine'; }
+    var range = (gd.layout && gd.layout.xaxis && gd.layout.xaxis.range) || FULL_X;
+    return (range[1] - range[0]) < ZOOM_FOR_FINE * (FULL_X[1] - FULL_X[0]) ? 'fine' : 'coarse';
+  }
+
+  function annotations(which) {
+    var on = {};
+    topics.forEach(function (t, k) {
+      var trace = gd.data && gd.data[k];
+      var visible = trace ? trace.visible === true : topicShown(t);
+      if (visible && traceIds[k] && traceIds[k].length) { on[which === 'coarse' ? t.coarse : t.id] = true; }
+    });
+    return D.labels[which].filter(function (label) { return on[label.group]; }).map(function (label) {
+      return {
+        x: label.x, y: label.y, text: label.text, showarrow: false, captureevents: false,
+        font: { size: which === 'coarse' ? 15 : 12, color: '#111' },
+        bgcolor: 'rgba(255,255,255,0.78)', borderpad: 2
+      };
+    });
+  }
+
+  function refreshLabels(force) {
+    var next = zoomLevel();
+    if (!force && next === level) { return; }
+    level = next;
+    gd.setAttribute('data-label-level', level);
+    Plotly.relayout(gd, { annotations: annotations(level) });
+  }
+
+  function redraw(ranges) {
+    var traces = buildTraces();
+    var next = Object.assign({}, gd.layout || layout, { datarevision: ++revision });
+    if (ranges) {
+      next.xaxis = Object.assign({}, next.xaxis, { range: ranges[0], autorange: false });
+      next.yaxis = Object.assign({}, next.yaxis, { range: ranges[1], autorange: false });
+    }
+    return Plotly.react(gd, traces, next, CONFIG).then(function () { refreshLabels(true); });
+  }
+
+  function rangesAround(ids) {
+    if (!ids.length) { return [FULL_X, FULL_Y]; }
+    var x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    ids.forEach(function (i) {
+      x0 = Math.min(x0, X[i]); x1 = Math.max(x1, X[i]); y0 = Math.min(y0, Y[i]); y1 = Math.max(y1, Y[i]);
+    });
+    var pad = Math.max(x1 - x0, y1 - y0, D.grid / 50) * 0.15;
+    return [[x0 - pad, x1 + pad], [y0 - pad, y1 + pad]];
+  }
+
+  /* -------------------------------------------------------------- hover card and click */
+  function line(className, text) {
+    var div = document.createElement('div');
+    div.className = className;
+    div.textContent = text;
+    card.appendChild(div);
+    return div;
+  }
+
+  function showCard(i, mouse) {
+    var t = topics[topicIndex[i]];
+    card.textContent = '';
+    line('card-title', D.title[i] || '(untitled)');
+    if (D.authors[i]) { line('card-authors', D.authors[i]); }
+    var meta = line('card-meta', '');
+    var swatch = document.createElement('span');
+    swatch.className = 'swatch';
+    swatch.style.background = t.color;
+    meta.appendChild(swatch);
+    meta.appendChild(document.createTextNode(t.name + (D.date[i] ? ' · ' + D.date[i] : '')));
+    var abstract = abstracts ? abstracts[i] : '';
+    if (abstract) { line('card-abstract', abstract); }
+    line('card-hint', paperUrl(i) ? 'Click the point to open the paper' : 'No link for this paper');
+    card.hidden = false;
+    var x = mouse ? mouse.clientX : window.innerWidth / 2;
+    var y = mouse ? mouse.clientY : window.innerHeight / 2;
+    var width = card.offsetWidth, height = card.offsetHeight;
+    card.style.left = Math.max(4, Math.min(x + 16, window.innerWidth - width - 8)) + 'px';
+    card.style.top = Math.max(4, Math.min(y + 16, window.innerHeight - height - 8)) + 'px';
+  }
+
+  function paperAt(event) {
+    var point = event && event.points && event.points[0];
+    if (!point) { return undefined; }
+    var ids = traceIds[point.curveNumber];
+    return ids ? ids[point.pointNumber] : undefined;
+  }
+
+  /* -------------------------------------------------------------- search */
+  function runSearch() {
+    var query = search.value.trim().toLowerCase();
+    state.query = query;
+    state.matches = [];
+    if (query.length >= MIN_QUERY) {
+      if (!lowerTitles) {
+        lowerTitles = D.title.map(function (s) { return s.toLowerCase(); });
+        lowerAuthors = D.authors.map(function (s) { return s.toLowerCase(); });
+      }
+      for (var i = 0; i < n; i++) {
+        if (lowerTitles[i].indexOf(query) >= 0 || lowerAuthors[i].indexOf(query) >= 0) { state.matches.push(i); }
+      }
+    }
+    listResults();
+    return redraw();
+  }
+
+  function listResults() {
+    results.textContent = '';
+    if (state.query.length < MIN_QUERY) {
+      searchCount.textContent = '';
+      results.hidden = true;
+      return;
+    }
+    var shown = state.matches.filter(passes);
+    var total = state.matches.length;
+    searchCount.textContent = total === 1 ? '1 paper matches' : total + ' papers match';
+    if (shown.length < total) { searchCount.textContent += ' (' + shown.length + ' within the filters)'; }
+    shown.slice(0, MAX_LISTED_MATCHES).forEach(function (i) {
+      var item = document.createElement('li');
+      var button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = D.title[i] || '(untitled)';
+      var topic = document.createElement('span');
+      topic.className = 'muted';
+      topic.textContent = ' — ' + topics[topicIndex[i]].name;
+      button.appendChild(topic);
+      button.addEventListener('click', function () {
+        var r = D.grid / 25;
+        redraw([[X[i] - r, X[i] + r], [Y[i] - r, Y[i] + r]]).then(function () {
+          var box = button.getBoundingClientRect();
+          showCard(i, { clientX: box.right, clientY: box.top });
+        });
+      });
+      item.appendChild(button);
+      results.appendChild(item);
+    });
+    results.hidden = shown.length === 0;
+  }
+
+  /* -------------------------------------------------------------- filters */
+  function setTopic(value) {
+    state.topic = value;
+    var ids = [];
+    if (value !== 'all') {
+      topics.forEach(function (t) { if (String(t.id) === value) { for (var i = t.start; i < t.end; i++) { ids.push(i); } } });
+    }
+    listResults();
+    return redraw(value === 'all' ? [FULL_X, FULL_Y] : rangesAround(ids));
+  }
+
+  function readDates() {
+    state.from = fromInput ? fromInput.value : '';
+    state.to = toInput ? toInput.value : '';
+    listResults();
+    return redraw();
+  }
+
+  function debounce(fn, ms) {
+    var timer = null;
+    return function () { clearTimeout(timer); timer = setTimeout(fn, ms); };
+  }
+
+  /* -------------------------------------------------------------- start */
+  var wanted = /^#topic=(-?\d+)$/.exec(window.location.hash);
+  if (wanted && topicSelect && topicSelect.querySelector('option[value="' + wanted[1] + '"]')) {
+    state.topic = wanted[1];
+    topicSelect.value = wanted[1];
+  }
+  layout.xaxis = Object.assign({}, layout.xaxis, { range: FULL_X.slice(), autorange: false });
+  layout.yaxis = Object.assign({}, layout.yaxis, { range: FULL_Y.slice(), autorange: false });
+  layout.showlegend = D.legend;
+  var firstTraces = buildTraces();
+  level = zoomLevel();
+  layout.annotations = annotations(level); // drawn with the points: no second pass before the map is usable
+  gd.setAttribute('data-label-level', level);
+
+  Plotly.newPlot(gd, firstTraces, layout, CONFIG).then(function () {
+    performance.mark('map-plotted');
+    return state.topic !== 'all' ? setTopic(state.topic) : null;
+  }).then(function () {
+    gd.on('plotly_relayout', function (event) {
+      if (event && Object.keys(event).some(function (key) { return key.indexOf('xaxis') === 0; })) { refreshLabels(false); }
+    });
+    gd.on('plotly_restyle', function () { refreshLabels(true); }); // a legend click hid or showed a topic
+    gd.on('plotly_hover', function (event) {
+      var i = paperAt(event);
+      if (i !== undefined) { showCard(i, event.event); }
+    });
+    gd.on('plotly_unhover', function () { card.hidden = true; });
+    gd.on('plotly_click', function (event) {
+      var i = paperAt(event);
+      var url = i === undefined ? '' : paperUrl(i);
+      if (url) { window.open(url, '_blank', 'noopener,noreferrer'); }
+    });
+    search.addEventListener('input', debounce(runSearch, 150));
+    search.addEventListener('keydown', function (event) { if (event.key === 'Enter') { runSearch(); } });
+    if (topicSelect) { topicSelect.addEventListener('change', function () { setTopic(topicSelect.value); }); }
+    if (fromInput) { fromInput.addEventListener('change', readDates); }
+    if (toInput) { toInput.addEventListener('change', readDates); }
+    document.getElementById('map-reset').addEventListener('click', function () {
+      search.value = '';
+      state.query = '';
+      state.matches = [];
+      if (fromInput) { fromInput.value = ''; toInput.value = ''; }
+      state.from = '';
+      state.to = '';
+      if (topicSelect) { topicSelect.value = 'all'; }
+      setTopic('all');
+    });
+    window.papertopicsMap = {
+      readyMs: performance.now(),
+      points: function () {
+        return traceIds.slice(0, topics.length).reduce(function (sum, ids) { return sum + ids.length; }, 0);
+      },
+      highlighted: function () { return traceIds[traceIds.length - 1].slice(); },
+      paperOf: function (curve, point) { return traceIds[curve][point]; },
+      title: function (i) { return D.title[i]; },
+      labelLevel: function () { return level; },
+      search: runSearch
+    };
+    gd.setAttribute('data-ready', '1');
+    setTimeout(function () {
+      abstracts = JSON.parse(document.getElementById('map-abstracts').textContent);
+    }, 0);
+  });
+}());

@@ -1,0 +1,406 @@
+"""The pages of the report: each function turns the prepared tables into one page (bytes).
+
+``ReportData`` holds everything derived once in ``build_report``; the functions here
+only pick, format and render. Paths in ``topics`` (``csv``, ``page``) are relative to
+the report's top folder; pages inside ``topics/`` reach them through ``root = "../"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import ReportConfig
+from pipeline.report import figures, pages
+from pipeline.report.csv_export import sort_papers
+from pipeline.report.docmap import map_data
+from pipeline.report.hierarchy import Dendrogram
+from pipeline.report.tables import Neighbour, source_names
+from pipeline.report.text import safe_url, shorten
+from pipeline.report.timeline import PERIOD_WORDS, Timeline, Trend, bar_chart, iso_dates, rising_rule, sparkline
+from pipeline.schema import OUTLIER_TOPIC
+
+INDEX_KEYWORDS = 8
+TOPIC_PAGE_ABSTRACT_CHARS = 320
+SOURCE_TOP_TOPICS = 3
+# Quality figures of the label stage: key -> (label, format, what it means). Figures
+# already on the overview's first row (topics, outlier share) are not repeated.
+METRICS: dict[str, tuple[str, str, str]] = {
+    "largest_topic_share": ("largest topic", "percent", "share of all papers in the largest topic"),
+    "npmi": ("coherence (NPMI)", "{:.3f}", "−1 to 1: how often a topic's keywords occur together; above 0.1 is good"),
+    "diversity": ("keyword diversity", "{:.2f}", "0 to 1: share of distinct words among the topics' top keywords"),
+    "nmi": ("NMI vs. labels", "{:.3f}", "0 to 1: how well the topics agree with the known labels"),
+    "ami": ("AMI vs. labels", "{:.3f}", "like NMI, corrected for chance: 0 = chance, 1 = the same grouping"),
+    "ari": ("ARI vs. labels", "{:.3f}", "pairs of papers grouped alike: 0 = chance, 1 = the same grouping"),
+}
+METRICS_SHOWN_ELSEWHERE = {"n_topics", "outlier_share"}
+
+
+@dataclass(frozen=True)
+class ReportData:
+    topics: pd.DataFrame  # prepared topics + csv, page, representatives
+    joined: pd.DataFrame  # papers + topic, topic_name, score, x, y
+    config: ReportConfig
+    summary: Mapping[str, Any]
+    colors: dict[int, str]
+    timeline: Timeline | None
+    trends: dict[int, Trend]
+    coarse: bool
+    neighbours: dict[int, list[Neighbour]]
+    sources: pd.DataFrame | None
+    tree: Dendrogram | None
+    metrics: dict[str, Any] | None
+
+    @property
+    def names(self) -> dict[int, str]:
+        return dict(zip(self.topics["topic"].astype(int), self.topics["name"], strict=True))
+
+    def common(self, page: str) -> dict[str, Any]:
+        title = self.config.title or f"{self.summary['name']} · papertopics"
+        return {"title": title, "run_name": self.summary["name"], "created": self.summary.get("created", ""),
+                "page": page}  # fmt: skip
+
+
+def percent(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "–"
+
+
+# ----------------------------------------------------------------------------- topic rows
+
+
+def _trend(report: ReportData, topic: int) -> dict[str, Any] | None:
+    trend = report.trends.get(topic)
+    if trend is None or report.timeline is None:
+        return None
+    shares = report.timeline.shares().loc[topic].tolist()
+    recent = report.timeline.recent_periods
+    window = recent[0] if len(recent) == 1 else f"{recent[0]} to {recent[-1]}"
+    return {
+        "points": sparkline(shares),
+        "rising": trend.rising,
+        "change": trend.change,
+        "title": f"{100 * trend.recent_share:.1f}% of the dated papers in {window}, "
+        f"{100 * trend.earlier_share:.1f}% before",
+    }
+
+
+def topic_rows(report: ReportData) -> list[dict[str, Any]]:
+    """One dict per topic (outliers included) with what the overview and topic pages show."""
+    joined, n_papers = report.joined, len(report.joined)
+    has_labels = bool(report.summary.get("has_labels", False))
+    rows = []
+    for row in report.topics.itertuples(index=False):
+        topic = int(row.topic)
+        is_outlier = topic == OUTLIER_TOPIC
+        in_topic = joined.loc[joined["topic"] == topic, "label"]
+        rows.append(
+            {
+                "topic": topic,
+                "is_outlier": is_outlier,
+                "name": row.name,
+                "coarse_name": row.coarse_name if report.coarse and not is_outlier else "",
+                "size": int(row.size),
+                "share": percent(int((joined["topic"] == topic).sum()), n_papers),
+                "keywords": row.keywords,
+                "representatives": row.representatives,
+                "labels": _top_labels(in_topic) if has_labels else "",
+                "csv": row.csv,
+                "csv_name": row.csv.rsplit("/", 1)[-1],
+                "page": row.page,
+                "color": report.colors.get(topic, figures.OUTLIER_COLOR),
+                "trend": None if is_outlier else _trend(report, topic),
+            }
+        )
+    return rows
+
+
+def _top_labels(labels: pd.Series, n: int = 3) -> str:
+    counts = labels[labels != ""].value_counts()
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    return ", ".join(f"{label} ({count})" for label, count in top)
+
+
+# ----------------------------------------------------------------------------- overview
+
+
+def _metric_cards(metrics: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    cards = []
+    metrics = metrics or {}
+    ordered = [k for k in METRICS if k in metrics] + sorted(k for k in metrics if k not in METRICS)
+    for key, value in ((k, metrics[k]) for k in ordered):
+        if key in METRICS_SHOWN_ELSEWHERE:
+            continue
+        label, fmt, note = METRICS.get(key, (key.replace("_", " "), "{}", ""))
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            shown, note = "–", "could not be computed for this run"
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            shown = str(value)
+        elif fmt == "percent":
+            shown = f"{100.0 * float(value):.1f}%"
+        else:
+            shown = fmt.format(value) if fmt != "{}" else f"{value:g}"
+        cards.append({"label": label, "value": shown, "note": note})
+    return cards
+
+
+def _source_rows(report: ReportData) -> list[dict[str, Any]]:
+    if report.sources is None:
+        return []
+    paths = {name: path for path, name in source_names(report.joined["source"]).items()}
+    names = report.names
+    pages_ = dict(zip(report.topics["topic"].astype(int), report.topics["page"], strict=True))
+    rows = []
+    for source, counts in report.sources.iterrows():
+        total = int(counts.sum())
+        real = counts[counts.index != OUTLIER_TOPIC].sort_values(ascending=False, kind="mergesort")
+        top = [
+            {"name": names[int(t)], "page": pages_[int(t)], "color": report.colors[int(t)], "share": percent(c, total)}
+            for t, c in real.head(SOURCE_TOP_TOPICS).items()
+            if c > 0
+        ]
+        rows.append({"name": source, "path": paths.get(str(source), str(source)), "papers": total, "top": top})
+    return rows
+
+
+def _input_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    reasons = dict(item.get("skip_reasons") or {})
+    return {
+        "path": str(item.get("path", "")),
+        "reader": str(item.get("reader", "")),
+        **{key: int(item.get(key, 0)) for key in ("read", "kept", "duplicates", "skipped")},
+        "skip_reasons": sorted(((str(k), int(v)) for k, v in reasons.items()), key=lambda kv: (-kv[1], kv[0])),
+    }
+
+
+def index_page(report: ReportData) -> bytes:
+    """``index.html``: the dashboard."""
+    rows = topic_rows(report)
+    summary, n_papers = report.summary, len(report.joined)
+    for row in rows:
+        row["keywords"] = row["keywords"][:INDEX_KEYWORDS]
+    stage_seconds = dict(summary.get("stage_seconds", {}))
+    n_outliers = int((report.joined["topic"] == OUTLIER_TOPIC).sum())
+    rising = [
+        {"topic": r["topic"], "name": r["name"], "page": r["page"], "change": f"{r['trend']['change']:+.1f} points"}
+        for r in sorted(rows, key=lambda r: -(r["trend"]["change"] if r["trend"] else 0.0))
+        if r["trend"] and r["trend"]["rising"]
+    ]
+    context = {
+        **report.common("index"),
+        "n_papers": n_papers,
+        "n_topics": sum(not r["is_outlier"] for r in rows),
+        "n_outliers": n_outliers,
+        "outlier_share": percent(n_outliers, n_papers),
+        "n_read": int(summary.get("n_read", n_papers)),
+        "n_duplicates": int(summary.get("n_duplicates", 0)),
+        "n_skipped": int(summary.get("n_skipped", 0)),
+        "metrics": _metric_cards(report.metrics),
+        "topics": [r for r in rows if not r["is_outlier"]],
+        "outliers": [r for r in rows if r["is_outlier"]],
+        "has_labels": bool(summary.get("has_labels", False)),
+        "has_trend": report.timeline is not None,
+        "period_word": PERIOD_WORDS[report.timeline.period] if report.timeline else "",
+        "rising": rising,
+        "rising_rule": rising_rule(report.timeline) if report.timeline else "",
+        "sources": _source_rows(report),
+        "inputs": [_input_row(item) for item in summary.get("inputs", [])],
+        "notes": [str(note) for note in summary.get("notes", [])],
+        "timings": [(str(stage), float(seconds)) for stage, seconds in stage_seconds.items()],
+        "total_seconds": float(sum(stage_seconds.values())),
+        "seed": summary.get("seed", ""),
+        "settings_json": json.dumps(summary.get("settings", {}), indent=2, sort_keys=True, ensure_ascii=False,
+                                    default=str),
+        "table_js": pages.template_text("table.js"),
+    }  # fmt: skip
+    return pages.render("index.html", context)
+
+
+# ----------------------------------------------------------------------------- document map
+
+
+def _topic_groups(report: ReportData) -> list[dict[str, Any]]:
+    """Topics for the map's topic menu, under their coarse group when there is one."""
+    groups: dict[Any, dict[str, Any]] = {}
+    ordered = report.topics.sort_values(["coarse_topic", "topic"], kind="mergesort") if report.coarse else report.topics
+    for row in ordered.itertuples(index=False):
+        topic = int(row.topic)
+        key = row.coarse_topic if report.coarse and topic != OUTLIER_TOPIC else "all"
+        group = groups.setdefault(key, {"name": row.coarse_name if key != "all" else "", "topics": []})
+        label = f"{topic}: {row.name}" if topic != OUTLIER_TOPIC else row.name
+        group["topics"].append({"topic": topic, "label": shorten(label, 60)})
+    return sorted(groups.values(), key=lambda g: g["name"] == "")  # ungrouped (outliers) last
+
+
+def map_page(report: ReportData) -> bytes:
+    """``map.html``: the document map, drawn in the browser from compact data."""
+    data = map_data(report.joined, report.topics, report.colors, report.config.hover_abstract_chars, report.coarse)
+    stamps, _ = iso_dates(report.joined["date"])
+    n = len(report.joined)
+    notice = ""
+    if data.abstract_chars < report.config.hover_abstract_chars:
+        notice = (
+            f"To keep this page quick with {n:,} papers, the hover card shows "
+            + (f"the first {data.abstract_chars} characters of each abstract" if data.abstract_chars else "no abstract")
+            + "; the topic pages and papers.csv have the full text."
+        )
+    levels = (
+        " Zoomed out, the map names groups of related topics; zoom in to see each topic's name."
+        if report.coarse
+        else ""
+    )
+    context = {
+        **report.common("map"),
+        "intro": "One point per paper; similar papers sit close together. Hover for details, click to open the "
+        "paper, scroll to zoom, double-click to reset." + levels,
+        "topic_groups": _topic_groups(report),
+        "date_min": stamps.min().strftime("%Y-%m-%d") if stamps.notna().any() else "",
+        "date_max": stamps.max().strftime("%Y-%m-%d") if stamps.notna().any() else "",
+        "notice": notice,
+        "layout_json": pages.script_json(figures.document_map_layout()),
+        "points_json": pages.script_json(data.points),
+        "abstracts_json": pages.script_json(data.abstracts),
+        "map_js": pages.template_text("map.js"),
+    }
+    return pages.render("map.html", context, plotly_src=pages.plotly_asset_path())
+
+
+# ----------------------------------------------------------------------------- topic charts
+
+
+def charts_page(report: ReportData) -> bytes:
+    """``topics.html``: intertopic map, topics over time, hierarchy, topics by source, keywords."""
+    real = report.topics[report.topics["topic"] != OUTLIER_TOPIC]
+    names, colors = report.names, report.colors
+    sections: list[dict[str, Any]] = []
+
+    def add(section_id: str, heading: str, fig: Any = None, note: str = "", notice: str = "") -> None:
+        div = ""
+        if fig is not None:
+            height = f"{fig.layout.height}px" if fig.layout.height else "100%"
+            div = pages.figure_div(fig, section_id + "-chart", height=height)
+        sections.append({"id": section_id, "heading": heading, "div": div, "note": note, "notice": notice})
+
+    if real.empty:
+        add("intertopic", "Topics", notice="No topics were found: every paper is an outlier.")
+    else:
+        add("intertopic", "Intertopic distance map", figures.intertopic_map(real),
+            note="Each bubble is a topic, its area the number of papers; nearby topics are similar.")  # fmt: skip
+    timeline = report.timeline
+    if timeline is not None and not real.empty:
+        rising = {t for t, trend in report.trends.items() if trend.rising}
+        fig = figures.topics_over_time(timeline.shares(), names, colors, rising, timeline.period)
+        add("over-time", "Topics over time", fig,
+            note=f"Each topic's share of the papers per {PERIOD_WORDS[timeline.period]} ({timeline.n_dated:,} of "
+            f"{timeline.n_papers:,} papers carry an ISO date; the others are left out). The 10 largest topics are "
+            f"drawn; click a legend entry to add another. ▲ marks rising topics. {rising_rule(timeline)}")  # fmt: skip
+    elif not real.empty:
+        add("over-time", "Topics over time",
+            note="No chart over time: fewer than two periods of papers carry an ISO date (YYYY-MM-DD or YYYY-MM); "
+            "raw listing dates such as “Aug 12” have no year. Set `year` on the input to date them.")  # fmt: skip
+    if report.tree is not None:
+        add("hierarchy", "Topic hierarchy", figures.dendrogram(report.tree, names, colors),
+            note="Topics merge into larger groups from left to right; the further right two groups join, the less "
+            "alike they are. Hover a junction for the group's name.")  # fmt: skip
+    if report.sources is not None:
+        add("by-source", "Topics by source", figures.source_split(report.sources, names, colors),
+            note="How each input's papers split across the topics (100% per source).")  # fmt: skip
+    if not real.empty:
+        shown = figures.barchart_topics(real)
+        capped = f"The {len(shown)} largest of {len(real)} topics; every topic has its own page." if len(shown) < len(
+            real) else ""  # fmt: skip
+        add("keywords", "Top keywords per topic", figures.keyword_barcharts(shown), note=capped)
+    context = {
+        **report.common("topics"),
+        "heading": "Topic charts",
+        "intro": "",
+        "sections": sections,
+    }
+    return pages.render("figures.html", context, plotly_src=pages.plotly_asset_path())
+
+
+# ----------------------------------------------------------------------------- topic pages
+
+
+def _paper_rows(papers: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": p.title or p.paper_id,
+            "href": safe_url(p.url),
+            "authors": shorten(p.authors, 300),
+            "abstract": shorten(p.abstract, TOPIC_PAGE_ABSTRACT_CHARS),
+            "links": [link for link in (safe_url(token) for token in p.links.split()) if link],
+            "score": "" if pd.isna(p.score) else f"{p.score:.3f}",
+            "date": p.date,
+        }
+        for p in papers.itertuples(index=False)
+    ]
+
+
+def topic_pages(report: ReportData) -> dict[str, bytes]:
+    """``topics/<NN>-<slug>.html`` for every topic (outliers included).
+
+    Topic pages draw their two small charts (keywords, papers per period) as HTML and SVG:
+    with no plotly.js to load, a page per topic opens at once and costs little to build.
+    """
+    names, colors, timeline = report.names, report.colors, report.timeline
+    rows = {row["topic"]: row for row in topic_rows(report)}
+    pages_ = dict(zip(report.topics["topic"].astype(int), report.topics["page"], strict=True))
+    sizes = dict(zip(report.topics["topic"].astype(int), report.topics["size"].astype(int), strict=True))
+    ordered = sort_papers(report.joined)
+    by_map = any(nb.distance is not None for nbs in report.neighbours.values() for nb in nbs)
+    source_totals = report.sources.sum(axis=1) if report.sources is not None else None
+    paths = {name: path for path, name in source_names(report.joined["source"]).items()}
+    files = {}
+    for topic, row in rows.items():
+        members = ordered[ordered["topic"] == topic]
+        keyword_bars = []
+        if row["keywords"]:
+            weights = [float(w) for w in report.topics.loc[report.topics["topic"] == topic, "keyword_weights"].iloc[0]]
+            top = max(weights[: len(row["keywords"])], default=0.0) or 1.0
+            keyword_bars = [
+                {"word": word, "weight": f"{weight:.3f}", "width": f"{100.0 * max(weight, 0.0) / top:.1f}"}
+                for word, weight in zip(row["keywords"], weights, strict=False)
+            ]
+        time_bars, time_note = [], ""
+        if timeline is not None:
+            counts = [int(c) for c in timeline.counts.loc[topic]]
+            time_bars = bar_chart(timeline.periods, counts)
+            if sum(counts) < len(members):
+                time_note = f"{sum(counts):,} of its {len(members):,} papers carry an ISO date and are counted here."
+        neighbours = [
+            {"topic": nb.topic, "name": names[nb.topic], "page": pages_[nb.topic], "color": colors[nb.topic],
+             "size": sizes[nb.topic], "shared": nb.shared_keywords[:5]}
+            for nb in report.neighbours.get(topic, [])
+        ]  # fmt: skip
+        sources = []
+        if report.sources is not None and topic in report.sources.columns:
+            for source, count in report.sources[topic].items():
+                if count > 0:
+                    sources.append({"name": source, "path": paths.get(str(source), str(source)), "papers": int(count),
+                                    "share": percent(int(count), int(source_totals[source]))})  # fmt: skip
+        shown = members.head(report.config.topic_page_papers)
+        context = {
+            **report.common("topic"),
+            "t": row,
+            "csv_name": row["csv_name"],
+            "keyword_bars": keyword_bars,
+            "time_bars": time_bars,
+            "time_note": time_note,
+            "time_span": f"{timeline.periods[0]} to {timeline.periods[-1]}" if timeline else "",
+            "period_word": timeline.period if timeline else "",
+            "rising_rule": rising_rule(timeline) if timeline else "",
+            "neighbours": neighbours,
+            "neighbour_rule": "Closest on the intertopic distance map (Topic charts); shared keywords in the list."
+            if by_map
+            else "The topics whose keywords overlap most with this one's.",
+            "sources": sources,
+            "papers": _paper_rows(shown),
+            "shown": len(shown),
+        }
+        files[row["page"]] = pages.render("topic.html", context, root="../")
+    return files

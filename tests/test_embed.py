@@ -1,0 +1,299 @@
+"""Embedding backends: the registry, order of vectors, the model cache, and each backend's vectors.
+
+The fast tests use fake backends and builders. The slow ones load the packaged
+all-MiniLM-L6-v2 (its ONNX builds are cached in outputs/.cache/models, so only the first
+run exports) or a tiny random BERT made here, for what needs a fresh build every time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import get_args
+
+import numpy as np
+import pytest
+
+from pipeline import embed
+from pipeline.config import EmbedBackend, EmbedConfig, parse_config
+from pipeline.errors import ConfigError
+from tests.conftest import ROOT, SAMPLES
+
+MODEL_CACHE = ROOT / "outputs" / ".cache"
+
+
+@pytest.fixture(autouse=True)
+def fresh_backends():
+    """Each test sees backends built from its own registry and config."""
+    embed.load_backend.cache_clear()
+    yield
+    embed.load_backend.cache_clear()
+
+
+def seed_paragraphs() -> list[str]:
+    """The seed pages split into paragraphs: titles, abstracts and page chrome of many lengths."""
+    return [
+        " ".join(paragraph.split())
+        for page in sorted(SAMPLES.glob("*.txt"))
+        for paragraph in page.read_text(encoding="utf-8").split("\n\n")
+        if paragraph.strip()
+    ]
+
+
+@pytest.mark.parametrize("name", ["onnx-int8", "onnx", "sentence-transformers", "model2vec"])
+def test_config_picks_the_backend_through_the_registry(monkeypatch, name):
+    made = []
+
+    def fake_factory(config, cache_dir):
+        made.append((config.backend, cache_dir))
+        return "the backend"
+
+    monkeypatch.setitem(embed.BACKENDS, name, fake_factory)
+    config = parse_config({"name": "x", "inputs": ["a.csv"], "embed": {"backend": name}}).embed
+    assert embed.load_backend(config, Path("somewhere")) == "the backend"
+    assert made == [(name, Path("somewhere"))]
+
+
+def test_config_names_exactly_the_registered_backends_and_defaults_to_int8():
+    assert set(get_args(EmbedBackend)) == set(embed.BACKENDS)
+    assert EmbedConfig().backend == "onnx-int8"
+
+
+@pytest.mark.parametrize(
+    ("backend", "package"), [("onnx-int8", "onnxruntime"), ("onnx", "onnxruntime"), ("model2vec", "model2vec")]
+)
+def test_a_missing_backend_dependency_stops_with_one_line(monkeypatch, backend, package):
+    real_find_spec = embed.importlib.util.find_spec
+    monkeypatch.setattr(
+        embed.importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a)
+    )
+    with pytest.raises(ConfigError) as caught:
+        embed.load_backend(EmbedConfig(backend=backend))
+    message = str(caught.value)
+    assert f"embed.backend '{backend}' needs {package}" in message
+    assert "pip install" in message and "\n" not in message
+
+
+def test_the_onnx_backends_refuse_a_model_they_would_embed_differently(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(
+        json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False})
+    )
+    with pytest.raises(ConfigError, match=r"pooling_mode_cls_token.*sentence-transformers"):
+        embed.load_backend(EmbedConfig(backend="onnx", model=str(tmp_path)))
+
+
+class CountingBackend:
+    """Vectors that encode the text itself (its length and first character), and a log of calls."""
+
+    model_key = "counting"
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.array([[len(text), ord(text[0])] for text in texts], dtype=np.float32)
+
+
+def test_embed_texts_sends_similar_lengths_together_and_restores_the_order(monkeypatch):
+    monkeypatch.setattr(embed, "PROGRESS_CHUNK", 4)
+    rng = np.random.default_rng(0)
+    texts = [chr(97 + int(rng.integers(26))) * int(rng.integers(1, 200)) for _ in range(23)]
+    backend = CountingBackend()
+    progress = []
+    vectors = embed.embed_texts(texts, backend, lambda done, total: progress.append((done, total)))
+    assert vectors.tolist() == [[len(text), ord(text[0])] for text in texts]
+    sent = [len(text) for call in backend.calls for text in call]
+    assert sent == sorted(sent, reverse=True)  # longest first, so chunks hold similar lengths
+    assert [len(call) for call in backend.calls] == [4, 4, 4, 4, 4, 3]
+    assert progress[-1] == (23, 23) and len(progress) == 6
+
+
+def test_length_sorted_batches_cover_every_text_once_in_length_order():
+    lengths = np.array([5, 1, 9, 3, 3, 7, 2])
+    batches = embed.length_sorted_batches(lengths, batch_size=3)
+    assert [len(batch) for batch in batches] == [3, 3, 1]
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(7))
+    assert lengths[flat].tolist() == sorted(lengths.tolist())
+
+
+def writing_builder(calls: list[Path]):
+    def build(folder: Path) -> dict:
+        calls.append(folder)
+        (folder / "model.bin").write_bytes(b"weights" * 100)
+        return {"variant": "test"}
+
+    return build
+
+
+def test_a_built_model_is_reused_and_a_damaged_one_rebuilt(tmp_path):
+    calls: list[Path] = []
+    first = embed.built_model_dir(tmp_path, "m-1", writing_builder(calls))
+    assert first == tmp_path / "models" / "m-1" and len(calls) == 1
+    assert calls[0] != first  # built elsewhere, then renamed into place
+    record = json.loads((first / "build.json").read_text())
+    assert record["variant"] == "test" and record["files"]["model.bin"]["bytes"] == 700
+
+    assert embed.built_model_dir(tmp_path, "m-1", writing_builder(calls)) == first
+    assert len(calls) == 1
+
+    (first / "model.bin").write_bytes(b"weights")  # truncated: the record no longer matches
+    embed._KNOWN_BUILDS.clear()
+    embed.built_model_dir(tmp_path, "m-1", writing_builder(calls))
+    assert len(calls) == 2 and (first / "model.bin").stat().st_size == 700
+    assert [path.name for path in (tmp_path / "models").iterdir()] == ["m-1"]
+
+
+def test_a_half_written_folder_is_not_trusted(tmp_path):
+    # What a build killed before its record was written would leave under the final name.
+    half = tmp_path / "models" / "m-1"
+    half.mkdir(parents=True)
+    (half / "model.bin").write_bytes(b"wei")
+    # And a killed build's temporary folder (no process has this pid).
+    dead = tmp_path / "models" / ".tmp-m-1-999999999-abcd"
+    dead.mkdir()
+    calls: list[Path] = []
+    embed._KNOWN_BUILDS.clear()
+    folder = embed.built_model_dir(tmp_path, "m-1", writing_builder(calls))
+    assert len(calls) == 1 and embed.build_is_intact(folder)
+    assert not dead.exists()
+
+
+def test_a_failed_build_leaves_nothing_behind(tmp_path):
+    def failing(folder: Path) -> dict:
+        (folder / "model.bin").write_bytes(b"half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        embed.built_model_dir(tmp_path, "m-2", failing)
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_model_identity_needs_no_torch_and_names_backend_and_token_limit():
+    code = (
+        "import sys; from pipeline.config import EmbedConfig; from pipeline.embed import model_identity; "
+        "keys = [model_identity(EmbedConfig(backend=b, max_tokens=t)) "
+        "for b in ('onnx-int8', 'onnx', 'model2vec', 'sentence-transformers') for t in (128, 256)]; "
+        "assert len(set(keys)) == 8, keys; assert 'torch' not in sys.modules; "
+        "assert 'onnxruntime' not in sys.modules; print(keys[0])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("all-MiniLM-L6-v2-") and "onnx-int8" in result.stdout
+
+
+# --- real models -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def paragraphs() -> list[str]:
+    texts = seed_paragraphs()
+    assert len(texts) > 100
+    return texts[::3]  # every third: short chrome, titles and long abstracts, in a third of the time
+
+
+@pytest.fixture(scope="module")
+def reference(paragraphs) -> np.ndarray:
+    backend = embed.load_backend(EmbedConfig(backend="sentence-transformers"), MODEL_CACHE)
+    return embed.embed_texts(paragraphs, backend)
+
+
+@pytest.mark.slow
+def test_onnx_fp32_equals_sentence_transformers(paragraphs, reference):
+    vectors = embed.embed_texts(paragraphs, embed.load_backend(EmbedConfig(backend="onnx"), MODEL_CACHE))
+    assert vectors.shape == reference.shape == (len(paragraphs), 384) and vectors.dtype == np.float32
+    cosine = (vectors * reference).sum(axis=1)
+    assert cosine.min() >= 0.999
+
+
+@pytest.mark.slow
+def test_onnx_int8_stays_close_to_fp32(paragraphs, reference):
+    vectors = embed.embed_texts(paragraphs, embed.load_backend(EmbedConfig(backend="onnx-int8"), MODEL_CACHE))
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    cosine = (vectors * reference).sum(axis=1)
+    assert cosine.mean() >= 0.98 and cosine.min() >= 0.95
+    assert cosine.mean() < 0.99999  # it is really the quantised model
+
+
+@pytest.mark.slow
+def test_onnx_batches_by_length_and_puts_vectors_back_in_order(paragraphs):
+    backend = embed.load_backend(EmbedConfig(backend="onnx", batch_size=4), MODEL_CACHE)
+    texts = paragraphs[:18]
+    together = backend.encode(texts)
+    one_by_one = np.vstack([backend.encode([text]) for text in texts])  # no padding at all
+    assert (together * one_by_one).sum(axis=1).min() >= 0.9999
+    assert len({len(text) for text in texts}) > 5  # lengths differ, so sorting did reorder
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A random one-layer BERT with MiniLM's tokenizer and sentence-transformers files: fast to build."""
+    torch = pytest.importorskip("torch")
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    BertModel(config).save_pretrained(folder)
+    packaged = embed.resolve_model_dir("all-MiniLM-L6-v2")
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "modules.json"):
+        shutil.copy(packaged / name, folder / name)
+    shutil.copytree(packaged / "1_Pooling", folder / "1_Pooling")
+    return folder
+
+
+@pytest.mark.slow
+def test_the_onnx_model_is_exported_once_and_rebuilt_when_half_written(tmp_path, monkeypatch, tiny_model):
+    from pipeline import embed_onnx
+
+    exports = []
+    real_export = embed_onnx.export_fp32
+    monkeypatch.setattr(embed_onnx, "export_fp32", lambda *args: exports.append(args) or real_export(*args))
+    embed._KNOWN_BUILDS.clear()
+    config = EmbedConfig(backend="onnx-int8", model=str(tiny_model))
+
+    first = embed.load_backend(config, tmp_path).encode(["graph neural networks", "a"])
+    assert len(exports) == 1 and first.shape == (2, 32)
+    embed.load_backend.cache_clear()
+    again = embed.load_backend(config, tmp_path)
+    assert np.allclose(again.encode(["graph neural networks", "a"]), first, atol=1e-6)
+    assert len(exports) == 1  # the second load found both builds (fp32, then int8 from it)
+
+    built = again.folder
+    (built / "model.onnx").write_bytes((built / "model.onnx").read_bytes()[:1000])  # a torn file
+    embed._KNOWN_BUILDS.clear()
+    embed.load_backend.cache_clear()
+    assert np.allclose(embed.load_backend(config, tmp_path).encode(["graph neural networks", "a"]), first, atol=1e-6)
+    assert len(exports) == 1  # int8 rebuilt by quantising the intact fp32 build again
+    shutil.rmtree(tmp_path / "models")
+    embed._KNOWN_BUILDS.clear()
+    embed.load_backend.cache_clear()
+    embed.load_backend(config, tmp_path).encode(["a"])
+    assert len(exports) == 2
+
+
+@pytest.mark.slow
+def test_preview_backend_gives_unit_vectors_and_is_distilled_once(tmp_path, monkeypatch, tiny_model):
+    from pipeline import embed_static
+
+    distills = []
+    real_distill = embed_static.distill
+    monkeypatch.setattr(embed_static, "distill", lambda *args: distills.append(args) or real_distill(*args))
+    config = EmbedConfig(backend="model2vec", model=str(tiny_model))
+    texts = ["Graph neural networks for molecules", "Diffusion models", "zzzz qqqq"]
+    vectors = embed.load_backend(config, tmp_path).encode(texts)
+    assert vectors.shape == (3, 32) and vectors.dtype == np.float32  # PCA keeps min(256, hidden size) dims
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1])
+    embed.load_backend.cache_clear()
+    assert np.allclose(embed.load_backend(config, tmp_path).encode(texts), vectors)
+    assert len(distills) == 1
