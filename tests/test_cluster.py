@@ -58,4 +58,4 @@ def test_same_seed_same_result_and_uniform_noise_is_one_topic():
 
 
 def test_auto_min_cluster_size_grows_with_the_corpus():
-    assert [auto_min_cluster_size(n) for n in (1, 23, 64, 2000, 75000)] == [3, 3, 4, 22, 137]
+    assert [auto_min_cluster_size(n) for n in (1, 23, 64, 2000, 75000)] == [3, 3, 3, 15, 91]

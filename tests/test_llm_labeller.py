@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from pipeline import llm_labeller
-from pipeline.errors import PapertopicsError
 from pipeline.config import LLMConfig
+from pipeline.errors import PapertopicsError
 from pipeline.llm_labeller import (
     LLMLabelError,
     check_base_url,

@@ -198,7 +198,7 @@ def test_llm_labeller_names_topics_through_a_local_server(tmp_path, seed_pages):
     asked: list[dict] = []
 
     class FakeServer(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
+        def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             asked.append(body)
             # Every topic gets the same answer: the run must still keep names unique.
