@@ -215,19 +215,27 @@ def topic_npmi(texts: list[str], topics: np.ndarray, top_n: int = 10) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def topic_scores(vectors: np.ndarray, texts: list[str], labels: list[str]) -> dict[str, float]:
+def topic_scores(vectors: np.ndarray, texts: list[str], labels: list[str], seeds: int) -> dict[str, float]:
+    """The pipeline's topics (default cluster settings), averaged over `seeds` UMAP seeds from 42."""
     from sklearn.metrics import normalized_mutual_info_score
 
     from pipeline.cluster import cluster_papers
 
-    result = cluster_papers(vectors, ClusterConfig(), seed=42)
-    topics = result.labels
-    return {
-        "topics": len(set(topics.tolist()) - {-1}),
-        "nmi_topics": normalized_mutual_info_score(labels, topics),
-        "outliers": float((topics < 0).mean()),
-        "npmi": topic_npmi(texts, topics),
-    }
+    runs = []
+    for seed in range(42, 42 + seeds):
+        topics = cluster_papers(vectors, ClusterConfig(), seed=seed).labels
+        runs.append(
+            {
+                "topics": len(set(topics.tolist()) - {-1}),
+                "nmi_topics": normalized_mutual_info_score(labels, topics),
+                "outliers": float((topics < 0).mean()),
+                "npmi": topic_npmi(texts, topics),
+            }
+        )
+    scores = {key: float(np.mean([run[key] for run in runs])) for key in runs[0]}
+    scores["nmi_topics_std"] = float(np.std([run["nmi_topics"] for run in runs]))
+    scores["outliers_std"] = float(np.std([run["outliers"] for run in runs]))
+    return scores
 
 
 def main() -> int:
@@ -237,6 +245,10 @@ def main() -> int:
     parser.add_argument("--timing-texts", type=int, default=256, help="texts each backend embeds per timing round")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds")
     parser.add_argument("--no-topics", action="store_true", help="skip UMAP + HDBSCAN topics and NPMI")
+    parser.add_argument("--topic-seeds", type=int, default=1, help="UMAP seeds per topic score (mean, sd)")
+    parser.add_argument("--no-timing", action="store_true", help="skip the timing rounds")
+    parser.add_argument("--variants", nargs="*", help="only variants whose name contains one of these")
+    parser.add_argument("--corpora", nargs="*", default=["arxiv-daily-cs", "arxiv-kaggle-2000"])
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "outputs" / ".cache")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -250,13 +262,21 @@ def main() -> int:
         )
         return 2
 
-    corpora = {"arxiv-daily-cs": load_daily(args.sample, seed=0), "arxiv-kaggle-2000": load_kaggle(args.kaggle_sample)}
-    timing = time_variants(corpora["arxiv-daily-cs"][0][: args.timing_texts], args.rounds, args.cache_dir)
+    loaders = {
+        "arxiv-daily-cs": lambda: load_daily(args.sample, seed=0),
+        "arxiv-kaggle-2000": lambda: load_kaggle(args.kaggle_sample),
+    }
+    corpora = {name: loaders[name]() for name in args.corpora}
+    wanted = [v for v in VARIANTS if not args.variants or any(part in v.name for part in args.variants)]
+    timing = {}
+    if not args.no_timing:
+        daily = corpora.get("arxiv-daily-cs") or loaders["arxiv-daily-cs"]()
+        timing = time_variants(daily[0][: args.timing_texts], args.rounds, args.cache_dir)
 
     quality: dict[str, dict[str, dict[str, float]]] = {}
     for corpus, (texts, labels) in corpora.items():
         quality[corpus] = {}
-        for variant in VARIANTS:
+        for variant in wanted:
             if not variant.quality:
                 continue
             print(f"{corpus}: {variant.name}", file=sys.stderr, flush=True)
@@ -264,13 +284,14 @@ def main() -> int:
             scores: dict[str, float] = {}
             scores["nmi_kmeans"], scores["nmi_kmeans_std"] = kmeans_nmi(vectors, labels)
             if not args.no_topics:
-                scores.update(topic_scores(vectors, texts, labels))
+                scores.update(topic_scores(vectors, texts, labels, args.topic_seeds))
             quality[corpus][variant.name] = scores
             print(f"  {scores}", file=sys.stderr, flush=True)
 
-    print(f"\nTiming: {args.timing_texts} arxiv-daily-cs texts, {args.rounds} interleaved rounds, median")
-    print("| backend | docs/s | × ST fp32 256 | CPU s / 1k docs | cosine to ST fp32 256 (mean / min) |")
-    print("|---|---|---|---|---|")
+    if timing:
+        print(f"\nTiming: {args.timing_texts} arxiv-daily-cs texts, {args.rounds} interleaved rounds, median")
+        print("| backend | docs/s | × ST fp32 256 | CPU s / 1k docs | cosine to ST fp32 256 (mean / min) |")
+        print("|---|---|---|---|---|")
     for name, row in timing.items():
         print(
             f"| {name} | {row['docs_per_s']:.1f} | {row['speedup']:.2f} | {row['cpu_s_per_1k']:.0f} "
@@ -279,11 +300,13 @@ def main() -> int:
     for corpus, rows in quality.items():
         texts, labels = corpora[corpus]
         print(f"\n{corpus}: {len(texts)} papers, {len(set(labels))} primary categories")
-        print("| backend | NMI k-means (±sd, 5 seeds) | topics | NMI topics | outliers | NPMI |")
+        seeds = f"±sd, {args.topic_seeds} seeds"
+        print(f"| backend | NMI k-means (±sd, 5 seeds) | topics | NMI topics ({seeds}) | outliers ({seeds}) | NPMI |")
         print("|---|---|---|---|---|---|")
         for name, row in rows.items():
             topics = (
-                f"{row['topics']} | {row['nmi_topics']:.3f} | {row['outliers']:.1%} | {row['npmi']:.3f}"
+                f"{row['topics']:.0f} | {row['nmi_topics']:.3f} ± {row['nmi_topics_std']:.3f} "
+                f"| {row['outliers']:.1%} ± {row['outliers_std']:.1%} | {row['npmi']:.3f}"
                 if "topics" in row
                 else "- | - | - | -"
             )

@@ -117,7 +117,7 @@ def _run_embed(context: RunContext) -> StageResult:
     from pipeline.embed import embed_texts, load_backend
 
     texts = paper_texts(context.store.read_table("parse", "papers.parquet"))
-    backend = load_backend(context.config.embed)
+    backend = load_backend(context.config.embed, context.store.cache_dir)
     cache = EmbeddingCache(context.store.cache_dir, backend.model_key)
     keys = [EmbeddingCache.text_key(text) for text in texts]
     cached = cache.lookup(keys)
@@ -233,7 +233,9 @@ def _run_label(context: RunContext) -> StageResult:
     from pipeline.label import label_topics
 
     store, config = context.store, context.config
-    word_embedder = None if config.label.representation == "none" else load_backend(config.embed).encode
+    word_embedder = (
+        None if config.label.representation == "none" else load_backend(config.embed, store.cache_dir).encode
+    )
     result = label_topics(
         store.read_table("parse", "papers.parquet"),
         store.read_array("embed", "embeddings.npy"),
