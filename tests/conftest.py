@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,21 @@ def corpora_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared corpora are not on this machine")
     return path
+
+
+def block_network(patch: pytest.MonkeyPatch) -> None:
+    """Any connection attempt or name lookup fails loudly (a run must never use the network)."""
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("network access is switched off in the tests")
+
+    for name in ("connect", "connect_ex"):
+        patch.setattr(socket.socket, name, refuse)
+    patch.setattr(socket, "getaddrinfo", refuse)
+    patch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def network_off(monkeypatch):
+    """Use as autouse in a test module: its tests run with the network off."""
+    block_network(monkeypatch)

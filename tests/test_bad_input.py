@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import block_network
 
 from pipeline import cli
 from pipeline.cli import main
@@ -44,22 +45,9 @@ PAGE_ABSTRACT = (
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def block_network(patch: pytest.MonkeyPatch) -> None:
-    """Any connection attempt or name lookup fails loudly."""
-
-    def refuse(*_args, **_kwargs):
-        raise OSError("network access is switched off in the tests")
-
-    for name in ("connect", "connect_ex"):
-        patch.setattr(socket.socket, name, refuse)
-    patch.setattr(socket, "getaddrinfo", refuse)
-    patch.setattr(socket, "create_connection", refuse)
-
-
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Tests run with the network off."""
-    block_network(monkeypatch)
+def no_network(network_off):
+    """Tests run with the network off (conftest.block_network)."""
 
 
 def source(name: str, data: bytes, **spec) -> SourceFile:

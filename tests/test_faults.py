@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import block_network
 
 from pipeline.cli import main
 from pipeline.store import ArtifactStore
@@ -64,19 +64,9 @@ KILL_AT_RENAME = NO_NETWORK + textwrap.dedent(
 )
 
 
-def block_network(patch: pytest.MonkeyPatch) -> None:
-    def refuse(*_args, **_kwargs):
-        raise OSError("network access is switched off in the tests")
-
-    for name in ("connect", "connect_ex"):
-        patch.setattr(socket.socket, name, refuse)
-    patch.setattr(socket, "getaddrinfo", refuse)
-    patch.setattr(socket, "create_connection", refuse)
-
-
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    block_network(monkeypatch)
+def no_network(network_off):
+    """Tests run with the network off (conftest.block_network)."""
 
 
 def write_config(folder: Path, name: str, output_dir: Path) -> Path:
