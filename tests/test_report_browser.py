@@ -200,22 +200,30 @@ def test_typing_a_known_title_highlights_that_paper(browser, run_dir):
         watched.close()
 
 
+def zoom_to_first_point(page, trace: int) -> tuple[float, float]:
+    """Zoom the map around the first point of `trace` and return its position on the screen.
+
+    Zooming first matters: in a dense map another point could sit under the cursor.
+    """
+    page.evaluate(
+        """(i) => { const t = document.getElementById('document-map').data[i];
+          return Plotly.relayout('document-map', {'xaxis.range': [t.x[0] - 40, t.x[0] + 40],
+                                                  'yaxis.range': [t.y[0] - 40, t.y[0] + 40]}); }""",
+        trace,
+    )
+    return page.evaluate(
+        """(i) => { const gd = document.getElementById('document-map'), fl = gd._fullLayout;
+          const box = gd.getBoundingClientRect(), t = gd.data[i];
+          return [box.left + fl._size.l + fl.xaxis.l2p(t.x[0]), box.top + fl._size.t + fl.yaxis.l2p(t.y[0])]; }""",
+        trace,
+    )
+
+
 def test_hovering_a_point_shows_its_card(browser, synthetic_run):
     watched = Watched(browser).open(synthetic_run / "map.html")
     try:
         page = watched.page
-        # Zoom in around the point first: in a dense map another point could sit under the cursor.
-        page.evaluate(
-            """() => { const t = document.getElementById('document-map').data[3];
-              return Plotly.relayout('document-map', {'xaxis.range': [t.x[0] - 40, t.x[0] + 40],
-                                                      'yaxis.range': [t.y[0] - 40, t.y[0] + 40]}); }"""
-        )
-        x, y = page.evaluate(
-            """() => { const gd = document.getElementById('document-map'), fl = gd._fullLayout;
-              const box = gd.getBoundingClientRect(), trace = gd.data[3];
-              return [box.left + fl._size.l + fl.xaxis.l2p(trace.x[0]),
-                      box.top + fl._size.t + fl.yaxis.l2p(trace.y[0])]; }"""
-        )
+        x, y = zoom_to_first_point(page, 3)
         title = page.evaluate("papertopicsMap.title(papertopicsMap.paperOf(3, 0))")
         page.mouse.move(x - 40, y - 40)
         page.mouse.move(x, y, steps=4)
@@ -232,17 +240,7 @@ def test_clicking_a_point_opens_its_paper(browser, synthetic_run):
     watched = Watched(browser).open(synthetic_run / "map.html")
     try:
         page = watched.page
-        page.evaluate(
-            """() => { const t = document.getElementById('document-map').data[5];
-              return Plotly.relayout('document-map', {'xaxis.range': [t.x[0] - 40, t.x[0] + 40],
-                                                      'yaxis.range': [t.y[0] - 40, t.y[0] + 40]}); }"""
-        )
-        x, y = page.evaluate(
-            """() => { const gd = document.getElementById('document-map'), fl = gd._fullLayout;
-              const box = gd.getBoundingClientRect(), trace = gd.data[5];
-              return [box.left + fl._size.l + fl.xaxis.l2p(trace.x[0]),
-                      box.top + fl._size.t + fl.yaxis.l2p(trace.y[0])]; }"""
-        )
+        x, y = zoom_to_first_point(page, 5)
         index = page.evaluate("papertopicsMap.paperOf(5, 0)")
         page.mouse.move(x - 30, y - 30)
         page.mouse.move(x, y, steps=3)
