@@ -89,11 +89,14 @@ def papertopics_quality(run_dir: Path) -> dict:
     papers = pd.read_parquet(run_dir / "01_parse" / "papers.parquet")
     assignments = pd.read_parquet(run_dir / "04_label" / "assignments.parquet")
     topics = assignments["topic"].to_numpy()
+    metrics = json.loads((run_dir / "04_label" / "metrics.json").read_text())
     return {
         "papers": len(papers),
         "n_topics": len(set(topics.tolist()) - {-1}),
         "outlier_share": float((topics == -1).mean()),
         "nmi": float(normalized_mutual_info_score(papers["label"], topics)),
+        "npmi": metrics["npmi"],
+        "diversity": metrics["diversity"],
     }
 
 
