@@ -211,4 +211,3 @@ def extend_clusters(
     reduced = np.einsum("nk,nkd->nd", weights, previous.reduced[nearest]).astype(np.float32)
     layout = np.einsum("nk,nkd->nd", weights, previous.layout[nearest]).astype(np.float32)
     return labels, reduced, layout
-

@@ -1,11 +1,19 @@
 """Label stage: papers, embeddings and cluster labels in; topic table and paper assignments out.
 
-BERTopic is the topic-model core, but it is fed the precomputed embeddings and clusters
-(its "manual" mode: an identity reduction and ``BaseCluster`` with ``y``), so this stage
-only builds topic representations: c-TF-IDF over 1- and 2-grams without English stop
-words nor the boilerplate of abstracts, refined by MMR or KeyBERT-inspired re-ranking.
-Topic names are built from the refined key phrases; papers are ranked within their
-topic by cosine similarity to the topic's centroid.
+Keywords are BERTopic's c-TF-IDF over 1- and 2-grams without English stop words nor the
+boilerplate of abstracts. With ``representation: none`` (the default) it is computed from
+the papers' cached token ids (``pipeline.terms``): BERTopic's own route re-tokenises every
+text on each fit and imports transformers, 60 of the 130 s this stage took at 75k papers,
+for the same weights (a test compares both routes). With "mmr" or "keybert" BERTopic itself
+runs, fed the precomputed embeddings and clusters (its "manual" mode: an identity
+reduction and ``BaseCluster`` with ``y``), and refines the keywords with its
+representation models. One difference: BERTopic deletes every character but A-Za-z0-9
+before counting, which glues "large-scale" into "largescale", a word no abstract holds; the
+fast route splits words as the texts that NPMI scores them on are split.
+
+Topic names are built from the key phrases, completed by the word that follows them in the
+topic's papers; papers are ranked within their topic by cosine similarity to the topic's
+centroid.
 """
 
 from __future__ import annotations
@@ -17,9 +25,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from pipeline.config import LabelConfig
 from pipeline.schema import OUTLIER_TOPIC, paper_texts
+from pipeline.terms import (
+    TOKEN_PATTERN,
+    TermCounts,
+    TokenizedTexts,
+    class_tfidf,
+    phrase_followers,
+    term_counts,
+    tokenize_texts,
+)
 from pipeline.topic_tree import auto_coarse_groups, cut_tree, hierarchy_table, linkage_matrix, merge_to_target
 
 log = logging.getLogger(__name__)
@@ -47,8 +65,10 @@ NAME_TAIL_WORDS = frozenset({"model", "models"})
 OUTLIER_NAME = "Unassigned papers (outliers)"
 # label.n_topics "auto" keeps the topics HDBSCAN finds, up to this many: more than a person reads.
 AUTO_MAX_TOPICS = 100
-# Words start with a letter; keeps "3d"/"2024" and underscores out of topic keywords.
-TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W_]+\b"
+# Best terms per topic among which a group of topics finds its words (see _ctfidf_keywords).
+GROUP_SHORTLIST = 300
+# Papers sampled per topic or group to complete its key phrases into names.
+NAME_SAMPLE = 3000
 
 WordEmbedder = Callable[[list[str]], np.ndarray]
 
@@ -77,13 +97,21 @@ def label_topics(
     layout: np.ndarray,
     config: LabelConfig,
     word_embedder: WordEmbedder | None,
+    tokens: TokenizedTexts | None = None,
+    counts: TermCounts | None = None,
 ) -> LabelResult:
     """Describe each cluster. embeddings: (n_papers, dim); cluster_labels: (n_papers,); layout: (n_papers, 2).
 
     ``word_embedder`` embeds key phrases for the MMR / KeyBERT-inspired refinement; it is
-    required unless ``config.representation`` is "none".
+    required unless ``config.representation`` is "none". ``tokens`` (the papers' texts
+    tokenised by ``pipeline.terms.tokenize_texts``) and ``counts`` (their
+    :func:`term_counts_for` matrix) may come from a cache; they are computed when absent.
     """
     texts = paper_texts(papers)
+    if tokens is None:
+        tokens = tokenize_texts(texts)
+    if len(tokens) != len(papers):
+        raise ValueError(f"{len(papers)} papers but {len(tokens)} tokenised texts")
     labels, notes = np.asarray(cluster_labels, dtype=np.int64), []
     target = AUTO_MAX_TOPICS if config.n_topics == "auto" else config.n_topics
     if config.n_topics != "auto" or len(set(labels.tolist()) - {OUTLIER_TOPIC}) > target:
@@ -92,7 +120,11 @@ def label_topics(
     if config.reduce_outliers:
         labels, note = reassign_outliers(labels, embeddings, config.outlier_percentile)
         notes += [note] if note else []
-    topics_per_paper, keywords, group_words = _bertopic_keywords(texts, embeddings, labels, config, word_embedder)
+    if config.representation == "none":
+        counts = term_counts_for(tokens, config) if counts is None else counts
+        topics_per_paper, keywords, group_words = _ctfidf_keywords(counts, labels, config)
+    else:
+        topics_per_paper, keywords, group_words = _bertopic_keywords(texts, embeddings, labels, config, word_embedder)
     topic_ids = sorted(set(topics_per_paper.tolist()))
     centroids = {
         topic: _unit(embeddings[topics_per_paper == topic].mean(axis=0))
@@ -100,18 +132,25 @@ def label_topics(
         if topic != OUTLIER_TOPIC
     }
     scores = _scores(embeddings, topics_per_paper, centroids)
-    topic_texts = {
-        topic: " ".join(texts[row] for row in np.flatnonzero(topics_per_paper == topic)).casefold()
-        for topic in topic_ids
-        if topic != OUTLIER_TOPIC
-    }
-    names = _unique_names({topic: keywords.get(topic, []) for topic in topic_ids}, topic_texts, config.name_phrases)
+    rows_of = {topic: np.flatnonzero(topics_per_paper == topic) for topic in topic_ids}
+
+    def completer(rows: np.ndarray) -> Callable[[str], str]:
+        # Followers are counted on a sample of at most NAME_SAMPLE papers: a majority vote
+        # needs no more, and the tree's root group holds every paper.
+        sample = rows[:: max(1, -(-len(rows) // NAME_SAMPLE))]
+        return lambda phrase: complete_phrase(phrase, phrase_followers(tokens, sample, phrase.split()))
+
+    names = _unique_names(
+        {topic: keywords.get(topic, []) for topic in topic_ids},
+        {topic: completer(rows_of[topic]) for topic in topic_ids if topic != OUTLIER_TOPIC},
+        config.name_phrases,
+    )
     positions = _intertopic_positions(centroids)
     real_topics = [topic for topic in topic_ids if topic != OUTLIER_TOPIC]
 
     def name_group(leaves: list[int]) -> str:
-        text = " ".join(topic_texts[leaf] for leaf in leaves[:20])
-        return topic_name(group_words(leaves), config.name_phrases, text) or names[leaves[0]]
+        rows = np.sort(np.concatenate([rows_of[leaf] for leaf in leaves]))
+        return topic_name(group_words(leaves), config.name_phrases, completer(rows)) or names[leaves[0]]
 
     hierarchy, coarse_of = _hierarchy(real_topics, centroids, config, name_group)
     coarse_names = {
@@ -151,9 +190,7 @@ def label_topics(
     return LabelResult(assignments=assignments, topics=pd.DataFrame(rows), hierarchy=hierarchy, notes=notes)
 
 
-def reassign_outliers(
-    labels: np.ndarray, embeddings: np.ndarray, percentile: float
-) -> tuple[np.ndarray, str | None]:
+def reassign_outliers(labels: np.ndarray, embeddings: np.ndarray, percentile: float) -> tuple[np.ndarray, str | None]:
     """Give each outlier to its nearest topic when it is close enough to belong there.
 
     "Close enough": its cosine to the topic's centroid is at least that of the topic's own
@@ -191,6 +228,69 @@ def _hierarchy(
     linkage = linkage_matrix(np.stack([centroids[topic] for topic in topic_ids]))
     n_groups = auto_coarse_groups(len(topic_ids)) if config.coarse_topics == "auto" else config.coarse_topics
     return hierarchy_table(topic_ids, linkage, name_group), cut_tree(topic_ids, linkage, n_groups)
+
+
+def term_counts_for(tokens: TokenizedTexts, config: LabelConfig) -> TermCounts:
+    """The document-term matrix c-TF-IDF counts: 1- to ``ngram_max``-grams without stop words."""
+    return term_counts(tokens, stop_words(config), config.ngram_max)
+
+
+def _ctfidf_keywords(
+    counts: TermCounts, cluster_labels: np.ndarray, config: LabelConfig
+) -> tuple[np.ndarray, dict[int, list[tuple[str, float]]], Callable[[list[int]], list[str]]]:
+    """What ``_bertopic_keywords`` returns with representation "none", from a cached count matrix.
+
+    BERTopic's own route tokenises every text again for each fit (45 s of a 75k-paper label
+    stage); its c-TF-IDF is reproduced by ``pipeline.terms.class_tfidf`` (a test compares the
+    keywords of both routes). Ties in weight go to the term with the lower id.
+    """
+    topics = _renumber_by_size(np.asarray(cluster_labels))
+    classes = np.unique(topics)  # -1 first when present: BERTopic weighs outliers as a class too
+    if counts.matrix.shape[1] == 0:
+        log.warning("no keyword survived the stop words; topics are left without keywords")
+        return topics, {}, lambda _leaves: []
+    membership = sparse.csr_matrix(
+        (np.ones(len(topics)), (np.searchsorted(classes, topics), np.arange(len(topics)))),
+        shape=(len(classes), len(topics)),
+    )
+    weights = class_tfidf(membership @ counts.matrix)
+    row_of = {int(topic): row for row, topic in enumerate(classes)}
+
+    def best_terms(scores: np.ndarray, term_ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        keep = scores > 0
+        if keep.sum() > n:  # the top n by a partition, not a sort of millions of terms
+            keep &= scores >= np.partition(scores, -n)[-n]
+        scores, term_ids = scores[keep], term_ids[keep]
+        order = np.lexsort((term_ids, -scores))[:n]
+        return term_ids[order], scores[order]
+
+    keywords, shortlist, floor = {}, [], np.zeros(len(classes))
+    for topic, row in row_of.items():
+        values = weights.getrow(row)
+        term_ids, scores = best_terms(values.data, values.indices, config.n_keywords)
+        keywords[topic] = list(zip(counts.names(term_ids.tolist()), scores.tolist(), strict=True))
+        top_ids, top_scores = best_terms(values.data, values.indices, GROUP_SHORTLIST)
+        shortlist.append(top_ids)
+        floor[row] = top_scores[-1] if len(top_ids) == GROUP_SHORTLIST else 0.0
+    # Group names sum their leaves' weights. Summing rows of millions of terms 70 times costs
+    # seconds, so sums are taken over the union of every topic's best GROUP_SHORTLIST terms; a
+    # term outside it weighs at most sum(size * floor) in a group, and the exact sum over all
+    # terms is taken in the rare group where that bound reaches into the top words.
+    candidates = np.unique(np.concatenate(shortlist)) if shortlist else np.zeros(0, dtype=np.int64)
+    candidate_weights = weights[:, candidates].toarray()
+    sizes = np.array([np.sum(topics == topic) for topic in classes], dtype=np.float64)
+
+    def group_words(leaves: list[int]) -> list[str]:
+        # Rows are weighted by topic size: a group of 600 astronomy and 25 neutrino papers is about stars.
+        rows = [row_of[leaf] for leaf in leaves]
+        summed = sizes[rows] @ candidate_weights[rows]
+        term_ids, scores = best_terms(summed, candidates, config.n_keywords)
+        if len(term_ids) < config.n_keywords or scores[-1] <= sizes[rows] @ floor[rows]:
+            every = np.asarray(weights[rows].T @ sizes[rows]).ravel()
+            term_ids, _ = best_terms(every, np.arange(len(every)), config.n_keywords)
+        return counts.names(term_ids.tolist())
+
+    return topics, keywords, group_words
 
 
 def _bertopic_keywords(
@@ -310,20 +410,19 @@ def _intertopic_positions(centroids: dict[int, np.ndarray]) -> dict[int, tuple[f
     return {topic: (float(round(x, 6)), float(round(y, 6))) for topic, (x, y) in zip(ids, coords, strict=True)}
 
 
-def complete_phrase(phrase: str, text: str) -> str:
-    """Extend a key phrase by the word that follows it in most of its uses in `text`.
+def complete_phrase(phrase: str, followers: list[str]) -> str:
+    """Extend a key phrase by the word that follows it in most of its uses.
 
     Stop words are removed before n-grams are counted, so c-TF-IDF finds "large language"
-    and "graph neural"; the topic's own text says they are "large language models" and
-    "graph neural networks".
+    and "graph neural"; the words that follow them in the topic's texts (``followers``, see
+    ``pipeline.terms.phrase_followers``) say they are "large language models" and "graph
+    neural networks".
     """
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     # A name may end in "models" ("large language models"), but not in "for" or "approach".
     excluded = (ENGLISH_STOP_WORDS | ABSTRACT_BOILERPLATE) - NAME_TAIL_WORDS
-    followers = [
-        word for word in re.findall(rf"\b{re.escape(phrase)} ([^\W\d_][^\W_]+)\b", text) if word not in excluded
-    ]
+    followers = [word for word in followers if word not in excluded]
     if not followers:
         return phrase
     best = max(set(followers), key=lambda word: (followers.count(word), word))
@@ -345,10 +444,10 @@ def _merge_overlap(first: str, second: str) -> str | None:
     return None
 
 
-def topic_name(keywords: list[str], n_phrases: int, text: str = "") -> str:
+def topic_name(keywords: list[str], n_phrases: int, complete: Callable[[str], str] | None = None) -> str:
     """A short name from key phrases: 'Graph neural networks, message passing', never '3_the_of_and'.
 
-    Multi-word phrases are preferred and completed from the topic's text; overlapping
+    Multi-word phrases are preferred and completed by ``complete`` (from the topic's texts); overlapping
     phrases are merged; a phrase that mostly repeats words already in the name is skipped
     ("carbon nanotubes" then "walled carbon nanotubes"); the name stays within five words.
     """
@@ -356,8 +455,8 @@ def topic_name(keywords: list[str], n_phrases: int, text: str = "") -> str:
     ranked += [word for word in keywords[8:] if " " in word]
     chosen: list[str] = []
     for phrase in ranked:
-        if " " in phrase and text:
-            phrase = complete_phrase(phrase, text)
+        if " " in phrase and complete is not None:
+            phrase = complete(phrase)
         merged = next(((i, m) for i, c in enumerate(chosen) if (m := _merge_overlap(c, phrase))), None)
         if merged is not None and len(merged[1].split()) <= 4:
             chosen[merged[0]] = merged[1]
@@ -378,7 +477,7 @@ def topic_name(keywords: list[str], n_phrases: int, text: str = "") -> str:
 
 
 def _unique_names(
-    keywords: dict[int, list[tuple[str, float]]], texts: dict[int, str], n_phrases: int
+    keywords: dict[int, list[tuple[str, float]]], completers: dict[int, Callable[[str], str]], n_phrases: int
 ) -> dict[int, str]:
     """Names for every topic, unique within the run (largest topics choose first)."""
     names: dict[int, str] = {}
@@ -388,11 +487,11 @@ def _unique_names(
             names[topic] = OUTLIER_NAME
             continue
         words = [word for word, _ in keywords[topic]]
-        name = topic_name(words, n_phrases, texts.get(topic, "")) or f"Topic {topic}"
+        name = topic_name(words, n_phrases, completers.get(topic)) or f"Topic {topic}"
         extra = n_phrases
         while name.casefold() in taken and extra < len(words):
             extra += 1
-            name = topic_name(words, extra, texts.get(topic, "")) or name
+            name = topic_name(words, extra, completers.get(topic)) or name
         if name.casefold() in taken:
             name = f"{name} ({topic})"
         names[topic] = name

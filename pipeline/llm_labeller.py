@@ -51,8 +51,6 @@ class LLMLabelError(PapertopicsError):
     """The LLM server could not be used or gave no usable name; the message names the url."""
 
 
-
-
 def check_base_url(base_url: str, allow_remote: bool = False) -> str:
     """The chat-completions endpoint of ``base_url``; raises LLMLabelError if it is not a local http(s) url."""
     parsed = urllib.parse.urlsplit(base_url)

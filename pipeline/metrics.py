@@ -7,10 +7,10 @@ paper (Grootendorst, 2022) evaluated with:
   texts, with ``Dictionary(tokenised_texts)`` and ``processes=1``, as OCTIS' ``Coherence``
   calls it: sliding windows of 10 tokens, NPMI of every pair of a topic's words, mean per
   topic, then over topics; in [-1, 1]. gensim steps through every window in Python (about
-  20 s per 10,000 abstracts), so :func:`npmi` computes the same counts and formula with
-  numpy by default; ``implementation="gensim"`` calls gensim itself, and a test checks that
-  both give the same number on random corpora (gensim's quirks included, see
-  :func:`_window_presence`).
+  20 s per 10,000 abstracts), so :func:`npmi` computes the same counts and formula in a
+  numba-compiled loop by default; ``implementation="gensim"`` calls gensim itself, and a
+  test checks that both give the same number on random corpora (gensim's quirks included,
+  see :func:`_window_counts`).
 - **Diversity**: OCTIS ``TopicDiversity``, the share of unique words among all topics' top 10.
 
 **Top words.** Topics are scored on unigrams, as in OCTIS and the BERTopic paper. A key
@@ -49,11 +49,14 @@ import functools
 import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
 from pipeline.schema import OUTLIER_TOPIC
+
+if TYPE_CHECKING:
+    from pipeline.terms import TokenizedTexts
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,8 @@ def npmi(
     topk: int = TOP_K,
     token_pattern: str = WORD_PATTERN,
     stop_words: Collection[str] | None = None,
-    implementation: Literal["numpy", "gensim"] = "numpy",
+    implementation: Literal["numba", "gensim"] = "numba",
+    tokens: TokenizedTexts | None = None,
 ) -> float | None:
     """Mean NPMI coherence of the topics' top words over ``texts``, as OCTIS computes it.
 
@@ -116,10 +120,18 @@ def npmi(
     dropped and topics left with fewer than two words are skipped (both logged). ``None``
     when no topic can be scored. For texts that are already preprocessed (OCTIS corpora,
     space-separated tokens) pass ``token_pattern=PRESPLIT_PATTERN`` and ``stop_words=()``.
+    ``tokens``: ``texts`` already tokenised with ``token_pattern``, stop words kept (the
+    label stage's cached tokens), to skip tokenising them again.
     """
+    from pipeline.terms import tokenize_texts, without
+
     stop = _english_stop_words() if stop_words is None else stop_words
-    tokenised = [tokenize(text, token_pattern, stop) for text in texts]
-    vocabulary = {word for tokens in tokenised for word in tokens}
+    if tokens is None:
+        tokens = tokenize_texts(texts, token_pattern)
+    elif len(tokens) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(tokens)} tokenised texts")
+    tokenised = without(tokens, stop)
+    vocabulary = tokenised.used_words()
     scored: list[list[str]] = []
     absent = 0
     for words in topics_words:
@@ -141,10 +153,11 @@ def npmi(
         from gensim.corpora import Dictionary
         from gensim.models.coherencemodel import CoherenceModel
 
+        texts_as_words = [tokenised.words(index) for index in range(len(tokenised))]
         model = CoherenceModel(
             topics=scored,
-            texts=tokenised,
-            dictionary=Dictionary(tokenised),
+            texts=texts_as_words,
+            dictionary=Dictionary(texts_as_words),
             coherence="c_npmi",
             topn=topk,
             processes=1,
@@ -160,8 +173,8 @@ NPMI_WINDOW = 10
 _EPSILON = 1e-12
 
 
-def _sliding_window_npmi(topics: list[list[str]], texts: list[list[str]], window: int = NPMI_WINDOW) -> float:
-    """The c_npmi of gensim, vectorised: the same counts and formula, without a Python step per window.
+def _sliding_window_npmi(topics: list[list[str]], texts: TokenizedTexts, window: int = NPMI_WINDOW) -> float:
+    """The c_npmi of gensim, compiled: the same counts and formula, without a Python step per window.
 
     Every text gives ``len - window + 1`` windows of ``window`` tokens, or one window when it is
     shorter (an empty text too). p(w) is the share of windows holding w, p(w1, w2) the share
@@ -171,49 +184,95 @@ def _sliding_window_npmi(topics: list[list[str]], texts: list[list[str]], window
     """
     words = sorted({word for topic in topics for word in topic})
     index = {word: i for i, word in enumerate(words)}
-    pairs = np.array(
-        sorted(
-            {
-                (min(a, b), max(a, b))
-                for topic in topics
-                for a in map(index.get, topic)
-                for b in map(index.get, topic)
-                if a != b
-            }
-        ),
-        dtype=np.int64,
-    ).reshape(-1, 2)
-    occurrences = np.zeros(len(words), dtype=np.int64)
-    co_occurrences = np.zeros(len(pairs), dtype=np.int64)
-    local_of = np.full(len(words), -1, dtype=np.int64)
-    n_windows = 0
-    for text in texts:
-        ids = np.fromiter((index.get(token, -1) for token in text), dtype=np.int64, count=len(text))
-        n_text_windows = max(len(text) - window + 1, 1)
-        n_windows += n_text_windows
-        positions = np.flatnonzero(ids >= 0)
-        if positions.size == 0:
-            continue
-        present, column = np.unique(ids[positions], return_inverse=True)
-        holds = _window_presence(positions, column, len(present), n_text_windows, window)
-        occurrences[present] += holds.sum(axis=0)
-        together = holds.T @ holds
-        local_of[present] = np.arange(len(present))
-        left, right = local_of[pairs[:, 0]], local_of[pairs[:, 1]]
-        both = (left >= 0) & (right >= 0)
-        co_occurrences[both] += together[left[both], right[both]]
-        local_of[present] = -1
-
-    pair_npmi: dict[tuple[int, int], float] = {}
-    for (a, b), co in zip(pairs.tolist(), co_occurrences.tolist(), strict=True):
-        joint = co / n_windows
-        ratio = np.log((joint + _EPSILON) / ((occurrences[a] / n_windows) * (occurrences[b] / n_windows)))
-        pair_npmi[a, b] = float(ratio / -np.log(joint + _EPSILON))
+    local = np.full(len(texts.vocabulary), -1, dtype=np.int64)
+    local[texts.ids_of(words)] = np.arange(len(words))
+    occurrences, together, n_windows = _window_counts(
+        texts.tokens.astype(np.int64), texts.offsets.astype(np.int64), local, len(words), window
+    )
     per_topic = []
     for topic in topics:
         members = [index[word] for word in topic]
-        per_topic.append(np.mean([pair_npmi[min(a, b), max(a, b)] for a in members for b in members if a != b]))
+        pair_npmi = []
+        for a in members:
+            for b in members:
+                if a == b:
+                    continue
+                joint = together[a, b] / n_windows
+                ratio = np.log((joint + _EPSILON) / ((occurrences[a] / n_windows) * (occurrences[b] / n_windows)))
+                pair_npmi.append(float(ratio / -np.log(joint + _EPSILON)))
+        per_topic.append(np.mean(pair_npmi))
     return float(np.mean(per_topic))
+
+
+def _window_counts(
+    tokens: np.ndarray, offsets: np.ndarray, local: np.ndarray, n_words: int, window: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Windows holding each topic word and each pair of them, and the number of windows.
+
+    tokens, offsets: the texts (see ``pipeline.terms.TokenizedTexts``); local: each vocabulary
+    id's topic-word index, -1 for other words. Compiled with numba on first use (cached on
+    disk in NUMBA_CACHE_DIR): a Python loop over 10 million windows takes minutes.
+
+    gensim slides the window by one token: it unmarks the token that leaves, then marks the
+    token that enters. A word that occurs twice within one window is therefore unmarked when
+    its first copy leaves although the second is still inside, until a new copy enters. This
+    undercounts repeated words a little; it is kept so that the numbers are gensim's and
+    OCTIS', which the BERTopic paper reports.
+    """
+    return _compiled_window_counts()(tokens, offsets, local, n_words, window)
+
+
+@functools.cache
+def _compiled_window_counts():
+    import numba
+
+    # A module-level function, so that numba can cache its machine code on disk.
+    return numba.njit(cache=True)(_count_windows)
+
+
+def _count_windows(tokens, offsets, local, n_words, window):  # compiled by numba, see _window_counts
+    occurrences = np.zeros(n_words, dtype=np.int64)
+    together = np.zeros((n_words, n_words), dtype=np.int64)
+    marked = np.zeros(n_words, dtype=np.bool_)
+    seen = np.zeros(n_words, dtype=np.bool_)
+    present = np.empty(window, dtype=np.int64)
+    n_windows = 0
+    for text in range(len(offsets) - 1):
+        start, end = offsets[text], offsets[text + 1]
+        last_start = max(end - window, start)  # a short text is one window
+        n_windows += last_start - start + 1
+        for position in range(start, min(start + window, end)):
+            word = local[tokens[position]]
+            if word >= 0:
+                marked[word] = True
+        for first in range(start, last_start + 1):
+            if first > start:
+                leaving = local[tokens[first - 1]]
+                if leaving >= 0:
+                    marked[leaving] = False
+                entering = local[tokens[first + window - 1]]
+                if entering >= 0:
+                    marked[entering] = True
+            n_present = 0
+            for position in range(first, min(first + window, end)):
+                word = local[tokens[position]]
+                if word >= 0 and marked[word] and not seen[word]:
+                    seen[word] = True
+                    present[n_present] = word
+                    n_present += 1
+            for i in range(n_present):
+                a = present[i]
+                seen[a] = False
+                occurrences[a] += 1
+                for j in range(i + 1, n_present):
+                    b = present[j]
+                    together[a, b] += 1
+                    together[b, a] += 1
+        for position in range(last_start, end):
+            word = local[tokens[position]]
+            if word >= 0:
+                marked[word] = False
+    return occurrences, together, n_windows
 
 
 def diversity(topics_words: Sequence[Sequence[str]], topk: int = TOP_K) -> float | None:
@@ -285,13 +344,14 @@ def compute_metrics(
     topics_per_paper: Sequence[int],
     topic_words: Mapping[int, Sequence[str]],
     labels: Sequence[str | None] | None = None,
+    tokens: TokenizedTexts | None = None,
 ) -> dict[str, Any]:
     """The flat metrics dict of ``pipeline.schema``: one text, topic and (optional) label per paper.
 
     ``topic_words`` maps a topic id to its keywords, best first (key phrases allowed; the
     outlier topic -1 is ignored). Every key of ``METRIC_KEYS`` is present; a value that
     cannot be computed is ``None`` (no paper, no topic, no labels). Floats are rounded to
-    6 decimals.
+    6 decimals. ``tokens``: the texts already tokenised (see :func:`npmi`).
     """
     if len(texts) != len(topics_per_paper):
         raise ValueError(f"{len(texts)} texts but {len(topics_per_paper)} topics: one of each per paper")
@@ -303,7 +363,7 @@ def compute_metrics(
         "n_topics": n_topics(topics_per_paper),
         "outlier_share": outlier_share(topics_per_paper),
         "largest_topic_share": largest_topic_share(topics_per_paper),
-        "npmi": npmi(words, texts),
+        "npmi": npmi(words, texts, tokens=tokens),
         "diversity": diversity(words),
         **agreement,
     }
@@ -393,31 +453,3 @@ def _filter_vocabulary(
     except ValueError:  # every word pruned, or no word at all
         return set()
     return set(vectorizer.get_feature_names_out())
-
-
-def _window_presence(
-    positions: np.ndarray, column: np.ndarray, n_words: int, n_windows: int, window: int
-) -> np.ndarray:
-    """Which of a text's topic words each window holds, as gensim's accumulator counts it.
-
-    positions: token positions of topic words; column: each one's word (0..n_words-1).
-    Returns an int64 array of shape (n_windows, n_words) of 0/1.
-
-    gensim slides the window by one token: it unmarks the token that leaves, then marks the
-    token that enters. A word that occurs twice within one window is unmarked when its first
-    copy leaves although the second is still inside, until a new copy enters. So a word
-    counts in window s when its last entry (window 0 for the tokens of the first window,
-    else p - window + 1) is no earlier than its last exit (q + 1 for a copy at q < s). This
-    undercounts repeated words a little; it is kept so that the numbers are gensim's and
-    OCTIS', which the BERTopic paper reports.
-    """
-    entered = np.full((n_windows, n_words), -1, dtype=np.int32)
-    entry = np.maximum(positions - window + 1, 0)
-    entered[entry, column] = entry
-    left = np.full((n_windows, n_words), -1, dtype=np.int32)
-    exits = positions + 1
-    inside = exits < n_windows
-    left[exits[inside], column[inside]] = exits[inside]
-    last_entry = np.maximum.accumulate(entered, axis=0)
-    last_exit = np.maximum.accumulate(left, axis=0)
-    return ((last_entry >= 0) & (last_entry >= last_exit)).astype(np.int64)

@@ -33,6 +33,8 @@ from pipeline.store import (
     ArtifactStore,
     EmbeddingCache,
     StageRecord,
+    TermCountsCache,
+    TokenCache,
     array_to_bytes,
     hash_json,
     json_to_bytes,
@@ -236,19 +238,24 @@ def _run_label(context: RunContext) -> StageResult:
     word_embedder = (
         None if config.label.representation == "none" else load_backend(config.embed, store.cache_dir).encode
     )
+    papers = store.read_table("parse", "papers.parquet")
+    tokens, text_digest = _cached_tokens(store, paper_texts(papers))
+    counts = _cached_term_counts(store, tokens, text_digest, config) if config.label.representation == "none" else None
     result = label_topics(
-        store.read_table("parse", "papers.parquet"),
+        papers,
         store.read_array("embed", "embeddings.npy"),
         store.read_array("cluster", "labels.npy"),
         store.read_array("cluster", "layout.npy"),
         config.label,
         word_embedder,
+        tokens=tokens,
+        counts=counts,
     )
     topics = result.topics
     if config.label.llm.enabled:
-        topics = _llm_names(topics, store.read_table("parse", "papers.parquet"), config)
-    metrics = run_metrics(store.read_table("parse", "papers.parquet"), result.assignments, topics)
-    counts = {
+        topics = _llm_names(topics, papers, config)
+    metrics = run_metrics(papers, result.assignments, topics, tokens)
+    counts_summary = {
         "topics": int((topics["topic"] >= 0).sum()),
         "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
         "npmi": metrics["npmi"],
@@ -260,7 +267,43 @@ def _run_label(context: RunContext) -> StageResult:
         "label.json": json_to_bytes({"notes": result.notes}),
         "metrics.json": json_to_bytes(metrics),
     }
-    return outputs, counts
+    return outputs, counts_summary
+
+
+def _cached_tokens(store: ArtifactStore, texts: list[str]) -> tuple[Any, str]:
+    """The texts tokenised, each text at most once per project folder, and a digest of the texts."""
+    from pipeline.terms import TOKENIZER_VERSION, select_texts, tokenize_texts
+
+    cache = TokenCache(store.cache_dir, TOKENIZER_VERSION)
+    keys = [EmbeddingCache.text_key(text) for text in texts]
+    parts = cache.shards()
+    known: set[bytes] = set()
+    for shard_keys, _ in parts:
+        known.update(shard_keys.tolist())
+    missing = list(dict.fromkeys(key for key in keys if key not in known))
+    if missing:
+        text_of = dict(zip(keys, texts, strict=True))
+        new = tokenize_texts([text_of[key] for key in missing])
+        cache.add(missing, new)
+        parts.append((np.array(missing, dtype="S16"), new))
+    return select_texts(parts, keys), sha256_bytes(b"".join(keys))
+
+
+def _cached_term_counts(store: ArtifactStore, tokens: Any, text_digest: str, config: RunConfig) -> Any:
+    """The label stage's document-term matrix, reused while the texts, stop words and n-grams stay."""
+    from pipeline.label import stop_words, term_counts_for
+    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
+
+    key = hash_json(
+        {"texts": text_digest, "tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label),
+         "ngram_max": config.label.ngram_max, "terms_version": TERM_COUNTS_VERSION}
+    )  # fmt: skip
+    cache = TermCountsCache(store.cache_dir)
+    counts = cache.get(key)
+    if counts is None:
+        counts = term_counts_for(tokens, config.label)
+        cache.put(key, counts)
+    return counts
 
 
 def _llm_names(topics: pd.DataFrame, papers: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
@@ -278,13 +321,18 @@ def _llm_names(topics: pd.DataFrame, papers: pd.DataFrame, config: RunConfig) ->
     return rename_topics(topics, dict(zip(real["topic"].tolist(), names, strict=True)))
 
 
-def run_metrics(papers: pd.DataFrame, assignments: pd.DataFrame, topics: pd.DataFrame) -> dict[str, Any]:
-    """Topic quality of a run: coherence, diversity, outliers, agreement with known labels."""
+def run_metrics(
+    papers: pd.DataFrame, assignments: pd.DataFrame, topics: pd.DataFrame, tokens: Any = None
+) -> dict[str, Any]:
+    """Topic quality of a run: coherence, diversity, outliers, agreement with known labels.
+
+    ``tokens``: the papers' texts tokenised (``pipeline.terms``), when the caller has them.
+    """
     from pipeline.metrics import compute_metrics
 
     labels = papers["label"].tolist() if (papers["label"] != "").any() else None
     topic_words = {int(row.topic): list(row.keywords) for row in topics.itertuples()}
-    return compute_metrics(paper_texts(papers), assignments["topic"].tolist(), topic_words, labels)
+    return compute_metrics(paper_texts(papers), assignments["topic"].tolist(), topic_words, labels, tokens)
 
 
 def _run_report(context: RunContext) -> StageResult:
@@ -333,7 +381,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("embed", 1, (("parse", "papers.parquet"),), _run_embed),
     Stage("cluster", 3, (("embed", "embeddings.npy"), ("parse", "papers.parquet")), _run_cluster),
     Stage(
-        "label", 4,
+        "label", 5,
         (("parse", "papers.parquet"), ("embed", "embeddings.npy"),
          ("cluster", "labels.npy"), ("cluster", "layout.npy")),
         _run_label,

@@ -10,6 +10,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from pipeline.config import LabelConfig
 from pipeline.label import ABSTRACT_BOILERPLATE, complete_phrase, label_topics, slugify, stop_words, topic_name
 from pipeline.schema import PAPER_COLUMNS
+from pipeline.terms import phrase_followers, tokenize_texts
 
 GRAPH = (
     "We propose a novel graph neural network for message passing on molecular graphs with graph neural network layers."
@@ -68,14 +69,31 @@ def test_outliers_are_kept_and_named():
     assert outliers["size"] == 3 and outliers["slug"] == "outliers"
 
 
+def followers_in(text: str):
+    """complete_phrase's followers, as the label stage finds them in one text."""
+    tokens = tokenize_texts([text])
+    return lambda phrase: phrase_followers(tokens, np.array([0]), phrase.split())
+
+
 def test_name_prefers_phrases_and_completes_them_from_the_text():
     text = "large language models are large language models; graph neural networks"
-    assert complete_phrase("large language", text) == "large language models"
-    assert complete_phrase("graph neural", "graph neural networks and graph neural ode") == "graph neural"
-    assert complete_phrase("neural network", "neural network for x, neural network for y") == "neural network"
-    name = topic_name(["vision", "large language", "language", "visual"], 2, text)
+    assert complete_phrase("large language", followers_in(text)("large language")) == "large language models"
+    ode = followers_in("graph neural networks and graph neural ode")
+    assert ode("graph neural") == ["networks", "ode"]
+    assert complete_phrase("graph neural", ode("graph neural")) == "graph neural"  # no majority
+    stop = followers_in("neural network for x, neural network for y")
+    assert complete_phrase("neural network", stop("neural network")) == "neural network"  # stop words never end a name
+    complete = followers_in(text)
+    name = topic_name(["vision", "large language", "language", "visual"], 2, lambda p: complete_phrase(p, complete(p)))
     assert name == "Large language models, vision"
     assert len(name.split()) <= 5
+
+
+def test_phrase_followers_stay_within_a_paper():
+    tokens = tokenize_texts(["about large language", "models are large language models"])
+    assert phrase_followers(tokens, np.array([0, 1]), ["large", "language"]) == ["models"]
+    assert phrase_followers(tokens, np.array([0]), ["large", "language"]) == []
+    assert phrase_followers(tokens, np.array([1]), ["unknown", "words"]) == []
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,28 @@ def test_added_input_embeds_only_the_new_papers(tmp_path, seed_pages):
     assert counts == {"papers": 64, "embedded": 41, "from_cache": 23}
 
 
+def test_label_reruns_tokenise_only_new_texts_and_reuse_term_counts(tmp_path, seed_pages, monkeypatch):
+    import pipeline.label
+    import pipeline.terms
+
+    tokenised, counted = [], []
+    tokenize, count = pipeline.terms.tokenize_texts, pipeline.label.term_counts
+    monkeypatch.setattr(pipeline.terms, "tokenize_texts", lambda texts: tokenised.append(len(texts)) or tokenize(texts))
+    monkeypatch.setattr(pipeline.label, "term_counts", lambda *args: counted.append(1) or count(*args))
+
+    def run(pages, **label):
+        config = load_config(make_config(tmp_path, [str(page) for page in pages], name="words", label=label))
+        tokenised.clear()
+        counted.clear()
+        assert statuses(run_pipeline(config, until="label"))["label"] == "computed"
+        return sum(tokenised), len(counted)
+
+    assert run(seed_pages[:1]) == (23, 1)
+    assert run(seed_pages[:1], n_keywords=8) == (0, 0)  # a label setting: cached tokens and counts
+    assert run(seed_pages, n_keywords=8) == (41, 1)  # a new page: its papers only; new texts, new counts
+    assert run(seed_pages, n_keywords=8, extra_stop_words=["agent"]) == (0, 1)  # other stop words: recount
+
+
 def write_table(path: Path, rows: list[tuple[str, str]]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

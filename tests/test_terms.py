@@ -1,0 +1,136 @@
+"""Tokenised texts, term counts and c-TF-IDF for the label stage's fast route.
+
+It must count as scikit-learn and BERTopic do, and its caches must give back exactly what
+was stored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer
+
+from pipeline.config import LabelConfig
+from pipeline.label import _bertopic_keywords, _ctfidf_keywords, stop_words, term_counts_for
+from pipeline.store import EmbeddingCache, TermCountsCache, TokenCache
+from pipeline.terms import (
+    TOKEN_PATTERN,
+    class_tfidf,
+    select_texts,
+    term_counts,
+    tokenize_texts,
+    without,
+)
+
+WORDS = "graph neural network message passing protein folding speech audio the of and we model large".split()
+
+
+def random_texts(seed: int, n: int = 40, odd_ones: bool = True) -> list[str]:
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(WORDS, size=rng.integers(0, 25))) for _ in range(n)]
+    return [*texts, "", "Émile's 3D-graph, 2024: naïve Bayes!", "THE OF AND"] if odd_ones else texts
+
+
+def keyed(texts: list[str]) -> np.ndarray:
+    return np.array([EmbeddingCache.text_key(text) for text in texts], dtype="S16")
+
+
+@pytest.mark.parametrize("ngram_max", [1, 2, 3])
+def test_term_counts_equal_countvectorizer(ngram_max):
+    texts = random_texts(ngram_max)
+    stop = stop_words(LabelConfig())
+    counts = term_counts(tokenize_texts(texts), stop, ngram_max)
+    vectorizer = CountVectorizer(ngram_range=(1, ngram_max), stop_words=stop, token_pattern=TOKEN_PATTERN)
+    expected = vectorizer.fit_transform(texts)
+    names = counts.names(range(counts.matrix.shape[1]))
+    assert sorted(names) == sorted(vectorizer.get_feature_names_out().tolist())
+    column = {name: index for index, name in enumerate(vectorizer.get_feature_names_out())}
+    assert (expected[:, [column[name] for name in names]] != counts.matrix).nnz == 0
+
+
+def test_without_drops_only_stop_words_and_keeps_text_boundaries():
+    tokens = tokenize_texts(["the graph of the protein", "", "the of"])
+    kept = without(tokens, {"the", "of"})
+    assert [kept.words(i) for i in range(3)] == [["graph", "protein"], [], []]
+
+
+def test_class_tfidf_equals_bertopic():
+    from bertopic.vectorizers import ClassTfidfTransformer
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.7, size=(6, 30)) * (rng.random((6, 30)) < 0.5)
+    counts[:, 0] = 0  # a term no class uses
+    counts[:, 1] += 1
+    from scipy import sparse
+
+    expected = ClassTfidfTransformer(reduce_frequent_words=True).fit_transform(sparse.csr_matrix(counts))
+    ours = class_tfidf(sparse.csr_matrix(counts))
+    assert np.allclose(ours.toarray(), expected.toarray())
+
+
+def test_keywords_equal_bertopic_route_on_unigrams():
+    # BERTopic deletes every character but A-Za-z0-9 first ("3D-graph" -> "3Dgraph"): plain words only.
+    texts = random_texts(7, n=60, odd_ones=False)
+    labels = np.array([index % 3 - 1 for index in range(len(texts))])  # -1 is a class too
+    config = LabelConfig(ngram_max=1, representation="none")
+    tokens = tokenize_texts(texts)
+    fast_topics, fast, _ = _ctfidf_keywords(term_counts_for(tokens, config), labels, config)
+    slow_topics, slow, _ = _bertopic_keywords(texts, np.eye(len(texts)), labels, config, None)
+    assert fast_topics.tolist() == slow_topics.tolist()
+    assert fast.keys() == slow.keys()
+    for topic in fast:
+        assert dict(fast[topic]) == pytest.approx(dict(slow[topic]))
+
+
+@pytest.mark.parametrize("shortlist", [1, 300])  # 1: the bound fails and every term is summed
+def test_group_words_are_the_best_summed_terms(shortlist, monkeypatch):
+    monkeypatch.setattr("pipeline.label.GROUP_SHORTLIST", shortlist)
+    texts = ["alpha beta", "alpha gamma", "beta gamma delta", "delta epsilon", "epsilon zeta", "zeta alpha"] * 3
+    labels = np.arange(len(texts)) % 6
+    config = LabelConfig(ngram_max=1, n_keywords=3)
+    counts = term_counts_for(tokenize_texts(texts), config)
+    _, _, group_words = _ctfidf_keywords(counts, labels, config)
+    # Brute force: size-weighted sum of the leaves' c-TF-IDF rows over every term.
+    weights = class_tfidf(
+        pd.get_dummies(labels).to_numpy(dtype=float).T @ counts.matrix.toarray()
+    )  # one class per label, in id order
+    for leaves in ([0, 1], [2, 3, 4], [0, 1, 2, 3, 4, 5]):
+        summed = weights.toarray()[leaves].sum(axis=0)
+        best = sorted(range(len(summed)), key=lambda term: (-summed[term], term))[:3]
+        assert group_words(leaves) == counts.names([term for term in best if summed[term] > 0])
+
+
+def test_selected_texts_equal_fresh_tokenisation():
+    texts = random_texts(3)
+    first, second = texts[:30], texts[20:]
+    parts = [(keyed(first), tokenize_texts(first)), (keyed(second), tokenize_texts(second))]
+    wanted = [texts[5], texts[-1], texts[25], texts[0], texts[-2]]
+    selected = select_texts(parts, keyed(wanted).tolist())
+    fresh = tokenize_texts(wanted)
+    assert selected.vocabulary.tolist() == fresh.vocabulary.tolist()
+    assert selected.tokens.tolist() == fresh.tokens.tolist()
+    assert selected.offsets.tolist() == fresh.offsets.tolist()
+    with pytest.raises(KeyError):
+        select_texts(parts, keyed(["never tokenised"]).tolist())
+
+
+def test_token_cache_round_trip_and_unreadable_shard(tmp_path):
+    texts = random_texts(4)
+    cache = TokenCache(tmp_path, 1)
+    cache.add(keyed(texts).tolist(), tokenize_texts(texts))
+    (cache.folder / "shard-garbage.npz").write_bytes(b"not a shard")
+    [(keys, stored)] = cache.shards()
+    assert keys.tolist() == keyed(texts).tolist()
+    assert [stored.words(i) for i in range(len(texts))] == [tokenize_texts([t]).words(0) for t in texts]
+
+
+def test_term_counts_cache_keeps_the_latest_entries(tmp_path):
+    counts = term_counts_for(tokenize_texts(random_texts(5)), LabelConfig())
+    cache = TermCountsCache(tmp_path, keep=2)
+    for key in ("a", "b", "c"):
+        cache.put(key, counts)
+    assert cache.get("a") is None  # the oldest went
+    restored = cache.get("c")
+    assert (restored.matrix != counts.matrix).nnz == 0
+    assert restored.names(range(restored.matrix.shape[1])) == counts.names(range(counts.matrix.shape[1]))
