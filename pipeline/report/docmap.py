@@ -131,7 +131,7 @@ def map_data(
             }
         )  # fmt: skip
         start += size
-    prefixes, url_index, url_suffix = _split_urls([safe_url(u) for u in papers["url"]])
+    prefixes, url_index, url_suffix = _split_urls([safe_url(u) for u in papers["url"].tolist()])
     points: dict[str, Any] = {
         "n": len(papers),
         "grid": GRID,
@@ -141,9 +141,9 @@ def map_data(
         "topics": topic_rows,
         "x": gx,
         "y": gy,
-        "title": [shorten(t, TITLE_CHARS) for t in papers["title"]],
-        "authors": [short_authors(a) for a in papers["authors"]],
-        "date": [shorten(d, 20) for d in papers["date"]],
+        "title": [shorten(t, TITLE_CHARS) for t in papers["title"].tolist()],
+        "authors": [short_authors(a) for a in papers["authors"].tolist()],
+        "date": [shorten(d, 20) for d in papers["date"].tolist()],
         "urlPrefix": prefixes,
         "urlIndex": url_index,
         "url": url_suffix,
@@ -155,7 +155,7 @@ def map_data(
         },
     }  # fmt: skip
     abstract_chars = _abstract_chars(len(papers), json_bytes(points), hover_abstract_chars)
-    abstracts = [shorten(a, abstract_chars) if abstract_chars else "" for a in papers["abstract"]]
+    abstracts = [shorten(a, abstract_chars) if abstract_chars else "" for a in papers["abstract"].tolist()]
     return MapData(points, abstracts, abstract_chars)
 
 

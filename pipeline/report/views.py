@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -337,7 +338,11 @@ def _paper_rows(papers: pd.DataFrame) -> list[dict[str, Any]]:
             "score": "" if pd.isna(p.score) else f"{p.score:.3f}",
             "date": p.date,
         }
-        for p in papers.itertuples(index=False)
+        # Columns as lists first: itertuples walks Arrow-backed strings one value at a time (slow).
+        for p in (
+            SimpleNamespace(**dict(zip(papers.columns, values, strict=True)))
+            for values in zip(*(papers[column].tolist() for column in papers.columns), strict=True)
+        )
     ]
 
 
