@@ -55,7 +55,7 @@ def _quiet_third_party() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    for noisy in ("transformers", "sentence_transformers", "BERTopic", "numba", "umap", "pynndescent"):
+    for noisy in ("transformers", "sentence_transformers", "model2vec", "BERTopic", "numba", "umap", "pynndescent"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

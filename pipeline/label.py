@@ -422,11 +422,28 @@ def complete_phrase(phrase: str, followers: list[str]) -> str:
 
     # A name may end in "models" ("large language models"), but not in "for" or "approach".
     excluded = (ENGLISH_STOP_WORDS | ABSTRACT_BOILERPLATE) - NAME_TAIL_WORDS
-    followers = [word for word in followers if word not in excluded]
+    words = phrase.split()
+    followers = [word for word in followers if word not in excluded and not _abbreviates(word, words)]
     if not followers:
         return phrase
     best = max(set(followers), key=lambda word: (followers.count(word), word))
     return f"{phrase} {best}" if followers.count(best) * 2 > len(followers) and len(followers) >= 2 else phrase
+
+
+def _abbreviates(word: str, phrase_words: list[str]) -> bool:
+    """Whether ``word`` is the phrase's own abbreviation, as in "reinforcement learning (RL)".
+
+    Abstracts spell a term out and then abbreviate it, so the abbreviation is often the
+    word that follows the phrase: "reinforcement learning rl", "uncertainty quantification
+    uq", "multimodal large language mllms" are not names a person writes. An abbreviation
+    here starts or ends with the initials of the phrase's words (plural "s" aside) and has
+    at most two letters more ("training quantization" -> "ptq", post-training quantisation).
+    """
+    initials = "".join(word[0] for word in phrase_words if word)
+    core = word[:-1] if len(word) > 2 and word.endswith("s") else word
+    return (
+        len(initials) >= 2 and len(core) <= len(initials) + 2 and (core.startswith(initials) or core.endswith(initials))
+    )
 
 
 def _word_stem(word: str) -> str:

@@ -101,6 +101,11 @@ def select_texts(parts: Sequence[tuple[np.ndarray, TokenizedTexts]], wanted: Seq
     result is exactly what :func:`tokenize_texts` gives for the wanted texts. Raises
     KeyError when a wanted key is in no part.
     """
+    wanted_keys = np.asarray(wanted, dtype="S16")
+    for keys, part in parts:
+        # The usual case after a first run: one part tokenised exactly these texts, in this order.
+        if len(keys) == len(wanted_keys) and np.array_equal(np.asarray(keys, dtype="S16"), wanted_keys):
+            return part
     words = pd.Index(np.concatenate([part.vocabulary for _, part in parts]) if parts else [], dtype=object)
     codes, uniques = pd.factorize(words)
     shifted, lengths, starts, all_keys = [], [], [], []

@@ -83,6 +83,14 @@ def test_name_prefers_phrases_and_completes_them_from_the_text():
     assert complete_phrase("graph neural", ode("graph neural")) == "graph neural"  # no majority
     stop = followers_in("neural network for x, neural network for y")
     assert complete_phrase("neural network", stop("neural network")) == "neural network"  # stop words never end a name
+    rl = followers_in("reinforcement learning (RL) agents; deep reinforcement learning rl policies")
+    assert complete_phrase("reinforcement learning", rl("reinforcement learning")) == "reinforcement learning"
+    mllm = followers_in("multimodal large language mllms and multimodal large language mllms")
+    phrase = "multimodal large language"
+    assert complete_phrase(phrase, mllm(phrase)) == phrase
+    # A short word that merely shares a letter pattern with the phrase still completes it.
+    od = followers_in("object detection model and object detection model")
+    assert complete_phrase("object detection", od("object detection")) == "object detection model"
     complete = followers_in(text)
     name = topic_name(["vision", "large language", "language", "visual"], 2, lambda p: complete_phrase(p, complete(p)))
     assert name == "Large language models, vision"

@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.config import ReportConfig
 from pipeline.report import build_report, figures
-from pipeline.report.csv_export import neutralise, topic_csv_path, topic_number_width
+from pipeline.report.csv_export import csv_table, topic_csv_path, topic_number_width
 from pipeline.report.text import safe_url
 from pipeline.schema import HIERARCHY_COLUMNS, PAPER_COLUMNS
 
@@ -646,8 +646,10 @@ def test_formula_cells_are_neutralised_but_numbers_are_not(files):
     assert "'" + FORMULA in table["title"].tolist()
     assert FORMULA not in table["title"].tolist()
     assert table.loc[table["topic"] == "-1", "topic"].tolist() == ["-1"] * 3  # numeric -1 stays a number
-    assert neutralise("-x") == "'-x" and neutralise("@x") == "'@x" and neutralise("\tx") == "'\tx"
-    assert neutralise("+1") == "'+1" and neutralise("\rx") == "'\rx" and neutralise("plain") == "plain"
+    cells = ["-x", "@x", "\tx", "+1", "\rx", "=1+1", "plain", "a=b", None]
+    table = csv_table(pd.DataFrame({"text": pd.Series(cells, dtype=object), "n": range(9)}), ["text"])
+    assert table.column("text").to_pylist() == ["'-x", "'@x", "'\tx", "'+1", "'\rx", "'=1+1", "plain", "a=b", ""]
+    assert table.column("n").to_pylist() == list(range(9))
 
 
 def test_topic_csvs_hold_only_their_papers_best_first(files):

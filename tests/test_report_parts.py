@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_report import chain_hierarchy, make_hierarchy, make_tables, with_coarse
 
 from pipeline.report.hierarchy import dendrogram
@@ -19,7 +21,34 @@ from pipeline.report.tables import (
     source_names,
     source_split,
 )
+from pipeline.report.text import shorten
 from pipeline.report.timeline import bar_chart, build_timeline, choose_period, iso_dates, sparkline, trends
+
+# --------------------------------------------------------------------------- shortened text
+
+
+def shorten_whole(text: str, max_chars: int) -> str:
+    """What shorten promises, done the slow way: collapse all white space, then cut."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    return text[: max(max_chars - 1, 0)].rstrip() + "…" if max_chars > 0 else ""
+
+
+@given(
+    st.lists(st.sampled_from(["word", "a", " ", "  ", "\n", "\t", "x" * 30, "é"]), max_size=120).map("".join),
+    st.integers(min_value=0, max_value=40),
+)
+def test_shorten_reads_only_a_prefix_but_cuts_like_the_whole_text(text, max_chars):
+    assert shorten(text, max_chars) == shorten_whole(text, max_chars)
+
+
+def test_shorten_looks_past_the_prefix_when_white_space_hides_the_length():
+    # The first 2 * 10 + 64 characters collapse to one short word; the cut must still see the rest.
+    text = "start" + " " * 200 + "end of a long text"
+    assert shorten(text, 10) == "start end…"
+    assert shorten("  many   spaces  ", 20) == "many spaces"
+
 
 # --------------------------------------------------------------------------- dates and periods
 

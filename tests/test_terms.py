@@ -115,6 +115,18 @@ def test_selected_texts_equal_fresh_tokenisation():
         select_texts(parts, keyed(["never tokenised"]).tolist())
 
 
+def test_a_part_holding_exactly_the_wanted_texts_is_used_as_it_is():
+    texts = random_texts(5)
+    first, second = texts[:30], texts[20:]
+    parts = [(keyed(first), tokenize_texts(first)), (keyed(second), tokenize_texts(second))]
+    assert select_texts(parts, keyed(second).tolist()) is parts[1][1]
+    # Same texts in another order: assembled, and equal to a fresh tokenisation.
+    shuffled = second[::-1]
+    selected = select_texts(parts, keyed(shuffled).tolist())
+    assert selected is not parts[1][1]
+    assert selected.tokens.tolist() == tokenize_texts(shuffled).tokens.tolist()
+
+
 def test_token_cache_round_trip_and_unreadable_shard(tmp_path):
     texts = random_texts(4)
     cache = TokenCache(tmp_path, 1)
