@@ -256,7 +256,7 @@ class SentenceTransformerBackend:
 
 def _sentence_transformers(config: EmbedConfig, cache_dir: Path) -> EmbeddingBackend:
     require_modules(config.backend, {"sentence_transformers": "sentence-transformers", "torch": "torch"})
-    return SentenceTransformerBackend(resolve_model_dir(config.model), config.max_tokens, config.batch_size)
+    return SentenceTransformerBackend(resolve_model_dir(config.model), config.tokens, config.batch_size)
 
 
 def _onnx(quantized: bool) -> Callable[[EmbedConfig, Path], EmbeddingBackend]:
@@ -267,7 +267,7 @@ def _onnx(quantized: bool) -> Callable[[EmbedConfig, Path], EmbeddingBackend]:
         model_dir = resolve_model_dir(config.model)
         variant = "int8" if quantized else "fp32"
         return OnnxBackend(
-            model_name(config.model), model_dir, variant, config.max_tokens, config.batch_size, cache_dir
+            model_name(config.model), model_dir, variant, config.tokens, config.batch_size, cache_dir
         )
 
     return make
@@ -277,7 +277,7 @@ def _model2vec(config: EmbedConfig, cache_dir: Path) -> EmbeddingBackend:
     require_modules(config.backend, {"model2vec": "model2vec"})
     from pipeline.embed_static import StaticBackend
 
-    return StaticBackend(model_name(config.model), resolve_model_dir(config.model), config.max_tokens, cache_dir)
+    return StaticBackend(model_name(config.model), resolve_model_dir(config.model), config.tokens, cache_dir)
 
 
 # Factories take the embed config and the cache folder; they check what the backend needs

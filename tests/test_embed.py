@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pipeline import embed
-from pipeline.config import EmbedBackend, EmbedConfig, parse_config
+from pipeline.config import AUTO_MAX_TOKENS, EmbedBackend, EmbedConfig, parse_config
 from pipeline.errors import ConfigError
 from tests.conftest import ROOT, SAMPLES
 
@@ -189,6 +189,16 @@ def test_model_identity_needs_no_torch_and_names_backend_and_token_limit():
     assert result.stdout.startswith("all-MiniLM-L6-v2-") and "onnx-int8" in result.stdout
 
 
+def test_auto_token_limit_is_per_backend_and_a_number_wins():
+    assert set(AUTO_MAX_TOKENS) == set(get_args(EmbedBackend)) == set(embed.BACKENDS)
+    assert EmbedConfig().tokens == 128  # int8 MiniLM, the quality default
+    assert EmbedConfig(backend="sentence-transformers").tokens == 256  # the reference reads MiniLM's own limit
+    assert EmbedConfig(backend="onnx-int8", max_tokens=200).tokens == 200
+    # "auto" resolves before the model key is made: the same vectors keep the same cache key.
+    assert embed.model_identity(EmbedConfig()) == embed.model_identity(EmbedConfig(max_tokens=128))
+    assert embed.model_identity(EmbedConfig()) != embed.model_identity(EmbedConfig(max_tokens=256))
+
+
 # --- real models -------------------------------------------------------------------------------
 
 
@@ -215,7 +225,10 @@ def test_onnx_fp32_equals_sentence_transformers(paragraphs, reference):
 
 @pytest.mark.slow
 def test_onnx_int8_stays_close_to_fp32(paragraphs, reference):
-    vectors = embed.embed_texts(paragraphs, embed.load_backend(EmbedConfig(backend="onnx-int8"), MODEL_CACHE))
+    # At the reference's token limit: this is about quantisation, not truncation.
+    vectors = embed.embed_texts(
+        paragraphs, embed.load_backend(EmbedConfig(backend="onnx-int8", max_tokens=256), MODEL_CACHE)
+    )
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
     cosine = (vectors * reference).sum(axis=1)
     assert cosine.mean() >= 0.98 and cosine.min() >= 0.95
