@@ -30,6 +30,7 @@ from scipy import sparse
 from pipeline.config import LabelConfig
 from pipeline.schema import OUTLIER_TOPIC, paper_texts
 from pipeline.terms import (
+    ENGLISH_STOP_WORDS,
     TOKEN_PATTERN,
     TermCounts,
     TokenizedTexts,
@@ -84,8 +85,6 @@ class LabelResult:
 
 
 def stop_words(config: LabelConfig) -> list[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
     extra = {word.lower() for word in config.extra_stop_words}
     return sorted(ENGLISH_STOP_WORDS | ABSTRACT_BOILERPLATE | extra)
 
@@ -418,8 +417,6 @@ def complete_phrase(phrase: str, followers: list[str]) -> str:
     ``pipeline.terms.phrase_followers``) say they are "large language models" and "graph
     neural networks".
     """
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
     # A name may end in "models" ("large language models"), but not in "for" or "approach".
     excluded = (ENGLISH_STOP_WORDS | ABSTRACT_BOILERPLATE) - NAME_TAIL_WORDS
     words = phrase.split()

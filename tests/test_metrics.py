@@ -6,6 +6,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline import metrics
 from pipeline.metrics import (
@@ -62,6 +64,46 @@ def test_outliers_are_a_cluster_of_their_own_and_unlabelled_papers_are_left_out(
     # papers without a label (None or "") do not count, whatever their topic
     result = label_agreement([0, 0, 1, 1, 1, 0], ["a", "a", "b", "b", "", None])
     assert result == pytest.approx({"nmi": 1.0, "ami": 1.0, "ari": 1.0})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-1, 6), st.sampled_from(["a", "b", "c", "d", "", None])), min_size=2, max_size=60)
+)
+def test_agreement_equals_scikit_learn(pairs):
+    from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
+
+    topics, labels = [topic for topic, _ in pairs], [label for _, label in pairs]
+    result = label_agreement(topics, labels)
+    kept = [(topic, label) for topic, label in pairs if label]
+    if len(kept) < 2:
+        assert result == {"nmi": None, "ami": None, "ari": None}
+        return
+    truth, found = [label for _, label in kept], [topic for topic, _ in kept]
+    assert result["nmi"] == pytest.approx(normalized_mutual_info_score(truth, found), abs=1e-9)
+    assert result["ami"] == pytest.approx(adjusted_mutual_info_score(truth, found), abs=1e-9)
+    assert result["ari"] == pytest.approx(adjusted_rand_score(truth, found), abs=1e-9)
+
+
+def test_agreement_equals_scikit_learn_at_scale():
+    # Many papers and unequal class sizes: the expected mutual information sums millions of terms.
+    from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
+
+    rng = np.random.default_rng(3)
+    labels = rng.choice([f"cat{i}" for i in range(30)], size=20_000, p=np.arange(1, 31) / np.arange(1, 31).sum())
+    topics = np.where(rng.random(20_000) < 0.6, np.char.str_len(labels.astype(str)) % 7, rng.integers(-1, 50, 20_000))
+    result = label_agreement(topics.tolist(), labels.tolist())
+    assert result["nmi"] == pytest.approx(normalized_mutual_info_score(labels, topics), abs=1e-9)
+    assert result["ami"] == pytest.approx(adjusted_mutual_info_score(labels, topics), abs=1e-9)
+    assert result["ari"] == pytest.approx(adjusted_rand_score(labels, topics), abs=1e-9)
+
+
+def test_stop_words_are_scikit_learns():
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from pipeline.terms import ENGLISH_STOP_WORDS as OURS
+
+    assert OURS == ENGLISH_STOP_WORDS
 
 
 def test_agreement_is_none_with_fewer_than_two_labelled_papers():

@@ -43,6 +43,22 @@ def test_stage_round_trip_of_every_artifact_kind(store):
     assert not [p for p in store.stage_dir("cluster").iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_table_read_twice_is_read_once_and_a_rewritten_one_again(store, monkeypatch):
+    first = pd.DataFrame({"paper_id": pd.Series(["a", "b"], dtype="string"), "topic": [0, 1]})
+    store.save_stage("label", "k1", {"t.parquet": table_to_bytes(first)}, 1.0, {})
+    reads = []
+    real_read = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda *args, **kwargs: reads.append(args) or real_read(*args, **kwargs))
+    seen = store.read_table("label", "t.parquet")
+    seen.loc[0, "topic"] = 99  # a caller's change stays its own (copy-on-write)
+    assert store.read_table("label", "t.parquet")["topic"].tolist() == [0, 1]
+    assert len(reads) == 1
+    second = first.assign(topic=[5, 6])
+    store.save_stage("label", "k2", {"t.parquet": table_to_bytes(second)}, 1.0, {})
+    assert store.read_table("label", "t.parquet")["topic"].tolist() == [5, 6]
+    assert len(reads) == 2
+
+
 def test_array_hash_covers_shape_and_dtype():
     flat = np.zeros(6, dtype=np.float32)
     assert array_to_bytes(flat) != array_to_bytes(flat.reshape(2, 3))

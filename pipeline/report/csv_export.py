@@ -86,7 +86,12 @@ def csv_table(table: pd.DataFrame, text_columns: list[str], float_columns: tuple
             formula = pc.starts_with(cells, _FORMULA_STARTS[0])
             for start in _FORMULA_STARTS[1:]:
                 formula = pc.or_(formula, pc.starts_with(cells, start))
-            columns[name] = pc.if_else(formula, pc.binary_join_element_wise("'", cells, ""), cells)
+            # Only the few formula cells are rewritten: a whole-column if_else copies 90 MB of abstracts.
+            if pc.any(formula).as_py():
+                cells = pc.replace_with_mask(
+                    cells, formula, pc.binary_join_element_wise("'", cells.filter(formula), "")
+                )
+            columns[name] = cells
         elif name in float_columns:
             columns[name] = pa.array(values.to_numpy(dtype=float).round(4), from_pandas=True)
         else:

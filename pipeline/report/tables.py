@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from pipeline.report.csv_export import check_slug
@@ -111,21 +112,19 @@ def join_tables(papers: pd.DataFrame, assignments: pd.DataFrame, topics: pd.Data
     check_columns(papers, PAPER_COLUMNS, "papers")
     check_columns(assignments, ASSIGNMENT_COLUMNS, "assignments")
     # Column-wise, not per value: iterating an Arrow-backed string column costs 1 us a value.
-    text = pd.DataFrame(
-        {c: papers[c].astype(object).where(papers[c].notna(), "").astype(str).to_numpy(object) for c in PAPER_COLUMNS}
-    )
+    text = pd.DataFrame({c: papers[c].astype("str").fillna("").to_numpy() for c in PAPER_COLUMNS})
     if text["paper_id"].duplicated().any():
         raise ValueError("report: the papers table has duplicate paper_id values")
     placed = assignments.loc[:, list(ASSIGNMENT_COLUMNS)].copy()
     placed["paper_id"] = placed["paper_id"].astype(str)
-    if len(placed) != len(text) or set(placed["paper_id"]) != set(text["paper_id"]):
+    if len(placed) != len(text) or set(placed["paper_id"].tolist()) != set(text["paper_id"].tolist()):
         raise ValueError("report: assignments must have exactly one row per paper (matched by paper_id)")
     joined = text.merge(placed, on="paper_id", how="left", validate="one_to_one")
     joined["topic"] = joined["topic"].astype(int)
     for column in ("score", "x", "y"):
         joined[column] = joined[column].astype(float)
     names = dict(zip(topics["topic"].astype(int), topics["name"].astype(str), strict=True))
-    unknown = sorted(set(joined["topic"]) - set(names))
+    unknown = sorted(set(np.unique(joined["topic"].to_numpy()).tolist()) - set(names))
     if unknown:
         raise ValueError(f"report: papers are assigned to topic(s) {unknown} missing from the topics table")
     joined["topic_name"] = joined["topic"].map(names)
@@ -185,7 +184,7 @@ def nearest_topics(topics: pd.DataFrame, k: int = 5) -> dict[int, list[Neighbour
 
 def source_names(sources: pd.Series) -> dict[str, str]:
     """A short display name per source path: its file name, or the whole path when names clash."""
-    unique = sorted(set(sources))
+    unique = sorted(set(sources.tolist()))
     base = {s: s.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or s for s in unique}
     clashes = {name for name in base.values() if list(base.values()).count(name) > 1}
     return {s: (s if base[s] in clashes else base[s]) for s in unique}
