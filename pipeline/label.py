@@ -248,8 +248,9 @@ def _ctfidf_keywords(
     if counts.matrix.shape[1] == 0:
         log.warning("no keyword survived the stop words; topics are left without keywords")
         return topics, {}, lambda _leaves: []
+    # Integer ones, as the counts: a float membership matrix makes scipy copy every count to float first.
     membership = sparse.csr_matrix(
-        (np.ones(len(topics)), (np.searchsorted(classes, topics), np.arange(len(topics)))),
+        (np.ones(len(topics), dtype=counts.matrix.dtype), (np.searchsorted(classes, topics), np.arange(len(topics)))),
         shape=(len(classes), len(topics)),
     )
     weights = class_tfidf(membership @ counts.matrix)
@@ -266,9 +267,11 @@ def _ctfidf_keywords(
     keywords, shortlist, floor = {}, [], np.zeros(len(classes))
     for topic, row in row_of.items():
         values = weights.getrow(row)
-        term_ids, scores = best_terms(values.data, values.indices, config.n_keywords)
+        # The keywords are the head of the shortlist (both ranked the same way): one partition per topic.
+        top_ids, top_scores = best_terms(values.data, values.indices, max(GROUP_SHORTLIST, config.n_keywords))
+        term_ids, scores = top_ids[: config.n_keywords], top_scores[: config.n_keywords]
         keywords[topic] = list(zip(counts.names(term_ids.tolist()), scores.tolist(), strict=True))
-        top_ids, top_scores = best_terms(values.data, values.indices, GROUP_SHORTLIST)
+        top_ids, top_scores = top_ids[:GROUP_SHORTLIST], top_scores[:GROUP_SHORTLIST]
         shortlist.append(top_ids)
         floor[row] = top_scores[-1] if len(top_ids) == GROUP_SHORTLIST else 0.0
     # Group names sum their leaves' weights. Summing rows of millions of terms 70 times costs

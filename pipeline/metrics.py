@@ -226,7 +226,16 @@ def _compiled_window_counts():
     import numba
 
     # A module-level function, so that numba can cache its machine code on disk.
-    return numba.njit(cache=True)(_count_windows)
+    compiled = numba.njit(cache=True)(_count_windows)
+    # Load (or compile) it for the argument types of _window_counts now, once per process.
+    empty = np.zeros(0, dtype=np.int64)
+    compiled(empty, np.zeros(1, dtype=np.int64), empty, 0, NPMI_WINDOW)
+    return compiled
+
+
+def prepare_npmi() -> None:
+    """Load NPMI's compiled code now: about a second of numba that a caller can overlap with other work."""
+    _compiled_window_counts()
 
 
 def _count_windows(tokens, offsets, local, n_words, window):  # compiled by numba, see _window_counts

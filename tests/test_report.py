@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 
 import numpy as np
@@ -19,8 +20,9 @@ import plotly.offline
 import pytest
 
 from pipeline.config import ReportConfig
-from pipeline.report import build_report, figures
+from pipeline.report import build_report, figures, views
 from pipeline.report.csv_export import csv_table, topic_csv_path, topic_number_width
+from pipeline.report.parallel import built_beside, fork_available
 from pipeline.report.text import safe_url
 from pipeline.schema import HIERARCHY_COLUMNS, PAPER_COLUMNS
 
@@ -767,3 +769,37 @@ def test_safe_url_accepts_only_plain_http():
     assert safe_url(" HTTP://x.org ") == "HTTP://x.org"
     for bad in ("javascript:alert(1)", "data:text/html,x", "//x.org", "/rel", 'https://x.org/"onload=', None, 3):
         assert safe_url(bad) == ""
+
+
+# --------------------------------------------------------------------------- forked topic pages
+
+
+@pytest.mark.skipif(not fork_available(), reason="the topic pages are built in a forked process on Linux only")
+def test_topic_pages_built_in_a_forked_process_are_the_same_files(files):
+    papers, assignments, topics = make_tables()
+    forked = build_report(papers, assignments, topics, make_summary(), make_config(), fork_min_papers=0)
+    assert forked.keys() == files.keys()
+    different = [path for path in files if forked[path] != files[path]]
+    assert different == []
+
+
+@pytest.mark.skipif(not fork_available(), reason="the topic pages are built in a forked process on Linux only")
+def test_an_error_in_the_forked_process_reaches_the_caller(monkeypatch):
+    def broken(report):
+        raise ValueError("topic page template broke")
+
+    monkeypatch.setattr(views, "topic_pages", broken)
+    papers, assignments, topics = make_tables()
+    with pytest.raises(ValueError, match="topic page template broke"):
+        build_report(papers, assignments, topics, make_summary(), make_config(), fork_min_papers=0)
+
+
+def test_a_forked_process_that_dies_is_an_error_not_a_hang():
+    if not fork_available():
+        pytest.skip("fork is Linux only here")
+
+    def dies() -> dict:
+        os._exit(3)
+
+    with built_beside(dies, use_fork=True) as result, pytest.raises(RuntimeError, match="exit code 3"):
+        result()

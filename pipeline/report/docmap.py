@@ -47,6 +47,7 @@ class MapData:
     points: dict[str, Any]
     abstracts: list[str]
     abstract_chars: int  # characters of each abstract kept (0 = none)
+    points_json: str  # ``points`` as the page embeds it (``pages.script_json``), encoded once
 
 
 def marker_size(n_papers: int) -> int:
@@ -154,9 +155,10 @@ def map_data(
                               gx, gy, "coarse_topic", "coarse_name") if coarse else [],
         },
     }  # fmt: skip
-    abstract_chars = _abstract_chars(len(papers), json_bytes(points), hover_abstract_chars)
+    points_json = script_json(points)
+    abstract_chars = _abstract_chars(len(papers), len(points_json.encode("utf-8")), hover_abstract_chars)
     abstracts = [shorten(a, abstract_chars) if abstract_chars else "" for a in papers["abstract"].tolist()]
-    return MapData(points, abstracts, abstract_chars)
+    return MapData(points, abstracts, abstract_chars, points_json)
 
 
 def _abstract_chars(n_papers: int, used_bytes: int, wanted: int) -> int:

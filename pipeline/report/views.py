@@ -263,7 +263,7 @@ def map_page(report: ReportData) -> bytes:
         "date_max": stamps.max().strftime("%Y-%m-%d") if stamps.notna().any() else "",
         "notice": notice,
         "layout_json": pages.script_json(figures.document_map_layout()),
-        "points_json": pages.script_json(data.points),
+        "points_json": data.points_json,
         "abstracts_json": pages.script_json(data.abstracts),
         "map_js": pages.template_text("map.js"),
     }
