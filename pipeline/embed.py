@@ -266,9 +266,7 @@ def _onnx(quantized: bool) -> Callable[[EmbedConfig, Path], EmbeddingBackend]:
 
         model_dir = resolve_model_dir(config.model)
         variant = "int8" if quantized else "fp32"
-        return OnnxBackend(
-            model_name(config.model), model_dir, variant, config.tokens, config.batch_size, cache_dir
-        )
+        return OnnxBackend(model_name(config.model), model_dir, variant, config.tokens, config.batch_size, cache_dir)
 
     return make
 
