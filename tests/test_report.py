@@ -774,8 +774,8 @@ def test_safe_url_accepts_only_plain_http():
 # --------------------------------------------------------------------------- forked topic pages
 
 
-@pytest.mark.skipif(not fork_available(), reason="the topic pages are built in a forked process on Linux only")
-def test_topic_pages_built_in_a_forked_process_are_the_same_files(files):
+@pytest.mark.skipif(not fork_available(), reason="pages are built in a forked process on Linux only")
+def test_pages_built_in_a_forked_process_are_the_same_files(files):
     papers, assignments, topics = make_tables()
     forked = build_report(papers, assignments, topics, make_summary(), make_config(), fork_min_papers=0)
     assert forked.keys() == files.keys()
@@ -783,14 +783,14 @@ def test_topic_pages_built_in_a_forked_process_are_the_same_files(files):
     assert different == []
 
 
-@pytest.mark.skipif(not fork_available(), reason="the topic pages are built in a forked process on Linux only")
+@pytest.mark.skipif(not fork_available(), reason="pages are built in a forked process on Linux only")
 def test_an_error_in_the_forked_process_reaches_the_caller(monkeypatch):
     def broken(report):
-        raise ValueError("topic page template broke")
+        raise ValueError("map template broke")
 
-    monkeypatch.setattr(views, "topic_pages", broken)
+    monkeypatch.setattr(views, "map_page", broken)
     papers, assignments, topics = make_tables()
-    with pytest.raises(ValueError, match="topic page template broke"):
+    with pytest.raises(ValueError, match="map template broke"):
         build_report(papers, assignments, topics, make_summary(), make_config(), fork_min_papers=0)
 
 

@@ -2,8 +2,8 @@
 
 The report is mostly Python (templates, JSON) and holds the GIL, so threads cannot share
 its work; a forked child can, without copying the tables it reads (the child sees the
-parent's memory as it was at the fork). On 2 cores at 75,000 papers the topic pages
-(about 1 s) are built beside the CSVs, the map and the charts.
+parent's memory as it was at the fork). On 2 cores at 75,000 papers the map and the
+charts (about 1.7 s) are built beside the CSVs and the topic pages (as long).
 
 Only where ``fork`` is the platform's own start method (Linux): macOS and Windows spawn
 fresh interpreters, which would have to be sent every table, and forking on macOS is
