@@ -33,6 +33,17 @@ def test_default_config_loads_and_repeats_the_model_defaults(monkeypatch):
     assert config.inputs[0].path == "data/samples/*.txt"
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda path: path.name)
+def test_every_shipped_config_is_valid_and_explains_its_settings(path):
+    raw = yaml.safe_load(path.read_text())
+    config = parse_config(raw, source=str(path))  # the corpora it reads may be absent on this machine
+    assert config.name == path.stem  # outputs/<name>/ is where a user looks for the run of configs/<name>.yaml
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "- path:", "name:", "inputs:")) and not stripped.endswith(":"):
+            assert "#" in stripped, f"{path.name}: setting without a comment: {line!r}"
+
+
 def test_every_default_setting_has_a_comment():
     for line in (ROOT / "configs/default.yaml").read_text().splitlines():
         stripped = line.strip()
