@@ -53,7 +53,7 @@ PAPER = {  # Grootendorst (2022), Tables 1 and 2: NPMI / topic diversity
 }
 
 
-def load(dataset: str, vocabulary: str = "full") -> tuple[list[str], list[str]]:
+def load(dataset: str, vocabulary: str) -> tuple[list[str], list[str]]:
     """Preprocessed documents and their labels; ``vocabulary`` "octis" keeps OCTIS' vocabulary size."""
     from pipeline.config import InputSpec, ParseConfig
     from pipeline.metrics import octis_preprocess
