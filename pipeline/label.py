@@ -70,6 +70,13 @@ AUTO_MAX_TOPICS = 100
 GROUP_SHORTLIST = 300
 # Papers sampled per topic or group to complete its key phrases into names.
 NAME_SAMPLE = 3000
+# label.keyword_min_papers "auto": a keyword must occur in this many papers once the corpus
+# has AUTO_KEYWORD_CORPUS papers. A word that two or three papers use is a name, a formula or
+# a typo, not a topic's vocabulary; keeping such words out raised NPMI on all three labelled
+# corpora measured (arxiv-kaggle-2000 0.007 -> 0.021, BBC 0.177 -> 0.185, 20 Newsgroups
+# 0.161 -> 0.162). Smaller piles keep every word: there, five papers can be a whole topic.
+AUTO_KEYWORD_MIN_PAPERS = 5
+AUTO_KEYWORD_CORPUS = 1000
 
 WordEmbedder = Callable[[list[str]], np.ndarray]
 
@@ -82,6 +89,13 @@ class LabelResult:
     topics: pd.DataFrame
     hierarchy: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+
+
+def keyword_min_papers(config: LabelConfig, n_papers: int) -> int:
+    """The fewest papers a keyword must occur in (``label.keyword_min_papers``, "auto" by corpus size)."""
+    if config.keyword_min_papers != "auto":
+        return config.keyword_min_papers
+    return AUTO_KEYWORD_MIN_PAPERS if n_papers >= AUTO_KEYWORD_CORPUS else 1
 
 
 def stop_words(config: LabelConfig) -> list[str]:
@@ -254,6 +268,12 @@ def _ctfidf_keywords(
         shape=(len(classes), len(topics)),
     )
     weights = class_tfidf(membership @ counts.matrix)
+    min_papers = keyword_min_papers(config, len(topics))
+    if min_papers > 1:
+        # Terms in too few papers weigh 0, so that no topic or group picks them (see keyword_min_papers).
+        papers_with = np.bincount(counts.matrix.indices, minlength=counts.matrix.shape[1])
+        weights.data[papers_with[weights.indices] < min_papers] = 0.0
+        weights.eliminate_zeros()
     row_of = {int(topic): row for row, topic in enumerate(classes)}
 
     def best_terms(scores: np.ndarray, term_ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -325,8 +345,17 @@ def _bertopic_keywords(
         "keybert": lambda: KeyBERTInspired(top_n_words=config.n_keywords, random_state=42),
         "none": lambda: None,
     }[config.representation]()
+    excluded = stop_words(config)
+    min_papers = keyword_min_papers(config, len(texts))
+    if min_papers > 1:
+        # BERTopic counts words over one joined document per topic, so CountVectorizer's min_df
+        # would count topics, not papers: words in too few papers become stop words instead.
+        tokens = tokenize_texts(texts)
+        pairs = np.unique(np.stack([tokens.text_of_token(), tokens.tokens]), axis=1)
+        papers_with = np.bincount(pairs[1], minlength=len(tokens.vocabulary))
+        excluded = sorted(set(excluded) | set(tokens.vocabulary[papers_with < min_papers].tolist()))
     vectorizer = CountVectorizer(
-        ngram_range=(1, config.ngram_max), stop_words=stop_words(config), token_pattern=TOKEN_PATTERN, lowercase=True
+        ngram_range=(1, config.ngram_max), stop_words=excluded, token_pattern=TOKEN_PATTERN, lowercase=True
     )
     model = BERTopic(
         embedding_model=_Embedder() if representation is not None else None,

@@ -117,3 +117,30 @@ def test_name_merges_overlapping_phrases_and_skips_repeats():
     assert topic_name(["bose einstein", "einstein condensates", "vortex"], 2) == "Bose einstein condensates, vortex"
     assert topic_name(["carbon nanotubes", "walled carbon nanotubes", "graphene"], 2) == "Carbon nanotubes, graphene"
     assert topic_name(["graph neural network", "graphs", "molecules"], 2) == "Graph neural network, molecules"
+
+
+@pytest.mark.parametrize("representation", ["none", "mmr"])
+def test_a_word_from_too_few_papers_is_never_a_keyword(representation):
+    # "zanzibarite" fills one paper of the graph topic: c-TF-IDF ranks it first unless the floor keeps it out.
+    texts = [GRAPH + f" variant {i}" for i in range(6)] + [SPEECH + f" variant {i}" for i in range(5)]
+    texts[0] += " zanzibarite" * 40
+    embeddings = np.concatenate([np.tile([1.0, 0.0], (6, 1)), np.tile([0.0, 1.0], (5, 1))])
+    labels = np.array([0] * 6 + [1] * 5)
+
+    def keywords(min_papers):
+        config = LabelConfig(representation=representation, keyword_min_papers=min_papers, n_keywords=5)
+        embedder = (lambda words: np.ones((len(words), 2))) if representation == "mmr" else None
+        topics = label_topics(toy_papers(texts), embeddings, labels, embeddings, config, embedder).topics
+        return [word for words in topics["keywords"] for word in words]
+
+    assert "zanzibarite" in keywords(1)
+    assert "zanzibarite" not in keywords(2)
+    assert "graph neural" in keywords(2)  # a word in every paper of its topic stays
+
+
+def test_keyword_floor_is_auto_by_corpus_size():
+    from pipeline.label import keyword_min_papers
+
+    assert keyword_min_papers(LabelConfig(), 64) == 1  # a small pile keeps every word
+    assert keyword_min_papers(LabelConfig(), 75_000) == 5
+    assert keyword_min_papers(LabelConfig(keyword_min_papers=2), 75_000) == 2
