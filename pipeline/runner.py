@@ -31,6 +31,7 @@ from pipeline.schema import paper_texts
 from pipeline.sources import SourceFile, collect_sources
 from pipeline.store import (
     ArtifactStore,
+    ClassWeightsCache,
     EmbeddingCache,
     StageRecord,
     TermCountsCache,
@@ -239,8 +240,10 @@ def _run_label(context: RunContext) -> StageResult:
         None if config.label.representation == "none" else load_backend(config.embed, store.cache_dir).encode
     )
     papers = store.read_table("parse", "papers.parquet")
-    tokens, text_digest = _cached_tokens(store, paper_texts(papers))
-    counts = _cached_term_counts(store, tokens, text_digest, config) if config.label.representation == "none" else None
+    texts = paper_texts(papers)
+    tokens, text_digest = _cached_tokens(store, texts)
+    counts_key = _term_counts_key(text_digest, config)
+    counts = _cached_term_counts(store, tokens, counts_key, config) if config.label.representation == "none" else None
     result = label_topics(
         papers,
         store.read_array("embed", "embeddings.npy"),
@@ -250,11 +253,12 @@ def _run_label(context: RunContext) -> StageResult:
         word_embedder,
         tokens=tokens,
         counts=counts,
+        class_weights_of=lambda counts, topics: _cached_class_weights(store, counts, counts_key, topics),
     )
     topics = result.topics
     if config.label.llm.enabled:
         topics = _llm_names(topics, papers, config)
-    metrics = run_metrics(papers, result.assignments, topics, tokens)
+    metrics = run_metrics(papers, result.assignments, topics, tokens, texts)
     counts_summary = {
         "topics": int((topics["topic"] >= 0).sum()),
         "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
@@ -276,6 +280,10 @@ def _cached_tokens(store: ArtifactStore, texts: list[str]) -> tuple[Any, str]:
 
     cache = TokenCache(store.cache_dir, TOKENIZER_VERSION)
     keys = [EmbeddingCache.text_key(text) for text in texts]
+    digest = sha256_bytes(b"".join(keys))
+    kept = cache.selection(digest)
+    if kept is not None and len(kept) == len(texts):
+        return kept, digest
     parts = cache.shards()
     known: set[bytes] = set()
     for shard_keys, _ in parts:
@@ -286,24 +294,52 @@ def _cached_tokens(store: ArtifactStore, texts: list[str]) -> tuple[Any, str]:
         new = tokenize_texts([text_of[key] for key in missing])
         cache.add(missing, new)
         parts.append((np.array(missing, dtype="S16"), new))
-    return select_texts(parts, keys), sha256_bytes(b"".join(keys))
+    selected = select_texts(parts, keys)
+    if all(selected is not part for _, part in parts):  # assembled from several shards: keep it whole
+        cache.keep_selection(digest, selected)
+    return selected, digest
 
 
-def _cached_term_counts(store: ArtifactStore, tokens: Any, text_digest: str, config: RunConfig) -> Any:
-    """The label stage's document-term matrix, reused while the texts, stop words and n-grams stay."""
-    from pipeline.label import stop_words, term_counts_for
+def _term_counts_key(text_digest: str, config: RunConfig) -> str:
+    """What the label stage's document-term matrix depends on: the texts, stop words and n-grams."""
+    from pipeline.label import stop_words
     from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
 
-    key = hash_json(
+    return hash_json(
         {"texts": text_digest, "tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label),
          "ngram_max": config.label.ngram_max, "terms_version": TERM_COUNTS_VERSION}
     )  # fmt: skip
+
+
+def _cached_term_counts(store: ArtifactStore, tokens: Any, key: str, config: RunConfig) -> Any:
+    """The label stage's document-term matrix, reused while the texts, stop words and n-grams stay."""
+    from pipeline.label import term_counts_for
+
     cache = TermCountsCache(store.cache_dir)
     counts = cache.get(key)
     if counts is None:
         counts = term_counts_for(tokens, config.label)
         cache.put(key, counts)
     return counts
+
+
+def _cached_class_weights(store: ArtifactStore, counts: Any, counts_key: str, topic_per_paper: np.ndarray) -> Any:
+    """The c-TF-IDF matrix, reused while the term counts and every paper's topic stay."""
+    from pipeline.label import CLASS_WEIGHTS_VERSION, class_weights
+
+    key = hash_json(
+        {
+            "counts": counts_key,
+            "topics": sha256_bytes(array_to_bytes(topic_per_paper)),
+            "version": CLASS_WEIGHTS_VERSION,
+        }
+    )
+    cache = ClassWeightsCache(store.cache_dir)
+    weights = cache.get(key)
+    if weights is None:
+        weights = class_weights(counts, topic_per_paper)
+        cache.put(key, weights)
+    return weights
 
 
 def _llm_names(topics: pd.DataFrame, papers: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
@@ -322,17 +358,23 @@ def _llm_names(topics: pd.DataFrame, papers: pd.DataFrame, config: RunConfig) ->
 
 
 def run_metrics(
-    papers: pd.DataFrame, assignments: pd.DataFrame, topics: pd.DataFrame, tokens: Any = None
+    papers: pd.DataFrame,
+    assignments: pd.DataFrame,
+    topics: pd.DataFrame,
+    tokens: Any = None,
+    texts: list[str] | None = None,
 ) -> dict[str, Any]:
     """Topic quality of a run: coherence, diversity, outliers, agreement with known labels.
 
-    ``tokens``: the papers' texts tokenised (``pipeline.terms``), when the caller has them.
+    ``tokens``: the papers' texts tokenised (``pipeline.terms``), and ``texts`` the papers'
+    texts (``schema.paper_texts``), when the caller has them.
     """
     from pipeline.metrics import compute_metrics
 
     labels = papers["label"].tolist() if (papers["label"] != "").any() else None
     topic_words = {int(row.topic): list(row.keywords) for row in topics.itertuples()}
-    return compute_metrics(paper_texts(papers), assignments["topic"].tolist(), topic_words, labels, tokens)
+    texts = paper_texts(papers) if texts is None else texts
+    return compute_metrics(texts, assignments["topic"].tolist(), topic_words, labels, tokens)
 
 
 def _run_report(context: RunContext) -> StageResult:

@@ -137,3 +137,46 @@ def test_embedding_cache_returns_what_was_added(tmp_path):
     assert set(found) == set(keys)
     np.testing.assert_array_equal(found[keys[2]], vectors[2])
     assert EmbeddingCache(tmp_path, "model-b").lookup(keys) == {}  # keyed by model too
+
+
+def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_run(tmp_path, monkeypatch):
+    from pipeline.runner import _cached_tokens
+    from pipeline.store import TokenCache
+    from pipeline.terms import TOKENIZER_VERSION, tokenize_texts
+
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    folder = TokenCache(store.cache_dir, TOKENIZER_VERSION).folder
+    first = [f"graph neural networks paper {i}" for i in range(5)]
+    _cached_tokens(store, first)
+    assert not list(folder.glob("selection-*"))  # one shard holds exactly these texts: nothing to keep
+    grown = [*first, "speech recognition for low resource languages", "protein folding"]
+    tokens, digest = _cached_tokens(store, grown)
+    assert [path.name for path in folder.glob("selection-*")] == [f"selection-{digest}.npz"]
+    monkeypatch.setattr(TokenCache, "shards", lambda self: pytest.fail("the kept selection was not used"))
+    again, _ = _cached_tokens(store, grown)
+    fresh = tokenize_texts(grown)
+    for kept in (tokens, again):
+        assert kept.vocabulary.tolist() == fresh.vocabulary.tolist()
+        assert kept.tokens.tolist() == fresh.tokens.tolist() and kept.offsets.tolist() == fresh.offsets.tolist()
+    monkeypatch.undo()
+    for extra in ("one more text", "and another one", "and a third one"):
+        grown = [*grown, extra]
+        _cached_tokens(store, grown)
+    assert len(list(folder.glob("selection-*"))) == TokenCache.SELECTIONS_KEPT
+
+
+def test_class_weights_are_reused_while_every_paper_keeps_its_topic(tmp_path, monkeypatch):
+    from pipeline import label
+    from pipeline.runner import _cached_class_weights
+    from pipeline.terms import term_counts, tokenize_texts
+
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    counts = term_counts(tokenize_texts(["graph neural networks", "graph networks", "speech recognition"]), [], 1)
+    topics = np.array([0, 0, 1])
+    first = _cached_class_weights(store, counts, "counts-key", topics)
+    monkeypatch.setattr(label, "class_weights", lambda *args: pytest.fail("computed again"))
+    again = _cached_class_weights(store, counts, "counts-key", topics)
+    assert (again != first).nnz == 0 and again.shape == first.shape
+    monkeypatch.undo()
+    moved = _cached_class_weights(store, counts, "counts-key", np.array([0, 1, 1]))  # a paper changed topic
+    assert (moved != first).nnz > 0
