@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -236,6 +237,10 @@ def _run_label(context: RunContext) -> StageResult:
     from pipeline.label import label_topics
 
     store, config = context.store, context.config
+    # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
+    # which waits on the disk with the GIL released.
+    npmi_ready = threading.Thread(target=_prepare_npmi, name="prepare-npmi", daemon=True)
+    npmi_ready.start()
     word_embedder = (
         None if config.label.representation == "none" else load_backend(config.embed, store.cache_dir).encode
     )
@@ -258,6 +263,7 @@ def _run_label(context: RunContext) -> StageResult:
     topics = result.topics
     if config.label.llm.enabled:
         topics = _llm_names(topics, papers, config)
+    npmi_ready.join()
     metrics = run_metrics(papers, result.assignments, topics, tokens, texts)
     counts_summary = {
         "topics": int((topics["topic"] >= 0).sum()),
@@ -272,6 +278,12 @@ def _run_label(context: RunContext) -> StageResult:
         "metrics.json": json_to_bytes(metrics),
     }
     return outputs, counts_summary
+
+
+def _prepare_npmi() -> None:
+    from pipeline.metrics import prepare_npmi
+
+    prepare_npmi()
 
 
 def _cached_tokens(store: ArtifactStore, texts: list[str]) -> tuple[Any, str]:
