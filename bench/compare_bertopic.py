@@ -13,11 +13,12 @@ arxiv-kaggle-2000. For each size it runs, each in a fresh process so that peak m
 3. plain BERTopic with its documented defaults on the same papers (bench/plain_bertopic.py):
    sentence-transformers fp32 embeddings, UMAP, HDBSCAN(min_cluster_size=10), c-TF-IDF,
    ``visualize_documents``. At full size its embedding time is measured on a sample of
-   2,000 texts and scaled (marked in the table), and it clusters the very vectors it would
-   have computed, from a cache filled once per machine (``plain_bertopic.py
+   2,000 texts and scaled (marked in the table); it then clusters papertopics' own vectors
+   of the first mode (marked), or with ``--reference-vectors`` the very vectors it would have
+   computed, from a cache filled once per machine (``plain_bertopic.py
    --fill-reference-cache``, about 50 minutes; filled here when missing);
-4. plain BERTopic on papertopics' own embeddings (first mode): the two systems' clustering
-   and labelling compared on the same vectors.
+4. below full size, plain BERTopic on papertopics' own embeddings (first mode) too: the two
+   systems' clustering and labelling compared on the same vectors.
 
 Reads ../shared/corpora; says so and exits when it is absent.
 """
@@ -120,7 +121,7 @@ def computed_stage_seconds(run_dir: Path) -> dict[str, float]:
     return {stage: info["seconds"] for stage, info in manifest["stages"].items() if info["status"] == "computed"}
 
 
-def bench_size(size: str, preview: bool, plain: bool = True) -> list[dict]:
+def bench_size(size: str, preview: bool, plain: bool = True, reference_vectors: bool = False) -> list[dict]:
     rows = []
     files = files_for(size)
     name = f"pt-{size}" + ("-preview" if preview else "")
@@ -162,10 +163,17 @@ def bench_size(size: str, preview: bool, plain: bool = True) -> list[dict]:
         return rows
 
     papers_path = run_dir / "01_parse" / "papers.parquet"
+    own_vectors = run_dir / "02_embed" / "embeddings.npy"
+    if size == "full" and not reference_vectors:
+        # Plain BERTopic's own vectors would cost it about 50 minutes of embedding here: its embedding
+        # time is scaled from a sample, and it clusters papertopics' vectors of the same papers.
+        rows.append(plain_row(size, f"plain-{size}", papers_path, quality["papers"], own_embeddings=True,
+                              embeddings=own_vectors, mode=mode))  # fmt: skip
+        return rows
     rows.append(plain_row(size, f"plain-{size}", papers_path, quality["papers"], own_embeddings=True))
     rows.append(
         plain_row(size, f"plain-{size}-same", papers_path, quality["papers"], own_embeddings=False,
-                  embeddings=run_dir / "02_embed" / "embeddings.npy", mode=mode)
+                  embeddings=own_vectors, mode=mode)
     )  # fmt: skip
     return rows
 
@@ -185,12 +193,15 @@ def plain_row(
     if not own_embeddings:
         command += ["--embeddings", str(embeddings)]
     elif size == "full":
-        command += ["--embed-sample", str(PLAIN_EMBED_SAMPLE), "--reference-cache", str(REFERENCE_CACHE)]
+        command += ["--embed-sample", str(PLAIN_EMBED_SAMPLE)]
+        command += ["--embeddings", str(embeddings)] if embeddings else ["--reference-cache", str(REFERENCE_CACHE)]
     seconds, peak = timed(command)
     plain = json.loads(result_path.read_text())
     if own_embeddings:
         system = "plain BERTopic" + (f" (embed scaled from {PLAIN_EMBED_SAMPLE})" if plain["embed_scaled_from_sample"]
                                      else "")  # fmt: skip
+        if embeddings:
+            system += f", clustering papertopics' {mode} vectors"
     else:
         system = f"plain BERTopic on papertopics' {mode} embeddings (no embed step)"
     return {
@@ -230,6 +241,11 @@ def main() -> None:
         "--modes", nargs="+", default=["quality", "preview"], choices=["quality", "preview"],
         help="papertopics embedding modes to time; plain BERTopic runs after the first mode",
     )  # fmt: skip
+    parser.add_argument(
+        "--reference-vectors", action="store_true",
+        help="at full size, plain BERTopic clusters its own fp32 vectors (a cache filled once: ~50 min) instead of "
+        "papertopics' vectors",
+    )  # fmt: skip
     args = parser.parse_args()
     daily_files()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -237,7 +253,12 @@ def main() -> None:
     for size in args.sizes:
         corpus = "arxiv-kaggle-2000" if size == "kaggle" else "arxiv-daily-cs"
         for index, mode in enumerate(args.modes):
-            rows += [{"corpus": corpus, **row} for row in bench_size(size, preview=mode == "preview", plain=index == 0)]
+            rows += [
+                {"corpus": corpus, **row}
+                for row in bench_size(
+                    size, preview=mode == "preview", plain=index == 0, reference_vectors=args.reference_vectors
+                )
+            ]
         print_table(rows)
         sys.stdout.flush()
     (WORK / "compare.json").write_text(json.dumps(rows, indent=2))

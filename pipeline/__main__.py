@@ -4,4 +4,6 @@ import sys
 
 from pipeline.cli import main
 
-sys.exit(main())
+# Guarded: a process spawned by the run (the cluster stage's map layout) imports this module too.
+if __name__ == "__main__":
+    sys.exit(main())

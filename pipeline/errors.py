@@ -30,6 +30,10 @@ class OutputError(PapertopicsError):
     """The output folder cannot be written: disk full, read-only, a file where a folder should be."""
 
 
+class WorkerDiedError(PapertopicsError):
+    """A process computing part of a stage died without a result (killed, out of memory)."""
+
+
 class RunLockedError(PapertopicsError):
     """Another papertopics process is writing to the same output folder."""
 

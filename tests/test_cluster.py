@@ -59,3 +59,29 @@ def test_same_seed_same_result_and_uniform_noise_is_one_topic():
 
 def test_auto_min_cluster_size_grows_with_the_corpus():
     assert [auto_min_cluster_size(n) for n in (1, 23, 64, 2000, 75000)] == [3, 3, 3, 15, 91]
+
+
+@pytest.mark.slow
+def test_the_map_laid_out_in_a_second_process_is_the_same_map():
+    # Above EXACT_KNN_LIMIT, so the spawned process starts after pynndescent's numba threads have run.
+    embeddings, truth = blobs(900, 5, dim=32)
+    here = cluster_papers(embeddings, ClusterConfig(), seed=11, parallel_layout=False)
+    beside = cluster_papers(embeddings, ClusterConfig(), seed=11, parallel_layout=True)
+    np.testing.assert_array_equal(here.layout, beside.layout)
+    np.testing.assert_array_equal(here.reduced, beside.reduced)
+    np.testing.assert_array_equal(here.labels, beside.labels)
+    # The map really is a layout of these papers, not zeros: each blob's points sit together.
+    spread = np.mean([here.layout[truth == blob].std(axis=0).mean() for blob in range(5)])
+    assert spread < 0.2 * here.layout.std(axis=0).mean()
+
+
+def test_a_spawned_process_that_dies_is_one_clear_error_not_a_hang():
+    import functools
+    import os
+
+    from pipeline.errors import WorkerDiedError
+    from pipeline.parallel import built_beside
+
+    with built_beside(functools.partial(os._exit, 9), "spawn", what="the 2-D map layout") as layout:
+        with pytest.raises(WorkerDiedError, match=r"2-D map layout ended without a result \(exit code 9"):
+            layout()

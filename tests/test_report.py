@@ -20,9 +20,10 @@ import plotly.offline
 import pytest
 
 from pipeline.config import ReportConfig
+from pipeline.errors import WorkerDiedError
+from pipeline.parallel import built_beside, fork_available
 from pipeline.report import build_report, figures, views
 from pipeline.report.csv_export import csv_table, topic_csv_path, topic_number_width
-from pipeline.report.parallel import built_beside, fork_available
 from pipeline.report.text import safe_url
 from pipeline.schema import HIERARCHY_COLUMNS, PAPER_COLUMNS
 
@@ -801,5 +802,5 @@ def test_a_forked_process_that_dies_is_an_error_not_a_hang():
     def dies() -> dict:
         os._exit(3)
 
-    with built_beside(dies, use_fork=True) as result, pytest.raises(RuntimeError, match="exit code 3"):
+    with built_beside(dies, "fork") as result, pytest.raises(WorkerDiedError, match="exit code 3"):
         result()

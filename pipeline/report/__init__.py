@@ -21,10 +21,10 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import ReportConfig
+from pipeline.parallel import built_beside
 from pipeline.report import figures, pages, views
 from pipeline.report.csv_export import paper_csvs, topic_csv_path, topic_number_width, topics_csv
 from pipeline.report.hierarchy import dendrogram
-from pipeline.report.parallel import built_beside
 from pipeline.report.tables import (
     has_coarse_level,
     join_tables,
@@ -38,7 +38,7 @@ from pipeline.report.timeline import build_timeline, trends
 __all__ = ["build_report", "join_tables"]
 
 # From this many papers the map and the charts are built in a forked process beside the rest
-# (see pipeline/report/parallel.py): 1 s saved at 75,000 papers; a fork costs more than it
+# (see pipeline/parallel.py): 1 s saved at 75,000 papers; a fork costs more than it
 # saves for a few thousand papers.
 FORK_MIN_PAPERS = 20_000
 
@@ -110,7 +110,8 @@ def build_report(
         return {"map.html": views.map_page(report), "topics.html": views.charts_page(report)}
 
     # The two halves take about as long at 75,000 papers (1.7 s each on this 2-core machine).
-    with built_beside(map_and_charts, use_fork=len(joined) >= fork_min_papers) as pages_built_beside:
+    start_method = "fork" if len(joined) >= fork_min_papers else None
+    with built_beside(map_and_charts, start_method) as pages_built_beside:
         csv_paths = dict(zip(topics["topic"].astype(int), topics["csv"], strict=True))
         files["papers.csv"], topic_files = paper_csvs(joined, csv_paths)
         files["topics.csv"] = topics_csv(

@@ -1,0 +1,97 @@
+"""One part of a stage's work computed in a second process while this one does the rest.
+
+Two places use it, both because 2 cores are there and one of them would sit idle:
+
+- the report is mostly Python (templates, JSON) and holds the GIL, so threads cannot share its
+  work; a *forked* child can, without copying the tables it reads (the child sees the parent's
+  memory as it was at the fork). Forking is used only where it is the platform's own start
+  method (Linux): macOS and Windows spawn fresh interpreters, which would have to be sent every
+  table, and forking on macOS is unsafe with its system libraries;
+- the cluster stage's 2-D map layout (seeded UMAP optimises on one core) runs in a *spawned*
+  child beside the 5-D layout and HDBSCAN: numba's OpenMP threads, started by the neighbour
+  search, do not survive a fork, and the arrays it needs are small enough to send.
+
+With no start method the part is built in this process, with the same result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, TypeVar
+
+from pipeline.errors import WorkerDiedError
+
+Result = TypeVar("Result")
+CHILD_POLL_S = 0.5  # how often a waiting parent checks that its child is still alive
+StartMethod = Literal["fork", "spawn"]
+
+
+def fork_available() -> bool:
+    """True where a forked child can build part of the work (Linux)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+@contextlib.contextmanager
+def built_beside(
+    build: Callable[[], Result], start_method: StartMethod | None, what: str = "part of the report"
+) -> Iterator[Callable[[], Result]]:
+    """Start ``build()`` in a child process; the ``with`` block gets a function that waits for its result.
+
+    ``start_method`` None runs ``build()`` at once in this process; "fork" falls back to that
+    where :func:`fork_available` is false; "spawn" needs a picklable ``build`` (a module-level
+    function or a ``functools.partial`` of one). An exception raised by ``build`` in the child
+    is raised again by the waiting function; a child that dies without a result (killed, out of
+    memory) raises :class:`WorkerDiedError` naming ``what`` it was computing. Leaving the block
+    early (an error in the parent's own part) stops the child.
+    """
+    if start_method is None or (start_method == "fork" and not fork_available()):
+        result = build()
+        yield lambda: result
+        return
+    context = multiprocessing.get_context(start_method)
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_run_and_send, args=(build, sender), daemon=True)
+    child.start()
+    sender.close()  # the child holds the sending end now: EOF here means it is gone
+
+    def died() -> WorkerDiedError:
+        child.join()
+        return WorkerDiedError(
+            f"the process computing {what} ended without a result (exit code {child.exitcode}; "
+            "killed, or out of memory?); run again to resume from the last finished stage"
+        )
+
+    def wait() -> Result:
+        # Polled, not a bare recv(): a copy of the sending end left open in this process (the
+        # spawn machinery duplicates it) would keep recv() from ever seeing the child's death.
+        while not receiver.poll(CHILD_POLL_S):
+            if not child.is_alive() and not receiver.poll(0):
+                raise died()
+        try:
+            status, payload = receiver.recv()
+        except EOFError:
+            raise died() from None
+        child.join()
+        if status == "error":
+            raise payload
+        return payload
+
+    try:
+        yield wait
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.terminate()
+            child.join()
+
+
+def _run_and_send(build: Callable[[], Any], sender: Any) -> None:
+    try:
+        result = ("ok", build())
+    except Exception as exc:  # sent to the parent, which raises it
+        result = ("error", exc)
+    sender.send(result)
+    sender.close()
