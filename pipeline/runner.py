@@ -42,6 +42,7 @@ from pipeline.store import (
     json_to_bytes,
     sha256_bytes,
     stage_cache_key,
+    stored_keys,
     table_to_bytes,
 )
 
@@ -299,7 +300,7 @@ def _cached_tokens(store: ArtifactStore, texts: list[str]) -> tuple[Any, str]:
     parts = cache.shards()
     known: set[bytes] = set()
     for shard_keys, _ in parts:
-        known.update(shard_keys.tolist())
+        known.update(stored_keys(shard_keys))
     missing = list(dict.fromkeys(key for key in keys if key not in known))
     if missing:
         text_of = dict(zip(keys, texts, strict=True))

@@ -342,6 +342,18 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+TEXT_KEY_BYTES = 16
+
+
+def stored_keys(array: np.ndarray) -> list[bytes]:
+    """The text keys of a cache shard's ``S16`` array, each its full 16 bytes.
+
+    numpy drops trailing NUL bytes when it turns an ``S16`` value into ``bytes``: about one
+    key in 256 ends in one, and would never match its text again (re-embedded every run).
+    """
+    return [key.ljust(TEXT_KEY_BYTES, b"\0") for key in array.tolist()]
+
+
 class EmbeddingCache:
     """Vectors keyed by (model key, text hash), stored as append-only shards of .npz files.
 
@@ -354,7 +366,7 @@ class EmbeddingCache:
 
     @staticmethod
     def text_key(text: str) -> bytes:
-        return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+        return hashlib.sha256(text.encode("utf-8")).digest()[:TEXT_KEY_BYTES]
 
     def lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
         """Cached vectors for the keys that have one."""
@@ -363,7 +375,7 @@ class EmbeddingCache:
         for shard in sorted(self.folder.glob("shard-*.npz")):
             with np.load(shard, allow_pickle=False) as content:
                 shard_keys, vectors = content["keys"], content["vectors"]
-            for row, key in enumerate(shard_keys.tolist()):
+            for row, key in enumerate(stored_keys(shard_keys)):
                 if key in wanted and key not in found:
                     found[key] = vectors[row]
         return found

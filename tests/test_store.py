@@ -139,6 +139,46 @@ def test_embedding_cache_returns_what_was_added(tmp_path):
     assert EmbeddingCache(tmp_path, "model-b").lookup(keys) == {}  # keyed by model too
 
 
+def texts_whose_key_ends_in_nul(count: int) -> list[str]:
+    """Texts whose 16-byte cache key ends in a NUL byte (numpy's S16 drops it when read back)."""
+    found, i = [], 0
+    while len(found) < count:
+        text = f"paper number {i}"
+        if EmbeddingCache.text_key(text).endswith(b"\0"):
+            found.append(text)
+        i += 1
+    return found
+
+
+def test_a_text_whose_key_ends_in_a_nul_byte_is_found_again(tmp_path):
+    texts = [*texts_whose_key_ends_in_nul(2), "an ordinary text"]
+    keys = [EmbeddingCache.text_key(text) for text in texts]
+    cache = EmbeddingCache(tmp_path, "model-a")
+    cache.add(keys, np.eye(3, dtype=np.float32))
+    found = cache.lookup(keys)
+    assert set(found) == set(keys)
+    np.testing.assert_array_equal(found[keys[0]], [1, 0, 0])
+
+
+def test_a_text_whose_key_ends_in_a_nul_byte_is_tokenised_once(tmp_path, monkeypatch):
+    import pipeline.runner as runner
+    from pipeline.runner import _cached_tokens
+    from pipeline.terms import tokenize_texts
+
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    texts = [*texts_whose_key_ends_in_nul(1), "graph neural networks"]
+    _cached_tokens(store, texts)
+    tokenised: list[list[str]] = []
+
+    def counting(batch):
+        tokenised.append(list(batch))
+        return tokenize_texts(batch)
+
+    monkeypatch.setattr("pipeline.terms.tokenize_texts", counting)
+    assert runner._cached_tokens(store, [*texts, "protein folding"])[0] is not None
+    assert tokenised == [["protein folding"]]
+
+
 def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_run(tmp_path, monkeypatch):
     from pipeline.runner import _cached_tokens
     from pipeline.store import TokenCache
