@@ -85,7 +85,15 @@ def main() -> int:
 
     from sklearn.metrics import adjusted_rand_score
 
-    from pipeline.cluster import _hdbscan, _nearest_neighbours, _umap, auto_min_cluster_size, auto_min_samples
+    from pipeline.cluster import (
+        _nearest_neighbours,
+        _umap,
+        auto_min_cluster_size,
+        auto_min_samples,
+        hdbscan_labels,
+        largest_cluster_allowed,
+    )
+    from pipeline.config import ClusterConfig
 
     vectors = np.load(embeddings)
     if args.sample:
@@ -102,7 +110,9 @@ def main() -> int:
         ("UMAP to 2-D building its own graph (before)", f"{umap2_own_s:.1f}"),
     ]
     min_cluster_size = auto_min_cluster_size(n)
-    labels, hdbscan_s = timed(_hdbscan, reduced, min_cluster_size, auto_min_samples(min_cluster_size))
+    max_cluster_size = largest_cluster_allowed(n, min_cluster_size, ClusterConfig().max_topic_share)
+    labels, hdbscan_s = timed(hdbscan_labels, reduced, min_cluster_size, auto_min_samples(min_cluster_size),
+                              max_cluster_size)  # fmt: skip
     rows.append((f"HDBSCAN, hdbscan package (used): {labels.max() + 1} clusters", f"{hdbscan_s:.1f}"))
     try:
         import fast_hdbscan

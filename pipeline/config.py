@@ -102,6 +102,7 @@ class ClusterConfig(_Strict):
     min_cluster_size: Annotated[int, Field(ge=2)] | Literal["auto"] = "auto"
     min_samples: PositiveInt | Literal["auto"] = "auto"
     map_min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    max_topic_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     incremental: bool = True
     incremental_max_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
 

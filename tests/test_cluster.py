@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.cluster import MIN_PAPERS_TO_CLUSTER, auto_min_cluster_size, cluster_papers
+from pipeline.cluster import (
+    CLUSTER_CAP_FLOOR,
+    MIN_PAPERS_TO_CLUSTER,
+    auto_min_cluster_size,
+    cluster_papers,
+    hdbscan_labels,
+    largest_cluster_allowed,
+)
 from pipeline.config import ClusterConfig
 
 
@@ -85,3 +92,37 @@ def test_a_spawned_process_that_dies_is_one_clear_error_not_a_hang():
     with built_beside(functools.partial(os._exit, 9), "spawn", what="the 2-D map layout") as layout:
         with pytest.raises(WorkerDiedError, match=r"2-D map layout ended without a result \(exit code 9"):
             layout()
+
+
+def touching_groups(separation: float, seed: int) -> np.ndarray:
+    """Ten dense groups of 150 points in a row, `separation` apart, and one far group of 30."""
+    rng = np.random.default_rng(seed)
+    row = [np.array([separation * i, 0, 0, 0, 0]) + rng.normal(0, 0.5, (150, 5)) for i in range(10)]
+    far = rng.normal(0, 0.3, (30, 5)) + np.array([0, 40, 0, 0, 0])
+    return np.vstack([*row, far])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_topic_share_cap_stops_one_cluster_of_nearly_everything(seed):
+    points = touching_groups(3.0, seed)
+    uncapped = hdbscan_labels(points, 20, 5)
+    # Excess of mass keeps the row of touching groups as one cluster: the failure the cap is for.
+    assert np.bincount(uncapped[uncapped >= 0]).max() > 0.9 * len(points)
+    cap = largest_cluster_allowed(len(points), 20, ClusterConfig().max_topic_share)
+    capped = hdbscan_labels(points, 20, 5, cap)
+    assert np.bincount(capped[capped >= 0]).max() <= cap
+    assert capped.max() + 1 >= 8  # the groups inside come back as topics
+
+
+def test_the_cap_leaves_well_separated_groups_alone():
+    points = touching_groups(4.0, 0)
+    cap = largest_cluster_allowed(len(points), 20, 0.2)
+    assert np.array_equal(hdbscan_labels(points, 20, 5), hdbscan_labels(points, 20, 5, cap))
+
+
+def test_the_cap_is_a_share_with_a_floor_and_can_be_switched_off():
+    assert largest_cluster_allowed(10_000, 33, 0.2) == 2_000
+    assert largest_cluster_allowed(64, 3, 0.2) == CLUSTER_CAP_FLOOR  # a small pile keeps its big topic
+    assert largest_cluster_allowed(10_000, 33, 1.0) == 0  # HDBSCAN's "no cap"
+    with pytest.raises(ValueError):
+        ClusterConfig(max_topic_share=0.0)
