@@ -123,6 +123,7 @@ class LabelConfig(_Strict):
     ngram_max: Annotated[int, Field(ge=1, le=3)] = 2
     extra_stop_words: list[str] = Field(default_factory=list)
     keyword_min_papers: PositiveInt | Literal["auto"] = "auto"
+    reduce_frequent_words: bool = True
     representation: Representation = "none"
     mmr_diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     name_phrases: Annotated[int, Field(ge=1, le=4)] = 2

@@ -18,6 +18,7 @@ centroid.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections import Counter
@@ -143,7 +144,10 @@ def label_topics(
     if config.representation == "none":
         counts = term_counts_for(tokens, config) if counts is None else counts
         topics_per_paper, keywords, group_words = _ctfidf_keywords(
-            counts, labels, config, class_weights_of or class_weights
+            counts,
+            labels,
+            config,
+            class_weights_of,
         )
     else:
         topics_per_paper, keywords, group_words = _bertopic_keywords(
@@ -259,7 +263,9 @@ def term_counts_for(tokens: TokenizedTexts, config: LabelConfig) -> TermCounts:
     return term_counts(tokens, stop_words(config), config.ngram_max)
 
 
-def class_weights(counts: TermCounts, topic_per_paper: np.ndarray) -> sparse.csr_matrix:
+def class_weights(
+    counts: TermCounts, topic_per_paper: np.ndarray, reduce_frequent_words: bool = True
+) -> sparse.csr_matrix:
     """c-TF-IDF, ndarray-like of shape (n_topics, n_terms): one row per topic id in sorted order (-1 first)."""
     classes = np.unique(topic_per_paper)
     # Integer ones, as the counts: a float membership matrix makes scipy copy every count to float first.
@@ -270,14 +276,14 @@ def class_weights(counts: TermCounts, topic_per_paper: np.ndarray) -> sparse.csr
         ),
         shape=(len(classes), len(topic_per_paper)),
     )
-    return class_tfidf(membership @ counts.matrix)
+    return class_tfidf(membership @ counts.matrix, reduce_frequent_words)
 
 
 def _ctfidf_keywords(
     counts: TermCounts,
     cluster_labels: np.ndarray,
     config: LabelConfig,
-    class_weights_of: Callable[[TermCounts, np.ndarray], sparse.csr_matrix] = class_weights,
+    class_weights_of: Callable[[TermCounts, np.ndarray], sparse.csr_matrix] | None = None,
 ) -> tuple[np.ndarray, dict[int, list[tuple[str, float]]], Callable[[list[int]], list[str]]]:
     """What ``_bertopic_keywords`` returns with representation "none", from a cached count matrix.
 
@@ -290,6 +296,8 @@ def _ctfidf_keywords(
     if counts.matrix.shape[1] == 0:
         log.warning("no keyword survived the stop words; topics are left without keywords")
         return topics, {}, lambda _leaves: []
+    if class_weights_of is None:
+        class_weights_of = functools.partial(class_weights, reduce_frequent_words=config.reduce_frequent_words)
     weights = class_weights_of(counts, topics)
     min_papers = keyword_min_papers(config, len(topics))
     if min_papers > 1:
@@ -385,7 +393,7 @@ def _bertopic_keywords(
         umap_model=BaseDimensionalityReduction(),
         hdbscan_model=BaseCluster(),
         vectorizer_model=vectorizer,
-        ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=True),
+        ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=config.reduce_frequent_words),
         representation_model=representation,
         top_n_words=config.n_keywords,
         calculate_probabilities=False,

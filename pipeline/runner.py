@@ -259,7 +259,9 @@ def _run_label(context: RunContext) -> StageResult:
         word_embedder,
         tokens=tokens,
         counts=counts,
-        class_weights_of=lambda counts, topics: _cached_class_weights(store, counts, counts_key, topics),
+        class_weights_of=lambda counts, topics: _cached_class_weights(
+            store, counts, counts_key, topics, config.label.reduce_frequent_words
+        ),
     )
     topics = result.topics
     if config.label.llm.enabled:
@@ -336,7 +338,9 @@ def _cached_term_counts(store: ArtifactStore, tokens: Any, key: str, config: Run
     return counts
 
 
-def _cached_class_weights(store: ArtifactStore, counts: Any, counts_key: str, topic_per_paper: np.ndarray) -> Any:
+def _cached_class_weights(
+    store: ArtifactStore, counts: Any, counts_key: str, topic_per_paper: np.ndarray, reduce_frequent_words: bool
+) -> Any:
     """The c-TF-IDF matrix, reused while the term counts and every paper's topic stay."""
     from pipeline.label import CLASS_WEIGHTS_VERSION, class_weights
 
@@ -345,12 +349,13 @@ def _cached_class_weights(store: ArtifactStore, counts: Any, counts_key: str, to
             "counts": counts_key,
             "topics": sha256_bytes(array_to_bytes(topic_per_paper)),
             "version": CLASS_WEIGHTS_VERSION,
+            "reduce_frequent_words": reduce_frequent_words,
         }
     )
     cache = ClassWeightsCache(store.cache_dir)
     weights = cache.get(key)
     if weights is None:
-        weights = class_weights(counts, topic_per_paper)
+        weights = class_weights(counts, topic_per_paper, reduce_frequent_words)
         cache.put(key, weights)
     return weights
 

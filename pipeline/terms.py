@@ -244,12 +244,13 @@ def term_counts(texts: TokenizedTexts, stop_words: Collection[str], ngram_max: i
     return TermCounts(matrix, texts.vocabulary, tuple(blocks))
 
 
-def class_tfidf(class_counts: sparse.csr_matrix) -> sparse.csr_matrix:
+def class_tfidf(class_counts: sparse.csr_matrix, reduce_frequent_words: bool = True) -> sparse.csr_matrix:
     """c-TF-IDF of a (n_classes, n_terms) count matrix, as BERTopic computes it.
 
-    That is ``ClassTfidfTransformer(reduce_frequent_words=True)`` (a test compares them): the
-    sqrt of the l1-normalised term frequency in the class, times log(1 + A / f(t)), where A is
-    the mean number of words per class and f(t) the term's frequency over all classes.
+    That is ``ClassTfidfTransformer(reduce_frequent_words=...)`` (a test compares them): the
+    l1-normalised term frequency in the class (its square root when ``reduce_frequent_words``),
+    times log(1 + A / f(t)), where A is the mean number of words per class and f(t) the term's
+    frequency over all classes.
     """
     counts = sparse.csr_matrix(class_counts, dtype=np.float64)
     frequency = np.asarray(counts.sum(axis=0)).ravel()
@@ -259,7 +260,10 @@ def class_tfidf(class_counts: sparse.csr_matrix) -> sparse.csr_matrix:
     totals = np.asarray(counts.sum(axis=1)).ravel()
     # Element-wise on the stored values: sparse diagonal products cost 10x more at 5M values.
     row_of_value = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-    data = np.sqrt(counts.data / totals[row_of_value]) * idf[counts.indices]
+    frequency_in_class = counts.data / totals[row_of_value]
+    if reduce_frequent_words:
+        frequency_in_class = np.sqrt(frequency_in_class)
+    data = frequency_in_class * idf[counts.indices]
     return sparse.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
 

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -122,6 +123,20 @@ def test_label_reruns_tokenise_only_new_texts_and_reuse_term_counts(tmp_path, se
     assert run(seed_pages[:1], n_keywords=8) == (0, 0)  # a label setting: cached tokens and counts
     assert run(seed_pages, n_keywords=8) == (41, 1)  # a new page: its papers only; new texts, new counts
     assert run(seed_pages, n_keywords=8, extra_stop_words=["agent"]) == (0, 1)  # other stop words: recount
+
+
+def test_cached_class_weights_follow_reduce_frequent_words(tmp_path, seed_pages):
+    def weights(reduce_frequent_words: bool) -> list[list[float]]:
+        label = {"reduce_frequent_words": reduce_frequent_words}
+        config = load_config(make_config(tmp_path, [str(seed_pages[0])], name="tfidf", label=label))
+        run_pipeline(config, until="label")
+        topics = pd.read_parquet(tmp_path / "out" / "tfidf" / "04_label" / "topics.parquet")
+        return [list(row) for row in topics["keyword_weights"]]
+
+    reduced = weights(True)
+    linear = weights(False)  # a cache keyed without the setting would hand back the square-root weights
+    assert linear != reduced
+    assert weights(True) == reduced
 
 
 def write_table(path: Path, rows: list[tuple[str, str]]) -> Path:

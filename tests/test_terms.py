@@ -55,7 +55,8 @@ def test_without_drops_only_stop_words_and_keeps_text_boundaries():
     assert [kept.words(i) for i in range(3)] == [["graph", "protein"], [], []]
 
 
-def test_class_tfidf_equals_bertopic():
+@pytest.mark.parametrize("reduce_frequent_words", [True, False])
+def test_class_tfidf_equals_bertopic(reduce_frequent_words):
     from bertopic.vectorizers import ClassTfidfTransformer
 
     rng = np.random.default_rng(0)
@@ -64,16 +65,18 @@ def test_class_tfidf_equals_bertopic():
     counts[:, 1] += 1
     from scipy import sparse
 
-    expected = ClassTfidfTransformer(reduce_frequent_words=True).fit_transform(sparse.csr_matrix(counts))
-    ours = class_tfidf(sparse.csr_matrix(counts))
+    transformer = ClassTfidfTransformer(reduce_frequent_words=reduce_frequent_words)
+    expected = transformer.fit_transform(sparse.csr_matrix(counts))
+    ours = class_tfidf(sparse.csr_matrix(counts), reduce_frequent_words)
     assert np.allclose(ours.toarray(), expected.toarray())
 
 
-def test_keywords_equal_bertopic_route_on_unigrams():
+@pytest.mark.parametrize("reduce_frequent_words", [True, False])
+def test_keywords_equal_bertopic_route_on_unigrams(reduce_frequent_words):
     # BERTopic deletes every character but A-Za-z0-9 first ("3D-graph" -> "3Dgraph"): plain words only.
     texts = random_texts(7, n=60, odd_ones=False)
     labels = np.array([index % 3 - 1 for index in range(len(texts))])  # -1 is a class too
-    config = LabelConfig(ngram_max=1, representation="none")
+    config = LabelConfig(ngram_max=1, representation="none", reduce_frequent_words=reduce_frequent_words)
     tokens = tokenize_texts(texts)
     fast_topics, fast, _ = _ctfidf_keywords(term_counts_for(tokens, config), labels, config)
     slow_topics, slow, _ = _bertopic_keywords(texts, np.eye(len(texts)), labels, config, None)
