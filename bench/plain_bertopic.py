@@ -125,10 +125,17 @@ def main() -> None:
 
     from sklearn.metrics import normalized_mutual_info_score
 
+    from pipeline.config import LabelConfig
+    from pipeline.label import ABSTRACT_BOILERPLATE, stop_words
     from pipeline.metrics import diversity, npmi, top_words
 
     topics = np.asarray(topics)
-    words = [top_words([w for w, _ in topic_model.get_topic(t)]) for t in sorted(set(topics.tolist()) - {-1})]
+    listed = [[w for w, _ in topic_model.get_topic(t)] for t in sorted(set(topics.tolist()) - {-1})]
+    words = [top_words(topic_words) for topic_words in listed]
+    # papertopics never shows abstract boilerplate ("model", "results", "propose"), which is
+    # frequent and co-occurs with everything: plain BERTopic scored without it too, for a like comparison.
+    content_words = [top_words(topic_words, stop_words=set(stop_words(LabelConfig()))) for topic_words in listed]
+    boilerplate = sum(word in ABSTRACT_BOILERPLATE for topic in words for word in topic)
     result = {
         "timings": timings,
         "embed_scaled_from_sample": scaled,
@@ -139,6 +146,9 @@ def main() -> None:
         "nmi": float(normalized_mutual_info_score(papers["label"], topics)),
         "npmi": npmi(words, docs),
         "diversity": diversity(words),
+        "boilerplate_share": boilerplate / max(1, sum(len(topic) for topic in words)),
+        "npmi_without_boilerplate": npmi(content_words, docs),
+        "diversity_without_boilerplate": diversity(content_words),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     with open(args.result, "w") as handle:

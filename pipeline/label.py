@@ -38,6 +38,7 @@ from pipeline.terms import (
     TokenizedTexts,
     class_tfidf,
     phrase_followers,
+    phrase_spellings,
     term_counts,
     tokenize_texts,
 )
@@ -166,7 +167,12 @@ def label_topics(
         # Followers are counted on a sample of at most NAME_SAMPLE papers: a majority vote
         # needs no more, and the tree's root group holds every paper.
         sample = rows[:: max(1, -(-len(rows) // NAME_SAMPLE))]
-        return lambda phrase: complete_phrase(phrase, phrase_followers(tokens, sample, phrase.split()))
+
+        def name_phrase(phrase: str) -> str:
+            spelled = spell_phrase(phrase, phrase_spellings(tokens, sample, phrase.split()))
+            return complete_phrase(spelled, phrase_followers(tokens, sample, spelled.split()))
+
+        return name_phrase
 
     names = _unique_names(
         {topic: keywords.get(topic, []) for topic in topic_ids},
@@ -472,6 +478,21 @@ def _intertopic_positions(centroids: dict[int, np.ndarray]) -> dict[int, tuple[f
     return {topic: (float(round(x, 6)), float(round(y, 6))) for topic, (x, y) in zip(ids, coords, strict=True)}
 
 
+def spell_phrase(phrase: str, spellings: Counter[str]) -> str:
+    """The key phrase as the topic's texts write it: "chain thought" -> "chain of thought".
+
+    ``spellings`` (``pipeline.terms.phrase_spellings``) counts the phrase as found and with one
+    word between its words; the most used form wins when that word is a stop word (the only
+    kind the n-grams skipped) and it is used at least twice and more often than the phrase as found.
+    """
+    written = spellings.get(phrase, 0)
+    gapped = {form: n for form, n in spellings.items() if form != phrase and form.split()[1] in ENGLISH_STOP_WORDS}
+    if not gapped:
+        return phrase
+    best = max(gapped, key=lambda form: (gapped[form], form))
+    return best if gapped[best] >= 2 and gapped[best] > written else phrase
+
+
 def complete_phrase(phrase: str, followers: list[str]) -> str:
     """Extend a key phrase by the word that follows it in most of its uses.
 
@@ -490,6 +511,12 @@ def complete_phrase(phrase: str, followers: list[str]) -> str:
         return phrase
     best = max(uses, key=lambda word: (uses[word], word))
     return f"{phrase} {best}" if uses[best] * 2 > total and total >= 2 else phrase
+
+
+def _without_own_abbreviation(phrase: str) -> str:
+    """ "graph neural networks gnns" -> "graph neural networks": merged key phrases can end in their abbreviation."""
+    words = phrase.split()
+    return " ".join(words[:-1]) if len(words) > 2 and _abbreviates(words[-1], words[:-1]) else phrase
 
 
 def _abbreviates(word: str, phrase_words: list[str]) -> bool:
@@ -551,7 +578,7 @@ def topic_name(keywords: list[str], n_phrases: int, complete: Callable[[str], st
             break
     if not chosen:
         return ""
-    name = ", ".join(chosen)
+    name = ", ".join(_without_own_abbreviation(phrase) for phrase in chosen)
     return name[0].upper() + name[1:]
 
 

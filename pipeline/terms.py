@@ -19,6 +19,7 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -267,17 +268,41 @@ def class_tfidf(class_counts: sparse.csr_matrix, reduce_frequent_words: bool = T
     return sparse.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
 
+def _token_stream(texts: TokenizedTexts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The token ids of the texts ``rows`` one after another, and the row each token comes from."""
+    lengths = texts.lengths()[rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    gather = np.arange(offsets[-1], dtype=np.int64) + np.repeat(texts.offsets[:-1][rows] - offsets[:-1], lengths)
+    return texts.tokens[gather], np.repeat(np.arange(len(rows)), lengths)
+
+
+def phrase_spellings(texts: TokenizedTexts, rows: np.ndarray, phrase: Sequence[str]) -> Counter[str]:
+    """How often a two-word ``phrase`` is written as such and with one word between, in the texts ``rows``.
+
+    Stop words are removed before n-grams are counted, so "chain of thought" is counted as the
+    key phrase "chain thought": ``{"chain thought": 0, "chain of thought": 41}`` says how to write it.
+    """
+    spellings: Counter[str] = Counter()
+    ids = texts.ids_of(phrase)
+    if len(phrase) != 2 or (ids < 0).any():
+        return spellings
+    stream, text_of = _token_stream(texts, rows)
+    first, last = ids
+    adjacent = (stream[:-1] == first) & (stream[1:] == last) & (text_of[:-1] == text_of[1:])
+    spellings[" ".join(phrase)] = int(adjacent.sum())
+    gapped = np.flatnonzero((stream[:-2] == first) & (stream[2:] == last) & (text_of[:-2] == text_of[2:]))
+    for middle in texts.vocabulary[stream[gapped + 1]].tolist():
+        spellings[f"{phrase[0]} {middle} {phrase[1]}"] += 1
+    return spellings
+
+
 def phrase_followers(texts: TokenizedTexts, rows: np.ndarray, phrase: Sequence[str]) -> list[str]:
     """The word right after each use of ``phrase`` (its words adjacent, in order) in the texts ``rows``."""
     ids = texts.ids_of(phrase)
     if len(phrase) == 0 or (ids < 0).any():
         return []
-    lengths = texts.lengths()[rows]
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    gather = np.arange(offsets[-1], dtype=np.int64) + np.repeat(texts.offsets[:-1][rows] - offsets[:-1], lengths)
-    stream = texts.tokens[gather]
-    text_of = np.repeat(np.arange(len(rows)), lengths)
+    stream, text_of = _token_stream(texts, rows)
     n = len(ids)
     if len(stream) <= n:
         return []

@@ -8,9 +8,17 @@ import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from pipeline.config import LabelConfig
-from pipeline.label import ABSTRACT_BOILERPLATE, complete_phrase, label_topics, slugify, stop_words, topic_name
+from pipeline.label import (
+    ABSTRACT_BOILERPLATE,
+    complete_phrase,
+    label_topics,
+    slugify,
+    spell_phrase,
+    stop_words,
+    topic_name,
+)
 from pipeline.schema import PAPER_COLUMNS
-from pipeline.terms import phrase_followers, tokenize_texts
+from pipeline.terms import phrase_followers, phrase_spellings, tokenize_texts
 
 GRAPH = (
     "We propose a novel graph neural network for message passing on molecular graphs with graph neural network layers."
@@ -95,6 +103,31 @@ def test_name_prefers_phrases_and_completes_them_from_the_text():
     name = topic_name(["vision", "large language", "language", "visual"], 2, lambda p: complete_phrase(p, complete(p)))
     assert name == "Large language models, vision"
     assert len(name.split()) <= 5
+
+
+def test_key_phrases_get_back_the_stop_word_their_texts_write():
+    texts = ["chain of thought prompting helps", "a chain of thought is long", "chain of thought; chain thought"]
+    tokens = tokenize_texts(texts)
+    rows = np.arange(len(texts))
+    spellings = phrase_spellings(tokens, rows, ["chain", "thought"])
+    assert spellings == {"chain thought": 1, "chain of thought": 3}
+    assert spell_phrase("chain thought", spellings) == "chain of thought"
+    # Written as found more often, or the word between is no stop word, or one use only: kept as it is.
+    assert spell_phrase("chain thought", {"chain thought": 5, "chain of thought": 3}) == "chain thought"
+    assert spell_phrase("graph networks", {"graph networks": 0, "graph neural networks": 9}) == "graph networks"
+    assert spell_phrase("chain thought", {"chain thought": 0, "chain of thought": 1}) == "chain thought"
+    # Uses never span two papers.
+    across = tokenize_texts(["a long chain", "of thought"])
+    assert phrase_spellings(across, np.arange(2), ["chain", "thought"]) == {"chain thought": 0}
+
+
+def test_a_name_never_ends_a_phrase_with_its_own_abbreviation():
+    # Key phrases merge ("graph neural networks" + "networks gnns"); the merged phrase drops the abbreviation.
+    name = topic_name(["graph neural networks", "networks gnns", "node"], 2)
+    assert name == "Graph neural networks, node"
+    assert topic_name(["retrieval augmented generation rag", "sql"], 2) == "Retrieval augmented generation, sql"
+    assert topic_name(["speech recognition asr", "whisper"], 2) == "Speech recognition, whisper"
+    assert topic_name(["mixture of experts moe", "routing"], 2) == "Mixture of experts, routing"
 
 
 def test_phrase_followers_stay_within_a_paper():
