@@ -144,12 +144,7 @@ def label_topics(
         notes += [note] if note else []
     if config.representation == "none":
         counts = term_counts_for(tokens, config) if counts is None else counts
-        topics_per_paper, keywords, group_words = _ctfidf_keywords(
-            counts,
-            labels,
-            config,
-            class_weights_of,
-        )
+        topics_per_paper, keywords, group_words = _ctfidf_keywords(counts, labels, config, class_weights_of)
     else:
         topics_per_paper, keywords, group_words = _bertopic_keywords(
             paper_texts(papers), embeddings, labels, config, word_embedder
@@ -514,7 +509,7 @@ def complete_phrase(phrase: str, followers: list[str]) -> str:
 
 
 def _without_own_abbreviation(phrase: str) -> str:
-    """ "graph neural networks gnns" -> "graph neural networks": merged key phrases can end in their abbreviation."""
+    """Drop a merged key phrase's own abbreviation: "graph neural networks gnns" -> "graph neural networks"."""
     words = phrase.split()
     return " ".join(words[:-1]) if len(words) > 2 and _abbreviates(words[-1], words[:-1]) else phrase
 
