@@ -123,6 +123,7 @@ class LabelConfig(_Strict):
     ngram_max: Annotated[int, Field(ge=1, le=3)] = 2
     extra_stop_words: list[str] = Field(default_factory=list)
     keyword_min_papers: PositiveInt | Literal["auto"] = "auto"
+    keyword_min_share: Annotated[float, Field(ge=0.0, lt=1.0)] | Literal["auto"] = "auto"
     reduce_frequent_words: bool = True
     representation: Representation = "none"
     mmr_diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
@@ -132,6 +133,17 @@ class LabelConfig(_Strict):
     reduce_outliers: bool = True
     outlier_percentile: Annotated[float, Field(ge=0.0, le=50.0)] = 5.0
     llm: LLMConfig = LLMConfig()
+
+    @model_validator(mode="after")
+    def _min_share_needs_ctfidf_keywords(self) -> LabelConfig:
+        # BERTopic's representation models rank words over one joined document per topic:
+        # how many of a topic's papers hold a word is not known on that route.
+        if self.representation != "none" and self.keyword_min_share not in ("auto", 0.0):
+            raise ValueError(
+                f"keyword_min_share applies to representation 'none' only, not '{self.representation}': "
+                "leave it 'auto' (off there) or set it to 0"
+            )
+        return self
 
 
 class ReportConfig(_Strict):

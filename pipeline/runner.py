@@ -235,7 +235,7 @@ def _run_cluster(context: RunContext) -> StageResult:
 
 def _run_label(context: RunContext) -> StageResult:
     from pipeline.embed import load_backend
-    from pipeline.label import label_topics
+    from pipeline.label import keyword_min_share, label_topics
 
     store, config = context.store, context.config
     # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
@@ -260,7 +260,7 @@ def _run_label(context: RunContext) -> StageResult:
         tokens=tokens,
         counts=counts,
         class_weights_of=lambda counts, topics: _cached_class_weights(
-            store, counts, counts_key, topics, config.label.reduce_frequent_words
+            store, counts, counts_key, topics, config.label.reduce_frequent_words, keyword_min_share(config.label)
         ),
     )
     topics = result.topics
@@ -339,7 +339,12 @@ def _cached_term_counts(store: ArtifactStore, tokens: Any, key: str, config: Run
 
 
 def _cached_class_weights(
-    store: ArtifactStore, counts: Any, counts_key: str, topic_per_paper: np.ndarray, reduce_frequent_words: bool
+    store: ArtifactStore,
+    counts: Any,
+    counts_key: str,
+    topic_per_paper: np.ndarray,
+    reduce_frequent_words: bool,
+    min_topic_share: float,
 ) -> Any:
     """The c-TF-IDF matrix, reused while the term counts and every paper's topic stay."""
     from pipeline.label import CLASS_WEIGHTS_VERSION, class_weights
@@ -350,12 +355,13 @@ def _cached_class_weights(
             "topics": sha256_bytes(array_to_bytes(topic_per_paper)),
             "version": CLASS_WEIGHTS_VERSION,
             "reduce_frequent_words": reduce_frequent_words,
+            "min_topic_share": min_topic_share,
         }
     )
     cache = ClassWeightsCache(store.cache_dir)
     weights = cache.get(key)
     if weights is None:
-        weights = class_weights(counts, topic_per_paper, reduce_frequent_words)
+        weights = class_weights(counts, topic_per_paper, reduce_frequent_words, min_topic_share)
         cache.put(key, weights)
     return weights
 

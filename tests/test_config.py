@@ -69,6 +69,11 @@ def test_bare_input_paths_are_accepted():
         ("name: ../escape\ninputs: [papers.csv]\n", "key 'name'"),
         ("name: x\ninputs: [papers.csv\n", "not valid YAML"),
         ("- just\n- a list\n", "must be a YAML mapping"),
+        (
+            "name: x\ninputs: [papers.csv]\nlabel:\n  representation: mmr\n  keyword_min_share: 0.1\n",
+            "keyword_min_share applies to representation 'none' only",
+        ),
+        ("name: x\ninputs: [papers.csv]\nlabel:\n  keyword_min_share: 1.5\n", "key 'label.keyword_min_share'"),
     ],
 )
 def test_mistakes_give_one_line_naming_file_and_key(tmp_path, monkeypatch, text, expected):

@@ -171,6 +171,57 @@ def test_a_word_from_too_few_papers_is_never_a_keyword(representation):
     assert "graph neural" in keywords(2)  # a word in every paper of its topic stays
 
 
+def test_a_word_few_papers_of_its_topic_use_is_never_its_keyword():
+    # 10 graph papers, one of which repeats "zanzibarite": c-TF-IDF ranks it first, yet 1 paper in 10
+    # is not what the topic is about. "hypergraph" is in 3 of the 10.
+    texts = [GRAPH + f" variant {i}" for i in range(10)] + [SPEECH + f" variant {i}" for i in range(8)]
+    texts[0] += " zanzibarite" * 40
+    for index in (1, 2, 3):
+        texts[index] += " hypergraph" * 2
+    embeddings = np.concatenate([np.tile([1.0, 0.0], (10, 1)), np.tile([0.0, 1.0], (8, 1))])
+    labels = np.array([0] * 10 + [1] * 8)
+
+    def keywords(min_share):
+        config = LabelConfig(keyword_min_share=min_share, n_keywords=30)
+        topics = label_topics(toy_papers(texts), embeddings, labels, embeddings, config, None).topics
+        return list(topics.set_index("topic").loc[0, "keywords"])
+
+    without_bar = keywords(0.0)
+    assert without_bar[0] == "zanzibarite" and "hypergraph" in without_bar
+    assert "zanzibarite" in keywords(0.1)  # 1 of 10 papers is at the bar: kept
+    assert "zanzibarite" not in keywords(0.15)
+    assert "hypergraph" in keywords(0.3)  # 3 of 10: at the bar, kept
+    with_bar = keywords(0.35)
+    assert "zanzibarite" not in with_bar and "hypergraph" not in with_bar
+    assert "graph neural" in with_bar  # in every paper of its topic
+
+
+def test_class_weights_zero_exactly_the_terms_below_the_share_of_their_topic():
+    from pipeline.label import class_weights, term_counts_for
+
+    rng = np.random.default_rng(3)
+    words = [f"w{chr(97 + i)}" for i in range(12)]
+    texts = [" ".join(rng.choice(words, size=rng.integers(3, 15))) for _ in range(60)]
+    labels = rng.integers(-1, 4, size=60)
+    counts = term_counts_for(tokenize_texts(texts), LabelConfig(ngram_max=1))
+    plain = class_weights(counts, labels).toarray()
+    barred = class_weights(counts, labels, min_topic_share=0.3).toarray()
+    present = counts.matrix.toarray() > 0
+    for row, topic in enumerate(np.unique(labels)):
+        share = present[labels == topic].mean(axis=0)
+        expected = np.where(share >= 0.3, plain[row], 0.0)
+        assert barred[row] == pytest.approx(expected)
+    assert (barred == 0).sum() > (plain == 0).sum()  # the bar removed something
+
+
+def test_keyword_share_is_auto_on_the_ctfidf_route_only():
+    from pipeline.label import AUTO_KEYWORD_MIN_SHARE, keyword_min_share
+
+    assert keyword_min_share(LabelConfig()) == AUTO_KEYWORD_MIN_SHARE > 0
+    assert keyword_min_share(LabelConfig(keyword_min_share=0.25)) == 0.25
+    assert keyword_min_share(LabelConfig(representation="mmr")) == 0.0  # BERTopic's route cannot count papers
+
+
 def test_keyword_floor_is_auto_by_corpus_size():
     from pipeline.label import keyword_min_papers
 

@@ -125,18 +125,20 @@ def test_label_reruns_tokenise_only_new_texts_and_reuse_term_counts(tmp_path, se
     assert run(seed_pages, n_keywords=8, extra_stop_words=["agent"]) == (0, 1)  # other stop words: recount
 
 
-def test_cached_class_weights_follow_reduce_frequent_words(tmp_path, seed_pages):
-    def weights(reduce_frequent_words: bool) -> list[list[float]]:
-        label = {"reduce_frequent_words": reduce_frequent_words}
-        config = load_config(make_config(tmp_path, [str(seed_pages[0])], name="tfidf", label=label))
+@pytest.mark.parametrize(
+    ("setting", "default", "other"), [("reduce_frequent_words", True, False), ("keyword_min_share", 0.0, 0.4)]
+)
+def test_cached_class_weights_follow_their_settings(tmp_path, seed_pages, setting, default, other):
+    def keywords(value) -> list[list[tuple[str, float]]]:
+        config = load_config(make_config(tmp_path, [str(seed_pages[0])], name="tfidf", label={setting: value}))
         run_pipeline(config, until="label")
         topics = pd.read_parquet(tmp_path / "out" / "tfidf" / "04_label" / "topics.parquet")
-        return [list(row) for row in topics["keyword_weights"]]
+        return [list(zip(row.keywords, row.keyword_weights, strict=True)) for row in topics.itertuples()]
 
-    reduced = weights(True)
-    linear = weights(False)  # a cache keyed without the setting would hand back the square-root weights
-    assert linear != reduced
-    assert weights(True) == reduced
+    first = keywords(default)
+    changed = keywords(other)  # a cache keyed without the setting would hand back the first weights
+    assert changed != first
+    assert keywords(default) == first
 
 
 def write_table(path: Path, rows: list[tuple[str, str]]) -> Path:

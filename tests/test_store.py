@@ -213,10 +213,10 @@ def test_class_weights_are_reused_while_every_paper_keeps_its_topic(tmp_path, mo
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
     counts = term_counts(tokenize_texts(["graph neural networks", "graph networks", "speech recognition"]), [], 1)
     topics = np.array([0, 0, 1])
-    first = _cached_class_weights(store, counts, "counts-key", topics, True)
+    first = _cached_class_weights(store, counts, "counts-key", topics, True, 0.1)
     monkeypatch.setattr(label, "class_weights", lambda *args: pytest.fail("computed again"))
-    again = _cached_class_weights(store, counts, "counts-key", topics, True)
+    again = _cached_class_weights(store, counts, "counts-key", topics, True, 0.1)
     assert (again != first).nnz == 0 and again.shape == first.shape
     monkeypatch.undo()
-    moved = _cached_class_weights(store, counts, "counts-key", np.array([0, 1, 1]), True)  # a paper changed topic
+    moved = _cached_class_weights(store, counts, "counts-key", np.array([0, 1, 1]), True, 0.1)  # a paper changed topic
     assert (moved != first).nnz > 0

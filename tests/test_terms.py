@@ -76,7 +76,9 @@ def test_keywords_equal_bertopic_route_on_unigrams(reduce_frequent_words):
     # BERTopic deletes every character but A-Za-z0-9 first ("3D-graph" -> "3Dgraph"): plain words only.
     texts = random_texts(7, n=60, odd_ones=False)
     labels = np.array([index % 3 - 1 for index in range(len(texts))])  # -1 is a class too
-    config = LabelConfig(ngram_max=1, representation="none", reduce_frequent_words=reduce_frequent_words)
+    config = LabelConfig(
+        ngram_max=1, representation="none", reduce_frequent_words=reduce_frequent_words, keyword_min_share=0.0
+    )  # no share bar: BERTopic has none
     tokens = tokenize_texts(texts)
     fast_topics, fast, _ = _ctfidf_keywords(term_counts_for(tokens, config), labels, config)
     slow_topics, slow, _ = _bertopic_keywords(texts, np.eye(len(texts)), labels, config, None)
