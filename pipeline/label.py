@@ -552,7 +552,14 @@ def complete_phrase(phrase: str, followers: list[str]) -> str:
     excluded = (ENGLISH_STOP_WORDS | ABSTRACT_BOILERPLATE) - NAME_TAIL_WORDS
     words = phrase.split()
     uses = Counter(followers)
-    uses = Counter({word: n for word, n in uses.items() if word not in excluded and not _abbreviates(word, words)})
+    # Nor in a word it already holds: "remote photoplethysmography remote" (the next sentence's start).
+    uses = Counter(
+        {
+            word: n
+            for word, n in uses.items()
+            if word not in excluded and word not in words and not _abbreviates(word, words)
+        }
+    )
     total = uses.total()
     if not total:
         return phrase

@@ -21,8 +21,8 @@ first 10 unique words are the topic's top 10.
 
 **Tokenisation.** Texts and keywords go through the same steps (:func:`tokenize`):
 lowercase, then the label stage's token pattern (words of two or more characters that start
-with a letter; digits and underscores are no words), then English stop words (scikit-learn's
-list) are dropped, as OCTIS' preprocessed reference corpora have none. Keywords never hold
+with a letter; digits, underscores and LaTeX commands other than Greek letters are no words),
+then English stop words (scikit-learn's list) are dropped, as OCTIS' preprocessed reference corpora have none. Keywords never hold
 stop words (the label stage removes them before c-TF-IDF), so nothing is lost there.
 
 **Differences from OCTIS and the BERTopic evaluation code**, all for topics OCTIS would
@@ -61,9 +61,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOP_K = 10
-# The label stage's TOKEN_PATTERN (pipeline/label.py; a test keeps the two equal). Not
-# imported from there: the label stage imports this module.
-WORD_PATTERN = r"(?u)\b[^\W\d_][^\W_]+\b"
+# The label stage's TOKEN_PATTERN (pipeline/terms.py; a test keeps the two equal): words, not
+# LaTeX commands, but Greek letters. Not imported from there: terms loads pandas and scipy.
+WORD_PATTERN = (
+    r"(?u)(?<!\\)\b[^\W\d_][^\W_]+\b|(?<=\\)(?:alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|"
+    r"iota|kappa|lambda|mu|nu|xi|omicron|pi|varpi|rho|varrho|sigma|varsigma|tau|upsilon|phi|varphi|chi|psi|omega)\b"
+)
 # For texts that are already tokens joined by spaces (the output of octis_preprocess).
 PRESPLIT_PATTERN = r"\S+"
 METRIC_KEYS = ("n_topics", "outlier_share", "largest_topic_share", "npmi", "diversity", "nmi", "ami", "ari")

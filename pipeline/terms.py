@@ -28,9 +28,16 @@ import pandas as pd
 from scipy import sparse
 
 # Words start with a letter and have two or more characters: keeps "3d", "2024" and "_" out.
-TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W_]+\b"
+# A LaTeX command is no word ("\mathbb{R}", "\textbf{...}", "\infty" gave keywords and names
+# such as "Linear codes, mathbb"), except a Greek letter, which physics abstracts name things
+# with ("Ly$\alpha$ galaxies", "$\pi\pi$ scattering"). Texts are lowercased first.
+GREEK_LETTERS = (
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi omicron pi "
+    "varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega"
+)
+TOKEN_PATTERN = r"(?u)(?<!\\)\b[^\W\d_][^\W_]+\b|(?<=\\)(?:" + GREEK_LETTERS.replace(" ", "|") + r")\b"
 # Bump when tokenize_texts would give other tokens for the same text (it keys the token cache).
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2
 # Bump when term_counts would count differently (it keys the cached document-term matrices).
 TERM_COUNTS_VERSION = 1
 # scikit-learn's English stop words (``sklearn.feature_extraction.text.ENGLISH_STOP_WORDS``; a

@@ -99,6 +99,12 @@ def test_name_prefers_phrases_and_completes_them_from_the_text():
     # A short word that merely shares a letter pattern with the phrase still completes it.
     od = followers_in("object detection model and object detection model")
     assert complete_phrase("object detection", od("object detection")) == "object detection model"
+    # Nor a word the phrase holds, which is the next sentence's start more often than not.
+    rppg = followers_in("remote photoplethysmography. remote sensing; remote photoplethysmography remote heart")
+    assert rppg("remote photoplethysmography") == ["remote", "remote"]
+    assert complete_phrase("remote photoplethysmography", rppg("remote photoplethysmography")) == (
+        "remote photoplethysmography"
+    )
     complete = followers_in(text)
     name = topic_name(["vision", "large language", "language", "visual"], 2, lambda p: complete_phrase(p, complete(p)))
     assert name == "Large language models, vision"

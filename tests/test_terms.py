@@ -49,6 +49,14 @@ def test_term_counts_equal_countvectorizer(ngram_max):
     assert (expected[:, [column[name] for name in names]] != counts.matrix).nnz == 0
 
 
+def test_latex_commands_are_no_words_but_greek_letters_are():
+    text = r"Codes over $\mathbb{F}_q$, \textbf{Novel} Ly$\alpha$ emitters, $\pi\pi$ scattering at $\infty$ \alphabet"
+    assert tokenize_texts([text]).words(0) == [
+        "codes", "over", "novel", "ly", "alpha", "emitters", "pi", "pi", "scattering", "at"
+    ]  # fmt: skip
+    assert tokenize_texts(["text mid right prime dots"]).words(0) == ["text", "mid", "right", "prime", "dots"]
+
+
 def test_without_drops_only_stop_words_and_keeps_text_boundaries():
     tokens = tokenize_texts(["the graph of the protein", "", "the of"])
     kept = without(tokens, {"the", "of"})
