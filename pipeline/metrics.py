@@ -22,8 +22,9 @@ first 10 unique words are the topic's top 10.
 **Tokenisation.** Texts and keywords go through the same steps (:func:`tokenize`):
 lowercase, then the label stage's token pattern (words of two or more characters that start
 with a letter; digits, underscores and LaTeX commands other than Greek letters are no words),
-then English stop words (scikit-learn's list) are dropped, as OCTIS' preprocessed reference corpora have none. Keywords never hold
-stop words (the label stage removes them before c-TF-IDF), so nothing is lost there.
+then English stop words (scikit-learn's list) are dropped, as OCTIS' preprocessed reference
+corpora have none. Keywords never hold stop words (the label stage removes them before
+c-TF-IDF), so nothing is lost there.
 
 **Differences from OCTIS and the BERTopic evaluation code**, all for topics OCTIS would
 reject or score oddly:
