@@ -40,6 +40,7 @@ from pipeline.terms import (
     phrase_followers,
     phrase_spellings,
     term_counts,
+    token_stream,
     tokenize_texts,
 )
 from pipeline.topic_tree import auto_coarse_groups, cut_tree, hierarchy_table, linkage_matrix, merge_to_target
@@ -178,20 +179,26 @@ def label_topics(
     scores = _scores(embeddings, topics_per_paper, centroids)
     rows_of = {topic: np.flatnonzero(topics_per_paper == topic) for topic in topic_ids}
 
-    def completer(rows: np.ndarray) -> Callable[[str], str]:
-        # Followers are counted on a sample of at most NAME_SAMPLE papers: a majority vote
-        # needs no more, and the tree's root group holds every paper.
+    def writing(rows: np.ndarray) -> tuple[Callable[[str], str], Callable[[str], bool]]:
+        """How the texts ``rows`` write key phrases: a phrase completed, and whether a phrase is written."""
+        # Counted on a sample of at most NAME_SAMPLE papers: a majority vote needs no more, and
+        # the tree's root group holds every paper.
         sample = rows[:: max(1, -(-len(rows) // NAME_SAMPLE))]
+        stream = functools.cache(lambda: token_stream(tokens, sample))  # built once, when a phrase needs it
 
         def name_phrase(phrase: str) -> str:
-            spelled = spell_phrase(phrase, phrase_spellings(tokens, sample, phrase.split()))
-            return complete_phrase(spelled, phrase_followers(tokens, sample, spelled.split()))
+            spelled = spell_phrase(phrase, phrase_spellings(tokens, sample, phrase.split(), stream()))
+            return complete_phrase(spelled, phrase_followers(tokens, sample, spelled.split(), stream()))
 
-        return name_phrase
+        def written(phrase: str) -> bool:
+            words = phrase.split()
+            return words[-1] in phrase_followers(tokens, sample, words[:-1], stream())
+
+        return name_phrase, written
 
     names = _unique_names(
         {topic: keywords.get(topic, []) for topic in topic_ids},
-        {topic: completer(rows_of[topic]) for topic in topic_ids if topic != OUTLIER_TOPIC},
+        {topic: writing(rows_of[topic]) for topic in topic_ids if topic != OUTLIER_TOPIC},
         config.name_phrases,
     )
     positions = _intertopic_positions(centroids)
@@ -199,7 +206,7 @@ def label_topics(
 
     def name_group(leaves: list[int]) -> str:
         rows = np.sort(np.concatenate([rows_of[leaf] for leaf in leaves]))
-        return topic_name(group_words(leaves), config.name_phrases, completer(rows)) or names[leaves[0]]
+        return topic_name(group_words(leaves), config.name_phrases, *writing(rows)) or names[leaves[0]]
 
     hierarchy, coarse_of = _hierarchy(real_topics, centroids, config, name_group)
     coarse_names = {
@@ -580,13 +587,28 @@ def _abbreviates(word: str, phrase_words: list[str]) -> bool:
     word that follows the phrase: "reinforcement learning rl", "uncertainty quantification
     uq", "multimodal large language mllms" are not names a person writes. An abbreviation
     here starts or ends with the initials of the phrase's words (plural "s" aside) and has
-    at most two letters more ("training quantization" -> "ptq", post-training quantisation).
+    at most two letters more ("training quantization" -> "ptq", post-training quantisation),
+    or, up to 5 letters, takes its letters in order from the phrase's last words, the first
+    being a word's first letter and the last in a later word: "vits" (vision transformers),
+    "saes" (sparse autoencoders), "reid" (re identification).
     """
     initials = "".join(word[0] for word in phrase_words if word)
     core = word[:-1] if len(word) > 2 and word.endswith("s") else word
-    return (
-        len(initials) >= 2 and len(core) <= len(initials) + 2 and (core.startswith(initials) or core.endswith(initials))
-    )
+    if len(initials) >= 2 and len(core) <= len(initials) + 2 and (core.startswith(initials) or core.endswith(initials)):
+        return True
+    if not 2 <= len(core) <= 5:
+        return False
+    for index, first in enumerate(phrase_words[:-1]):
+        later = "".join(phrase_words[index + 1 :])
+        if first and core[0] == first[0] and core[-1] in later and _in_order(core[1:], first[1:] + later):
+            return True
+    return False
+
+
+def _in_order(letters: str, text: str) -> bool:
+    """Whether ``letters`` occur in ``text`` in this order, not necessarily adjacent."""
+    remaining = iter(text)
+    return all(letter in remaining for letter in letters)
 
 
 def _word_stem(word: str) -> str:
@@ -604,12 +626,19 @@ def _merge_overlap(first: str, second: str) -> str | None:
     return None
 
 
-def topic_name(keywords: list[str], n_phrases: int, complete: Callable[[str], str] | None = None) -> str:
+def topic_name(
+    keywords: list[str],
+    n_phrases: int,
+    complete: Callable[[str], str] | None = None,
+    written: Callable[[str], bool] | None = None,
+) -> str:
     """A short name from key phrases: 'Graph neural networks, message passing', never '3_the_of_and'.
 
     Multi-word phrases are preferred and completed by ``complete`` (from the topic's texts); overlapping
-    phrases are merged; a phrase that mostly repeats words already in the name is skipped
-    ("carbon nanotubes" then "walled carbon nanotubes"); the name stays within five words.
+    phrases are merged when ``written`` says the texts write the merged phrase ("long context" and
+    "context learning", from in-context learning, are no "long context learning"); a phrase that
+    mostly repeats words already in the name is skipped ("carbon nanotubes" then "walled carbon
+    nanotubes"); the name stays within five words.
     """
     ranked = [word for word in keywords[:8] if " " in word] + [word for word in keywords if " " not in word]
     ranked += [word for word in keywords[8:] if " " in word]
@@ -618,9 +647,11 @@ def topic_name(keywords: list[str], n_phrases: int, complete: Callable[[str], st
         if " " in phrase and complete is not None:
             phrase = complete(phrase)
         merged = next(((i, m) for i, c in enumerate(chosen) if (m := _merge_overlap(c, phrase))), None)
-        if merged is not None and len(merged[1].split()) <= 4:
+        if merged is not None and len(merged[1].split()) <= 4 and (written is None or written(merged[1])):
             chosen[merged[0]] = merged[1]
             continue
+        if " " not in phrase and any(_abbreviates(phrase, name.split()) for name in chosen):
+            continue  # "Vision transformers, vit" says one thing twice
         covered = {_word_stem(word) for name in chosen for word in name.split()}
         stems = [_word_stem(word) for word in phrase.split()]
         if sum(stem in covered for stem in stems) * 2 >= len(stems):
@@ -637,9 +668,15 @@ def topic_name(keywords: list[str], n_phrases: int, complete: Callable[[str], st
 
 
 def _unique_names(
-    keywords: dict[int, list[tuple[str, float]]], completers: dict[int, Callable[[str], str]], n_phrases: int
+    keywords: dict[int, list[tuple[str, float]]],
+    writings: dict[int, tuple[Callable[[str], str], Callable[[str], bool]]],
+    n_phrases: int,
 ) -> dict[int, str]:
-    """Names for every topic, unique within the run (largest topics choose first)."""
+    """Names for every topic, unique within the run (largest topics choose first).
+
+    ``writings``: per topic, how its texts complete a key phrase and whether they write one
+    (the ``complete`` and ``written`` of :func:`topic_name`).
+    """
     names: dict[int, str] = {}
     taken: set[str] = set()
     for topic in sorted(keywords, key=lambda t: (t == OUTLIER_TOPIC, t)):
@@ -647,11 +684,11 @@ def _unique_names(
             names[topic] = OUTLIER_NAME
             continue
         words = [word for word, _ in keywords[topic]]
-        name = topic_name(words, n_phrases, completers.get(topic)) or f"Topic {topic}"
+        name = topic_name(words, n_phrases, *writings.get(topic, (None, None))) or f"Topic {topic}"
         extra = n_phrases
         while name.casefold() in taken and extra < len(words):
             extra += 1
-            name = topic_name(words, extra, completers.get(topic)) or name
+            name = topic_name(words, extra, *writings.get(topic, (None, None))) or name
         if name.casefold() in taken:
             name = f"{name} ({topic})"
         names[topic] = name

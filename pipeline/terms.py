@@ -275,16 +275,25 @@ def class_tfidf(class_counts: sparse.csr_matrix, reduce_frequent_words: bool = T
     return sparse.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
 
-def _token_stream(texts: TokenizedTexts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The token ids of the texts ``rows`` one after another, and the row each token comes from."""
+def token_stream(texts: TokenizedTexts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The token ids of the texts ``rows`` one after another, and the row each token comes from.
+
+    The phrase functions below build it themselves; pass it to them (``stream=``) to build it once
+    for many phrases of the same texts.
+    """
     lengths = texts.lengths()[rows]
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     gather = np.arange(offsets[-1], dtype=np.int64) + np.repeat(texts.offsets[:-1][rows] - offsets[:-1], lengths)
-    return texts.tokens[gather], np.repeat(np.arange(len(rows)), lengths)
+    return texts.tokens[gather], np.repeat(np.arange(len(rows), dtype=np.int32), lengths)
 
 
-def phrase_spellings(texts: TokenizedTexts, rows: np.ndarray, phrase: Sequence[str]) -> Counter[str]:
+def phrase_spellings(
+    texts: TokenizedTexts,
+    rows: np.ndarray,
+    phrase: Sequence[str],
+    stream: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Counter[str]:
     """How often a two-word ``phrase`` is written as such and with one word between, in the texts ``rows``.
 
     Stop words are removed before n-grams are counted, so "chain of thought" is counted as the
@@ -294,7 +303,7 @@ def phrase_spellings(texts: TokenizedTexts, rows: np.ndarray, phrase: Sequence[s
     ids = texts.ids_of(phrase)
     if len(phrase) != 2 or (ids < 0).any():
         return spellings
-    stream, text_of = _token_stream(texts, rows)
+    stream, text_of = token_stream(texts, rows) if stream is None else stream
     first, last = ids
     adjacent = (stream[:-1] == first) & (stream[1:] == last) & (text_of[:-1] == text_of[1:])
     spellings[" ".join(phrase)] = int(adjacent.sum())
@@ -304,12 +313,17 @@ def phrase_spellings(texts: TokenizedTexts, rows: np.ndarray, phrase: Sequence[s
     return spellings
 
 
-def phrase_followers(texts: TokenizedTexts, rows: np.ndarray, phrase: Sequence[str]) -> list[str]:
+def phrase_followers(
+    texts: TokenizedTexts,
+    rows: np.ndarray,
+    phrase: Sequence[str],
+    stream: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[str]:
     """The word right after each use of ``phrase`` (its words adjacent, in order) in the texts ``rows``."""
     ids = texts.ids_of(phrase)
     if len(phrase) == 0 or (ids < 0).any():
         return []
-    stream, text_of = _token_stream(texts, rows)
+    stream, text_of = token_stream(texts, rows) if stream is None else stream
     n = len(ids)
     if len(stream) <= n:
         return []

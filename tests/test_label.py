@@ -18,7 +18,7 @@ from pipeline.label import (
     topic_name,
 )
 from pipeline.schema import PAPER_COLUMNS
-from pipeline.terms import phrase_followers, phrase_spellings, tokenize_texts
+from pipeline.terms import phrase_followers, phrase_spellings, token_stream, tokenize_texts
 
 GRAPH = (
     "We propose a novel graph neural network for message passing on molecular graphs with graph neural network layers."
@@ -134,6 +134,15 @@ def test_a_name_never_ends_a_phrase_with_its_own_abbreviation():
     assert topic_name(["retrieval augmented generation rag", "sql"], 2) == "Retrieval augmented generation, sql"
     assert topic_name(["speech recognition asr", "whisper"], 2) == "Speech recognition, whisper"
     assert topic_name(["mixture of experts moe", "routing"], 2) == "Mixture of experts, routing"
+    # Abbreviations that take more than initials: ViT, SAE, ReID.
+    assert topic_name(["vision transformers vits", "domain"], 2) == "Vision transformers, domain"
+    assert topic_name(["vision transformers", "vit", "domain"], 2) == "Vision transformers, domain"
+    assert topic_name(["sparse autoencoders saes", "steering"], 2) == "Sparse autoencoders, steering"
+    assert topic_name(["person re identification reid", "pedestrian"], 2) == "Person re identification, pedestrian"
+    # Real words that follow a phrase stay, even when their letters are in it.
+    assert topic_name(["graph neural networks", "molecules"], 2) == "Graph neural networks, molecules"
+    assert topic_name(["large language models", "agents"], 2) == "Large language models, agents"
+    assert topic_name(["object detection model", "yolo"], 2) == "Object detection model, yolo"
 
 
 def test_phrase_followers_stay_within_a_paper():
@@ -141,6 +150,12 @@ def test_phrase_followers_stay_within_a_paper():
     assert phrase_followers(tokens, np.array([0, 1]), ["large", "language"]) == ["models"]
     assert phrase_followers(tokens, np.array([0]), ["large", "language"]) == []
     assert phrase_followers(tokens, np.array([1]), ["unknown", "words"]) == []
+    # A stream built once for many phrases gives the same answers.
+    rows = np.array([1, 0])
+    stream = token_stream(tokens, rows)
+    for phrase in (["large", "language"], ["language"], ["models", "are"]):
+        assert phrase_followers(tokens, rows, phrase, stream) == phrase_followers(tokens, rows, phrase)
+        assert phrase_spellings(tokens, rows, phrase, stream) == phrase_spellings(tokens, rows, phrase)
 
 
 @pytest.mark.parametrize(
@@ -156,6 +171,21 @@ def test_name_merges_overlapping_phrases_and_skips_repeats():
     assert topic_name(["bose einstein", "einstein condensates", "vortex"], 2) == "Bose einstein condensates, vortex"
     assert topic_name(["carbon nanotubes", "walled carbon nanotubes", "graphene"], 2) == "Carbon nanotubes, graphene"
     assert topic_name(["graph neural network", "graphs", "molecules"], 2) == "Graph neural network, molecules"
+
+
+def test_phrases_merge_only_into_a_phrase_the_texts_write():
+    def written_in(text: str):
+        followers = followers_in(text)
+        return lambda phrase: phrase.split()[-1] in followers(" ".join(phrase.split()[:-1]))
+
+    long_context = written_in("long context models use in-context learning; long context windows, in context learning")
+    keywords = ["long context", "context learning", "windows"]
+    assert topic_name(keywords, 2) == "Long context learning, windows"  # what merging on overlap alone writes
+    assert topic_name(keywords, 2, None, long_context) == "Long context, windows"
+    condensates = written_in("a bose einstein condensate; bose einstein condensates with a vortex")
+    assert topic_name(["bose einstein", "einstein condensates", "vortex"], 2, None, condensates) == (
+        "Bose einstein condensates, vortex"
+    )
 
 
 @pytest.mark.parametrize("representation", ["none", "mmr"])
