@@ -83,13 +83,13 @@ NAME_SAMPLE = 3000
 # 0.161 -> 0.162). Smaller piles keep every word: there, five papers can be a whole topic.
 AUTO_KEYWORD_MIN_PAPERS = 5
 # label.keyword_min_share "auto": a keyword must occur in at least this share of its topic's
-# papers. c-TF-IDF alone ranks a word that a few papers repeat over one that most of the topic
-# uses ("knot" in a graph-theory topic of 51 papers); a keyword is read as what the topic is
-# about. Measured against no bar, NPMI / diversity: arxiv-kaggle-2000 (5 seeds) 0.019 / 0.896
-# -> 0.051 / 0.874; 7,701 arXiv papers 0.129 / 0.782 -> 0.143 / 0.762 (quality and preview);
-# 74,728 papers 0.182 / 0.784 -> 0.189 / 0.759; the BERTopic paper's protocol, 20 Newsgroups
-# 0.166 / 0.891 -> 0.180 / 0.868, BBC 0.191 / 0.943 -> 0.196 / 0.941. 0.2 lowered NPMI at
-# 7,701 papers and diversity everywhere.
+# papers. c-TF-IDF alone ranks high a word that a few papers repeat ("interval" and "knot", in
+# 1 and 4 of 51 papers on graphs); a keyword is read as what the topic is about. Measured
+# against no bar, NPMI / diversity: arxiv-kaggle-2000 (5 seeds) 0.019 / 0.896 -> 0.051 / 0.874;
+# 7,701 arXiv papers 0.129 / 0.782 -> 0.143 / 0.762 (quality and preview); 74,728 papers
+# 0.182 / 0.784 -> 0.189 / 0.759; the BERTopic paper's protocol, 20 Newsgroups 0.166 / 0.891
+# -> 0.180 / 0.868, BBC 0.191 / 0.943 -> 0.196 / 0.941. 0.15 and 0.2 lowered diversity
+# everywhere measured and NPMI at 7,701 papers.
 AUTO_KEYWORD_MIN_SHARE = 0.1
 # Bump when class_weights would weigh the same counts and topics differently (it keys their cache).
 CLASS_WEIGHTS_VERSION = 1
