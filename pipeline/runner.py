@@ -453,7 +453,7 @@ STAGES: tuple[Stage, ...] = (
         _run_label,
     ),
     Stage(
-        "report", 2,
+        "report", 3,
         (("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
          ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
          ("label", "label.json"), ("label", "metrics.json")),

@@ -505,6 +505,19 @@ def rich_files() -> dict[str, bytes]:
                         hierarchy=make_hierarchy(), metrics=metrics)  # fmt: skip
 
 
+def test_coherence_card_warns_that_a_small_pile_reads_low():
+    from pipeline.report.views import NPMI_FEW_PAPERS, _metric_cards
+
+    def npmi_note(n_papers, value=-0.128):
+        cards = _metric_cards({"npmi": value, "diversity": 0.9}, n_papers)
+        return next(card["note"] for card in cards if card["label"] == "coherence (NPMI)")
+
+    assert "With 64 papers" in npmi_note(64) and "compare runs of this pile" in npmi_note(64)
+    assert "compare runs" not in npmi_note(NPMI_FEW_PAPERS)
+    assert "above 0.1 is good" in npmi_note(75_000)
+    assert npmi_note(64, None) == "could not be computed for this run"
+
+
 def test_dashboard_shows_quality_figures_trends_rising_topics_and_sources(rich_files):
     index = rich_files["index.html"].decode()
     assert "coherence (NPMI)" in index and "0.123" in index and "keyword diversity" in index
