@@ -33,6 +33,7 @@ from pipeline.config import LabelConfig
 from pipeline.schema import OUTLIER_TOPIC, paper_texts
 from pipeline.terms import (
     ENGLISH_STOP_WORDS,
+    GREEK_LETTERS,
     TOKEN_PATTERN,
     TermCounts,
     TokenizedTexts,
@@ -640,8 +641,12 @@ def topic_name(
     mostly repeats words already in the name is skipped ("carbon nanotubes" then "walled carbon
     nanotubes"); the name stays within five words.
     """
-    ranked = [word for word in keywords[:8] if " " in word] + [word for word in keywords if " " not in word]
-    ranked += [word for word in keywords[8:] if " " in word]
+    # Two-letter words come last: mostly abbreviations a reader cannot expand ("lr", "vi", "ke"),
+    # but Greek letters name particles ("pi", "mu").
+    singles = [word for word in keywords if " " not in word]
+    cryptic = {word for word in singles if len(word) <= 2 and word not in GREEK_LETTERS}
+    ranked = [word for word in keywords[:8] if " " in word] + [word for word in singles if word not in cryptic]
+    ranked += [word for word in keywords[8:] if " " in word] + [word for word in singles if word in cryptic]
     chosen: list[str] = []
     for phrase in ranked:
         if " " in phrase and complete is not None:

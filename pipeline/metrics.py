@@ -65,8 +65,8 @@ TOP_K = 10
 # The label stage's TOKEN_PATTERN (pipeline/terms.py; a test keeps the two equal): words, not
 # LaTeX commands, but Greek letters. Not imported from there: terms loads pandas and scipy.
 WORD_PATTERN = (
-    r"(?u)(?<!\\)\b[^\W\d_][^\W_]+\b|(?<=\\)(?:alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|"
-    r"iota|kappa|lambda|mu|nu|xi|omicron|pi|varpi|rho|varrho|sigma|varsigma|tau|upsilon|phi|varphi|chi|psi|omega)\b"
+    r"(?u)(?<!\\)\b[^\W\d_][^\W_]+\b|(?<=\\)(?:alpha|beta|chi|delta|epsilon|eta|gamma|iota|kappa|lambda|mu|nu|"
+    r"omega|omicron|phi|pi|psi|rho|sigma|tau|theta|upsilon|varepsilon|varphi|varpi|varrho|varsigma|vartheta|xi|zeta)\b"
 )
 # For texts that are already tokens joined by spaces (the output of octis_preprocess).
 PRESPLIT_PATTERN = r"\S+"

@@ -447,7 +447,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("embed", 1, (("parse", "papers.parquet"),), _run_embed),
     Stage("cluster", 3, (("embed", "embeddings.npy"), ("parse", "papers.parquet")), _run_cluster),
     Stage(
-        "label", 9,
+        "label", 10,
         (("parse", "papers.parquet"), ("embed", "embeddings.npy"),
          ("cluster", "labels.npy"), ("cluster", "layout.npy")),
         _run_label,

@@ -31,11 +31,11 @@ from scipy import sparse
 # A LaTeX command is no word ("\mathbb{R}", "\textbf{...}", "\infty" gave keywords and names
 # such as "Linear codes, mathbb"), except a Greek letter, which physics abstracts name things
 # with ("Ly$\alpha$ galaxies", "$\pi\pi$ scattering"). Texts are lowercased first.
-GREEK_LETTERS = (
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi omicron pi "
-    "varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega"
+GREEK_LETTERS = frozenset(
+    """alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi omicron pi
+    varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega""".split()
 )
-TOKEN_PATTERN = r"(?u)(?<!\\)\b[^\W\d_][^\W_]+\b|(?<=\\)(?:" + GREEK_LETTERS.replace(" ", "|") + r")\b"
+TOKEN_PATTERN = r"(?u)(?<!\\)\b[^\W\d_][^\W_]+\b|(?<=\\)(?:" + "|".join(sorted(GREEK_LETTERS)) + r")\b"
 # Bump when tokenize_texts would give other tokens for the same text (it keys the token cache).
 TOKENIZER_VERSION = 2
 # Bump when term_counts would count differently (it keys the cached document-term matrices).

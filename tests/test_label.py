@@ -173,6 +173,12 @@ def test_name_merges_overlapping_phrases_and_skips_repeats():
     assert topic_name(["graph neural network", "graphs", "molecules"], 2) == "Graph neural network, molecules"
 
 
+def test_two_letter_words_come_last_in_names_but_greek_letters():
+    assert topic_name(["super resolution", "lr", "perceptual"], 2) == "Super resolution, perceptual"
+    assert topic_name(["cross section", "pi", "decay"], 2) == "Cross section, pi"  # the pion
+    assert topic_name(["ai", "ml"], 2) == "Ai, ml"  # last, not never
+
+
 def test_phrases_merge_only_into_a_phrase_the_texts_write():
     def written_in(text: str):
         followers = followers_in(text)
