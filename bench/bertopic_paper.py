@@ -76,20 +76,11 @@ def load(dataset: str, vocabulary: str) -> tuple[list[str], list[str]]:
 
 def embed(texts: list[str], max_tokens: int) -> np.ndarray:
     from pipeline.config import EmbedConfig
-    from pipeline.embed import embed_texts, load_backend
-    from pipeline.store import EmbeddingCache
+    from pipeline.embed import load_backend
+    from pipeline.stages.embed import embeddings_for
 
     backend = load_backend(EmbedConfig(max_tokens=max_tokens))
-    cache = EmbeddingCache(ROOT / "outputs" / ".cache", backend.model_key)
-    keys = [EmbeddingCache.text_key(text) for text in texts]
-    found = cache.lookup(keys)
-    missing = list(dict.fromkeys(key for key in keys if key not in found))
-    if missing:
-        text_of = dict(zip(keys, texts, strict=True))
-        vectors = embed_texts([text_of[key] for key in missing], backend)
-        cache.add(missing, vectors)
-        found.update(zip(missing, vectors, strict=True))
-    return np.stack([found[key] for key in keys]), backend
+    return embeddings_for(ROOT / "outputs" / ".cache", backend, texts), backend
 
 
 def scores(words: list[list[str]], texts: list[str]) -> tuple[float, float]:

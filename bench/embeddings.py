@@ -45,7 +45,8 @@ KAGGLE = CORPORA / "arxiv-kaggle-2000" / "arxiv_data.csv"
 
 from pipeline.config import ClusterConfig, EmbedConfig  # noqa: E402
 from pipeline.embed import embed_texts, load_backend  # noqa: E402
-from pipeline.store import EmbeddingCache  # noqa: E402
+from pipeline.stages.embed import cached_embeddings as cached_vectors  # noqa: E402
+from pipeline.store import MemoStore  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -156,22 +157,15 @@ def time_variants(texts: list[str], rounds: int, cache_dir: Path) -> dict[str, d
 def cached_embeddings(texts: list[str], config: EmbedConfig, cache_dir: Path) -> np.ndarray:
     """Vectors of `texts`, embedding only those not in the pipeline's embedding cache."""
     backend = load_backend(config, cache_dir)
-    cache = EmbeddingCache(cache_dir, backend.model_key)
-    keys = [EmbeddingCache.text_key(text) for text in texts]
-    found = cache.lookup(keys)
-    missing = list(dict.fromkeys(key for key in keys if key not in found))
-    if missing:
-        text_of = dict(zip(keys, texts, strict=True))
-        started = time.perf_counter()
-        vectors = embed_texts([text_of[key] for key in missing], backend)
-        cache.add(missing, vectors)
-        found.update(zip(missing, vectors, strict=True))
+    started = time.perf_counter()
+    vectors, embedded = cached_vectors(MemoStore(cache_dir), backend, texts)
+    if embedded:
         print(
-            f"  embedded {len(missing)} texts with {backend.model_key} in {time.perf_counter() - started:.0f} s",
+            f"  embedded {embedded} texts with {backend.model_key} in {time.perf_counter() - started:.0f} s",
             file=sys.stderr,
             flush=True,
         )
-    return np.stack([found[key] for key in keys]).astype(np.float32)
+    return vectors
 
 
 def kmeans_nmi(vectors: np.ndarray, labels: list[str], seeds: int = 5) -> tuple[float, float]:

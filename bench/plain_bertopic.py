@@ -44,23 +44,25 @@ def reference_embeddings(model, docs: list[str], cache_root: Path | None) -> np.
     """sentence-transformers fp32 vectors of `docs`, from the cache where it has them (filled as it goes)."""
     from pipeline.config import EmbedConfig
     from pipeline.embed import load_backend
-    from pipeline.store import EmbeddingCache
+    from pipeline.store import MemoStore, VectorRows, text_key
 
     if cache_root is None:
         sys.exit("plain_bertopic: --embed-sample needs --reference-cache for the vectors to cluster")
-    # The pipeline's own sentence-transformers backend keys its cache the same way: either fills it for the other.
-    cache = EmbeddingCache(cache_root, load_backend(EmbedConfig(backend="sentence-transformers")).model_key)
-    keys = [EmbeddingCache.text_key(doc) for doc in docs]
-    found = cache.lookup(keys)
-    missing = list(dict.fromkeys(key for key in keys if key not in found))
-    doc_of = dict(zip(keys, docs, strict=True))
-    for start in range(0, len(missing), CACHE_CHUNK):
-        chunk = missing[start : start + CACHE_CHUNK]
-        vectors = model.encode([doc_of[key] for key in chunk], show_progress_bar=False)
-        cache.add(chunk, vectors)  # one shard per chunk: an interrupted fill keeps what it finished
-        found.update(zip(chunk, vectors, strict=True))
-        print(f"reference embeddings: {min(start + CACHE_CHUNK, len(missing))}/{len(missing)}", flush=True)
-    return np.stack([found[key] for key in keys])
+    # The pipeline's own sentence-transformers backend keys its memo the same way: either fills it for the other.
+    namespace = f"embeddings/{load_backend(EmbedConfig(backend='sentence-transformers')).model_key}"
+    cache = MemoStore(cache_root)
+    parts = []
+    for start in range(0, len(docs), CACHE_CHUNK):  # one shard per chunk: an interrupted fill keeps what it finished
+        chunk = docs[start : start + CACHE_CHUNK]
+        vectors, _ = cache.memo_rows(
+            namespace,
+            [text_key(doc) for doc in chunk],
+            lambda rows, chunk=chunk: model.encode([chunk[row] for row in rows], show_progress_bar=False),
+            VectorRows(),
+        )
+        parts.append(vectors)
+        print(f"reference embeddings: {min(start + CACHE_CHUNK, len(docs))}/{len(docs)}", flush=True)
+    return np.concatenate(parts)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.config import STAGE_NAMES, load_config
+from pipeline.config import load_config
 from pipeline.errors import ConfigError, PapertopicsError, one_line
 
 EXIT_USER_ERROR = 2
@@ -63,10 +63,12 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="papertopics", description="Topics and topic maps from research-paper listings."
     )
+    from pipeline.stages import STAGE_NAMES
+
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the pipeline for a YAML config")
     run.add_argument("config", help="path of the YAML config, e.g. configs/default.yaml")
-    run.add_argument("--until", choices=STAGE_NAMES, default="report", help="stop after this stage")
+    run.add_argument("--until", choices=STAGE_NAMES, default=STAGE_NAMES[-1], help="stop after this stage")
     run.add_argument(
         "--force",
         nargs="?",
@@ -107,7 +109,7 @@ METRIC_LABELS = {
 def evaluate_command(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.runner import evaluate_run
+    from pipeline.stages.label import evaluate_run
 
     metrics = evaluate_run(Path(args.run_dir))
     if args.json:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import ClusterConfig
+from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
 from pipeline.parallel import built_beside
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def cluster_papers(
         )
 
     notes: list[str] = []
-    n_neighbors = 15 if config.n_neighbors == "auto" else config.n_neighbors
+    n_neighbors = DEFAULT_N_NEIGHBORS if config.n_neighbors == "auto" else config.n_neighbors
     if n_neighbors > n_papers - 1:
         notes.append(f"{n_papers} papers: UMAP n_neighbors lowered from {n_neighbors} to {n_papers - 1}")
         n_neighbors = n_papers - 1
@@ -256,3 +256,28 @@ def extend_clusters(
     reduced = np.einsum("nk,nkd->nd", weights, previous.reduced[nearest]).astype(np.float32)
     layout = np.einsum("nk,nkd->nd", weights, previous.layout[nearest]).astype(np.float32)
     return labels, reduced, layout
+
+
+def grow_clusters(previous: ClusterResult, embeddings: np.ndarray, old_rows: np.ndarray) -> ClusterResult:
+    """``previous`` (the clusters of the papers at ``old_rows``, in that order) with every other paper added.
+
+    embeddings: ndarray (n_papers, dim) of the whole corpus; the papers not in ``old_rows``
+    join through :func:`extend_clusters`. Rows of the result follow ``embeddings``.
+    """
+    n_papers = embeddings.shape[0]
+    new_rows = np.array(sorted(set(range(n_papers)) - set(old_rows.tolist())), dtype=np.int64)
+    n_neighbors = int(previous.params.get("n_neighbors", DEFAULT_N_NEIGHBORS))
+    new_labels, new_reduced, new_layout = extend_clusters(
+        previous, embeddings[old_rows], embeddings[new_rows], n_neighbors
+    )
+    labels = np.empty(n_papers, dtype=np.int64)
+    reduced = np.empty((n_papers, previous.reduced.shape[1]), dtype=np.float32)
+    layout = np.empty((n_papers, 2), dtype=np.float32)
+    labels[old_rows], labels[new_rows] = previous.labels, new_labels
+    reduced[old_rows], reduced[new_rows] = previous.reduced, new_reduced
+    layout[old_rows], layout[new_rows] = previous.layout, new_layout
+    note = (
+        f"incremental: {len(new_rows)} new papers joined the clusters of {len(old_rows)} papers through their "
+        f"nearest neighbours (run with --force cluster to recluster everything)"
+    )
+    return ClusterResult(labels, reduced, layout, previous.params, [*previous.notes, note])

@@ -21,8 +21,6 @@ from pipeline.errors import ConfigError
 InputFormat = Literal["auto", "hf-daily-papers", "arxiv-snapshot", "arxiv-daily", "table", "text-folder"]
 OnError = Literal["skip", "fail"]
 Representation = Literal["mmr", "keybert", "none"]
-STAGE_NAMES = ("parse", "embed", "cluster", "label", "report")
-StageName = Literal["parse", "embed", "cluster", "label", "report"]
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -96,8 +94,12 @@ class EmbedConfig(_Strict):
         return AUTO_MAX_TOKENS[self.backend] if self.max_tokens == "auto" else self.max_tokens
 
 
+# UMAP's neighbourhood size, its own default and BERTopic's; "auto" means this too.
+DEFAULT_N_NEIGHBORS = 15
+
+
 class ClusterConfig(_Strict):
-    n_neighbors: PositiveInt | Literal["auto"] = 15
+    n_neighbors: PositiveInt | Literal["auto"] = DEFAULT_N_NEIGHBORS
     n_components: Annotated[int, Field(ge=2, le=50)] = 5
     min_cluster_size: Annotated[int, Field(ge=2)] | Literal["auto"] = "auto"
     min_samples: PositiveInt | Literal["auto"] = "auto"

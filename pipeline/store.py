@@ -37,15 +37,14 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import STAGE_NAMES
 from pipeline.errors import OutputError, PapertopicsError, RunLockedError
 
 # Bump when the layout or the meaning of a stored artifact changes: older folders are recomputed.
@@ -141,12 +140,16 @@ class ArtifactStore:
     def __init__(self, run_dir: Path, cache_dir: Path):
         self.run_dir = Path(run_dir)
         self.cache_dir = Path(cache_dir)
+        # Sub-results stages keep between runs (``memo`` / ``memo_rows``), shared by all runs here.
+        self.cache = MemoStore(self.cache_dir)
         # Tables read during this run, by path, with the file's size and modification time: the
         # label and report stages both read the papers (0.3 s each at 75k papers).
         self._tables: dict[Path, tuple[tuple[int, int, int], pd.DataFrame]] = {}
 
     # -- stage folders ---------------------------------------------------------------
     def stage_dir(self, stage: str) -> Path:
+        from pipeline.stages import STAGE_NAMES  # the stages import the store: resolved on first use
+
         return self.run_dir / f"{STAGE_NAMES.index(stage) + 1:02d}_{stage}"
 
     def finished(self, stage: str) -> StageRecord | None:
@@ -342,204 +345,189 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+# -- results kept between runs: the generic memo ------------------------------------------
+#
+# A stage keeps a sub-result between runs (the vectors of each text, each text's tokens, a
+# document-term matrix, a c-TF-IDF matrix) through ``memo`` (one value per key) or
+# ``memo_rows`` (one row per text, in append-only shards). Both live under
+# ``<cache_dir>/<namespace>/``, shared by every run under one output folder, and store
+# ``.npz`` files of plain arrays: a codec turns a value into named arrays and back.
+
 TEXT_KEY_BYTES = 16
+T = TypeVar("T")
+
+
+class Codec(Protocol[T]):
+    """Turns a value into named arrays for an ``.npz`` file, and back."""
+
+    def encode(self, value: T) -> dict[str, np.ndarray]: ...
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> T: ...
+
+
+class RowCodec(Codec[T], Protocol[T]):
+    """A codec for values that hold one row per key (vectors, tokenised texts)."""
+
+    def take(self, parts: Sequence[tuple[np.ndarray, T]], keys: Sequence[bytes]) -> T:
+        """The rows of ``keys`` in that order, from (keys, value) parts (the first holding a key wins).
+
+        Returns a part itself when it holds exactly ``keys`` in that order.
+        """
+        ...
+
+
+def text_key(text: str) -> bytes:
+    """The 16-byte content key of a text in every per-text memo."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:TEXT_KEY_BYTES]
 
 
 def stored_keys(array: np.ndarray) -> list[bytes]:
-    """The text keys of a cache shard's ``S16`` array, each its full 16 bytes.
+    """The text keys of a shard's ``S16`` array, each its full 16 bytes.
 
     numpy drops trailing NUL bytes when it turns an ``S16`` value into ``bytes``: about one
-    key in 256 ends in one, and would never match its text again (re-embedded every run).
+    key in 256 ends in one, and would never match its text again (recomputed every run).
     """
     return [key.ljust(TEXT_KEY_BYTES, b"\0") for key in array.tolist()]
 
 
-class EmbeddingCache:
-    """Vectors keyed by (model key, text hash), stored as append-only shards of .npz files.
-
-    A shard is never modified after it is written; new texts go into a new shard, so an
-    interrupted write can only lose the shard being written, never corrupt older ones.
-    """
-
-    def __init__(self, root: Path, model_key: str):
-        self.folder = Path(root) / "embeddings" / model_key
-
-    @staticmethod
-    def text_key(text: str) -> bytes:
-        return hashlib.sha256(text.encode("utf-8")).digest()[:TEXT_KEY_BYTES]
-
-    def lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
-        """Cached vectors for the keys that have one."""
-        wanted = set(keys)
-        found: dict[bytes, np.ndarray] = {}
-        for shard in sorted(self.folder.glob("shard-*.npz")):
-            with np.load(shard, allow_pickle=False) as content:
-                shard_keys, vectors = content["keys"], content["vectors"]
-            for row, key in enumerate(stored_keys(shard_keys)):
-                if key in wanted and key not in found:
-                    found[key] = vectors[row]
-        return found
-
-    def add(self, keys: list[bytes], vectors: np.ndarray) -> None:
-        if not keys:
-            return
-        buffer = io.BytesIO()
-        np.savez(buffer, keys=np.array(keys, dtype="S16"), vectors=np.asarray(vectors, dtype=np.float32))
-        data = buffer.getvalue()
-        atomic_write_bytes(self.folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)
+def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
-def _words_to_array(words: np.ndarray) -> np.ndarray:
-    """Words as UTF-8 bytes joined by newlines (tokens never hold white space): 10x smaller than U-strings."""
-    return np.frombuffer("\n".join(words.tolist()).encode("utf-8"), dtype=np.uint8)
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as content:
+        return {name: content[name] for name in content.files}
 
 
-def _words_from_array(array: np.ndarray) -> np.ndarray:
-    text = array.tobytes().decode("utf-8")
-    return np.array(text.split("\n") if text else [], dtype=object)
+_UNREADABLE = (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError)
 
 
-class TokenCache:
-    """Tokenised texts keyed by (tokenizer version, text hash), as append-only .npz shards.
+def _keep_latest(folder: Path, pattern: str, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used files matching ``pattern``."""
+    entries = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    for stale in entries[keep:]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
-    A shard holds its keys, its own vocabulary (words joined by newlines: tokens never hold
-    white space) and the token ids of each text; ``pipeline.terms.select_texts`` assembles
-    the texts a run needs from all shards. Like the embedding cache, shards are never
-    modified, so an interrupted write can only lose the shard being written.
-    """
 
-    def __init__(self, root: Path, tokenizer_version: int):
-        self.folder = Path(root) / "tokens" / f"v{tokenizer_version}"
+class MemoStore:
+    """Sub-results kept between runs, under ``<cache_dir>/<namespace>/``."""
 
-    def shards(self) -> list[tuple[np.ndarray, Any]]:
-        """(keys, TokenizedTexts) of every readable shard, oldest name first."""
-        from pipeline.terms import TokenizedTexts
+    def __init__(self, cache_dir: Path):
+        self.cache_dir = Path(cache_dir)
 
-        parts = []
-        for shard in sorted(self.folder.glob("shard-*.npz")):
+    def folder(self, namespace: str) -> Path:
+        return self.cache_dir / namespace
+
+    def memo(self, namespace: str, key: str, compute: Callable[[], T], codec: Codec[T], keep: int = 2) -> T:
+        """The value stored under ``key``, else ``compute()``, stored for the next run.
+
+        Only the ``keep`` most recently used values of a namespace are kept (they can be
+        large: a document-term matrix at 75k papers is 100-200 MB). A file that cannot be
+        read is computed again.
+        """
+        path = self.folder(namespace) / f"{key}.npz"
+        try:
+            value = codec.decode(_read_npz(path))
+            os.utime(path)  # most recently used
+            return value
+        except _UNREADABLE:
+            pass  # not stored yet, or a file this code cannot read: compute it again
+        value = compute()
+        atomic_write_bytes(path, _npz_bytes(codec.encode(value)))
+        _keep_latest(path.parent, "*.npz", keep)
+        return value
+
+    def memo_rows(
+        self,
+        namespace: str,
+        keys: Sequence[bytes],
+        compute: Callable[[list[int]], T],
+        codec: RowCodec[T],
+        keep_assembled: int = 0,
+    ) -> tuple[T, int]:
+        """One row per key, in the order of ``keys``, computing only the rows no run stored yet.
+
+        Rows live in append-only shards (``shard-<hash>.npz``: the keys and the codec's
+        arrays); a shard is never modified, so an interrupted write can only lose the shard
+        being written. ``compute(indices)`` returns the rows of ``keys[i]`` for those indices.
+        With ``keep_assembled``, a result assembled from several shards is also kept whole
+        (the ``keep_assembled`` most recent), so the next run with the same keys reads one file.
+        Returns the rows and how many were computed.
+        """
+        folder = self.folder(namespace)
+        digest = sha256_bytes(b"".join(keys))
+        whole = folder / f"assembled-{digest}.npz"
+        if keep_assembled:
             try:
-                with np.load(shard, allow_pickle=False) as content:
-                    vocabulary = _words_from_array(content["vocabulary"])
-                    texts = TokenizedTexts(vocabulary, content["tokens"], content["offsets"])
-                    parts.append((content["keys"], texts))
-            except (OSError, ValueError, KeyError, UnicodeDecodeError):
-                continue  # a shard that cannot be read is ignored: its texts are tokenised again
-        return parts
+                value = codec.decode(_read_npz(whole))
+                os.utime(whole)
+                return value, 0
+            except _UNREADABLE:
+                pass
+        parts: list[tuple[np.ndarray, T]] = []
+        known: set[bytes] = set()
+        for shard in sorted(folder.glob("shard-*.npz")):
+            try:
+                arrays = _read_npz(shard)
+                part = (arrays.pop("keys"), codec.decode(arrays))
+            except _UNREADABLE:
+                continue  # a shard that cannot be read is ignored: its rows are computed again
+            parts.append(part)
+            known.update(stored_keys(part[0]))
+        first_index: dict[bytes, int] = {}
+        for index, key in enumerate(keys):
+            if key not in known:
+                first_index.setdefault(key, index)
+        if first_index:
+            missing = list(first_index)
+            rows = compute(list(first_index.values()))
+            shard_keys = np.array(missing, dtype=f"S{TEXT_KEY_BYTES}")
+            data = _npz_bytes({"keys": shard_keys, **codec.encode(rows)})
+            atomic_write_bytes(folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)
+            parts.append((shard_keys, rows))
+        value = codec.take(parts, keys)
+        if keep_assembled and all(value is not part for _, part in parts):
+            atomic_write_bytes(whole, _npz_bytes(codec.encode(value)))
+            _keep_latest(folder, "assembled-*.npz", keep_assembled)
+        return value, len(first_index)
 
-    def add(self, keys: list[bytes], texts: Any) -> None:
+
+class VectorRows:
+    """Rows of a float32 matrix (one vector per key): the codec of the embedding memo."""
+
+    def encode(self, value: np.ndarray) -> dict[str, np.ndarray]:
+        return {"vectors": np.asarray(value, dtype=np.float32)}
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        return arrays["vectors"]
+
+    def take(self, parts: Sequence[tuple[np.ndarray, np.ndarray]], keys: Sequence[bytes]) -> np.ndarray:
+        where: dict[bytes, tuple[int, int]] = {}
+        wanted = set(keys)
+        for number, (part_keys, _) in enumerate(parts):
+            for row, key in enumerate(stored_keys(part_keys)):
+                if key in wanted and key not in where:
+                    where[key] = (number, row)
         if not keys:
-            return
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            keys=np.array(keys, dtype="S16"),
-            vocabulary=_words_to_array(texts.vocabulary),
-            tokens=texts.tokens.astype(np.int32),
-            offsets=texts.offsets.astype(np.int64),
-        )
-        data = buffer.getvalue()
-        atomic_write_bytes(self.folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)
-
-    # A run's texts assembled from several shards (after papers were added), kept whole so that
-    # the next label change reads one file instead of assembling them again (1.8 s at 75k papers).
-    # Only the ``SELECTIONS_KEPT`` most recently used are kept: each is as large as the texts' shards.
-    SELECTIONS_KEPT = 2
-
-    def selection(self, digest: str) -> Any | None:
-        """The texts whose keys hash to ``digest`` (``runner._cached_tokens``), if kept, else None."""
-        from pipeline.terms import TokenizedTexts
-
-        path = self.folder / f"selection-{digest}.npz"
-        try:
-            with np.load(path, allow_pickle=False) as content:
-                texts = TokenizedTexts(_words_from_array(content["vocabulary"]), content["tokens"], content["offsets"])
-            os.utime(path)  # most recently used
-        except (OSError, ValueError, KeyError, UnicodeDecodeError):
-            return None
-        return texts
-
-    def keep_selection(self, digest: str, texts: Any) -> None:
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            vocabulary=_words_to_array(texts.vocabulary),
-            tokens=texts.tokens.astype(np.int32),
-            offsets=texts.offsets.astype(np.int64),
-        )
-        atomic_write_bytes(self.folder / f"selection-{digest}.npz", buffer.getvalue())
-        kept = sorted(self.folder.glob("selection-*.npz"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
-        for stale in kept[self.SELECTIONS_KEPT :]:
-            stale.unlink(missing_ok=True)
+            dim = parts[0][1].shape[1] if parts else 0
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.stack([parts[where[key][0]][1][where[key][1]] for key in keys]).astype(np.float32)
 
 
-class TermCountsCache:
-    """The latest document-term matrices, keyed by texts, stop words and n-gram length.
+class SparseMatrix:
+    """A scipy CSR matrix as arrays: the codec of the c-TF-IDF memo."""
 
-    A changed label setting other than those reuses the matrix (8 s at 75k papers). Entries
-    are 100-200 MB at 75k papers, so only the ``keep`` most recently used are kept.
-    """
+    def encode(self, value: Any) -> dict[str, np.ndarray]:
+        return csr_fields(value)
 
-    def __init__(self, root: Path, keep: int = 2):
-        self.folder = Path(root) / "term-counts"
-        self.keep = keep
-
-    def get(self, key: str) -> Any | None:
-        from pipeline.terms import TermCounts
-
-        path = self.folder / f"{key}.npz"
-        try:
-            with np.load(path, allow_pickle=False) as content:
-                matrix = _csr_from(content)
-                vocabulary = _words_from_array(content["vocabulary"])
-                ngrams = tuple(content[f"ngrams_{n}"] for n in range(1, int(content["ngram_max"]) + 1))
-            os.utime(path)  # most recently used
-        except (OSError, ValueError, KeyError, UnicodeDecodeError):
-            return None
-        return TermCounts(matrix, vocabulary, ngrams)
-
-    def put(self, key: str, counts: Any) -> None:
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            **_csr_fields(counts.matrix),
-            vocabulary=_words_to_array(counts.vocabulary),
-            ngram_max=np.array(len(counts.ngrams)),
-            **{f"ngrams_{n}": block for n, block in enumerate(counts.ngrams, start=1)},
-        )
-        atomic_write_bytes(self.folder / f"{key}.npz", buffer.getvalue())
-        _keep_latest(self.folder, self.keep)
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> Any:
+        return csr_from(arrays)
 
 
-class ClassWeightsCache:
-    """The latest c-TF-IDF matrices (topics x terms), keyed by the term counts and the topic of every paper.
-
-    A label setting that leaves every paper in its topic (keywords per topic, names, the
-    coarse level) reuses the matrix instead of summing 75k papers' counts again (0.8 s).
-    Entries are about 80 MB at 75k papers; the ``keep`` most recently used are kept.
-    """
-
-    def __init__(self, root: Path, keep: int = 2):
-        self.folder = Path(root) / "class-weights"
-        self.keep = keep
-
-    def get(self, key: str) -> Any | None:
-        path = self.folder / f"{key}.npz"
-        try:
-            with np.load(path, allow_pickle=False) as content:
-                matrix = _csr_from(content)
-            os.utime(path)  # most recently used
-        except (OSError, ValueError, KeyError):
-            return None
-        return matrix
-
-    def put(self, key: str, matrix: Any) -> None:
-        buffer = io.BytesIO()
-        np.savez(buffer, **_csr_fields(matrix))
-        atomic_write_bytes(self.folder / f"{key}.npz", buffer.getvalue())
-        _keep_latest(self.folder, self.keep)
-
-
-def _csr_fields(matrix: Any) -> dict[str, np.ndarray]:
+def csr_fields(matrix: Any) -> dict[str, np.ndarray]:
+    """A CSR matrix's arrays, for an ``.npz`` file."""
     return {
         "shape": np.array(matrix.shape, dtype=np.int64),
         "data": matrix.data,
@@ -548,16 +536,20 @@ def _csr_fields(matrix: Any) -> dict[str, np.ndarray]:
     }
 
 
-def _csr_from(content: Any) -> Any:
+def csr_from(arrays: Mapping[str, np.ndarray]) -> Any:
+    """The CSR matrix of :func:`csr_fields`' arrays."""
     from scipy import sparse
 
-    shape = tuple(content["shape"].tolist())
-    return sparse.csr_matrix((content["data"], content["indices"], content["indptr"]), shape=shape)
+    shape = tuple(arrays["shape"].tolist())
+    return sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
 
 
-def _keep_latest(folder: Path, keep: int) -> None:
-    """Delete all but the ``keep`` most recently used .npz entries of a cache folder."""
-    entries = sorted(folder.glob("*.npz"), key=lambda path: path.stat().st_mtime, reverse=True)
-    for stale in entries[keep:]:
-        with contextlib.suppress(OSError):
-            stale.unlink()
+def words_to_array(words: np.ndarray) -> np.ndarray:
+    """Words as UTF-8 bytes joined by newlines (words never hold white space): 10x smaller than U-strings."""
+    return np.frombuffer("\n".join(words.tolist()).encode("utf-8"), dtype=np.uint8)
+
+
+def words_from_array(array: np.ndarray) -> np.ndarray:
+    """The words of :func:`words_to_array`, as an object array of str."""
+    text = array.tobytes().decode("utf-8")
+    return np.array(text.split("\n") if text else [], dtype=object)

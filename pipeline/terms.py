@@ -3,8 +3,8 @@
 Tokenising 75,000 abstracts with a regular expression takes about 15 s, and every label
 setting change used to pay it again (scikit-learn's CountVectorizer inside BERTopic, then
 NPMI, then the topic names, each on its own). Here a text is tokenised once into ids of a
-vocabulary (:class:`TokenizedTexts`), the runner keeps those per text in a cache shared by
-runs (``pipeline.store.TokenCache``), and everything else is integer arithmetic on the ids:
+vocabulary (:class:`TokenizedTexts`), the label stage keeps those per text between runs
+(``store.cache.memo_rows`` with :class:`TokenRows`), and everything else is integer arithmetic on the ids:
 
 - :func:`term_counts`: the document-term matrix of 1- to n-grams without stop words, as
   CountVectorizer builds it (same token pattern, lowercase, stop words removed before the
@@ -13,19 +13,22 @@ runs (``pipeline.store.TokenCache``), and everything else is integer arithmetic 
 - :func:`phrase_followers`: which word follows a key phrase in the raw text ("large
   language" -> "models"), for topic names.
 
-Pure functions, no I/O.
+Pure functions, no I/O; :class:`TokenRows` and :class:`TermCountsArrays` are the codecs
+through which the store keeps their results.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+
+from pipeline.store import csr_fields, csr_from, words_from_array, words_to_array
 
 # Words start with a letter and have two or more characters: keeps "3d", "2024" and "_" out.
 # A LaTeX command is no word ("\mathbb{R}", "\textbf{...}", "\infty" gave keywords and names
@@ -332,3 +335,36 @@ def phrase_followers(
     for offset, word in enumerate(ids):
         match &= stream[offset : offset + count] == word
     return texts.vocabulary[stream[np.flatnonzero(match) + n]].tolist()
+
+
+class TokenRows:
+    """Tokenised texts as arrays (``pipeline.store`` codec): the per-text token memo."""
+
+    def encode(self, value: TokenizedTexts) -> dict[str, np.ndarray]:
+        return {
+            "vocabulary": words_to_array(value.vocabulary),
+            "tokens": value.tokens.astype(np.int32),
+            "offsets": value.offsets.astype(np.int64),
+        }
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> TokenizedTexts:
+        return TokenizedTexts(words_from_array(arrays["vocabulary"]), arrays["tokens"], arrays["offsets"])
+
+    def take(self, parts: Sequence[tuple[np.ndarray, TokenizedTexts]], keys: Sequence[bytes]) -> TokenizedTexts:
+        return select_texts(parts, keys)
+
+
+class TermCountsArrays:
+    """A document-term matrix as arrays (``pipeline.store`` codec): the term-counts memo."""
+
+    def encode(self, value: TermCounts) -> dict[str, np.ndarray]:
+        return {
+            **csr_fields(value.matrix),
+            "vocabulary": words_to_array(value.vocabulary),
+            "ngram_max": np.array(len(value.ngrams)),
+            **{f"ngrams_{n}": block for n, block in enumerate(value.ngrams, start=1)},
+        }
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> TermCounts:
+        ngrams = tuple(arrays[f"ngrams_{n}"] for n in range(1, int(arrays["ngram_max"]) + 1))
+        return TermCounts(csr_from(arrays), words_from_array(arrays["vocabulary"]), ngrams)

@@ -54,14 +54,26 @@ def test_neighbours_are_capped_for_small_piles():
     assert any("n_neighbors lowered from 15 to 9" in note for note in result.notes)
 
 
-def test_same_seed_same_result_and_uniform_noise_is_one_topic():
+def test_same_seed_same_result_other_seed_other_map():
     rng = np.random.default_rng(3)
     noise = rng.normal(size=(40, 32)).astype(np.float32)
     first = cluster_papers(noise, ClusterConfig(min_cluster_size=15), seed=5)
     second = cluster_papers(noise, ClusterConfig(min_cluster_size=15), seed=5)
     np.testing.assert_array_equal(first.labels, second.labels)
     np.testing.assert_array_equal(first.layout, second.layout)
-    assert (first.labels >= -1).all()
+    other = cluster_papers(noise, ClusterConfig(min_cluster_size=15), seed=6)
+    assert not np.array_equal(first.layout, other.layout)  # the seed reaches UMAP
+
+
+def test_no_dense_group_makes_every_paper_one_topic(monkeypatch):
+    import pipeline.cluster
+
+    rng = np.random.default_rng(3)
+    noise = rng.normal(size=(40, 32)).astype(np.float32)
+    monkeypatch.setattr(pipeline.cluster, "hdbscan_labels", lambda reduced, *args: np.full(len(reduced), -1))
+    result = cluster_papers(noise, ClusterConfig(min_cluster_size=15), seed=5)
+    assert result.labels.tolist() == [0] * 40
+    assert any("no dense group" in note for note in result.notes)
 
 
 def test_auto_min_cluster_size_grows_with_the_corpus():

@@ -1,10 +1,11 @@
-"""The artifact store: round trips, stage markers, atomic report swap, run lock, embedding cache."""
+"""The artifact store: round trips, stage markers, atomic report swap, run lock, the memo of sub-results."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,11 +14,13 @@ import pytest
 from pipeline.errors import RunLockedError
 from pipeline.store import (
     ArtifactStore,
-    EmbeddingCache,
+    MemoStore,
+    VectorRows,
     array_to_bytes,
     json_to_bytes,
     stage_cache_key,
     table_to_bytes,
+    text_key,
 )
 
 
@@ -127,16 +130,35 @@ def test_lock_refuses_a_live_run_and_takes_over_a_dead_one(store):
     assert not (store.run_dir / ".lock").exists()
 
 
-def test_embedding_cache_returns_what_was_added(tmp_path):
-    cache = EmbeddingCache(tmp_path, "model-a")
-    keys = [EmbeddingCache.text_key(text) for text in ("one", "two", "three")]
+def test_embedding_memo_returns_what_was_computed_and_computes_only_new_texts(tmp_path):
+    cache = MemoStore(tmp_path)
+    texts = ["one", "two", "three"]
     vectors = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
-    cache.add(keys[:2], vectors[:2])
-    cache.add(keys[2:], vectors[2:])
-    found = cache.lookup([*keys, EmbeddingCache.text_key("four")])
-    assert set(found) == set(keys)
-    np.testing.assert_array_equal(found[keys[2]], vectors[2])
-    assert EmbeddingCache(tmp_path, "model-b").lookup(keys) == {}  # keyed by model too
+    computed: list[list[int]] = []
+
+    def compute(indices):
+        computed.append(indices)
+        return vectors[indices]
+
+    keys = [text_key(text) for text in texts]
+    first, n_first = cache.memo_rows("embeddings/model-a", keys[:2], compute, VectorRows())
+    both, n_both = cache.memo_rows("embeddings/model-a", keys, lambda indices: vectors[indices], VectorRows())
+    assert (n_first, n_both) == (2, 1)
+    np.testing.assert_array_equal(first, vectors[:2])
+    np.testing.assert_array_equal(both, vectors)
+    assert computed == [[0, 1]]
+    # Keyed by model too: another namespace finds nothing.
+    _, n_other = cache.memo_rows("embeddings/model-b", keys, lambda indices: vectors[indices], VectorRows())
+    assert n_other == 3
+
+
+def test_a_repeated_text_is_computed_once_and_its_rows_follow_the_keys(tmp_path):
+    cache = MemoStore(tmp_path)
+    keys = [text_key(text) for text in ("a", "b", "a")]
+    rows, computed = cache.memo_rows("embeddings/m", keys, lambda indices: np.eye(3, dtype=np.float32)[indices],
+                                     VectorRows())  # fmt: skip
+    assert computed == 2
+    np.testing.assert_array_equal(rows, np.eye(3, dtype=np.float32)[[0, 1, 0]])
 
 
 def texts_whose_key_ends_in_nul(count: int) -> list[str]:
@@ -144,7 +166,7 @@ def texts_whose_key_ends_in_nul(count: int) -> list[str]:
     found, i = [], 0
     while len(found) < count:
         text = f"paper number {i}"
-        if EmbeddingCache.text_key(text).endswith(b"\0"):
+        if text_key(text).endswith(b"\0"):
             found.append(text)
         i += 1
     return found
@@ -152,22 +174,33 @@ def texts_whose_key_ends_in_nul(count: int) -> list[str]:
 
 def test_a_text_whose_key_ends_in_a_nul_byte_is_found_again(tmp_path):
     texts = [*texts_whose_key_ends_in_nul(2), "an ordinary text"]
-    keys = [EmbeddingCache.text_key(text) for text in texts]
-    cache = EmbeddingCache(tmp_path, "model-a")
-    cache.add(keys, np.eye(3, dtype=np.float32))
-    found = cache.lookup(keys)
-    assert set(found) == set(keys)
-    np.testing.assert_array_equal(found[keys[0]], [1, 0, 0])
+    keys = [text_key(text) for text in texts]
+    cache = MemoStore(tmp_path)
+    cache.memo_rows("embeddings/model-a", keys, lambda indices: np.eye(3, dtype=np.float32)[indices], VectorRows())
+    found, computed = cache.memo_rows(
+        "embeddings/model-a", keys, lambda indices: pytest.fail(f"computed again: {indices}"), VectorRows()
+    )
+    assert computed == 0
+    np.testing.assert_array_equal(found[0], [1, 0, 0])
+
+
+def test_an_unreadable_shard_is_computed_again(tmp_path):
+    cache = MemoStore(tmp_path)
+    keys = [text_key("one")]
+    cache.memo_rows("embeddings/m", keys, lambda indices: np.ones((1, 2), dtype=np.float32), VectorRows())
+    for shard in cache.folder("embeddings/m").glob("shard-*.npz"):
+        shard.write_bytes(b"not a shard")
+    rows, computed = cache.memo_rows("embeddings/m", keys, lambda i: np.full((1, 2), 2, np.float32), VectorRows())
+    assert computed == 1 and rows.tolist() == [[2.0, 2.0]]
 
 
 def test_a_text_whose_key_ends_in_a_nul_byte_is_tokenised_once(tmp_path, monkeypatch):
-    import pipeline.runner as runner
-    from pipeline.runner import _cached_tokens
+    from pipeline.stages.label import cached_tokens
     from pipeline.terms import tokenize_texts
 
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
     texts = [*texts_whose_key_ends_in_nul(1), "graph neural networks"]
-    _cached_tokens(store, texts)
+    cached_tokens(store.cache, texts)
     tokenised: list[list[str]] = []
 
     def counting(batch):
@@ -175,48 +208,65 @@ def test_a_text_whose_key_ends_in_a_nul_byte_is_tokenised_once(tmp_path, monkeyp
         return tokenize_texts(batch)
 
     monkeypatch.setattr("pipeline.terms.tokenize_texts", counting)
-    assert runner._cached_tokens(store, [*texts, "protein folding"])[0] is not None
+    assert cached_tokens(store.cache, [*texts, "protein folding"])[0] is not None
     assert tokenised == [["protein folding"]]
 
 
 def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_run(tmp_path, monkeypatch):
-    from pipeline.runner import _cached_tokens
-    from pipeline.store import TokenCache
+    from pipeline.stages.label import ASSEMBLED_TOKENS_KEPT, cached_tokens
     from pipeline.terms import TOKENIZER_VERSION, tokenize_texts
 
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
-    folder = TokenCache(store.cache_dir, TOKENIZER_VERSION).folder
+    folder = store.cache.folder(f"tokens/v{TOKENIZER_VERSION}")
     first = [f"graph neural networks paper {i}" for i in range(5)]
-    _cached_tokens(store, first)
-    assert not list(folder.glob("selection-*"))  # one shard holds exactly these texts: nothing to keep
+    cached_tokens(store.cache, first)
+    assert not list(folder.glob("assembled-*"))  # one shard holds exactly these texts: nothing to keep
     grown = [*first, "speech recognition for low resource languages", "protein folding"]
-    tokens, digest = _cached_tokens(store, grown)
-    assert [path.name for path in folder.glob("selection-*")] == [f"selection-{digest}.npz"]
-    monkeypatch.setattr(TokenCache, "shards", lambda self: pytest.fail("the kept selection was not used"))
-    again, _ = _cached_tokens(store, grown)
+    tokens, digest = cached_tokens(store.cache, grown)
+    assert [path.name for path in folder.glob("assembled-*")] == [f"assembled-{digest}.npz"]
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: pytest.fail("the kept whole was not used"))
+    again, _ = cached_tokens(store.cache, grown)
+    monkeypatch.undo()
     fresh = tokenize_texts(grown)
     for kept in (tokens, again):
         assert kept.vocabulary.tolist() == fresh.vocabulary.tolist()
         assert kept.tokens.tolist() == fresh.tokens.tolist() and kept.offsets.tolist() == fresh.offsets.tolist()
-    monkeypatch.undo()
     for extra in ("one more text", "and another one", "and a third one"):
         grown = [*grown, extra]
-        _cached_tokens(store, grown)
-    assert len(list(folder.glob("selection-*"))) == TokenCache.SELECTIONS_KEPT
+        cached_tokens(store.cache, grown)
+    assert len(list(folder.glob("assembled-*"))) == ASSEMBLED_TOKENS_KEPT
 
 
 def test_class_weights_are_reused_while_every_paper_keeps_its_topic(tmp_path, monkeypatch):
     from pipeline import label
-    from pipeline.runner import _cached_class_weights
+    from pipeline.stages.label import cached_class_weights
     from pipeline.terms import term_counts, tokenize_texts
 
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
     counts = term_counts(tokenize_texts(["graph neural networks", "graph networks", "speech recognition"]), [], 1)
     topics = np.array([0, 0, 1])
-    first = _cached_class_weights(store, counts, "counts-key", topics, True, 0.1)
+    first = cached_class_weights(store.cache, counts, "counts-key", topics, True, 0.1)
     monkeypatch.setattr(label, "class_weights", lambda *args: pytest.fail("computed again"))
-    again = _cached_class_weights(store, counts, "counts-key", topics, True, 0.1)
+    again = cached_class_weights(store.cache, counts, "counts-key", topics, True, 0.1)
     assert (again != first).nnz == 0 and again.shape == first.shape
     monkeypatch.undo()
-    moved = _cached_class_weights(store, counts, "counts-key", np.array([0, 1, 1]), True, 0.1)  # a paper changed topic
-    assert (moved != first).nnz > 0
+    moved = cached_class_weights(store.cache, counts, "counts-key", np.array([0, 1, 1]), True, 0.1)
+    assert (moved != first).nnz > 0  # a paper changed topic
+
+
+def test_memo_keeps_the_latest_values_and_recomputes_an_unreadable_one(tmp_path):
+    cache = MemoStore(tmp_path)
+    calls: list[str] = []
+
+    def compute(key):
+        calls.append(key)
+        return np.full((2, 2), len(calls), dtype=np.float32)
+
+    codec = VectorRows()
+    for key in ("a", "b", "c"):
+        cache.memo("values", key, lambda key=key: compute(key), codec, keep=2)
+    assert sorted(path.stem for path in cache.folder("values").glob("*.npz")) == ["b", "c"]  # the oldest went
+    assert cache.memo("values", "c", lambda: compute("c"), codec, keep=2).tolist() == [[3, 3], [3, 3]]
+    (cache.folder("values") / "b.npz").write_bytes(b"garbage")
+    assert cache.memo("values", "b", lambda: compute("b"), codec, keep=2).tolist() == [[4, 4], [4, 4]]
+    assert calls == ["a", "b", "c", "b"]

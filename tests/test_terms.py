@@ -13,9 +13,11 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from pipeline.config import LabelConfig
 from pipeline.label import _bertopic_keywords, _ctfidf_keywords, stop_words, term_counts_for
-from pipeline.store import EmbeddingCache, TermCountsCache, TokenCache
+from pipeline.store import MemoStore, text_key
 from pipeline.terms import (
     TOKEN_PATTERN,
+    TermCountsArrays,
+    TokenRows,
     class_tfidf,
     select_texts,
     term_counts,
@@ -33,7 +35,7 @@ def random_texts(seed: int, n: int = 40, odd_ones: bool = True) -> list[str]:
 
 
 def keyed(texts: list[str]) -> np.ndarray:
-    return np.array([EmbeddingCache.text_key(text) for text in texts], dtype="S16")
+    return np.array([text_key(text) for text in texts], dtype="S16")
 
 
 @pytest.mark.parametrize("ngram_max", [1, 2, 3])
@@ -140,22 +142,23 @@ def test_a_part_holding_exactly_the_wanted_texts_is_used_as_it_is():
     assert selected.tokens.tolist() == tokenize_texts(shuffled).tokens.tolist()
 
 
-def test_token_cache_round_trip_and_unreadable_shard(tmp_path):
+def test_token_memo_round_trip_and_unreadable_shard(tmp_path):
     texts = random_texts(4)
-    cache = TokenCache(tmp_path, 1)
-    cache.add(keyed(texts).tolist(), tokenize_texts(texts))
-    (cache.folder / "shard-garbage.npz").write_bytes(b"not a shard")
-    [(keys, stored)] = cache.shards()
-    assert keys.tolist() == keyed(texts).tolist()
+    cache = MemoStore(tmp_path)
+    keys = keyed(texts).tolist()
+    cache.memo_rows("tokens/v1", keys, lambda indices: tokenize_texts([texts[i] for i in indices]), TokenRows())
+    (cache.folder("tokens/v1") / "shard-garbage.npz").write_bytes(b"not a shard")
+    stored, computed = cache.memo_rows("tokens/v1", keys, lambda indices: pytest.fail("tokenised again"), TokenRows())
+    assert computed == 0
     assert [stored.words(i) for i in range(len(texts))] == [tokenize_texts([t]).words(0) for t in texts]
 
 
-def test_term_counts_cache_keeps_the_latest_entries(tmp_path):
+def test_term_counts_memo_keeps_the_latest_entries(tmp_path):
     counts = term_counts_for(tokenize_texts(random_texts(5)), LabelConfig())
-    cache = TermCountsCache(tmp_path, keep=2)
+    cache = MemoStore(tmp_path)
     for key in ("a", "b", "c"):
-        cache.put(key, counts)
-    assert cache.get("a") is None  # the oldest went
-    restored = cache.get("c")
+        cache.memo("term-counts", key, lambda: counts, TermCountsArrays(), keep=2)
+    assert not (cache.folder("term-counts") / "a.npz").exists()  # the oldest went
+    restored = cache.memo("term-counts", "c", lambda: pytest.fail("computed again"), TermCountsArrays(), keep=2)
     assert (restored.matrix != counts.matrix).nnz == 0
     assert restored.names(range(restored.matrix.shape[1])) == counts.names(range(counts.matrix.shape[1]))

@@ -1,0 +1,247 @@
+"""Label stage: papers, vectors and clusters in; topics, assignments, topic tree and metrics out.
+
+Three sub-results are kept between runs through the store's memo, so that changing a label
+setting costs seconds at 75k papers: each text's tokens (per text, shared by all runs), the
+document-term matrix (while the texts, stop words and n-gram length stay) and the c-TF-IDF
+matrix (while, in addition, every paper keeps its topic).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import RunConfig
+from pipeline.errors import InputError
+from pipeline.schema import paper_texts
+from pipeline.stage import Stage, StageContext, StageResult
+from pipeline.store import (
+    ArtifactStore,
+    MemoStore,
+    SparseMatrix,
+    array_to_bytes,
+    hash_json,
+    json_to_bytes,
+    sha256_bytes,
+    table_to_bytes,
+    text_key,
+)
+
+if TYPE_CHECKING:
+    from scipy import sparse
+
+    from pipeline.terms import TermCounts, TokenizedTexts
+
+# A run's tokens assembled from several shards (after papers were added) are kept whole so that
+# the next label change reads one file instead of assembling them again (1.8 s at 75k papers);
+# each is as large as the texts' shards, so only the two most recently used are kept.
+ASSEMBLED_TOKENS_KEPT = 2
+
+
+def _settings(config: RunConfig) -> dict[str, Any]:
+    return {"seed": config.seed, **config.label.model_dump()}
+
+
+def _model(context: StageContext) -> list[str]:
+    from pipeline.embed import model_identity
+
+    return [model_identity(context.config.embed)]
+
+
+def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, str]:
+    """The texts tokenised, each text at most once per output folder, and a digest of the texts."""
+    from pipeline import terms
+
+    keys = [text_key(text) for text in texts]
+    tokens, _ = cache.memo_rows(
+        f"tokens/v{terms.TOKENIZER_VERSION}",
+        keys,
+        lambda indices: terms.tokenize_texts([texts[index] for index in indices]),
+        terms.TokenRows(),
+        keep_assembled=ASSEMBLED_TOKENS_KEPT,
+    )
+    return tokens, sha256_bytes(b"".join(keys))
+
+
+def term_counts_key(text_digest: str, config: RunConfig) -> str:
+    """What the label stage's document-term matrix depends on: the texts, stop words and n-grams."""
+    from pipeline.label import stop_words
+    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
+
+    return hash_json(
+        {"texts": text_digest, "tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label),
+         "ngram_max": config.label.ngram_max, "terms_version": TERM_COUNTS_VERSION}
+    )  # fmt: skip
+
+
+def cached_term_counts(cache: MemoStore, tokens: TokenizedTexts, key: str, config: RunConfig) -> TermCounts:
+    """The document-term matrix, reused while the texts, stop words and n-grams stay."""
+    from pipeline.label import term_counts_for
+    from pipeline.terms import TermCountsArrays
+
+    return cache.memo("term-counts", key, lambda: term_counts_for(tokens, config.label), TermCountsArrays())
+
+
+def cached_class_weights(
+    cache: MemoStore,
+    counts: TermCounts,
+    counts_key: str,
+    topic_per_paper: np.ndarray,
+    reduce_frequent_words: bool,
+    min_topic_share: float,
+) -> sparse.csr_matrix:
+    """The c-TF-IDF matrix, reused while the term counts and every paper's topic stay."""
+    from pipeline import label
+
+    key = hash_json(
+        {
+            "counts": counts_key,
+            "topics": sha256_bytes(array_to_bytes(topic_per_paper)),
+            "version": label.CLASS_WEIGHTS_VERSION,
+            "reduce_frequent_words": reduce_frequent_words,
+            "min_topic_share": min_topic_share,
+        }
+    )
+    return cache.memo(
+        "class-weights",
+        key,
+        lambda: label.class_weights(counts, topic_per_paper, reduce_frequent_words, min_topic_share),
+        SparseMatrix(),
+    )
+
+
+def _prepare_npmi() -> None:
+    from pipeline.metrics import prepare_npmi
+
+    prepare_npmi()
+
+
+def run(context: StageContext) -> StageResult:
+    from pipeline.embed import load_backend
+    from pipeline.label import keyword_min_share, label_topics
+
+    store, config = context.store, context.config
+    # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
+    # which waits on the disk with the GIL released.
+    npmi_ready = threading.Thread(target=_prepare_npmi, name="prepare-npmi", daemon=True)
+    npmi_ready.start()
+    word_embedder = (
+        None if config.label.representation == "none" else load_backend(config.embed, store.cache_dir).encode
+    )
+    papers = store.read_table("parse", "papers.parquet")
+    texts = paper_texts(papers)
+    tokens, text_digest = cached_tokens(store.cache, texts)
+    counts_key = term_counts_key(text_digest, config)
+    counts = None
+    if config.label.representation == "none":
+        counts = cached_term_counts(store.cache, tokens, counts_key, config)
+    result = label_topics(
+        papers,
+        store.read_array("embed", "embeddings.npy"),
+        store.read_array("cluster", "labels.npy"),
+        store.read_array("cluster", "layout.npy"),
+        config.label,
+        word_embedder,
+        tokens=tokens,
+        counts=counts,
+        class_weights_of=lambda counts, topics: cached_class_weights(
+            store.cache, counts, counts_key, topics, config.label.reduce_frequent_words, keyword_min_share(config.label)
+        ),
+    )
+    topics = result.topics
+    if config.label.llm.enabled:
+        topics = _llm_names(topics, papers, config)
+    npmi_ready.join()
+    metrics = run_metrics(papers, result.assignments, topics, tokens, texts)
+    counts_summary = {
+        "topics": int((topics["topic"] >= 0).sum()),
+        "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
+        "npmi": metrics["npmi"],
+    }
+    outputs = {
+        "assignments.parquet": table_to_bytes(result.assignments),
+        "topics.parquet": table_to_bytes(topics),
+        "hierarchy.parquet": table_to_bytes(result.hierarchy),
+        "label.json": json_to_bytes({"notes": result.notes}),
+        "metrics.json": json_to_bytes(metrics),
+    }
+    return outputs, counts_summary
+
+
+def _llm_names(topics: pd.DataFrame, papers: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
+    """Topic names written by the configured local LLM server, from keywords and best titles."""
+    from pipeline.label import rename_topics
+    from pipeline.llm_labeller import names_from_settings
+
+    title_of = dict(zip(papers["paper_id"], papers["title"], strict=True))
+    real = topics[topics["topic"] >= 0]
+    requests = [
+        {"keywords": list(row.keywords), "titles": [title_of[p] for p in row.representative_ids[:5]], "name": row.name}
+        for row in real.itertuples()
+    ]
+    names = names_from_settings(requests, config.label.llm) or []
+    return rename_topics(topics, dict(zip(real["topic"].tolist(), names, strict=True)))
+
+
+def run_metrics(
+    papers: pd.DataFrame,
+    assignments: pd.DataFrame,
+    topics: pd.DataFrame,
+    tokens: TokenizedTexts | None = None,
+    texts: list[str] | None = None,
+) -> dict[str, Any]:
+    """Topic quality of a run: coherence, diversity, outliers, agreement with known labels.
+
+    ``tokens``: the papers' texts tokenised (``pipeline.terms``), and ``texts`` the papers'
+    texts (``schema.paper_texts``), when the caller has them.
+    """
+    from pipeline.metrics import compute_metrics
+
+    labels = papers["label"].tolist() if (papers["label"] != "").any() else None
+    topic_words = {int(row.topic): list(row.keywords) for row in topics.itertuples()}
+    texts = paper_texts(papers) if texts is None else texts
+    return compute_metrics(texts, assignments["topic"].tolist(), topic_words, labels, tokens)
+
+
+def evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """Recompute the topic-quality metrics of a finished run from its stored tables."""
+    store = ArtifactStore(run_dir, run_dir.parent / ".cache")
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such run folder")
+    if store.finished("parse") is None or store.finished("label") is None:
+        raise InputError(f"{run_dir}: not a finished papertopics run (no finished label stage in it)")
+    return run_metrics(
+        store.read_table("parse", "papers.parquet"),
+        store.read_table("label", "assignments.parquet"),
+        store.read_table("label", "topics.parquet"),
+    )
+
+
+def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
+    """The papers, assignments and topics tables of a finished run (for the CLI summary and tests)."""
+    store = ArtifactStore(config.run_dir, config.cache_dir)
+    if store.finished("label") is None:
+        raise InputError(f"{config.run_dir}: no finished label stage; run `python -m pipeline run` first")
+    return {
+        "papers": store.read_table("parse", "papers.parquet"),
+        "assignments": store.read_table("label", "assignments.parquet"),
+        "topics": store.read_table("label", "topics.parquet"),
+    }
+
+
+STAGE = Stage(
+    name="label",
+    code_version=10,
+    inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
+            ("cluster", "layout.npy")),
+    outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json"),
+    config_slice=_settings,
+    run=run,
+    extra_key=_model,
+    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.topic_tree",
+             "pipeline.llm_labeller", "pipeline.metrics"),
+)  # fmt: skip

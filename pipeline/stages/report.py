@@ -1,0 +1,74 @@
+"""Report stage: the tables of the earlier stages in, the pages and CSVs at the top of the run folder out.
+
+Its own folder holds only ``published.json``, the list of files it put in the run folder:
+the stage counts as finished only while all of them are still there.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.config import RunConfig
+from pipeline.stage import Stage, StageContext, StageResult
+from pipeline.store import json_to_bytes
+
+
+def _settings(config: RunConfig) -> dict[str, Any]:
+    return config.report.model_dump()
+
+
+def _published_files_present(context: StageContext) -> bool:
+    """The published report's files are all still in the run folder."""
+    try:
+        listing = context.store.read_json("report", "published.json")
+    except (FileNotFoundError, ValueError):
+        return False
+    return all((context.store.run_dir / path).is_file() for path in listing)
+
+
+def run(context: StageContext) -> StageResult:
+    from pipeline.report import build_report
+
+    store, config = context.store, context.config
+    papers = store.read_table("parse", "papers.parquet")
+    reports = store.read_json("parse", "file_reports.json")
+    notes = store.read_json("cluster", "cluster.json")["notes"] + store.read_json("label", "label.json")["notes"]
+    summary = {
+        "name": config.name,
+        "inputs": reports,
+        "n_read": sum(report["read"] for report in reports),
+        "n_papers": len(papers),
+        "n_duplicates": sum(report["duplicates"] for report in reports),
+        "n_skipped": sum(report["skipped"] for report in reports),
+        "stage_seconds": dict(context.stage_seconds),
+        "settings": config.model_dump(mode="json"),
+        "seed": config.seed,
+        "has_labels": bool((papers["label"] != "").any()),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "notes": notes,
+    }
+    metrics = store.read_json("label", "metrics.json")
+    files = build_report(
+        papers, store.read_table("label", "assignments.parquet"), store.read_table("label", "topics.parquet"),
+        summary, config.report,
+        hierarchy=store.read_table("label", "hierarchy.parquet"), metrics=metrics,
+    )  # fmt: skip
+    files["metrics.json"] = json_to_bytes(metrics)
+    store.publish_report(files)
+    listing = {path: len(data) for path, data in sorted(files.items())}
+    return {"published.json": json_to_bytes(listing)}, {"files": len(files)}
+
+
+STAGE = Stage(
+    name="report",
+    code_version=3,
+    inputs=(("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
+            ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
+            ("label", "label.json"), ("label", "metrics.json")),
+    outputs=("published.json",),
+    config_slice=_settings,
+    run=run,
+    intact=_published_files_present,
+    modules=("pipeline.stages.report", "pipeline.report", "pipeline.parallel"),
+)  # fmt: skip
