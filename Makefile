@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    builds .venv, then runs configs/default.yaml on the bundled seed pages
 #   make test   builds .venv (with the test tools and Debian's chromium), then runs the tests
+#   make lint   ruff (lint and format) and mypy, as CI runs them
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -27,6 +28,8 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check pipeline tests bench
+	$(VENV)/bin/ruff format --check pipeline tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) outputs/*/ outputs/.cache

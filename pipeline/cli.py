@@ -16,7 +16,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from pipeline.config import load_config
@@ -31,7 +39,7 @@ class ProgressDisplay:
 
     def __init__(self, progress: Progress):
         self.progress = progress
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def stage_started(self, stage: str) -> None:
         self.tasks[stage] = self.progress.add_task(f"{stage:<8}", total=None)

@@ -248,7 +248,7 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         # A value that fits no member of a union gives one error per member: merge them per key.
-        by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        by_key: dict[tuple[Any, ...], list[Any]] = {}
         for error in exc.errors():
             by_key.setdefault(_field_loc(error["loc"]), []).append(error)
         first_errors = next(iter(by_key.values()))

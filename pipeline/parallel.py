@@ -51,7 +51,7 @@ def built_beside(
         result = build()
         yield lambda: result
         return
-    context = multiprocessing.get_context(start_method)
+    context: Any = multiprocessing.get_context(start_method)  # typeshed: BaseContext has no Process
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_run_and_send, args=(build, sender), daemon=True)
     child.start()

@@ -306,12 +306,12 @@ def phrase_spellings(
     ids = texts.ids_of(phrase)
     if len(phrase) != 2 or (ids < 0).any():
         return spellings
-    stream, text_of = token_stream(texts, rows) if stream is None else stream
+    words, text_of = token_stream(texts, rows) if stream is None else stream
     first, last = ids
-    adjacent = (stream[:-1] == first) & (stream[1:] == last) & (text_of[:-1] == text_of[1:])
+    adjacent = (words[:-1] == first) & (words[1:] == last) & (text_of[:-1] == text_of[1:])
     spellings[" ".join(phrase)] = int(adjacent.sum())
-    gapped = np.flatnonzero((stream[:-2] == first) & (stream[2:] == last) & (text_of[:-2] == text_of[2:]))
-    for middle in texts.vocabulary[stream[gapped + 1]].tolist():
+    gapped = np.flatnonzero((words[:-2] == first) & (words[2:] == last) & (text_of[:-2] == text_of[2:]))
+    for middle in texts.vocabulary[words[gapped + 1]].tolist():
         spellings[f"{phrase[0]} {middle} {phrase[1]}"] += 1
     return spellings
 
@@ -326,15 +326,15 @@ def phrase_followers(
     ids = texts.ids_of(phrase)
     if len(phrase) == 0 or (ids < 0).any():
         return []
-    stream, text_of = token_stream(texts, rows) if stream is None else stream
+    words, text_of = token_stream(texts, rows) if stream is None else stream
     n = len(ids)
-    if len(stream) <= n:
+    if len(words) <= n:
         return []
-    count = len(stream) - n
+    count = len(words) - n
     match = text_of[:count] == text_of[n:]  # the follower is in the same text
     for offset, word in enumerate(ids):
-        match &= stream[offset : offset + count] == word
-    return texts.vocabulary[stream[np.flatnonzero(match) + n]].tolist()
+        match &= words[offset : offset + count] == word
+    return texts.vocabulary[words[np.flatnonzero(match) + n]].tolist()
 
 
 class TokenRows:
