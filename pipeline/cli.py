@@ -102,21 +102,10 @@ def _summary_table(result) -> Table:
     return table
 
 
-METRIC_LABELS = {
-    "n_topics": ("topics", "number of topics, outliers not counted"),
-    "outlier_share": ("outlier share", "papers left in the -1 outlier topic"),
-    "largest_topic_share": ("largest topic share", "papers in the largest topic"),
-    "npmi": ("coherence (NPMI)", "c_npmi of each topic's top 10 words over the run's texts, -1..1"),
-    "diversity": ("diversity", "unique words among all topics' top 10 words, 0..1"),
-    "nmi": ("NMI vs labels", "agreement of topics with the input's labels, 0..1"),
-    "ami": ("AMI vs labels", "NMI corrected for chance"),
-    "ari": ("ARI vs labels", "adjusted Rand index"),
-}
-
-
 def evaluate_command(args: argparse.Namespace) -> int:
     import json
 
+    from pipeline.metrics import METRIC_LABELS
     from pipeline.stages.label import evaluate_run
 
     metrics = evaluate_run(Path(args.run_dir))

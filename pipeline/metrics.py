@@ -70,7 +70,21 @@ WORD_PATTERN = (
 )
 # For texts that are already tokens joined by spaces (the output of octis_preprocess).
 PRESPLIT_PATTERN = r"\S+"
-METRIC_KEYS = ("n_topics", "outlier_share", "largest_topic_share", "npmi", "diversity", "nmi", "ami", "ari")
+# What each figure of metrics.json is called and measures, for the CLI's evaluate table and the dashboard.
+METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "n_topics": ("topics", "number of topics, outliers not counted"),
+    "outlier_share": ("outlier share", "share of the papers left in the -1 outlier topic"),
+    "largest_topic_share": ("largest topic", "share of all papers in the largest topic"),
+    "npmi": (
+        "coherence (NPMI)",
+        "−1 to 1: how often a topic's top 10 keywords occur together in the run's texts; above 0.1 is good",
+    ),
+    "diversity": ("keyword diversity", "0 to 1: share of distinct words among the topics' top 10 keywords"),
+    "nmi": ("NMI vs. labels", "0 to 1: how well the topics agree with the known labels"),
+    "ami": ("AMI vs. labels", "like NMI, corrected for chance: 0 = chance, 1 = the same grouping"),
+    "ari": ("ARI vs. labels", "pairs of papers grouped alike: 0 = chance, 1 = the same grouping"),
+}
+METRIC_KEYS = tuple(METRIC_LABELS)
 _DECIMALS = 6  # metrics.json is byte-identical across machines
 
 

@@ -35,6 +35,8 @@ metrics (JSON, output of label; written as metrics.json in the run folder): a fl
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 PAPER_COLUMNS = ("paper_id", "title", "abstract", "authors", "date", "url", "links", "source", "label")
@@ -45,6 +47,12 @@ TOPIC_COLUMNS = (
 )  # fmt: skip
 HIERARCHY_COLUMNS = ("parent_id", "parent_name", "child_left_id", "child_right_id", "distance", "topics")
 OUTLIER_TOPIC = -1
+# The outlier topic's name, in topics.csv and on every page.
+OUTLIER_NAME = "Unassigned papers (outliers)"
+# A url a paper may carry and a page may link: plain http(s), without white space, quotes, angle
+# brackets or backslashes, so that javascript:, data: or file: urls are never kept and an odd value
+# can never break an attribute (a url with those is dropped rather than "repaired").
+HTTP_URL = re.compile(r"https?://[^\s\"'<>\\`]+", flags=re.IGNORECASE)
 
 
 def empty_papers() -> pd.DataFrame:

@@ -8,16 +8,9 @@ import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from pipeline.config import LabelConfig
-from pipeline.label import (
-    ABSTRACT_BOILERPLATE,
-    complete_phrase,
-    label_topics,
-    slugify,
-    spell_phrase,
-    stop_words,
-    topic_name,
-)
-from pipeline.schema import PAPER_COLUMNS
+from pipeline.label import ABSTRACT_BOILERPLATE, label_topics, slugify, stop_words, topic_name
+from pipeline.label.names import complete_phrase, spell_phrase
+from pipeline.schema import OUTLIER_NAME, PAPER_COLUMNS
 from pipeline.terms import phrase_followers, phrase_spellings, token_stream, tokenize_texts
 
 GRAPH = (
@@ -75,6 +68,7 @@ def test_outliers_are_kept_and_named():
                           LabelConfig(representation="none"), None)  # fmt: skip
     outliers = result.topics.set_index("topic").loc[-1]
     assert outliers["size"] == 3 and outliers["slug"] == "outliers"
+    assert outliers["name"] == outliers["coarse_name"] == OUTLIER_NAME == "Unassigned papers (outliers)"
 
 
 def followers_in(text: str):
@@ -257,7 +251,8 @@ def test_class_weights_zero_exactly_the_terms_below_the_share_of_their_topic():
 
 
 def test_keyword_share_is_auto_on_the_ctfidf_route_only():
-    from pipeline.label import AUTO_KEYWORD_MIN_SHARE, keyword_min_share
+    from pipeline.label import keyword_min_share
+    from pipeline.label.keywords import AUTO_KEYWORD_MIN_SHARE
 
     assert keyword_min_share(LabelConfig()) == AUTO_KEYWORD_MIN_SHARE > 0
     assert keyword_min_share(LabelConfig(keyword_min_share=0.25)) == 0.25

@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
-from pipeline import llm_labeller
 from pipeline.config import LLMConfig
 from pipeline.errors import PapertopicsError
-from pipeline.llm_labeller import (
+from pipeline.label import llm as llm_labeller
+from pipeline.label.llm import (
     LLMLabelError,
     check_base_url,
     clean_name,
+    llm_names,
     llm_topic_names,
     names_from_settings,
 )
+from pipeline.schema import OUTLIER_NAME
 
 TOPICS = [
     {
@@ -173,7 +175,7 @@ def test_a_junk_answer_raises_naming_the_url(server):
 
 def test_a_junk_answer_keeps_the_keyword_name_when_asked(server, caplog):
     server.script = [answer(""), answer("Protein folding")]
-    with caplog.at_level("WARNING", logger="pipeline.llm_labeller"):
+    with caplog.at_level("WARNING", logger="pipeline.label.llm"):
         names = llm_topic_names(TOPICS, server.base_url, "m", timeout=5, on_failure="keep")
     assert names == ["Graph neural networks, message passing", "Protein folding"]
     assert "keeping the keyword name 'Graph neural networks, message passing'" in caplog.text
@@ -290,6 +292,29 @@ def test_settings_are_passed_through(server):
     settings = LLMConfig(enabled=True, base_url=server.base_url, model="phi3", timeout_s=5)
     assert names_from_settings(TOPICS, settings) == ["Graph learning", "Protein folding"]
     assert server.requests[0][2]["model"] == "phi3"
+
+
+def test_llm_names_rename_the_topics_table_and_keep_the_outlier_row(server):
+    import pandas as pd
+
+    papers = pd.DataFrame({"paper_id": ["a", "b", "c"], "title": ["GAT", "GIN", "AlphaFold"]})
+    topics = pd.DataFrame(
+        {
+            "topic": [-1, 0, 1],
+            "name": [OUTLIER_NAME, "Graph neural networks", "Protein folding"],
+            "slug": ["outliers", "graph-neural-networks", "protein-folding"],
+            "keywords": [[], ["graph neural"], ["protein folding"]],
+            "representative_ids": [["c"], ["a", "b"], ["c"]],
+        }
+    )
+    server.script = [answer("Graph learning"), answer("Graph learning")]
+    settings = LLMConfig(enabled=True, base_url=server.base_url, model="phi3", timeout_s=5)
+    renamed = llm_names(topics, papers, settings)
+    assert renamed["name"].tolist() == [OUTLIER_NAME, "Graph learning", "Graph learning (1)"]  # unique
+    assert renamed["slug"].tolist() == ["outliers", "graph-learning", "graph-learning-1"]
+    prompts = [body["messages"][1]["content"] for _, _, body in server.requests]
+    assert len(prompts) == 2 and "- GAT\n- GIN" in prompts[0] and "AlphaFold" in prompts[1]
+    assert llm_names(topics, papers, LLMConfig()) is topics  # disabled: asks nothing, changes nothing
 
 
 def test_keeping_names_needs_the_keyword_names():

@@ -155,7 +155,7 @@ def test_top_words_keep_ten_words_from_eight_bigrams():
 
 
 def test_word_pattern_is_the_label_stage_token_pattern():
-    from pipeline.label import TOKEN_PATTERN
+    from pipeline.terms import TOKEN_PATTERN
 
     assert metrics.WORD_PATTERN == TOKEN_PATTERN
 

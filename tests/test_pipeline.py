@@ -13,6 +13,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.runner import run_pipeline
+from pipeline.schema import OUTLIER_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,11 @@ def test_seed_run_writes_every_output(seed_run):
     for row in topics:
         assert row["name"] and not row["name"][0].isdigit()  # "Graph neural ...", never "3_the_of_and"
     assert len({row["name"] for row in topics}) == len(topics)
+    outliers = [row for row in topics if row["topic"] == "-1"]
+    assert outliers and outliers[0]["name"] == OUTLIER_NAME  # 5 of the 64 seed papers are outliers
+    assert all(row["name"] != OUTLIER_NAME for row in topics if row["topic"] != "-1")
     index = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert index.count(OUTLIER_NAME) == 1  # the outlier row of the topic table
     assert "map.html" in index and "topics.csv" in index
     assert "cdn.plot.ly" not in (run_dir / "map.html").read_text(encoding="utf-8")
 
@@ -104,13 +109,13 @@ def test_added_input_embeds_only_the_new_papers(tmp_path, seed_pages):
 
 
 def test_label_reruns_tokenise_only_new_texts_and_reuse_term_counts(tmp_path, seed_pages, monkeypatch):
-    import pipeline.label
+    import pipeline.label.keywords
     import pipeline.terms
 
     tokenised, counted = [], []
-    tokenize, count = pipeline.terms.tokenize_texts, pipeline.label.term_counts
+    tokenize, count = pipeline.terms.tokenize_texts, pipeline.label.keywords.term_counts
     monkeypatch.setattr(pipeline.terms, "tokenize_texts", lambda texts: tokenised.append(len(texts)) or tokenize(texts))
-    monkeypatch.setattr(pipeline.label, "term_counts", lambda *args: counted.append(1) or count(*args))
+    monkeypatch.setattr(pipeline.label.keywords, "term_counts", lambda *args: counted.append(1) or count(*args))
 
     def run(pages, **label):
         config = load_config(make_config(tmp_path, [str(page) for page in pages], name="words", label=label))

@@ -25,7 +25,7 @@ from pipeline.parallel import built_beside, fork_available
 from pipeline.report import build_report, figures, views
 from pipeline.report.csv_export import csv_table, topic_csv_path, topic_number_width
 from pipeline.report.text import safe_url
-from pipeline.schema import HIERARCHY_COLUMNS, PAPER_COLUMNS
+from pipeline.schema import HIERARCHY_COLUMNS, OUTLIER_NAME, PAPER_COLUMNS
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(1)>"
@@ -759,8 +759,12 @@ def test_every_paper_an_outlier():
 def test_outlier_row_is_added_when_topics_table_lacks_it():
     papers, assignments, topics = make_tables()
     files = build(papers, assignments, topics[topics["topic"] != -1])
-    assert read_csv(files["topics.csv"])["topic"].tolist() == ["-1", "0", "1", "2"]
+    table = read_csv(files["topics.csv"])
+    assert table["topic"].tolist() == ["-1", "0", "1", "2"]
+    assert table["name"].iloc[0] == OUTLIER_NAME  # the label stage's name, the same in every output
     assert "topics/outliers-unassigned.csv" in files
+    index = files["index.html"].decode()
+    assert re.search(r'<tr data-href="topics/outliers-unassigned.html"[^>]*>.*?' + re.escape(OUTLIER_NAME), index, re.S)
 
 
 def test_one_paper():

@@ -12,7 +12,8 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
 from pipeline.config import LabelConfig
-from pipeline.label import _bertopic_keywords, _ctfidf_keywords, stop_words, term_counts_for
+from pipeline.label import stop_words, term_counts_for
+from pipeline.label.keywords import bertopic_keywords, ctfidf_keywords
 from pipeline.store import MemoStore, text_key
 from pipeline.terms import (
     TOKEN_PATTERN,
@@ -90,8 +91,8 @@ def test_keywords_equal_bertopic_route_on_unigrams(reduce_frequent_words):
         ngram_max=1, representation="none", reduce_frequent_words=reduce_frequent_words, keyword_min_share=0.0
     )  # no share bar: BERTopic has none
     tokens = tokenize_texts(texts)
-    fast_topics, fast, _ = _ctfidf_keywords(term_counts_for(tokens, config), labels, config)
-    slow_topics, slow, _ = _bertopic_keywords(texts, np.eye(len(texts)), labels, config, None)
+    fast_topics, fast, _ = ctfidf_keywords(term_counts_for(tokens, config), labels, config)
+    slow_topics, slow, _ = bertopic_keywords(texts, np.eye(len(texts)), labels, config, None, seed=0)
     assert fast_topics.tolist() == slow_topics.tolist()
     assert fast.keys() == slow.keys()
     for topic in fast:
@@ -100,12 +101,12 @@ def test_keywords_equal_bertopic_route_on_unigrams(reduce_frequent_words):
 
 @pytest.mark.parametrize("shortlist", [1, 300])  # 1: the bound fails and every term is summed
 def test_group_words_are_the_best_summed_terms(shortlist, monkeypatch):
-    monkeypatch.setattr("pipeline.label.GROUP_SHORTLIST", shortlist)
+    monkeypatch.setattr("pipeline.label.keywords.GROUP_SHORTLIST", shortlist)
     texts = ["alpha beta", "alpha gamma", "beta gamma delta", "delta epsilon", "epsilon zeta", "zeta alpha"] * 3
     labels = np.arange(len(texts)) % 6
     config = LabelConfig(ngram_max=1, n_keywords=3)
     counts = term_counts_for(tokenize_texts(texts), config)
-    _, _, group_words = _ctfidf_keywords(counts, labels, config)
+    _, _, group_words = ctfidf_keywords(counts, labels, config)
     # Brute force: size-weighted sum of the leaves' c-TF-IDF rows over every term.
     weights = class_tfidf(
         pd.get_dummies(labels).to_numpy(dtype=float).T @ counts.matrix.toarray()

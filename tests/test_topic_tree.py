@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.label import reassign_outliers
-from pipeline.topic_tree import auto_coarse_groups, cut_tree, hierarchy_table, linkage_matrix, merge_to_target
+from pipeline.label.geometry import auto_coarse_groups, cut_tree, hierarchy_table, linkage_matrix, merge_to_target
 
 
 def two_families() -> tuple[list[int], np.ndarray]:

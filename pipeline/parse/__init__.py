@@ -12,7 +12,6 @@ normalised title; the first occurrence wins.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,7 +27,7 @@ from pipeline.parse.records import Item, RawPaper, Reader, Skip
 from pipeline.parse.sniff import sniff_format
 from pipeline.parse.tables import read_table
 from pipeline.parse.text_folder import read_text_folder
-from pipeline.schema import PAPER_COLUMNS, empty_papers
+from pipeline.schema import HTTP_URL, PAPER_COLUMNS, empty_papers
 from pipeline.sources import SourceFile
 
 __all__ = ["MAX_ABSTRACT_CHARS", "MAX_TITLE_CHARS", "READERS", "FileReport", "ParseResult", "parse"]
@@ -44,9 +43,6 @@ MAX_TITLE_CHARS = 1_000
 MAX_ABSTRACT_CHARS = 30_000
 _LIMITS = {"title": MAX_TITLE_CHARS, "abstract": MAX_ABSTRACT_CHARS}
 MAX_DETAIL_CHARS = 80  # of a skipped record's text quoted in a message
-# A paper's url is kept only when it is a plain http(s) url: javascript:, data: or file:
-# urls are dropped here, before any page could link them.
-_HTTP_URL = re.compile(r"https?://[^\s\"'<>\\`]+", re.IGNORECASE)
 
 READERS: dict[str, Reader] = {
     "hf-daily-papers": read_hf_page,
@@ -157,7 +153,7 @@ def _cut(text: str, limit: int) -> str:
 
 def _safe_url(url: str) -> str:
     url = clean_text(url)
-    return url if _HTTP_URL.fullmatch(url) else ""
+    return url if HTTP_URL.fullmatch(url) else ""
 
 
 def _row(paper: RawPaper, source: str) -> tuple[dict[str, str], str, str, list[str]]:

@@ -14,9 +14,8 @@ import pandas as pd
 
 from pipeline.report.csv_export import check_slug
 from pipeline.report.text import safe_url
-from pipeline.schema import ASSIGNMENT_COLUMNS, OUTLIER_TOPIC, PAPER_COLUMNS, TOPIC_COLUMNS
+from pipeline.schema import ASSIGNMENT_COLUMNS, OUTLIER_NAME, OUTLIER_TOPIC, PAPER_COLUMNS, TOPIC_COLUMNS
 
-OUTLIER_NAME = "Outliers (unassigned)"
 COARSE_COLUMNS = ("coarse_topic", "coarse_name")
 # The label stage adds the coarse level later than the rest; a topics table without it is
 # still a valid input (the map then shows the topic names only).

@@ -8,12 +8,9 @@ in hover text, legend names, annotations and tick labels) and the hrefs we emit.
 from __future__ import annotations
 
 import html
-import re
 import textwrap
 
-# No whitespace, quotes, angle brackets or backslashes: a url with those is not
-# linked at all rather than "repaired", so an odd value can never break an attribute.
-_HTTP_URL = re.compile(r"https?://[^\s\"'<>\\`]+", flags=re.IGNORECASE)
+from pipeline.schema import HTTP_URL
 
 
 def safe_url(url: object) -> str:
@@ -21,7 +18,7 @@ def safe_url(url: object) -> str:
     if not isinstance(url, str):
         return ""
     url = url.strip()
-    return url if _HTTP_URL.fullmatch(url) else ""
+    return url if HTTP_URL.fullmatch(url) else ""
 
 
 def shorten(text: str, max_chars: int) -> str:

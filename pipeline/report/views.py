@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import ReportConfig
+from pipeline.metrics import METRIC_LABELS
 from pipeline.report import figures, pages
 from pipeline.report.csv_export import sort_papers
 from pipeline.report.docmap import map_data
@@ -29,15 +30,16 @@ from pipeline.schema import OUTLIER_TOPIC
 INDEX_KEYWORDS = 8
 TOPIC_PAGE_ABSTRACT_CHARS = 320
 SOURCE_TOP_TOPICS = 3
-# Quality figures of the label stage: key -> (label, format, what it means). Figures
-# already on the overview's first row (topics, outlier share) are not repeated.
-METRICS: dict[str, tuple[str, str, str]] = {
-    "largest_topic_share": ("largest topic", "percent", "share of all papers in the largest topic"),
-    "npmi": ("coherence (NPMI)", "{:.3f}", "−1 to 1: how often a topic's keywords occur together; above 0.1 is good"),
-    "diversity": ("keyword diversity", "{:.2f}", "0 to 1: share of distinct words among the topics' top keywords"),
-    "nmi": ("NMI vs. labels", "{:.3f}", "0 to 1: how well the topics agree with the known labels"),
-    "ami": ("AMI vs. labels", "{:.3f}", "like NMI, corrected for chance: 0 = chance, 1 = the same grouping"),
-    "ari": ("ARI vs. labels", "{:.3f}", "pairs of papers grouped alike: 0 = chance, 1 = the same grouping"),
+# How the label stage's quality figures are shown, in this order (their labels and meanings are
+# pipeline.metrics.METRIC_LABELS). Figures already on the overview's first row (topics, outlier
+# share) are not repeated.
+METRIC_FORMATS: dict[str, str] = {
+    "largest_topic_share": "percent",
+    "npmi": "{:.3f}",
+    "diversity": "{:.2f}",
+    "nmi": "{:.3f}",
+    "ami": "{:.3f}",
+    "ari": "{:.3f}",
 }
 METRICS_SHOWN_ELSEWHERE = {"n_topics", "outlier_share"}
 # NPMI counts word pairs in 10-word windows of the run's own texts. In a small pile most pairs
@@ -137,11 +139,12 @@ def _top_labels(labels: pd.Series, n: int = 3) -> str:
 def _metric_cards(metrics: Mapping[str, Any] | None, n_papers: int) -> list[dict[str, str]]:
     cards = []
     metrics = metrics or {}
-    ordered = [k for k in METRICS if k in metrics] + sorted(k for k in metrics if k not in METRICS)
+    ordered = [k for k in METRIC_FORMATS if k in metrics] + sorted(k for k in metrics if k not in METRIC_FORMATS)
     for key, value in ((k, metrics[k]) for k in ordered):
         if key in METRICS_SHOWN_ELSEWHERE:
             continue
-        label, fmt, note = METRICS.get(key, (key.replace("_", " "), "{}", ""))
+        label, note = METRIC_LABELS.get(key, (key.replace("_", " "), ""))
+        fmt = METRIC_FORMATS.get(key, "{}")
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
             shown, note = "–", "could not be computed for this run"
         elif isinstance(value, bool) or not isinstance(value, int | float):

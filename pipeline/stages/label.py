@@ -122,7 +122,7 @@ def _prepare_npmi() -> None:
 
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
-    from pipeline.label import keyword_min_share, label_topics
+    from pipeline.label import keyword_min_share, label_topics, llm_names
 
     store, config = context.store, context.config
     # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
@@ -151,10 +151,10 @@ def run(context: StageContext) -> StageResult:
         class_weights_of=lambda counts, topics: cached_class_weights(
             store.cache, counts, counts_key, topics, config.label.reduce_frequent_words, keyword_min_share(config.label)
         ),
+        seed=config.seed,
     )
     topics = result.topics
-    if config.label.llm.enabled:
-        topics = _llm_names(topics, papers, config)
+    topics = llm_names(topics, papers, config.label.llm)
     npmi_ready.join()
     metrics = run_metrics(papers, result.assignments, topics, tokens, texts)
     counts_summary = {
@@ -170,21 +170,6 @@ def run(context: StageContext) -> StageResult:
         "metrics.json": json_to_bytes(metrics),
     }
     return outputs, counts_summary
-
-
-def _llm_names(topics: pd.DataFrame, papers: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
-    """Topic names written by the configured local LLM server, from keywords and best titles."""
-    from pipeline.label import rename_topics
-    from pipeline.llm_labeller import names_from_settings
-
-    title_of = dict(zip(papers["paper_id"], papers["title"], strict=True))
-    real = topics[topics["topic"] >= 0]
-    requests = [
-        {"keywords": list(row.keywords), "titles": [title_of[p] for p in row.representative_ids[:5]], "name": row.name}
-        for row in real.itertuples()
-    ]
-    names = names_from_settings(requests, config.label.llm) or []
-    return rename_topics(topics, dict(zip(real["topic"].tolist(), names, strict=True)))
 
 
 def run_metrics(
@@ -242,6 +227,5 @@ STAGE = Stage(
     config_slice=_settings,
     run=run,
     extra_key=_model,
-    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.topic_tree",
-             "pipeline.llm_labeller", "pipeline.metrics"),
+    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.metrics"),
 )  # fmt: skip

@@ -30,8 +30,12 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import pandas as pd
+
 from pipeline.config import LLMConfig
 from pipeline.errors import PapertopicsError
+from pipeline.label.names import rename_topics
+from pipeline.schema import OUTLIER_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -237,3 +241,25 @@ def names_from_settings(topics: Sequence[Mapping[str, Any]], settings: LLMConfig
         on_failure=settings.on_failure,
         allow_remote=settings.allow_remote,
     )
+
+
+def llm_names(topics: pd.DataFrame, papers: pd.DataFrame, llm_config: LLMConfig) -> pd.DataFrame:
+    """The topics table renamed by the configured local LLM server, from keywords and best titles.
+
+    The outlier row keeps its name; names stay unique and slugs are rebuilt (:func:`rename_topics`).
+    With the labeller disabled the table comes back unchanged.
+    """
+    if not llm_config.enabled:
+        return topics
+    title_of = dict(zip(papers["paper_id"], papers["title"], strict=True))
+    real = topics[topics["topic"] != OUTLIER_TOPIC]
+    requests = [
+        {
+            "keywords": list(row.keywords),
+            "titles": [title_of[p] for p in row.representative_ids[:TITLES_PER_TOPIC]],
+            "name": row.name,
+        }
+        for row in real.itertuples()
+    ]
+    names = names_from_settings(requests, llm_config) or []
+    return rename_topics(topics, dict(zip(real["topic"].tolist(), names, strict=True)))

@@ -1,0 +1,187 @@
+"""Label stage: papers, embeddings and cluster labels in; topic table and paper assignments out.
+
+The stage in five steps, one module each:
+
+- ``geometry``: clusters merged to the asked topic count along the topic tree, outliers given
+  to their nearest topic when close enough, centroids, each paper's cosine to its topic's
+  centroid, the intertopic map and the topic tree (Ward linkage of the centroids).
+- ``keywords``: c-TF-IDF keywords per topic over 1- and 2-grams without stop words nor the
+  boilerplate of abstracts, from cached token ids or through BERTopic's representation models.
+- ``names``: topic and group names from the key phrases, as the topic's texts write them.
+- ``llm``: optional names from a local LLM server (:func:`llm_names`), applied after this stage's
+  keyword names.
+
+``pipeline.terms`` holds the tokens and term counts that keywords and metrics share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import LabelConfig, RunConfig
+from pipeline.label.geometry import (
+    centroids_of,
+    intertopic_positions,
+    merge_to_target,
+    paper_scores,
+    reassign_outliers,
+    topic_tree,
+)
+from pipeline.label.keywords import (
+    ABSTRACT_BOILERPLATE,
+    CLASS_WEIGHTS_VERSION,
+    ClassWeightsOf,
+    WordEmbedder,
+    bertopic_keywords,
+    class_weights,
+    ctfidf_keywords,
+    keyword_min_papers,
+    keyword_min_share,
+    stop_words,
+    term_counts_for,
+)
+from pipeline.label.llm import LLMLabelError, check_base_url, llm_names, names_from_settings
+from pipeline.label.names import rename_topics, slugify, topic_name, unique_names, writing
+from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC, paper_texts
+from pipeline.terms import TermCounts, TokenizedTexts, tokenize_texts
+
+__all__ = [
+    "ABSTRACT_BOILERPLATE",
+    "CLASS_WEIGHTS_VERSION",
+    "OUTLIER_NAME",
+    "LLMLabelError",
+    "LabelResult",
+    "check_base_url",
+    "class_weights",
+    "keyword_min_papers",
+    "keyword_min_share",
+    "label_topics",
+    "llm_names",
+    "names_from_settings",
+    "reassign_outliers",
+    "rename_topics",
+    "slugify",
+    "stop_words",
+    "term_counts_for",
+    "topic_name",
+]
+
+# label.n_topics "auto" keeps the topics HDBSCAN finds, up to this many: more than a person reads.
+AUTO_MAX_TOPICS = 100
+DEFAULT_SEED: int = RunConfig.model_fields["seed"].default
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """assignments and topics follow the columns of ``pipeline.schema``."""
+
+    assignments: pd.DataFrame
+    topics: pd.DataFrame
+    hierarchy: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def label_topics(
+    papers: pd.DataFrame,
+    embeddings: np.ndarray,
+    cluster_labels: np.ndarray,
+    layout: np.ndarray,
+    config: LabelConfig,
+    word_embedder: WordEmbedder | None,
+    tokens: TokenizedTexts | None = None,
+    counts: TermCounts | None = None,
+    class_weights_of: ClassWeightsOf | None = None,
+    seed: int = DEFAULT_SEED,
+) -> LabelResult:
+    """Describe each cluster. embeddings: (n_papers, dim); cluster_labels: (n_papers,); layout: (n_papers, 2).
+
+    ``word_embedder`` embeds key phrases for the MMR / KeyBERT-inspired refinement; it is
+    required unless ``config.representation`` is "none". ``tokens`` (the papers' texts
+    tokenised by ``pipeline.terms.tokenize_texts``) and ``counts`` (their
+    :func:`term_counts_for` matrix) may come from a cache; they are computed when absent.
+    ``class_weights_of(counts, topic_per_paper)`` gives the c-TF-IDF matrix
+    (:func:`class_weights`, which is the default), and may take it from a cache. ``seed``
+    (the run's ``seed``) seeds the KeyBERT-inspired refinement.
+    """
+    if tokens is None:
+        tokens = tokenize_texts(paper_texts(papers))
+    if len(tokens) != len(papers):
+        raise ValueError(f"{len(papers)} papers but {len(tokens)} tokenised texts")
+    labels, notes = _merged_clusters(cluster_labels, embeddings, config)
+    if config.representation == "none":
+        counts = term_counts_for(tokens, config) if counts is None else counts
+        topics_per_paper, keywords, group_words = ctfidf_keywords(counts, labels, config, class_weights_of)
+    else:
+        topics_per_paper, keywords, group_words = bertopic_keywords(
+            paper_texts(papers), embeddings, labels, config, word_embedder, seed
+        )
+    topic_ids = sorted(set(topics_per_paper.tolist()))
+    real_topics = [topic for topic in topic_ids if topic != OUTLIER_TOPIC]
+    centroids = centroids_of(embeddings, topics_per_paper)
+    scores = paper_scores(embeddings, topics_per_paper, centroids)
+    rows_of = {topic: np.flatnonzero(topics_per_paper == topic) for topic in topic_ids}
+    names = unique_names(
+        {topic: keywords.get(topic, []) for topic in topic_ids},
+        {topic: writing(tokens, rows_of[topic]) for topic in real_topics},
+        config.name_phrases,
+    )
+
+    def name_group(leaves: list[int]) -> str:
+        rows = np.sort(np.concatenate([rows_of[leaf] for leaf in leaves]))
+        return topic_name(group_words(leaves), config.name_phrases, *writing(tokens, rows)) or names[leaves[0]]
+
+    hierarchy, coarse_of = topic_tree(real_topics, centroids, config, name_group)
+    coarse_names = {
+        group: name_group([topic for topic in real_topics if coarse_of[topic] == group])
+        for group in sorted(set(coarse_of.values()))
+    }
+    positions = intertopic_positions(centroids)
+    rows = []
+    for topic in topic_ids:
+        members = rows_of[topic]
+        ranked = members[np.lexsort((members, -scores[members]))]  # best first; ties by input order
+        words = keywords.get(topic, [])
+        x, y = positions.get(topic, (np.nan, np.nan))
+        rows.append(
+            {
+                "topic": int(topic),
+                "name": names[topic],
+                "slug": slugify(names[topic]) if topic != OUTLIER_TOPIC else "outliers",
+                "size": len(members),
+                "keywords": [word for word, _ in words],
+                "keyword_weights": [float(weight) for _, weight in words],
+                "representative_ids": papers["paper_id"].iloc[ranked[:10]].tolist(),
+                "x": float(x),
+                "y": float(y),
+                "coarse_topic": coarse_of.get(topic, OUTLIER_TOPIC),
+                "coarse_name": coarse_names.get(coarse_of.get(topic, OUTLIER_TOPIC), OUTLIER_NAME),
+            }
+        )
+    assignments = pd.DataFrame(
+        {
+            "paper_id": papers["paper_id"].astype("string"),
+            "topic": topics_per_paper.astype(np.int64),
+            "score": scores.astype(np.float64),
+            "x": layout[:, 0].astype(np.float64),
+            "y": layout[:, 1].astype(np.float64),
+        }
+    )
+    return LabelResult(assignments=assignments, topics=pd.DataFrame(rows), hierarchy=hierarchy, notes=notes)
+
+
+def _merged_clusters(
+    cluster_labels: np.ndarray, embeddings: np.ndarray, config: LabelConfig
+) -> tuple[np.ndarray, list[str]]:
+    """The clusters merged to the asked topic count and outliers reassigned, with notes saying what changed."""
+    labels, notes = np.asarray(cluster_labels, dtype=np.int64), []
+    target = AUTO_MAX_TOPICS if config.n_topics == "auto" else config.n_topics
+    if config.n_topics != "auto" or len(set(labels.tolist()) - {OUTLIER_TOPIC}) > target:
+        labels, note = merge_to_target(labels, embeddings, target)
+        notes += [note] if note else []
+    if config.reduce_outliers:
+        labels, note = reassign_outliers(labels, embeddings, config.outlier_percentile)
+        notes += [note] if note else []
+    return labels, notes
