@@ -58,7 +58,11 @@ class ProgressDisplay:
         )
 
 
-def _quiet_third_party() -> None:
+def _offline_and_quiet_third_party() -> None:
+    # Offline for good, for every library that could reach a model hub: models are loaded from
+    # local folders only (the embed backends also pass local_files_only), never fetched.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
     # Model loading libraries print progress bars and load reports meant for notebooks.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, show_time=False)],
     )
-    _quiet_third_party()
+    _offline_and_quiet_third_party()
     try:
         return {"run": run_command, "evaluate": evaluate_command}[args.command](args)
     except PapertopicsError as exc:

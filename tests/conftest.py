@@ -17,6 +17,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "outputs" / ".cache" / "numb
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture

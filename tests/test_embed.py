@@ -7,6 +7,8 @@ run exports) or a tiny random BERT made here, for what needs a fresh build every
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -19,6 +21,7 @@ import pytest
 
 from pipeline import embed
 from pipeline.config import AUTO_MAX_TOKENS, EmbedBackend, EmbedConfig, parse_config
+from pipeline.embed import base, models
 from pipeline.errors import ConfigError
 from tests.conftest import ROOT, SAMPLES
 
@@ -43,18 +46,77 @@ def seed_paragraphs() -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("name", ["onnx-int8", "onnx", "sentence-transformers", "model2vec"])
-def test_config_picks_the_backend_through_the_registry(monkeypatch, name):
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("onnx-int8", "OnnxBackend"),
+        ("onnx", "OnnxBackend"),
+        ("sentence-transformers", "SentenceTransformerBackend"),
+        ("model2vec", "StaticBackend"),
+    ],
+)
+def test_config_picks_the_backend_through_the_registry(name, kind):
+    config = parse_config({"name": "x", "inputs": ["a.csv"], "embed": {"backend": name}}).embed
+    backend = embed.load_backend(config, Path("somewhere"))
+    assert type(backend).__name__ == kind
+    if kind == "OnnxBackend":
+        assert backend.variant == ("int8" if name == "onnx-int8" else "fp32")
+    assert backend.model_key.endswith(f"-t{config.tokens}")
+
+
+def test_load_backend_makes_a_backend_once_per_config_and_model_cache(monkeypatch):
     made = []
 
     def fake_factory(config, cache_dir):
-        made.append((config.backend, cache_dir))
-        return "the backend"
+        made.append((config.max_tokens, cache_dir))
+        return object()
 
-    monkeypatch.setitem(embed.BACKENDS, name, fake_factory)
-    config = parse_config({"name": "x", "inputs": ["a.csv"], "embed": {"backend": name}}).embed
-    assert embed.load_backend(config, Path("somewhere")) == "the backend"
-    assert made == [(name, Path("somewhere"))]
+    monkeypatch.setitem(embed.BACKENDS, "onnx", fake_factory)
+    config = EmbedConfig(backend="onnx", max_tokens=100)
+    first = embed.load_backend(config, Path("a"))
+    assert embed.load_backend(EmbedConfig(backend="onnx", max_tokens=100), Path("a")) is first  # loaded once
+    assert embed.load_backend(config, Path("b")) is not first
+    assert embed.load_backend(EmbedConfig(backend="onnx", max_tokens=200), Path("a")) is not first
+    embed.load_backend(config)  # no folder: the default output_dir's cache
+    assert made == [(100, Path("a")), (100, Path("b")), (200, Path("a")), (100, models.default_cache_dir())]
+
+
+EMBED_PACKAGE = ROOT / "pipeline" / "embed"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The modules a source file imports from, anywhere in it (also inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def package_imports(module: str) -> set[str]:
+    return {name for name in imported_modules(EMBED_PACKAGE / f"{module}.py") if name.startswith("pipeline.embed")}
+
+
+@pytest.mark.parametrize("backend_module", ["onnx", "sentence_transformers", "static"])
+def test_a_backend_module_imports_only_the_base_and_the_model_cache_of_the_package(backend_module):
+    # Not the package itself either: its __init__ imports the backends (that was the circle).
+    assert package_imports(backend_module) <= {"pipeline.embed.base", "pipeline.embed.models"}
+    assert package_imports(backend_module)
+    assert package_imports("base") == package_imports("models") == set()
+
+
+def test_the_embed_package_leaves_process_state_alone():
+    for path in sorted(EMBED_PACKAGE.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            target = node.targets[0] if isinstance(node, ast.Assign) else None
+            if isinstance(target, ast.Subscript):
+                assert ast.unparse(target.value) != "os.environ", f"{path.name} sets an environment variable"
+            if isinstance(node, ast.Call):
+                assert ast.unparse(node.func) not in {"os.environ.setdefault", "os.putenv", "os.environ.update"}, path
+        assert not any(name.startswith("unittest") for name in imported_modules(path)), f"{path.name} uses mocks"
 
 
 def test_config_names_exactly_the_registered_backends_and_defaults_to_int8():
@@ -66,9 +128,9 @@ def test_config_names_exactly_the_registered_backends_and_defaults_to_int8():
     ("backend", "package"), [("onnx-int8", "onnxruntime"), ("onnx", "onnxruntime"), ("model2vec", "model2vec")]
 )
 def test_a_missing_backend_dependency_stops_with_one_line(monkeypatch, backend, package):
-    real_find_spec = embed.importlib.util.find_spec
+    real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        embed.importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a)
     )
     with pytest.raises(ConfigError) as caught:
         embed.load_backend(EmbedConfig(backend=backend))
@@ -102,7 +164,7 @@ class CountingBackend:
 
 
 def test_embed_texts_sends_similar_lengths_together_and_restores_the_order(monkeypatch):
-    monkeypatch.setattr(embed, "PROGRESS_CHUNK", 4)
+    monkeypatch.setattr(base, "PROGRESS_CHUNK", 4)
     rng = np.random.default_rng(0)
     texts = [chr(97 + int(rng.integers(26))) * int(rng.integers(1, 200)) for _ in range(23)]
     backend = CountingBackend()
@@ -145,7 +207,7 @@ def test_a_built_model_is_reused_and_a_damaged_one_rebuilt(tmp_path):
     assert len(calls) == 1
 
     (first / "model.bin").write_bytes(b"weights")  # truncated: the record no longer matches
-    embed._KNOWN_BUILDS.clear()
+    models._KNOWN_BUILDS.clear()
     embed.built_model_dir(tmp_path, "m-1", writing_builder(calls))
     assert len(calls) == 2 and (first / "model.bin").stat().st_size == 700
     assert [path.name for path in (tmp_path / "models").iterdir()] == ["m-1"]
@@ -160,7 +222,7 @@ def test_a_half_written_folder_is_not_trusted(tmp_path):
     dead = tmp_path / "models" / ".tmp-m-1-999999999-abcd"
     dead.mkdir()
     calls: list[Path] = []
-    embed._KNOWN_BUILDS.clear()
+    models._KNOWN_BUILDS.clear()
     folder = embed.built_model_dir(tmp_path, "m-1", writing_builder(calls))
     assert len(calls) == 1 and embed.build_is_intact(folder)
     assert not dead.exists()
@@ -266,12 +328,12 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_the_onnx_model_is_exported_once_and_rebuilt_when_half_written(tmp_path, monkeypatch, tiny_model):
-    from pipeline import embed_onnx
+    from pipeline.embed import onnx as embed_onnx
 
     exports = []
     real_export = embed_onnx.export_fp32
     monkeypatch.setattr(embed_onnx, "export_fp32", lambda *args: exports.append(args) or real_export(*args))
-    embed._KNOWN_BUILDS.clear()
+    models._KNOWN_BUILDS.clear()
     config = EmbedConfig(backend="onnx-int8", model=str(tiny_model))
 
     first = embed.load_backend(config, tmp_path).encode(["graph neural networks", "a"])
@@ -283,12 +345,12 @@ def test_the_onnx_model_is_exported_once_and_rebuilt_when_half_written(tmp_path,
 
     built = again.folder
     (built / "model.onnx").write_bytes((built / "model.onnx").read_bytes()[:1000])  # a torn file
-    embed._KNOWN_BUILDS.clear()
+    models._KNOWN_BUILDS.clear()
     embed.load_backend.cache_clear()
     assert np.allclose(embed.load_backend(config, tmp_path).encode(["graph neural networks", "a"]), first, atol=1e-6)
     assert len(exports) == 1  # int8 rebuilt by quantising the intact fp32 build again
     shutil.rmtree(tmp_path / "models")
-    embed._KNOWN_BUILDS.clear()
+    models._KNOWN_BUILDS.clear()
     embed.load_backend.cache_clear()
     embed.load_backend(config, tmp_path).encode(["a"])
     assert len(exports) == 2
@@ -296,7 +358,7 @@ def test_the_onnx_model_is_exported_once_and_rebuilt_when_half_written(tmp_path,
 
 @pytest.mark.slow
 def test_preview_backend_gives_unit_vectors_and_is_distilled_once(tmp_path, monkeypatch, tiny_model):
-    from pipeline import embed_static
+    from pipeline.embed import static as embed_static
 
     distills = []
     real_distill = embed_static.distill

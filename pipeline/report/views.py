@@ -423,7 +423,7 @@ def topic_pages(report: ReportData) -> dict[str, bytes]:
             for nb in report.neighbours.get(topic, [])
         ]  # fmt: skip
         sources = []
-        if report.sources is not None and topic in report.sources.columns:
+        if report.sources is not None and source_totals is not None and topic in report.sources.columns:
             for source, count in report.sources[topic].items():
                 if count > 0:
                     sources.append({"name": source, "path": paths.get(str(source), str(source)), "papers": int(count),

@@ -10,18 +10,19 @@ tens of times faster than MiniLM on a CPU, at the price of coarser topics (the R
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 
-from pipeline.embed import built_model_dir, require_modules, weights_digest
+from pipeline.embed.models import built_model_dir, require_modules, weights_digest
+from pipeline.parallel import built_beside
 
 log = logging.getLogger(__name__)
 
@@ -34,30 +35,44 @@ SIF_COEFFICIENT = 1e-4
 
 
 def distill(model_dir: Path, folder: Path) -> dict[str, Any]:
-    """Distill `model_dir` into a static model saved in `folder`."""
+    """Distill `model_dir` into a static model saved in `folder`.
+
+    The distillation runs in a spawned child process: model2vec draws a tqdm bar on the
+    process's stderr while it embeds the vocabulary, and library code prints nothing, so the
+    child sends what it would have printed back here, where it is logged at debug level
+    (torch's memory is given back when the child ends, too).
+    """
     require_modules("model2vec", {"model2vec": "model2vec[distill]", "torch": "torch", "transformers": "transformers"})
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    log.info("distilling a model2vec model from %s (once; cached in %s)", model_dir.name, folder.parent)
+    job = functools.partial(_distill_here, model_dir, folder)
+    with built_beside(job, "spawn", what=f"the model2vec distillation of {model_dir.name}") as wait:
+        facts, printed = wait()
+    if printed.strip():
+        log.debug("model2vec distillation output:\n%s", printed.rstrip())
+    return facts
+
+
+def _distill_here(model_dir: Path, folder: Path) -> tuple[dict[str, Any], str]:
+    """The distillation itself (in the child process); returns the build facts and what it printed."""
     import model2vec
     from transformers import AutoModel, AutoTokenizer
 
     try:
-        from model2vec.distill import distill_from_model, inference
+        from model2vec.distill import distill_from_model
     except ImportError as exc:  # model2vec without its [distill] extra
         raise ImportError(f"embed.backend 'model2vec' needs model2vec[distill] to build its model: {exc}") from exc
 
-    log.info("distilling a model2vec model from %s (once; cached in %s)", model_dir.name, folder.parent)
+    # Read from the folder only: a model that is not on disk must fail, never be fetched.
     model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    # model2vec draws a tqdm bar while it embeds the vocabulary; library code prints nothing.
-    quiet_bar = functools.partial(inference.tqdm, disable=True) if hasattr(inference, "tqdm") else None
-    with warnings.catch_warnings(), mock.patch.object(inference, "tqdm", quiet_bar, create=True):
+    printed = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
         warnings.simplefilter("ignore")
         static = distill_from_model(
             model=model, tokenizer=tokenizer, device="cpu", pca_dims=PCA_DIMS, sif_coefficient=SIF_COEFFICIENT
         )
     static.save_pretrained(str(folder))
-    return {"source": str(model_dir), "model2vec": model2vec.__version__, "pca_dims": PCA_DIMS}
+    return {"source": str(model_dir), "model2vec": model2vec.__version__, "pca_dims": PCA_DIMS}, printed.getvalue()
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """ONNX Runtime backends: a sentence-transformers model exported once, run without torch.
 
-The build (once per source model and variant, cached by ``embed.built_model_dir``):
+The build (once per source model and variant, cached by ``models.built_model_dir``):
 
 1. ``torch.onnx.export`` of the transformer with mean pooling over the attention mask and
    L2 normalisation inside the graph, so the graph's output is the sentence-transformers
@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.embed import built_model_dir, length_sorted_batches, require_modules, weights_digest
+from pipeline.embed.base import length_sorted_batches
+from pipeline.embed.models import built_model_dir, require_modules, weights_digest
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,10 @@ def check_exportable(model_dir: Path) -> None:
 def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
     """Export the transformer + mean pooling + normalisation to `path` (fp32, fused when BERT-type)."""
     require_modules("onnx export", {"torch": "torch", "transformers": "transformers", "onnx": "onnx"})
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import torch
     from transformers import AutoModel
 
+    # Read from the folder only (local_files_only): a model that is not on disk must fail, never be fetched.
     # Eager attention traces into plain MatMul/Softmax nodes, which the fusions recognise.
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", local_files_only=True).eval()
     wants_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
