@@ -64,7 +64,7 @@ def _distill_here(model_dir: Path, folder: Path) -> tuple[dict[str, Any], str]:
 
     # Read from the folder only: a model that is not on disk must fail, never be fetched.
     model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)  # fast or slow: both distil
     printed = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
         warnings.simplefilter("ignore")
