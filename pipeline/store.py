@@ -446,15 +446,20 @@ class MemoStore:
         compute: Callable[[list[int]], T],
         codec: RowCodec[T],
         keep_assembled: int = 0,
+        shard_rows: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> tuple[T, int]:
         """One row per key, in the order of ``keys``, computing only the rows no run stored yet.
 
         Rows live in append-only shards (``shard-<hash>.npz``: the keys and the codec's
         arrays); a shard is never modified, so an interrupted write can only lose the shard
         being written. ``compute(indices)`` returns the rows of ``keys[i]`` for those indices.
-        With ``keep_assembled``, a result assembled from several shards is also kept whole
-        (the ``keep_assembled`` most recent), so the next run with the same keys reads one file.
-        Returns the rows and how many were computed.
+        With ``shard_rows``, missing rows are computed and written ``shard_rows`` at a time, so
+        a run killed halfway keeps what it finished and the next one computes only the rest;
+        ``progress(done, total)`` hears of each shard. With ``keep_assembled``, a result
+        assembled from several shards is also kept whole (the ``keep_assembled`` most recent),
+        so the next run with the same keys reads one file. Returns the rows and how many were
+        computed.
         """
         folder = self.folder(namespace)
         digest = sha256_bytes(b"".join(keys))
@@ -480,13 +485,16 @@ class MemoStore:
         for index, key in enumerate(keys):
             if key not in known:
                 first_index.setdefault(key, index)
-        if first_index:
-            missing = list(first_index)
-            rows = compute(list(first_index.values()))
-            shard_keys = np.array(missing, dtype=f"S{TEXT_KEY_BYTES}")
+        missing, indices = list(first_index), list(first_index.values())
+        step = shard_rows or max(1, len(missing))
+        for start in range(0, len(missing), step):
+            rows = compute(indices[start : start + step])
+            shard_keys = np.array(missing[start : start + step], dtype=f"S{TEXT_KEY_BYTES}")
             data = _npz_bytes({"keys": shard_keys, **codec.encode(rows)})
             atomic_write_bytes(folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)
             parts.append((shard_keys, rows))
+            if progress is not None:
+                progress(min(start + step, len(missing)), len(missing))
         value = codec.take(parts, keys)
         if keep_assembled and all(value is not part for _, part in parts):
             atomic_write_bytes(whole, _npz_bytes(codec.encode(value)))

@@ -270,3 +270,26 @@ def test_memo_keeps_the_latest_values_and_recomputes_an_unreadable_one(tmp_path)
     (cache.folder("values") / "b.npz").write_bytes(b"garbage")
     assert cache.memo("values", "b", lambda: compute("b"), codec, keep=2).tolist() == [[4, 4], [4, 4]]
     assert calls == ["a", "b", "c", "b"]
+
+
+def test_rows_are_written_shard_by_shard_and_a_failed_run_resumes(tmp_path):
+    cache = MemoStore(tmp_path)
+    keys = [text_key(f"text {i}") for i in range(5)]
+    vectors = np.arange(10, dtype=np.float32).reshape(5, 2)
+    seen: list[list[int]] = []
+
+    def fails_on_the_second_shard(indices):
+        seen.append(indices)
+        if len(seen) == 2:
+            raise RuntimeError("killed")
+        return vectors[indices]
+
+    with pytest.raises(RuntimeError):
+        cache.memo_rows("m", keys, fails_on_the_second_shard, VectorRows(), shard_rows=2)
+    progress: list[tuple[int, int]] = []
+    rows, computed = cache.memo_rows(
+        "m", keys, lambda indices: vectors[indices], VectorRows(), shard_rows=2, progress=lambda *p: progress.append(p)
+    )
+    assert computed == 3  # the first shard of two survived the failure
+    assert progress == [(2, 3), (3, 3)]
+    np.testing.assert_array_equal(rows, vectors)
