@@ -251,7 +251,7 @@ def _read_unit(
 
 
 def parse(sources: list[SourceFile], config: ParseConfig) -> ParseResult:
-    """Read every source into one deduplicated papers table, sorted by paper_id (one order for any input order).
+    """Read every source into one deduplicated papers table, in the order papers were first read.
 
     Raises InputError for a file that holds no papers, is empty, binary or unreadable as its
     format, a mapped column that is missing, or (with ``on_error: fail``) any bad record.
@@ -270,8 +270,4 @@ def parse(sources: list[SourceFile], config: ParseConfig) -> ParseResult:
     if not rows:
         return ParseResult(papers=empty_papers(), file_reports=reports)
     papers = pd.DataFrame(rows, columns=list(PAPER_COLUMNS)).astype("string")
-    # One canonical order, whatever the order of the files and rows: UMAP, HDBSCAN's ties and
-    # every later stage see the same corpus the same way (BERTopic issue #2276: shuffled rows,
-    # other topics). paper_ids are unique here and derived from the papers, not their position.
-    papers = papers.sort_values("paper_id", kind="stable", ignore_index=True)
     return ParseResult(papers=papers, file_reports=reports)

@@ -35,7 +35,11 @@ def run(context: StageContext) -> StageResult:
         "skipped": sum(report["skipped"] for report in reports),
         "truncated": sum(sum(report["truncated"].values()) for report in reports),
     }
-    return {"papers.parquet": table_to_bytes(result.papers), "file_reports.json": json_to_bytes(reports)}, counts
+    # One canonical order, whatever the order of the files and rows: UMAP, HDBSCAN's ties and every
+    # later stage see the same corpus the same way (BERTopic issue #2276: shuffled rows, other
+    # topics). paper_ids are unique after parse and derived from the papers, not their position.
+    papers = result.papers.sort_values("paper_id", kind="stable", ignore_index=True)
+    return {"papers.parquet": table_to_bytes(papers), "file_reports.json": json_to_bytes(reports)}, counts
 
 
 def _file_reports(store: ArtifactStore) -> dict[str, Any]:
