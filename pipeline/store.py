@@ -2,12 +2,16 @@
 
 Layout of one run (``outputs/<run>/``)::
 
-    01_parse/papers.parquet, file_reports.json, _stage.json
-    02_embed/embeddings.npy, _stage.json
-    03_cluster/labels.npy, reduced.npy, layout.npy, cluster.json, _stage.json
-    04_label/assignments.parquet, topics.parquet, label.json, _stage.json
-    05_report/_stage.json          (the report's files sit at the top of the run folder)
-    index.html, map.html, ..., manifest.json
+    01_parse/ … 05_report/   one folder per stage, numbered in pipeline order; each holds the
+                             artifacts its stage declares (``pipeline/stages/``: parquet tables,
+                             .npy arrays, JSON) and ``_stage.json``, the stage's record
+    index.html, map.html, topics.html, topics/, assets/, papers.csv, topics.csv, metrics.json
+                             the report, published by ``publish_report``
+    manifest.json            the run's manifest (``write_manifest``)
+    .lock                    held while a run writes here (``lock``)
+
+and, shared by every run under one output folder, ``<output_dir>/.cache/<namespace>/``: the
+sub-results stages keep between runs (``MemoStore``: vectors, tokens, term counts, c-TF-IDF).
 
 Every file is written to a temporary name and renamed into place, so a run killed at any
 moment never leaves a half-written artifact under its final name. ``_stage.json`` is
@@ -20,10 +24,6 @@ One run at a time writes a run folder: ``lock()`` holds an exclusive ``flock`` o
 ``<run>/.lock``, which the kernel releases when the process ends in any way (SIGKILL
 included), so a dead run never blocks the next one. The next run then sweeps what the
 dead one left half-done (temporary files, a report staging folder).
-
-The embedding cache (``outputs/.cache/embeddings/<model key>/``) is shared by all runs
-under one output folder and keyed by the hash of each text, so adding papers or changing
-clustering settings never embeds a text twice.
 """
 
 from __future__ import annotations
