@@ -8,7 +8,6 @@ A mistake (unknown key, wrong type, bad value, input that matches no file) raise
 
 from __future__ import annotations
 
-import glob
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -265,7 +264,9 @@ def load_config(path: str | Path) -> RunConfig:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     config = parse_config(raw, source=str(path))
+    from pipeline.sources import first_match  # sources imports this module
+
     for index, spec in enumerate(config.inputs):
-        if not glob.glob(spec.path, recursive=True):
+        if first_match(spec.path) is None:
             raise ConfigError(f"{path}: key 'inputs.{index}.path': '{spec.path}' matches no file or folder")
     return config

@@ -219,6 +219,8 @@ def _read_unit(
     unit: list[SourceFile], config: ParseConfig, seen: _Seen, rows: list[dict[str, str]], *, one_of_many: bool
 ) -> FileReport:
     first = unit[0]
+    if first.skipped is not None:  # a link to a folder that the walk did not enter
+        return FileReport(path=first.path, reader=first.skipped)
     path = first.folder if first.format == "text-folder" and first.folder else first.path
     if one_of_many and first.format != "text-folder" and not first.data.strip():
         # A daily-listing folder has empty days (80 of the 410 arxiv-daily-cs files): that is a
@@ -264,11 +266,17 @@ def parse(sources: list[SourceFile], config: ParseConfig) -> ParseResult:
     """
     seen = _Seen()
     rows: list[dict[str, str]] = []
-    files_per_spec = Counter(source.spec for source in sources)
+    files_per_spec = Counter(source.spec for source in sources if source.skipped is None)
     units = _units(sources)
     reports = [_read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1) for unit in units]
-    for spec in files_per_spec:
-        found = [report for report, unit in zip(reports, units, strict=True) if unit[0].spec == spec]
+    for spec in dict.fromkeys(source.spec for source in sources):
+        found = [
+            report
+            for report, unit in zip(reports, units, strict=True)
+            if unit[0].spec == spec and unit[0].skipped is None
+        ]
+        if not found:
+            raise InputError(f"{spec.path}: matches only links to folders, which are not followed")
         if sum(report.kept + report.duplicates for report in found) == 0:
             raise InputError(f"{spec.path}: none of its {len(found)} files holds a paper (all are empty)")
     if not rows:
