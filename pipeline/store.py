@@ -92,16 +92,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     Raises OutputError when the folder cannot be made or the file cannot be written.
     """
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    created = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "wb") as handle:
+        # A new file or nothing: a link (or anything else) already under the temporary name is
+        # never followed, so no write can land outside the folder through a planted link.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        created = True
+        with open(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError) and not created:
+            raise OutputError(
+                f"{temporary}: something already has this temporary name; remove it and run again"
+            ) from exc
         if isinstance(exc, OSError):
             raise output_error(path, exc) from exc
         raise
@@ -310,8 +320,14 @@ def _take_lock(lock_path: Path, run_dir: Path) -> int:
     """An open descriptor of ``lock_path`` holding its exclusive flock."""
     while True:
         try:
-            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Never through a link: "ftruncate + write pid" would clobber the file it points to.
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputError(
+                    f"{lock_path}: is a symbolic link; the run lock must be a plain file "
+                    "(delete the link and run again)"
+                ) from None
             raise output_error(lock_path, exc) from exc
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
