@@ -23,13 +23,22 @@ Representation = Literal["mmr", "keybert", "none"]
 STAGE_NAMES = ("parse", "embed", "cluster", "label", "report")
 StageName = Literal["parse", "embed", "cluster", "label", "report"]
 
-PositiveInt = Annotated[int, Field(gt=0)]
+# A count of papers (cluster and topic sizes): an upper bound keeps numpy and numba from
+# overflowing on a typo like 1e30; no corpus comes near a billion papers.
+MAX_PAPERS = 1_000_000_000
+PaperCount = Annotated[int, Field(ge=1, le=MAX_PAPERS)]
+# numpy's RandomState and UMAP take seeds 0 .. 2**32 - 1; anything else failed after embedding.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class _Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, values are not coerced silently."""
+    """Base for every config section: unknown keys are errors, values are not coerced silently.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: ``seed: '42'``, ``batch_size: 64.0``, ``batch_size: true`` or ``dedupe: 1`` are
+    errors, not 42, 64, 1 and True; an int is still a float ("timeout_s: 60").
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ColumnMapping(_Strict):
@@ -69,7 +78,7 @@ class InputSpec(_Strict):
 class ParseConfig(_Strict):
     dedupe: bool = True
     on_error: OnError = "skip"
-    min_text_chars: Annotated[int, Field(ge=1)] = 20
+    min_text_chars: Annotated[int, Field(ge=1, le=10_000)] = 20
 
 
 EmbedBackend = Literal["onnx-int8", "onnx", "sentence-transformers", "model2vec"]
@@ -87,7 +96,8 @@ class EmbedConfig(_Strict):
     backend: EmbedBackend = "onnx-int8"
     model: str = "all-MiniLM-L6-v2"
     max_tokens: Annotated[int, Field(ge=16, le=512)] | Literal["auto"] = "auto"
-    batch_size: PositiveInt = 64
+    # A forward pass holds batch x tokens x 384 floats per layer: 4,096 x 512 is already 3 GB.
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
 
     @property
     def tokens(self) -> int:
@@ -96,10 +106,12 @@ class EmbedConfig(_Strict):
 
 
 class ClusterConfig(_Strict):
-    n_neighbors: PositiveInt | Literal["auto"] = 15
+    # UMAP needs a paper and at least one neighbour; above 1,000 the k-NN graph of 75,000
+    # papers no longer fits in memory (it is lowered to the number of papers - 1 anyway).
+    n_neighbors: Annotated[int, Field(ge=2, le=1000)] | Literal["auto"] = 15
     n_components: Annotated[int, Field(ge=2, le=50)] = 5
-    min_cluster_size: Annotated[int, Field(ge=2)] | Literal["auto"] = "auto"
-    min_samples: PositiveInt | Literal["auto"] = "auto"
+    min_cluster_size: Annotated[int, Field(ge=2, le=MAX_PAPERS)] | Literal["auto"] = "auto"
+    min_samples: PaperCount | Literal["auto"] = "auto"
     map_min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     max_topic_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     incremental: bool = True
@@ -112,7 +124,7 @@ class LLMConfig(_Strict):
     enabled: bool = False
     base_url: str = "http://localhost:11434/v1"
     model: str = "llama3.2"
-    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # a socket refuses 1e308 (and inf)
     on_failure: Literal["error", "keep"] = "error"
     allow_remote: bool = False
 
@@ -121,14 +133,14 @@ class LabelConfig(_Strict):
     n_keywords: Annotated[int, Field(ge=3, le=30)] = 10
     ngram_max: Annotated[int, Field(ge=1, le=3)] = 2
     extra_stop_words: list[str] = Field(default_factory=list)
-    keyword_min_papers: PositiveInt | Literal["auto"] = "auto"
+    keyword_min_papers: PaperCount | Literal["auto"] = "auto"
     keyword_min_share: Annotated[float, Field(ge=0.0, lt=1.0)] | Literal["auto"] = "auto"
     reduce_frequent_words: bool = True
     representation: Representation = "none"
     mmr_diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     name_phrases: Annotated[int, Field(ge=1, le=4)] = 2
-    n_topics: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    coarse_topics: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    n_topics: PaperCount | Literal["auto"] = "auto"
+    coarse_topics: PaperCount | Literal["auto"] = "auto"
     reduce_outliers: bool = True
     outlier_percentile: Annotated[float, Field(ge=0.0, le=50.0)] = 5.0
     llm: LLMConfig = LLMConfig()
@@ -156,7 +168,7 @@ class RunConfig(_Strict):
     name: str
     inputs: list[InputSpec] = Field(min_length=1)
     output_dir: str = "outputs"
-    seed: int = 42
+    seed: Seed = 42
     parse: ParseConfig = ParseConfig()
     embed: EmbedConfig = EmbedConfig()
     cluster: ClusterConfig = ClusterConfig()

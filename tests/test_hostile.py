@@ -6,11 +6,16 @@ days, odd parse details and report publishing.
 
 from __future__ import annotations
 
+import typing
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from pipeline.errors import OutputError
+from pipeline.config import RunConfig, load_config
+from pipeline.errors import ConfigError, OutputError
 from pipeline.store import ArtifactStore, atomic_write_bytes
 
 
@@ -44,3 +49,86 @@ def test_temporary_name_taken_by_a_link_is_refused_and_its_target_left_alone(tmp
         atomic_write_bytes(folder / "papers.csv", b"new")
     assert victim.read_text() == "do not touch"
     assert not (folder / "papers.csv").exists()
+
+
+# -- item 6: out-of-range and coerced settings are refused at load ---------------------------------
+def write_config(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "papers.csv").write_text("title,abstract\nA paper title,An abstract of the paper\n")
+    path = tmp_path / "run.yaml"
+    path.write_text(f"name: x\ninputs: ['{tmp_path}/papers.csv']\n{text}")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Out of range: each of these passed and crashed after parse and embed had run.
+        ("seed: -1\n", "key 'seed': should be greater than or equal to 0 (got -1)"),
+        ("seed: 4294967296\n", "key 'seed': should be less than 4294967296"),
+        ("cluster:\n  n_neighbors: 1\n", "key 'cluster.n_neighbors': should be greater than or equal to 2"),
+        ("label:\n  n_topics: 10000000000000000000000000000000\n", "key 'label.n_topics'"),
+        ("label:\n  llm:\n    timeout_s: .inf\n", "key 'label.llm.timeout_s': should be less than or equal to 3600"),
+        # Coerced silently: read as 42, 1, 64 and True.
+        ("seed: '42'\n", "key 'seed': should be a valid integer (got '42')"),
+        ("embed:\n  batch_size: true\n", "key 'embed.batch_size': should be a valid integer (got True)"),
+        ("embed:\n  batch_size: 64.0\n", "key 'embed.batch_size': should be a valid integer (got 64.0)"),
+        ("parse:\n  dedupe: 1\n", "key 'parse.dedupe': should be a valid boolean (got 1)"),
+        ("label:\n  reduce_outliers: 'yes'\n", "key 'label.reduce_outliers': should be a valid boolean"),
+        ("inputs_year_placeholder", "key 'inputs.0.year': should be a valid integer (got '2024')"),
+    ],
+)
+def test_bad_values_stop_at_load_with_one_line(tmp_path, text, expected):
+    if text == "inputs_year_placeholder":
+        (tmp_path / "p.txt").write_text("x")
+        path = tmp_path / "run.yaml"
+        path.write_text(f"name: x\ninputs:\n  - path: '{tmp_path}/p.txt'\n    year: '2024'\n")
+    else:
+        path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_an_int_is_still_a_float_and_the_edges_of_the_ranges_are_accepted(tmp_path):
+    path = write_config(tmp_path, "seed: 4294967295\ncluster:\n  n_neighbors: 2\n  map_min_dist: 0\n")
+    config = load_config(path)
+    assert (config.seed, config.cluster.n_neighbors, config.cluster.map_min_dist) == (2**32 - 1, 2, 0.0)
+
+
+def _numeric_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, list[object]]]:
+    """(key, constraint metadata) of every int or float setting, through nested sections."""
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        members = [info.annotation, *typing.get_args(info.annotation)]
+        nested = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        for section in nested:
+            yield from _numeric_fields(section, f"{key}.")
+        if key.startswith("inputs") and not nested and typing.get_origin(info.annotation) is list:
+            continue
+        if info.annotation in (int, float):
+            yield key, list(info.metadata)
+        for member in typing.get_args(info.annotation):
+            base = typing.get_args(member)[0] if typing.get_origin(member) is typing.Annotated else member
+            if base in (int, float) and base is not bool:
+                metadata = list(getattr(member, "__metadata__", ())) + list(info.metadata)
+                yield key, metadata
+
+
+def _bounds(metadata: list[object]) -> tuple[bool, bool]:
+    low = any(getattr(item, "ge", None) is not None or getattr(item, "gt", None) is not None for item in metadata)
+    high = any(getattr(item, "le", None) is not None or getattr(item, "lt", None) is not None for item in metadata)
+    for item in metadata:  # a FieldInfo inside Annotated carries its own metadata
+        low_inner, high_inner = _bounds(list(getattr(item, "metadata", ())))
+        low, high = low or low_inner, high or high_inner
+    return low, high
+
+
+def test_every_numeric_setting_has_a_lower_and_an_upper_bound():
+    fields = dict(_numeric_fields(RunConfig))
+    # The walk must see the settings this test is about, else it checks nothing.
+    assert {"seed", "embed.batch_size", "cluster.n_neighbors", "label.llm.timeout_s", "inputs.year"} <= set(fields)
+    unbounded = [key for key, metadata in fields.items() if _bounds(metadata) != (True, True)]
+    assert unbounded == []
