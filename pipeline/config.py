@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, shorten
 
 InputFormat = Literal["auto", "hf-daily-papers", "arxiv-snapshot", "arxiv-daily", "table", "text-folder"]
 OnError = Literal["skip", "fail"]
@@ -242,11 +242,11 @@ def _describe(error: dict[str, Any], alternatives: list[str]) -> str:
     if error["type"] == "extra_forbidden":
         owner = _section_model(loc)
         allowed = ", ".join(owner.model_fields) if owner else "see the config reference in README.md"
-        return f"unknown key '{key}' (allowed here: {allowed})"
+        return f"unknown key '{shorten(key)}' (allowed here: {allowed})"
     if error["type"] == "missing":
         return f"missing required key '{key}'"
     allowed = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in alternatives))
-    return f"key '{key}': should be {allowed} (got {error.get('input')!r})"
+    return f"key '{shorten(key)}': should be {allowed} (got {shorten(repr(error.get('input')))})"
 
 
 def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
@@ -266,19 +266,69 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
         raise ConfigError(f"{source}: {message}{more}") from None
 
 
+# A config is a few kilobytes; these caps make a hostile one fail at once, with a short message.
+MAX_CONFIG_BYTES = 1_000_000
+# Values (scalars, lists, mappings) a config may hold once YAML aliases are expanded: a "billion
+# laughs" file of 9 anchors expands to 9**9 values and took 21 s to give a 312 MB message.
+MAX_CONFIG_VALUES = 100_000
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a document whose aliases expand past MAX_CONFIG_VALUES."""
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        if _expanded_size(node, {}) > MAX_CONFIG_VALUES:
+            raise yaml.YAMLError(
+                f"it holds more than {MAX_CONFIG_VALUES:,} values once its aliases (*name) are expanded"
+            )
+        return node
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for with every alias written out; each node is counted once."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a node that contains itself (&a [*a]) counts once
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(key, sizes) + _expanded_size(value, sizes) for key, value in node.value)
+    sizes[id(node)] = size
+    return size
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document of a config file; ConfigError for a file too large, not YAML or an alias bomb."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size:,} bytes is too large for a config (at most {MAX_CONFIG_BYTES:,})")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({shorten(str(exc))})") from None
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader that also counts expanded aliases
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({shorten(str(exc).splitlines()[0])})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read, validate and check a YAML config; the inputs must exist before any work starts."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path)
     config = parse_config(raw, source=str(path))
     from pipeline.sources import first_match  # sources imports this module
 
     for index, spec in enumerate(config.inputs):
         if first_match(spec.path) is None:
-            raise ConfigError(f"{path}: key 'inputs.{index}.path': '{spec.path}' matches no file or folder")
+            raise ConfigError(f"{path}: key 'inputs.{index}.path': '{shorten(spec.path)}' matches no file or folder")
     return config

@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from pipeline.config import RunConfig, load_config
-from pipeline.errors import ConfigError, OutputError
+from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.store import ArtifactStore, atomic_write_bytes
 
 
@@ -132,3 +132,80 @@ def test_every_numeric_setting_has_a_lower_and_an_upper_bound():
     assert {"seed", "embed.batch_size", "cluster.n_neighbors", "label.llm.timeout_s", "inputs.year"} <= set(fields)
     unbounded = [key for key, metadata in fields.items() if _bounds(metadata) != (True, True)]
     assert unbounded == []
+
+
+# -- item 7: messages stay short whatever the config or input holds -------------------------------
+def alias_bomb(levels: int) -> str:
+    """A "billion laughs" list under a valid key: 9**levels strings from a few hundred bytes."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for n in range(1, levels):
+        lines.append(f"l{n}: &l{n} [" + ",".join([f"*l{n - 1}"] * 9) + "]")
+    return "\n".join(lines)
+
+
+def test_yaml_alias_bomb_is_refused_before_validation(tmp_path):
+    # Six levels (531,441 strings) keep the old behaviour testable: a 3.7 MB one-line message.
+    # Under extra keys: an unknown key is an error, but only after expansion was validated.
+    bomb = alias_bomb(6).replace("\n", "\n  ")
+    path = write_config(tmp_path, f"label:\n  {bomb}\n  extra_stop_words: *l5\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "more than 100,000 values once its aliases (*name) are expanded" in message
+    assert len(message) < 400
+
+
+def test_a_few_aliases_are_still_read(tmp_path):
+    path = write_config(tmp_path, "label:\n  extra_stop_words: &words [model, method]\nreport:\n  title: *t\n")
+    path.write_text(path.read_text().replace("*t", "&t Topics"))
+    config = load_config(path)
+    assert (config.label.extra_stop_words, config.report.title) == (["model", "method"], "Topics")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("name: " + "x" * 900_000 + "\n", "name"),
+        ("seed: '" + "9" * 500_000 + "'\n", "seed"),
+        ("label:\n  " + "k" * 1_000 + ": 1\n", "label"),  # PyYAML's longest plain key
+    ],
+    ids=["900 KB name", "500 KB seed", "1,000-character key"],
+)
+def test_long_values_are_cut_in_messages(tmp_path, text, key):
+    path = write_config(tmp_path, "")
+    path.write_text(text if text.startswith("name") else path.read_text() + text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"'{key}" in message
+    assert len(message) < 1_000
+    assert "more characters)" in message
+
+
+def test_config_file_over_a_megabyte_is_refused_unread(tmp_path):
+    path = write_config(tmp_path, "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match=r"2,000,\d+ bytes is too large for a config \(at most 1,000,000\)"):
+        load_config(path)
+
+
+def test_huge_column_names_are_cut_in_the_input_message(tmp_path):
+    from pipeline.parse.tables import resolve_mapping
+
+    columns = [f"column-{n}-" + "c" * 10_000 for n in range(100)]
+    with pytest.raises(InputError) as caught:
+        resolve_mapping(None, columns, "wide.csv")
+    assert str(caught.value).startswith("wide.csv: cannot tell which column holds the title or abstract")
+    assert len(str(caught.value)) < 600
+
+
+def test_the_printed_error_line_is_capped(capsys, monkeypatch):
+    from pipeline import cli
+
+    def fail(_args):
+        raise InputError("x" * 5_000_000)
+
+    monkeypatch.setattr(cli, "run_command", fail)
+    assert cli.main(["run", "any.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 3_000
+    assert "more characters)" in err

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import ColumnMapping
-from pipeline.errors import InputError
+from pipeline.errors import InputError, shorten
 from pipeline.parse.normalize import bom_encoding, decode_utf8, iso_date, join_authors, normalize_arxiv_id, split_lines
 from pipeline.parse.records import Item, RawPaper, Skip
 from pipeline.sources import SourceFile
@@ -222,8 +222,8 @@ def resolve_mapping(mapping: ColumnMapping | None, columns: list[str], path: str
         for name, column in chosen.items():
             if column not in columns:
                 raise InputError(
-                    f"{path}: column '{column}' (mapped to '{name}') is not in the file; "
-                    f"its columns are: {', '.join(columns) or '(none)'}"
+                    f"{path}: column '{shorten(column)}' (mapped to '{name}') is not in the file; "
+                    f"its columns are: {shorten(', '.join(columns)) or '(none)'}"
                 )
         return chosen
     by_folded = {column.casefold(): column for column in reversed(columns)}
@@ -235,7 +235,7 @@ def resolve_mapping(mapping: ColumnMapping | None, columns: list[str], path: str
     if "title" not in chosen and "abstract" not in chosen:
         raise InputError(
             f"{path}: cannot tell which column holds the title or abstract; add 'columns:' to this "
-            f"input (its columns are: {', '.join(columns) or '(none)'})"
+            f"input (its columns are: {shorten(', '.join(columns)) or '(none)'})"
         )
     return chosen
 
