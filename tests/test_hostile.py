@@ -209,3 +209,78 @@ def test_the_printed_error_line_is_capped(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert len(err) < 3_000
     assert "more characters)" in err
+
+
+# -- item 8: what can only fail late is checked before any work -----------------------------------
+@pytest.fixture
+def no_run(monkeypatch) -> list[object]:
+    """Replaces the pipeline: a call means the CLI started the work."""
+    calls: list[object] = []
+    monkeypatch.setattr("pipeline.runner.run_pipeline", lambda config, **_kwargs: calls.append(config))
+    return calls
+
+
+def run_cli(path: Path, capsys) -> tuple[int, str]:
+    from pipeline.cli import main
+
+    code = main(["run", str(path)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    return code, " ".join(errors)
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_remote", "expected"),
+    [
+        ("http://llm.example.com/v1", "false", "is not on this machine"),
+        ("ftp://localhost/v1", "true", "is not an http(s) url"),
+        ("http://10.0.0.7:11434/v1/" + "x" * 5_000, "false", "more characters) is not on this machine"),
+    ],
+)
+def test_remote_llm_url_stops_the_run_before_any_work(tmp_path, capsys, no_run, url, allow_remote, expected):
+    llm = f"label:\n  llm:\n    enabled: true\n    base_url: '{url}'\n    allow_remote: {allow_remote}\n"
+    path = write_config(tmp_path, f"output_dir: '{tmp_path}/out'\n{llm}")
+    code, error = run_cli(path, capsys)
+    assert (code, no_run) == (2, [])
+    assert error.startswith(f"error: {path}: key 'label.llm.base_url': LLM labeller: base url")
+    assert expected in error
+    assert len(error) < 600
+
+
+def test_local_llm_url_and_writable_folders_pass(tmp_path, capsys, no_run):
+    from pipeline.preflight import preflight
+
+    llm = "label:\n  llm:\n    enabled: true\n    base_url: 'http://127.0.0.1:11434/v1'\n"
+    config = load_config(write_config(tmp_path, f"output_dir: '{tmp_path}/out'\n{llm}"))
+    preflight(config)
+    assert config.run_dir.is_dir() and config.cache_dir.is_dir()
+    assert list(config.run_dir.iterdir()) == [] and list(config.cache_dir.iterdir()) == []  # the probe is gone
+
+
+@pytest.mark.parametrize("blocked", ["cache", "run"])
+def test_unwritable_cache_or_run_folder_stops_the_run_before_any_work(tmp_path, capsys, no_run, blocked):
+    out = tmp_path / "out"
+    out.mkdir()
+    # A file where the folder should be: unwritable even for root (chmod is not).
+    (out / (".cache" if blocked == "cache" else "x")).write_text("not a folder")
+    code, error = run_cli(write_config(tmp_path, f"output_dir: '{out}'\n"), capsys)
+    assert (code, no_run) == (2, [])
+    folder = out / (".cache" if blocked == "cache" else "x")
+    assert error.startswith(f"error: {folder}")
+    assert "cannot write the output (" in error
+
+
+def test_read_only_cache_folder_stops_the_run_before_any_work(tmp_path, capsys, no_run, monkeypatch):
+    import errno
+    import tempfile
+
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only_cache(*args, dir=None, **kwargs):
+        if Path(dir).name == ".cache":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr("pipeline.preflight.tempfile.mkstemp", read_only_cache)
+    code, error = run_cli(write_config(tmp_path, f"output_dir: '{tmp_path}/out'\n"), capsys)
+    assert (code, no_run) == (2, [])
+    assert error == f"error: {tmp_path}/out/.cache: cannot write the output (Read-only file system)"
