@@ -284,3 +284,48 @@ def test_read_only_cache_folder_stops_the_run_before_any_work(tmp_path, capsys, 
     code, error = run_cli(write_config(tmp_path, f"output_dir: '{tmp_path}/out'\n"), capsys)
     assert (code, no_run) == (2, [])
     assert error == f"error: {tmp_path}/out/.cache: cannot write the output (Read-only file system)"
+
+
+# -- item 10: a day without papers among daily files -----------------------------------------------
+def test_days_without_records_in_a_glob_are_reported_not_fatal(tmp_path):
+    from pipeline.config import InputSpec, ParseConfig
+    from pipeline.parse import parse
+    from pipeline.sources import collect_sources
+
+    days = tmp_path / "days"
+    days.mkdir()
+    paper = '{"title": "Sparse attention for long documents", "abstract": "We study sparse attention."}'
+    (days / "2024-01-01.json").write_text(f"[{paper}]")
+    (days / "2024-01-02.json").write_text("[]")
+    (days / "2024-01-03.json").write_text("[ ]\n")
+    (days / "2024-01-04.csv").write_text("title,abstract\n")
+    (days / "2024-01-05.json").write_text("")
+    result = parse(collect_sources([InputSpec(path=str(days / "2024-*"))]), ParseConfig())
+    assert result.papers["title"].tolist() == ["Sparse attention for long documents"]
+    assert [(Path(r.path).name, r.read, r.kept, r.skipped) for r in result.file_reports] == [
+        ("2024-01-01.json", 1, 1, 0),
+        ("2024-01-02.json", 0, 0, 0),
+        ("2024-01-03.json", 0, 0, 0),
+        ("2024-01-04.csv", 0, 0, 0),
+        ("2024-01-05.json", 0, 0, 0),
+    ]
+
+
+def test_a_file_without_records_alone_or_all_bad_is_still_an_error(tmp_path):
+    from pipeline.config import InputSpec, ParseConfig
+    from pipeline.parse import parse
+    from pipeline.sources import collect_sources
+
+    (tmp_path / "only.json").write_text("[]")
+    with pytest.raises(InputError, match=r"only\.json: holds no papers"):
+        parse(collect_sources([InputSpec(path=str(tmp_path / "only.json"))]), ParseConfig())
+    days = tmp_path / "days"
+    days.mkdir()
+    (days / "a.json").write_text("[]")
+    (days / "b.csv").write_text("title,abstract\n")
+    with pytest.raises(InputError, match=r"none of its 2 files holds a paper"):
+        parse(collect_sources([InputSpec(path=str(days / "*"))]), ParseConfig())
+    (days / "c.json").write_text('[{"title": ""}, 7]')  # records, every one of them bad
+    (days / "d.json").write_text('[{"title": "Sparse attention for long documents"}]')
+    with pytest.raises(InputError, match=r"c\.json: holds no papers"):
+        parse(collect_sources([InputSpec(path=str(days / "*"))]), ParseConfig())

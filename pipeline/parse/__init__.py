@@ -250,6 +250,11 @@ def _read_unit(
         for name in cut:
             report.truncated[name] = report.truncated.get(name, 0) + 1
     _log_report(report)
+    if one_of_many and report.read == 0:
+        # A day's listing with no records at all (`[]`, a CSV of only its header) is an empty
+        # day like an empty file: reported with 0 read. A file whose records were all bad is not.
+        log.info("%s: no records (a day without papers)", path)
+        return report
     if report.kept + report.duplicates == 0:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skip_reasons.items())
         raise InputError(f"{path}: holds no papers ({reasons or 'nothing readable found'})")
@@ -262,7 +267,8 @@ def parse(sources: list[SourceFile], config: ParseConfig) -> ParseResult:
     Raises InputError for a file that holds no papers, is empty, binary or unreadable as its
     format, a mapped column that is missing, or (with ``on_error: fail``) any bad record.
     One exception: an empty file that is one of several files of a folder or glob input is
-    reported with reader "(empty file)" and no records, as long as the input holds papers.
+    reported with reader "(empty file)" and no records, and one holding no records (a JSON
+    ``[]``, a CSV of only its header) with 0 read, as long as the input holds papers.
     """
     seen = _Seen()
     rows: list[dict[str, str]] = []
