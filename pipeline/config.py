@@ -97,7 +97,7 @@ class EmbedConfig(_Strict):
     model: str = "all-MiniLM-L6-v2"
     max_tokens: Annotated[int, Field(ge=16, le=512)] | Literal["auto"] = "auto"
     # A forward pass holds batch x tokens x 384 floats per layer: 4,096 x 512 is already 3 GB.
-    batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    batch_size: Annotated[int, Field(gt=0, le=4096)] = 64
 
     @property
     def tokens(self) -> int:
