@@ -329,3 +329,111 @@ def test_a_file_without_records_alone_or_all_bad_is_still_an_error(tmp_path):
     (days / "d.json").write_text('[{"title": "Sparse attention for long documents"}]')
     with pytest.raises(InputError, match=r"c\.json: holds no papers"):
         parse(collect_sources([InputSpec(path=str(days / "*"))]), ParseConfig())
+
+
+# -- item 11: parse details found on real files ----------------------------------------------------
+CHROME = "Get trending papers in your email inbox!\n\nDaily Papers\n\nAug 12\n\n"
+ABSTRACT_A = (
+    "We study how large language models forget facts during fine-tuning. Our experiments cover six "
+    "model families and three datasets, and we propose a simple replay scheme that halves forgetting."
+)
+ABSTRACT_B = (
+    "We present a fast link predictor for knowledge graphs. It scores a billion candidate edges per "
+    "second on one GPU and matches the accuracy of models ten times its size on four benchmarks."
+)
+
+
+def hf_papers(text: str):
+    from pipeline.config import InputSpec, ParseConfig
+    from pipeline.parse import parse
+    from pipeline.sources import SourceFile
+
+    page = SourceFile(path="page.txt", data=text.encode(), sha256="0" * 64, spec=InputSpec(path="page.txt"))
+    result = parse([page], ParseConfig())
+    return result.papers, result.file_reports[0]
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "LinkNet: Fast Link Prediction at Scale (https://linknet.github.io)",
+        "https://linknet.github.io LinkNet: Fast Link Prediction at Scale",
+        "LinkNet: Fast Link Prediction, code at https://github.com/x/linknet and a demo",
+    ],
+)
+def test_daily_papers_title_with_a_url_is_its_own_paper(title):
+    text = CHROME + "Forgetting In Fine-Tuning\n\n" + ABSTRACT_A + "\n\n" + title + "\n\n" + ABSTRACT_B + "\n"
+    papers, report = hf_papers(text)
+    assert papers["title"].tolist() == ["Forgetting In Fine-Tuning", title]
+    assert papers["abstract"].tolist() == [ABSTRACT_A, ABSTRACT_B]
+    assert (report.read, report.kept) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "Code: https://github.com/a/b",
+        "Project page and code: https://a.github.io",
+        "Our code is available at https://x.io",
+    ],
+)
+def test_link_caption_between_abstract_paragraphs_stays_in_the_abstract(caption):
+    text = CHROME + "Forgetting In Fine-Tuning\n\n" + ABSTRACT_A + "\n\n" + caption + "\n\n" + ABSTRACT_B + "\n"
+    papers, _ = hf_papers(text)
+    assert papers["title"].tolist() == ["Forgetting In Fine-Tuning"]
+    assert papers["abstract"].iloc[0].startswith(ABSTRACT_A)
+    assert papers["abstract"].iloc[0].endswith(ABSTRACT_B)
+
+
+def test_url_title_without_an_abstract_after_it_stays_in_the_abstract_before():
+    line = "LinkNet: Fast Link Prediction at Scale (https://linknet.github.io)"
+    text = (
+        CHROME + "Forgetting In Fine-Tuning\n\n" + ABSTRACT_A + "\n\n" + line + "\n\nNext Paper Title\n\n" + ABSTRACT_B
+    )
+    papers, _ = hf_papers(text)
+    assert papers["title"].tolist() == ["Forgetting In Fine-Tuning", "Next Paper Title"]
+    assert papers["abstract"].iloc[0].startswith(ABSTRACT_A) and "LinkNet" in papers["abstract"].iloc[0]
+
+
+def csv_table(tmp_path: Path, text: str, **columns):
+    from pipeline.config import ColumnMapping, InputSpec, ParseConfig
+    from pipeline.parse import parse
+    from pipeline.sources import collect_sources
+
+    path = tmp_path / "papers.csv"
+    path.write_text(text)
+    mapping = ColumnMapping(**columns) if columns else None
+    return parse(collect_sources([InputSpec(path=str(path), columns=mapping)]), ParseConfig()).papers
+
+
+def test_label_column_holding_a_list_uses_its_first_entry(tmp_path):
+    text = (
+        "title,abstract,categories\n"
+        "Paper one,An abstract about combinatorics,\"['math.CO', 'math.RT']\"\n"
+        'Paper two,An abstract about learning,"[""cs.LG"", ""stat.ML""]"\n'
+        "Paper three,An abstract about a plain label,cs.CL\n"
+        "Paper four,An abstract about brackets,[not a list\n"
+    )
+    papers = csv_table(tmp_path, text, title="title", abstract="abstract", label="categories")
+    assert papers["label"].tolist() == ["math.CO", "cs.LG", "cs.CL", "[not a list"]
+
+
+def test_label_list_in_json_uses_its_first_entry(tmp_path):
+    from pipeline.config import InputSpec, ParseConfig
+    from pipeline.parse import parse
+    from pipeline.sources import collect_sources
+
+    path = tmp_path / "papers.jsonl"
+    path.write_text('{"title": "Paper one", "abstract": "An abstract", "label": ["math.CO", "math.RT"]}\n')
+    assert parse(collect_sources([InputSpec(path=str(path))]), ParseConfig()).papers["label"].tolist() == ["math.CO"]
+
+
+def test_authors_list_repr_in_csv_is_split_as_in_json(tmp_path):
+    text = (
+        "title,abstract,authors\n"
+        "Paper one,An abstract about graphs,\"['Ann Lee', 'Bo Chen']\"\n"
+        'Paper two,An abstract about words,"Cy Diaz, Di Eve"\n'
+        'Paper three,An abstract about lists,"[""O\'Neil, Pat"", ""Q. Ross""]"\n'
+    )
+    papers = csv_table(tmp_path, text)
+    assert papers["authors"].tolist() == ["Ann Lee; Bo Chen", "Cy Diaz, Di Eve", "O'Neil, Pat; Q. Ross"]
