@@ -437,3 +437,93 @@ def test_authors_list_repr_in_csv_is_split_as_in_json(tmp_path):
     )
     papers = csv_table(tmp_path, text)
     assert papers["authors"].tolist() == ["Ann Lee; Bo Chen", "Cy Diaz, Di Eve", "O'Neil, Pat; Q. Ross"]
+
+
+# -- item 14: publishing the report ------------------------------------------------------------------
+def disk_full_on(monkeypatch, name: str) -> None:
+    import errno
+
+    from pipeline import store as store_module
+
+    real = store_module.atomic_write_bytes
+
+    def write(path, data):
+        if Path(path).name == name:
+            full = OSError(errno.ENOSPC, "No space left on device")
+            raise store_module.output_error(Path(path), full) from full
+        real(path, data)
+
+    monkeypatch.setattr(store_module, "atomic_write_bytes", write)
+
+
+def test_first_report_failing_on_a_full_disk_does_not_claim_a_previous_one(store, monkeypatch):
+    disk_full_on(monkeypatch, "map.html")
+    with pytest.raises(OutputError) as caught:
+        store.publish_report({"index.html": b"new", "map.html": b"new"})
+    message = str(caught.value)
+    assert "(No space left on device at map.html); free some space and run again; no report was published" in message
+    assert "previous" not in message
+    assert not (store.run_dir / "index.html").exists()
+
+
+def test_later_report_failing_on_a_full_disk_keeps_the_previous_one(store, monkeypatch):
+    store.publish_report({"index.html": b"old", "topics/01-a.html": b"old"})
+    disk_full_on(monkeypatch, "01-a.html")
+    with pytest.raises(OutputError, match="free some space and run again; the previous report is left as it was"):
+        store.publish_report({"index.html": b"new", "topics/01-a.html": b"new"})
+    assert (store.run_dir / "index.html").read_bytes() == b"old"
+
+
+# Run as an unprivileged user: root may delete entries of a read-only folder.
+READ_ONLY_TOPICS = """
+import os, sys
+from pathlib import Path
+from pipeline.errors import OutputError
+from pipeline.store import ArtifactStore
+if os.getuid() == 0:  # imports first: the unprivileged user may not read the interpreter's files
+    os.setgid(65534)
+    os.setuid(65534)
+run = Path(sys.argv[1])
+store = ArtifactStore(run, run.parent / ".cache")
+store.publish_report({"index.html": b"old", "topics/01-a.html": b"old"})
+os.chmod(run / "topics", 0o555)
+try:
+    store.publish_report({"index.html": b"new", "topics/01-a.html": b"new"})
+except OutputError as exc:
+    print("error:", exc)
+    sys.exit(2)
+"""
+
+
+def test_read_only_topics_folder_fails_and_leaves_no_retired_folder(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="papertopics-readonly-"))  # reachable by the unprivileged user
+    try:
+        run = folder / "run"
+        if os.getuid() == 0:
+            os.chmod(folder, 0o777)
+        root = Path(__file__).resolve().parents[1]
+        child = subprocess.run(
+            [sys.executable, "-c", READ_ONLY_TOPICS, str(run)],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            timeout=120,
+        )
+        assert child.returncode == 2, child.stdout + child.stderr
+        assert "the previous report's folder is read-only" in child.stdout
+        assert "the previous report is left as it was" in child.stdout
+        assert sorted(path.name for path in run.iterdir() if path.name.startswith(".")) == []
+        assert (run / "index.html").read_bytes() == b"old"
+        assert (run / "topics" / "01-a.html").read_bytes() == b"old"
+    finally:
+        for path in folder.rglob("*"):
+            if path.is_dir():
+                path.chmod(0o755)
+        shutil.rmtree(folder)
