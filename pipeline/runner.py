@@ -97,8 +97,11 @@ def run_pipeline(
 
     ``force_from`` recomputes that stage and all stages after it even when their keys match.
     """
+    from pipeline.preflight import preflight
     from pipeline.sources import collect_sources
 
+    # What could fail only late (an unwritable folder, a remote LLM url) fails before any work.
+    preflight(config, source=config_path or "<config>")
     store = ArtifactStore(config.run_dir, config.cache_dir)
     last = STAGE_NAMES.index(until)
     forced_from = STAGE_NAMES.index(force_from) if force_from else len(STAGE_NAMES)

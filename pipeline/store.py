@@ -91,16 +91,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     Raises OutputError when the folder cannot be made or the file cannot be written.
     """
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    created = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "wb") as handle:
+        # A new file or nothing: a link (or anything else) already under the temporary name is
+        # never followed, so no write can land outside the folder through a planted link.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        created = True
+        with open(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError) and not created:
+            raise OutputError(
+                f"{temporary}: something already has this temporary name; remove it and run again"
+            ) from exc
         if isinstance(exc, OSError):
             raise output_error(path, exc) from exc
         raise
@@ -215,6 +225,9 @@ class ArtifactStore:
         so a failure while writing (disk full, killed run) leaves the previous report intact.
         """
         staging = self.run_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
+        top_level = sorted({Path(relative).parts[0] for relative in files})
+        previous = any((self.run_dir / name).exists() for name in top_level)
+        kept = "the previous report is left as it was" if previous else "no report was published"
         try:
             for relative, data in files.items():
                 target = (staging / relative).resolve()
@@ -228,28 +241,37 @@ class ArtifactStore:
                     full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
                     hint = "free some space and run again; " if full else ""
                     raise OutputError(
-                        f"{self.run_dir}: cannot write the new report ({reason} at {relative}); "
-                        f"{hint}the previous report is left as it was"
+                        f"{self.run_dir}: cannot write the new report ({reason} at {relative}); {hint}{kept}"
                     ) from cause
-            top_level = {Path(relative).parts[0] for relative in files}
-            for name in sorted(top_level):
+            for name in top_level:
+                if (staging / name).is_dir():
+                    _check_removable(self.run_dir / name)
+            for name in top_level:
                 self._swap_into_place(staging / name, self.run_dir / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     @staticmethod
     def _swap_into_place(new: Path, final: Path) -> None:
+        retired = final.with_name(f".{final.name}{RETIRED_INFIX}{uuid.uuid4().hex[:8]}")
         try:
             if new.is_dir():
-                retired = final.with_name(f".{final.name}{RETIRED_INFIX}{uuid.uuid4().hex[:8]}")
                 if final.exists():
                     os.replace(final, retired)
                 os.replace(new, final)
-                shutil.rmtree(retired, ignore_errors=True)
             else:
                 os.replace(new, final)
         except OSError as exc:
             raise output_error(final, exc) from exc
+        if not retired.exists():  # a file, or a folder with no previous one
+            return
+        try:
+            shutil.rmtree(retired)
+        except OSError as exc:
+            raise OutputError(
+                f"{retired}: the new report is in place, but the previous one cannot be deleted "
+                f"({exc.strerror or exc}); delete this folder"
+            ) from exc
 
     def sweep_leftovers(self) -> list[Path]:
         """Delete what an interrupted run left half-done; returns the paths removed.
@@ -309,12 +331,34 @@ class ArtifactStore:
             os.close(descriptor)
 
 
+def _check_removable(folder: Path) -> None:
+    """Raise OutputError unless every folder under ``folder`` lets its entries be deleted.
+
+    Checked before a report folder (``topics/``) is swapped out: a read-only one was renamed
+    aside, could not be deleted, and stayed behind as ``.topics.old-*`` with exit code 0.
+    """
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for current, _folders, _files in os.walk(folder):
+        if not os.access(current, os.W_OK | os.X_OK):
+            raise OutputError(
+                f"{current}: the previous report's folder is read-only, so the new report cannot replace it; "
+                "make it writable (chmod -R u+w) and run again; the previous report is left as it was"
+            )
+
+
 def _take_lock(lock_path: Path, run_dir: Path) -> int:
     """An open descriptor of ``lock_path`` holding its exclusive flock."""
     while True:
         try:
-            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Never through a link: "ftruncate + write pid" would clobber the file it points to.
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputError(
+                    f"{lock_path}: is a symbolic link; the run lock must be a plain file "
+                    "(delete the link and run again)"
+                ) from None
             raise output_error(lock_path, exc) from exc
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -215,6 +215,8 @@ def _read_unit(
     unit: list[SourceFile], config: ParseConfig, seen: _Seen, rows: list[dict[str, str]], *, one_of_many: bool
 ) -> FileReport:
     first = unit[0]
+    if first.skipped is not None:  # a link to a folder that the walk did not enter
+        return FileReport(path=first.path, reader=first.skipped)
     path = first.folder if first.format == "text-folder" and first.folder else first.path
     if one_of_many and first.format != "text-folder" and not first.data.strip():
         # A daily-listing folder has empty days (80 of the 410 arxiv-daily-cs files): that is a
@@ -244,6 +246,11 @@ def _read_unit(
         for name in cut:
             report.truncated[name] = report.truncated.get(name, 0) + 1
     _log_report(report)
+    if one_of_many and report.read == 0:
+        # A day's listing with no records at all (`[]`, a CSV of only its header) is an empty
+        # day like an empty file: reported with 0 read. A file whose records were all bad is not.
+        log.info("%s: no records (a day without papers)", path)
+        return report
     if report.kept + report.duplicates == 0:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skip_reasons.items())
         raise InputError(f"{path}: holds no papers ({reasons or 'nothing readable found'})")
@@ -256,15 +263,22 @@ def parse(sources: list[SourceFile], config: ParseConfig) -> ParseResult:
     Raises InputError for a file that holds no papers, is empty, binary or unreadable as its
     format, a mapped column that is missing, or (with ``on_error: fail``) any bad record.
     One exception: an empty file that is one of several files of a folder or glob input is
-    reported with reader "(empty file)" and no records, as long as the input holds papers.
+    reported with reader "(empty file)" and no records, and one holding no records (a JSON
+    ``[]``, a CSV of only its header) with 0 read, as long as the input holds papers.
     """
     seen = _Seen()
     rows: list[dict[str, str]] = []
-    files_per_spec = Counter(source.spec for source in sources)
+    files_per_spec = Counter(source.spec for source in sources if source.skipped is None)
     units = _units(sources)
     reports = [_read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1) for unit in units]
-    for spec in files_per_spec:
-        found = [report for report, unit in zip(reports, units, strict=True) if unit[0].spec == spec]
+    for spec in dict.fromkeys(source.spec for source in sources):
+        found = [
+            report
+            for report, unit in zip(reports, units, strict=True)
+            if unit[0].spec == spec and unit[0].skipped is None
+        ]
+        if not found:
+            raise InputError(f"{spec.path}: matches only links to folders, which are not followed")
         if sum(report.kept + report.duplicates for report in found) == 0:
             raise InputError(f"{spec.path}: none of its {len(found)} files holds a paper (all are empty)")
     if not rows:

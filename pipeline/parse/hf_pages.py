@@ -34,6 +34,7 @@ SNIFF_MARKERS = ("get trending papers in your email inbox!", "byak and the resea
 TITLE_MAX_CHARS = 250  # the seed titles are 36..133 chars; abstracts are 1,300+
 _SENTENCE_BREAK = re.compile(r"[.!?]\s+[A-Z]")
 _URL = re.compile(r"https?://")
+_URL_TEXT = re.compile(r"https?://\S+")
 
 
 def is_hf_page(text: str) -> bool:
@@ -54,6 +55,24 @@ def looks_like_title(line: str) -> bool:
     if breaks >= 2:
         return False
     return not (line.endswith(".") and (breaks >= 1 or len(line.split()) > 20))
+
+
+# Words a link caption ends with ("Code is available at <url>"): such a line is never a title.
+_CAPTION_ENDS = ("at", "in", "on", "from", "see", "here", "via", "to")
+
+
+def looks_like_url_title(line: str) -> bool:
+    """A title holding a url ("LinkNet: Fast Links (https://x.io)"), not a link caption ("Code: <url>").
+
+    What is left without its urls must read as a title of at least three words that does not
+    end like a caption (":" or "available at"). ``read_hf_page`` also needs it to be followed
+    by an abstract; otherwise the line stays part of the abstract before it.
+    """
+    rest = " ".join(_URL_TEXT.sub(" ", line).split()).strip(" ()[]<>,;")
+    words = rest.split()
+    if len(words) < 3 or rest.endswith(":") or words[-1].casefold() in _CAPTION_ENDS:
+        return False
+    return len(line) <= TITLE_MAX_CHARS and looks_like_title(rest)
 
 
 def _data_file_kind(source: SourceFile, text: str) -> str | None:
@@ -84,6 +103,7 @@ def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
         page_date = ""
         # (line number, title, abstract lines); the date is applied once the whole page is read.
         papers: list[tuple[int, str, list[str]]] = []
+        url_titles: set[int] = set()  # indexes in papers of titles holding a url, kept if an abstract follows
         for number, raw_line in enumerate(split_lines(text), 1):
             line = clean_text(raw_line)
             if not line or line.casefold() in CHROME_LINES:
@@ -93,10 +113,16 @@ def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
                 page_date = page_date or day
             elif looks_like_title(line):
                 papers.append((number, line, []))
+            elif papers and papers[-1][2] and looks_like_url_title(line):
+                url_titles.add(len(papers))
+                papers.append((number, line, []))
             elif papers:
                 papers[-1][2].append(line)
             else:
                 yield Skip(f"line {number}", "abstract without a title", line[:60])
+        for index in sorted(url_titles, reverse=True):
+            if not papers[index][2]:  # no abstract followed: the line was the last one of the abstract before
+                papers[index - 1][2].append(papers.pop(index)[1])
         for number, title, abstract in papers:
             yield RawPaper(
                 where=f"line {number}",

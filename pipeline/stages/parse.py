@@ -49,7 +49,7 @@ def _file_reports(store: ArtifactStore) -> dict[str, Any]:
 
 STAGE = Stage(
     name="parse",
-    code_version=3,
+    code_version=4,
     inputs=(),
     outputs=("papers.parquet", "file_reports.json"),
     config_slice=_settings,
