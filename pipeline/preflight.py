@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, shorten
+from pipeline.files import TEMP_SUFFIX, output_error
 from pipeline.label.llm import LLMLabelError, check_base_url
-from pipeline.store import TEMP_SUFFIX, output_error
 
 
 def preflight(config: RunConfig, source: str = "<config>") -> None:

@@ -175,7 +175,7 @@ def write_to_dev_full(patch: pytest.MonkeyPatch, where: str) -> None:
             return builtins.open("/dev/full", mode, *args, **kwargs)
         return builtins.open(path, mode, *args, **kwargs)
 
-    patch.setattr("pipeline.store.open", fake_open, raising=False)
+    patch.setattr("pipeline.files.open", fake_open, raising=False)
 
 
 # -- runs on the seed page: uninterrupted, disk full, killed --------------------------------------

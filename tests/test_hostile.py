@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from pipeline.config import RunConfig, load_config
 from pipeline.errors import ConfigError, InputError, OutputError
-from pipeline.store import ArtifactStore, atomic_write_bytes
+from pipeline.files import atomic_write_bytes
+from pipeline.store import ArtifactStore
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def test_temporary_name_taken_by_a_link_is_refused_and_its_target_left_alone(tmp
     folder = tmp_path / "run"
     folder.mkdir()
     fixed = uuid.UUID("12345678123456781234567812345678")
-    monkeypatch.setattr("pipeline.store.uuid.uuid4", lambda: fixed)
+    monkeypatch.setattr("pipeline.files.uuid.uuid4", lambda: fixed)
     (folder / ".papers.csv.12345678.tmp").symlink_to(victim)
     with pytest.raises(OutputError, match=r"\.papers\.csv\.12345678\.tmp: something already has this temporary name"):
         atomic_write_bytes(folder / "papers.csv", b"new")

@@ -6,8 +6,9 @@ from typing import Any
 
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
+from pipeline.files import json_to_bytes, table_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.store import ArtifactStore, json_to_bytes, table_to_bytes
+from pipeline.store import ArtifactStore
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
