@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.config import InputSpec, ParseConfig
 from pipeline.errors import InputError
-from pipeline.parse import parse
+from pipeline.parse import date_key_parts, parse
 from pipeline.parse.dates import (
     FUTURE_DATE,
     NO_SUCH_DAY,
@@ -218,3 +218,11 @@ def test_leap_day_in_a_year_setting_without_one():
     assert report["date_errors"] == {NO_SUCH_DAY: 2}
     # ...while the other rules find the latest Feb 29.
     assert _dates(_page("Feb 29", mtime=_timestamp("2026-03-01")))[0] == ["2024-02-29", "2024-02-29"]
+
+
+def test_cache_key_parts_follow_the_modification_day_and_today():
+    morning, evening = _page(mtime=_timestamp("2026-02-10", hour=8)), _page(mtime=_timestamp("2026-02-10", hour=20))
+    next_day = _page(mtime=_timestamp("2026-02-11", hour=8))
+    assert date_key_parts([morning], TODAY) == date_key_parts([evening], TODAY)  # same day: same dates
+    assert date_key_parts([morning], TODAY) != date_key_parts([next_day], TODAY)
+    assert date_key_parts([morning], TODAY) != date_key_parts([morning], date(2026, 12, 3))

@@ -31,6 +31,7 @@ from pipeline.parse.dates import (
     dated,
     is_future,
     month_day,
+    mtime_day,
     utc_today,
 )
 from pipeline.parse.hf_pages import read_hf_page
@@ -42,7 +43,16 @@ from pipeline.parse.text_folder import read_text_folder
 from pipeline.schema import PAPER_COLUMNS, empty_papers
 from pipeline.sources import SourceFile
 
-__all__ = ["MAX_ABSTRACT_CHARS", "MAX_TITLE_CHARS", "READERS", "FileReport", "ParseResult", "parse", "utc_today"]
+__all__ = [
+    "MAX_ABSTRACT_CHARS",
+    "MAX_TITLE_CHARS",
+    "READERS",
+    "FileReport",
+    "ParseResult",
+    "date_key_parts",
+    "parse",
+    "utc_today",
+]
 
 log = logging.getLogger(__name__)
 
@@ -354,3 +364,14 @@ def parse(sources: list[SourceFile], config: ParseConfig, today: date | None = N
         return ParseResult(papers=empty_papers(), file_reports=reports)
     papers = pd.DataFrame(rows, columns=list(PAPER_COLUMNS)).astype("string")
     return ParseResult(papers=papers, file_reports=reports)
+
+
+def date_key_parts(sources: list[SourceFile], today: date) -> list[str]:
+    """What ``parse`` reads besides the files' bytes and its config, for the parse stage's cache key.
+
+    A page saying "Feb 10" is dated by its file's modification day, and "today" decides
+    which dates are in the future and dates pages that nothing else dates: a run on another
+    day, or after a file was saved again on another day, parses again (a file touched the
+    same day does not).
+    """
+    return [f"today:{today.isoformat()}"] + [f"modified:{source.path}:{mtime_day(source.mtime)}" for source in sources]

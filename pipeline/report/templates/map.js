@@ -331,7 +331,7 @@
   }
 
   function drawHistogram() {
-    if (!histogram || !H) { return null; }
+    if (!histogram || !H) { return; }
     var hist = JSON.parse(document.getElementById('histogram-layout').textContent);
     var trace = {
       type: 'bar',
@@ -348,10 +348,11 @@
       hoverinfo: 'text',
       name: 'papers'
     };
-    return Plotly.newPlot(histogram, [trace], hist, { displayModeBar: false, responsive: true, doubleClick: false })
+    Plotly.newPlot(histogram, [trace], hist, { displayModeBar: false, responsive: true, doubleClick: false })
       .then(function () {
         histogram.on('plotly_selected', brushed);
         histogram.on('plotly_deselect', function () { setDates('', ''); });
+        shadeBars(); // dates typed before the bars were drawn
       });
   }
 
@@ -377,7 +378,7 @@
   Plotly.newPlot(gd, firstTraces, layout, CONFIG).then(function () {
     performance.mark('map-plotted');
     return state.topic !== 'all' ? setTopic(state.topic) : null;
-  }).then(drawHistogram).then(function () {
+  }).then(function () {
     gd.on('plotly_relayout', function (event) {
       if (event && Object.keys(event).some(function (key) { return key.indexOf('xaxis') === 0; })) { refreshLabels(false); }
     });
@@ -423,6 +424,7 @@
     gd.setAttribute('data-ready', '1');
     setTimeout(function () {
       abstracts = JSON.parse(document.getElementById('map-abstracts').textContent);
+      drawHistogram(); // after the map is usable: the bars are not needed to read it
     }, 0);
   });
 }());
