@@ -351,7 +351,13 @@
     Plotly.newPlot(histogram, [trace], hist, { displayModeBar: false, responsive: true, doubleClick: false })
       .then(function () {
         histogram.on('plotly_selected', brushed);
-        histogram.on('plotly_deselect', function () { setDates('', ''); });
+        // A click (a press and release without a drag) on the bars shows every date again.
+        var pressed = null;
+        histogram.addEventListener('mousedown', function (e) { pressed = [e.clientX, e.clientY]; }, true);
+        histogram.addEventListener('click', function (e) {
+          var still = pressed && Math.abs(e.clientX - pressed[0]) + Math.abs(e.clientY - pressed[1]) < 4;
+          if (still && (state.from || state.to)) { setDates('', ''); }
+        }, true);
         shadeBars(); // dates typed before the bars were drawn
       });
   }
