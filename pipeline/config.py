@@ -63,7 +63,8 @@ class InputSpec(_Strict):
     path: str
     format: InputFormat = "auto"
     columns: ColumnMapping | None = None
-    # Hugging Face pages show "Aug 12" without a year; with `year` the listing date becomes ISO.
+    # The year of listing dates written without one ("Aug 12" on a Hugging Face page). Without it:
+    # a date in the file name, else the file's modification day, else the latest past such date.
     year: Annotated[int, Field(ge=1990, le=2100)] | None = None
 
     @model_validator(mode="after")

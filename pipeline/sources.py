@@ -41,6 +41,8 @@ class SourceFile:
 
     ``relpath`` is set for members of a folder input (POSIX path relative to ``folder``),
     so a text-folder reader can take the label from the parent directory name.
+    ``mtime`` is the file's modification time (seconds since the epoch; None when unknown):
+    it dates pages that say "Feb 10" without a year (``pipeline.parse.dates``).
     ``format`` is "text-folder" when this file is one document of a text folder
     (configured or recognised here from the folder's layout), else None: the parse stage
     then uses ``spec.format`` or sniffs the content. ``skipped`` is set (to the reader name
@@ -55,6 +57,7 @@ class SourceFile:
     folder: str | None = None
     format: str | None = None
     skipped: str | None = None
+    mtime: float | None = None
 
 
 def collect_sources(specs: list[InputSpec]) -> list[SourceFile]:
@@ -220,7 +223,8 @@ def _read_file(
     path: Path, spec: InputSpec, relpath: str | None = None, folder: str | None = None, fmt: str | None = None
 ) -> SourceFile:
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
+        mode = info.st_mode
     except FileNotFoundError:
         what = "is a broken symbolic link" if path.is_symlink() else "no such file"
         raise InputError(f"{path}: {what}") from None
@@ -251,4 +255,5 @@ def _read_file(
         relpath=relpath,
         folder=folder,
         format=fmt,
+        mtime=info.st_mtime,
     )

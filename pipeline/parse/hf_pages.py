@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterator
 
 from pipeline.errors import InputError
-from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, listing_date, split_lines
+from pipeline.parse.dates import month_day
+from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, split_lines
 from pipeline.parse.records import Item, RawPaper, Skip
 from pipeline.parse.tables import JSON_ERRORS, PARQUET_MAGIC, base_name, table_kind
 from pipeline.sources import DATA_SUFFIXES, SourceFile
@@ -90,7 +91,10 @@ def _data_file_kind(source: SourceFile, text: str) -> str | None:
 
 
 def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
-    """Yield the papers of each page; date = the page's date line (ISO when ``spec.year`` is set)."""
+    """Yield the papers of each page; date = the page's date line as written ("Aug 12").
+
+    ``parse`` gives it its year (``pipeline.parse.dates``).
+    """
     for source in sources:
         text = decode_utf8(source.data, source.path) if not source.data.startswith(PARQUET_MAGIC) else ""
         kind = _data_file_kind(source, text)
@@ -108,9 +112,8 @@ def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
             line = clean_text(raw_line)
             if not line or line.casefold() in CHROME_LINES:
                 continue
-            day = listing_date(line, source.spec.year)
-            if day is not None:
-                page_date = page_date or day
+            if month_day(line) is not None:
+                page_date = page_date or line
             elif looks_like_title(line):
                 papers.append((number, line, []))
             elif papers and papers[-1][2] and looks_like_url_title(line):

@@ -16,13 +16,18 @@ def _settings(config: RunConfig) -> dict[str, Any]:
 
 
 def _input_files(context: StageContext) -> list[str]:
-    return [f"{source.path}:{source.sha256}" for source in context.sources]
+    from pipeline.parse import date_key_parts
+
+    # The files' bytes, and what dates pages without a year: the run's day and each file's modification day.
+    return [f"{source.path}:{source.sha256}" for source in context.sources] + date_key_parts(
+        context.sources, context.today
+    )
 
 
 def run(context: StageContext) -> StageResult:
     from pipeline.parse import parse
 
-    result = parse(context.sources, context.config.parse)
+    result = parse(context.sources, context.config.parse, today=context.today)
     if result.papers.empty:
         details = "; ".join(
             f"{report.path}: {report.read} read, {report.skipped} skipped" for report in result.file_reports
@@ -50,7 +55,7 @@ def _file_reports(store: ArtifactStore) -> dict[str, Any]:
 
 STAGE = Stage(
     name="parse",
-    code_version=4,
+    code_version=5,
     inputs=(),
     outputs=("papers.parquet", "file_reports.json"),
     config_slice=_settings,

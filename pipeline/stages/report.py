@@ -62,7 +62,7 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="report",
-    code_version=3,
+    code_version=4,
     inputs=(("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
             ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
             ("label", "label.json"), ("label", "metrics.json")),
