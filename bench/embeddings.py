@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -39,7 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CORPORA = ROOT.parent / "shared" / "corpora"
+# ../shared/corpora beside the repository, or where $PAPERTOPICS_CORPORA says (a worktree elsewhere).
+CORPORA = Path(os.environ.get("PAPERTOPICS_CORPORA", ROOT.parent / "shared" / "corpora"))
 DAILY = CORPORA / "arxiv-daily-cs" / "data"
 KAGGLE = CORPORA / "arxiv-kaggle-2000" / "arxiv_data.csv"
 

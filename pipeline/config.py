@@ -89,6 +89,9 @@ class EmbedConfig(_Strict):
     model: str = "all-MiniLM-L6-v2"
     max_tokens: Annotated[int, Field(ge=16, le=512)] | Literal["auto"] = "auto"
     batch_size: PositiveInt = 64
+    # Where built models (ONNX, int8, model2vec) are kept; None = the user's cache folder
+    # ($PAPERTOPICS_CACHE, else $XDG_CACHE_HOME/papertopics, else ~/.cache/papertopics).
+    model_cache: str | None = None
 
     @property
     def tokens(self) -> int:

@@ -77,8 +77,22 @@ def test_load_backend_makes_a_backend_once_per_config_and_model_cache(monkeypatc
     assert embed.load_backend(EmbedConfig(backend="onnx", max_tokens=100), Path("a")) is first  # loaded once
     assert embed.load_backend(config, Path("b")) is not first
     assert embed.load_backend(EmbedConfig(backend="onnx", max_tokens=200), Path("a")) is not first
-    embed.load_backend(config)  # no folder: the default output_dir's cache
-    assert made == [(100, Path("a")), (100, Path("b")), (200, Path("a")), (100, models.default_cache_dir())]
+    embed.load_backend(config)  # no folder: the user's model cache
+    assert made == [(100, Path("a")), (100, Path("b")), (200, Path("a")), (100, models.model_cache_dir(config))]
+
+
+def test_built_models_live_in_the_users_cache_folder_shared_by_every_project(monkeypatch, tmp_path):
+    for name in ("PAPERTOPICS_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    backend = embed.load_backend(EmbedConfig())
+    assert backend.model_cache == tmp_path / "home" / ".cache" / "papertopics"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert embed.model_cache_dir(EmbedConfig()) == tmp_path / "xdg" / "papertopics"
+    monkeypatch.setenv("PAPERTOPICS_CACHE", str(tmp_path / "mine"))
+    assert embed.model_cache_dir(EmbedConfig()) == tmp_path / "mine"
+    assert embed.model_cache_dir(EmbedConfig(model_cache=str(tmp_path / "key"))) == tmp_path / "key"
+    assert embed.model_cache_dir(EmbedConfig(model_cache="~/models")) == tmp_path / "home" / "models"
 
 
 EMBED_PACKAGE = ROOT / "pipeline" / "embed"

@@ -180,7 +180,7 @@ def build_key(name: str, model_dir: Path, variant: str) -> str:
     return f"{name}-{weights_digest(model_dir)}-onnx-{variant}-v{BUILD_VERSION}"
 
 
-def model_folder(name: str, model_dir: Path, variant: str, cache_dir: Path) -> Path:
+def model_folder(name: str, model_dir: Path, variant: str, model_cache: Path) -> Path:
     """The cached folder holding ``model.onnx`` of `variant` ("fp32" or "int8"), built when missing.
 
     int8 is quantised from the cached fp32 build, so both together cost one export.
@@ -192,12 +192,12 @@ def model_folder(name: str, model_dir: Path, variant: str, cache_dir: Path) -> P
         if variant == "fp32":
             facts = export_fp32(model_dir, folder / MODEL_FILE)
         else:
-            fp32 = model_folder(name, model_dir, "fp32", cache_dir)
+            fp32 = model_folder(name, model_dir, "fp32", model_cache)
             quantize_int8(fp32 / MODEL_FILE, folder / MODEL_FILE)
             facts = {"quantized_from": fp32.name}
         return {"source": str(model_dir), "variant": variant, "onnxruntime": onnxruntime.__version__, **facts}
 
-    return built_model_dir(cache_dir, build_key(name, model_dir, variant), build)
+    return built_model_dir(model_cache, build_key(name, model_dir, variant), build)
 
 
 def cpu_cores() -> int:
@@ -217,7 +217,7 @@ class OnnxBackend:
     variant: str  # "fp32" | "int8"
     max_tokens: int
     batch_size: int
-    cache_dir: Path
+    model_cache: Path
     model_key: str = ""
 
     def __post_init__(self) -> None:
@@ -227,7 +227,7 @@ class OnnxBackend:
     @functools.cached_property
     def folder(self) -> Path:
         """The built model's folder, built on first use."""
-        return model_folder(self.name, self.model_dir, self.variant, self.cache_dir)
+        return model_folder(self.name, self.model_dir, self.variant, self.model_cache)
 
     @functools.cached_property
     def _session(self):
