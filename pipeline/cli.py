@@ -55,6 +55,11 @@ def _offline_and_quiet_third_party() -> None:
     # local folders only (the embed backends also pass local_files_only), never fetched.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # onnxruntime (from 1.29 on Linux too) sends usage events to Microsoft and keeps a device id
+    # and an event queue in ~/.cache/Microsoft. Only this variable, read when onnxruntime starts
+    # (before any import of it, so here), turns all of it off; disable_telemetry_events() does not
+    # cover the event sent when its environment is created. Child processes inherit it.
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     # Model loading libraries print progress bars and load reports meant for notebooks.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -78,6 +78,14 @@ def check_exportable(model_dir: Path) -> None:
             )
 
 
+def _onnxruntime():
+    """onnxruntime, its usage events off before any session (the CLI also sets ORT_DISABLE_TELEMETRY)."""
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
     """Export the transformer + mean pooling + normalisation to `path` (fp32, fused when BERT-type)."""
     require_modules("onnx export", {"torch": "torch", "transformers": "transformers", "onnx": "onnx"})
@@ -124,6 +132,7 @@ def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
         )
     facts: dict[str, Any] = {"torch": torch.__version__, "opset": OPSET}
     if model.config.model_type == "bert":
+        _onnxruntime()
         from onnxruntime.transformers.optimizer import optimize_model
 
         optimized = optimize_model(
@@ -144,6 +153,8 @@ def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
 def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8 quantisation of every weight matrix, per output channel."""
     import onnx
+
+    _onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # onnxruntime advises a pre-processing step through the root logger (logging.warning, which
@@ -185,7 +196,7 @@ def model_folder(name: str, model_dir: Path, variant: str, model_cache: Path) ->
 
     int8 is quantised from the cached fp32 build, so both together cost one export.
     """
-    import onnxruntime
+    onnxruntime = _onnxruntime()
 
     def build(folder: Path) -> dict[str, Any]:
         log.info("building the %s ONNX model of %s (once; cached in %s)", variant, name, folder.parent)
@@ -232,8 +243,7 @@ class OnnxBackend:
     @functools.cached_property
     def _session(self):
         require_modules("onnx", {"onnxruntime": "onnxruntime"})
-        import onnxruntime
-
+        onnxruntime = _onnxruntime()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = cpu_cores()
         options.inter_op_num_threads = 1
