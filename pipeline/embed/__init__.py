@@ -13,7 +13,7 @@ Backends sit behind a tiny interface and are picked from ``BACKENDS``:
 The package's modules:
 
 - ``base.py``: the backend protocol (``EmbeddingBackend``) and the batching every backend
-  shares (``embed_texts``, ``length_sorted_batches``);
+  shares (``embed_texts``);
 - ``models.py``: model folders (packaged or local, never downloaded), the weights digest,
   the check for a backend's packages, and the cache of built models (``built_model_dir``);
 - one module per backend, each importing only ``base`` and ``models``;
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.config import EmbedConfig
-from pipeline.embed.base import EmbeddingBackend, ProgressCallback, embed_texts, length_sorted_batches
+from pipeline.embed.base import EmbeddingBackend, ProgressCallback, embed_texts
 from pipeline.embed.models import (
     PACKAGED_MODELS,
     build_is_intact,
@@ -51,7 +51,6 @@ __all__ = [
     "build_is_intact",
     "built_model_dir",
     "embed_texts",
-    "length_sorted_batches",
     "load_backend",
     "model_cache_dir",
     "model_identity",
@@ -76,7 +75,7 @@ def _onnx(quantized: bool) -> Callable[[EmbedConfig, Path], EmbeddingBackend]:
 
         model_dir = resolve_model_dir(config.model)
         variant = "int8" if quantized else "fp32"
-        return OnnxBackend(model_name(config.model), model_dir, variant, config.tokens, config.batch_size, model_cache)
+        return OnnxBackend(model_name(config.model), model_dir, variant, config.tokens, model_cache)
 
     return make
 
