@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -39,7 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CORPORA = ROOT.parent / "shared" / "corpora"
+# ../shared/corpora beside the repository, or where $PAPERTOPICS_CORPORA says (a worktree elsewhere).
+CORPORA = Path(os.environ.get("PAPERTOPICS_CORPORA", ROOT.parent / "shared" / "corpora"))
 DAILY = CORPORA / "arxiv-daily-cs" / "data"
 KAGGLE = CORPORA / "arxiv-kaggle-2000" / "arxiv_data.csv"
 
@@ -54,7 +56,6 @@ class Variant:
     name: str
     config: EmbedConfig
     quality: bool = True  # embed the corpora and score the topics
-    sorted_batches: bool = True  # False: batches in input order (to show what length batching is worth)
 
 
 REFERENCE = "sentence-transformers fp32, 256 tok"
@@ -64,7 +65,6 @@ VARIANTS = (
     Variant(QUALITY_REFERENCE, EmbedConfig(backend="onnx", max_tokens=256)),
     Variant("onnx fp32, 128 tok", EmbedConfig(backend="onnx", max_tokens=128), quality=False),
     Variant("onnx int8, 256 tok", EmbedConfig(backend="onnx-int8", max_tokens=256)),
-    Variant("onnx int8, 256 tok, unsorted", EmbedConfig(backend="onnx-int8", max_tokens=256), False, False),
     Variant("onnx int8, 128 tok", EmbedConfig(backend="onnx-int8", max_tokens=128)),
     Variant("model2vec (preview), 256 tok", EmbedConfig(backend="model2vec", max_tokens=256)),
 )
@@ -104,25 +104,12 @@ def load_kaggle(limit: int) -> tuple[list[str], list[str]]:
     return texts, [categories.split()[0] for categories in table["categories"]]
 
 
-class InputOrderBatches:
-    """A backend fed one batch at a time in input order: no sorting by length anywhere."""
-
-    def __init__(self, backend, batch_size: int):
-        self.backend, self.batch_size = backend, batch_size
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        starts = range(0, len(texts), self.batch_size)
-        return np.concatenate([self.backend.encode(texts[start : start + self.batch_size]) for start in starts])
-
-
 def time_variants(texts: list[str], rounds: int, cache_dir: Path) -> dict[str, dict[str, float]]:
     """docs/s per variant, and the median per-round speed-up over the reference."""
     encoders = {}
     for variant in VARIANTS:
         backend = load_backend(variant.config, cache_dir)
         encode = (lambda b: lambda batch: embed_texts(batch, b))(backend)
-        if not variant.sorted_batches:
-            encode = InputOrderBatches(backend, variant.config.batch_size)
         encoders[variant.name] = encode
         started = time.perf_counter()
         encoders[variant.name](texts[:8])  # load or build the model outside the timing

@@ -1,7 +1,10 @@
 """Command line: ``python -m pipeline run CONFIG`` (also installed as ``papertopics``).
 
-This is the only layer that prints: a progress line per stage (rich), log messages, and
-one line for a user's mistake (exit code 2, no traceback). Heavy libraries are imported
+This is the only layer that prints: a progress line per stage (rich), papertopics' own log
+messages, and one line for a user's mistake (exit code 2, no traceback). Everything logged,
+by papertopics and by the libraries it runs (onnxruntime's quantiser alone writes about 60
+lines while it builds the int8 model), goes to ``<output_dir>/<name>/run.log``; ``-v`` shows
+all of it on the screen too. Heavy libraries are imported
 by the stages only when they run, so a fully cached run answers in about a second.
 """
 
@@ -32,6 +35,7 @@ from pipeline.errors import ConfigError, PapertopicsError, one_line
 
 EXIT_USER_ERROR = 2
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 class ProgressDisplay:
@@ -63,6 +67,11 @@ def _offline_and_quiet_third_party() -> None:
     # local folders only (the embed backends also pass local_files_only), never fetched.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # onnxruntime (from 1.29 on Linux too) sends usage events to Microsoft and keeps a device id
+    # and an event queue in ~/.cache/Microsoft. Only this variable, read when onnxruntime starts
+    # (before any import of it, so here), turns all of it off; disable_telemetry_events() does not
+    # cover the event sent when its environment is created. Child processes inherit it.
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     # Model loading libraries print progress bars and load reports meant for notebooks.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -106,7 +115,7 @@ def _summary_table(result) -> Table:
     return table
 
 
-def evaluate_command(args: argparse.Namespace) -> int:
+def evaluate_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
     import json
 
     from pipeline.metrics import METRIC_LABELS
@@ -127,13 +136,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
     if Path(args.config).is_dir():
         raise ConfigError(f"{args.config}: is a folder; give the path of a YAML config file, e.g. configs/default.yaml")
     config = load_config(args.config)
     from pipeline.preflight import preflight
 
     preflight(config, source=args.config)  # the runner checks again; here it fails before the progress display
+    run_log = _log_to_file(config.run_dir)
+    if run_log is not None:
+        handlers.append(run_log)
+        log.debug("papertopics run %s (pid %d)", args.config, os.getpid())
     # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk.
     os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
     from pipeline.runner import run_pipeline
@@ -158,16 +171,55 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_LOG = "run.log"
+
+
+class _OwnMessages(logging.Filter):
+    """On the screen: papertopics' own messages, and errors from any library."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name == "pipeline" or record.name.startswith("pipeline.") or record.levelno >= logging.ERROR
+
+
+def _log_to_screen(verbose: bool) -> logging.Handler:
+    """Log through rich on stderr: papertopics' messages at INFO, or everything at DEBUG with ``verbose``."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("pipeline").setLevel(logging.DEBUG)  # the run log keeps papertopics' debug messages
+    logging.captureWarnings(True)  # library warnings become log records (py.warnings): to the run log
+    screen = RichHandler(console=console, show_path=False, show_time=False)
+    screen.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        screen.addFilter(_OwnMessages())
+    root.addHandler(screen)
+    return screen
+
+
+def _log_to_file(run_dir: Path) -> logging.Handler | None:
+    """Append every log record to ``<run_dir>/run.log``; None when the folder cannot be written.
+
+    A folder that cannot be written stops the run right after, with the store's one-line
+    message naming it, so there is nothing to add here.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(run_dir / RUN_LOG, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
-    )
     _offline_and_quiet_third_party()
+    root, own = logging.getLogger(), logging.getLogger("pipeline")
+    levels = root.level, own.level
+    handlers = [_log_to_screen(getattr(args, "verbose", False))]
     try:
-        return {"run": run_command, "evaluate": evaluate_command}[args.command](args)
+        return {"run": run_command, "evaluate": evaluate_command}[args.command](args, handlers)
     except PapertopicsError as exc:
         # The message quotes file names and input text: escape rich markup ("[/]") and control characters.
         console.print(f"[bold red]error:[/bold red] {escape(one_line(str(exc)))}", highlight=False, soft_wrap=True)
@@ -175,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: finished stages are kept; run again to resume[/yellow]")
         return 130
+    finally:
+        # main() may run again in this process (the tests do): leave logging as it was.
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(levels[0])
+        own.setLevel(levels[1])
+        logging.captureWarnings(False)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ class EmbedConfig(_Strict):
     max_tokens: Annotated[int, Field(ge=16, le=512)] | Literal["auto"] = "auto"
     # A forward pass holds batch x tokens x 384 floats per layer: 4,096 x 512 is already 3 GB.
     batch_size: Annotated[int, Field(gt=0, le=4096)] = 64
+    # Where built models (ONNX, int8, model2vec) are kept; None = the user's cache folder
+    # ($PAPERTOPICS_CACHE, else $XDG_CACHE_HOME/papertopics, else ~/.cache/papertopics).
+    model_cache: str | None = None
 
     @property
     def tokens(self) -> int:

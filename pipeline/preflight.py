@@ -32,7 +32,9 @@ def preflight(config: RunConfig, source: str = "<config>") -> None:
     """
     if config.label.llm.enabled:
         _check_llm_url(config, source)
-    for folder in (config.run_dir, config.cache_dir):
+    from pipeline.embed.models import model_cache_dir
+
+    for folder in (config.run_dir, config.cache_dir, model_cache_dir(config.embed)):
         _check_writable(folder)
 
 

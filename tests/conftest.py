@@ -18,6 +18,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # as the CLI sets it: no usage events to Microsoft
+# Built models go to the user's cache folder (~/.cache/papertopics) unless this says otherwise:
+# the tests keep theirs beside the repository, shared by every test (and every run of the
+# tests), so that the int8 model is built once (about 15 s), not once per test.
+os.environ["PAPERTOPICS_CACHE"] = str(ROOT / "outputs" / ".cache")
 
 
 @pytest.fixture

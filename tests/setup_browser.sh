@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs Debian's chromium for the browser tests when it is missing (needs root, as on CI).
+# Installs what the tests drive from Debian when it is missing (needs root, as on CI): chromium for
+# the browser tests, strace for the test that no run touches the network (tests/test_no_network.py).
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then exit 0; fi
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != "0" ]; then
-  echo "chromium is not installed and this user cannot apt-get it: browser tests will be skipped" >&2
+  echo "${missing[*]} not installed and this user cannot apt-get them: the tests that need them will be skipped" >&2
   exit 0
 fi
 apt-get update -qq >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

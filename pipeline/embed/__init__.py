@@ -13,7 +13,7 @@ Backends sit behind a tiny interface and are picked from ``BACKENDS``:
 The package's modules:
 
 - ``base.py``: the backend protocol (``EmbeddingBackend``) and the batching every backend
-  shares (``embed_texts``, ``length_sorted_batches``);
+  shares (``embed_texts``);
 - ``models.py``: model folders (packaged or local, never downloaded), the weights digest,
   the check for a backend's packages, and the cache of built models (``built_model_dir``);
 - one module per backend, each importing only ``base`` and ``models``;
@@ -31,12 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.config import EmbedConfig
-from pipeline.embed.base import EmbeddingBackend, ProgressCallback, embed_texts, length_sorted_batches
+from pipeline.embed.base import EmbeddingBackend, ProgressCallback, embed_texts
 from pipeline.embed.models import (
     PACKAGED_MODELS,
     build_is_intact,
     built_model_dir,
-    default_cache_dir,
+    model_cache_dir,
     model_name,
     require_modules,
     resolve_model_dir,
@@ -50,10 +50,9 @@ __all__ = [
     "ProgressCallback",
     "build_is_intact",
     "built_model_dir",
-    "default_cache_dir",
     "embed_texts",
-    "length_sorted_batches",
     "load_backend",
+    "model_cache_dir",
     "model_identity",
     "model_name",
     "require_modules",
@@ -62,7 +61,7 @@ __all__ = [
 ]
 
 
-def _sentence_transformers(config: EmbedConfig, cache_dir: Path) -> EmbeddingBackend:
+def _sentence_transformers(config: EmbedConfig, model_cache: Path) -> EmbeddingBackend:
     require_modules(config.backend, {"sentence_transformers": "sentence-transformers", "torch": "torch"})
     from pipeline.embed.sentence_transformers import SentenceTransformerBackend
 
@@ -70,25 +69,25 @@ def _sentence_transformers(config: EmbedConfig, cache_dir: Path) -> EmbeddingBac
 
 
 def _onnx(quantized: bool) -> Callable[[EmbedConfig, Path], EmbeddingBackend]:
-    def make(config: EmbedConfig, cache_dir: Path) -> EmbeddingBackend:
+    def make(config: EmbedConfig, model_cache: Path) -> EmbeddingBackend:
         require_modules(config.backend, {"onnxruntime": "onnxruntime", "tokenizers": "tokenizers"})
         from pipeline.embed.onnx import OnnxBackend
 
         model_dir = resolve_model_dir(config.model)
         variant = "int8" if quantized else "fp32"
-        return OnnxBackend(model_name(config.model), model_dir, variant, config.tokens, config.batch_size, cache_dir)
+        return OnnxBackend(model_name(config.model), model_dir, variant, config.tokens, model_cache)
 
     return make
 
 
-def _model2vec(config: EmbedConfig, cache_dir: Path) -> EmbeddingBackend:
+def _model2vec(config: EmbedConfig, model_cache: Path) -> EmbeddingBackend:
     require_modules(config.backend, {"model2vec": "model2vec"})
     from pipeline.embed.static import StaticBackend
 
-    return StaticBackend(model_name(config.model), resolve_model_dir(config.model), config.tokens, cache_dir)
+    return StaticBackend(model_name(config.model), resolve_model_dir(config.model), config.tokens, model_cache)
 
 
-# Factories take the embed config and the cache folder; they check what the backend needs
+# Factories take the embed config and the model cache folder; they check what the backend needs
 # (packages, model files) and compute its model key without loading or building a model.
 BACKENDS: dict[str, Callable[[EmbedConfig, Path], EmbeddingBackend]] = {
     "onnx-int8": _onnx(quantized=True),
@@ -99,13 +98,16 @@ BACKENDS: dict[str, Callable[[EmbedConfig, Path], EmbeddingBackend]] = {
 
 
 @functools.cache
-def load_backend(config: EmbedConfig, cache_dir: Path | None = None) -> EmbeddingBackend:
+def load_backend(config: EmbedConfig, model_cache: Path | None = None) -> EmbeddingBackend:
     """The configured backend; cached so one process loads a model once.
 
-    ``cache_dir`` is the run's ``<output_dir>/.cache``: built models go to its ``models/``
-    folder (default: ``outputs/.cache``). The model itself loads, or is built, on first use.
+    Built models go to ``<model_cache>/models/``; by default the user's model cache,
+    shared by every project folder (``model_cache_dir``: ``embed.model_cache``,
+    ``$PAPERTOPICS_CACHE``, ``$XDG_CACHE_HOME/papertopics`` or ``~/.cache/papertopics``).
+    The model itself loads, or is built, on first use.
     """
-    return BACKENDS[config.backend](config, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    folder = Path(model_cache) if model_cache is not None else model_cache_dir(config)
+    return BACKENDS[config.backend](config, folder)
 
 
 def model_identity(config: EmbedConfig) -> str:

