@@ -202,7 +202,7 @@ def test_huge_column_names_are_cut_in_the_input_message(tmp_path):
 def test_the_printed_error_line_is_capped(capsys, monkeypatch):
     from pipeline import cli
 
-    def fail(_args):
+    def fail(*_args):
         raise InputError("x" * 5_000_000)
 
     monkeypatch.setattr(cli, "run_command", fail)
