@@ -120,15 +120,18 @@ class PhraseNamer:
         if not mains:
             return []
         position = {int(term): at for at, term in enumerate(ranked.terms.tolist())}
+        # A second phrase is one the authors put in a title too: "Fluid, prove" has none.
         telling = [
-            term for term, lift in zip(ranked.terms[:SHORTLIST].tolist(), ranked.lift[:SHORTLIST].tolist(), strict=True)
-            if lift >= MIN_LIFT and not self.barred[term]
+            int(term) for term, lift, titled in zip(ranked.terms[:SHORTLIST], ranked.lift[:SHORTLIST],
+                                                    ranked.title_coverage[:SHORTLIST], strict=True)
+            if lift >= MIN_LIFT and titled > 0 and not self.barred[term]
         ]  # fmt: skip
         uses = self.index.papers[rows][:, mains + telling].toarray() > 0
         names = []
         for at, main in enumerate(mains):
             seconds, distinct = self._seconds(main, telling, uses[:, at], uses[:, len(mains) :])
             grown = [self._grown_second(main, second, position, ranked, pool) for second in seconds]
+            grown = [term for term in grown if term is not None]
             short = len(self.words(main)) < MAX_NAME_WORDS
             variants = [(main, s) for s in dict.fromkeys(grown) if self._fits(main, s)][:3] if short else []
             variants = variants if self.n_phrases > 1 else []
@@ -158,7 +161,9 @@ class PhraseNamer:
             grown = self._grow(at, ranked, pool)  # "scale-free" alone is barred, "scale-free networks" is not
             if grown not in chosen and not self.barred[grown]:
                 chosen.append(grown)
-        return chosen
+        # Ranked by their own scores: "field" grown into "magnetic field" has the score of "magnetic field".
+        score = dict(zip(ranked.terms.tolist(), ranked.score.tolist(), strict=True))
+        return sorted(chosen, key=lambda term: -score[term])
 
     def _grow(self, at: int, ranked: Ranked, pool: np.ndarray) -> int:
         """The phrase at ``at`` grown word by word while the longer phrase covers GROW_SHARE of its papers."""
@@ -171,10 +176,19 @@ class PhraseNamer:
                 return int(term)
             at = int(found[np.lexsort((ranked.terms[found], -ranked.coverage[found]))[0]])
 
-    def _grown_second(self, main: int, second: int, position: dict[int, int], ranked: Ranked, pool: np.ndarray) -> int:
-        """``second`` grown as a main phrase is, unless the longer phrase repeats a word of ``main``."""
+    def _grown_second(
+        self, main: int, second: int, position: dict[int, int], ranked: Ranked, pool: np.ndarray
+    ) -> int | None:
+        """``second`` grown as a main phrase is; None when the longer phrase is ``main``'s ("GRB, bursts")."""
         grown = self._grow(position[second], ranked, pool)
-        return grown if not set(self.words(grown)) & set(self.words(main)) else second
+        return grown if not self._related(main, grown) else None
+
+    def _related(self, main: int, other: int) -> bool:
+        """Whether two phrases share a word or one abbreviates the other ("GRB, gamma-ray bursts")."""
+        first, second = self.words(main), self.words(other)
+        if set(first) & set(second) or any(_abbreviation(word, first) for word in second):
+            return True
+        return len(first) == 1 and _abbreviation(first[0], second)
 
     def _fits(self, main: int, second: int) -> bool:
         return len(self.words(main)) + len(self.words(second)) <= MAX_NAME_WORDS
@@ -191,14 +205,10 @@ class PhraseNamer:
 
         Either kind is telling and shares no word with ``main`` nor abbreviates it.
         """
-        main_list = self.words(main)
         gain = (uses & ~main_uses[:, None]).sum(axis=0)
         seconds, distinct = [], []
         for term, gained in zip(telling, gain.tolist(), strict=True):
-            words = self.words(term)
-            if set(main_list) & set(words) or any(_abbreviation(word, main_list) for word in words):
-                continue
-            if len(main_list) == 1 and _abbreviation(main_list[0], words):
+            if self._related(main, term):
                 continue
             distinct.append(term)
             if gained >= max(2, SECOND_GAIN * len(main_uses)):
@@ -207,8 +217,9 @@ class PhraseNamer:
 
 
 def _abbreviation(word: str, phrase: list[str]) -> bool:
-    """Whether ``word`` abbreviates ``phrase`` ("llm" and "large language model")."""
-    return len(phrase) > 1 and _abbreviates(word, phrase)
+    """Whether ``word`` abbreviates ``phrase`` ("llm": "large language model", "grb": "gamma-ray burst")."""
+    parts = [part for word in phrase for part in word.split("-") if part]
+    return len(parts) > 1 and _abbreviates(word, parts)
 
 
 def topic_names(
