@@ -49,11 +49,11 @@ def corpora_inputs(corpora: Path, daily: int, work: Path) -> dict[str, list[dict
         print(f"bench: {kaggle} is absent; arxiv-kaggle-2000 skipped")
     days = sorted(day for day in (corpora / "arxiv-daily-cs" / "data").glob("*.jsonl") if day.stat().st_size)
     if days:
-        chosen, lines = [], 0
-        for day in days:  # whole days, until about `daily` unique papers (the first days repeat some)
+        chosen, ids = [], set()
+        for day in days:  # whole days, until `daily` unique papers (the first days repeat some)
             chosen.append(day)
-            lines += sum(1 for _ in day.open(encoding="utf-8"))
-            if lines >= daily * 1.05:
+            ids.update(json.loads(line)["id"] for line in day.open(encoding="utf-8") if line.strip())
+            if len(ids) >= daily:
                 break
         inputs[f"arxiv-daily-cs {daily // 1000}k"] = [{"path": str(day), "format": "arxiv-daily"} for day in chosen]
     else:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import LabelConfig
 from pipeline.label import label_topics, stop_words
-from pipeline.label.audit import audit_of_topics, name_audit, papers_writing, texts_name_audit
+from pipeline.label.audit import audit_of_topics, name_audit, name_audit_metrics, papers_writing, texts_name_audit
 from pipeline.label.naming import PhraseNamer, group_name, topic_names
 from pipeline.label.phrases import build_phrase_index, phrase_tokens, spell
 from pipeline.schema import OUTLIER_NAME, PAPER_COLUMNS
@@ -152,3 +152,17 @@ def test_the_audit_reads_any_name_against_the_texts():
     assert audit[2] == (0.0, 0.0)  # a name no paper writes speaks for none of them
     table = pd.DataFrame({"topic": [0, 1, 2], "name": ["Tool calling", "Protein folding", "Graph neural networks"]})
     assert texts_name_audit(papers_of(titles, abstracts), table, topics)["name_coverage_min"] == 0.5
+
+
+def test_the_run_audit_reads_the_stored_columns_or_else_the_texts():
+    titles, abstracts, topics = topic_pile()
+    papers = papers_of(titles, abstracts)
+    assignments = pd.DataFrame({"paper_id": papers["paper_id"], "topic": topics})
+    table = pd.DataFrame({"topic": [0, 1, 2], "name": ["Tool calling", "Protein folding", "Graph neural networks"]})
+    from_texts = name_audit_metrics(papers, assignments, table)
+    assert from_texts["name_coverage_mean"] == pytest.approx(2.5 / 3, abs=1e-4)
+    assert from_texts["name_low_coverage_share"] == 0.0 and len(from_texts["name_audit"]) == 3
+    stored = table.assign(name_coverage=[0.1, 0.2, 0.3], name_lift=[4.0, 5.0, 6.0])
+    audit = name_audit_metrics(papers, assignments, stored)  # the columns win: they may hold an LLM's names
+    assert audit["name_coverage_min"] == 0.1 and audit["name_low_coverage_share"] == pytest.approx(1 / 3, abs=1e-4)
+    assert audit["name_lift_median"] == 5.0

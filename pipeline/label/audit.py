@@ -112,3 +112,14 @@ def texts_name_audit(papers: pd.DataFrame, topics: pd.DataFrame, topics_per_pape
     """The name audit of any names (another run's, an LLM's) over the papers' titles and abstracts."""
     tokens = phrase_tokens(papers["title"].astype(str).tolist(), papers["abstract"].astype(str).tolist())
     return audit_of_topics(with_name_audit(topics, tokens, topics_per_paper))
+
+
+def name_audit_metrics(papers: pd.DataFrame, assignments: pd.DataFrame, topics: pd.DataFrame) -> dict[str, Any]:
+    """The name audit of a run for metrics.json.
+
+    From the topics table's audit columns when it has them (runs of this version, LLM names
+    included), else read from the papers' texts (runs from before the audit).
+    """
+    if "name_coverage" in topics.columns and "name_lift" in topics.columns:
+        return audit_of_topics(topics)
+    return texts_name_audit(papers, topics, assignments["topic"].to_numpy())
