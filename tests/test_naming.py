@@ -44,14 +44,17 @@ def test_candidates_are_written_phrases_without_stop_words_at_their_ends():
 
 def test_phrases_are_spelled_as_the_texts_write_them():
     titles = ["LLMs for 3D scenes", "Bayesian LLMs", "Large language models", "large language models and llms"]
-    abstracts = ["Large language models reason in 3D.", "With a Bayesian prior.", "", "We study LLM agents."]
+    titles += ["Image Super-Resolution", "Image super-resolution"]
+    abstracts = ["Large language models reason in 3D.", "With a Bayesian prior.", "", "We study LLM agents.", "", ""]
     index = index_of(titles, abstracts)
     wanted = {index.key_text(term): term for term in range(index.papers.shape[1])}
-    spelled = spell(index, [wanted["llm"], wanted["3d"], wanted["bayesian"], wanted["large language model"]])
+    terms = ["llm", "3d", "bayesian", "large language model", "image super-resolution"]
+    spelled = spell(index, [wanted[term] for term in terms])
     assert spelled[wanted["llm"]] == "LLMs"  # the acronym as written, most used form
     assert spelled[wanted["3d"]] == "3D"
     assert spelled[wanted["bayesian"]] == "Bayesian"  # never written in lowercase
     assert spelled[wanted["large language model"]] == "large language models"  # title case is no spelling
+    assert spelled[wanted["image super-resolution"]] == "image super-resolution"
 
 
 def topic_pile() -> tuple[list[str], list[str], np.ndarray]:

@@ -42,7 +42,8 @@ GENERIC_WORDS = frozenset(
     work level effect role case field problem solution design development evaluation training understanding
     generation method technique technology framework tool strategy task type form part use number space source
     region value order term set function property condition result parameter structure state scale size range class
-    rate measure degree factor point equation theory network
+    rate measure degree factor point equation theory network efficiency accuracy robustness complexity capability
+    ability challenge limitation content
     """.split()
 )
 # Adjectives that are nouns too, and can name a topic on their own.

@@ -313,16 +313,22 @@ def _word_cases(evidence: Counter[tuple[int, bool]], surfaces: np.ndarray) -> di
     seen: dict[str, Counter[str]] = {}
     for (surface, inside), n in evidence.items():
         word = str(surfaces[surface])
-        if word == word.capitalize() and word != word.lower() and not inside:
+        if _capitalised(word) and not inside:
             continue  # a title's or a sentence's first capital says nothing of the word
         seen.setdefault(word.lower(), Counter())[word] += n
     cases = {}
     for lower, counter in seen.items():
-        cased = Counter({w: n for w, n in counter.items() if w not in (lower, lower.capitalize())})
+        cased = Counter({w: n for w, n in counter.items() if w != lower and not _capitalised(w)})
+        capitalised = Counter({w: n for w, n in counter.items() if _capitalised(w)})
         if cased and cased.total() >= counter.get(lower, 0):
             cases[lower] = max(cased, key=lambda w: (cased[w], w))
-        elif counter.get(lower, 0) == 0 and counter.get(lower.capitalize(), 0):
-            cases[lower] = lower.capitalize()
+        elif counter.get(lower, 0) == 0 and capitalised:
+            cases[lower] = max(capitalised, key=lambda w: (capitalised[w], w))
         else:
             cases[lower] = lower
     return cases
+
+
+def _capitalised(word: str) -> bool:
+    """Title case, hyphenated parts too ("Bayesian", "Super-Resolution"), not an acronym ("LLMs", "3D")."""
+    return word != word.lower() and all(part == part.capitalize() for part in word.split("-"))
