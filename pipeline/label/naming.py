@@ -42,7 +42,7 @@ GENERIC_WORDS = frozenset(
     work level effect role case field problem solution design development evaluation training understanding
     generation method technique technology framework tool strategy task type form part use number space source
     region value order term set function property condition result parameter structure state scale size range class
-    rate measure degree factor point equation theory network efficiency accuracy robustness complexity capability
+    rate measure degree factor point equation theory efficiency accuracy robustness complexity capability
     ability challenge limitation content
     """.split()
 )
@@ -60,7 +60,7 @@ _ADJECTIVE_ENDINGS = ("al", "ive", "ous", "ic", "ary", "able", "ible", "ful", "l
 _ADJECTIVES = frozenset(
     """
     complex random linear nonlinear free scale-free robust efficient simple strong weak fast multiple single global
-    local quantum dense sparse stable unstable dynamic adaptive generic common open closed full partial hybrid
+    local dense sparse stable unstable dynamic adaptive generic common open closed full partial hybrid
     """.split()
 )
 
@@ -143,21 +143,21 @@ class PhraseNamer:
             names += [Name(terms, coverage, lift) for terms in variants]
         return names
 
-    def _pool(self, ranked: Ranked) -> np.ndarray:
+    def _pool(self, ranked: Ranked, min_lift: float = MIN_LIFT) -> np.ndarray:
         """Where in ``ranked`` a shortlisted phrase may grow to: telling phrases of 2+ words that cover enough."""
         head = min(SHORTLIST, len(ranked.terms))
         if head == 0:
             return np.zeros(0, dtype=np.int64)
         least = GROW_SHARE * ranked.coverage[:head].min()
-        pool = np.flatnonzero((ranked.lift >= MIN_LIFT) & (ranked.coverage >= least))
+        pool = np.flatnonzero((ranked.lift >= min_lift) & (ranked.coverage >= least))
         return pool[np.maximum(self.prefix[ranked.terms[pool]], self.suffix[ranked.terms[pool]]) >= 0]
 
-    def _mains(self, ranked: Ranked, pool: np.ndarray) -> list[int]:
+    def _mains(self, ranked: Ranked, pool: np.ndarray, min_lift: float = MIN_LIFT) -> list[int]:
         """Main phrases, best first, each grown into the longest phrase that still covers enough."""
         head = min(SHORTLIST, len(ranked.terms))
         chosen: list[int] = []
         for at in range(head):
-            if ranked.lift[at] < MIN_LIFT:
+            if ranked.lift[at] < min_lift:
                 continue
             grown = self._grow(at, ranked, pool)  # "scale-free" alone is barred, "scale-free networks" is not
             if grown not in chosen and not self.barred[grown]:
@@ -283,10 +283,11 @@ def group_namer(
 def group_name(
     namer: PhraseNamer, leaves: Sequence[int], rows_of: dict[int, np.ndarray], chosen: dict[int, Name]
 ) -> Name | None:
-    """A group of topics' name: a phrase common to its topics, else its largest topic's main phrase.
+    """A group of topics' name: a phrase common to its topics, else its own best, else its largest topic's.
 
-    Common: the group's best main phrase, when it covers GROUP_MIN_COVERAGE of the group's papers and
-    at least a tenth of the papers of more than half its topics.
+    Common: the group's best main phrase that covers GROUP_MIN_COVERAGE of the group's papers and
+    a tenth of the papers of more than half its topics; else its best main phrase that covers
+    GROUP_MIN_COVERAGE; else its largest topic's main phrase.
     """
     size = sum(len(rows_of[leaf]) for leaf in leaves)
     children = [namer.counts(rows_of[leaf], key=leaf) for leaf in leaves]
@@ -295,14 +296,18 @@ def group_name(
     ones = sparse.csr_matrix(np.ones((1, len(leaves)), dtype=np.int32))
     ranked = rank_phrases(ones @ papers, ones @ titles, size, namer.totals, namer.index.papers.shape[0])
     position = {int(term): at for at, term in enumerate(ranked.terms.tolist())}
-    mains = namer._mains(ranked, namer._pool(ranked))
+    # A group of a third of the pile cannot be 3 times more frequent inside than outside: it needs
+    # half the lift it could have at most.
+    min_lift = min(MIN_LIFT, 0.5 * namer.index.papers.shape[0] / max(size, 1))
+    mains = namer._mains(ranked, namer._pool(ranked, min_lift), min_lift)
     if mains:
         bar = 0.1 * np.array([len(rows_of[leaf]) for leaf in leaves])
         common = (papers[:, mains].toarray() >= bar[:, None]).sum(axis=0)
-        for main, shared in zip(mains, common.tolist(), strict=True):
-            coverage, lift = float(ranked.coverage[position[main]]), float(ranked.lift[position[main]])
-            if coverage >= GROUP_MIN_COVERAGE and shared * 2 > len(leaves):
-                return Name((main,), coverage, lift)
+        covering = [main for main in mains if ranked.coverage[position[main]] >= GROUP_MIN_COVERAGE]
+        shared = [main for main, n in zip(mains, common.tolist(), strict=True) if n * 2 > len(leaves)]
+        best = next((main for main in covering if main in shared), covering[0] if covering else None)
+        if best is not None:
+            return Name((best,), float(ranked.coverage[position[best]]), float(ranked.lift[position[best]]))
     largest = max(leaves, key=lambda leaf: (len(rows_of[leaf]), -leaf))
     return (
         Name(chosen[largest].terms[:1], chosen[largest].coverage, chosen[largest].lift) if largest in chosen else None
