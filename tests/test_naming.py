@@ -118,15 +118,18 @@ def test_generic_words_never_make_a_name_on_their_own():
     assert names[1] == "Topic 1"  # only generic words: the keyword name's fallback, never "Deep research"
 
 
-def test_a_group_is_named_by_a_phrase_its_topics_share_else_by_its_largest_topic():
+def test_a_group_is_named_by_a_phrase_its_topics_share_else_by_its_own_else_by_its_largest_topic(monkeypatch):
     titles, abstracts, topics = topic_pile()
     namer = PhraseNamer(index_of(titles, abstracts, min_papers=2), n_phrases=2)
     rows_of = {topic: np.flatnonzero(topics == topic) for topic in range(3)}
     _, chosen = topic_names(namer, rows_of, lambda topic: f"Topic {topic}")
     shared = group_name(namer, [1, 2], rows_of, chosen)
     assert namer.index.key_text(shared.terms[0]) == "molecular dynamics"  # half of each topic writes it
-    rows_of[0] = rows_of[0][:11]  # topic 0 is now the smaller one: nothing is common to 0 and 1
-    assert group_name(namer, [0, 1], rows_of, chosen).terms == chosen[1].terms[:1]
+    own = group_name(namer, [0, 1], rows_of, chosen)  # nothing is common to topics 0 and 1
+    assert own.coverage == 0.5 and own.terms[0] in {chosen[0].terms[0], chosen[1].terms[0]}
+    monkeypatch.setattr("pipeline.label.naming.GROUP_MIN_COVERAGE", 0.9)  # no phrase covers the group
+    rows_of[0] = rows_of[0][:11]
+    assert group_name(namer, [0, 1], rows_of, chosen).terms == chosen[1].terms[:1]  # topic 1 is the larger
 
 
 def test_label_topics_names_audits_and_keeps_the_outlier_name():
