@@ -89,8 +89,13 @@ class PhraseNamer:
         adjective = np.array(
             [k in _ADJECTIVES or (k not in _NOUN_ENDINGS_OK and k.endswith(_ADJECTIVE_ENDINGS)) for k in keys], bool
         )
+        # A single word that starts with a digit says too little alone ("3D", "360-degree").
+        digit = np.array([key[:1].isdigit() for key in keys], dtype=bool)
         self.barred = np.concatenate(
-            [generic[block].all(axis=1) | adjective[block[:, -1]] for block in index.ngrams]
+            [
+                generic[block].all(axis=1) | adjective[block[:, -1]] | (digit[block[:, 0]] & (block.shape[1] == 1))
+                for block in index.ngrams
+            ]
             or [np.zeros(0, dtype=bool)]
         )
 
