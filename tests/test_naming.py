@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import LabelConfig
-from pipeline.label import label_topics, stop_words
+from pipeline.label import label_topics, phrase_index, stop_words
 from pipeline.label.audit import audit_of_topics, name_audit, name_audit_metrics, papers_writing, texts_name_audit
 from pipeline.label.naming import PhraseNamer, group_name, topic_names
 from pipeline.label.phrases import build_phrase_index, phrase_tokens, spell
@@ -142,6 +142,13 @@ def test_label_topics_names_audits_and_keeps_the_outlier_name():
     table = result.topics.set_index("topic")
     assert table.loc[-1, "name"] == OUTLIER_NAME and np.isnan(table.loc[-1, "name_coverage"])
     assert (table.drop(-1)["name_coverage"] == 1.0).all() and (table.drop(-1)["name_lift"] >= 3).all()
+    papers = papers_of(titles, abstracts)
+    given = label_topics(papers, embeddings, labels, embeddings[:, :2], LabelConfig(reduce_outliers=False), None,
+                         phrases=phrase_index(papers, LabelConfig()))  # fmt: skip
+    assert given.topics.equals(result.topics)  # a cached phrase index names alike
+    with pytest.raises(ValueError, match="phrase index"):
+        label_topics(papers, embeddings, labels, embeddings[:, :2], LabelConfig(), None,
+                     phrases=phrase_index(papers.iloc[:5], LabelConfig()))  # fmt: skip
     summary = audit_of_topics(result.topics)
     assert summary["name_coverage_mean"] == summary["name_coverage_min"] == 1.0
     assert [row["topic"] for row in summary["name_audit"]] == [0, 1, 2]

@@ -50,7 +50,7 @@ from pipeline.label.keywords import (
 from pipeline.label.llm import LLMLabelError, check_base_url, llm_names, names_from_settings
 from pipeline.label.names import rename_topics, slugify, topic_name, writing
 from pipeline.label.naming import PhraseNamer, group_namer, topic_names
-from pipeline.label.phrases import build_phrase_index, phrase_tokens
+from pipeline.label.phrases import PhraseIndex, build_phrase_index, phrase_tokens
 from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC, paper_texts
 from pipeline.terms import TermCounts, TokenizedTexts, tokenize_texts
 
@@ -68,6 +68,7 @@ __all__ = [
     "label_topics",
     "llm_names",
     "names_from_settings",
+    "phrase_index",
     "reassign_outliers",
     "rename_topics",
     "slugify",
@@ -102,6 +103,7 @@ def label_topics(
     counts: TermCounts | None = None,
     class_weights_of: ClassWeightsOf | None = None,
     seed: int = DEFAULT_SEED,
+    phrases: PhraseIndex | None = None,
 ) -> LabelResult:
     """Describe each cluster. embeddings: (n_papers, dim); cluster_labels: (n_papers,); layout: (n_papers, 2).
 
@@ -111,7 +113,8 @@ def label_topics(
     :func:`term_counts_for` matrix) may come from a cache; they are computed when absent.
     ``class_weights_of(counts, topic_per_paper)`` gives the c-TF-IDF matrix
     (:func:`class_weights`, which is the default), and may take it from a cache. ``seed``
-    (the run's ``seed``) seeds the KeyBERT-inspired refinement.
+    (the run's ``seed``) seeds the KeyBERT-inspired refinement. ``phrases`` (the papers'
+    :func:`phrase_index`, which names topics) may come from a cache; it is built when absent.
     """
     if tokens is None:
         tokens = tokenize_texts(paper_texts(papers))
@@ -130,8 +133,11 @@ def label_topics(
     centroids = centroids_of(embeddings, topics_per_paper)
     scores = paper_scores(embeddings, topics_per_paper, centroids)
     rows_of = {topic: np.flatnonzero(topics_per_paper == topic) for topic in topic_ids}
-    text = phrase_tokens(papers["title"].astype(str).tolist(), papers["abstract"].astype(str).tolist())
-    namer = PhraseNamer(build_phrase_index(text, stop_words(config)), config.name_phrases)
+    phrases = phrase_index(papers, config) if phrases is None else phrases
+    if phrases.papers.shape[0] != len(papers):
+        raise ValueError(f"{len(papers)} papers but a phrase index of {phrases.papers.shape[0]}")
+    text = phrases.text
+    namer = PhraseNamer(phrases, config.name_phrases)
 
     def keyword_name(topic: int) -> str:
         """The name from c-TF-IDF key phrases, for a topic that no written phrase names."""
@@ -180,6 +186,12 @@ def label_topics(
     )
     topics = with_name_audit(pd.DataFrame(rows), text, topics_per_paper)
     return LabelResult(assignments=assignments, topics=topics, hierarchy=hierarchy, notes=notes)
+
+
+def phrase_index(papers: pd.DataFrame, config: LabelConfig) -> PhraseIndex:
+    """The candidate names of the papers: what it depends on is their titles, abstracts and ``stop_words(config)``."""
+    text = phrase_tokens(papers["title"].astype(str).tolist(), papers["abstract"].astype(str).tolist())
+    return build_phrase_index(text, stop_words(config))
 
 
 def _merged_clusters(
