@@ -133,6 +133,13 @@ def evaluate_command(args: argparse.Namespace, handlers: list[logging.Handler]) 
         shown = "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
         table.add_row(label, shown, meaning)
     Console().print(table)
+    if metrics.get("name_audit"):
+        names = Table(title="name audit: the main phrase of each topic's name", header_style="bold")
+        for column in ("topic", "main phrase", "coverage", "lift"):
+            names.add_column(column)
+        for row in metrics["name_audit"]:
+            names.add_row(str(row["topic"]), row["phrase"], f"{100 * row['coverage']:.0f}%", f"{row['lift']:.1f}")
+        Console().print(names)
     return 0
 
 

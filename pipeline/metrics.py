@@ -83,8 +83,13 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "nmi": ("NMI vs. labels", "0 to 1: how well the topics agree with the known labels"),
     "ami": ("AMI vs. labels", "like NMI, corrected for chance: 0 = chance, 1 = the same grouping"),
     "ari": ("ARI vs. labels", "pairs of papers grouped alike: 0 = chance, 1 = the same grouping"),
+    "name_coverage_mean": ("name coverage", "mean share of a topic's papers that write its name's main phrase"),
+    "name_coverage_min": ("least name coverage", "the topic whose name's main phrase the fewest of its papers write"),
+    "name_low_coverage_share": ("names under 20%", "share of topics whose name fewer than 20% of their papers write"),
+    "name_lift_median": ("name lift", "median of how many times more often a topic writes its name than the rest"),
 }
-METRIC_KEYS = tuple(METRIC_LABELS)
+# The figures compute_metrics returns; the name_* ones come from pipeline.label.audit.
+METRIC_KEYS = ("n_topics", "outlier_share", "largest_topic_share", "npmi", "diversity", "nmi", "ami", "ari")
 _DECIMALS = 6  # metrics.json is byte-identical across machines
 
 

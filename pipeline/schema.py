@@ -21,6 +21,9 @@ topics (output of label), one row per topic including -1 when there are outliers
     representative_ids (list[str], best first), x, y (intertopic map position),
     coarse_topic (int: the topic's group at the coarse level of the hierarchy; -1 for outliers),
     coarse_name (str: that group's name)
+    name_coverage (float: share of the topic's papers whose title or abstract writes the name's
+                   main phrase, NaN for outliers), name_lift (float: how many times more often
+                   they write it than the rest of the pile; see pipeline.label.audit)
 
 hierarchy (output of label), one row per merge of two topic groups, as BERTopic's
 hierarchical_topics (leaf ids are topic ids, inner ids count up from max(topic) + 1):
@@ -30,7 +33,10 @@ hierarchical_topics (leaf ids are topic ids, inner ids count up from max(topic) 
 
 metrics (JSON, output of label; written as metrics.json in the run folder): a flat dict of
     n_topics, outlier_share, largest_topic_share, npmi, diversity, and, when papers carry
-    labels, nmi, ami, ari; a value is null when it cannot be computed.
+    labels, nmi, ami, ari; the name audit (pipeline.label.audit.audit_of_topics):
+    name_coverage_mean, name_coverage_min, name_low_coverage_share, name_lift_median and
+    name_audit (one {topic, phrase, coverage, lift} per topic); a value is null when it
+    cannot be computed.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ PAPER_COLUMNS = ("paper_id", "title", "abstract", "authors", "date", "url", "lin
 ASSIGNMENT_COLUMNS = ("paper_id", "topic", "score", "x", "y")
 TOPIC_COLUMNS = (
     "topic", "name", "slug", "size", "keywords", "keyword_weights", "representative_ids", "x", "y",
-    "coarse_topic", "coarse_name",
+    "coarse_topic", "coarse_name", "name_coverage", "name_lift",
 )  # fmt: skip
 HIERARCHY_COLUMNS = ("parent_id", "parent_name", "child_left_id", "child_right_id", "distance", "topics")
 OUTLIER_TOPIC = -1

@@ -295,9 +295,12 @@ def test_settings_are_passed_through(server):
 
 
 def test_llm_names_rename_the_topics_table_and_keep_the_outlier_row(server):
+    import numpy as np
     import pandas as pd
 
-    papers = pd.DataFrame({"paper_id": ["a", "b", "c"], "title": ["GAT", "GIN", "AlphaFold"]})
+    papers = pd.DataFrame(
+        {"paper_id": ["a", "b", "c"], "title": ["GAT", "GIN", "AlphaFold"], "abstract": ["Graph learning.", "", ""]}
+    )
     topics = pd.DataFrame(
         {
             "topic": [-1, 0, 1],
@@ -305,6 +308,8 @@ def test_llm_names_rename_the_topics_table_and_keep_the_outlier_row(server):
             "slug": ["outliers", "graph-neural-networks", "protein-folding"],
             "keywords": [[], ["graph neural"], ["protein folding"]],
             "representative_ids": [["c"], ["a", "b"], ["c"]],
+            "name_coverage": [np.nan, 0.5, 1.0],
+            "name_lift": [np.nan, 2.0, 3.0],
         }
     )
     server.script = [answer("Graph learning"), answer("Graph learning")]
@@ -315,6 +320,11 @@ def test_llm_names_rename_the_topics_table_and_keep_the_outlier_row(server):
     prompts = [body["messages"][1]["content"] for _, _, body in server.requests]
     assert len(prompts) == 2 and "- GAT\n- GIN" in prompts[0] and "AlphaFold" in prompts[1]
     assert llm_names(topics, papers, LLMConfig()) is topics  # disabled: asks nothing, changes nothing
+    assert renamed["name_coverage"].isna().tolist() == [True, True, True]  # stale without the assignments
+    server.script = [answer("Graph learning"), answer("Protein folding")]
+    assignments = pd.DataFrame({"paper_id": ["a", "b", "c"], "topic": [0, 0, 1]})
+    audited = llm_names(topics, papers, settings, assignments)
+    assert audited["name_coverage"].tolist()[1:] == [0.5, 0.0]  # "Graph learning": in 1 of topic 0's 2 papers
 
 
 def test_keeping_names_needs_the_keyword_names():

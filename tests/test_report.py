@@ -821,3 +821,22 @@ def test_a_forked_process_that_dies_is_an_error_not_a_hang():
 
     with built_beside(dies, "fork") as result, pytest.raises(WorkerDiedError, match="exit code 3"):
         result()
+
+
+def test_each_name_shows_how_many_of_its_papers_write_it():
+    papers, assignments, topics = make_tables()
+    topics = topics.assign(name_coverage=[0.62 if t == 0 else np.nan if t == -1 else 0.2 for t in topics["topic"]])
+    files = build(papers, assignments, topics.assign(name_lift=5.0))
+    index = files["index.html"].decode()
+    assert index.count('class="muted small name-coverage"') == 3  # every topic but the outliers
+    assert re.search(
+        r'title="62% of the topic.s papers write “Graph neural networks” in their title or abstract">62%<', index
+    )
+    page = next(
+        page.decode() for path, page in files.items() if path.startswith("topics/00-") and path.endswith("html")
+    )
+    assert "is written by 62% of them" in page
+    assert (
+        'class="muted small name-coverage"'
+        not in build(papers, assignments, topics.drop(columns="name_coverage"))["index.html"].decode()
+    )  # an older run without the audit: no coverage shown

@@ -1,15 +1,18 @@
 """Label stage: papers, embeddings and cluster labels in; topic table and paper assignments out.
 
-The stage in five steps, one module each:
+The stage in order, one module each:
 
 - ``geometry``: clusters merged to the asked topic count along the topic tree, outliers given
   to their nearest topic when close enough, centroids, each paper's cosine to its topic's
   centroid, the intertopic map and the topic tree (Ward linkage of the centroids).
 - ``keywords``: c-TF-IDF keywords per topic over 1- and 2-grams without stop words nor the
   boilerplate of abstracts, from cached token ids or through BERTopic's representation models.
-- ``names``: topic and group names from the key phrases, as the topic's texts write them.
-- ``llm``: optional names from a local LLM server (:func:`llm_names`), applied after this stage's
-  keyword names.
+- ``phrases`` and ``naming``: topic and group names from the noun phrases the papers' authors
+  wrote, scored by coverage, lift and use in titles, unique among siblings; ``names`` builds a
+  name from the key phrases when no written phrase qualifies, renames topics and makes slugs.
+- ``audit``: how much of each topic its name speaks for (coverage and lift of its main phrase),
+  as columns of the topics table and a summary for metrics.json.
+- ``llm``: optional names from a local LLM server (:func:`llm_names`), applied after this stage's.
 
 ``pipeline.terms`` holds the tokens and term counts that keywords and metrics share.
 """
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import LabelConfig, RunConfig
+from pipeline.label.audit import audit_of_topics, with_name_audit
 from pipeline.label.geometry import (
     centroids_of,
     intertopic_positions,
@@ -44,7 +48,9 @@ from pipeline.label.keywords import (
     term_counts_for,
 )
 from pipeline.label.llm import LLMLabelError, check_base_url, llm_names, names_from_settings
-from pipeline.label.names import rename_topics, slugify, topic_name, unique_names, writing
+from pipeline.label.names import rename_topics, slugify, topic_name, writing
+from pipeline.label.naming import PhraseNamer, group_namer, topic_names
+from pipeline.label.phrases import PhraseIndex, build_phrase_index, phrase_tokens
 from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC, paper_texts
 from pipeline.terms import TermCounts, TokenizedTexts, tokenize_texts
 
@@ -54,6 +60,7 @@ __all__ = [
     "OUTLIER_NAME",
     "LLMLabelError",
     "LabelResult",
+    "audit_of_topics",
     "check_base_url",
     "class_weights",
     "keyword_min_papers",
@@ -61,6 +68,7 @@ __all__ = [
     "label_topics",
     "llm_names",
     "names_from_settings",
+    "phrase_index",
     "reassign_outliers",
     "rename_topics",
     "slugify",
@@ -95,6 +103,7 @@ def label_topics(
     counts: TermCounts | None = None,
     class_weights_of: ClassWeightsOf | None = None,
     seed: int = DEFAULT_SEED,
+    phrases: PhraseIndex | None = None,
 ) -> LabelResult:
     """Describe each cluster. embeddings: (n_papers, dim); cluster_labels: (n_papers,); layout: (n_papers, 2).
 
@@ -104,7 +113,8 @@ def label_topics(
     :func:`term_counts_for` matrix) may come from a cache; they are computed when absent.
     ``class_weights_of(counts, topic_per_paper)`` gives the c-TF-IDF matrix
     (:func:`class_weights`, which is the default), and may take it from a cache. ``seed``
-    (the run's ``seed``) seeds the KeyBERT-inspired refinement.
+    (the run's ``seed``) seeds the KeyBERT-inspired refinement. ``phrases`` (the papers'
+    :func:`phrase_index`, which names topics) may come from a cache; it is built when absent.
     """
     if tokens is None:
         tokens = tokenize_texts(paper_texts(papers))
@@ -113,9 +123,9 @@ def label_topics(
     labels, notes = _merged_clusters(cluster_labels, embeddings, config)
     if config.representation == "none":
         counts = term_counts_for(tokens, config) if counts is None else counts
-        topics_per_paper, keywords, group_words = ctfidf_keywords(counts, labels, config, class_weights_of)
+        topics_per_paper, keywords, _ = ctfidf_keywords(counts, labels, config, class_weights_of)
     else:
-        topics_per_paper, keywords, group_words = bertopic_keywords(
+        topics_per_paper, keywords, _ = bertopic_keywords(
             paper_texts(papers), embeddings, labels, config, word_embedder, seed
         )
     topic_ids = sorted(set(topics_per_paper.tolist()))
@@ -123,16 +133,21 @@ def label_topics(
     centroids = centroids_of(embeddings, topics_per_paper)
     scores = paper_scores(embeddings, topics_per_paper, centroids)
     rows_of = {topic: np.flatnonzero(topics_per_paper == topic) for topic in topic_ids}
-    names = unique_names(
-        {topic: keywords.get(topic, []) for topic in topic_ids},
-        {topic: writing(tokens, rows_of[topic]) for topic in real_topics},
-        config.name_phrases,
-    )
+    phrases = phrase_index(papers, config) if phrases is None else phrases
+    if phrases.papers.shape[0] != len(papers):
+        raise ValueError(f"{len(papers)} papers but a phrase index of {phrases.papers.shape[0]}")
+    text = phrases.text
+    namer = PhraseNamer(phrases, config.name_phrases)
 
-    def name_group(leaves: list[int]) -> str:
-        rows = np.sort(np.concatenate([rows_of[leaf] for leaf in leaves]))
-        return topic_name(group_words(leaves), config.name_phrases, *writing(tokens, rows)) or names[leaves[0]]
+    def keyword_name(topic: int) -> str:
+        """The name from c-TF-IDF key phrases, for a topic that no written phrase names."""
+        words = [word for word, _ in keywords.get(topic, [])]
+        return topic_name(words, config.name_phrases, *writing(tokens, rows_of[topic])) or f"Topic {topic}"
 
+    names, chosen = topic_names(namer, {topic: rows_of[topic] for topic in real_topics}, keyword_name)
+    names[OUTLIER_TOPIC] = OUTLIER_NAME
+    name_group = group_namer(namer, real_topics, rows_of, chosen, names, lambda leaves: topic_tree(
+        real_topics, centroids, config, leaves))  # fmt: skip
     hierarchy, coarse_of = topic_tree(real_topics, centroids, config, name_group)
     coarse_names = {
         group: name_group([topic for topic in real_topics if coarse_of[topic] == group])
@@ -169,7 +184,14 @@ def label_topics(
             "y": layout[:, 1].astype(np.float64),
         }
     )
-    return LabelResult(assignments=assignments, topics=pd.DataFrame(rows), hierarchy=hierarchy, notes=notes)
+    topics = with_name_audit(pd.DataFrame(rows), text, topics_per_paper)
+    return LabelResult(assignments=assignments, topics=topics, hierarchy=hierarchy, notes=notes)
+
+
+def phrase_index(papers: pd.DataFrame, config: LabelConfig) -> PhraseIndex:
+    """The candidate names of the papers: what it depends on is their titles, abstracts and ``stop_words(config)``."""
+    text = phrase_tokens(papers["title"].astype(str).tolist(), papers["abstract"].astype(str).tolist())
+    return build_phrase_index(text, stop_words(config))
 
 
 def _merged_clusters(

@@ -30,11 +30,14 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config import LLMConfig
 from pipeline.errors import PapertopicsError
+from pipeline.label.audit import with_name_audit
 from pipeline.label.names import rename_topics
+from pipeline.label.phrases import phrase_tokens
 from pipeline.schema import OUTLIER_TOPIC
 
 log = logging.getLogger(__name__)
@@ -243,11 +246,15 @@ def names_from_settings(topics: Sequence[Mapping[str, Any]], settings: LLMConfig
     )
 
 
-def llm_names(topics: pd.DataFrame, papers: pd.DataFrame, llm_config: LLMConfig) -> pd.DataFrame:
+def llm_names(
+    topics: pd.DataFrame, papers: pd.DataFrame, llm_config: LLMConfig, assignments: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The topics table renamed by the configured local LLM server, from keywords and best titles.
 
     The outlier row keeps its name; names stay unique and slugs are rebuilt (:func:`rename_topics`).
-    With the labeller disabled the table comes back unchanged.
+    The name audit columns are computed again for the new names from ``assignments`` (the label
+    stage's), or set to NaN for every renamed topic without them. With the labeller disabled the
+    table comes back unchanged.
     """
     if not llm_config.enabled:
         return topics
@@ -262,4 +269,14 @@ def llm_names(topics: pd.DataFrame, papers: pd.DataFrame, llm_config: LLMConfig)
         for row in real.itertuples()
     ]
     names = names_from_settings(requests, llm_config) or []
-    return rename_topics(topics, dict(zip(real["topic"].tolist(), names, strict=True)))
+    renamed = rename_topics(topics, dict(zip(real["topic"].tolist(), names, strict=True)))
+    if "name_coverage" not in renamed.columns:
+        return renamed
+    if assignments is not None:
+        tokens = phrase_tokens(papers["title"].astype(str).tolist(), papers["abstract"].astype(str).tolist())
+        return with_name_audit(renamed, tokens, assignments["topic"].to_numpy())
+    changed = (renamed["name"] != topics["name"]).to_numpy()
+    return renamed.assign(
+        name_coverage=np.where(changed, np.nan, renamed["name_coverage"]),
+        name_lift=np.where(changed, np.nan, renamed["name_lift"]),
+    )

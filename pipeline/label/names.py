@@ -1,10 +1,11 @@
-"""Topic names: key phrases spelled and completed as the topic's texts write them, unique, with slugs.
+"""Names from c-TF-IDF key phrases, renamed topics and slugs.
 
-A name is built from a topic's key phrases (``pipeline.label.keywords``): "chain thought"
-is spelled "chain of thought", "large language" completed to "large language models";
-overlapping phrases merge when the texts write the merged phrase; a phrase that repeats the
-name or abbreviates it is skipped. Names are unique within a run, and each has a slug that
-is safe as a file name.
+A topic is named by the phrases its authors wrote (``pipeline.label.naming``); when no written
+phrase qualifies, :func:`topic_name` builds a name from its key phrases (``keywords``): "chain
+thought" is spelled "chain of thought", "large language" completed to "large language models";
+overlapping phrases merge when the texts write the merged phrase; a phrase that repeats the name
+or abbreviates it is skipped. :func:`rename_topics` sets other names (an LLM's) and keeps them
+unique; :func:`slugify` gives each name a slug that is safe as a file name.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.label.keywords import ABSTRACT_BOILERPLATE
-from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC
+from pipeline.schema import OUTLIER_TOPIC
 from pipeline.terms import (
     ENGLISH_STOP_WORDS,
     GREEK_LETTERS,
@@ -191,35 +192,6 @@ def topic_name(
         return ""
     name = ", ".join(_without_own_abbreviation(phrase) for phrase in chosen)
     return name[0].upper() + name[1:]
-
-
-def unique_names(
-    keywords: dict[int, list[tuple[str, float]]],
-    writings: dict[int, Writing],
-    n_phrases: int,
-) -> dict[int, str]:
-    """Names for every topic, unique within the run (largest topics choose first).
-
-    ``writings``: per topic, how its texts complete a key phrase and whether they write one
-    (the ``complete`` and ``written`` of :func:`topic_name`).
-    """
-    names: dict[int, str] = {}
-    taken: set[str] = set()
-    for topic in sorted(keywords, key=lambda t: (t == OUTLIER_TOPIC, t)):
-        if topic == OUTLIER_TOPIC:
-            names[topic] = OUTLIER_NAME
-            continue
-        words = [word for word, _ in keywords[topic]]
-        name = topic_name(words, n_phrases, *writings.get(topic, (None, None))) or f"Topic {topic}"
-        extra = n_phrases
-        while name.casefold() in taken and extra < len(words):
-            extra += 1
-            name = topic_name(words, extra, *writings.get(topic, (None, None))) or name
-        if name.casefold() in taken:
-            name = f"{name} ({topic})"
-        names[topic] = name
-        taken.add(name.casefold())
-    return names
 
 
 def rename_topics(topics: pd.DataFrame, new_names: dict[int, str]) -> pd.DataFrame:

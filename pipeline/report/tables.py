@@ -17,9 +17,10 @@ from pipeline.report.text import safe_url
 from pipeline.schema import ASSIGNMENT_COLUMNS, OUTLIER_NAME, OUTLIER_TOPIC, PAPER_COLUMNS, TOPIC_COLUMNS
 
 COARSE_COLUMNS = ("coarse_topic", "coarse_name")
-# The label stage adds the coarse level later than the rest; a topics table without it is
-# still a valid input (the map then shows the topic names only).
-REQUIRED_TOPIC_COLUMNS = tuple(c for c in TOPIC_COLUMNS if c not in COARSE_COLUMNS)
+NAME_AUDIT_COLUMNS = ("name_coverage", "name_lift")
+# The label stage adds the coarse level and the name audit later than the rest; a topics table
+# without them is still a valid input (the map then shows the topic names only, without coverage).
+REQUIRED_TOPIC_COLUMNS = tuple(c for c in TOPIC_COLUMNS if c not in COARSE_COLUMNS + NAME_AUDIT_COLUMNS)
 OTHER_SOURCES = "(other sources)"
 
 
@@ -67,6 +68,9 @@ def prepare_topics(topics: pd.DataFrame, assignments: pd.DataFrame) -> pd.DataFr
     topics["size"] = topics["size"].astype(int)
     topics["x"] = pd.to_numeric(topics["x"], errors="coerce").astype(float)
     topics["y"] = pd.to_numeric(topics["y"], errors="coerce").astype(float)
+    for column in NAME_AUDIT_COLUMNS:
+        values = topics[column] if column in topics.columns else pd.Series(np.nan, index=topics.index)
+        topics[column] = pd.to_numeric(values, errors="coerce").astype(float)
     topics = _with_coarse_level(topics)
     return topics.sort_values("topic", kind="mergesort").reset_index(drop=True)
 

@@ -40,6 +40,10 @@ METRIC_FORMATS: dict[str, str] = {
     "nmi": "{:.3f}",
     "ami": "{:.3f}",
     "ari": "{:.3f}",
+    "name_coverage_mean": "percent",
+    "name_coverage_min": "percent",
+    "name_low_coverage_share": "percent",
+    "name_lift_median": "{:.1f}",
 }
 METRICS_SHOWN_ELSEWHERE = {"n_topics", "outlier_share"}
 # NPMI counts word pairs in 10-word windows of the run's own texts. In a small pile most pairs
@@ -111,6 +115,10 @@ def topic_rows(report: ReportData) -> list[dict[str, Any]]:
                 "topic": topic,
                 "is_outlier": is_outlier,
                 "name": row.name,
+                "name_coverage": ""
+                if is_outlier or math.isnan(row.name_coverage)
+                else f"{100 * row.name_coverage:.0f}%",
+                "name_phrase": row.name.split(", ")[0],
                 "coarse_name": row.coarse_name if report.coarse and not is_outlier else "",
                 "size": int(row.size),
                 "share": percent(int((joined["topic"] == topic).sum()), n_papers),
@@ -141,7 +149,7 @@ def _metric_cards(metrics: Mapping[str, Any] | None, n_papers: int) -> list[dict
     metrics = metrics or {}
     ordered = [k for k in METRIC_FORMATS if k in metrics] + sorted(k for k in metrics if k not in METRIC_FORMATS)
     for key, value in ((k, metrics[k]) for k in ordered):
-        if key in METRICS_SHOWN_ELSEWHERE:
+        if key in METRICS_SHOWN_ELSEWHERE or isinstance(value, list | dict):  # per-topic rows: on the topic pages
             continue
         label, note = METRIC_LABELS.get(key, (key.replace("_", " "), ""))
         fmt = METRIC_FORMATS.get(key, "{}")

@@ -1,0 +1,319 @@
+"""Topic and group names from the phrases the authors wrote (``pipeline.label.phrases``).
+
+A topic's name is its best phrase (coverage, lift and use in titles; see ``phrases``), grown
+into a longer phrase the texts write when that one still covers at least half as many papers
+("large language" -> "large language models", "graph" -> "graph neural networks"); a second
+phrase is added only when it covers papers the first does not and shares no word with it
+(no "Language llms, large language models"). A phrase made only of :data:`GENERIC_WORDS`, or
+a single word shaped like an adjective ("visual", "contrastive"), is never a name on its
+own. No two topics share a name: a later (smaller) topic whose name is taken adds its next
+most telling phrase, or takes its next best one (Toponymy's disambiguation, without an LLM).
+A group of topics is named the same way from all its papers, or by its largest topic's main
+phrase when no phrase covers a fifth of the group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from pipeline.label.names import _abbreviates
+from pipeline.label.phrases import PhraseIndex, Ranked, extensions, rank_phrases, spell
+
+# A name's phrase must occur at least this many times more often in its topic than in the rest.
+MIN_LIFT = 3.0
+# A longer phrase replaces a shorter one it extends when it covers more than this share of its papers.
+GROW_SHARE = 0.5
+# A second phrase must name at least this share of the topic's papers that the first does not.
+SECOND_GAIN = 0.15
+# Below this coverage a group takes its largest topic's main phrase.
+GROUP_MIN_COVERAGE = 0.2
+SHORTLIST = 40
+# A name with two phrases has at most this many words.
+MAX_NAME_WORDS = 5
+GENERIC_WORDS = frozenset(
+    """
+    research real world time human humans deep novel approach data learning analysis system application study
+    information process performance quality large high low small general various different new user way
+    work level effect role case field problem solution design development evaluation training understanding
+    generation method technique technology framework tool strategy task type form part use number space source
+    region value order term set function property condition result parameter structure state scale size range class
+    rate measure degree factor point equation theory efficiency accuracy robustness complexity capability
+    ability challenge limitation content
+    """.split()
+)
+# Adjectives that are nouns too, and can name a topic on their own.
+_NOUN_ENDINGS_OK = frozenset(
+    """
+    retrieval signal material logic music traffic potential interval topic proposal removal arrival journal animal
+    tutorial manual terminal survival trial portal capital hospital mineral epidemic pandemic clinic arithmetic
+    mechanic rival critic metal crystal festival individual principal star radar lidar grammar calendar seminar
+    dollar pillar scholar bar car war sugar
+    """.split()
+)
+_ADJECTIVE_ENDINGS = ("al", "ive", "ous", "ic", "ary", "able", "ible", "ful", "less", "ar")
+# Adjectives of other shapes; none ends a name ("Random", "Scale-free, complex").
+_ADJECTIVES = frozenset(
+    """
+    complex random linear nonlinear free scale-free robust efficient simple strong weak fast multiple single global
+    local dense sparse stable unstable dynamic adaptive generic common open closed full partial hybrid
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class Name:
+    """A name as term ids of a phrase index, with its main phrase's coverage and lift."""
+
+    terms: tuple[int, ...]
+    coverage: float
+    lift: float
+
+
+class PhraseNamer:
+    """Names groups of papers (topics, or groups of topics) from one :class:`PhraseIndex`."""
+
+    def __init__(self, index: PhraseIndex, n_phrases: int) -> None:
+        self.index, self.n_phrases = index, n_phrases
+        self._counts: dict[Any, tuple[sparse.csr_matrix, sparse.csr_matrix]] = {}
+        self._words: dict[int, list[str]] = {}
+        self.totals = np.bincount(index.papers.indices, minlength=index.papers.shape[1])
+        self.prefix, self.suffix = extensions(index)
+        keys = index.keys.tolist()
+        generic = np.array([key in GENERIC_WORDS for key in keys], dtype=bool)
+        # A phrase that ends in an adjective is a fragment ("graph neural", "visual").
+        adjective = np.array(
+            [k in _ADJECTIVES or (k not in _NOUN_ENDINGS_OK and k.endswith(_ADJECTIVE_ENDINGS)) for k in keys], bool
+        )
+        # A single word that starts with a digit says too little alone ("3D", "360-degree").
+        digit = np.array([key[:1].isdigit() for key in keys], dtype=bool)
+        self.barred = np.concatenate(
+            [
+                generic[block].all(axis=1) | adjective[block[:, -1]] | (digit[block[:, 0]] & (block.shape[1] == 1))
+                for block in index.ngrams
+            ]
+            or [np.zeros(0, dtype=bool)]
+        )
+
+    def counts(self, rows: np.ndarray, key: Any = None) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """The (1, n_terms) paper counts of the papers ``rows``, title or abstract and title only.
+
+        Counts with a ``key`` (a topic id) are kept, for the groups the topic joins.
+        """
+        if key is not None and key in self._counts:
+            return self._counts[key]
+        ones = sparse.csr_matrix(np.ones((1, len(rows)), dtype=np.int32))
+        counts = ones @ self.index.papers[rows], ones @ self.index.titles[rows]
+        if key is not None:
+            self._counts[key] = counts
+        return counts
+
+    def options(
+        self, rows: np.ndarray, counts: tuple[sparse.csr_matrix, sparse.csr_matrix], n_mains: int = 3
+    ) -> list[Name]:
+        """Names for the papers ``rows``, best first: the best name, then alternatives for disambiguation.
+
+        The alternatives are the best main phrase with another telling phrase (the most distinctive
+        first, whether or not it covers more papers), then the next main phrases with theirs.
+        """
+        ranked = rank_phrases(*counts, len(rows), self.totals, self.index.papers.shape[0])
+        pool = self._pool(ranked)
+        mains = self._mains(ranked, pool)[:n_mains]
+        if not mains:
+            return []
+        position = {int(term): at for at, term in enumerate(ranked.terms.tolist())}
+        # A second phrase is one the authors put in a title too: "Fluid, prove" has none.
+        telling = [
+            int(term) for term, lift, titled in zip(ranked.terms[:SHORTLIST], ranked.lift[:SHORTLIST],
+                                                    ranked.title_coverage[:SHORTLIST], strict=True)
+            if lift >= MIN_LIFT and titled > 0 and not self.barred[term]
+        ]  # fmt: skip
+        uses = self.index.papers[rows][:, mains + telling].toarray() > 0
+        names = []
+        for at, main in enumerate(mains):
+            seconds, distinct = self._seconds(main, telling, uses[:, at], uses[:, len(mains) :])
+            grown = [self._grown_second(main, second, position, ranked, pool) for second in seconds]
+            grown = [term for term in grown if term is not None]
+            short = len(self.words(main)) < MAX_NAME_WORDS
+            variants = [(main, s) for s in dict.fromkeys(grown) if self._fits(main, s)][:3] if short else []
+            variants = variants if self.n_phrases > 1 else []
+            variants = variants or [(main,)]
+            if at == 0 and n_mains > 1:
+                variants += [(main, o) for o in distinct[:5] if (main, o) not in variants and self._fits(main, o)]
+            coverage, lift = float(ranked.coverage[position[main]]), float(ranked.lift[position[main]])
+            names += [Name(terms, coverage, lift) for terms in variants]
+        return names
+
+    def _pool(self, ranked: Ranked, min_lift: float = MIN_LIFT) -> np.ndarray:
+        """Where in ``ranked`` a shortlisted phrase may grow to: telling phrases of 2+ words that cover enough."""
+        head = min(SHORTLIST, len(ranked.terms))
+        if head == 0:
+            return np.zeros(0, dtype=np.int64)
+        least = GROW_SHARE * ranked.coverage[:head].min()
+        pool = np.flatnonzero((ranked.lift >= min_lift) & (ranked.coverage >= least))
+        return pool[np.maximum(self.prefix[ranked.terms[pool]], self.suffix[ranked.terms[pool]]) >= 0]
+
+    def _mains(self, ranked: Ranked, pool: np.ndarray, min_lift: float = MIN_LIFT) -> list[int]:
+        """Main phrases, best first, each grown into the longest phrase that still covers enough."""
+        head = min(SHORTLIST, len(ranked.terms))
+        chosen: list[int] = []
+        for at in range(head):
+            if ranked.lift[at] < min_lift:
+                continue
+            grown = self._grow(at, ranked, pool)  # "scale-free" alone is barred, "scale-free networks" is not
+            if grown not in chosen and not self.barred[grown]:
+                chosen.append(grown)
+        # Ranked by their own scores: "field" grown into "magnetic field" has the score of "magnetic field".
+        score = dict(zip(ranked.terms.tolist(), ranked.score.tolist(), strict=True))
+        return sorted(chosen, key=lambda term: -score[term])
+
+    def _grow(self, at: int, ranked: Ranked, pool: np.ndarray) -> int:
+        """The phrase at ``at`` grown word by word while the longer phrase covers GROW_SHARE of its papers."""
+        prefix, suffix = self.prefix[ranked.terms[pool]], self.suffix[ranked.terms[pool]]
+        enough = ranked.coverage[pool] > GROW_SHARE * ranked.coverage[at]
+        while True:
+            term = ranked.terms[at]
+            found = pool[((prefix == term) | (suffix == term)) & enough]
+            if not len(found):
+                return int(term)
+            at = int(found[np.lexsort((ranked.terms[found], -ranked.coverage[found]))[0]])
+
+    def _grown_second(
+        self, main: int, second: int, position: dict[int, int], ranked: Ranked, pool: np.ndarray
+    ) -> int | None:
+        """``second`` grown as a main phrase is; None when the longer phrase is ``main``'s ("GRB, bursts")."""
+        grown = self._grow(position[second], ranked, pool)
+        return grown if not self._related(main, grown) else None
+
+    def _related(self, main: int, other: int) -> bool:
+        """Whether two phrases share a word or one abbreviates the other ("GRB, gamma-ray bursts")."""
+        first, second = self.words(main), self.words(other)
+        if set(first) & set(second) or any(_abbreviation(word, first) for word in second):
+            return True
+        return len(first) == 1 and _abbreviation(first[0], second)
+
+    def _fits(self, main: int, second: int) -> bool:
+        return len(self.words(main)) + len(self.words(second)) <= MAX_NAME_WORDS
+
+    def words(self, term: int) -> list[str]:
+        if term not in self._words:
+            self._words[term] = self.index.keys[self.index.term_keys(term)].tolist()
+        return self._words[term]
+
+    def _seconds(
+        self, main: int, telling: list[int], main_uses: np.ndarray, uses: np.ndarray
+    ) -> tuple[list[int], list[int]]:
+        """Second phrases for ``main`` that cover papers it does not, and all that may follow it.
+
+        Either kind is telling and shares no word with ``main`` nor abbreviates it.
+        """
+        gain = (uses & ~main_uses[:, None]).sum(axis=0)
+        seconds, distinct = [], []
+        for term, gained in zip(telling, gain.tolist(), strict=True):
+            if self._related(main, term):
+                continue
+            distinct.append(term)
+            if gained >= max(2, SECOND_GAIN * len(main_uses)):
+                seconds.append(term)
+        return seconds, distinct
+
+
+def _abbreviation(word: str, phrase: list[str]) -> bool:
+    """Whether ``word`` abbreviates ``phrase`` ("llm": "large language model", "grb": "gamma-ray burst")."""
+    parts = [part for word in phrase for part in word.split("-") if part]
+    return len(parts) > 1 and _abbreviates(word, parts)
+
+
+def topic_names(
+    namer: PhraseNamer, rows_of: dict[int, np.ndarray], fallback: Callable[[int], str]
+) -> tuple[dict[int, str], dict[int, Name]]:
+    """Unique names for the topics ``rows_of`` (largest first choose first), and each name's terms.
+
+    ``fallback(topic)`` names a topic for which no phrase qualifies (then it has no :class:`Name`).
+    """
+    order = sorted(rows_of, key=lambda topic: (-len(rows_of[topic]), topic))
+    chosen: dict[int, Name] = {}
+    taken: set[tuple[int, ...]] = set()
+    for topic in order:
+        options = namer.options(rows_of[topic], namer.counts(rows_of[topic], key=topic))
+        pick = next((name for name in options if name.terms not in taken), None)
+        if pick is not None:
+            chosen[topic] = pick
+            taken.add(pick.terms)
+    names = spelled_names(namer.index, chosen)
+    used = {name.casefold() for name in names.values()}
+    for topic in order:
+        if topic not in names:
+            name = fallback(topic)
+            names[topic] = name if name.casefold() not in used else f"{name} ({topic})"
+            used.add(names[topic].casefold())
+    return names, chosen
+
+
+def spelled_names(index: PhraseIndex, chosen: Mapping[Any, Name]) -> dict[Any, str]:
+    """Each name's phrases as the texts spell them, joined by ", ", first letter capitalised."""
+    spelled = spell(index, {term for name in chosen.values() for term in name.terms})
+    names = {}
+    for key, name in chosen.items():
+        text = ", ".join(spelled[term] for term in name.terms)
+        names[key] = text[0].upper() + text[1:] if text[:1].islower() else text
+    return names
+
+
+def group_namer(
+    namer: PhraseNamer,
+    topics: list[int],
+    rows_of: dict[int, np.ndarray],
+    chosen: dict[int, Name],
+    names: dict[int, str],
+    tree: Callable[[Callable[[list[int]], str]], tuple[Any, dict[int, int]]],
+) -> Callable[[list[int]], str]:
+    """A function naming any group of the topic tree (its leaves -> a name), every name spelled in one pass.
+
+    ``tree(name_group)`` builds the tree with a namer; it is called once here with a namer that only
+    records which groups the tree names (its merges and its coarse groups).
+    """
+    seen: list[tuple[int, ...]] = []
+    _, coarse_of = tree(lambda leaves: seen.append(tuple(leaves)) or "")
+    seen += [tuple(t for t in topics if coarse_of[t] == group) for group in sorted(set(coarse_of.values()))]
+    found = {leaves: group_name(namer, leaves, rows_of, chosen) for leaves in dict.fromkeys(seen)}
+    spelled = spelled_names(namer.index, {leaves: name for leaves, name in found.items() if name is not None})
+    return lambda leaves: spelled.get(tuple(leaves)) or names[leaves[0]]
+
+
+def group_name(
+    namer: PhraseNamer, leaves: Sequence[int], rows_of: dict[int, np.ndarray], chosen: dict[int, Name]
+) -> Name | None:
+    """A group of topics' name: a phrase common to its topics, else its own best, else its largest topic's.
+
+    Common: the group's best main phrase that covers GROUP_MIN_COVERAGE of the group's papers and
+    a tenth of the papers of more than half its topics; else its best main phrase that covers
+    GROUP_MIN_COVERAGE; else its largest topic's main phrase.
+    """
+    size = sum(len(rows_of[leaf]) for leaf in leaves)
+    children = [namer.counts(rows_of[leaf], key=leaf) for leaf in leaves]
+    papers = sparse.vstack([counts for counts, _ in children]).tocsc()  # (n_leaves, n_terms)
+    titles = sparse.vstack([counts for _, counts in children])
+    ones = sparse.csr_matrix(np.ones((1, len(leaves)), dtype=np.int32))
+    ranked = rank_phrases(ones @ papers, ones @ titles, size, namer.totals, namer.index.papers.shape[0])
+    position = {int(term): at for at, term in enumerate(ranked.terms.tolist())}
+    # A group of a third of the pile cannot be 3 times more frequent inside than outside: it needs
+    # half the lift it could have at most.
+    min_lift = min(MIN_LIFT, 0.5 * namer.index.papers.shape[0] / max(size, 1))
+    mains = namer._mains(ranked, namer._pool(ranked, min_lift), min_lift)
+    if mains:
+        bar = 0.1 * np.array([len(rows_of[leaf]) for leaf in leaves])
+        common = (papers[:, mains].toarray() >= bar[:, None]).sum(axis=0)
+        covering = [main for main in mains if ranked.coverage[position[main]] >= GROUP_MIN_COVERAGE]
+        shared = [main for main, n in zip(mains, common.tolist(), strict=True) if n * 2 > len(leaves)]
+        best = next((main for main in covering if main in shared), covering[0] if covering else None)
+        if best is not None:
+            return Name((best,), float(ranked.coverage[position[best]]), float(ranked.lift[position[best]]))
+    largest = max(leaves, key=lambda leaf: (len(rows_of[leaf]), -leaf))
+    return (
+        Name(chosen[largest].terms[:1], chosen[largest].coverage, chosen[largest].lift) if largest in chosen else None
+    )

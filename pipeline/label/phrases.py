@@ -1,0 +1,334 @@
+"""The phrases the authors wrote: candidate topic names, counted per paper, scored per topic.
+
+A candidate is a run of 1 to 4 words inside one sentence piece of a title or an abstract
+(pieces end at punctuation, digits-only words and LaTeX commands), that neither starts nor
+ends with a stop word or abstract boilerplate ("models" may end one: "language models"), with
+at most one stop word inside ("chain of thought"). Words keep their hyphens and digits
+("Chain-of-Thought", "3D", "GPT-4"); case and a plural "s" are folded for counting ("LLM" and
+"LLMs" are one phrase), and a phrase is spelled back as the texts spell it most often. So a
+name is always a phrase some paper wrote, in that order.
+
+A phrase is scored for a topic by its **coverage** (the share of the topic's papers whose title
+or abstract uses it), its **lift** (how many times more often the topic's papers use it than
+the rest of the pile) and its use in titles (the authors' own summaries):
+``score = coverage * (1 + title coverage) * log(lift)``. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from pipeline.terms import ENGLISH_STOP_WORDS
+
+MAX_WORDS = 4
+# A word (letters, digits, inner hyphens), a LaTeX command or a character that ends a sentence piece.
+_PIECES = re.compile(r"[^\W_](?:[\w\-]*[^\W_])?|\\[A-Za-z]+|[.,;:!?()\[\]{}\"“”$|]")
+# Words that may end a phrase although they are boilerplate: "large language models".
+TAIL_WORDS = frozenset({"model", "models"})
+# Words of titles that start or end no phrase, beside the stop words and boilerplate: "Does",
+# "Towards", "Rethinking" (scikit-learn's stop words lack "does"; counting folds it to "doe").
+EDGE_WORDS = frozenset(
+    """
+    doe does doing did can help helps truly toward towards rethinking revisiting beyond unlocking unleashing
+    boosting enhancing improving making make makes generate generates generating lens
+    """.split()
+)
+
+
+def fold(word: str) -> str:
+    """The counting key of a word: lowercase, a plural "s" dropped ("LLMs" -> "llm", "studies" -> "study")."""
+    key = word.lower()
+    if key.endswith("ics"):  # "dynamics", "robotics": no plural of an adjective
+        return key
+    if len(key) > 4 and key.endswith("ies"):
+        return key[:-3] + "y"
+    if len(key) > 3 and key.endswith("s") and not key.endswith(("ss", "us", "is")):
+        return key[:-1]
+    return key
+
+
+@dataclass(frozen=True)
+class PhraseTokens:
+    """The papers' words as the phrase index reads them.
+
+    surfaces: object ndarray of the words as written; key_of: int32 (n_surfaces,) their counting
+    keys in ``keys``; tokens: int32 (n_tokens,) surface ids of all texts, -1 where a sentence piece
+    ends; words: int64 (n_tokens,) key ids, -1 there too; paper_of: int32 (n_tokens,);
+    in_title: bool (n_tokens,); opens: bool (n_tokens,), whether a word opens a sentence piece.
+    """
+
+    surfaces: np.ndarray
+    key_of: np.ndarray
+    keys: np.ndarray
+    tokens: np.ndarray
+    words: np.ndarray
+    paper_of: np.ndarray
+    in_title: np.ndarray
+    opens: np.ndarray
+    n_papers: int
+
+    @functools.cached_property
+    def key_id(self) -> dict[str, int]:
+        return {key: index for index, key in enumerate(self.keys.tolist())}
+
+    @functools.cached_property
+    def _by_word(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self.words, kind="stable")
+        return order, self.words[order]
+
+    def positions(self, key: int) -> np.ndarray:
+        """Where the word ``key`` occurs, in text order."""
+        order, sorted_words = self._by_word
+        return order[np.searchsorted(sorted_words, key) : np.searchsorted(sorted_words, key, side="right")]
+
+
+def phrase_tokens(titles: Sequence[str], abstracts: Sequence[str]) -> PhraseTokens:
+    """The words of each paper's title, then its abstract, each field ending a sentence piece."""
+    flat: list[str] = []
+    ends = np.zeros(len(titles), dtype=np.int64)
+    title_ends = np.zeros(len(titles), dtype=np.int64)
+    for index, (title, abstract) in enumerate(zip(titles, abstracts, strict=True)):
+        flat += _PIECES.findall(title)
+        flat.append(".")
+        title_ends[index] = len(flat)
+        flat += _PIECES.findall(abstract)
+        flat.append(".")
+        ends[index] = len(flat)
+    codes, uniques = pd.factorize(np.asarray(flat, dtype=object))
+    uniques = np.asarray(uniques, dtype=object)
+    is_word = np.array([len(w) > 1 and w[0] != "\\" and not w.isdigit() and w[0].isalnum() for w in uniques], bool)
+    key_codes, keys = pd.factorize(np.array([fold(w) for w in uniques], dtype=object))
+    tokens = np.where(is_word[codes], codes, -1).astype(np.int32) if len(codes) else np.zeros(0, np.int32)
+    lengths = np.diff(np.concatenate([[0], ends]))
+    paper_of = np.repeat(np.arange(len(titles), dtype=np.int32), lengths)
+    in_title = np.arange(len(tokens)) < np.repeat(title_ends, lengths)
+    words = np.where(tokens >= 0, key_codes[np.maximum(tokens, 0)], -1).astype(np.int64) if len(tokens) else tokens
+    is_text = np.array([w[0].isalnum() for w in uniques], dtype=bool)[codes] if len(codes) else np.zeros(0, bool)
+    opens = np.concatenate([[True], ~is_text[:-1]]) if len(codes) else np.zeros(0, bool)
+    return PhraseTokens(
+        uniques, key_codes.astype(np.int32), np.asarray(keys, dtype=object), tokens, words.astype(np.int64),
+        paper_of, in_title, opens, len(titles),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PhraseIndex:
+    """Every candidate phrase of a pile of papers and which papers write it.
+
+    ngrams[n - 1]: int32 (n_terms_n, n) key ids of ``text.keys``, terms numbered 1-word first;
+    papers: csr (n_papers, n_terms) of 1 where the title or abstract writes the term; titles:
+    the same for titles only.
+    """
+
+    text: PhraseTokens
+    ngrams: tuple[np.ndarray, ...]
+    papers: sparse.csr_matrix
+    titles: sparse.csr_matrix
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self.text.keys
+
+    @functools.cached_property
+    def _starts(self) -> np.ndarray:
+        return np.cumsum([0] + [len(block) for block in self.ngrams])
+
+    def term_keys(self, term: int) -> np.ndarray:
+        block = int(np.searchsorted(self._starts, term, side="right")) - 1
+        return self.ngrams[block][term - self._starts[block]]
+
+    def key_text(self, term: int) -> str:
+        return " ".join(self.keys[self.term_keys(term)].tolist())
+
+
+def build_phrase_index(text: PhraseTokens, stop_words: Collection[str], min_papers: int = 2) -> PhraseIndex:
+    """The candidate phrases of the papers (see the module docstring) used by at least ``min_papers`` papers."""
+    keys, word, paper_of, in_title = text.keys, text.words, text.paper_of, text.in_title
+    stop = set(stop_words) | set(ENGLISH_STOP_WORDS) | EDGE_WORDS
+    key_stop = np.array([k in stop or f"{k}s" in stop for k in keys], dtype=bool)
+    key_english = np.array([k in ENGLISH_STOP_WORDS for k in keys], dtype=bool)
+    key_tail = np.array([k in TAIL_WORDS for k in keys], dtype=bool)
+    n_keys = max(len(keys), 1)
+    blocks, rows, columns, title_rows, title_columns, n_terms = [], [], [], [], [], 0
+    for n in range(1, MAX_WORDS + 1):
+        count = len(word) - n + 1
+        if count <= 0:
+            blocks.append(np.zeros((0, n), dtype=np.int32))
+            continue
+        ok = np.ones(count, dtype=bool)
+        inner_stops = np.zeros(count, dtype=np.int64)
+        hashed = np.zeros(count, dtype=np.int64)
+        for offset in range(n):
+            ids = word[offset : offset + count]
+            ok &= ids >= 0
+            safe = np.maximum(ids, 0)
+            if 0 < offset < n - 1:
+                inner_stops += key_english[safe]
+            hashed = hashed * n_keys + safe
+        first, last = np.maximum(word[:count], 0), np.maximum(word[n - 1 :], 0)
+        ok &= ~key_stop[first] & (~key_stop[last] | (key_tail[last] & (n > 1))) & (inner_stops <= 1)
+        at = np.flatnonzero(ok)
+        unique_keys, term = np.unique(hashed[at], return_inverse=True)
+        block = np.zeros((len(unique_keys), n), dtype=np.int32)
+        remainder = unique_keys.copy()
+        for offset in reversed(range(n)):
+            block[:, offset] = remainder % n_keys
+            remainder //= n_keys
+        blocks.append(block)
+        rows.append(paper_of[at])
+        columns.append(term + n_terms)
+        title_rows.append(paper_of[at[in_title[at]]])
+        title_columns.append(term[in_title[at]] + n_terms)
+        n_terms += len(unique_keys)
+    shape = (text.n_papers, n_terms)
+    papers = _binary(np.concatenate(rows or [[]]), np.concatenate(columns or [[]]), shape)
+    titled = _binary(np.concatenate(title_rows or [[]]), np.concatenate(title_columns or [[]]), shape)
+    keep = np.bincount(papers.indices, minlength=n_terms) >= min_papers
+    sizes = np.cumsum([0] + [len(b) for b in blocks])
+    blocks = [b[keep[sizes[i] : sizes[i + 1]]] for i, b in enumerate(blocks)]
+    return PhraseIndex(text, tuple(blocks), papers[:, keep].tocsr(), titled[:, keep].tocsr())
+
+
+def _binary(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    rows, columns = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
+    matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, columns)), shape=shape)
+    matrix.sum_duplicates()
+    matrix.data[:] = 1
+    return matrix
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A group of papers' candidate phrases, best first: term ids and their coverage, title coverage, lift, score."""
+
+    terms: np.ndarray
+    coverage: np.ndarray
+    title_coverage: np.ndarray
+    lift: np.ndarray
+    score: np.ndarray
+
+
+def rank_phrases(
+    topic_counts: sparse.csr_matrix,
+    title_counts: sparse.csr_matrix,
+    size: int,
+    totals: np.ndarray,
+    n_papers: int,
+) -> Ranked:
+    """Candidates of one group of ``size`` papers, from its (1, n_terms) paper counts and the pile's ``totals``.
+
+    Lift is smoothed by one paper: (k / size) / ((total - k + 1) / (rest + 1)).
+    """
+    row, title_row = topic_counts.tocsr(), title_counts.tocsr()
+    terms, counts = row.indices, row.data.astype(np.float64)
+    in_titles = np.asarray(title_row[:, terms].todense()).ravel() if len(terms) else np.zeros(0)
+    rest = n_papers - size
+    coverage = counts / max(size, 1)
+    lift = coverage / ((totals[terms] - counts + 1) / (rest + 1))
+    title_coverage = in_titles / max(size, 1)
+    score = coverage * (1 + title_coverage) * np.log(np.maximum(lift, 1.0))
+    order = np.lexsort((terms, -score))
+    return Ranked(terms[order], coverage[order], title_coverage[order], lift[order], score[order])
+
+
+def extensions(index: PhraseIndex) -> tuple[np.ndarray, np.ndarray]:
+    """For every term of 2+ words, the term of its first and of its last n-1 words (-1 when not a term)."""
+    n_keys = max(len(index.keys), 1)
+    sizes = np.cumsum([0] + [len(block) for block in index.ngrams])
+    prefix = np.full(sizes[-1], -1, dtype=np.int64)
+    suffix = np.full(sizes[-1], -1, dtype=np.int64)
+    for n in range(2, len(index.ngrams) + 1):
+        block, shorter = index.ngrams[n - 1].astype(np.int64), index.ngrams[n - 2].astype(np.int64)
+        shorter_keys = _hash(shorter, n_keys)
+        for target, part in ((prefix, block[:, :-1]), (suffix, block[:, 1:])):
+            wanted = _hash(part, n_keys)
+            at = np.minimum(np.searchsorted(shorter_keys, wanted), max(len(shorter_keys) - 1, 0))
+            found = (shorter_keys[at] == wanted) if len(shorter_keys) else np.zeros(len(wanted), bool)
+            target[sizes[n - 1] : sizes[n]] = np.where(found, at + sizes[n - 2], -1)
+    return prefix, suffix
+
+
+def _hash(block: np.ndarray, base: int) -> np.ndarray:
+    hashed = np.zeros(len(block), dtype=np.int64)
+    for column in range(block.shape[1]):
+        hashed = hashed * base + block[:, column]
+    return hashed
+
+
+def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None = None) -> dict[int, str]:
+    """Each term as the texts write it most often (in the papers ``sample``, default all).
+
+    The words of the most used form are kept, and each word's case is the texts' own: an acronym or
+    a mixed-case word ("LLMs", "3D", "SWE-bench") when the texts write it so at least as often as in
+    lowercase; a capitalised word ("Bayesian") only when the texts never write it in lowercase and
+    capitalise it inside an abstract's sentence, not only in titles or after a full stop.
+    """
+    forms: dict[int, Counter[tuple[int, ...]]] = {term: Counter() for term in terms}
+    if not forms:
+        return {}
+    n_keys, text = max(len(index.keys), 1), index.text
+    word = text.words if sample is None else np.where(np.isin(text.paper_of, sample), text.words, -1)
+    by_length: dict[int, dict[int, int]] = {}
+    for term in forms:
+        keys = index.term_keys(term).astype(np.int64)
+        by_length.setdefault(len(keys), {})[int(_hash(keys[None, :], n_keys)[0])] = term
+    evidence: Counter[tuple[int, bool]] = Counter()  # (surface, capitalised inside a sentence) -> uses
+    for n, wanted in by_length.items():
+        count = len(word) - n + 1
+        hashed, ok = np.zeros(max(count, 0), dtype=np.int64), np.ones(max(count, 0), dtype=bool)
+        for offset in range(n):
+            ids = word[offset : offset + count]
+            ok &= ids >= 0
+            hashed = hashed * n_keys + np.maximum(ids, 0)
+        at = np.flatnonzero(ok & np.isin(hashed, np.fromiter(wanted, dtype=np.int64)))
+        surfaces = np.stack([text.tokens[at + offset] for offset in range(n)], axis=1)
+        inside = np.stack([~text.in_title[at + o] & ~text.opens[at + o] for o in range(n)], axis=1)
+        for key, row in zip(hashed[at].tolist(), surfaces.tolist(), strict=True):
+            forms[wanted[key]][tuple(row)] += 1
+        evidence.update(zip(surfaces.ravel().tolist(), inside.ravel().tolist(), strict=True))
+    case_of = _word_cases(evidence, text.surfaces)
+    spelled = {}
+    for term, counter in forms.items():
+        if not counter:
+            spelled[term] = index.key_text(term)
+            continue
+        lower: Counter[tuple[str, ...]] = Counter()
+        for form, n in counter.items():
+            lower[tuple(word.lower() for word in text.surfaces[list(form)].tolist())] += n
+        best = max(lower, key=lambda f: (lower[f], f))
+        spelled[term] = " ".join(case_of.get(w, w) for w in best)
+    return spelled
+
+
+def _word_cases(evidence: Counter[tuple[int, bool]], surfaces: np.ndarray) -> dict[str, str]:
+    """Per lowercase word, the case the texts give it (see :func:`spell`)."""
+    seen: dict[str, Counter[str]] = {}
+    for (surface, inside), n in evidence.items():
+        word = str(surfaces[surface])
+        if _capitalised(word) and not inside:
+            continue  # a title's or a sentence's first capital says nothing of the word
+        seen.setdefault(word.lower(), Counter())[word] += n
+    cases = {}
+    for lower, counter in seen.items():
+        cased = Counter({w: n for w, n in counter.items() if w != lower and not _capitalised(w)})
+        capitalised = Counter({w: n for w, n in counter.items() if _capitalised(w)})
+        if cased and cased.total() >= counter.get(lower, 0):
+            cases[lower] = max(cased, key=lambda w: (cased[w], w))
+        elif counter.get(lower, 0) == 0 and capitalised:
+            cases[lower] = max(capitalised, key=lambda w: (capitalised[w], w))
+        else:
+            cases[lower] = lower
+    return cases
+
+
+def _capitalised(word: str) -> bool:
+    """Title case, hyphenated parts too ("Bayesian", "Super-Resolution"), not an acronym ("LLMs", "3D")."""
+    return word != word.lower() and all(part == part.capitalize() for part in word.split("-"))

@@ -1,0 +1,181 @@
+"""Names from the authors' phrases: candidates, spelling, choice, siblings, groups, and the name audit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import LabelConfig
+from pipeline.label import label_topics, phrase_index, stop_words
+from pipeline.label.audit import audit_of_topics, name_audit, name_audit_metrics, papers_writing, texts_name_audit
+from pipeline.label.naming import PhraseNamer, group_name, topic_names
+from pipeline.label.phrases import build_phrase_index, phrase_tokens, spell
+from pipeline.schema import OUTLIER_NAME, PAPER_COLUMNS
+
+STOP = stop_words(LabelConfig())
+
+
+def index_of(titles: list[str], abstracts: list[str] | None = None, min_papers: int = 1):
+    return build_phrase_index(phrase_tokens(titles, abstracts or [""] * len(titles)), STOP, min_papers)
+
+
+def terms_of(index) -> set[str]:
+    return {index.key_text(term) for term in range(index.papers.shape[1])}
+
+
+def papers_of(titles: list[str], abstracts: list[str]) -> pd.DataFrame:
+    blank = dict.fromkeys(PAPER_COLUMNS, "")
+    rows = [
+        blank | {"paper_id": f"p{i}", "title": t, "abstract": a}
+        for i, (t, a) in enumerate(zip(titles, abstracts, strict=True))
+    ]
+    return pd.DataFrame(rows).astype("string")
+
+
+def test_candidates_are_written_phrases_without_stop_words_at_their_ends():
+    index = index_of(["We propose graph models. Neural nets for the Chain-of-Thought of LLMs", "Theory of mind"])
+    terms = terms_of(index)
+    assert {"graph", "graph model", "neural net", "chain-of-thought", "llm", "theory of mind"} <= terms
+    assert "model neural" not in terms and "graph model neural" not in terms  # never across a full stop
+    assert not any(term.split()[0] in STOP or term.split()[-1] in {"for", "of", "the", "we"} for term in terms)
+    assert max(len(term.split()) for term in terms) <= 4
+
+
+def test_phrases_are_spelled_as_the_texts_write_them():
+    titles = ["LLMs for 3D scenes", "Bayesian LLMs", "Large language models", "large language models and llms"]
+    titles += ["Image Super-Resolution", "Image super-resolution"]
+    abstracts = ["Large language models reason in 3D.", "With a Bayesian prior.", "", "We study LLM agents.", "", ""]
+    index = index_of(titles, abstracts)
+    wanted = {index.key_text(term): term for term in range(index.papers.shape[1])}
+    terms = ["llm", "3d", "bayesian", "large language model", "image super-resolution"]
+    spelled = spell(index, [wanted[term] for term in terms])
+    assert spelled[wanted["llm"]] == "LLMs"  # the acronym as written, most used form
+    assert spelled[wanted["3d"]] == "3D"
+    assert spelled[wanted["bayesian"]] == "Bayesian"  # never written in lowercase
+    assert spelled[wanted["large language model"]] == "large language models"  # title case is no spelling
+    assert spelled[wanted["image super-resolution"]] == "image super-resolution"
+
+
+def topic_pile() -> tuple[list[str], list[str], np.ndarray]:
+    """12 papers on LLM agents, 12 on protein folding, 12 on graph neural networks."""
+    titles, abstracts = [], []
+    for i in range(12):
+        titles.append(f"Large language model agents for tool use {i}")
+        abstracts.append("Large language models (LLMs) act as agents." + (" Tool calling helps." if i % 2 else ""))
+    for i in range(12):
+        titles.append(f"Protein folding with diffusion {i}")
+        abstracts.append("We predict protein structures." + (" Molecular dynamics refines them." if i < 6 else ""))
+    for i in range(12):
+        titles.append(f"Graph neural networks for molecules {i}")
+        abstracts.append("Message passing on graphs." + (" Molecular dynamics data." if i < 6 else ""))
+    return titles, abstracts, np.repeat([0, 1, 2], 12)
+
+
+def test_each_topic_is_named_by_its_best_written_phrase_grown_to_a_whole_phrase():
+    titles, abstracts, topics = topic_pile()
+    namer = PhraseNamer(index_of(titles, abstracts, min_papers=2), n_phrases=2)
+    rows_of = {topic: np.flatnonzero(topics == topic) for topic in range(3)}
+    names, chosen = topic_names(namer, rows_of, lambda topic: pytest.fail("no fallback needed"))
+    assert names[0].startswith("Large language model")  # grown from "large language": never a fragment
+    assert "LLM" not in names[0] and "llm" not in names[0].casefold()  # the first phrase's own abbreviation
+    assert names[1].casefold().startswith("protein")
+    assert names[2].casefold().startswith("graph neural network")
+    assert all(chosen[topic].coverage == 1.0 and chosen[topic].lift >= 3 for topic in range(3))
+    assert len(set(names.values())) == 3
+
+
+def test_a_second_phrase_names_papers_the_first_does_not():
+    titles = [f"Speech recognition {i}" for i in range(10)] + [f"Speaker diarization {i}" for i in range(6)]
+    titles += [f"Image segmentation {i}" for i in range(16)]
+    namer = PhraseNamer(index_of(titles, min_papers=2), n_phrases=2)
+    rows_of = {0: np.arange(16), 1: np.arange(16, 32)}
+    names, _ = topic_names(namer, rows_of, lambda topic: f"Topic {topic}")
+    assert names[0] == "Speech recognition, speaker diarization"
+    assert names[1] == "Image segmentation"  # nothing left to name: no second phrase
+    one, _ = topic_names(PhraseNamer(namer.index, n_phrases=1), rows_of, lambda topic: f"Topic {topic}")
+    assert one[0] == "Speech recognition"
+
+
+def test_siblings_with_the_same_best_phrase_get_different_names():
+    titles = [f"Reinforcement learning {i}" for i in range(9)] + [f"Reinforcement learning {i}" for i in range(8)]
+    titles[:3] = [f"{title} for robots" for title in titles[:3]]
+    titles[9:12] = [f"{title} in games" for title in titles[9:12]]
+    titles += [f"Image captioning {i}" for i in range(40)]
+    namer = PhraseNamer(index_of(titles, min_papers=2), n_phrases=1)
+    rows_of = {0: np.arange(9), 1: np.arange(9, 17), 2: np.arange(17, 57)}
+    names, _ = topic_names(namer, rows_of, lambda topic: f"Topic {topic}")
+    assert names[0] == "Reinforcement learning"  # the larger topic chooses first
+    assert names[1] == "Reinforcement learning, games"  # made distinct by its most distinctive phrase
+
+
+def test_generic_words_never_make_a_name_on_their_own():
+    titles = [f"Real world time {i}" for i in range(10)] + [f"Deep research {i}" for i in range(10)]
+    titles = [f"{title}: quantum error correction" for title in titles[:10]] + titles[10:]
+    namer = PhraseNamer(index_of(titles, min_papers=2), n_phrases=1)
+    names, _ = topic_names(namer, {0: np.arange(10), 1: np.arange(10, 20)}, lambda topic: f"Topic {topic}")
+    assert names[0] == "Quantum error correction"
+    assert names[1] == "Topic 1"  # only generic words: the keyword name's fallback, never "Deep research"
+
+
+def test_a_group_is_named_by_a_phrase_its_topics_share_else_by_its_own_else_by_its_largest_topic(monkeypatch):
+    titles, abstracts, topics = topic_pile()
+    namer = PhraseNamer(index_of(titles, abstracts, min_papers=2), n_phrases=2)
+    rows_of = {topic: np.flatnonzero(topics == topic) for topic in range(3)}
+    _, chosen = topic_names(namer, rows_of, lambda topic: f"Topic {topic}")
+    shared = group_name(namer, [1, 2], rows_of, chosen)
+    assert namer.index.key_text(shared.terms[0]) == "molecular dynamics"  # half of each topic writes it
+    own = group_name(namer, [0, 1], rows_of, chosen)  # nothing is common to topics 0 and 1
+    assert own.coverage == 0.5 and own.terms[0] in {chosen[0].terms[0], chosen[1].terms[0]}
+    monkeypatch.setattr("pipeline.label.naming.GROUP_MIN_COVERAGE", 0.9)  # no phrase covers the group
+    rows_of[0] = rows_of[0][:11]
+    assert group_name(namer, [0, 1], rows_of, chosen).terms == chosen[1].terms[:1]  # topic 1 is the larger
+
+
+def test_label_topics_names_audits_and_keeps_the_outlier_name():
+    titles, abstracts, topics = topic_pile()
+    labels = topics.copy()
+    labels[[5, 17]] = -1
+    embeddings = np.eye(3)[topics] + 0.01
+    result = label_topics(papers_of(titles, abstracts), embeddings, labels, embeddings[:, :2],
+                          LabelConfig(reduce_outliers=False), None)  # fmt: skip
+    table = result.topics.set_index("topic")
+    assert table.loc[-1, "name"] == OUTLIER_NAME and np.isnan(table.loc[-1, "name_coverage"])
+    assert (table.drop(-1)["name_coverage"] == 1.0).all() and (table.drop(-1)["name_lift"] >= 3).all()
+    papers = papers_of(titles, abstracts)
+    given = label_topics(papers, embeddings, labels, embeddings[:, :2], LabelConfig(reduce_outliers=False), None,
+                         phrases=phrase_index(papers, LabelConfig()))  # fmt: skip
+    assert given.topics.equals(result.topics)  # a cached phrase index names alike
+    with pytest.raises(ValueError, match="phrase index"):
+        label_topics(papers, embeddings, labels, embeddings[:, :2], LabelConfig(), None,
+                     phrases=phrase_index(papers.iloc[:5], LabelConfig()))  # fmt: skip
+    summary = audit_of_topics(result.topics)
+    assert summary["name_coverage_mean"] == summary["name_coverage_min"] == 1.0
+    assert [row["topic"] for row in summary["name_audit"]] == [0, 1, 2]
+
+
+def test_the_audit_reads_any_name_against_the_texts():
+    titles, abstracts, topics = topic_pile()
+    tokens = phrase_tokens(titles, abstracts)
+    assert papers_writing(tokens, "Molecular dynamics").tolist() == [False] * 12 + ([True] * 6 + [False] * 6) * 2
+    assert not papers_writing(tokens, "dynamics molecular").any()  # the words in their order only
+    audit = name_audit(tokens, topics, {0: "Tool calling, agents", 1: "Molecular dynamics", 2: "Graph learning"})
+    assert audit[0] == (0.5, 12.5)  # 6 of 12; (6/12) / ((0 + 1) / (24 + 1))
+    assert audit[1][0] == 0.5 and audit[1][1] == pytest.approx(0.5 / (7 / 25), abs=0.01)
+    assert audit[2] == (0.0, 0.0)  # a name no paper writes speaks for none of them
+    table = pd.DataFrame({"topic": [0, 1, 2], "name": ["Tool calling", "Protein folding", "Graph neural networks"]})
+    assert texts_name_audit(papers_of(titles, abstracts), table, topics)["name_coverage_min"] == 0.5
+
+
+def test_the_run_audit_reads_the_stored_columns_or_else_the_texts():
+    titles, abstracts, topics = topic_pile()
+    papers = papers_of(titles, abstracts)
+    assignments = pd.DataFrame({"paper_id": papers["paper_id"], "topic": topics})
+    table = pd.DataFrame({"topic": [0, 1, 2], "name": ["Tool calling", "Protein folding", "Graph neural networks"]})
+    from_texts = name_audit_metrics(papers, assignments, table)
+    assert from_texts["name_coverage_mean"] == pytest.approx(2.5 / 3, abs=1e-4)
+    assert from_texts["name_low_coverage_share"] == 0.0 and len(from_texts["name_audit"]) == 3
+    stored = table.assign(name_coverage=[0.1, 0.2, 0.3], name_lift=[4.0, 5.0, 6.0])
+    audit = name_audit_metrics(papers, assignments, stored)  # the columns win: they may hold an LLM's names
+    assert audit["name_coverage_min"] == 0.1 and audit["name_low_coverage_share"] == pytest.approx(1 / 3, abs=1e-4)
+    assert audit["name_lift_median"] == 5.0
