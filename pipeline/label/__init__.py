@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import LabelConfig, RunConfig
-from pipeline.label.audit import audit_of_topics, with_name_audit
+from pipeline.label.audit import audit_of_topics, name_audit_metrics, with_name_audit
 from pipeline.label.geometry import (
     centroids_of,
     intertopic_positions,
@@ -61,6 +61,7 @@ __all__ = [
     "LLMLabelError",
     "LabelResult",
     "audit_of_topics",
+    "name_audit_metrics",
     "check_base_url",
     "class_weights",
     "keyword_min_papers",

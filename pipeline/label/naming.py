@@ -136,11 +136,12 @@ class PhraseNamer:
         names = []
         for at, main in enumerate(mains):
             seconds, distinct = self._seconds(main, telling, uses[:, at], uses[:, len(mains) :])
-            grown = [self._grown_second(main, second, position, ranked, pool) for second in seconds]
-            grown = [term for term in grown if term is not None]
+            candidates = [self._grown_second(main, second, position, ranked, pool) for second in seconds]
+            grown = [term for term in candidates if term is not None]
             short = len(self.words(main)) < MAX_NAME_WORDS
-            variants = [(main, s) for s in dict.fromkeys(grown) if self._fits(main, s)][:3] if short else []
-            variants = variants if self.n_phrases > 1 else []
+            variants: list[tuple[int, ...]] = []
+            if short and self.n_phrases > 1:
+                variants = list[tuple[int, ...]]((main, s) for s in dict.fromkeys(grown) if self._fits(main, s))[:3]
             variants = variants or [(main,)]
             if at == 0 and n_mains > 1:
                 variants += [(main, o) for o in distinct[:5] if (main, o) not in variants and self._fits(main, o)]
@@ -278,7 +279,12 @@ def group_namer(
     records which groups the tree names (its merges and its coarse groups).
     """
     seen: list[tuple[int, ...]] = []
-    _, coarse_of = tree(lambda leaves: seen.append(tuple(leaves)) or "")
+
+    def record(leaves: list[int]) -> str:
+        seen.append(tuple(leaves))
+        return ""
+
+    _, coarse_of = tree(record)
     seen += [tuple(t for t in topics if coarse_of[t] == group) for group in sorted(set(coarse_of.values()))]
     found = {leaves: group_name(namer, leaves, rows_of, chosen) for leaves in dict.fromkeys(seen)}
     spelled = spelled_names(namer.index, {leaves: name for leaves, name in found.items() if name is not None})

@@ -189,8 +189,9 @@ def build_phrase_index(text: PhraseTokens, stop_words: Collection[str], min_pape
         title_columns.append(term[in_title[at]] + n_terms)
         n_terms += len(unique_keys)
     shape = (text.n_papers, n_terms)
-    papers = _binary(np.concatenate(rows or [[]]), np.concatenate(columns or [[]]), shape)
-    titled = _binary(np.concatenate(title_rows or [[]]), np.concatenate(title_columns or [[]]), shape)
+    none = np.zeros(0, dtype=np.int64)
+    papers = _binary(np.concatenate(rows or [none]), np.concatenate(columns or [none]), shape)
+    titled = _binary(np.concatenate(title_rows or [none]), np.concatenate(title_columns or [none]), shape)
     keep = np.bincount(papers.indices, minlength=n_terms) >= min_papers
     sizes = np.cumsum([0] + [len(b) for b in blocks])
     blocks = [b[keep[sizes[i] : sizes[i + 1]]] for i, b in enumerate(blocks)]

@@ -174,12 +174,15 @@ def run_metrics(
     ``tokens``: the papers' texts tokenised (``pipeline.terms``), and ``texts`` the papers'
     texts (``schema.paper_texts``), when the caller has them.
     """
+    from pipeline.label import name_audit_metrics
     from pipeline.metrics import compute_metrics
 
     labels = papers["label"].tolist() if (papers["label"] != "").any() else None
     topic_words = {int(row.topic): list(row.keywords) for row in topics.itertuples()}
     texts = paper_texts(papers) if texts is None else texts
-    return compute_metrics(texts, assignments["topic"].tolist(), topic_words, labels, tokens)
+    metrics = compute_metrics(texts, assignments["topic"].tolist(), topic_words, labels, tokens)
+    # How much of each topic its name speaks for (coverage and lift of the name's main phrase).
+    return {**metrics, **name_audit_metrics(papers, assignments, topics)}
 
 
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
@@ -210,7 +213,7 @@ def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
 
 STAGE = Stage(
     name="label",
-    code_version=10,
+    code_version=11,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
     outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json"),
