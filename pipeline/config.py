@@ -121,7 +121,10 @@ class ClusterConfig(_Strict):
     map_min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     max_topic_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     incremental: bool = True
-    incremental_max_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
+    # Papers added since the last full clustering, as a share of it, beyond which all is reclustered.
+    incremental_max_share: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+    # Reclustered when the share of added papers that fit no topic exceeds the clustered papers' own by this.
+    update_drift: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
 
 
 class LLMConfig(_Strict):

@@ -48,11 +48,7 @@ def reassign_outliers(labels: np.ndarray, embeddings: np.ndarray, percentile: fl
     cluster_ids = sorted(set(labels.tolist()) - {OUTLIER_TOPIC})
     if outliers.size == 0 or not cluster_ids:
         return labels, None
-    centroids = np.stack([unit(embeddings[labels == cluster].mean(axis=0)) for cluster in cluster_ids])
-    bars = np.array(
-        [np.percentile(embeddings[labels == cluster] @ centroid, percentile) for cluster, centroid in zip(
-            cluster_ids, centroids, strict=True)]
-    )  # fmt: skip
+    centroids, bars = centroid_bars(labels, embeddings, cluster_ids, percentile)
     similarity = embeddings[outliers] @ centroids.T
     nearest = similarity.argmax(axis=1)
     accepted = similarity[np.arange(outliers.size), nearest] >= bars[nearest]
@@ -63,6 +59,23 @@ def reassign_outliers(labels: np.ndarray, embeddings: np.ndarray, percentile: fl
         f"(at least as close as its {percentile:g}% least typical papers); {int((~accepted).sum())} stay unassigned"
     )
     return relabelled, note
+
+
+def centroid_bars(
+    labels: np.ndarray, embeddings: np.ndarray, cluster_ids: list[int], percentile: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The unit centroids (n_clusters, dim) of ``cluster_ids`` and each one's bar to join it.
+
+    A paper is close enough to join a cluster when its cosine to the centroid is at least
+    that of the cluster's own ``percentile``% least typical papers (used for outliers here
+    and for new papers by ``pipeline.feed.update``).
+    """
+    centroids = np.stack([unit(embeddings[labels == cluster].mean(axis=0)) for cluster in cluster_ids])
+    bars = np.array(
+        [np.percentile(embeddings[labels == cluster] @ centroid, percentile) for cluster, centroid in zip(
+            cluster_ids, centroids, strict=True)]
+    )  # fmt: skip
+    return centroids, bars
 
 
 def paper_scores(embeddings: np.ndarray, topics: np.ndarray, centroids: dict[int, np.ndarray]) -> np.ndarray:

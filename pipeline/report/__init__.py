@@ -10,6 +10,8 @@ writes the dict atomically under ``outputs/<run>/``::
     papers.csv, topics.csv      every paper / every topic
     topics/<NN>-<slug>.csv      one per topic (outliers: topics/outliers-unassigned.csv)
     topics/<NN>-<slug>.html     one page per topic, beside its CSV
+    new.html, digest.md,        what changed since the previous run (when the label stage's
+    feed.atom                   feed tables are given): pipeline.report.whats_new
     assets/plotly-<v>.min.js    plotly.js, once, loaded by the pages from file://
 """
 
@@ -34,6 +36,7 @@ from pipeline.report.tables import (
     source_split,
 )
 from pipeline.report.timeline import build_timeline, trends
+from pipeline.report.whats_new import FeedTables, whats_new_files
 
 __all__ = ["build_report", "join_tables"]
 
@@ -52,6 +55,7 @@ def build_report(
     *,
     hierarchy: pd.DataFrame | None = None,
     metrics: Mapping[str, Any] | None = None,
+    feed: FeedTables | None = None,
     fork_min_papers: int = FORK_MIN_PAPERS,
 ) -> dict[str, bytes]:
     """Every file of the report as relative path → content, in sorted path order.
@@ -67,6 +71,8 @@ def build_report(
         hierarchy: the label stage's topic hierarchy (``pipeline.schema``); None or
             empty leaves the hierarchy section out.
         metrics: the label stage's quality figures (a flat dict); None leaves them out.
+        feed: the label stage's topic history, registry and feed entries; None leaves
+            ``new.html``, ``digest.md`` and ``feed.atom`` out (``pipeline.report.whats_new``).
         fork_min_papers: from this many papers, the map and charts pages are built in a
             forked process while this one builds the other files (Linux only; same files).
 
@@ -93,7 +99,7 @@ def build_report(
         topics=topics,
         joined=joined,
         config=config,
-        summary=summary,
+        summary={**summary, "whats_new": feed is not None},
         colors=figures.topic_colors(topics["topic"].tolist()),
         timeline=timeline,
         trends=trends(timeline) if timeline else {},
@@ -120,5 +126,9 @@ def build_report(
         files.update(topic_files)
         files["index.html"] = views.index_page(report)
         files.update(views.topic_pages(report))
+        if feed is not None:
+            files.update(
+                whats_new_files(joined, topics, feed.history, feed.registry, feed.entries, report.common("new"))
+            )
         files.update(pages_built_beside())
     return dict(sorted(files.items()))

@@ -246,6 +246,7 @@ def index_page(report: ReportData) -> bytes:
         "has_trend": report.timeline is not None,
         "period_word": PERIOD_WORDS[report.timeline.period] if report.timeline else "",
         "rising": rising,
+        "whats_new": bool(summary.get("whats_new", False)),
         "rising_rule": rising_rule(report.timeline) if report.timeline else "",
         "sources": _source_rows(report),
         "inputs": inputs,

@@ -1,41 +1,51 @@
 """Cluster stage: the vectors in, topic labels, the reduced vectors and the 2-D map out.
 
-When the last clustering was made with the same settings and model, and the corpus only
-grew by a few papers (``cluster.incremental_max_share``), the new papers join it through
-their nearest neighbours instead of a full recluster.
+When the last clustering was made with the same settings and model and the corpus grew,
+the new papers join it (``pipeline.feed.update``: nearest centroid under the outlier bar,
+dense groups of the papers that fit nowhere become new clusters) instead of a full
+recluster, until the drift bar there is passed or ``--force cluster`` is given.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline.cluster import ClusterResult
 from pipeline.config import RunConfig
 from pipeline.files import array_to_bytes, hash_json, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
 
 if TYPE_CHECKING:
-    from pipeline.cluster import ClusterResult
+    from pipeline.feed.update import Update
 
 log = logging.getLogger(__name__)
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
-    return {"seed": config.seed, **config.cluster.model_dump()}
+    # New papers join a cluster under the label stage's outlier bar (pipeline.feed.update).
+    return {"seed": config.seed, **config.cluster.model_dump(), "outlier_percentile": config.label.outlier_percentile}
 
 
-def _previous_clusters(context: StageContext, paper_ids: list[str]) -> tuple[ClusterResult, list[str]] | None:
-    """The last finished clustering and its paper ids, when new papers may simply join it.
+@dataclass(frozen=True)
+class _Previous:
+    result: ClusterResult
+    paper_ids: list[str]
+    pool: np.ndarray  # bool per old paper: fit no cluster since the last full clustering
+    base_papers: int  # papers of the last full clustering
+
+
+def _previous_clusters(context: StageContext, paper_ids: list[str]) -> _Previous | None:
+    """The last finished clustering, when the papers added since may simply join it.
 
     That is when it was made with the same settings and embedding model, every paper it
-    clustered is still in the corpus, and the new papers are at most
-    ``incremental_max_share`` of it. Its files are checked against the hashes it recorded,
-    so a clustering half-overwritten by a killed run is never used.
+    clustered is still in the corpus, and papers were added. Its files are checked against
+    the hashes it recorded, so a clustering half-overwritten by a killed run is never used.
     """
-    from pipeline.cluster import ClusterResult
     from pipeline.embed import model_identity
 
     config, store, record = context.config, context.store, context.previous
@@ -47,13 +57,12 @@ def _previous_clusters(context: StageContext, paper_ids: list[str]) -> tuple[Clu
             return None
         meta = store.read_json("cluster", "cluster.json")
         old_ids = store.read_table("cluster", "paper_ids.parquet")["paper_id"].tolist()
+        pool = store.read_array("cluster", "pool.npy")
     except (FileNotFoundError, KeyError, ValueError):
         return None
     if meta.get("settings") != hash_json(_settings(config)) or meta.get("model") != model_identity(config.embed):
         return None
-    current = set(paper_ids)
-    n_new = len(current) - len(old_ids)
-    if not set(old_ids) <= current or n_new <= 0 or n_new > config.cluster.incremental_max_share * len(old_ids):
+    if not set(old_ids) <= set(paper_ids) or len(paper_ids) <= len(old_ids) or len(pool) != len(old_ids):
         return None
     previous = ClusterResult(
         labels=store.read_array("cluster", "labels.npy"),
@@ -62,36 +71,53 @@ def _previous_clusters(context: StageContext, paper_ids: list[str]) -> tuple[Clu
         params=meta["params"],
         notes=meta["notes"],
     )
-    return previous, old_ids
+    return _Previous(previous, old_ids, pool.astype(bool), int(meta.get("base_papers", len(old_ids))))
+
+
+def _updated(config: RunConfig, embeddings: np.ndarray, paper_ids: list[str], found: _Previous) -> Update | None:
+    """The previous clustering with the new papers placed, or None when it drifted past the bar."""
+    from pipeline.feed.update import drifted, update_clusters
+
+    row_of = {paper_id: row for row, paper_id in enumerate(paper_ids)}
+    old_rows = np.array([row_of[paper_id] for paper_id in found.paper_ids])
+    update = update_clusters(
+        found.result, found.pool, embeddings, old_rows, config.label.outlier_percentile, found.base_papers
+    )
+    reason = drifted(update, found.base_papers, config.cluster.incremental_max_share, config.cluster.update_drift)
+    if reason is not None:
+        log.info("cluster: reclustering everything: %s", reason)
+        return None
+    return update
 
 
 def run(context: StageContext) -> StageResult:
-    from pipeline.cluster import cluster_papers, grow_clusters
+    from pipeline.cluster import cluster_papers
     from pipeline.embed import model_identity
 
     config = context.config
     embeddings = context.store.read_array("embed", "embeddings.npy")
     paper_ids = context.store.read_table("parse", "papers.parquet")["paper_id"].tolist()
     found = _previous_clusters(context, paper_ids)
-    if found is None:
+    update = None if found is None else _updated(config, embeddings, paper_ids, found)
+    if update is None:
         result = cluster_papers(embeddings, config.cluster, config.seed)
-        n_incremental = 0
+        pool, base_papers = np.zeros(len(paper_ids), dtype=bool), len(paper_ids)
     else:
-        previous, old_ids = found
-        row_of = {paper_id: row for row, paper_id in enumerate(paper_ids)}
-        result = grow_clusters(previous, embeddings, np.array([row_of[paper_id] for paper_id in old_ids]))
-        n_incremental = len(paper_ids) - len(old_ids)
+        assert found is not None
+        result, pool, base_papers = update.result, update.pool, found.base_papers
     for note in result.notes:
         log.info("cluster: %s", note)
     n_clusters = len(set(result.labels.tolist()) - {-1})
     counts = {"papers": len(result.labels), "clusters": n_clusters, "outliers": int((result.labels < 0).sum())}
-    if n_incremental:
-        counts["incremental"] = n_incremental
+    if update is not None and found is not None:
+        counts["incremental"] = len(paper_ids) - len(found.paper_ids)
+        counts["pool"] = int(pool.sum())
     meta = {
         "params": result.params,
         "notes": result.notes,
         "settings": hash_json(_settings(config)),
         "model": model_identity(config.embed),
+        "base_papers": base_papers,
     }
     ids_table = pd.DataFrame({"paper_id": pd.Series(paper_ids, dtype="string")})
     outputs = {
@@ -100,16 +126,17 @@ def run(context: StageContext) -> StageResult:
         "layout.npy": array_to_bytes(result.layout),
         "paper_ids.parquet": table_to_bytes(ids_table),
         "cluster.json": json_to_bytes(meta),
+        "pool.npy": array_to_bytes(pool),
     }
     return outputs, counts
 
 
 STAGE = Stage(
     name="cluster",
-    code_version=3,
+    code_version=4,
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
-    outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json"),
+    outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy"),
     config_slice=_settings,
     run=run,
-    modules=("pipeline.stages.cluster", "pipeline.cluster", "pipeline.parallel"),
+    modules=("pipeline.stages.cluster", "pipeline.cluster", "pipeline.parallel", "pipeline.feed.update"),
 )

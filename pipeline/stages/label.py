@@ -17,6 +17,8 @@ import pandas as pd
 
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
+from pipeline.feed.label_step import FEED_OUTPUTS
+from pipeline.feed.label_step import stable_ids as _stable_ids
 from pipeline.files import array_to_bytes, hash_json, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.memo import MemoStore, SparseMatrix, text_key
 from pipeline.schema import paper_texts
@@ -143,21 +145,25 @@ def run(context: StageContext) -> StageResult:
         ),
         seed=config.seed,
     )
-    topics = result.topics
-    topics = llm_names(topics, papers, config.label.llm)
+    topics = llm_names(result.topics, papers, config.label.llm)
+    embeddings = store.read_array("embed", "embeddings.npy")
+    assignments, topics, hierarchy, feed_outputs, feed_notes = _stable_ids(
+        context, papers, embeddings, result.assignments, topics, result.hierarchy
+    )
     npmi_ready.join()
-    metrics = run_metrics(papers, result.assignments, topics, tokens, texts)
+    metrics = run_metrics(papers, assignments, topics, tokens, texts)
     counts_summary = {
         "topics": int((topics["topic"] >= 0).sum()),
         "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
         "npmi": metrics["npmi"],
     }
     outputs = {
-        "assignments.parquet": table_to_bytes(result.assignments),
+        "assignments.parquet": table_to_bytes(assignments),
         "topics.parquet": table_to_bytes(topics),
-        "hierarchy.parquet": table_to_bytes(result.hierarchy),
-        "label.json": json_to_bytes({"notes": result.notes}),
+        "hierarchy.parquet": table_to_bytes(hierarchy),
+        "label.json": json_to_bytes({"notes": result.notes + feed_notes}),
         "metrics.json": json_to_bytes(metrics),
+        **feed_outputs,
     }
     return outputs, counts_summary
 
@@ -213,12 +219,14 @@ def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
 
 STAGE = Stage(
     name="label",
-    code_version=11,
+    code_version=12,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
-    outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json"),
+    outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json",
+             *FEED_OUTPUTS),
     config_slice=_settings,
     run=run,
     extra_key=_model,
-    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.metrics"),
+    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.metrics", "pipeline.feed",
+),
 )  # fmt: skip

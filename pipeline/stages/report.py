@@ -29,6 +29,7 @@ def _published_files_present(context: StageContext) -> bool:
 
 def run(context: StageContext) -> StageResult:
     from pipeline.report import build_report
+    from pipeline.report.whats_new import FeedTables
 
     store, config = context.store, context.config
     papers = store.read_table("parse", "papers.parquet")
@@ -53,6 +54,8 @@ def run(context: StageContext) -> StageResult:
         papers, store.read_table("label", "assignments.parquet"), store.read_table("label", "topics.parquet"),
         summary, config.report,
         hierarchy=store.read_table("label", "hierarchy.parquet"), metrics=metrics,
+        feed=FeedTables(store.read_table("label", "topic_history.parquet"),
+                        store.read_table("label", "topics_registry.parquet"), store.read_json("label", "feed.json")),
     )  # fmt: skip
     files["metrics.json"] = json_to_bytes(metrics)
     store.publish_report(files)
@@ -65,7 +68,8 @@ STAGE = Stage(
     code_version=4,
     inputs=(("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
             ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
-            ("label", "label.json"), ("label", "metrics.json")),
+            ("label", "label.json"), ("label", "metrics.json"), ("label", "topic_history.parquet"),
+            ("label", "topics_registry.parquet"), ("label", "feed.json")),
     outputs=("published.json",),
     config_slice=_settings,
     run=run,

@@ -1,0 +1,154 @@
+"""Replay a daily feed: the first days clustered, then one day added per run (issue 15's targets).
+
+    python bench/feed_replay.py [--corpus ../shared/corpora/arxiv-daily-cs] [--start-days 300]
+                                [--days N] [--backend model2vec] [--work /tmp/feed-replay]
+
+The corpus folder holds one ``data/YYYY-MM-DD.jsonl`` per listing day. A staging folder of
+links to the day files is the run's input (a glob), so each added day is what a daily cron job
+sees. Per run the table shows: papers, seconds end to end (a plain ``run``), how the cluster
+stage placed them (update or full recluster), the share of the papers already placed in a
+topic that keep their topic id, papers that changed topic without a history row (must be 0),
+and the topics born (first listing date of their papers, size). At the end a forced full
+recluster (``--force cluster``) shows its identity share. Targets: >= 98% kept per update,
+>= 90% across the forced recluster, a one-day update <= 20 s at 75k papers, every new topic
+with at least min_cluster_size papers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import load_config  # noqa: E402
+from pipeline.feed.identity import kept_share, silent_changes  # noqa: E402
+from pipeline.runner import run_pipeline  # noqa: E402
+from pipeline.store import ArtifactStore  # noqa: E402
+
+
+def write_config(work: Path, staging: Path, backend: str) -> Path:
+    raw = {
+        "name": "feed-replay",
+        "output_dir": str(work / "out"),
+        "inputs": [{"path": str(staging / "*.jsonl"), "format": "arxiv-daily"}],
+        "embed": {"backend": backend},
+    }
+    path = work / "feed-replay.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def one_run(config_path: Path, force_from: str | None = None) -> dict:
+    config = load_config(config_path)
+    store = ArtifactStore(config.run_dir, config.cache_dir)
+    before = store.read_table("label", "assignments.parquet") if store.finished("label") else None
+    tick = time.perf_counter()
+    result = run_pipeline(config, force_from=force_from)
+    seconds = time.perf_counter() - tick
+    counts = {outcome.stage: outcome.counts for outcome in result.outcomes}
+    stage_seconds = {outcome.stage: outcome.seconds for outcome in result.outcomes}
+    after = store.read_table("label", "assignments.parquet")
+    history = store.read_table("label", "topic_history.parquet")
+    feed = store.read_json("label", "feed.json")
+    run = int(feed["runs"][-1]["run"])
+    papers = store.read_table("parse", "papers.parquet")
+    date_of = dict(zip(papers["paper_id"], papers["date"], strict=True))
+    born = history[(history["run"] == run) & (history["event"] == "born")]["topic"].astype(int).tolist()
+    born_rows = []
+    for topic in born:
+        members = after.loc[after["topic"] == topic, "paper_id"]
+        dates = sorted(str(date_of[paper]) for paper in members if date_of[paper])
+        born_rows.append({"topic": topic, "size": len(members), "first_date": dates[0] if dates else ""})
+    cluster = counts.get("cluster", {})
+    return {
+        "run": run,
+        "papers": len(after),
+        "seconds": round(seconds, 1),
+        "stages": stage_seconds,
+        "placed_by": "update" if "incremental" in cluster else "recluster",
+        "pool": cluster.get("pool", 0),
+        "kept": None if before is None else kept_share(before, after),
+        "silent": None if before is None else len(silent_changes(before, after, history, run)),
+        "topics": int(counts["label"]["topics"]),
+        "born": born_rows,
+        "min_cluster_size": store.read_json("cluster", "cluster.json")["params"].get("min_cluster_size"),
+    }
+
+
+def row_text(label: str, row: dict) -> str:
+    kept = "" if row["kept"] is None else f"{100 * row['kept']:.2f}%"
+    born = ", ".join(f"{b['topic']} ({b['first_date']}, {b['size']})" for b in row["born"][:4])
+    more = f" +{len(row['born']) - 4}" if len(row["born"]) > 4 else ""
+    stages = " ".join(f"{name[:2]}{seconds:.1f}" for name, seconds in row["stages"].items())
+    return (
+        f"| {label} | {row['papers']:,} | {row['seconds']:.1f} | {stages} | {row['placed_by']} | {row['pool']} | "
+        f"{kept} | {'' if row['silent'] is None else row['silent']} | {row['topics']} | {born}{more} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "arxiv-daily-cs")
+    parser.add_argument("--start-days", type=int, default=300)
+    parser.add_argument("--days", type=int, default=None, help="add at most this many days (default: all)")
+    parser.add_argument("--backend", default="onnx-int8", help="embed.backend (model2vec = the fast preview)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/feed-replay"))
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    day_files = sorted((args.corpus / "data").glob("*.jsonl"))
+    if not day_files:
+        print(f"{args.corpus}: absent or without data/*.jsonl day files: nothing to replay")
+        return 1
+    staging = args.work / "days"
+    staging.mkdir(parents=True, exist_ok=True)
+    for stale in staging.glob("*.jsonl"):
+        stale.unlink()
+    start, rest = day_files[: args.start_days], day_files[args.start_days :]
+    rest = rest if args.days is None else rest[: args.days]
+    for day in start:
+        (staging / day.name).symlink_to(day.resolve())
+    config_path = write_config(args.work, staging, args.backend)
+    print(f"backend {args.backend}; {len(start)} days to start ({start[0].stem} .. {start[-1].stem}), "
+          f"then {len(rest)} days one at a time")  # fmt: skip
+    print(
+        "| run | papers | seconds | stage seconds | placed by | pool | kept id | silent | topics | born (first date, size) |"
+    )  # noqa: E501
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    row = one_run(config_path)
+    rows.append(row)
+    print(row_text(f"start {start[-1].stem}", row), flush=True)
+    for day in rest:
+        (staging / day.name).symlink_to(day.resolve())
+        row = one_run(config_path)
+        rows.append(row)
+        print(row_text(f"+{day.stem}", row), flush=True)
+    row = one_run(config_path, force_from="cluster")
+    rows.append(row)
+    print(row_text("forced recluster", row), flush=True)
+    updates = [r for r in rows[1:-1] if r["kept"] is not None]
+    if updates:
+        worst = min(r["kept"] for r in updates)
+        slowest = max(r["seconds"] for r in updates)
+        print(f"\nupdates: worst kept {100 * worst:.2f}% (target >= 98%), slowest {slowest:.1f} s"
+              f" (target <= 20 s at 75k), silent changes {sum(r['silent'] for r in updates)}")  # fmt: skip
+        born = [b for r in updates for b in r["born"]]
+        small = [b for b in born if b["size"] < (rows[-2]["min_cluster_size"] or 0)]
+        print(f"topics born in the added days: {len(born)}, of them under min_cluster_size: {len(small)}")
+    print(f"forced recluster: kept {100 * rows[-1]['kept']:.2f}% (target >= 90%), silent {rows[-1]['silent']}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

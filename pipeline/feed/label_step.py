@@ -1,0 +1,115 @@
+"""The label stage's part in following a feed: read the last run's topics, write this run's.
+
+The label stage calls :func:`stable_ids` once its topics are named. It reads what the label
+stage left the last time it finished (its files are still in its folder while it
+recomputes), checked against the hashes it recorded, matches the topics
+(``pipeline.feed.identity``) and returns the renumbered tables and three more artifacts:
+
+    topics_registry.parquet  every topic id ever given (see identity.REGISTRY_COLUMNS)
+    topic_history.parquet    the events of every run (see identity.HISTORY_COLUMNS)
+    feed.json                one entry per run: its number, papers, new papers, newest date,
+                             and the ids of the papers new in this run
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.feed.identity import PreviousTopics, apply_stable_ids, stable_topics
+from pipeline.files import hash_json, json_to_bytes, sha256_bytes, table_to_bytes
+
+if TYPE_CHECKING:
+    from pipeline.stage import StageContext
+
+FEED_OUTPUTS = ("topics_registry.parquet", "topic_history.parquet", "feed.json")
+FEED_FORMAT = 1
+
+
+def naming_key(context: StageContext) -> str:
+    """What topic names depend on besides the topic: the label settings and the label code."""
+    from pipeline.stages.label import STAGE
+
+    return hash_json({"label": context.config.label.model_dump(mode="json"), "code": STAGE.code_version})
+
+
+def previous_topics(context: StageContext) -> tuple[PreviousTopics | None, dict[str, Any] | None]:
+    """The last finished label stage's topics, registry, history and feed, when they are intact."""
+    from pipeline.embed import model_identity
+
+    record, store = context.previous, context.store
+    if record is None or not set(FEED_OUTPUTS) <= set(record.output_hashes):
+        return None, None
+    folder = store.stage_dir("label")
+    needed = ("assignments.parquet", *FEED_OUTPUTS)
+    try:
+        if any(sha256_bytes((folder / name).read_bytes()) != record.output_hashes[name] for name in needed):
+            return None, None
+        feed = store.read_json("label", "feed.json")
+        if feed.get("format") != FEED_FORMAT:
+            return None, None
+        previous = PreviousTopics(
+            assignments=store.read_table("label", "assignments.parquet")[["paper_id", "topic"]],
+            registry=store.read_table("label", "topics_registry.parquet"),
+            history=store.read_table("label", "topic_history.parquet"),
+            run=int(feed["runs"][-1]["run"]),
+            same_model=feed.get("model") == model_identity(context.config.embed),
+            same_names=feed.get("naming") == naming_key(context),
+        )
+    except (OSError, ValueError, KeyError, IndexError):
+        return None, None
+    return previous, feed
+
+
+def newest_date(dates: pd.Series) -> str:
+    """The latest full ISO date ("YYYY-MM-DD") among ``dates``, "" when none is one."""
+    full = dates[dates.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)]
+    return str(full.max()) if len(full) else ""
+
+
+def stable_ids(
+    context: StageContext,
+    papers: pd.DataFrame,
+    embeddings: np.ndarray,
+    assignments: pd.DataFrame,
+    topics: pd.DataFrame,
+    hierarchy: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, bytes], list[str]]:
+    """The label tables under stable topic ids, the feed artifacts, and notes for the log."""
+    from pipeline.embed import model_identity
+    from pipeline.label.geometry import centroids_of
+
+    previous, feed = previous_topics(context)
+    local = assignments["topic"].to_numpy(dtype=np.int64)
+    paper_ids = papers["paper_id"].astype(str).tolist()
+    stable = stable_topics(paper_ids, local, centroids_of(embeddings, local), previous)
+    assignments, topics, hierarchy, registry = apply_stable_ids(stable, assignments, topics, hierarchy)
+    known = set(previous.assignments["paper_id"].tolist()) if previous is not None else set()
+    new_papers = [paper for paper in paper_ids if paper not in known]
+    runs = list(feed["runs"]) if feed is not None else []
+    runs.append(
+        {
+            "run": stable.run,
+            "papers": len(paper_ids),
+            "new_papers": len(new_papers),
+            "topics": int((topics["topic"] >= 0).sum()),
+            "newest_date": newest_date(papers["date"].astype(str)),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
+    feed_json = {
+        "format": FEED_FORMAT,
+        "model": model_identity(context.config.embed),
+        "naming": naming_key(context),
+        "runs": runs,
+        "new_paper_ids": new_papers,
+    }
+    outputs = {
+        "topics_registry.parquet": table_to_bytes(registry),
+        "topic_history.parquet": table_to_bytes(stable.history),
+        "feed.json": json_to_bytes(feed_json),
+    }
+    return assignments, topics, hierarchy, outputs, stable.notes
