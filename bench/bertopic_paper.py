@@ -56,7 +56,7 @@ PAPER = {  # Grootendorst (2022), Tables 1 and 2: NPMI / topic diversity
 def load(dataset: str, vocabulary: str) -> tuple[list[str], list[str]]:
     """Preprocessed documents and their labels; ``vocabulary`` "octis" keeps OCTIS' vocabulary size."""
     from pipeline.config import InputSpec, ParseConfig
-    from pipeline.metrics import octis_preprocess
+    from pipeline.octis import octis_preprocess
     from pipeline.parse import parse
     from pipeline.schema import paper_texts
     from pipeline.sources import collect_sources

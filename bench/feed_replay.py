@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"backend {args.backend}; {len(start)} days to start ({start[0].stem} .. {start[-1].stem}), "
           f"then {len(rest)} days one at a time")  # fmt: skip
     print(
-        "| run | papers | seconds | stage seconds | placed by | pool | kept id | silent | topics | born (first date, size) |"
-    )  # noqa: E501
+        "| run | papers | seconds | stage seconds | placed by | pool | kept id | silent | topics "
+        "| born (first date, size) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     row = one_run(config_path)

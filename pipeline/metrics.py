@@ -50,10 +50,11 @@ import functools
 import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from pipeline.agreement import known_mask, label_agreement
 from pipeline.schema import OUTLIER_TOPIC
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ METRIC_KEYS = ("n_topics", "outlier_share", "largest_topic_share", "npmi", "dive
 _DECIMALS = 6  # metrics.json is byte-identical across machines
 
 
-def _english_stop_words() -> frozenset[str]:
+def english_stop_words() -> frozenset[str]:
     from pipeline.terms import ENGLISH_STOP_WORDS
 
     return ENGLISH_STOP_WORDS
@@ -101,7 +102,7 @@ def _english_stop_words() -> frozenset[str]:
 
 def tokenize(text: str, token_pattern: str = WORD_PATTERN, stop_words: Collection[str] | None = None) -> list[str]:
     """Lowercased words of ``text`` in order, without stop words (default: scikit-learn's English list)."""
-    stop = _english_stop_words() if stop_words is None else stop_words
+    stop = english_stop_words() if stop_words is None else stop_words
     return [word for word in re.findall(token_pattern, text.lower()) if word not in stop]
 
 
@@ -115,7 +116,7 @@ def top_words(
 
     ``["graph neural", "neural networks", "gnn"]`` -> ``["graph", "neural", "networks", "gnn"]``.
     """
-    stop = _english_stop_words() if stop_words is None else stop_words
+    stop = english_stop_words() if stop_words is None else stop_words
     words: list[str] = []
     for keyword in keywords:
         for word in tokenize(keyword, token_pattern, stop):
@@ -147,7 +148,7 @@ def npmi(
     """
     from pipeline.terms import tokenize_texts, without
 
-    stop = _english_stop_words() if stop_words is None else stop_words
+    stop = english_stop_words() if stop_words is None else stop_words
     if tokens is None:
         tokens = tokenize_texts(texts, token_pattern)
     elif len(tokens) != len(texts):
@@ -339,133 +340,6 @@ def largest_topic_share(topics_per_paper: Sequence[int]) -> float | None:
     return float(np.unique(inliers, return_counts=True)[1].max() / topics.size)
 
 
-def label_agreement(topics_per_paper: Sequence[int], labels: Sequence[str | None]) -> dict[str, float | None]:
-    """NMI, AMI and ARI between topics and known labels, as scikit-learn computes them.
-
-    Outliers count as one more cluster, -1, as if it were a topic: a model gains nothing by
-    sending hard papers to the outliers. Papers without a label (``""`` or ``None``) are left
-    out; all three are ``None`` when fewer than two papers carry one. NMI and AMI use the
-    arithmetic mean of the entropies (scikit-learn's default, as in BERTopic's and most
-    papers' tables). Computed here from the contingency table (a test compares every value
-    with scikit-learn's): importing scikit-learn costs a second, and the label stage, which
-    reruns on every label setting change, has nothing else to ask of it.
-    """
-    if len(topics_per_paper) != len(labels):
-        raise ValueError(f"{len(topics_per_paper)} topics but {len(labels)} labels: one of each per paper")
-    known = _known_mask(labels)
-    if known.sum() < 2:
-        return {"nmi": None, "ami": None, "ari": None}
-    label_ids = np.unique(np.array([str(label) for label in labels], dtype=object)[known], return_inverse=True)[1]
-    topic_ids = np.unique(np.asarray(topics_per_paper, dtype=np.int64)[known], return_inverse=True)[1]
-    table = np.zeros((label_ids.max() + 1, topic_ids.max() + 1), dtype=np.int64)
-    np.add.at(table, (label_ids, topic_ids), 1)
-    return {"nmi": _nmi(table), "ami": _ami(table), "ari": _ari(table)}
-
-
-def _entropy(counts: np.ndarray) -> float:
-    counts = counts[counts > 0].astype(np.float64)
-    if counts.size <= 1:
-        return 0.0
-    total = counts.sum()
-    return float(-np.sum(counts / total * (np.log(counts) - np.log(total))))
-
-
-def _mutual_information(table: np.ndarray) -> float:
-    rows, columns = table.sum(axis=1), table.sum(axis=0)
-    if rows.size == 1 or columns.size == 1:
-        return 0.0
-    i, j = np.nonzero(table)
-    joint, total = table[i, j].astype(np.float64), float(table.sum())
-    outer = rows[i].astype(np.float64) * columns[j].astype(np.float64)
-    terms = joint / total * (np.log(joint) - np.log(total)) + joint / total * (
-        -np.log(outer) + np.log(rows.sum()) + np.log(columns.sum())
-    )
-    terms = np.where(np.abs(terms) < np.finfo(np.float64).eps, 0.0, terms)
-    return max(float(terms.sum()), 0.0)
-
-
-def _nmi(table: np.ndarray) -> float:
-    if table.shape[0] == table.shape[1] == 1:
-        return 1.0
-    mi = _mutual_information(table)
-    if mi == 0:
-        return 0.0
-    return mi / ((_entropy(table.sum(axis=1)) + _entropy(table.sum(axis=0))) / 2)
-
-
-def _expected_mutual_information(table: np.ndarray) -> float:
-    """E[MI] of two labellings with these class sizes under random assignment (Vinh et al. 2010).
-
-    The sum runs over each pair of sizes (a, b) and each possible overlap n of a class of
-    size a and one of size b; pairs of equal sizes give equal terms, so each distinct pair
-    is computed once and weighted by how often it occurs.
-    """
-    from scipy.special import gammaln
-
-    rows, columns = table.sum(axis=1), table.sum(axis=0)
-    if rows.size == 1 or columns.size == 1:
-        return 0.0
-    total = int(table.sum())
-    log_factorial = gammaln(np.arange(total + 1, dtype=np.float64) + 1)  # log(k!) for k = 0..total
-    row_sizes, row_counts = np.unique(rows, return_counts=True)
-    column_sizes, column_counts = np.unique(columns, return_counts=True)
-    emi = 0.0
-    for a, a_count in zip(row_sizes.tolist(), row_counts.tolist(), strict=True):
-        for b, b_count in zip(column_sizes.tolist(), column_counts.tolist(), strict=True):
-            overlap = np.arange(max(1, a + b - total), min(a, b) + 1)
-            if overlap.size == 0:
-                continue
-            log_probability = (
-                log_factorial[a] + log_factorial[b] + log_factorial[total - a] + log_factorial[total - b]
-                - log_factorial[total] - log_factorial[overlap] - log_factorial[a - overlap]
-                - log_factorial[b - overlap] - log_factorial[total - a - b + overlap]
-            )  # fmt: skip
-            information = overlap / total * (np.log(total) + np.log(overlap) - np.log(a) - np.log(b))
-            emi += a_count * b_count * float(np.sum(information * np.exp(log_probability)))
-    return emi
-
-
-def _ami(table: np.ndarray) -> float:
-    if table.shape[0] == table.shape[1] == 1:
-        return 1.0
-    if table.shape[0] == 1 or table.shape[1] == 1:
-        return 0.0
-    mi, emi = _mutual_information(table), _expected_mutual_information(table)
-    normalizer = (_entropy(table.sum(axis=1)) + _entropy(table.sum(axis=0))) / 2
-    eps = np.finfo(np.float64).eps
-    # As scikit-learn: keep the signs when the expectation meets the maximum (a perfect match).
-    denominator = min(normalizer - emi, -eps) if normalizer - emi < 0 else max(normalizer - emi, eps)
-    numerator = min(mi - emi, -eps) if mi - emi < 0 else max(mi - emi, eps)
-    return float(numerator / denominator)
-
-
-def _ari(table: np.ndarray) -> float:
-    total = int(table.sum())
-    sum_squares = int(np.sum(table**2))  # Python ints from here: products below pass 2**63 at 75k papers
-    rows, columns = table.sum(axis=1), table.sum(axis=0)
-    together = sum_squares - total  # pairs in the same class and the same topic (x2)
-    only_topic = int(np.sum(table * columns[None, :])) - sum_squares
-    only_label = int(np.sum(table * rows[:, None])) - sum_squares
-    apart = total * total - only_topic - only_label - sum_squares
-    if only_topic == 0 and only_label == 0:
-        return 1.0
-    return (
-        2.0
-        * (together * apart - only_label * only_topic)
-        / ((together + only_label) * (only_label + apart) + (together + only_topic) * (only_topic + apart))
-    )
-
-
-def _known_mask(labels: Sequence[str | None]) -> np.ndarray:
-    """Which labels are known: not None, NaN/NA or the empty string."""
-    import pandas as pd
-
-    values = np.empty(len(labels), dtype=object)
-    values[:] = list(labels)
-    missing = pd.isna(values)
-    return ~missing & np.array([str(value) != "" for value in values.tolist()], dtype=bool)
-
-
 def compute_metrics(
     texts: Sequence[str],
     topics_per_paper: Sequence[int],
@@ -484,7 +358,7 @@ def compute_metrics(
         raise ValueError(f"{len(texts)} texts but {len(topics_per_paper)} topics: one of each per paper")
     words = [top_words(keywords) for topic, keywords in sorted(topic_words.items()) if topic != OUTLIER_TOPIC]
     agreement: dict[str, float | None] = {"nmi": None, "ami": None, "ari": None}
-    if labels is not None and _known_mask(labels).any():
+    if labels is not None and known_mask(labels).any():
         agreement = label_agreement(topics_per_paper, labels)
     values: dict[str, Any] = {
         "n_topics": n_topics(topics_per_paper),
@@ -495,88 +369,3 @@ def compute_metrics(
         **agreement,
     }
     return {key: round(value, _DECIMALS) if isinstance(value, float) else value for key, value in values.items()}
-
-
-class OctisCorpus(NamedTuple):
-    """Preprocessed documents (space-separated tokens) and, for each, its index in the input."""
-
-    texts: list[str]
-    indices: list[int]
-
-
-# Every character that is neither a letter nor a space: OCTIS turns ASCII punctuation
-# (string.punctuation, "_" included) and digits into spaces; Unicode punctuation (’ “ ” —),
-# which OCTIS leaves glued to words, goes too.
-_NOT_A_LETTER = re.compile(r"[^\w\s]|[\d_]")
-
-
-def octis_preprocess(
-    texts: Sequence[str],
-    min_words: int = 5,
-    lemmatize: bool = True,
-    stop_words: Collection[str] | None = None,
-    min_chars: int = 3,
-    min_df: float | int = 0.0,
-    max_df: float | int = 1.0,
-    max_features: int | None = None,
-) -> OctisCorpus:
-    """OCTIS-style preprocessing for the BERTopic paper's protocol; returns kept texts and their indices.
-
-    Per document: lowercase; punctuation and digits become spaces; English stop words
-    (scikit-learn's list unless ``stop_words`` is given) are dropped, before and after
-    lemmatisation; words become their lemma (simplemma's English dictionary, offline);
-    words shorter than ``min_chars`` are dropped. Then an optional vocabulary filter by
-    document frequency (``min_df``, ``max_df``, ``max_features``: scikit-learn
-    ``CountVectorizer`` semantics, as OCTIS' own filter), and documents with fewer than
-    ``min_words`` words left are dropped.
-
-    Where it differs from OCTIS: OCTIS lemmatises with spaCy's ``en_core_web_sm`` (a POS
-    tagger, so "learning" stays a noun in "machine learning") and uses spaCy's stop words;
-    that model is not on PyPI, so papertopics uses simplemma's context-free lemma dictionary
-    ("learning" -> "learn" everywhere) and scikit-learn's 318 stop words. ``min_chars=3``:
-    OCTIS' default is 1, but its published 20NewsGroup corpus has no word shorter than three
-    letters. OCTIS' published corpora were also vocabulary-filtered (20NewsGroup: 1,612
-    words) with settings it does not publish; the filter is off by default here.
-    """
-    stop = _english_stop_words() if stop_words is None else frozenset(stop_words)
-    lemma = _lemmatizer() if lemmatize else (lambda word: word)
-    documents: list[list[str]] = []
-    for text in texts:
-        words = _NOT_A_LETTER.sub(" ", text.lower()).split()
-        words = [lemma(word) for word in words if word not in stop]
-        documents.append([word for word in words if word not in stop and len(word) >= min_chars])
-
-    if min_df != 0.0 or max_df != 1.0 or max_features is not None:
-        vocabulary = _filter_vocabulary(documents, min_df, max_df, max_features)
-        documents = [[word for word in words if word in vocabulary] for words in documents]
-
-    kept = [index for index, words in enumerate(documents) if len(words) >= min_words]
-    return OctisCorpus(texts=[" ".join(documents[index]) for index in kept], indices=kept)
-
-
-def _lemmatizer():
-    try:
-        import simplemma
-    except ImportError as exc:  # a dependency of papertopics: missing means a broken install
-        raise RuntimeError("octis_preprocess(lemmatize=True) needs the simplemma package") from exc
-    cache: dict[str, str] = {}
-
-    def lemma(word: str) -> str:
-        if word not in cache:
-            cache[word] = simplemma.lemmatize(word, lang="en").lower()
-        return cache[word]
-
-    return lemma
-
-
-def _filter_vocabulary(
-    documents: list[list[str]], min_df: float | int, max_df: float | int, max_features: int | None
-) -> set[str]:
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    vectorizer = CountVectorizer(analyzer=lambda words: words, min_df=min_df, max_df=max_df, max_features=max_features)
-    try:
-        vectorizer.fit(documents)
-    except ValueError:  # every word pruned, or no word at all
-        return set()
-    return set(vectorizer.get_feature_names_out())

@@ -10,19 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import metrics
+from pipeline.agreement import label_agreement
 from pipeline.metrics import (
     METRIC_KEYS,
     PRESPLIT_PATTERN,
     compute_metrics,
     diversity,
-    label_agreement,
     largest_topic_share,
     n_topics,
     npmi,
-    octis_preprocess,
     outlier_share,
     top_words,
 )
+from pipeline.octis import octis_preprocess
 
 GRAPHS = ["graph", "neural", "node", "edge", "message", "passing"]
 PROTEINS = ["protein", "folding", "amino", "residue", "enzyme", "binding"]

@@ -227,6 +227,6 @@ STAGE = Stage(
     config_slice=_settings,
     run=run,
     extra_key=_model,
-    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.metrics", "pipeline.feed",
-),
+    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.metrics", "pipeline.agreement",
+             "pipeline.feed"),
 )  # fmt: skip
