@@ -36,6 +36,7 @@ from pipeline.report.tables import (
     source_split,
 )
 from pipeline.report.timeline import build_timeline, trends
+from pipeline.report.topic_pages import topic_pages
 from pipeline.report.whats_new import FeedTables, whats_new_files
 
 __all__ = ["build_report", "join_tables"]
@@ -125,7 +126,7 @@ def build_report(
         )
         files.update(topic_files)
         files["index.html"] = views.index_page(report)
-        files.update(views.topic_pages(report))
+        files.update(topic_pages(report))
         if feed is not None:
             files.update(
                 whats_new_files(joined, topics, feed.history, feed.registry, feed.entries, report.common("new"))

@@ -13,22 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipeline.config import ReportConfig
 from pipeline.metrics import METRIC_LABELS
 from pipeline.report import figures, pages
-from pipeline.report.csv_export import sort_papers
 from pipeline.report.docmap import map_data
 from pipeline.report.hierarchy import Dendrogram
 from pipeline.report.tables import Neighbour, source_names
-from pipeline.report.text import safe_url, shorten
-from pipeline.report.timeline import PERIOD_WORDS, Timeline, Trend, bar_chart, iso_dates, rising_rule, sparkline
+from pipeline.report.text import shorten
+from pipeline.report.timeline import PERIOD_WORDS, Timeline, Trend, iso_dates, rising_rule, sparkline
 from pipeline.schema import OUTLIER_TOPIC
 
 INDEX_KEYWORDS = 8
-TOPIC_PAGE_ABSTRACT_CHARS = 320
 SOURCE_TOP_TOPICS = 3
 # How the label stage's quality figures are shown, in this order (their labels and meanings are
 # pipeline.metrics.METRIC_LABELS). Figures already on the overview's first row (topics, outlier
@@ -368,114 +365,3 @@ def charts_page(report: ReportData) -> bytes:
 
 
 # ----------------------------------------------------------------------------- topic pages
-
-
-@dataclass(frozen=True, slots=True)
-class PaperRow:
-    """A paper as a topic page lists it.
-
-    Attributes, not dict keys: Jinja looks attributes up first, and a dict's failed attribute
-    lookup made rendering 40% slower (38,000 rows at 75k papers).
-    """
-
-    title: str
-    href: str
-    authors: str
-    abstract: str
-    links: list[str]
-    score: str
-    date: str
-
-
-def _paper_rows(papers: pd.DataFrame) -> list[PaperRow]:
-    """One row per paper for the topic pages' tables, in the order of ``papers``."""
-    # Whole columns as lists first: iterating Arrow-backed strings costs 1 us a value.
-    columns = {column: papers[column].tolist() for column in ("paper_id", "title", "url", "authors", "abstract",
-                                                              "links", "score", "date")}  # fmt: skip
-    return [
-        PaperRow(
-            title=title or paper_id,
-            href=safe_url(url),
-            authors=shorten(authors, 300),
-            abstract=shorten(abstract, TOPIC_PAGE_ABSTRACT_CHARS),
-            links=[link for link in (safe_url(token) for token in links.split()) if link],
-            score="" if pd.isna(score) else f"{score:.3f}",
-            date=date,
-        )
-        for paper_id, title, url, authors, abstract, links, score, date in zip(*columns.values(), strict=True)
-    ]
-
-
-def topic_pages(report: ReportData) -> dict[str, bytes]:
-    """``topics/<NN>-<slug>.html`` for every topic (outliers included).
-
-    Topic pages draw their two small charts (keywords, papers per period) as HTML and SVG:
-    with no plotly.js to load, a page per topic opens at once and costs little to build.
-    """
-    names, colors, timeline = report.names, report.colors, report.timeline
-    rows = {row["topic"]: row for row in topic_rows(report)}
-    pages_ = dict(zip(report.topics["topic"].astype(int), report.topics["page"], strict=True))
-    sizes = dict(zip(report.topics["topic"].astype(int), report.topics["size"].astype(int), strict=True))
-    ordered = sort_papers(report.joined)
-    # The rows each page lists, best first, found from one integer column and converted in one
-    # pass: filtering the whole table once per topic copied every abstract 75 times at 75,000 papers.
-    topic_column = ordered["topic"].to_numpy()
-    members = pd.Series(topic_column).value_counts()
-    listed = {topic: np.flatnonzero(topic_column == topic)[: report.config.topic_page_papers] for topic in rows}
-    listed_rows = _paper_rows(ordered.iloc[np.concatenate([np.zeros(0, dtype=np.int64), *listed.values()])])
-    first_row, row_of_topic = 0, {}
-    for topic, positions in listed.items():
-        row_of_topic[topic] = listed_rows[first_row : first_row + len(positions)]
-        first_row += len(positions)
-    by_map = any(nb.distance is not None for nbs in report.neighbours.values() for nb in nbs)
-    source_totals = report.sources.sum(axis=1) if report.sources is not None else None
-    paths = {name: path for path, name in source_names(report.joined["source"]).items()}
-    files = {}
-    for topic, row in rows.items():
-        size = int(members.get(topic, 0))
-        keyword_bars = []
-        if row["keywords"]:
-            weights = [float(w) for w in report.topics.loc[report.topics["topic"] == topic, "keyword_weights"].iloc[0]]
-            top = max(weights[: len(row["keywords"])], default=0.0) or 1.0
-            keyword_bars = [
-                {"word": word, "weight": f"{weight:.3f}", "width": f"{100.0 * max(weight, 0.0) / top:.1f}"}
-                for word, weight in zip(row["keywords"], weights, strict=False)
-            ]
-        time_bars, time_note = [], ""
-        if timeline is not None:
-            counts = [int(c) for c in timeline.counts.loc[topic]]
-            time_bars = bar_chart(timeline.periods, counts)
-            if sum(counts) < size:
-                time_note = f"{sum(counts):,} of its {size:,} papers carry an ISO date and are counted here."
-        neighbours = [
-            {"topic": nb.topic, "name": names[nb.topic], "page": pages_[nb.topic], "color": colors[nb.topic],
-             "size": sizes[nb.topic], "shared": nb.shared_keywords[:5]}
-            for nb in report.neighbours.get(topic, [])
-        ]  # fmt: skip
-        sources = []
-        if report.sources is not None and source_totals is not None and topic in report.sources.columns:
-            for source, count in report.sources[topic].items():
-                if count > 0:
-                    sources.append({"name": source, "path": paths.get(str(source), str(source)), "papers": int(count),
-                                    "share": percent(int(count), int(source_totals[source]))})  # fmt: skip
-        shown = row_of_topic[topic]
-        context = {
-            **report.common("topic"),
-            "t": row,
-            "csv_name": row["csv_name"],
-            "keyword_bars": keyword_bars,
-            "time_bars": time_bars,
-            "time_note": time_note,
-            "time_span": f"{timeline.periods[0]} to {timeline.periods[-1]}" if timeline else "",
-            "period_word": timeline.period if timeline else "",
-            "rising_rule": rising_rule(timeline) if timeline else "",
-            "neighbours": neighbours,
-            "neighbour_rule": "Closest on the intertopic distance map (Topic charts); shared keywords in the list."
-            if by_map
-            else "The topics whose keywords overlap most with this one's.",
-            "sources": sources,
-            "papers": shown,
-            "shown": len(shown),
-        }
-        files[row["page"]] = pages.render("topic.html", context, root="../")
-    return files
