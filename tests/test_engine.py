@@ -24,6 +24,7 @@ from pipeline.engine import (
     worker_cached,
 )
 from pipeline.errors import PapertopicsError, WorkerDiedError
+from pipeline.sample_fit import assign_rest
 
 MAP_TIMEOUT_S = 120.0
 
@@ -165,6 +166,31 @@ def test_dask_engine_loads_worker_state_once_per_worker_process(dask_engine):
     pids = {pid for pid, _ in results}
     assert os.getpid() not in pids  # the parts ran in the worker processes, not here
     assert all(builds == 1 for _, builds in results), results  # built once in each worker, reused after
+
+
+def assign_part(rows: np.ndarray, sample: np.ndarray, labels: np.ndarray, layout: np.ndarray, rest: np.ndarray):
+    return assign_rest(sample, labels, layout, rest[rows], k=10, outlier_percentile=5.0)
+
+
+@pytest.mark.slow
+def test_dask_engine_gives_the_local_engines_arrays_for_the_sampled_fit(dask_engine):
+    """The assignment of the sampled fit, in partitions on two workers, equals one call here."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 1, (6, 32)) * 3
+    sample = centres[rng.integers(0, 6, 600)] + rng.normal(0, 1, (600, 32))
+    sample /= np.linalg.norm(sample, axis=1, keepdims=True)
+    labels = np.where(rng.random(600) < 0.2, -1, np.argmax(sample @ centres.T, axis=1))
+    layout = rng.normal(0, 1, (600, 2))
+    rest = centres[rng.integers(0, 6, 1000)] + rng.normal(0, 1, (1000, 32))
+    rest /= np.linalg.norm(rest, axis=1, keepdims=True)
+    common = {"sample": sample, "labels": labels, "layout": layout, "rest": rest}
+    parts = np.array_split(np.arange(1000), 7)
+    local = LocalEngine().map(assign_part, parts, timeout_s=MAP_TIMEOUT_S, common=common)
+    remote = dask_engine.map(assign_part, parts, timeout_s=MAP_TIMEOUT_S, common=common)
+    for (local_labels, local_layout), (remote_labels, remote_layout) in zip(local, remote, strict=True):
+        assert np.array_equal(local_labels, remote_labels)
+        assert np.array_equal(local_layout, remote_layout)
+    assert len(set(np.concatenate([part_labels for part_labels, _ in remote]).tolist())) > 3
 
 
 @pytest.mark.slow
