@@ -137,7 +137,11 @@ class DaskEngine:
 
     @property
     def n_workers(self) -> int:
-        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+        return max(1, self.n_workers_now())
+
+    def n_workers_now(self) -> int:
+        """Workers connected to the scheduler at this moment (0 while all are being replaced)."""
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
 
     def map(
         self,
@@ -173,8 +177,8 @@ class DaskEngine:
             except TimeoutError:
                 finished = sum(future.done() for future in futures)
                 raise EngineTimeoutError(
-                    f"{name}: {finished} of {len(futures)} parts finished on {self.where} within {timeout_s:g} s; "
-                    "raise the timeout, add workers, or split the work finer"
+                    f"{name}: {finished} of {len(futures)} parts finished on {self.where} within {timeout_s:g} s "
+                    f"({self.n_workers_now()} worker(s) connected): raise the timeout, add workers or split the work"
                 ) from None
             return self.client.gather(futures)
         except KilledWorker as exc:
