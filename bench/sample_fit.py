@@ -12,7 +12,10 @@ Rows:
 - sample + assign: ``cluster_papers`` on a seeded sample of ``--sample`` papers, then
   ``pipeline.sample_fit.assign_rest`` for the others (labels, and the 2-D map and reduced
   coordinates from the neighbours), with the outlier bar (``outlier_percentile`` 5, as
-  ``label.reduce_outliers`` does) and without it (outliers as the neighbours vote).
+  ``label.reduce_outliers`` does) and without it (outliers as the neighbours vote); the
+  sample fitted with the cluster settings as they are (min_cluster_size auto for the sample's
+  size) and with ``sample_cluster_config`` (the whole corpus's min_cluster_size, scaled to
+  the sample).
 
 Columns: topics and outlier share after the cluster stage; the label stage's topic count
 cap (merge to 100) and outlier reassignment applied to every row alike, then topics,
@@ -40,7 +43,7 @@ from pipeline.cluster import cluster_papers  # noqa: E402
 from pipeline.config import ClusterConfig  # noqa: E402
 from pipeline.label import AUTO_MAX_TOPICS, reassign_outliers  # noqa: E402
 from pipeline.metrics import label_agreement  # noqa: E402
-from pipeline.sample_fit import assign_rest, choose_sample, rest_of  # noqa: E402
+from pipeline.sample_fit import assign_rest, choose_sample, rest_of, sample_cluster_config  # noqa: E402
 from pipeline.topic_tree import merge_to_target  # noqa: E402
 
 OUTLIER_PERCENTILE = 5.0  # label.outlier_percentile's default
@@ -110,23 +113,32 @@ def main() -> None:
     rows.append(row("full fit", len(embeddings), full_labels, embeddings, categories, (full_s, 0)))
     print(rows[-1], flush=True)
 
-    start = time.perf_counter()
     sample = choose_sample(len(embeddings), args.sample, seed)
     rest = rest_of(len(embeddings), sample)
-    fitted = cluster_papers(embeddings[sample], config, seed)
-    fit_s = time.perf_counter() - start
-    k = int(fitted.params.get("n_neighbors", 15))
-    coords = np.hstack([fitted.layout, fitted.reduced])
-    for name, percentile in (("sample + assign, bar", OUTLIER_PERCENTILE), ("sample + assign, no bar", None)):
+    scaled = sample_cluster_config(config, len(embeddings), len(sample))
+    variants = (
+        ("sample + assign, bar", config, OUTLIER_PERCENTILE),
+        ("sample + assign, no bar", config, None),
+        (f"sample (min_cluster_size {scaled.min_cluster_size}) + assign, bar", scaled, OUTLIER_PERCENTILE),
+    )
+    fits = {}
+    for name, sample_config, percentile in variants:
+        if sample_config not in fits:
+            start = time.perf_counter()
+            fits[sample_config] = (cluster_papers(embeddings[sample], sample_config, seed), time.perf_counter() - start)
+        fitted, fit_s = fits[sample_config]
+        k = int(fitted.params.get("n_neighbors", 15))
+        coords = np.hstack([fitted.layout, fitted.reduced])
         start = time.perf_counter()
-        rest_labels, _rest_coords = assign_rest(
-            embeddings[sample], fitted.labels, coords, embeddings[rest], k, percentile
-        )
+        rest_labels, _ = assign_rest(embeddings[sample], fitted.labels, coords, embeddings[rest], k, percentile)
         assign_s = time.perf_counter() - start
         labels = np.empty(len(embeddings), dtype=np.int64)
         labels[sample], labels[rest] = fitted.labels, rest_labels
         rows.append(row(name, len(sample), labels, embeddings, categories, (fit_s, assign_s)))
         print(rows[-1], flush=True)
+    fitted = fits[config][0]
+    k = int(fitted.params.get("n_neighbors", 15))
+    coords = np.hstack([fitted.layout, fitted.reduced])
 
     if args.dask:
         from pipeline.engine import EngineConfig, open_engine

@@ -38,6 +38,9 @@ from typing import Literal
 
 import numpy as np
 
+from pipeline.cluster import auto_min_cluster_size
+from pipeline.config import ClusterConfig
+
 OUTLIER = -1
 # Up to this many papers the clusters are fitted on all of them ("auto"). bench/sample_fit.py:
 # on the 74,428 arXiv CS papers, a fit on all of them takes X s and one on a 20,000 sample
@@ -78,6 +81,21 @@ def choose_sample(n: int, size: int, seed: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     rows = np.random.default_rng(seed).choice(n, size=size, replace=False)
     return np.sort(rows).astype(np.int64)
+
+
+def sample_cluster_config(config: ClusterConfig, n_papers: int, sample_size: int) -> ClusterConfig:
+    """The cluster settings for a fit on ``sample_size`` of ``n_papers``: topics of the same grain as on all of them.
+
+    min_cluster_size "auto" grows with the square root of the papers clustered: on a sample
+    it would ask a topic for a larger share of the papers than on the whole corpus, and find
+    fewer, coarser topics. Here it is the whole corpus's auto size scaled by the sample's
+    share (at least 3), so a topic needs the same share of papers either way. A number set in
+    the config is kept as it is; min_samples "auto" follows min_cluster_size as usual.
+    """
+    if config.min_cluster_size != "auto" or sample_size >= n_papers:
+        return config
+    scaled = max(3, round(auto_min_cluster_size(n_papers) * sample_size / n_papers))
+    return config.model_copy(update={"min_cluster_size": scaled})
 
 
 def rest_of(n: int, sample: np.ndarray) -> np.ndarray:
