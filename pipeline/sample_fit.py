@@ -11,7 +11,7 @@ UMAP, spark-rapids-ml's ``sample_fraction``, BERTopic's advice for 10M documents
 4. :func:`assign_rest` places every other paper from its nearest sample papers in embedding
    space, not with ``UMAP.transform`` (which costs nearly a fit). It is a pure function of
    the sample and a block of papers, so it runs per partition on workers
-   (``pipeline.engine``), and in blocks of ``BLOCK_ROWS`` papers so that memory stays bounded.
+   (``pipeline.engine``), and in blocks (``BLOCK_ELEMENTS``) so that memory stays bounded.
 
 How a paper is placed, with S = its ``k`` nearest sample papers by cosine:
 
@@ -42,13 +42,19 @@ from pipeline.cluster import auto_min_cluster_size
 from pipeline.config import ClusterConfig
 
 OUTLIER = -1
-# Up to this many papers the clusters are fitted on all of them ("auto"). bench/sample_fit.py:
-# on the 74,428 arXiv CS papers, a fit on all of them takes X s and one on a 20,000 sample
-# plus the assignment Y s at the same NMI; 100,000 papers fit in about Z minutes on 2 cores.
+# Up to this many papers the clusters are fitted on all of them ("auto"): every corpus measured
+# so far keeps today's topics, and the full fit is still cheap (85 s for 74,428 papers on an
+# idle 2-core machine, README; about 2 minutes at 100,000). bench/sample_fit.py on those papers
+# (preview vectors, a busy machine): a fit on a 20,000 sample plus the assignment scores the
+# full fit's NMI (0.180 vs 0.179) with 0.5 points more outliers after the label stage, in a
+# third to a fifth of the time; above 100,000 papers UMAP's and HDBSCAN's time and memory
+# keep growing, the sample's do not.
 AUTO_FIT_SAMPLE = 100_000
-# Papers compared with the whole sample at once: a block's similarity matrix is
-# BLOCK_ROWS x n_sample float32 (1,024 x 100,000 = 410 MB at the largest auto sample).
-BLOCK_ROWS = 1024
+# Similarities computed at once: a block of papers is compared with the whole sample, so it
+# holds BLOCK_ELEMENTS // n_sample papers (838 against a 20,000 sample, 167 against 100,000).
+# Its similarity matrix (float32) and argpartition's indices (int64) take 12 bytes an
+# element: 200 MB, whatever the sample's size.
+BLOCK_ELEMENTS = 1 << 24
 FitSample = int | Literal["auto", "all"]
 
 
@@ -148,7 +154,7 @@ def assign_rest(
     rest_embeddings: np.ndarray,
     k: int,
     outlier_percentile: float | None,
-    block_rows: int = BLOCK_ROWS,
+    block_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Topic and position of each paper outside the sample, from its ``k`` nearest sample papers.
 
@@ -161,7 +167,8 @@ def assign_rest(
         outlier_percentile: an outlier joins its nearest topic when at least as close to its
             centroid as the topic's own ``outlier_percentile``% least typical sample papers;
             None keeps every outlier the neighbours vote for.
-        block_rows: papers compared with the sample at once (bounds memory; no effect on the result).
+        block_rows: papers compared with the sample at once (bounds memory; no effect on the result);
+            None = as many as ``BLOCK_ELEMENTS`` similarities allow.
 
     Returns:
         labels ndarray of shape (n_rest,) int64 and positions ndarray of shape (n_rest, d) float32.
@@ -179,6 +186,8 @@ def assign_rest(
             f"rest vectors of shape {rest_embeddings.shape} beside sample vectors of {sample_embeddings.shape}"
         )
     k = max(1, min(k, n_sample))
+    if block_rows is None:
+        block_rows = max(1, BLOCK_ELEMENTS // n_sample)
     sample_labels = np.asarray(sample_labels, dtype=np.int64)
     # Candidate topics as columns, the outlier label first: on an exact tie the outlier wins.
     candidates, label_columns = np.unique(np.concatenate([[OUTLIER], sample_labels]), return_inverse=True)
