@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.cluster import auto_min_cluster_size
-from pipeline.config import ClusterConfig
 from pipeline.engine import LocalEngine
 from pipeline.label import reassign_outliers
 from pipeline.sample_fit import (
@@ -15,7 +13,6 @@ from pipeline.sample_fit import (
     choose_sample,
     fit_sample_size,
     rest_of,
-    sample_cluster_config,
     topic_bars,
 )
 
@@ -207,15 +204,3 @@ def test_bad_shapes_are_errors(corpus):
         assign_rest(corpus["sample"], corpus["labels"][:10], corpus["layout"], corpus["sample"][:3], 5, 5.0)
     with pytest.raises(ValueError, match="rest vectors"):
         assign_rest(corpus["sample"], corpus["labels"], corpus["layout"], np.zeros((3, 7), np.float32), 5, 5.0)
-
-
-def test_sample_cluster_config_keeps_the_whole_corpus_grain():
-    config = ClusterConfig()
-    scaled = sample_cluster_config(config, 74_728, 20_000)
-    # auto on 74,728 papers is 91: a topic needs 0.12% of the papers; auto on the sample alone would be 47 (0.24%).
-    assert auto_min_cluster_size(74_728) == 91 and auto_min_cluster_size(20_000) == 47
-    assert scaled.min_cluster_size == 24
-    assert scaled.model_copy(update={"min_cluster_size": "auto"}) == config  # nothing else changes
-    assert sample_cluster_config(config, 5_000, 5_000) is config  # no sample: today's settings
-    assert sample_cluster_config(ClusterConfig(min_cluster_size=40), 74_728, 20_000).min_cluster_size == 40
-    assert sample_cluster_config(config, 1_000_000, 100).min_cluster_size == 3
