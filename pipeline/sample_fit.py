@@ -42,7 +42,6 @@ from typing import Literal
 
 import numpy as np
 
-
 OUTLIER = -1
 # Up to this many papers the clusters are fitted on all of them ("auto"): every corpus measured
 # so far keeps today's topics, and the full fit is still cheap (85 s for 74,428 papers on an
