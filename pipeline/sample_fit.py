@@ -11,7 +11,8 @@ UMAP, spark-rapids-ml's ``sample_fraction``, BERTopic's advice for 10M documents
    with the cluster settings as they are: min_cluster_size "auto" is the sample's own (47 for
    20,000 papers). Scaled from the whole corpus's instead (24 = 91 x 20,000 / 74,728: a topic
    needs the same share of the papers) it found 90 topics, not 42, but NMI fell from 0.180 to
-   0.170 and the outliers rose from 7.2% to 9.5% against the full fit's 0.179 and 6.7%;
+   0.170 and the outliers rose from 7.2% to 9.5% against the full fit's 0.179 and 6.7%
+   (74,728 arXiv CS papers, preview vectors, bench/sample_fit.py);
 4. :func:`assign_rest` places every other paper from its nearest sample papers in embedding
    space, not with ``UMAP.transform`` (which costs nearly a fit). It is a pure function of
    the sample and a block of papers, so it runs per partition on workers
@@ -49,7 +50,7 @@ OUTLIER = -1
 # (preview vectors, a busy machine): a fit on a 20,000 sample plus the assignment scores the
 # full fit's NMI (0.180 vs 0.179) with 0.5 points more outliers after the label stage, in a
 # third to a fifth of the time; above 100,000 papers UMAP's and HDBSCAN's time and memory
-# keep growing, the sample's do not.
+# keep growing, the sample's fit does not (the assignment grows linearly, in parallel).
 AUTO_FIT_SAMPLE = 100_000
 # Similarities computed at once: a block of papers is compared with the whole sample, so it
 # holds BLOCK_ELEMENTS // n_sample papers (838 against a 20,000 sample, 167 against 100,000).
