@@ -49,7 +49,7 @@ OUTLIER = -1
 # idle 2-core machine, README; about 2 minutes at 100,000). bench/sample_fit.py on those papers
 # (preview vectors, a busy machine): a fit on a 20,000 sample plus the assignment scores the
 # full fit's NMI (0.180 vs 0.179) with 0.5 points more outliers after the label stage, in
-# about a third of the time (64 vs 184 CPU seconds; half of the 64 is the assignment, which
+# about a third of the time (64 vs 184 CPU seconds; half of its wall time is the assignment, which
 # workers share); above 100,000 papers UMAP's and HDBSCAN's time and memory
 # keep growing, the sample's fit does not (the assignment grows linearly, in parallel).
 AUTO_FIT_SAMPLE = 100_000
