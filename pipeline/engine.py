@@ -1,0 +1,294 @@
+"""Where a stage's parallel parts run: in this process, or on Dask workers.
+
+A stage that can split its work (parse per input file, embed per partition of papers, the
+sampled fit's assignment per block) hands the parts to an :class:`Engine` and gets the
+results back in input order, whichever engine runs them::
+
+    with open_engine(EngineConfig(kind="dask")) as engine:
+        vectors = engine.map(embed_partition, partitions, timeout_s=3600, common={"config": embed_config})
+
+- ``kind: local`` (the default) calls the function on each item in this process, one after
+  the other: today's code path, nothing started.
+- ``kind: dask`` runs the parts on a ``dask.distributed`` cluster: a ``LocalCluster`` of
+  worker processes on this machine when ``address`` is null, else the scheduler at
+  ``address`` (a cluster the user already runs, or one started through dask-jobqueue on
+  SLURM/PBS).
+
+Every wait has a timeout: starting or reaching the cluster, waiting for workers, and each
+``map`` (``timeout_s``). A worker that dies while computing a part (killed, out of memory)
+is replaced by its nanny and the part is computed again on another worker, up to
+``ALLOWED_FAILURES`` times; a part that keeps killing its workers raises one
+:class:`~pipeline.errors.WorkerDiedError`. An exception raised by the function itself is
+raised again here, unchanged.
+
+State a worker should load once (an embedding model) goes through :func:`worker_cached`:
+one value per key per process, so once per Dask worker process and once in this process
+for the local engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipeline.errors import PapertopicsError, WorkerDiedError
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+EngineKind = Literal["local", "dask"]
+
+# Seconds to start a LocalCluster, reach a scheduler, or see the workers asked for: on a busy
+# 2-core machine two spawned workers importing numpy/pandas take about 10 s.
+START_TIMEOUT_S = 120.0
+# Seconds to close the client and the cluster: closing never hangs the end of a run.
+CLOSE_TIMEOUT_S = 30.0
+# Times a part is computed again after its worker died (Dask's scheduler setting
+# distributed.scheduler.allowed-failures, 3 by default): a worker killed from outside once
+# costs a retry, a part that kills every worker it lands on fails after 3 deaths, not 4.
+# Applies to the LocalCluster started here; a cluster at ``address`` keeps its own setting.
+ALLOWED_FAILURES = 2
+_ADDRESS = re.compile(r"^[a-z][a-z0-9+]*://\S+:\d{1,5}$")
+
+
+class EngineTimeoutError(PapertopicsError):
+    """A wait on the engine (cluster start, workers, a map) ran past its timeout."""
+
+
+class EngineConfig(BaseModel):
+    """``engine:`` in the run config: where parallel parts run (moves into pipeline/config.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # local = in this process, today's code path; dask = on dask.distributed workers.
+    kind: EngineKind = "local"
+    # null = a LocalCluster on this machine; else a running scheduler, e.g. "tcp://host:8786".
+    address: str | None = None
+    # Worker processes of the LocalCluster (auto = one per CPU core); with an address, the
+    # number of workers to wait for before starting (auto = those connected, at least one).
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+
+    @field_validator("address")
+    @classmethod
+    def _address_shape(cls, address: str | None) -> str | None:
+        if address is not None and not _ADDRESS.match(address):
+            raise ValueError(f"'{address}' is no scheduler address: write it as 'tcp://host:8786'")
+        return address
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> EngineConfig:
+        if self.kind == "local" and self.address is not None:
+            raise ValueError("'address' applies to kind 'dask', not 'local'")
+        return self
+
+
+class Engine(Protocol):
+    """Runs ``fn`` on each item, somewhere; results come back in input order."""
+
+    @property
+    def n_workers(self) -> int:
+        """How many parts run at once: split work into at least this many."""
+
+    def map(
+        self,
+        fn: Callable[..., Result],
+        items: Sequence[Item],
+        *,
+        timeout_s: float,
+        common: Mapping[str, Any] | None = None,
+    ) -> list[Result]:
+        """``[fn(item, **common) for item in items]``; ``common`` is sent to each worker once."""
+
+
+class LocalEngine:
+    """Every part in this process, in order: the default engine, nothing to start or wait for."""
+
+    @property
+    def n_workers(self) -> int:
+        return 1
+
+    def map(
+        self,
+        fn: Callable[..., Result],
+        items: Sequence[Item],
+        *,
+        timeout_s: float,
+        common: Mapping[str, Any] | None = None,
+    ) -> list[Result]:
+        """Call ``fn`` on each item here; ``timeout_s`` is not needed in-process (nothing is waited on)."""
+        _check_timeout(timeout_s)
+        return [fn(item, **(common or {})) for item in items]
+
+
+class DaskEngine:
+    """Parts run on a dask.distributed cluster through ``client``."""
+
+    def __init__(self, client: Any, where: str) -> None:
+        self.client = client
+        self.where = where  # for messages: "a local cluster of 2 workers" or the address
+
+    @property
+    def n_workers(self) -> int:
+        return max(1, self.n_workers_now())
+
+    def n_workers_now(self) -> int:
+        """Workers connected to the scheduler at this moment (0 while all are being replaced)."""
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def map(
+        self,
+        fn: Callable[..., Result],
+        items: Sequence[Item],
+        *,
+        timeout_s: float,
+        common: Mapping[str, Any] | None = None,
+    ) -> list[Result]:
+        """Submit one task per item and gather the results in input order within ``timeout_s`` seconds.
+
+        Raises:
+            WorkerDiedError: a part's worker died ``ALLOWED_FAILURES`` + 1 times (or the
+                scheduler went away) before it finished.
+            EngineTimeoutError: the parts did not all finish within ``timeout_s``.
+        """
+        import distributed
+        from distributed.scheduler import KilledWorker
+
+        _check_timeout(timeout_s)
+        if not items:
+            return []
+        name = getattr(fn, "__name__", type(fn).__name__)
+        shared = {
+            key: self.client.scatter(value, broadcast=True, hash=False, timeout=START_TIMEOUT_S)
+            for key, value in (common or {}).items()
+        }
+        # One wrapper call per item: ``common``'s names never meet client.map's own keywords (key, workers...).
+        futures = self.client.map(_call_with, list(items), function=fn, common=shared, pure=False)
+        try:
+            try:
+                distributed.wait(futures, timeout=timeout_s)
+            except TimeoutError:
+                finished = sum(future.done() for future in futures)
+                raise EngineTimeoutError(
+                    f"{name}: {finished} of {len(futures)} parts finished on {self.where} within {timeout_s:g} s "
+                    f"({self.n_workers_now()} worker(s) connected): raise the timeout, add workers or split the work"
+                ) from None
+            return self.client.gather(futures)
+        except KilledWorker as exc:
+            raise WorkerDiedError(
+                f"{name}: a part killed {ALLOWED_FAILURES + 1} workers of {self.where} in turn (out of memory, or a "
+                f"crash in native code?): {exc}; run again to resume from the last finished stage"
+            ) from None
+        except distributed.client.FutureCancelledError as exc:
+            raise WorkerDiedError(
+                f"{name}: {self.where} dropped the work before it finished (scheduler gone?): {exc}"
+            ) from None
+        finally:
+            self.client.cancel(futures)
+            for future in shared.values():
+                future.release()
+
+
+@contextlib.contextmanager
+def open_engine(config: EngineConfig) -> Iterator[Engine]:
+    """The engine ``config`` asks for, open for the ``with`` block and closed after it.
+
+    Raises:
+        PapertopicsError: dask is not installed, or no scheduler answers at ``config.address``.
+        EngineTimeoutError: the cluster or its workers were not there within ``START_TIMEOUT_S``.
+    """
+    if config.kind == "local":
+        yield LocalEngine()
+        return
+    with _dask_client(config) as (client, where):
+        yield DaskEngine(client, where)
+
+
+def local_workers(config: EngineConfig) -> int:
+    """Worker processes of a LocalCluster: ``workers``, or one per CPU core when it is "auto"."""
+    if config.workers != "auto":
+        return config.workers
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(cores))
+
+
+@contextlib.contextmanager
+def _dask_client(config: EngineConfig) -> Iterator[tuple[Any, str]]:
+    try:
+        import dask
+        import distributed
+    except ImportError as exc:
+        raise PapertopicsError(
+            f"engine.kind 'dask' needs dask.distributed, which is not installed ({exc}): "
+            "pip install 'dask[distributed]', or set engine.kind: local"
+        ) from None
+    with contextlib.ExitStack() as stack:
+        if config.address is None:
+            n_workers = local_workers(config)
+            where = f"a local Dask cluster of {n_workers} worker process(es)"
+            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+                try:
+                    cluster = distributed.LocalCluster(
+                        n_workers=n_workers,
+                        threads_per_worker=1,  # one part per process: numba and BLAS use their own threads
+                        processes=True,
+                        dashboard_address=None,
+                        timeout=START_TIMEOUT_S,
+                    )
+                except TimeoutError:
+                    raise EngineTimeoutError(f"{where} did not start within {START_TIMEOUT_S:g} s") from None
+            stack.callback(cluster.close, timeout=CLOSE_TIMEOUT_S)
+            client = distributed.Client(cluster, timeout=START_TIMEOUT_S)
+        else:
+            where = f"the Dask scheduler at {config.address}"
+            try:
+                client = distributed.Client(config.address, timeout=START_TIMEOUT_S)
+            except OSError as exc:
+                raise PapertopicsError(
+                    f"engine.address: no Dask scheduler answered at {config.address} ({exc}); "
+                    "start one (dask scheduler) or fix the address"
+                ) from None
+        stack.callback(client.close, timeout=CLOSE_TIMEOUT_S)
+        wanted = 1 if config.workers == "auto" or config.address is None else config.workers
+        try:
+            client.wait_for_workers(wanted, timeout=START_TIMEOUT_S)
+        except TimeoutError:
+            raise EngineTimeoutError(
+                f"{where}: fewer than {wanted} worker(s) connected within {START_TIMEOUT_S:g} s"
+            ) from None
+        log.info("engine: %s", where)
+        yield client, where
+
+
+_worker_state: dict[str, Any] = {}
+_worker_state_lock = threading.Lock()
+
+
+def worker_cached(key: str, build: Callable[[], Result]) -> Result:
+    """The value for ``key`` in this process, built by ``build()`` the first time it is asked for.
+
+    A function running on a worker loads heavy state (an embedding backend) through this, so
+    each worker process loads it once, not once per part. ``key`` must name everything the
+    value depends on (the backend's model key, say): a different key builds a new value.
+    """
+    with _worker_state_lock:
+        if key not in _worker_state:
+            _worker_state[key] = build()
+        return _worker_state[key]
+
+
+def _call_with(item: Any, function: Callable[..., Result], common: Mapping[str, Any]) -> Result:
+    """``function(item, **common)`` on a worker, once Dask has replaced the scattered values in ``common``."""
+    return function(item, **common)
+
+
+def _check_timeout(timeout_s: float) -> None:
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be positive, not {timeout_s}")

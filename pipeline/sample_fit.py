@@ -1,0 +1,239 @@
+"""Fit the clusters on a sample, then give every other paper its topic and map position.
+
+UMAP and HDBSCAN grow faster than the number of papers and run on one core each; every
+mature stack fits them on one node and parallelises only the assignment (cuML's distributed
+UMAP, spark-rapids-ml's ``sample_fraction``, BERTopic's advice for 10M documents). Here:
+
+1. :func:`fit_sample_size` says how many papers the fit sees (``cluster.fit_sample``):
+   all of them up to ``AUTO_FIT_SAMPLE``, a fixed number above it;
+2. :func:`choose_sample` picks them: a seeded uniform random sample, in corpus order;
+3. ``pipeline.cluster.cluster_papers`` fits UMAP + HDBSCAN on the sample (the caller does it),
+   with the cluster settings as they are: min_cluster_size "auto" is the sample's own (47 for
+   20,000 papers). Scaled from the whole corpus's instead (24 = 91 x 20,000 / 74,728: a topic
+   needs the same share of the papers) it found 90 topics, not 42, but NMI fell from 0.180 to
+   0.170 and the outliers rose from 7.2% to 9.5% against the full fit's 0.179 and 6.7%
+   (74,728 arXiv CS papers, preview vectors, bench/sample_fit.py);
+4. :func:`assign_rest` places every other paper from its nearest sample papers in embedding
+   space, not with ``UMAP.transform`` (which costs nearly a fit). It is a pure function of
+   the sample and a block of papers, so it runs per partition on workers
+   (``pipeline.engine``), and in blocks (``BLOCK_ELEMENTS``) so that memory stays bounded.
+
+How a paper is placed, with S = its ``k`` nearest sample papers by cosine:
+
+- topic: the similarity-weighted majority of S's cluster labels, the outlier label (-1)
+  counting as one more candidate, as in ``cluster.extend_clusters``: a paper among HDBSCAN's
+  outliers is an outlier, as HDBSCAN would have made it. A paper less typical of the topic
+  it was voted into than every sample member of it (a lower cosine to the topic's centroid
+  than the least typical one) is an outlier too: far from everything, its few nearest
+  papers' majority says nothing;
+- with ``outlier_percentile`` set (``label.reduce_outliers``): an outlier joins its nearest
+  topic centroid when it is at least as close to it as that topic's own ``outlier_percentile``%
+  least typical sample papers: the bar of ``pipeline.label.reassign_outliers``, set by the
+  sample's members of each topic;
+- position (any coordinates of the sample: the 2-D map, the reduced vectors, or both side by
+  side): the similarity-weighted mean of the positions of those papers of S that share its
+  topic (all of S when none does, or for an outlier), so that a paper lands inside its topic's
+  island on the map, not between two islands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+OUTLIER = -1
+# Up to this many papers the clusters are fitted on all of them ("auto"): every corpus measured
+# so far keeps today's topics, and the full fit is still cheap (85 s for 74,428 papers on an
+# idle 2-core machine, README; about 2 minutes at 100,000). bench/sample_fit.py on those papers
+# (preview vectors, a busy machine): a fit on a 20,000 sample plus the assignment scores the
+# full fit's NMI (0.180 vs 0.179) with 0.5 points more outliers after the label stage, in
+# about a third of the time (64 vs 184 CPU seconds; half of its wall time is the assignment, which
+# workers share); above 100,000 papers UMAP's and HDBSCAN's time and memory
+# keep growing, the sample's fit does not (the assignment grows linearly, in parallel).
+AUTO_FIT_SAMPLE = 100_000
+# Similarities computed at once: a block of papers is compared with the whole sample, so it
+# holds BLOCK_ELEMENTS // n_sample papers (838 against a 20,000 sample, 167 against 100,000).
+# Its similarity matrix (float32) and argpartition's indices (int64) take 12 bytes an
+# element: 200 MB, whatever the sample's size.
+BLOCK_ELEMENTS = 1 << 24
+FitSample = int | Literal["auto", "all"]
+
+
+def fit_sample_size(n_papers: int, setting: FitSample) -> int:
+    """How many of ``n_papers`` the clusters are fitted on.
+
+    ``setting``: "auto" = all papers up to ``AUTO_FIT_SAMPLE``, that many above it; "all" =
+    every paper; a number = that many (all papers when there are fewer).
+    """
+    if n_papers < 0:
+        raise ValueError(f"n_papers must not be negative, not {n_papers}")
+    if setting == "all":
+        return n_papers
+    if setting == "auto":
+        return min(n_papers, AUTO_FIT_SAMPLE)
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+        raise ValueError(f"fit_sample must be 'auto', 'all' or a positive number of papers, not {setting!r}")
+    return min(n_papers, setting)
+
+
+def choose_sample(n: int, size: int, seed: int) -> np.ndarray:
+    """Row numbers of a seeded uniform random sample of ``size`` of ``n`` papers, ascending.
+
+    Returns ndarray of shape (min(size, n),) int64; every row when ``size >= n``. The same
+    ``n``, ``size`` and ``seed`` always give the same rows (numpy's PCG64 generator).
+    """
+    if size < 0:
+        raise ValueError(f"size must not be negative, not {size}")
+    if size >= n:
+        return np.arange(n, dtype=np.int64)
+    rows = np.random.default_rng(seed).choice(n, size=size, replace=False)
+    return np.sort(rows).astype(np.int64)
+
+
+def rest_of(n: int, sample: np.ndarray) -> np.ndarray:
+    """Row numbers of the papers outside ``sample``, ascending: ndarray of shape (n - len(sample),) int64."""
+    outside = np.ones(n, dtype=bool)
+    outside[sample] = False
+    return np.flatnonzero(outside).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TopicBars:
+    """Each topic's unit centroid, least typical member and outlier bar, from the sample's members.
+
+    ids: (n_topics,) int64; centroids: (n_topics, dim) float32; floors: (n_topics,) float64,
+    the lowest member cosine to the centroid; bars: (n_topics,) float64, the
+    ``outlier_percentile``-th percentile of those cosines.
+    """
+
+    ids: np.ndarray
+    centroids: np.ndarray
+    floors: np.ndarray
+    bars: np.ndarray
+
+
+def topic_bars(sample_embeddings: np.ndarray, sample_labels: np.ndarray, outlier_percentile: float) -> TopicBars:
+    """Centroid, floor and bar per topic; centroid and bar as ``pipeline.label.reassign_outliers`` sets them.
+
+    sample_embeddings: (n_sample, dim), unit rows; sample_labels: (n_sample,), -1 = outlier.
+    """
+    ids = np.array(sorted(set(sample_labels.tolist()) - {OUTLIER}), dtype=np.int64)
+    dim = sample_embeddings.shape[1]
+    centroids = np.zeros((len(ids), dim), dtype=np.float32)
+    floors = np.zeros(len(ids), dtype=np.float64)
+    bars = np.zeros(len(ids), dtype=np.float64)
+    for index, topic in enumerate(ids.tolist()):
+        members = sample_embeddings[sample_labels == topic]
+        mean = members.mean(axis=0)
+        norm = np.linalg.norm(mean)
+        centroids[index] = mean / norm if norm > 0 else mean
+        cosines = members @ centroids[index]
+        floors[index] = cosines.min()
+        bars[index] = np.percentile(cosines, outlier_percentile)
+    return TopicBars(ids, centroids, floors, bars)
+
+
+def assign_rest(
+    sample_embeddings: np.ndarray,
+    sample_labels: np.ndarray,
+    sample_layout: np.ndarray,
+    rest_embeddings: np.ndarray,
+    k: int,
+    outlier_percentile: float | None,
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Topic and position of each paper outside the sample, from its ``k`` nearest sample papers.
+
+    Args:
+        sample_embeddings: ndarray of shape (n_sample, dim), unit rows, the papers the clusters were fitted on.
+        sample_labels: ndarray of shape (n_sample,) int, their clusters, -1 = outlier.
+        sample_layout: ndarray of shape (n_sample, d): their coordinates (2-D map, reduced vectors, or both).
+        rest_embeddings: ndarray of shape (n_rest, dim), unit rows, the papers to place.
+        k: sample neighbours consulted per paper (the cluster stage's n_neighbors).
+        outlier_percentile: an outlier joins its nearest topic when at least as close to its
+            centroid as the topic's own ``outlier_percentile``% least typical sample papers;
+            None keeps every outlier the neighbours vote for.
+        block_rows: papers compared with the sample at once (bounds memory; no effect on the result);
+            None = as many as ``BLOCK_ELEMENTS`` similarities allow.
+
+    Returns:
+        labels ndarray of shape (n_rest,) int64 and positions ndarray of shape (n_rest, d) float32.
+    """
+    n_sample = sample_embeddings.shape[0]
+    if n_sample == 0:
+        raise ValueError("the sample is empty: there is nothing to assign papers to")
+    if sample_labels.shape != (n_sample,) or sample_layout.shape[0] != n_sample:
+        raise ValueError(
+            f"{n_sample} sample embeddings but labels of shape {sample_labels.shape} "
+            f"and a layout of shape {sample_layout.shape}"
+        )
+    if rest_embeddings.shape[1:] != sample_embeddings.shape[1:]:
+        raise ValueError(
+            f"rest vectors of shape {rest_embeddings.shape} beside sample vectors of {sample_embeddings.shape}"
+        )
+    k = max(1, min(k, n_sample))
+    if block_rows is None:
+        block_rows = max(1, BLOCK_ELEMENTS // n_sample)
+    sample_labels = np.asarray(sample_labels, dtype=np.int64)
+    # Candidate topics as columns, the outlier label first: on an exact tie the outlier wins.
+    candidates, label_columns = np.unique(np.concatenate([[OUTLIER], sample_labels]), return_inverse=True)
+    label_columns = label_columns[1:]
+    bars = topic_bars(sample_embeddings, sample_labels, 0.0 if outlier_percentile is None else outlier_percentile)
+    n_rest, dims = rest_embeddings.shape[0], sample_layout.shape[1]
+    labels = np.empty(n_rest, dtype=np.int64)
+    positions = np.empty((n_rest, dims), dtype=np.float32)
+    sample_t = np.ascontiguousarray(sample_embeddings.T, dtype=np.float32)
+    layout = np.asarray(sample_layout, dtype=np.float64)
+    for start in range(0, n_rest, block_rows):
+        block = np.asarray(rest_embeddings[start : start + block_rows], dtype=np.float32)
+        labels[start : start + len(block)], positions[start : start + len(block)] = _assign_block(
+            block, sample_t, label_columns, candidates, layout, k, bars, reassign=outlier_percentile is not None
+        )
+    return labels, positions
+
+
+def _assign_block(
+    block: np.ndarray,
+    sample_t: np.ndarray,
+    label_columns: np.ndarray,
+    candidates: np.ndarray,
+    layout: np.ndarray,
+    k: int,
+    bars: TopicBars,
+    reassign: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    similarity = block @ sample_t  # (b, n_sample)
+    n_sample = similarity.shape[1]
+    if k < n_sample:
+        # The k largest sit at the end; partitioning -similarity instead costs 4x more (a copy, and slower).
+        nearest = np.argpartition(similarity, n_sample - k, axis=1)[:, n_sample - k :]
+    else:
+        nearest = np.broadcast_to(np.arange(n_sample), similarity.shape).copy()
+    # Ascending sample row among equals, so that the vote does not depend on argpartition's order.
+    nearest_similarity = np.take_along_axis(similarity, nearest, axis=1)
+    order = np.lexsort((nearest, -nearest_similarity))
+    nearest = np.take_along_axis(nearest, order, axis=1)
+    weights = np.clip(np.take_along_axis(nearest_similarity, order, axis=1), 1e-6, None).astype(np.float64)
+    columns = label_columns[nearest]  # (b, k)
+    votes = np.zeros((len(block), len(candidates)), dtype=np.float64)
+    np.add.at(votes, (np.repeat(np.arange(len(block)), k), columns.ravel()), weights.ravel())
+    labels = candidates[votes.argmax(axis=1)]
+    if len(bars.ids):
+        to_centroids = block @ bars.centroids.T  # (b, n_topics)
+        voted = np.flatnonzero(labels != OUTLIER)
+        column = np.searchsorted(bars.ids, labels[voted])
+        beyond = to_centroids[voted, column] < bars.floors[column]
+        labels[voted[beyond]] = OUTLIER
+        if reassign:
+            outliers = np.flatnonzero(labels == OUTLIER)
+            best = to_centroids[outliers].argmax(axis=1)
+            accepted = to_centroids[outliers, best] >= bars.bars[best]
+            labels[outliers[accepted]] = bars.ids[best[accepted]]
+    same_topic = (candidates[columns] == labels[:, None]) & (labels[:, None] != OUTLIER)
+    use = np.where(same_topic.any(axis=1, keepdims=True), same_topic, True)
+    position_weights = weights * use
+    position_weights /= position_weights.sum(axis=1, keepdims=True)
+    positions = np.einsum("bk,bkd->bd", position_weights, layout[nearest])
+    return labels, positions.astype(np.float32)

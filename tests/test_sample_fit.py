@@ -1,0 +1,206 @@
+"""The sampled fit: sample size, the seeded sample, and the assignment of the other papers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.engine import LocalEngine
+from pipeline.label import reassign_outliers
+from pipeline.sample_fit import (
+    AUTO_FIT_SAMPLE,
+    assign_rest,
+    choose_sample,
+    fit_sample_size,
+    rest_of,
+    topic_bars,
+)
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def blobs(rng: np.random.Generator, centres: np.ndarray, per_centre: int, spread: float) -> np.ndarray:
+    return unit(
+        np.repeat(centres, per_centre, axis=0) + rng.normal(0, spread, (len(centres) * per_centre, centres.shape[1]))
+    )
+
+
+def fringe(rng: np.random.Generator, dim: int, n: int) -> np.ndarray:
+    """Papers on topic 0's edge, pulled towards dimension 5 by between 0.6 and 2.0."""
+    pull = rng.uniform(0.6, 2.0, (n, 1))
+    return unit(np.eye(dim)[[0]] * 4.0 + np.eye(dim)[[5]] * pull + rng.normal(0, 0.35, (n, dim)))
+
+
+@pytest.fixture
+def corpus():
+    """Three tight topics on the sphere, each with its own 2-D island, and two groups of sample outliers.
+
+    A loose cloud between topics 0 and 1, far out on the map at (30, 30), and a fringe on topic
+    0's edge, HDBSCAN's noise around a dense group, at (5, -5).
+    """
+    rng = np.random.default_rng(7)
+    dim = 24
+    centres = np.eye(dim)[:3] * 4.0
+    topics = blobs(rng, centres, 60, 0.35)
+    islands = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    cloud = unit(
+        np.eye(dim)[[0]] * 2.0 + np.eye(dim)[[1]] * 2.0 + np.eye(dim)[[6]] * 2.5 + rng.normal(0, 0.4, (40, dim))
+    )
+    sample = np.vstack([topics, cloud, fringe(rng, dim, 40)])
+    labels = np.concatenate([np.repeat([0, 1, 2], 60), np.full(80, -1)])
+    layout = np.vstack(
+        [
+            np.repeat(islands, 60, axis=0) + rng.normal(0, 0.5, (180, 2)),
+            np.array([[30.0, 30.0]]) + rng.normal(0, 1.0, (40, 2)),
+            np.array([[5.0, -5.0]]) + rng.normal(0, 0.5, (40, 2)),
+        ]
+    )
+    return {"rng": rng, "centres": centres, "sample": sample, "labels": labels, "layout": layout, "islands": islands}
+
+
+# ---- sample size and the sample ----
+
+
+def test_fit_sample_size_auto_fits_all_papers_up_to_the_limit_then_caps():
+    assert fit_sample_size(5_000, "auto") == 5_000
+    assert fit_sample_size(AUTO_FIT_SAMPLE, "auto") == AUTO_FIT_SAMPLE
+    assert fit_sample_size(3 * AUTO_FIT_SAMPLE, "auto") == AUTO_FIT_SAMPLE
+    assert fit_sample_size(3 * AUTO_FIT_SAMPLE, "all") == 3 * AUTO_FIT_SAMPLE
+    assert fit_sample_size(50_000, 20_000) == 20_000
+    assert fit_sample_size(500, 20_000) == 500
+
+
+@pytest.mark.parametrize("setting", [0, -5, "some", True, 2.5])
+def test_fit_sample_size_rejects_what_is_no_size(setting):
+    with pytest.raises(ValueError, match="fit_sample"):
+        fit_sample_size(1000, setting)
+
+
+def test_choose_sample_is_seeded_distinct_sorted_and_uniform():
+    first = choose_sample(100_000, 20_000, seed=42)
+    assert np.array_equal(first, choose_sample(100_000, 20_000, seed=42))
+    assert not np.array_equal(first, choose_sample(100_000, 20_000, seed=43))
+    assert len(first) == 20_000 and len(np.unique(first)) == 20_000
+    assert np.all(np.diff(first) > 0) and first.min() >= 0 and first.max() < 100_000
+    # Uniform over the corpus: each tenth of the rows holds about a tenth of the sample (not the first 20,000 rows).
+    per_tenth = np.bincount(first // 10_000, minlength=10)
+    assert per_tenth.min() > 1_800 and per_tenth.max() < 2_200
+    assert np.array_equal(choose_sample(50, 80, seed=1), np.arange(50))
+
+
+def test_rest_of_is_the_complement_in_order():
+    sample = choose_sample(1000, 300, seed=3)
+    rest = rest_of(1000, sample)
+    assert len(rest) == 700 and np.all(np.diff(rest) > 0)
+    assert np.array_equal(np.sort(np.concatenate([sample, rest])), np.arange(1000))
+
+
+# ---- assignment ----
+
+
+def test_papers_of_a_topic_join_it_and_land_on_its_island(corpus):
+    rng = corpus["rng"]
+    rest = blobs(rng, corpus["centres"], 30, 0.35)
+    labels, positions = assign_rest(
+        corpus["sample"], corpus["labels"], corpus["layout"], rest, k=10, outlier_percentile=5.0
+    )
+    expected = np.repeat([0, 1, 2], 30)
+    assert (labels == expected).mean() > 0.95
+    islands = corpus["islands"][expected]
+    # Inside its own island (spread 0.5 around its centre), not between islands.
+    assert np.median(np.linalg.norm(positions - islands, axis=1)) < 1.0
+    assert positions.dtype == np.float32 and positions.shape == (90, 2)
+
+
+def test_a_paper_among_sample_outliers_is_an_outlier_without_the_bar(corpus):
+    rng = corpus["rng"]
+    dim = corpus["sample"].shape[1]
+    near_cloud = unit(
+        np.eye(dim)[[0]] * 2.0 + np.eye(dim)[[1]] * 2.0 + np.eye(dim)[[6]] * 2.5 + rng.normal(0, 0.4, (20, dim))
+    )
+    labels, positions = assign_rest(
+        corpus["sample"], corpus["labels"], corpus["layout"], near_cloud, k=10, outlier_percentile=None
+    )
+    assert (labels == -1).mean() > 0.9
+    # An outlier's position comes from all its neighbours: the cloud's corner of the map.
+    assert np.median(np.linalg.norm(positions[labels == -1] - [30.0, 30.0], axis=1)) < 3.0
+
+
+def test_with_the_bar_outliers_join_a_topic_exactly_as_reassign_outliers_decides(corpus):
+    """Papers whose neighbours are outliers get reassign_outliers' verdict, computed from the sample's topics."""
+    rng = corpus["rng"]
+    edge = fringe(rng, corpus["sample"].shape[1], 80)
+    voted, _ = assign_rest(corpus["sample"], corpus["labels"], corpus["layout"], edge, k=10, outlier_percentile=None)
+    labels, _ = assign_rest(corpus["sample"], corpus["labels"], corpus["layout"], edge, k=10, outlier_percentile=5.0)
+    outliers = voted == -1
+    assert outliers.sum() >= 20
+    together = np.concatenate([corpus["labels"], np.full(len(edge), -1)])
+    reference, _ = reassign_outliers(together, np.vstack([corpus["sample"], edge]), 5.0)
+    assert np.array_equal(labels[outliers], reference[len(corpus["sample"]) :][outliers])
+    assert 0 < (labels[outliers] == -1).sum() < outliers.sum()  # the bar let some in, not all
+    assert set(labels[outliers].tolist()) == {-1, 0}
+    assert np.array_equal(labels[~outliers], voted[~outliers])  # the bar never moves a paper a topic took
+
+
+def test_a_paper_far_from_every_topic_is_an_outlier_whatever_its_neighbours_vote(corpus):
+    dim = corpus["sample"].shape[1]
+    far = unit(np.eye(dim)[[10, 11, 12]] + 0.01)
+    for percentile in (5.0, None):
+        labels, _ = assign_rest(
+            corpus["sample"], corpus["labels"], corpus["layout"], far, k=10, outlier_percentile=percentile
+        )
+        assert labels.tolist() == [-1, -1, -1]
+
+
+def test_topic_bars_match_reassign_outliers_percentile(corpus):
+    bars = topic_bars(corpus["sample"], corpus["labels"], 5.0)
+    assert bars.ids.tolist() == [0, 1, 2]
+    members = corpus["sample"][corpus["labels"] == 1]
+    cosines = members @ bars.centroids[1]
+    assert np.isclose(bars.bars[1], np.percentile(cosines, 5.0)) and np.isclose(bars.floors[1], cosines.min())
+    assert ((cosines < bars.bars[1]).mean()) == pytest.approx(0.05, abs=0.02)
+
+
+def test_blocks_and_partitions_give_the_same_result_as_one_call(corpus):
+    rng = corpus["rng"]
+    rest = unit(rng.normal(0, 1, (203, corpus["sample"].shape[1])) + np.repeat(corpus["centres"], [70, 70, 63], axis=0))
+    arguments = (corpus["sample"], corpus["labels"], corpus["layout"])
+    whole = assign_rest(*arguments, rest, k=15, outlier_percentile=5.0)
+    blocked = assign_rest(*arguments, rest, k=15, outlier_percentile=5.0, block_rows=16)
+    assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
+    parts = np.array_split(np.arange(len(rest)), 5)
+    mapped = LocalEngine().map(
+        lambda rows: assign_rest(*arguments, rest[rows], k=15, outlier_percentile=5.0), parts, timeout_s=60
+    )
+    assert np.array_equal(np.concatenate([labels for labels, _ in mapped]), whole[0])
+    assert np.array_equal(np.concatenate([coords for _, coords in mapped]), whole[1])
+
+
+def test_any_coordinates_are_interpolated_and_k_is_capped_by_the_sample(corpus):
+    rng = corpus["rng"]
+    coords = np.hstack([corpus["layout"], rng.normal(size=(len(corpus["layout"]), 5))])
+    rest = blobs(rng, corpus["centres"], 5, 0.35)
+    labels, positions = assign_rest(corpus["sample"], corpus["labels"], coords, rest, k=10_000, outlier_percentile=5.0)
+    assert positions.shape == (15, 7)
+    # k larger than the sample: every sample paper votes; the weighted majority still picks the right topic.
+    assert labels.tolist() == np.repeat([0, 1, 2], 5).tolist()
+
+
+def test_an_exact_copy_of_a_sample_paper_takes_its_topic_when_its_neighbours_agree(corpus):
+    copies = corpus["sample"][[0, 65, 130]]
+    labels, positions = assign_rest(
+        corpus["sample"], corpus["labels"], corpus["layout"], copies, k=5, outlier_percentile=5.0
+    )
+    assert labels.tolist() == [0, 1, 2]
+    assert np.all(np.isfinite(positions))
+
+
+def test_bad_shapes_are_errors(corpus):
+    with pytest.raises(ValueError, match="empty"):
+        assign_rest(np.zeros((0, 4), np.float32), np.zeros(0, int), np.zeros((0, 2)), np.zeros((3, 4)), 5, 5.0)
+    with pytest.raises(ValueError, match="labels of shape"):
+        assign_rest(corpus["sample"], corpus["labels"][:10], corpus["layout"], corpus["sample"][:3], 5, 5.0)
+    with pytest.raises(ValueError, match="rest vectors"):
+        assign_rest(corpus["sample"], corpus["labels"], corpus["layout"], np.zeros((3, 7), np.float32), 5, 5.0)
