@@ -179,3 +179,26 @@ def test_the_run_audit_reads_the_stored_columns_or_else_the_texts():
     audit = name_audit_metrics(papers, assignments, stored)  # the columns win: they may hold an LLM's names
     assert audit["name_coverage_min"] == 0.1 and audit["name_low_coverage_share"] == pytest.approx(1 / 3, abs=1e-4)
     assert audit["name_lift_median"] == 5.0
+
+
+def test_the_phrase_index_kept_between_runs_is_the_index_built(tmp_path):
+    from pipeline.config import RunConfig
+    from pipeline.label.phrases import PhraseIndexArrays
+    from pipeline.memo import MemoStore
+    from pipeline.stages.label import cached_phrase_index
+
+    titles = ["Graph neural networks for molecules", "Large language models: a survey", "KV cache compression"]
+    abstracts = ["We study graph neural networks.", "Large language models write text.", "The KV cache grows."]
+    papers = papers_of(titles * 2, abstracts * 2)
+    built = phrase_index(papers, LabelConfig())
+    restored = PhraseIndexArrays().decode(PhraseIndexArrays().encode(built))
+    assert terms_of(restored) == terms_of(built) and len(terms_of(built)) > 3
+    assert (restored.papers != built.papers).nnz == 0 and (restored.titles != built.titles).nnz == 0
+    assert restored.text.surfaces.tolist() == built.text.surfaces.tolist()
+    config = RunConfig(name="t", inputs=[{"path": "x"}])
+    cache = MemoStore(tmp_path)
+    first = cached_phrase_index(cache, papers, config)
+    again = cached_phrase_index(cache, papers, config)  # read back, not built
+    assert terms_of(again) == terms_of(first)
+    other = cached_phrase_index(cache, papers_of(titles, abstracts), config)
+    assert other.papers.shape[0] == 3  # other papers, another index

@@ -19,13 +19,14 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from pipeline.memo import csr_fields, csr_from
 from pipeline.terms import ENGLISH_STOP_WORDS
 
 MAX_WORDS = 4
@@ -333,3 +334,55 @@ def _word_cases(evidence: Counter[tuple[int, bool]], surfaces: np.ndarray) -> di
 def _capitalised(word: str) -> bool:
     """Title case, hyphenated parts too ("Bayesian", "Super-Resolution"), not an acronym ("LLMs", "3D")."""
     return word != word.lower() and all(part == part.capitalize() for part in word.split("-"))
+
+
+# Bump when phrase_tokens or build_phrase_index would give another index for the same texts
+# (it keys the index kept between runs).
+PHRASE_INDEX_VERSION = 1
+_SEPARATOR = "\x00"  # words never hold a NUL byte
+
+
+def _strings_to_array(values: np.ndarray) -> np.ndarray:
+    return np.frombuffer(_SEPARATOR.join(values.tolist()).encode("utf-8"), dtype=np.uint8)
+
+
+def _strings_from_array(array: np.ndarray) -> np.ndarray:
+    text = array.tobytes().decode("utf-8")
+    return np.array(text.split(_SEPARATOR) if text else [], dtype=object)
+
+
+class PhraseIndexArrays:
+    """A phrase index as arrays (``pipeline.memo`` codec): the label stage keeps it between runs."""
+
+    def encode(self, value: PhraseIndex) -> dict[str, np.ndarray]:
+        text = value.text
+        arrays = {
+            "surfaces": _strings_to_array(text.surfaces),
+            "keys": _strings_to_array(text.keys),
+            **{name: getattr(text, name) for name in ("key_of", "tokens", "words", "paper_of", "in_title", "opens")},
+            "n_papers": np.array(text.n_papers),
+            "n_blocks": np.array(len(value.ngrams)),
+            **{f"ngrams_{n}": block for n, block in enumerate(value.ngrams)},
+        }
+        for prefix, matrix in (("papers", value.papers), ("titles", value.titles)):
+            arrays |= {f"{prefix}_{name}": array for name, array in csr_fields(matrix).items()}
+        return arrays
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> PhraseIndex:
+        text = PhraseTokens(
+            _strings_from_array(arrays["surfaces"]),
+            arrays["key_of"],
+            _strings_from_array(arrays["keys"]),
+            arrays["tokens"],
+            arrays["words"],
+            arrays["paper_of"],
+            arrays["in_title"],
+            arrays["opens"],
+            int(arrays["n_papers"]),
+        )
+        ngrams = tuple(arrays[f"ngrams_{n}"] for n in range(int(arrays["n_blocks"])))
+        matrices = [
+            csr_from({name: arrays[f"{prefix}_{name}"] for name in ("shape", "data", "indices", "indptr")})
+            for prefix in ("papers", "titles")
+        ]
+        return PhraseIndex(text, ngrams, *matrices)

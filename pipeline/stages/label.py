@@ -8,6 +8,7 @@ matrix (while, in addition, every paper keeps its topic).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from pipeline.store import ArtifactStore
 if TYPE_CHECKING:
     from scipy import sparse
 
+    from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
 # A run's tokens assembled from several shards (after papers were added) are kept whole so that
@@ -108,6 +110,20 @@ def cached_class_weights(
     )
 
 
+def cached_phrase_index(cache: MemoStore, papers: pd.DataFrame, config: RunConfig) -> PhraseIndex:
+    """The candidate names of the papers, reused while their titles, abstracts and stop words stay."""
+    from pipeline.label import phrase_index, stop_words
+    from pipeline.label.phrases import PHRASE_INDEX_VERSION, PhraseIndexArrays
+
+    digest = hashlib.sha256()
+    for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist(), strict=True):
+        digest.update(f"{title}\x00{abstract}\x00".encode())
+    key = hash_json(
+        {"texts": digest.hexdigest(), "stop_words": stop_words(config.label), "version": PHRASE_INDEX_VERSION}
+    )
+    return cache.memo("phrases", key, lambda: phrase_index(papers, config.label), PhraseIndexArrays())
+
+
 def _prepare_npmi() -> None:
     from pipeline.metrics import prepare_npmi
 
@@ -144,8 +160,9 @@ def run(context: StageContext) -> StageResult:
             store.cache, counts, counts_key, topics, config.label.reduce_frequent_words, keyword_min_share(config.label)
         ),
         seed=config.seed,
+        phrases=cached_phrase_index(store.cache, papers, config),
     )
-    topics = llm_names(result.topics, papers, config.label.llm)
+    topics = llm_names(result.topics, papers, config.label.llm, result.assignments)
     embeddings = store.read_array("embed", "embeddings.npy")
     assignments, topics, hierarchy, feed_outputs, feed_notes = _stable_ids(
         context, papers, embeddings, result.assignments, topics, result.hierarchy
@@ -219,7 +236,7 @@ def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
 
 STAGE = Stage(
     name="label",
-    code_version=12,
+    code_version=13,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
     outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json",
