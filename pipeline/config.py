@@ -125,6 +125,9 @@ class ClusterConfig(_Strict):
     incremental_max_share: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
     # Reclustered when the share of added papers that fit no topic exceeds the clustered papers' own by this.
     update_drift: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
+    # Papers UMAP and HDBSCAN are fitted on: "auto" = all up to 100,000 (pipeline.sample_fit),
+    # a seeded sample of that many above; "all"; or a number. The rest join by nearest neighbours.
+    fit_sample: Annotated[int, Field(ge=2, le=MAX_PAPERS)] | Literal["auto", "all"] = "auto"
 
 
 class LLMConfig(_Strict):
@@ -173,6 +176,35 @@ class ReportConfig(_Strict):
     topic_page_papers: Annotated[int, Field(ge=1, le=100_000)] = 500
 
 
+EngineKind = Literal["local", "dask"]
+_ADDRESS = re.compile(r"^[a-z][a-z0-9+]*://\S+:\d{1,5}$")
+
+
+class EngineConfig(_Strict):
+    """Where the parallel parts of a run go (``pipeline.engine``): this process, or Dask workers."""
+
+    # local = in this process (the default code path); dask = on dask.distributed workers.
+    kind: EngineKind = "local"
+    # null = a LocalCluster on this machine; else a running scheduler, e.g. "tcp://host:8786".
+    address: str | None = None
+    # Worker processes of the LocalCluster (auto = one per CPU core); with an address, the
+    # number of workers to wait for before starting (auto = those connected, at least one).
+    workers: Annotated[int, Field(ge=1, le=100_000)] | Literal["auto"] = "auto"
+
+    @field_validator("address")
+    @classmethod
+    def _address_shape(cls, address: str | None) -> str | None:
+        if address is not None and not _ADDRESS.match(address):
+            raise ValueError(f"'{address}' is no scheduler address: write it as 'tcp://host:8786'")
+        return address
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> EngineConfig:
+        if self.kind == "local" and self.address is not None:
+            raise ValueError("'address' applies to kind 'dask', not 'local'")
+        return self
+
+
 class RunConfig(_Strict):
     name: str
     inputs: list[InputSpec] = Field(min_length=1)
@@ -183,6 +215,7 @@ class RunConfig(_Strict):
     cluster: ClusterConfig = ClusterConfig()
     label: LabelConfig = LabelConfig()
     report: ReportConfig = ReportConfig()
+    engine: EngineConfig = EngineConfig()
 
     @field_validator("name")
     @classmethod

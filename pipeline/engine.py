@@ -31,20 +31,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
+from pipeline.config import EngineConfig
 from pipeline.errors import PapertopicsError, WorkerDiedError
 
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-EngineKind = Literal["local", "dask"]
 
 # Seconds to start a LocalCluster, reach a scheduler, or see the workers asked for: on a busy
 # 2-core machine two spawned workers importing numpy/pandas take about 10 s.
@@ -56,38 +53,10 @@ CLOSE_TIMEOUT_S = 30.0
 # costs a retry, a part that kills every worker it lands on fails after 3 deaths, not 4.
 # Applies to the LocalCluster started here; a cluster at ``address`` keeps its own setting.
 ALLOWED_FAILURES = 2
-_ADDRESS = re.compile(r"^[a-z][a-z0-9+]*://\S+:\d{1,5}$")
 
 
 class EngineTimeoutError(PapertopicsError):
     """A wait on the engine (cluster start, workers, a map) ran past its timeout."""
-
-
-class EngineConfig(BaseModel):
-    """``engine:`` in the run config: where parallel parts run (moves into pipeline/config.py)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # local = in this process, today's code path; dask = on dask.distributed workers.
-    kind: EngineKind = "local"
-    # null = a LocalCluster on this machine; else a running scheduler, e.g. "tcp://host:8786".
-    address: str | None = None
-    # Worker processes of the LocalCluster (auto = one per CPU core); with an address, the
-    # number of workers to wait for before starting (auto = those connected, at least one).
-    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-
-    @field_validator("address")
-    @classmethod
-    def _address_shape(cls, address: str | None) -> str | None:
-        if address is not None and not _ADDRESS.match(address):
-            raise ValueError(f"'{address}' is no scheduler address: write it as 'tcp://host:8786'")
-        return address
-
-    @model_validator(mode="after")
-    def _address_needs_dask(self) -> EngineConfig:
-        if self.kind == "local" and self.address is not None:
-            raise ValueError("'address' applies to kind 'dask', not 'local'")
-        return self
 
 
 class Engine(Protocol):

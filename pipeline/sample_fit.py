@@ -39,9 +39,15 @@ How a paper is placed, with S = its ``k`` nearest sample papers by cosine:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
+
+if TYPE_CHECKING:
+    from pipeline.cluster import ClusterResult
+    from pipeline.engine import Engine
 
 OUTLIER = -1
 # Up to this many papers the clusters are fitted on all of them ("auto"): every corpus measured
@@ -237,3 +243,72 @@ def _assign_block(
     position_weights /= position_weights.sum(axis=1, keepdims=True)
     positions = np.einsum("bk,bkd->bd", position_weights, layout[nearest])
     return labels, positions.astype(np.float32)
+
+
+# How long one part of the assignment may take on a worker before the run stops with an error.
+ASSIGN_TIMEOUT_S = 3600.0
+
+
+def _assign_part(
+    rows: np.ndarray,
+    *,
+    embeddings: np.ndarray,
+    sample_embeddings: np.ndarray,
+    sample_labels: np.ndarray,
+    sample_coords: np.ndarray,
+    k: int,
+    outlier_percentile: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    return assign_rest(sample_embeddings, sample_labels, sample_coords, embeddings[rows], k, outlier_percentile)
+
+
+def fit_on_sample(
+    embeddings: np.ndarray,
+    config: ClusterConfig,
+    seed: int,
+    engine: Engine,
+    outlier_percentile: float | None,
+) -> ClusterResult:
+    """Clusters and layouts of every paper, fitted on ``cluster.fit_sample`` of them.
+
+    With a sample that covers every paper this is :func:`pipeline.cluster.cluster_papers` itself,
+    so small and medium piles get exactly today's result. Above it, UMAP and HDBSCAN fit on a
+    seeded sample here, and the other papers are placed by :func:`assign_rest` in parts spread
+    over ``engine``'s workers. embeddings: ndarray of shape (n_papers, dim), unit rows.
+    """
+    from pipeline.cluster import ClusterResult, cluster_papers
+
+    n_papers = embeddings.shape[0]
+    size = fit_sample_size(n_papers, config.fit_sample)
+    if size >= n_papers:
+        return cluster_papers(embeddings, config, seed)
+    sample = choose_sample(n_papers, size, seed)
+    rest = rest_of(n_papers, sample)
+    fitted = cluster_papers(embeddings[sample], config, seed)
+    width = fitted.layout.shape[1]
+    coords = np.hstack([fitted.layout, fitted.reduced]).astype(np.float32)
+    parts = [part for part in np.array_split(rest, max(1, engine.n_workers * 4)) if len(part)]
+    placed = engine.map(
+        _assign_part,
+        parts,
+        timeout_s=ASSIGN_TIMEOUT_S,
+        common={
+            "embeddings": embeddings,
+            "sample_embeddings": embeddings[sample],
+            "sample_labels": fitted.labels,
+            "sample_coords": coords,
+            "k": int(fitted.params.get("n_neighbors", DEFAULT_N_NEIGHBORS)),
+            "outlier_percentile": outlier_percentile,
+        },
+    )
+    labels = np.empty(n_papers, dtype=np.int64)
+    positions = np.empty((n_papers, coords.shape[1]), dtype=np.float32)
+    labels[sample], positions[sample] = fitted.labels, coords
+    for part, (part_labels, part_coords) in zip(parts, placed, strict=True):
+        labels[part], positions[part] = part_labels, part_coords
+    note = (
+        f"fitted on a seeded sample of {size:,} of {n_papers:,} papers (cluster.fit_sample); the other "
+        f"{len(rest):,} joined through their nearest sample papers on {engine.n_workers} worker(s)"
+    )
+    params = {**fitted.params, "fit_sample": size}
+    return ClusterResult(labels, positions[:, width:], positions[:, :width], params, [*fitted.notes, note])

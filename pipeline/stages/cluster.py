@@ -91,8 +91,9 @@ def _updated(config: RunConfig, embeddings: np.ndarray, paper_ids: list[str], fo
 
 
 def run(context: StageContext) -> StageResult:
-    from pipeline.cluster import cluster_papers
     from pipeline.embed import model_identity
+    from pipeline.engine import open_engine
+    from pipeline.sample_fit import fit_on_sample
 
     config = context.config
     embeddings = context.store.read_array("embed", "embeddings.npy")
@@ -100,7 +101,8 @@ def run(context: StageContext) -> StageResult:
     found = _previous_clusters(context, paper_ids)
     update = None if found is None else _updated(config, embeddings, paper_ids, found)
     if update is None:
-        result = cluster_papers(embeddings, config.cluster, config.seed)
+        with open_engine(config.engine) as engine:
+            result = fit_on_sample(embeddings, config.cluster, config.seed, engine, config.label.outlier_percentile)
         pool, base_papers = np.zeros(len(paper_ids), dtype=bool), len(paper_ids)
     else:
         assert found is not None
@@ -133,10 +135,16 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="cluster",
-    code_version=4,
+    code_version=5,
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
     outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy"),
     config_slice=_settings,
     run=run,
-    modules=("pipeline.stages.cluster", "pipeline.cluster", "pipeline.parallel", "pipeline.feed.update"),
+    modules=(
+        "pipeline.stages.cluster",
+        "pipeline.cluster",
+        "pipeline.parallel",
+        "pipeline.feed.update",
+        "pipeline.sample_fit",
+    ),
 )

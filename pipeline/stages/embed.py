@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.config import RunConfig
+from pipeline.config import EmbedConfig, RunConfig
 from pipeline.files import array_to_bytes
 from pipeline.memo import MemoStore, VectorRows, text_key
 from pipeline.schema import paper_texts
@@ -20,6 +20,7 @@ from pipeline.stage import ProgressCallback, Stage, StageContext, StageResult
 
 if TYPE_CHECKING:
     from pipeline.embed import EmbeddingBackend
+    from pipeline.engine import Engine
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
@@ -38,19 +39,47 @@ def _model(context: StageContext) -> list[str]:
 SHARD_ROWS = 4096
 
 
+# How long one part of a shard may take on a worker before the run stops with an error.
+EMBED_PART_TIMEOUT_S = 3600.0
+
+
+def _embed_part(texts: list[str], *, config: EmbedConfig) -> np.ndarray:
+    """Vectors of ``texts`` on a worker, with the backend that worker loaded once."""
+    from pipeline.embed import embed_texts, load_backend, model_identity
+    from pipeline.engine import worker_cached
+
+    backend = worker_cached(f"embed:{model_identity(config)}", lambda: load_backend(config))
+    return embed_texts(texts, backend)
+
+
 def cached_embeddings(
-    cache: MemoStore, backend: EmbeddingBackend, texts: list[str], progress: ProgressCallback | None = None
+    cache: MemoStore,
+    backend: EmbeddingBackend,
+    texts: list[str],
+    progress: ProgressCallback | None = None,
+    engine: Engine | None = None,
+    embed_config: EmbedConfig | None = None,
 ) -> tuple[np.ndarray, int]:
     """The texts' vectors, ndarray of shape (len(texts), dim), and how many were embedded now.
 
     Texts no run has embedded with this model yet are embedded (each at most once) and kept,
-    ``SHARD_ROWS`` at a time, so a killed run resumes where it stopped.
+    ``SHARD_ROWS`` at a time, so a killed run resumes where it stopped. With an ``engine`` of
+    several workers (and the ``embed_config`` they load the backend from), each shard is
+    embedded in parts on the workers: a text's vector depends on the text alone, so the
+    vectors are the same as in this process.
     Also used by the benchmarks, which embed the same corpora as the runs.
     """
     from pipeline.embed import embed_texts
 
     def compute(indices: list[int]) -> np.ndarray:
-        return embed_texts([texts[index] for index in indices], backend)
+        if engine is None or engine.n_workers <= 1 or embed_config is None:
+            return embed_texts([texts[index] for index in indices], backend)
+        parts = [part for part in np.array_split(np.asarray(indices), engine.n_workers * 2) if len(part)]
+        vectors = engine.map(
+            _embed_part, [[texts[index] for index in part] for part in parts], timeout_s=EMBED_PART_TIMEOUT_S,
+            common={"config": embed_config},
+        )  # fmt: skip
+        return np.concatenate(vectors)
 
     vectors, embedded = cache.memo_rows(
         f"embeddings/{backend.model_key}",
@@ -65,10 +94,14 @@ def cached_embeddings(
 
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
+    from pipeline.engine import open_engine
 
     texts = paper_texts(context.store.read_table("parse", "papers.parquet"))
     backend = load_backend(context.config.embed)
-    embeddings, embedded = cached_embeddings(context.store.cache, backend, texts, context.progress)
+    with open_engine(context.config.engine) as engine:
+        embeddings, embedded = cached_embeddings(
+            context.store.cache, backend, texts, context.progress, engine, context.config.embed
+        )
     counts = {"papers": len(texts), "embedded": embedded, "from_cache": len(texts) - embedded}
     return {"embeddings.npy": array_to_bytes(embeddings)}, counts
 
@@ -86,5 +119,5 @@ STAGE = Stage(
     config_slice=_settings,
     run=run,
     extra_key=_model,
-    modules=("pipeline.stages.embed", "pipeline.embed"),
+    modules=("pipeline.stages.embed", "pipeline.embed", "pipeline.engine"),
 )

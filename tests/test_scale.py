@@ -1,0 +1,62 @@
+"""The same config on Dask workers gives the same papers, topics and files as in one process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.cluster import cluster_papers
+from pipeline.config import ClusterConfig, load_config
+from pipeline.engine import LocalEngine
+from pipeline.runner import run_pipeline
+from pipeline.sample_fit import fit_on_sample
+from tests.test_pipeline import make_config
+
+pytestmark = pytest.mark.slow
+
+COMPARED = ("papers.csv", "topics.csv", "metrics.json")
+
+
+def outputs(tmp_path, seed_pages, name: str, engine: dict, cluster: dict) -> dict[str, bytes]:
+    # Each run in its own output folder: nothing embedded by one is read from the other's cache.
+    (tmp_path / name).mkdir()
+    config = make_config(tmp_path / name, [str(page) for page in seed_pages], name=name, engine=engine, cluster=cluster)
+    run_pipeline(load_config(config))
+    run_dir = tmp_path / name / "out" / name
+    files = {file: (run_dir / file).read_bytes() for file in COMPARED}
+    return files | {path.name: path.read_bytes() for path in sorted((run_dir / "topics").glob("*.csv"))}
+
+
+@pytest.mark.parametrize("fit_sample", ["all", 40])
+def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages, fit_sample):
+    dask = {"kind": "dask", "workers": 2}
+    local = outputs(tmp_path, seed_pages, "local", {"kind": "local"}, {"fit_sample": fit_sample})
+    on_dask = outputs(tmp_path, seed_pages, "dask", dask, {"fit_sample": fit_sample})
+    assert len(local) > len(COMPARED)  # topics to compare
+    assert on_dask == local
+
+
+def test_a_fit_on_a_sample_places_every_paper_and_keeps_the_samples_clusters():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 24))
+    embeddings = np.concatenate([centre + 0.15 * rng.normal(size=(60, 24)) for centre in centres])
+    embeddings = (embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(np.float32)
+    config = ClusterConfig(fit_sample=120, min_cluster_size=10)
+    result = fit_on_sample(embeddings, config, 3, LocalEngine(), 5.0)
+    assert result.labels.shape == (240,) and result.layout.shape == (240, 2)
+    assert result.params["fit_sample"] == 120 and any("sample of 120" in note for note in result.notes)
+    from pipeline.sample_fit import choose_sample
+
+    sample = choose_sample(240, 120, 3)
+    alone = cluster_papers(embeddings[sample], config, 3)
+    np.testing.assert_array_equal(result.labels[sample], alone.labels)
+    np.testing.assert_array_equal(result.layout[sample], alone.layout)
+    # The blobs are found again: each true group lies (almost) in one topic.
+    truth = np.repeat(np.arange(4), 60)
+    for group in range(4):
+        topics = result.labels[truth == group]
+        assert np.bincount(topics[topics >= 0]).max() >= 0.9 * len(topics)
+    whole = fit_on_sample(embeddings, ClusterConfig(fit_sample="all", min_cluster_size=10), 3, LocalEngine(), 5.0)
+    np.testing.assert_array_equal(
+        whole.labels, cluster_papers(embeddings, ClusterConfig(min_cluster_size=10), 3).labels
+    )
