@@ -45,8 +45,8 @@ KAGGLE = CORPORA / "arxiv-kaggle-2000" / "arxiv_data.csv"
 
 from pipeline.config import ClusterConfig, EmbedConfig  # noqa: E402
 from pipeline.embed import embed_texts, load_backend  # noqa: E402
+from pipeline.memo import MemoStore  # noqa: E402
 from pipeline.stages.embed import cached_embeddings as cached_vectors  # noqa: E402
-from pipeline.store import MemoStore  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def one_run(config_path: Path, force_from: str | None = None) -> dict:
     result = run_pipeline(config, force_from=force_from)
     seconds = time.perf_counter() - tick
     counts = {outcome.stage: outcome.counts for outcome in result.outcomes}
-    stage_seconds = {outcome.stage: outcome.seconds for outcome in result.outcomes}
+    stage_seconds = {outcome.stage: outcome.seconds for outcome in result.outcomes if outcome.status == "computed"}
+    computed = {outcome.stage for outcome in result.outcomes if outcome.status == "computed"}
     after = store.read_table("label", "assignments.parquet")
     history = store.read_table("label", "topic_history.parquet")
     feed = store.read_json("label", "feed.json")
@@ -62,6 +63,7 @@ def one_run(config_path: Path, force_from: str | None = None) -> dict:
     papers = store.read_table("parse", "papers.parquet")
     date_of = dict(zip(papers["paper_id"], papers["date"], strict=True))
     born = history[(history["run"] == run) & (history["event"] == "born")]["topic"].astype(int).tolist()
+    born = born if "label" in computed else []
     born_rows = []
     for topic in born:
         members = after.loc[after["topic"] == topic, "paper_id"]
@@ -73,7 +75,7 @@ def one_run(config_path: Path, force_from: str | None = None) -> dict:
         "papers": len(after),
         "seconds": round(seconds, 1),
         "stages": stage_seconds,
-        "placed_by": "update" if "incremental" in cluster else "recluster",
+        "placed_by": "reused" if "cluster" not in computed else "update" if "incremental" in cluster else "recluster",
         "pool": cluster.get("pool", 0),
         "kept": None if before is None else kept_share(before, after),
         "silent": None if before is None else len(silent_changes(before, after, history, run)),
@@ -119,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     config_path = write_config(args.work, staging, args.backend)
     print(f"backend {args.backend}; {len(start)} days to start ({start[0].stem} .. {start[-1].stem}), "
           f"then {len(rest)} days one at a time")  # fmt: skip
-    print("| run | papers | seconds | stage seconds | placed by | pool | kept id | silent | topics | born (first date, size) |")  # noqa: E501
+    header = (
+        "| run | papers | seconds | stage seconds | placed by | pool | kept id | silent | topics | born (date, size) |"
+    )
+    print(header)
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     row = one_run(config_path)

@@ -44,7 +44,7 @@ def reference_embeddings(model, docs: list[str], cache_root: Path | None) -> np.
     """sentence-transformers fp32 vectors of `docs`, from the cache where it has them (filled as it goes)."""
     from pipeline.config import EmbedConfig
     from pipeline.embed import load_backend
-    from pipeline.store import MemoStore, VectorRows, text_key
+    from pipeline.memo import MemoStore, VectorRows, text_key
 
     if cache_root is None:
         sys.exit("plain_bertopic: --embed-sample needs --reference-cache for the vectors to cluster")

@@ -131,6 +131,9 @@ def run_command(args: argparse.Namespace) -> int:
     if Path(args.config).is_dir():
         raise ConfigError(f"{args.config}: is a folder; give the path of a YAML config file, e.g. configs/default.yaml")
     config = load_config(args.config)
+    from pipeline.preflight import preflight
+
+    preflight(config, source=args.config)  # the runner checks again; here it fails before the progress display
     # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk.
     os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
     from pipeline.runner import run_pipeline

@@ -8,7 +8,6 @@ A mistake (unknown key, wrong type, bad value, input that matches no file) raise
 
 from __future__ import annotations
 
-import glob
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -16,19 +15,28 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, shorten
 
 InputFormat = Literal["auto", "hf-daily-papers", "arxiv-snapshot", "arxiv-daily", "table", "text-folder"]
 OnError = Literal["skip", "fail"]
 Representation = Literal["mmr", "keybert", "none"]
 
-PositiveInt = Annotated[int, Field(gt=0)]
+# A count of papers (cluster and topic sizes): an upper bound keeps numpy and numba from
+# overflowing on a typo like 1e30; no corpus comes near a billion papers.
+MAX_PAPERS = 1_000_000_000
+PaperCount = Annotated[int, Field(ge=1, le=MAX_PAPERS)]
+# numpy's RandomState and UMAP take seeds 0 .. 2**32 - 1; anything else failed after embedding.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class _Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, values are not coerced silently."""
+    """Base for every config section: unknown keys are errors, values are not coerced silently.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: ``seed: '42'``, ``batch_size: 64.0``, ``batch_size: true`` or ``dedupe: 1`` are
+    errors, not 42, 64, 1 and True; an int is still a float ("timeout_s: 60").
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ColumnMapping(_Strict):
@@ -55,7 +63,8 @@ class InputSpec(_Strict):
     path: str
     format: InputFormat = "auto"
     columns: ColumnMapping | None = None
-    # Hugging Face pages show "Aug 12" without a year; with `year` the listing date becomes ISO.
+    # The year of listing dates written without one ("Aug 12" on a Hugging Face page). Without it:
+    # a date in the file name, else the file's modification day, else the latest past such date.
     year: Annotated[int, Field(ge=1990, le=2100)] | None = None
 
     @model_validator(mode="after")
@@ -68,7 +77,7 @@ class InputSpec(_Strict):
 class ParseConfig(_Strict):
     dedupe: bool = True
     on_error: OnError = "skip"
-    min_text_chars: Annotated[int, Field(ge=1)] = 20
+    min_text_chars: Annotated[int, Field(ge=1, le=10_000)] = 20
 
 
 EmbedBackend = Literal["onnx-int8", "onnx", "sentence-transformers", "model2vec"]
@@ -86,7 +95,8 @@ class EmbedConfig(_Strict):
     backend: EmbedBackend = "onnx-int8"
     model: str = "all-MiniLM-L6-v2"
     max_tokens: Annotated[int, Field(ge=16, le=512)] | Literal["auto"] = "auto"
-    batch_size: PositiveInt = 64
+    # A forward pass holds batch x tokens x 384 floats per layer: 4,096 x 512 is already 3 GB.
+    batch_size: Annotated[int, Field(gt=0, le=4096)] = 64
 
     @property
     def tokens(self) -> int:
@@ -99,10 +109,12 @@ DEFAULT_N_NEIGHBORS = 15
 
 
 class ClusterConfig(_Strict):
-    n_neighbors: PositiveInt | Literal["auto"] = DEFAULT_N_NEIGHBORS
+    # UMAP needs a paper and at least one neighbour; above 1,000 the k-NN graph of 75,000
+    # papers no longer fits in memory (it is lowered to the number of papers - 1 anyway).
+    n_neighbors: Annotated[int, Field(ge=2, le=1000)] | Literal["auto"] = DEFAULT_N_NEIGHBORS
     n_components: Annotated[int, Field(ge=2, le=50)] = 5
-    min_cluster_size: Annotated[int, Field(ge=2)] | Literal["auto"] = "auto"
-    min_samples: PositiveInt | Literal["auto"] = "auto"
+    min_cluster_size: Annotated[int, Field(ge=2, le=MAX_PAPERS)] | Literal["auto"] = "auto"
+    min_samples: PaperCount | Literal["auto"] = "auto"
     map_min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     max_topic_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     incremental: bool = True
@@ -118,7 +130,7 @@ class LLMConfig(_Strict):
     enabled: bool = False
     base_url: str = "http://localhost:11434/v1"
     model: str = "llama3.2"
-    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # a socket refuses 1e308 (and inf)
     on_failure: Literal["error", "keep"] = "error"
     allow_remote: bool = False
 
@@ -127,14 +139,14 @@ class LabelConfig(_Strict):
     n_keywords: Annotated[int, Field(ge=3, le=30)] = 10
     ngram_max: Annotated[int, Field(ge=1, le=3)] = 2
     extra_stop_words: list[str] = Field(default_factory=list)
-    keyword_min_papers: PositiveInt | Literal["auto"] = "auto"
+    keyword_min_papers: PaperCount | Literal["auto"] = "auto"
     keyword_min_share: Annotated[float, Field(ge=0.0, lt=1.0)] | Literal["auto"] = "auto"
     reduce_frequent_words: bool = True
     representation: Representation = "none"
     mmr_diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     name_phrases: Annotated[int, Field(ge=1, le=4)] = 2
-    n_topics: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    coarse_topics: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    n_topics: PaperCount | Literal["auto"] = "auto"
+    coarse_topics: PaperCount | Literal["auto"] = "auto"
     reduce_outliers: bool = True
     outlier_percentile: Annotated[float, Field(ge=0.0, le=50.0)] = 5.0
     llm: LLMConfig = LLMConfig()
@@ -162,7 +174,7 @@ class RunConfig(_Strict):
     name: str
     inputs: list[InputSpec] = Field(min_length=1)
     output_dir: str = "outputs"
-    seed: int = 42
+    seed: Seed = 42
     parse: ParseConfig = ParseConfig()
     embed: EmbedConfig = EmbedConfig()
     cluster: ClusterConfig = ClusterConfig()
@@ -191,16 +203,6 @@ class RunConfig(_Strict):
     @property
     def cache_dir(self) -> Path:
         return Path(self.output_dir) / ".cache"
-
-    def stage_slice(self, stage: str) -> dict[str, Any]:
-        """The part of the config a stage's output depends on (for its cache key)."""
-        if stage == "parse":
-            return {"inputs": [spec.model_dump() for spec in self.inputs], **self.parse.model_dump()}
-        if stage == "cluster":
-            return {"seed": self.seed, **self.cluster.model_dump()}
-        if stage == "label":
-            return {"seed": self.seed, **self.label.model_dump()}
-        return getattr(self, stage).model_dump()
 
 
 def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -236,11 +238,11 @@ def _describe(error: dict[str, Any], alternatives: list[str]) -> str:
     if error["type"] == "extra_forbidden":
         owner = _section_model(loc)
         allowed = ", ".join(owner.model_fields) if owner else "see the config reference in README.md"
-        return f"unknown key '{key}' (allowed here: {allowed})"
+        return f"unknown key '{shorten(key)}' (allowed here: {allowed})"
     if error["type"] == "missing":
         return f"missing required key '{key}'"
     allowed = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in alternatives))
-    return f"key '{key}': should be {allowed} (got {error.get('input')!r})"
+    return f"key '{shorten(key)}': should be {allowed} (got {shorten(repr(error.get('input')))})"
 
 
 def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
@@ -260,17 +262,69 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
         raise ConfigError(f"{source}: {message}{more}") from None
 
 
+# A config is a few kilobytes; these caps make a hostile one fail at once, with a short message.
+MAX_CONFIG_BYTES = 1_000_000
+# Values (scalars, lists, mappings) a config may hold once YAML aliases are expanded: a "billion
+# laughs" file of 9 anchors expands to 9**9 values and took 21 s to give a 312 MB message.
+MAX_CONFIG_VALUES = 100_000
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a document whose aliases expand past MAX_CONFIG_VALUES."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None and _expanded_size(node, {}) > MAX_CONFIG_VALUES:
+            raise yaml.YAMLError(
+                f"it holds more than {MAX_CONFIG_VALUES:,} values once its aliases (*name) are expanded"
+            )
+        return node
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for with every alias written out; each node is counted once."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a node that contains itself (&a [*a]) counts once
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(key, sizes) + _expanded_size(value, sizes) for key, value in node.value)
+    sizes[id(node)] = size
+    return size
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document of a config file; ConfigError for a file too large, not YAML or an alias bomb."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size:,} bytes is too large for a config (at most {MAX_CONFIG_BYTES:,})")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({shorten(str(exc))})") from None
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader that also counts expanded aliases
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({shorten(str(exc).splitlines()[0])})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read, validate and check a YAML config; the inputs must exist before any work starts."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path)
     config = parse_config(raw, source=str(path))
+    from pipeline.sources import first_match  # sources imports this module
+
     for index, spec in enumerate(config.inputs):
-        if not glob.glob(spec.path, recursive=True):
-            raise ConfigError(f"{path}: key 'inputs.{index}.path': '{spec.path}' matches no file or folder")
+        if first_match(spec.path) is None:
+            raise ConfigError(f"{path}: key 'inputs.{index}.path': '{shorten(spec.path)}' matches no file or folder")
     return config

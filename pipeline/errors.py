@@ -12,6 +12,10 @@ import re
 # C0/C1 control characters (newlines included): a message quotes file names, column names
 # and snippets of input text, and none of them may break the one line or drive the terminal.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A message quotes values from the config and the input: each is cut to this many characters
+# (a 1 MB value was echoed whole), and a whole message to MAX_MESSAGE_CHARS.
+MAX_ECHO_CHARS = 200
+MAX_MESSAGE_CHARS = 2_000
 
 
 class PapertopicsError(Exception):
@@ -38,6 +42,13 @@ class RunLockedError(PapertopicsError):
     """Another papertopics process is writing to the same output folder."""
 
 
+def shorten(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters for a message, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
 def one_line(message: str) -> str:
-    r"""``message`` with every control character written as an escape ("\n" -> "\\n")."""
-    return _CONTROL.sub(lambda match: repr(match.group(0))[1:-1], message)
+    r"""``message`` with every control character written as an escape ("\n" -> "\\n"), cut to MAX_MESSAGE_CHARS."""
+    return _CONTROL.sub(lambda match: repr(match.group(0))[1:-1], shorten(message, MAX_MESSAGE_CHARS))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -92,13 +92,19 @@ def run_pipeline(
     force_from: str | None = None,
     observer: RunObserver | None = None,
     config_path: str | None = None,
+    today: date | None = None,
 ) -> RunResult:
     """Run the stages up to ``until``, reusing every stage whose inputs and settings are unchanged.
 
     ``force_from`` recomputes that stage and all stages after it even when their keys match.
+    ``today`` (default: the UTC date now) is the run's day, recorded in the manifest.
     """
+    today = today or datetime.now(UTC).date()
+    from pipeline.preflight import preflight
     from pipeline.sources import collect_sources
 
+    # What could fail only late (an unwritable folder, a remote LLM url) fails before any work.
+    preflight(config, source=config_path or "<config>")
     store = ArtifactStore(config.run_dir, config.cache_dir)
     last = STAGE_NAMES.index(until)
     forced_from = STAGE_NAMES.index(force_from) if force_from else len(STAGE_NAMES)
@@ -115,13 +121,14 @@ def run_pipeline(
                 if observer is not None:
                     observer.stage_progress(name, done, total)
 
-            context = StageContext(config, store, sources, stage_seconds=dict(stage_seconds), progress=progress)
+            context = StageContext(config, store, sources, today, stage_seconds=dict(stage_seconds), progress=progress)
             outcome = _run_stage(stage, context, force=index >= forced_from)
             stage_seconds[stage.name] = outcome.seconds
             outcomes.append(outcome)
             if observer is not None:
                 observer.stage_finished(outcome)
         manifest = _manifest(config, store, sources, outcomes, config_path, round(time.perf_counter() - started, 3))
+        manifest["today"] = today.isoformat()
         store.write_manifest(manifest)
     return RunResult(store.run_dir, outcomes, manifest)
 

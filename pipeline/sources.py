@@ -4,15 +4,23 @@ Each ``InputSpec.path`` is a file, a folder or a glob (``**`` allowed). Matches 
 sorted order so a run is deterministic; ``*.gz`` files are gunzipped; the sha256 is taken
 of the raw bytes as stored, so it changes exactly when the file changes. Hidden files
 and folders (names starting with ".") are not inputs: they are editor and OS droppings.
+
+A ``**`` glob or a folder input never enters a symbolic link to a folder: a link such as
+``loop -> .`` would make the walk endless (glob.glob follows it, with memory growing per
+level). Such a link becomes a ``SourceFile`` with ``skipped`` set and no data, so the
+input report lists it as not followed; links to files are read like files.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import gzip
 import hashlib
+import os
 import stat
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +31,8 @@ from pipeline.errors import InputError
 # folder of data files, never a folder of plain-text documents.
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet")
 TEXT_FOLDER = "text-folder"
+# The input report's reader name for a link to a folder that a glob or folder walk did not enter.
+LINK_NOT_FOLLOWED = "(link to a folder, not followed)"
 
 
 @dataclass(frozen=True)
@@ -31,9 +41,12 @@ class SourceFile:
 
     ``relpath`` is set for members of a folder input (POSIX path relative to ``folder``),
     so a text-folder reader can take the label from the parent directory name.
+    ``mtime`` is the file's modification time (seconds since the epoch; None when unknown):
+    it dates pages that say "Feb 10" without a year (``pipeline.parse.dates``).
     ``format`` is "text-folder" when this file is one document of a text folder
     (configured or recognised here from the folder's layout), else None: the parse stage
-    then uses ``spec.format`` or sniffs the content.
+    then uses ``spec.format`` or sniffs the content. ``skipped`` is set (to the reader name
+    the input report shows) for a link to a folder that was not entered: it has no data.
     """
 
     path: str
@@ -43,6 +56,8 @@ class SourceFile:
     relpath: str | None = None
     folder: str | None = None
     format: str | None = None
+    skipped: str | None = None
+    mtime: float | None = None
 
 
 def collect_sources(specs: list[InputSpec]) -> list[SourceFile]:
@@ -55,7 +70,9 @@ def collect_sources(specs: list[InputSpec]) -> list[SourceFile]:
     sources: list[SourceFile] = []
     for spec in specs:
         for match in _matches(spec.path):
-            if match.is_dir():
+            if _is_folder_link(match) and glob.has_magic(spec.path):
+                sources.append(_skipped_link(match, spec))
+            elif match.is_dir():
                 sources.extend(_read_folder(match, spec))
             elif spec.format == TEXT_FOLDER:
                 raise InputError(f"{match}: format 'text-folder' needs a folder of documents, not a file")
@@ -64,9 +81,86 @@ def collect_sources(specs: list[InputSpec]) -> list[SourceFile]:
     return sources
 
 
+def iter_glob(pattern: str) -> Iterator[str]:
+    """Paths matching ``pattern`` like ``glob.glob(pattern, recursive=True)``, unsorted, lazily.
+
+    Unlike glob.glob, ``**`` never enters a link to a folder: it yields the link itself
+    instead (``collect_sources`` reports it). Hidden names match only a pattern part that
+    starts with ".", as in glob.glob.
+    """
+    base = os.sep if pattern.startswith(os.sep) else ""
+    parts = [part for part in pattern.split(os.sep) if part]
+    if not parts:
+        yield from [base] if base and os.path.lexists(base) else []
+        return
+    yield from _glob_from(base, parts)
+
+
+def first_match(pattern: str) -> str | None:
+    """The first path ``pattern`` matches that is not a link to a folder, else None; stops there."""
+    return next((path for path in iter_glob(pattern) if not _is_folder_link(Path(path))), None)
+
+
+def _glob_from(base: str, parts: list[str]) -> Iterator[str]:
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        if rest:
+            yield from _glob_from(base, rest)
+        elif base:
+            yield base
+        for name, path in _children(base):
+            if _hidden(name):
+                continue
+            if _is_folder_link(Path(path)):
+                yield path  # reported, never entered
+            elif os.path.isdir(path):
+                yield from _glob_from(path, parts)
+            elif not rest:
+                yield path
+        return
+    if not glob.has_magic(head):
+        path = os.path.join(base, head) if base else head
+        if not rest:
+            if os.path.lexists(path):
+                yield path
+        elif os.path.isdir(path):
+            yield from _glob_from(path, rest)
+        return
+    for name, path in _children(base):
+        if (_hidden(name) and not head.startswith(".")) or not fnmatch.fnmatchcase(name, head):
+            continue
+        if not rest:
+            yield path
+        elif os.path.isdir(path):
+            yield from _glob_from(path, rest)
+
+
+def _children(base: str) -> list[tuple[str, str]]:
+    """(name, path) of every entry of folder ``base`` ("" = the working folder); none if unreadable."""
+    try:
+        names = os.listdir(base or os.curdir)
+    except OSError:
+        return []  # not a folder, or unreadable: glob.glob matches nothing there either
+    return [(name, os.path.join(base, name) if base else name) for name in sorted(names)]
+
+
+def _is_folder_link(path: Path) -> bool:
+    return path.is_symlink() and path.is_dir()
+
+
+def _skipped_link(path: Path, spec: InputSpec) -> SourceFile:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = ""
+    # The hash names the link's target, so re-pointing the link changes the parse stage's key.
+    digest = hashlib.sha256(target.encode("utf-8", errors="surrogateescape")).hexdigest()
+    return SourceFile(path=str(path), data=b"", sha256=digest, spec=spec, skipped=LINK_NOT_FOLLOWED)
+
+
 def _matches(pattern: str) -> list[Path]:
     if glob.has_magic(pattern):
-        found = sorted(glob.glob(pattern, recursive=True))
+        found = sorted(dict.fromkeys(iter_glob(pattern)))
         if not found:
             raise InputError(f"{pattern}: the pattern matches no file or folder")
         return [Path(item) for item in found if not _hidden(Path(item).name)]
@@ -80,14 +174,18 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    files = []
+def _folder_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files under ``folder`` and the links to folders found there (rglob enters none)."""
+    files, links = [], []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if any(_hidden(part) for part in relative.parts) or not path.is_file():
+        if any(_hidden(part) for part in relative.parts):
             continue
-        files.append(path)
-    return files
+        if _is_folder_link(path):
+            links.append(path)
+        elif path.is_file():
+            files.append(path)
+    return files, links
 
 
 def _is_text_folder(folder: Path, files: list[Path]) -> bool:
@@ -103,10 +201,12 @@ def _strip_gz(name: str) -> str:
 
 
 def _read_folder(folder: Path, spec: InputSpec) -> list[SourceFile]:
-    files = _folder_files(folder)
+    files, links = _folder_files(folder)
     if not files:
-        raise InputError(f"{folder}: the folder holds no files")
+        ignored = f" (only {len(links)} link(s) to folders, which are not followed)" if links else ""
+        raise InputError(f"{folder}: the folder holds no files{ignored}")
     as_documents = spec.format == TEXT_FOLDER or (spec.format == "auto" and _is_text_folder(folder, files))
+    # The links come last: a text folder's documents must stay together as one unit.
     return [
         _read_file(
             path,
@@ -116,14 +216,15 @@ def _read_folder(folder: Path, spec: InputSpec) -> list[SourceFile]:
             fmt=TEXT_FOLDER if as_documents else None,
         )
         for path in files
-    ]
+    ] + [_skipped_link(path, spec) for path in links]
 
 
 def _read_file(
     path: Path, spec: InputSpec, relpath: str | None = None, folder: str | None = None, fmt: str | None = None
 ) -> SourceFile:
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
+        mode = info.st_mode
     except FileNotFoundError:
         what = "is a broken symbolic link" if path.is_symlink() else "no such file"
         raise InputError(f"{path}: {what}") from None
@@ -154,4 +255,5 @@ def _read_file(
         relpath=relpath,
         folder=folder,
         format=fmt,
+        mtime=info.st_mtime,
     )

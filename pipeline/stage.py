@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from pipeline.config import RunConfig
@@ -35,6 +36,7 @@ class StageContext:
     config: RunConfig
     store: ArtifactStore
     sources: list[SourceFile]
+    today: date  # the run's day (UTC), read once per run: what "the latest past Feb 10" and "future" mean
     # What this stage recorded the last time it finished, kept before a recompute invalidated it.
     previous: StageRecord | None = None
     forced: bool = False  # the user asked to recompute this stage from scratch (--force)

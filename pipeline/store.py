@@ -2,12 +2,16 @@
 
 Layout of one run (``outputs/<run>/``)::
 
-    01_parse/papers.parquet, file_reports.json, _stage.json
-    02_embed/embeddings.npy, _stage.json
-    03_cluster/labels.npy, reduced.npy, layout.npy, cluster.json, _stage.json
-    04_label/assignments.parquet, topics.parquet, label.json, _stage.json
-    05_report/_stage.json          (the report's files sit at the top of the run folder)
-    index.html, map.html, ..., manifest.json
+    01_parse/ … 05_report/   one folder per stage, numbered in pipeline order; each holds the
+                             artifacts its stage declares (``pipeline/stages/``: parquet tables,
+                             .npy arrays, JSON) and ``_stage.json``, the stage's record
+    index.html, map.html, topics.html, topics/, assets/, papers.csv, topics.csv, metrics.json
+                             the report, published by ``publish_report``
+    manifest.json            the run's manifest (``write_manifest``)
+    .lock                    held while a run writes here (``lock``)
+
+and, shared by every run under one output folder, ``<output_dir>/.cache/<namespace>/``: the
+sub-results stages keep between runs (``MemoStore``: vectors, tokens, term counts, c-TF-IDF).
 
 Every file is written to a temporary name and renamed into place, so a run killed at any
 moment never leaves a half-written artifact under its final name. ``_stage.json`` is
@@ -20,10 +24,6 @@ One run at a time writes a run folder: ``lock()`` holds an exclusive ``flock`` o
 ``<run>/.lock``, which the kernel releases when the process ends in any way (SIGKILL
 included), so a dead run never blocks the next one. The next run then sweeps what the
 dead one left half-done (temporary files, a report staging folder).
-
-The embedding cache (``outputs/.cache/embeddings/<model key>/``) is shared by all runs
-under one output folder and keyed by the hash of each text, so adding papers or changing
-clustering settings never embeds a text twice.
 """
 
 from __future__ import annotations
@@ -31,21 +31,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
-import io
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import OutputError, PapertopicsError, RunLockedError
+from pipeline.files import TEMP_SUFFIX, atomic_write_bytes, hash_json, json_to_bytes, output_error, sha256_bytes
+from pipeline.memo import MemoStore
 
 # Bump when the layout or the meaning of a stored artifact changes: older folders are recomputed.
 STORE_FORMAT_VERSION = 1
@@ -53,23 +53,6 @@ STAGE_MARKER = "_stage.json"
 LOCK_FILE = ".lock"
 STAGING_PREFIX = ".report-staging-"
 RETIRED_INFIX = ".old-"  # ".topics.old-1a2b3c4d": the previous report's folder, being replaced
-TEMP_SUFFIX = ".tmp"
-
-
-def output_error(path: Path, exc: OSError) -> OutputError:
-    """A one-line OutputError for a failed write of ``path``."""
-    reason = exc.strerror or str(exc)
-    hint = "; free some space and run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    return OutputError(f"{path}: cannot write the output ({reason}){hint}")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def hash_json(value: Any) -> str:
-    """Stable hash of a JSON-able value (keys sorted, no whitespace)."""
-    return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode())
 
 
 def stage_cache_key(stage: str, code_version: int, config_slice: Mapping[str, Any], input_hashes: list[str]) -> str:
@@ -83,44 +66,6 @@ def stage_cache_key(stage: str, code_version: int, config_slice: Mapping[str, An
             "inputs": list(input_hashes),
         }
     )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename.
-
-    Raises OutputError when the folder cannot be made or the file cannot be written.
-    """
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise output_error(path, exc) from exc
-        raise
-
-
-def table_to_bytes(table: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False, engine="pyarrow", compression="zstd")
-    return buffer.getvalue()
-
-
-def array_to_bytes(array: np.ndarray) -> bytes:
-    # The .npy header records shape and dtype, so hashing these bytes hashes them too.
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def json_to_bytes(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
 
 
 @dataclass(frozen=True)
@@ -215,6 +160,9 @@ class ArtifactStore:
         so a failure while writing (disk full, killed run) leaves the previous report intact.
         """
         staging = self.run_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
+        top_level = sorted({Path(relative).parts[0] for relative in files})
+        previous = any((self.run_dir / name).exists() for name in top_level)
+        kept = "the previous report is left as it was" if previous else "no report was published"
         try:
             for relative, data in files.items():
                 target = (staging / relative).resolve()
@@ -228,28 +176,37 @@ class ArtifactStore:
                     full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
                     hint = "free some space and run again; " if full else ""
                     raise OutputError(
-                        f"{self.run_dir}: cannot write the new report ({reason} at {relative}); "
-                        f"{hint}the previous report is left as it was"
+                        f"{self.run_dir}: cannot write the new report ({reason} at {relative}); {hint}{kept}"
                     ) from cause
-            top_level = {Path(relative).parts[0] for relative in files}
-            for name in sorted(top_level):
+            for name in top_level:
+                if (staging / name).is_dir():
+                    _check_removable(self.run_dir / name)
+            for name in top_level:
                 self._swap_into_place(staging / name, self.run_dir / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     @staticmethod
     def _swap_into_place(new: Path, final: Path) -> None:
+        retired = final.with_name(f".{final.name}{RETIRED_INFIX}{uuid.uuid4().hex[:8]}")
         try:
             if new.is_dir():
-                retired = final.with_name(f".{final.name}{RETIRED_INFIX}{uuid.uuid4().hex[:8]}")
                 if final.exists():
                     os.replace(final, retired)
                 os.replace(new, final)
-                shutil.rmtree(retired, ignore_errors=True)
             else:
                 os.replace(new, final)
         except OSError as exc:
             raise output_error(final, exc) from exc
+        if not retired.exists():  # a file, or a folder with no previous one
+            return
+        try:
+            shutil.rmtree(retired)
+        except OSError as exc:
+            raise OutputError(
+                f"{retired}: the new report is in place, but the previous one cannot be deleted "
+                f"({exc.strerror or exc}); delete this folder"
+            ) from exc
 
     def sweep_leftovers(self) -> list[Path]:
         """Delete what an interrupted run left half-done; returns the paths removed.
@@ -309,12 +266,34 @@ class ArtifactStore:
             os.close(descriptor)
 
 
+def _check_removable(folder: Path) -> None:
+    """Raise OutputError unless every folder under ``folder`` lets its entries be deleted.
+
+    Checked before a report folder (``topics/``) is swapped out: a read-only one was renamed
+    aside, could not be deleted, and stayed behind as ``.topics.old-*`` with exit code 0.
+    """
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for current, _folders, _files in os.walk(folder):
+        if not os.access(current, os.W_OK | os.X_OK):
+            raise OutputError(
+                f"{current}: the previous report's folder is read-only, so the new report cannot replace it; "
+                "make it writable (chmod -R u+w) and run again; the previous report is left as it was"
+            )
+
+
 def _take_lock(lock_path: Path, run_dir: Path) -> int:
     """An open descriptor of ``lock_path`` holding its exclusive flock."""
     while True:
         try:
-            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Never through a link: "ftruncate + write pid" would clobber the file it points to.
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputError(
+                    f"{lock_path}: is a symbolic link; the run lock must be a plain file "
+                    "(delete the link and run again)"
+                ) from None
             raise output_error(lock_path, exc) from exc
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -343,221 +322,3 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-# -- results kept between runs: the generic memo ------------------------------------------
-#
-# A stage keeps a sub-result between runs (the vectors of each text, each text's tokens, a
-# document-term matrix, a c-TF-IDF matrix) through ``memo`` (one value per key) or
-# ``memo_rows`` (one row per text, in append-only shards). Both live under
-# ``<cache_dir>/<namespace>/``, shared by every run under one output folder, and store
-# ``.npz`` files of plain arrays: a codec turns a value into named arrays and back.
-
-TEXT_KEY_BYTES = 16
-T = TypeVar("T")
-
-
-class Codec(Protocol[T]):
-    """Turns a value into named arrays for an ``.npz`` file, and back."""
-
-    def encode(self, value: T) -> dict[str, np.ndarray]: ...
-    def decode(self, arrays: Mapping[str, np.ndarray]) -> T: ...
-
-
-class RowCodec(Codec[T], Protocol[T]):
-    """A codec for values that hold one row per key (vectors, tokenised texts)."""
-
-    def take(self, parts: Sequence[tuple[np.ndarray, T]], keys: Sequence[bytes]) -> T:
-        """The rows of ``keys`` in that order, from (keys, value) parts (the first holding a key wins).
-
-        Returns a part itself when it holds exactly ``keys`` in that order.
-        """
-        ...
-
-
-def text_key(text: str) -> bytes:
-    """The 16-byte content key of a text in every per-text memo."""
-    return hashlib.sha256(text.encode("utf-8")).digest()[:TEXT_KEY_BYTES]
-
-
-def stored_keys(array: np.ndarray) -> list[bytes]:
-    """The text keys of a shard's ``S16`` array, each its full 16 bytes.
-
-    numpy drops trailing NUL bytes when it turns an ``S16`` value into ``bytes``: about one
-    key in 256 ends in one, and would never match its text again (recomputed every run).
-    """
-    return [key.ljust(TEXT_KEY_BYTES, b"\0") for key in array.tolist()]
-
-
-def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **dict(arrays))  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
-    return buffer.getvalue()
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as content:
-        return {name: content[name] for name in content.files}
-
-
-_UNREADABLE = (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError)
-
-
-def _keep_latest(folder: Path, pattern: str, keep: int) -> None:
-    """Delete all but the ``keep`` most recently used files matching ``pattern``."""
-    entries = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime_ns, reverse=True)
-    for stale in entries[keep:]:
-        with contextlib.suppress(OSError):
-            stale.unlink()
-
-
-class MemoStore:
-    """Sub-results kept between runs, under ``<cache_dir>/<namespace>/``."""
-
-    def __init__(self, cache_dir: Path):
-        self.cache_dir = Path(cache_dir)
-
-    def folder(self, namespace: str) -> Path:
-        return self.cache_dir / namespace
-
-    def memo(self, namespace: str, key: str, compute: Callable[[], T], codec: Codec[T], keep: int = 2) -> T:
-        """The value stored under ``key``, else ``compute()``, stored for the next run.
-
-        Only the ``keep`` most recently used values of a namespace are kept (they can be
-        large: a document-term matrix at 75k papers is 100-200 MB). A file that cannot be
-        read is computed again.
-        """
-        path = self.folder(namespace) / f"{key}.npz"
-        try:
-            value = codec.decode(_read_npz(path))
-            os.utime(path)  # most recently used
-            return value
-        except _UNREADABLE:
-            pass  # not stored yet, or a file this code cannot read: compute it again
-        value = compute()
-        atomic_write_bytes(path, _npz_bytes(codec.encode(value)))
-        _keep_latest(path.parent, "*.npz", keep)
-        return value
-
-    def memo_rows(
-        self,
-        namespace: str,
-        keys: Sequence[bytes],
-        compute: Callable[[list[int]], T],
-        codec: RowCodec[T],
-        keep_assembled: int = 0,
-        shard_rows: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> tuple[T, int]:
-        """One row per key, in the order of ``keys``, computing only the rows no run stored yet.
-
-        Rows live in append-only shards (``shard-<hash>.npz``: the keys and the codec's
-        arrays); a shard is never modified, so an interrupted write can only lose the shard
-        being written. ``compute(indices)`` returns the rows of ``keys[i]`` for those indices.
-        With ``shard_rows``, missing rows are computed and written ``shard_rows`` at a time, so
-        a run killed halfway keeps what it finished and the next one computes only the rest;
-        ``progress(done, total)`` hears of each shard. With ``keep_assembled``, a result
-        assembled from several shards is also kept whole (the ``keep_assembled`` most recent),
-        so the next run with the same keys reads one file. Returns the rows and how many were
-        computed.
-        """
-        folder = self.folder(namespace)
-        digest = sha256_bytes(b"".join(keys))
-        whole = folder / f"assembled-{digest}.npz"
-        if keep_assembled:
-            try:
-                value = codec.decode(_read_npz(whole))
-                os.utime(whole)
-                return value, 0
-            except _UNREADABLE:
-                pass
-        parts: list[tuple[np.ndarray, T]] = []
-        known: set[bytes] = set()
-        for shard in sorted(folder.glob("shard-*.npz")):
-            try:
-                arrays = _read_npz(shard)
-                part = (arrays.pop("keys"), codec.decode(arrays))
-            except _UNREADABLE:
-                continue  # a shard that cannot be read is ignored: its rows are computed again
-            parts.append(part)
-            known.update(stored_keys(part[0]))
-        first_index: dict[bytes, int] = {}
-        for index, key in enumerate(keys):
-            if key not in known:
-                first_index.setdefault(key, index)
-        missing, indices = list(first_index), list(first_index.values())
-        step = shard_rows or max(1, len(missing))
-        for start in range(0, len(missing), step):
-            rows = compute(indices[start : start + step])
-            shard_keys = np.array(missing[start : start + step], dtype=f"S{TEXT_KEY_BYTES}")
-            data = _npz_bytes({"keys": shard_keys, **codec.encode(rows)})
-            atomic_write_bytes(folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)
-            parts.append((shard_keys, rows))
-            if progress is not None:
-                progress(min(start + step, len(missing)), len(missing))
-        value = codec.take(parts, keys)
-        if keep_assembled and all(value is not part for _, part in parts):
-            atomic_write_bytes(whole, _npz_bytes(codec.encode(value)))
-            _keep_latest(folder, "assembled-*.npz", keep_assembled)
-        return value, len(first_index)
-
-
-class VectorRows:
-    """Rows of a float32 matrix (one vector per key): the codec of the embedding memo."""
-
-    def encode(self, value: np.ndarray) -> dict[str, np.ndarray]:
-        return {"vectors": np.asarray(value, dtype=np.float32)}
-
-    def decode(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-        return arrays["vectors"]
-
-    def take(self, parts: Sequence[tuple[np.ndarray, np.ndarray]], keys: Sequence[bytes]) -> np.ndarray:
-        where: dict[bytes, tuple[int, int]] = {}
-        wanted = set(keys)
-        for number, (part_keys, _) in enumerate(parts):
-            for row, key in enumerate(stored_keys(part_keys)):
-                if key in wanted and key not in where:
-                    where[key] = (number, row)
-        if not keys:
-            dim = parts[0][1].shape[1] if parts else 0
-            return np.zeros((0, dim), dtype=np.float32)
-        return np.stack([parts[where[key][0]][1][where[key][1]] for key in keys]).astype(np.float32)
-
-
-class SparseMatrix:
-    """A scipy CSR matrix as arrays: the codec of the c-TF-IDF memo."""
-
-    def encode(self, value: Any) -> dict[str, np.ndarray]:
-        return csr_fields(value)
-
-    def decode(self, arrays: Mapping[str, np.ndarray]) -> Any:
-        return csr_from(arrays)
-
-
-def csr_fields(matrix: Any) -> dict[str, np.ndarray]:
-    """A CSR matrix's arrays, for an ``.npz`` file."""
-    return {
-        "shape": np.array(matrix.shape, dtype=np.int64),
-        "data": matrix.data,
-        "indices": matrix.indices,
-        "indptr": matrix.indptr,
-    }
-
-
-def csr_from(arrays: Mapping[str, np.ndarray]) -> Any:
-    """The CSR matrix of :func:`csr_fields`' arrays."""
-    from scipy import sparse
-
-    shape = tuple(arrays["shape"].tolist())
-    return sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
-
-
-def words_to_array(words: np.ndarray) -> np.ndarray:
-    """Words as UTF-8 bytes joined by newlines (words never hold white space): 10x smaller than U-strings."""
-    return np.frombuffer("\n".join(words.tolist()).encode("utf-8"), dtype=np.uint8)
-
-
-def words_from_array(array: np.ndarray) -> np.ndarray:
-    """The words of :func:`words_to_array`, as an object array of str."""
-    text = array.tobytes().decode("utf-8")
-    return np.array(text.split("\n") if text else [], dtype=object)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from pipeline.store import csr_fields, csr_from, words_from_array, words_to_array
+from pipeline.memo import csr_fields, csr_from, words_from_array, words_to_array
 
 # Words start with a letter and have two or more characters: keeps "3d", "2024" and "_" out.
 # A LaTeX command is no word ("\mathbb{R}", "\textbf{...}", "\infty" gave keywords and names

@@ -7,7 +7,6 @@ of that run's embedding cache and label without MMR, so none of them loads the m
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import shutil
@@ -169,13 +168,15 @@ def test_output_folder_that_cannot_be_created_is_one_line(tmp_path, capsys):
 
 def write_to_dev_full(patch: pytest.MonkeyPatch, where: str) -> None:
     """Every file the store writes whose path contains ``where`` goes to /dev/full: ENOSPC from the kernel."""
+    real_open = os.open
 
-    def fake_open(path, mode="r", *args, **kwargs):
-        if where in str(path) and "w" in mode:
-            return builtins.open("/dev/full", mode, *args, **kwargs)
-        return builtins.open(path, mode, *args, **kwargs)
+    # The store opens its temporary files with os.open (O_EXCL | O_NOFOLLOW), then writes through the descriptor.
+    def fake_open(path, flags, *args, **kwargs):
+        if where in str(path) and flags & (os.O_WRONLY | os.O_RDWR):
+            return real_open("/dev/full", os.O_WRONLY)
+        return real_open(path, flags, *args, **kwargs)
 
-    patch.setattr("pipeline.store.open", fake_open, raising=False)
+    patch.setattr(os, "open", fake_open)
 
 
 # -- runs on the seed page: uninterrupted, disk full, killed --------------------------------------

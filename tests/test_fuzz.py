@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 
 from pipeline.config import InputSpec, ParseConfig
 from pipeline.errors import InputError
+from pipeline.files import table_to_bytes
 from pipeline.parse import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, READERS, parse
 from pipeline.parse.normalize import has_words
 from pipeline.schema import PAPER_COLUMNS
 from pipeline.sources import SourceFile
-from pipeline.store import table_to_bytes
 
 FUZZ = settings(
     max_examples=150,

@@ -83,6 +83,10 @@ def test_kaggle_snapshot_csv():
         "skip_reasons": {},
         "first_skipped": {},
         "truncated": {},
+        "date_rule": "",  # full dates: no year to infer
+        "date_reference": "",
+        "date_errors": {},
+        "first_date_error": {},
     }
     assert papers["label"].nunique() == 108
     assert papers["label"].value_counts().iloc[0] == 398  # astro-ph, per the corpus README

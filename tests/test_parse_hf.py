@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -107,23 +110,35 @@ def _page(text: str, year: int | None = None, name: str = "page.txt") -> SourceF
     return SourceFile(path=name, data=text.encode(), sha256="0" * 64, spec=InputSpec(path=name, year=year))
 
 
+TODAY = date(2026, 12, 2)
+
+
 def _parse_seed(path: Path, year: int | None = None):
-    return parse(collect_sources([InputSpec(path=str(path), year=year)]), ParseConfig())
+    return parse(collect_sources([InputSpec(path=str(path), year=year)]), ParseConfig(), today=TODAY)
 
 
-@pytest.mark.parametrize(("path", "titles", "date"), [(AUG12, AUG12_TITLES, "Aug 12"), (MAR11, MAR11_TITLES, "Mar 11")])
-def test_seed_pages_yield_every_title_in_order(path, titles, date):
-    result = _parse_seed(path)
+@pytest.mark.parametrize(
+    ("path", "titles", "saved", "listed"),
+    [(AUG12, AUG12_TITLES, "2025-08-13", "2025-08-12"), (MAR11, MAR11_TITLES, "2026-01-20", "2025-03-11")],
+)
+def test_seed_pages_yield_every_title_in_order(tmp_path, path, titles, saved, listed):
+    # The seed pages' names hold no date: their modification time dates them (a checkout sets it).
+    copy = tmp_path / path.name
+    shutil.copyfile(path, copy)
+    stamp = date.fromisoformat(saved).toordinal() - date(1970, 1, 1).toordinal()
+    os.utime(copy, (stamp * 86400 + 3600, stamp * 86400 + 3600))
+    result = parse(collect_sources([InputSpec(path=str(copy))]), ParseConfig(), today=TODAY)
     papers = result.papers
     assert list(papers.columns) == list(PAPER_COLUMNS)
     assert all(str(dtype) == "string" for dtype in papers.dtypes)
     assert papers["title"].tolist() == titles
     assert len(titles) == {AUG12: 23, MAR11: 41}[path]
-    assert set(papers["date"]) == {date}
+    assert set(papers["date"]) == {listed}
     assert (papers["abstract"].str.len() > 1000).all(), "every seed paper has its long abstract"
-    assert papers["source"].unique().tolist() == [str(path)]
+    assert papers["source"].unique().tolist() == [str(copy)]
     report = result.file_reports[0]
     assert (report.reader, report.read, report.kept, report.skipped) == ("hf-daily-papers", len(titles), len(titles), 0)
+    assert (report.date_rule, report.date_reference) == ("file modified", saved)
 
 
 def test_no_chrome_line_becomes_a_paper():
@@ -192,10 +207,10 @@ def test_two_abstract_paragraphs_belong_to_one_paper():
         + "\n\nNext Paper\n\n"
         + ABSTRACT_B
     )
-    papers = parse([_page(text)], ParseConfig()).papers
+    papers = parse([_page(text)], ParseConfig(), today=TODAY).papers
     assert papers["title"].tolist() == ["Forgetting In Fine-Tuning", "Next Paper"]
     assert papers["abstract"].iloc[0] == f"{ABSTRACT_A} {ABSTRACT_B}"
-    assert papers["date"].tolist() == ["Mar 3", "Mar 3"]
+    assert papers["date"].tolist() == ["2026-03-03", "2026-03-03"]
 
 
 def test_short_code_line_after_abstract_is_not_a_title():

@@ -11,7 +11,6 @@ from pipeline.parse.normalize import (
     clean_text,
     extract_links,
     iso_date,
-    listing_date,
     normalize_arxiv_id,
     normalize_title,
     split_snapshot_authors,
@@ -96,14 +95,6 @@ def test_extract_links():
 )
 def test_iso_date(value, expected):
     assert iso_date(value) == expected
-
-
-def test_listing_date():
-    assert listing_date("Aug 12", None) == "Aug 12"
-    assert listing_date("Aug 12", 2024) == "2024-08-12"
-    assert listing_date("March 11", 2025) == "2025-03-11"
-    assert listing_date("Subscribe", 2024) is None
-    assert listing_date("Foo 12", None) is None
 
 
 def test_split_snapshot_authors():

@@ -76,6 +76,10 @@ def test_generated_folder_reads_titles_labels_and_encodings(tmp_path):
             "skip_reasons": {"not inside a label folder": 1},
             "first_skipped": {"not inside a label folder": "README.TXT"},
             "truncated": {},
+            "date_rule": "",  # no dates: nothing to date
+            "date_reference": "",
+            "date_errors": {},
+            "first_date_error": {},
         }
     ]
 

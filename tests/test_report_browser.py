@@ -297,6 +297,62 @@ def test_map_filters_by_topic_and_by_date(browser, synthetic_run):
         watched.close()
 
 
+def _map_data(run_dir: Path) -> dict:
+    html = (run_dir / "map.html").read_text(encoding="utf-8")
+    return json.loads(html.split('id="map-data">')[1].split("</script>")[0])
+
+
+def test_brushing_the_date_histogram_filters_the_map(browser, synthetic_run):
+    """Dragging across the bars under the map sets the one date filter (and its From/To inputs)."""
+    papers = read_papers_csv(synthetic_run)
+    bars = _map_data(synthetic_run)["dateHistogram"]
+    watched = Watched(browser).open(synthetic_run / "map.html")
+    try:
+        page = watched.page
+        page.wait_for_function("(document.getElementById('date-histogram').data || []).length === 1")
+        first, last = len(bars["start"]) // 4, len(bars["start"]) // 2
+        # The screen positions of the first bar's left edge and the last bar's right edge.
+        x0, x1, y = page.evaluate(
+            """([a, b]) => { const h = document.getElementById('date-histogram'), fl = h._fullLayout;
+              const box = h.getBoundingClientRect(), px = (ms) => box.left + fl._size.l + fl.xaxis.l2p(ms);
+              const middle = box.top + fl._size.t + fl._size.h / 2;
+              return [px(Date.parse(a)) + 1, px(Date.parse(b) + 86400000) - 1, middle]; }""",
+            [bars["start"][first], bars["end"][last]],
+        )
+        page.mouse.move(x0, y)
+        page.mouse.down()
+        page.mouse.move((x0 + x1) / 2, y, steps=5)
+        page.mouse.move(x1, y, steps=5)
+        page.mouse.up()
+        page.wait_for_function("papertopicsMap.dateRange()[0] !== ''")
+        start, end = page.evaluate("papertopicsMap.dateRange()")
+        # The range snaps to whole bars, within a bar of where the drag began and ended.
+        assert start in bars["start"] and end in bars["end"]
+        assert abs(bars["start"].index(start) - first) <= 1 and abs(bars["end"].index(end) - last) <= 1
+        in_range = sum(start <= p["date"] <= end for p in papers)
+        assert 0 < in_range < len(papers) / 2
+        page.wait_for_function(f"papertopicsMap.points() === {in_range}")
+        assert (page.input_value("#map-from"), page.input_value("#map-to")) == (start, end)  # one filter
+        shaded = page.evaluate("document.getElementById('date-histogram').data[0].selectedpoints")
+        assert shaded == list(range(bars["start"].index(start), bars["end"].index(end) + 1))
+        # Typing dates moves the same filter, and the bars' shading follows.
+        page.fill("#map-from", "2024-03-01")
+        page.fill("#map-to", "2024-03-31")
+        page.dispatch_event("#map-to", "change")
+        page.wait_for_function(
+            f"papertopicsMap.points() === {sum('2024-03-01' <= p['date'] <= '2024-03-31' for p in papers)}"
+        )
+        shaded = page.evaluate("document.getElementById('date-histogram').data[0].selectedpoints")
+        assert [bars["start"][k][:7] for k in shaded] == ["2024-03"] * len(shaded) and shaded
+        page.mouse.click(x1, y)  # a click without a drag shows every date again
+        page.wait_for_function(f"papertopicsMap.points() === {len(papers)}")
+        assert page.evaluate("papertopicsMap.dateRange()") == ["", ""]
+        assert page.input_value("#map-from") == ""
+        watched.check_clean("date histogram")
+    finally:
+        watched.close()
+
+
 def test_hostile_title_shows_as_text_and_runs_nothing(browser, synthetic_run):
     for relative in ("index.html", "map.html", "topics.html"):
         watched = Watched(browser).open(synthetic_run / relative)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import signal
 
 import pytest
 
-from pipeline.config import InputSpec
-from pipeline.errors import InputError
-from pipeline.sources import SourceFile, collect_sources
+from pipeline.config import InputSpec, load_config
+from pipeline.errors import ConfigError, InputError
+from pipeline.sources import LINK_NOT_FOLLOWED, SourceFile, collect_sources
 
 
 def _tree(root, files: dict[str, bytes]):
@@ -128,3 +129,86 @@ def test_unreadable_file_is_an_input_error(tmp_path, monkeypatch):
     monkeypatch.setattr(type(path), "read_bytes", denied)
     with pytest.raises(InputError, match=r"secret\.csv: cannot read the file \(Permission denied\)"):
         collect_sources([InputSpec(path=str(path))])
+
+
+def test_glob_does_not_enter_links_to_folders_and_lists_them(tmp_path, endless_walk_fails):
+    # `loop -> .` made glob.glob read every file 40 times (once per level until ELOOP); two
+    # such links double the walk per level, which never ends.
+    _tree(tmp_path, {"days/a.jsonl": b"1", "days/sub/b.jsonl": b"2", "other/c.jsonl": b"3"})
+    (tmp_path / "days" / "loop").symlink_to(".")
+    (tmp_path / "days" / "sub" / "up").symlink_to("..")
+    (tmp_path / "days" / "elsewhere").symlink_to(tmp_path / "other")
+    (tmp_path / "days" / "file-link.jsonl").symlink_to(tmp_path / "other" / "c.jsonl")
+    sources = collect_sources([InputSpec(path=str(tmp_path / "days" / "**" / "*.jsonl"))])
+    read = [os.path.relpath(s.path, tmp_path / "days") for s in sources if s.skipped is None]
+    assert read == ["a.jsonl", "file-link.jsonl", "sub/b.jsonl"]
+    assert [s.data for s in sources if s.skipped is None] == [b"1", b"3", b"2"]
+    skipped = {os.path.relpath(s.path, tmp_path / "days"): s for s in sources if s.skipped is not None}
+    # `**/*.jsonl` matches no folder name, so only links met by the `**` walk are listed.
+    assert set(skipped) == {"elsewhere", "loop", "sub/up"}
+    assert {s.skipped for s in skipped.values()} == {LINK_NOT_FOLLOWED}
+    assert all(s.data == b"" for s in skipped.values())
+
+
+def test_folder_input_lists_its_links_to_folders_after_its_files(tmp_path):
+    _tree(tmp_path, {"docs/sport/a.txt": b"a", "docs/tech/b.txt": b"b"})
+    (tmp_path / "docs" / "tech" / "again").symlink_to("..")
+    sources = collect_sources([InputSpec(path=str(tmp_path / "docs"))])
+    assert [(s.relpath, s.format, s.skipped) for s in sources] == [
+        ("sport/a.txt", "text-folder", None),
+        ("tech/b.txt", "text-folder", None),
+        (None, None, LINK_NOT_FOLLOWED),
+    ]
+
+
+class StillWalking(Exception):  # not an OSError: glob.glob swallows those
+    """The glob still walks after 60 s: it follows the link loops."""
+
+
+def _hang_guard(signum, frame):
+    raise StillWalking
+
+
+@pytest.fixture
+def endless_walk_fails():
+    """Not a speed check: a guard so that a walk that follows link loops fails instead of hanging."""
+    previous = signal.signal(signal.SIGALRM, _hang_guard)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_config_check_of_a_glob_through_link_loops_ends(tmp_path, endless_walk_fails):
+    _tree(tmp_path, {"d/x/y.jsonl": b"1"})
+    for name in ("a", "b", "c"):  # three loops: glob.glob walks 3**40 paths, which never ends
+        (tmp_path / "d" / name).symlink_to(".")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"name: t\ninputs: ['{tmp_path}/d/**/*.csv']\n")
+    with pytest.raises(ConfigError, match=r"'inputs\.0\.path': .* matches no file or folder"):
+        load_config(config)
+    # The loops are listed, not entered, by the parse stage's walk too.
+    config.write_text(f"name: t\ninputs: ['{tmp_path}/d/**/*.jsonl']\n")
+    (spec,) = load_config(config).inputs
+    sources = collect_sources([spec])
+    assert [s.data for s in sources if s.skipped is None] == [b"1"]
+    assert sorted(os.path.basename(s.path) for s in sources if s.skipped) == ["a", "b", "c"]
+
+
+def test_input_report_lists_the_links_not_followed(tmp_path, endless_walk_fails):
+    from pipeline.config import ParseConfig
+    from pipeline.parse import parse
+
+    row = b'{"title": "Sparse attention for long documents", "abstract": "We study sparse attention."}\n'
+    _tree(tmp_path, {"days/2024-01-01.jsonl": row})
+    (tmp_path / "days" / "loop").symlink_to(".")
+    result = parse(collect_sources([InputSpec(path=str(tmp_path / "days" / "**" / "*.jsonl"))]), ParseConfig())
+    assert len(result.papers) == 1
+    assert [(os.path.basename(r.path), r.reader, r.read) for r in result.file_reports] == [
+        ("2024-01-01.jsonl", "table", 1),
+        ("loop", LINK_NOT_FOLLOWED, 0),
+    ]
+    # A glob that finds nothing but links is an input that holds no paper.
+    only_links = InputSpec(path=str(tmp_path / "days" / "l*"))
+    with pytest.raises(InputError, match=r"l\*: matches only links to folders, which are not followed"):
+        parse(collect_sources([only_links]), ParseConfig())

@@ -12,16 +12,9 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import RunLockedError
-from pipeline.store import (
-    ArtifactStore,
-    MemoStore,
-    VectorRows,
-    array_to_bytes,
-    json_to_bytes,
-    stage_cache_key,
-    table_to_bytes,
-    text_key,
-)
+from pipeline.files import array_to_bytes, json_to_bytes, table_to_bytes
+from pipeline.memo import MemoStore, VectorRows, text_key
+from pipeline.store import ArtifactStore, stage_cache_key
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from pipeline.config import LabelConfig
 from pipeline.label import stop_words, term_counts_for
 from pipeline.label.keywords import bertopic_keywords, ctfidf_keywords
-from pipeline.store import MemoStore, text_key
+from pipeline.memo import MemoStore, text_key
 from pipeline.terms import (
     TOKEN_PATTERN,
     TermCountsArrays,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -21,6 +22,17 @@ import pandas as pd
 from pipeline.config import ParseConfig
 from pipeline.errors import InputError
 from pipeline.parse.arxiv import read_daily, read_snapshot
+from pipeline.parse.dates import (
+    FUTURE_DATE,
+    NO_SUCH_DAY,
+    DateReference,
+    date_reference,
+    dated,
+    is_future,
+    month_day,
+    mtime_day,
+    utc_today,
+)
 from pipeline.parse.hf_pages import read_hf_page
 from pipeline.parse.normalize import clean_text, extract_links, has_words, normalize_title, title_hash_id
 from pipeline.parse.records import Item, RawPaper, Reader, Skip
@@ -30,7 +42,16 @@ from pipeline.parse.text_folder import read_text_folder
 from pipeline.schema import HTTP_URL, PAPER_COLUMNS, empty_papers
 from pipeline.sources import SourceFile
 
-__all__ = ["MAX_ABSTRACT_CHARS", "MAX_TITLE_CHARS", "READERS", "FileReport", "ParseResult", "parse"]
+__all__ = [
+    "MAX_ABSTRACT_CHARS",
+    "MAX_TITLE_CHARS",
+    "READERS",
+    "FileReport",
+    "ParseResult",
+    "date_key_parts",
+    "parse",
+    "utc_today",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +81,12 @@ class FileReport:
     ``skip_reasons`` counts skipped records per reason and ``first_skipped`` says where the
     first of each was ("line 12"); ``truncated`` counts kept papers whose title or abstract
     was cut to ``MAX_TITLE_CHARS`` / ``MAX_ABSTRACT_CHARS``, per field.
+
+    ``date_rule`` says how the file's dates without a year ("Feb 10") got one
+    (``pipeline.parse.dates.DATE_RULES``; empty when it has none) and ``date_reference``
+    the year or reference day it used. ``date_errors`` counts kept papers left undated
+    because their date is wrong (after today, Feb 29 in a year without one), per reason,
+    and ``first_date_error`` says where the first was and what it read ("line 9: 2027-02-10").
     """
 
     path: str
@@ -71,6 +98,10 @@ class FileReport:
     skip_reasons: dict[str, int] = field(default_factory=dict)
     first_skipped: dict[str, str] = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
+    date_rule: str = ""
+    date_reference: str = ""
+    date_errors: dict[str, int] = field(default_factory=dict)
+    first_date_error: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (for the run manifest)."""
@@ -206,15 +237,65 @@ def _log_report(report: FileReport) -> None:
         log.info("%s: %d record(s) skipped, %s; the first at %s", report.path, count, reason, first)
     for name, count in report.truncated.items():
         log.info("%s: cut %d %s(s) longer than %d characters", report.path, count, name, _LIMITS[name])
+    for reason, count in report.date_errors.items():
+        first = report.first_date_error[reason]
+        log.warning("%s: %d paper(s) left undated, %s; the first at %s", report.path, count, reason, first)
+
+
+@dataclass
+class _UnitDates:
+    """Gives the yearless dates of one unit's papers their year, and leaves wrong dates out.
+
+    The rule is chosen once per unit, at its first yearless date, and written to its report.
+    """
+
+    source: SourceFile
+    today: date
+    report: FileReport
+    config: ParseConfig
+    reference: DateReference | None = None
+
+    def full(self, value: str, where: str) -> str:
+        """``value`` as an ISO date when it was "Feb 10"; "" (a date error) when it is wrong."""
+        parts = month_day(value)
+        if parts is not None:
+            if self.reference is None:
+                spec = self.source.spec
+                self.reference = date_reference(self.source.path, spec.year, self.source.mtime, self.today)
+                self.report.date_rule = self.reference.rule
+                self.report.date_reference = str(self.reference.year or self.reference.day)
+            full = dated(*parts, self.reference)
+            if full is None:
+                return self._error(NO_SUCH_DAY, where, value)
+            value = full.isoformat()
+        if is_future(value, self.today):
+            return self._error(FUTURE_DATE, where, value)
+        return value
+
+    def _error(self, reason: str, where: str, value: str) -> str:
+        if self.config.on_error == "fail":
+            raise InputError(f"{self.report.path}: {where}: {reason} ({value}; today is {self.today.isoformat()})")
+        report = self.report
+        report.date_errors[reason] = report.date_errors.get(reason, 0) + 1
+        report.first_date_error.setdefault(reason, f"{where}: {value}")
+        return ""
 
 
 EMPTY_MEMBER = "(empty file)"  # the reader name reported for an empty member of a folder or glob
 
 
 def _read_unit(
-    unit: list[SourceFile], config: ParseConfig, seen: _Seen, rows: list[dict[str, str]], *, one_of_many: bool
+    unit: list[SourceFile],
+    config: ParseConfig,
+    seen: _Seen,
+    rows: list[dict[str, str]],
+    *,
+    one_of_many: bool,
+    today: date,
 ) -> FileReport:
     first = unit[0]
+    if first.skipped is not None:  # a link to a folder that the walk did not enter
+        return FileReport(path=first.path, reader=first.skipped)
     path = first.folder if first.format == "text-folder" and first.folder else first.path
     if one_of_many and first.format != "text-folder" and not first.data.strip():
         # A daily-listing folder has empty days (80 of the 410 arxiv-daily-cs files): that is a
@@ -223,6 +304,7 @@ def _read_unit(
         return FileReport(path=path, reader=EMPTY_MEMBER)
     reader = _reader_name(unit)
     report = FileReport(path=path, reader=reader)
+    dates = _UnitDates(first, today, report, config)
     items: list[Item] = list(READERS[reader](unit))
     for item in items:
         report.read += 1
@@ -239,39 +321,67 @@ def _read_unit(
             continue
         seen.remember(arxiv_id, identity)
         row["paper_id"] = seen.unique_paper_id(row["paper_id"])
+        row["date"] = dates.full(row["date"], item.where)
         rows.append(row)
         report.kept += 1
         for name in cut:
             report.truncated[name] = report.truncated.get(name, 0) + 1
     _log_report(report)
+    if one_of_many and report.read == 0:
+        # A day's listing with no records at all (`[]`, a CSV of only its header) is an empty
+        # day like an empty file: reported with 0 read. A file whose records were all bad is not.
+        log.info("%s: no records (a day without papers)", path)
+        return report
     if report.kept + report.duplicates == 0:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skip_reasons.items())
         raise InputError(f"{path}: holds no papers ({reasons or 'nothing readable found'})")
     return report
 
 
-def parse(sources: list[SourceFile], config: ParseConfig) -> ParseResult:
-    """Read every source into one deduplicated papers table, sorted by paper_id (one order for any input order).
+def parse(sources: list[SourceFile], config: ParseConfig, today: date | None = None) -> ParseResult:
+    """Read every source into one deduplicated papers table, in the order papers were first read.
+
+    ``today`` (default: ``utc_today()``) dates pages that say "Feb 10" when nothing else
+    does, and is the last day a listing date may be (``pipeline.parse.dates``): a later one is
+    left out and counted in its file's report (``on_error: fail`` stops there instead).
 
     Raises InputError for a file that holds no papers, is empty, binary or unreadable as its
     format, a mapped column that is missing, or (with ``on_error: fail``) any bad record.
     One exception: an empty file that is one of several files of a folder or glob input is
-    reported with reader "(empty file)" and no records, as long as the input holds papers.
+    reported with reader "(empty file)" and no records, and one holding no records (a JSON
+    ``[]``, a CSV of only its header) with 0 read, as long as the input holds papers.
     """
+    today = today or utc_today()
     seen = _Seen()
     rows: list[dict[str, str]] = []
-    files_per_spec = Counter(source.spec for source in sources)
+    files_per_spec = Counter(source.spec for source in sources if source.skipped is None)
     units = _units(sources)
-    reports = [_read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1) for unit in units]
-    for spec in files_per_spec:
-        found = [report for report, unit in zip(reports, units, strict=True) if unit[0].spec == spec]
+    reports = [
+        _read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1, today=today)
+        for unit in units
+    ]
+    for spec in dict.fromkeys(source.spec for source in sources):
+        found = [
+            report
+            for report, unit in zip(reports, units, strict=True)
+            if unit[0].spec == spec and unit[0].skipped is None
+        ]
+        if not found:
+            raise InputError(f"{spec.path}: matches only links to folders, which are not followed")
         if sum(report.kept + report.duplicates for report in found) == 0:
             raise InputError(f"{spec.path}: none of its {len(found)} files holds a paper (all are empty)")
     if not rows:
         return ParseResult(papers=empty_papers(), file_reports=reports)
     papers = pd.DataFrame(rows, columns=list(PAPER_COLUMNS)).astype("string")
-    # One canonical order, whatever the order of the files and rows: UMAP, HDBSCAN's ties and
-    # every later stage see the same corpus the same way (BERTopic issue #2276: shuffled rows,
-    # other topics). paper_ids are unique here and derived from the papers, not their position.
-    papers = papers.sort_values("paper_id", kind="stable", ignore_index=True)
     return ParseResult(papers=papers, file_reports=reports)
+
+
+def date_key_parts(sources: list[SourceFile], today: date) -> list[str]:
+    """What ``parse`` reads besides the files' bytes and its config, for the parse stage's cache key.
+
+    A page saying "Feb 10" is dated by its file's modification day, and "today" decides
+    which dates are in the future and dates pages that nothing else dates: a run on another
+    day, or after a file was saved again on another day, parses again (a file touched the
+    same day does not).
+    """
+    return [f"today:{today.isoformat()}"] + [f"modified:{source.path}:{mtime_day(source.mtime)}" for source in sources]

@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterator
 
 from pipeline.errors import InputError
-from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, listing_date, split_lines
+from pipeline.parse.dates import month_day
+from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, split_lines
 from pipeline.parse.records import Item, RawPaper, Skip
 from pipeline.parse.tables import JSON_ERRORS, PARQUET_MAGIC, base_name, table_kind
 from pipeline.sources import DATA_SUFFIXES, SourceFile
@@ -34,6 +35,7 @@ SNIFF_MARKERS = ("get trending papers in your email inbox!", "byak and the resea
 TITLE_MAX_CHARS = 250  # the seed titles are 36..133 chars; abstracts are 1,300+
 _SENTENCE_BREAK = re.compile(r"[.!?]\s+[A-Z]")
 _URL = re.compile(r"https?://")
+_URL_TEXT = re.compile(r"https?://\S+")
 
 
 def is_hf_page(text: str) -> bool:
@@ -56,6 +58,24 @@ def looks_like_title(line: str) -> bool:
     return not (line.endswith(".") and (breaks >= 1 or len(line.split()) > 20))
 
 
+# Words a link caption ends with ("Code is available at <url>"): such a line is never a title.
+_CAPTION_ENDS = ("at", "in", "on", "from", "see", "here", "via", "to")
+
+
+def looks_like_url_title(line: str) -> bool:
+    """A title holding a url ("LinkNet: Fast Links (https://x.io)"), not a link caption ("Code: <url>").
+
+    What is left without its urls must read as a title of at least three words that does not
+    end like a caption (":" or "available at"). ``read_hf_page`` also needs it to be followed
+    by an abstract; otherwise the line stays part of the abstract before it.
+    """
+    rest = " ".join(_URL_TEXT.sub(" ", line).split()).strip(" ()[]<>,;")
+    words = rest.split()
+    if len(words) < 3 or rest.endswith(":") or words[-1].casefold() in _CAPTION_ENDS:
+        return False
+    return len(line) <= TITLE_MAX_CHARS and looks_like_title(rest)
+
+
 def _data_file_kind(source: SourceFile, text: str) -> str | None:
     """The kind ("CSV", "JSON", ...) of a data file given as a page, by its name or content; else None."""
     kind = table_kind(source)
@@ -71,7 +91,10 @@ def _data_file_kind(source: SourceFile, text: str) -> str | None:
 
 
 def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
-    """Yield the papers of each page; date = the page's date line (ISO when ``spec.year`` is set)."""
+    """Yield the papers of each page; date = the page's date line as written ("Aug 12").
+
+    ``parse`` gives it its year (``pipeline.parse.dates``).
+    """
     for source in sources:
         text = decode_utf8(source.data, source.path) if not source.data.startswith(PARQUET_MAGIC) else ""
         kind = _data_file_kind(source, text)
@@ -84,19 +107,25 @@ def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
         page_date = ""
         # (line number, title, abstract lines); the date is applied once the whole page is read.
         papers: list[tuple[int, str, list[str]]] = []
+        url_titles: set[int] = set()  # indexes in papers of titles holding a url, kept if an abstract follows
         for number, raw_line in enumerate(split_lines(text), 1):
             line = clean_text(raw_line)
             if not line or line.casefold() in CHROME_LINES:
                 continue
-            day = listing_date(line, source.spec.year)
-            if day is not None:
-                page_date = page_date or day
+            if month_day(line) is not None:
+                page_date = page_date or line
             elif looks_like_title(line):
+                papers.append((number, line, []))
+            elif papers and papers[-1][2] and looks_like_url_title(line):
+                url_titles.add(len(papers))
                 papers.append((number, line, []))
             elif papers:
                 papers[-1][2].append(line)
             else:
                 yield Skip(f"line {number}", "abstract without a title", line[:60])
+        for index in sorted(url_titles, reverse=True):
+            if not papers[index][2]:  # no abstract followed: the line was the last one of the abstract before
+                papers[index - 1][2].append(papers.pop(index)[1])
         for number, title, abstract in papers:
             yield RawPaper(
                 where=f"line {number}",

@@ -10,7 +10,7 @@ import codecs
 import hashlib
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote_plus
 
@@ -32,7 +32,6 @@ _DOUBLED_URL = re.compile(r"(https?://[^\s{}]+)\{(https?://[^\s{}]+)\}")
 _URL = re.compile(r"https?://[^\s<>\"'{}\\^`|]+")
 _URL_TRAILING = ".,;:!?'\"}]>"
 
-_MONTH_DAY = re.compile(r"^([A-Za-z]{3,9})\.? (\d{1,2})$")
 _ISO_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?$")
 _ISO_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _SLASH_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
@@ -232,32 +231,6 @@ def extract_links(text: str) -> tuple[str, str]:
         if len(url) > len("https://") and url not in links:
             links.append(url)
     return text, " ".join(links)
-
-
-def listing_date(text: str, year: int | None) -> str | None:
-    """A page date line ("Aug 12"): the raw text, or ISO "YYYY-MM-DD" when the year is known.
-
-    Returns None when ``text`` is not a month-day line.
-    """
-    match = _MONTH_DAY.match(text.strip())
-    if not match:
-        return None
-    month, day = match.group(1), int(match.group(2))
-    parsed = None
-    for pattern in ("%b", "%B"):
-        try:
-            parsed = datetime.strptime(f"{month} {day} 2000", f"{pattern} %d %Y")
-            break
-        except ValueError:
-            continue
-    if parsed is None:
-        return None
-    if year is None:
-        return text.strip()
-    try:
-        return date(year, parsed.month, parsed.day).isoformat()
-    except ValueError:  # Feb 29 in a year without one
-        return None
 
 
 def iso_date(value: str) -> str:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import ColumnMapping
-from pipeline.errors import InputError
+from pipeline.errors import InputError, shorten
 from pipeline.parse.normalize import bom_encoding, decode_utf8, iso_date, join_authors, normalize_arxiv_id, split_lines
 from pipeline.parse.records import Item, RawPaper, Skip
 from pipeline.sources import SourceFile
@@ -211,6 +212,43 @@ def as_text(value: object) -> str:
     return str(value)
 
 
+# A list written as text in one cell ("['math.CO', 'math.RT']", as pandas writes a list column
+# to CSV) is read back as a list up to this length; a longer cell is text as it stands.
+MAX_LIST_TEXT_CHARS = 100_000
+
+
+def list_in_text(text: str) -> list[str] | None:
+    """The items of a Python or JSON list written in a cell ("['A', 'B']"), else None.
+
+    Only a flat list of strings and numbers counts: ``ast.literal_eval`` evaluates literals
+    only, and a cell longer than MAX_LIST_TEXT_CHARS or nested too deeply is left as text.
+    """
+    stripped = text.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")) or len(stripped) > MAX_LIST_TEXT_CHARS:
+        return None
+    try:
+        value = ast.literal_eval(stripped)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, (str, int, float)) for item in value):
+        return None
+    return [str(item) for item in value]
+
+
+def first_label(value: object) -> str:
+    """A label cell as one label: the first entry of a list (or of a list written as text)."""
+    items = list(value) if isinstance(value, (list, tuple)) else list_in_text(as_text(value))
+    if items is None:
+        return as_text(value).strip()
+    return next((as_text(item).strip() for item in items if as_text(item).strip()), "")
+
+
+def authors_of(value: object) -> str:
+    """An authors cell as "A; B": a list, a list written as text, or a string kept as written."""
+    items = list_in_text(value) if isinstance(value, str) else None
+    return join_authors(value if items is None else items)
+
+
 def resolve_mapping(mapping: ColumnMapping | None, columns: list[str], path: str) -> dict[str, str]:
     """Paper field -> column name.
 
@@ -222,8 +260,8 @@ def resolve_mapping(mapping: ColumnMapping | None, columns: list[str], path: str
         for name, column in chosen.items():
             if column not in columns:
                 raise InputError(
-                    f"{path}: column '{column}' (mapped to '{name}') is not in the file; "
-                    f"its columns are: {', '.join(columns) or '(none)'}"
+                    f"{path}: column '{shorten(column)}' (mapped to '{name}') is not in the file; "
+                    f"its columns are: {shorten(', '.join(columns)) or '(none)'}"
                 )
         return chosen
     by_folded = {column.casefold(): column for column in reversed(columns)}
@@ -235,7 +273,7 @@ def resolve_mapping(mapping: ColumnMapping | None, columns: list[str], path: str
     if "title" not in chosen and "abstract" not in chosen:
         raise InputError(
             f"{path}: cannot tell which column holds the title or abstract; add 'columns:' to this "
-            f"input (its columns are: {', '.join(columns) or '(none)'})"
+            f"input (its columns are: {shorten(', '.join(columns)) or '(none)'})"
         )
     return chosen
 
@@ -259,14 +297,15 @@ def read_table(sources: list[SourceFile]) -> Iterator[Item]:
             raw_id = field.get("id", "").strip()
             arxiv_id = normalize_arxiv_id(raw_id) if raw_id else None
             authors = row.get(mapping["authors"]) if "authors" in mapping else None
+            label = row.get(mapping["label"]) if "label" in mapping else None
             yield RawPaper(
                 where=where,
                 title=field.get("title", ""),
                 abstract=field.get("abstract", ""),
                 arxiv_id=arxiv_id or "",
                 own_id="" if arxiv_id else raw_id,
-                authors=join_authors(authors),
+                authors=authors_of(authors),
                 date=iso_date(field.get("date", "")),
                 url=field.get("url", "").strip(),
-                label=field.get("label", "").strip(),
+                label=first_label(label),
             )

@@ -9,6 +9,9 @@ Papers are ordered by topic, so each topic's papers are one contiguous slice.
 The text arrays are cut to fit a byte budget, so the page stays small enough to open
 quickly at any corpus size: titles are kept whole (search needs them), author lists are
 shortened to three names, and the abstract's start gets what room is left.
+
+Under the map, a histogram of papers per listing date (``date_histogram``) drives the
+page's one date filter: brushing a range of bars sets it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pandas as pd
 
 from pipeline.report.pages import script_json
 from pipeline.report.text import plot_text, safe_url, shorten
+from pipeline.report.timeline import iso_dates
 from pipeline.schema import OUTLIER_TOPIC
 
 GRID = 10_000  # coordinates are integers 0..GRID: 5 characters instead of 18 per number
@@ -34,6 +38,11 @@ LABEL_CHARS = 40
 # Beyond this many topics plotly's legend is a long scroll list that slows the first draw;
 # the page's topic menu and search do its job instead.
 MAX_LEGEND_TOPICS = 40
+# The date histogram has one bar per listing day up to two years of days (arXiv lists ~250 days
+# a year: ~500 bars), one per week (from Monday) up to twelve years (~630), then one per month.
+# Month-only dates ("2024-03") get monthly bars at least.
+HISTOGRAM_DAY_SPAN_MAX = 2 * 366
+HISTOGRAM_WEEK_SPAN_MAX = 12 * 366
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,7 @@ def map_data(
         "title": [shorten(t, TITLE_CHARS) for t in papers["title"].tolist()],
         "authors": [short_authors(a) for a in papers["authors"].tolist()],
         "date": [shorten(d, 20) for d in papers["date"].tolist()],
+        "dateHistogram": date_histogram(papers["date"]),
         "urlPrefix": prefixes,
         "urlIndex": url_index,
         "url": url_suffix,
@@ -159,6 +169,43 @@ def map_data(
     abstract_chars = _abstract_chars(len(papers), len(points_json.encode("utf-8")), hover_abstract_chars)
     abstracts = [shorten(a, abstract_chars) if abstract_chars else "" for a in papers["abstract"].tolist()]
     return MapData(points, abstracts, abstract_chars, points_json)
+
+
+def date_histogram(dates: pd.Series) -> dict[str, Any] | None:
+    """Papers per listing date, for the bars under the map; None when no paper has an ISO date.
+
+    Returns:
+        ``{"period": "day" | "week" | "month", "start": [...], "end": [...], "count": [...]}``:
+        per bar that holds papers, in date order, its first and last day (ISO) and its papers.
+        The counts add up to the papers with an ISO date ("Aug 12" and "" are left out).
+    """
+    stamps, month_only = iso_dates(dates)
+    stamps = stamps.dropna()
+    if stamps.empty:
+        return None
+    span = (stamps.max() - stamps.min()).days
+    if month_only or span > HISTOGRAM_WEEK_SPAN_MAX:
+        period = "month"
+        starts = stamps.dt.to_period("M").dt.start_time
+    elif span > HISTOGRAM_DAY_SPAN_MAX:
+        period = "week"
+        starts = stamps - pd.to_timedelta(stamps.dt.weekday, unit="D")
+    else:
+        period = "day"
+        starts = stamps
+    counts = starts.value_counts().sort_index()
+    first_days = counts.index
+    last_days = {
+        "day": first_days,
+        "week": first_days + pd.Timedelta(days=6),
+        "month": first_days + pd.offsets.MonthEnd(0),
+    }[period]
+    return {
+        "period": period,
+        "start": [day.strftime("%Y-%m-%d") for day in first_days],
+        "end": [day.strftime("%Y-%m-%d") for day in last_days],
+        "count": [int(c) for c in counts.to_numpy()],
+    }
 
 
 def _abstract_chars(n_papers: int, used_bytes: int, wanted: int) -> int:

@@ -26,6 +26,7 @@ MAX_BARCHART_TOPICS = 24
 BARCHART_COLUMNS = 4
 BARCHART_KEYWORDS = 10
 OUTLIER_COLOR = "#c8c8c8"
+HISTOGRAM_HEIGHT = 110  # pixels: the date bars under the document map
 HOVER_WIDTH = 70  # characters per hover line; plotly hover boxes never wrap by themselves
 _PALETTE = tuple(qualitative.D3 + qualitative.Set2 + qualitative.Dark24 + qualitative.Light24)
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
@@ -324,5 +325,26 @@ def document_map_layout() -> dict[str, object]:
             "bordercolor": "#e4e7eb",
             "borderwidth": 1,
         },
+    )
+    return fig.to_plotly_json()["layout"]
+
+
+def date_histogram_layout() -> dict[str, object]:
+    """The layout of the bars under the document map: papers per listing date, brushed to filter.
+
+    Dragging selects a span of dates (``dragmode`` "select", horizontal only); the axes do
+    not zoom, so a drag always means "these dates".
+    """
+    fig = _base_layout(
+        _figure(),
+        height=HISTOGRAM_HEIGHT,
+        dragmode="select",
+        selectdirection="h",
+        hovermode="closest",
+        bargap=0.05,
+        showlegend=False,
+        xaxis={"type": "date", "fixedrange": True, "showgrid": False, "ticks": "outside"},
+        yaxis={"fixedrange": True, "gridcolor": "#eee", "rangemode": "tozero", "nticks": 3},
+        margin={"l": 40, "r": 10, "t": 4, "b": 24},
     )
     return fig.to_plotly_json()["layout"]

@@ -181,13 +181,30 @@ def _source_rows(report: ReportData) -> list[dict[str, Any]]:
     return rows
 
 
+# How a file's dates without a year ("Feb 10") got one: parse report rule -> what the dashboard says.
+DATE_RULE_TEXT = {
+    "year setting": "the input's year setting: {}",
+    "file name": "the date in the file name: {}",
+    "file modified": "the file's modification day: {}",
+    "latest past date": "the latest such day up to the run's day, {} (no date in the name, no modification time)",
+}
+
+
 def _input_row(item: Mapping[str, Any]) -> dict[str, Any]:
     reasons = dict(item.get("skip_reasons") or {})
+    rule, reference = str(item.get("date_rule", "")), str(item.get("date_reference", ""))
+    first_error = dict(item.get("first_date_error") or {})
     return {
         "path": str(item.get("path", "")),
         "reader": str(item.get("reader", "")),
         **{key: int(item.get(key, 0)) for key in ("read", "kept", "duplicates", "skipped")},
         "skip_reasons": sorted(((str(k), int(v)) for k, v in reasons.items()), key=lambda kv: (-kv[1], kv[0])),
+        "date_rule": rule,
+        "date_rule_text": DATE_RULE_TEXT.get(rule, rule + " {}").format(reference) if rule else "",
+        "date_errors": [
+            (str(reason), int(count), str(first_error.get(reason, "")))
+            for reason, count in sorted(dict(item.get("date_errors") or {}).items())
+        ],
     }
 
 
@@ -195,6 +212,7 @@ def index_page(report: ReportData) -> bytes:
     """``index.html``: the dashboard."""
     rows = topic_rows(report)
     summary, n_papers = report.summary, len(report.joined)
+    inputs = [_input_row(item) for item in summary.get("inputs", [])]
     for row in rows:
         row["keywords"] = row["keywords"][:INDEX_KEYWORDS]
     stage_seconds = dict(summary.get("stage_seconds", {}))
@@ -223,7 +241,8 @@ def index_page(report: ReportData) -> bytes:
         "whats_new": bool(summary.get("whats_new", False)),
         "rising_rule": rising_rule(report.timeline) if report.timeline else "",
         "sources": _source_rows(report),
-        "inputs": [_input_row(item) for item in summary.get("inputs", [])],
+        "inputs": inputs,
+        "has_date_rules": any(row["date_rule"] or row["date_errors"] for row in inputs),
         "notes": [str(note) for note in summary.get("notes", [])],
         "timings": [(str(stage), float(seconds)) for stage, seconds in stage_seconds.items()],
         "total_seconds": float(sum(stage_seconds.values())),
@@ -277,6 +296,8 @@ def map_page(report: ReportData) -> bytes:
         "date_max": stamps.max().strftime("%Y-%m-%d") if stamps.notna().any() else "",
         "notice": notice,
         "layout_json": pages.script_json(figures.document_map_layout()),
+        "histogram_layout_json": pages.script_json(figures.date_histogram_layout()),
+        "histogram_period": (data.points["dateHistogram"] or {}).get("period", "day"),
         "points_json": data.points_json,
         "abstracts_json": pages.script_json(data.abstracts),
         "map_js": pages.template_text("map.js"),

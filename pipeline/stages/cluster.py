@@ -17,8 +17,8 @@ import pandas as pd
 
 from pipeline.cluster import ClusterResult
 from pipeline.config import RunConfig
+from pipeline.files import array_to_bytes, hash_json, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.store import array_to_bytes, hash_json, json_to_bytes, sha256_bytes, table_to_bytes
 
 if TYPE_CHECKING:
     from pipeline.feed.update import Update

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.config import RunConfig
+from pipeline.files import array_to_bytes
+from pipeline.memo import MemoStore, VectorRows, text_key
 from pipeline.schema import paper_texts
 from pipeline.stage import ProgressCallback, Stage, StageContext, StageResult
-from pipeline.store import MemoStore, VectorRows, array_to_bytes, text_key
 
 if TYPE_CHECKING:
     from pipeline.embed import EmbeddingBackend

@@ -19,19 +19,11 @@ from pipeline.config import RunConfig
 from pipeline.errors import InputError
 from pipeline.feed.label_step import FEED_OUTPUTS
 from pipeline.feed.label_step import stable_ids as _stable_ids
+from pipeline.files import array_to_bytes, hash_json, json_to_bytes, sha256_bytes, table_to_bytes
+from pipeline.memo import MemoStore, SparseMatrix, text_key
 from pipeline.schema import paper_texts
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.store import (
-    ArtifactStore,
-    MemoStore,
-    SparseMatrix,
-    array_to_bytes,
-    hash_json,
-    json_to_bytes,
-    sha256_bytes,
-    table_to_bytes,
-    text_key,
-)
+from pipeline.store import ArtifactStore
 
 if TYPE_CHECKING:
     from scipy import sparse

@@ -6,8 +6,9 @@ from typing import Any
 
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
+from pipeline.files import json_to_bytes, table_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.store import ArtifactStore, json_to_bytes, table_to_bytes
+from pipeline.store import ArtifactStore
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
@@ -15,13 +16,18 @@ def _settings(config: RunConfig) -> dict[str, Any]:
 
 
 def _input_files(context: StageContext) -> list[str]:
-    return [f"{source.path}:{source.sha256}" for source in context.sources]
+    from pipeline.parse import date_key_parts
+
+    # The files' bytes, and what dates pages without a year: the run's day and each file's modification day.
+    return [f"{source.path}:{source.sha256}" for source in context.sources] + date_key_parts(
+        context.sources, context.today
+    )
 
 
 def run(context: StageContext) -> StageResult:
     from pipeline.parse import parse
 
-    result = parse(context.sources, context.config.parse)
+    result = parse(context.sources, context.config.parse, today=context.today)
     if result.papers.empty:
         details = "; ".join(
             f"{report.path}: {report.read} read, {report.skipped} skipped" for report in result.file_reports
@@ -35,7 +41,11 @@ def run(context: StageContext) -> StageResult:
         "skipped": sum(report["skipped"] for report in reports),
         "truncated": sum(sum(report["truncated"].values()) for report in reports),
     }
-    return {"papers.parquet": table_to_bytes(result.papers), "file_reports.json": json_to_bytes(reports)}, counts
+    # One canonical order, whatever the order of the files and rows: UMAP, HDBSCAN's ties and every
+    # later stage see the same corpus the same way (BERTopic issue #2276: shuffled rows, other
+    # topics). paper_ids are unique after parse and derived from the papers, not their position.
+    papers = result.papers.sort_values("paper_id", kind="stable", ignore_index=True)
+    return {"papers.parquet": table_to_bytes(papers), "file_reports.json": json_to_bytes(reports)}, counts
 
 
 def _file_reports(store: ArtifactStore) -> dict[str, Any]:
@@ -45,7 +55,7 @@ def _file_reports(store: ArtifactStore) -> dict[str, Any]:
 
 STAGE = Stage(
     name="parse",
-    code_version=3,
+    code_version=5,
     inputs=(),
     outputs=("papers.parquet", "file_reports.json"),
     config_slice=_settings,

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import RunConfig
+from pipeline.files import json_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.store import json_to_bytes
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:

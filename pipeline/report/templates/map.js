@@ -4,6 +4,12 @@
  * lacks: a hover card (title, authors, date, topic, abstract start) written with
  * textContent, search over titles and authors, topic and date filters, and topic names
  * whose level follows the zoom (groups of topics when zoomed out, topics when zoomed in).
+ *
+ * The date filter is one state (state.from, state.to) with two controls: the From/To date
+ * inputs and the histogram of papers per listing date under the map (#date-histogram).
+ * Brushing bars sets the range to the whole bars it touches and writes it into the inputs;
+ * typing dates shades the bars outside the range; a click on the histogram clears it.
+ * Papers are compared by day numbers (YYYYMMDD) computed once, not by strings per redraw.
  */
 (function () {
   'use strict';
@@ -35,7 +41,11 @@
   topics.forEach(function (t, k) { for (var i = t.start; i < t.end; i++) { topicIndex[i] = k; } });
   var lowerTitles = null;
   var lowerAuthors = null;
-  var state = { topic: 'all', from: '', to: '', query: '', matches: [] };
+  var state = { topic: 'all', from: '', to: '', fromDay: 0, toDay: 99999999, query: '', matches: [] };
+  var dayLo = null; // per paper, the first and last day of its date as YYYYMMDD (-1: no ISO date)
+  var dayHi = null;
+  var H = D.dateHistogram; // papers per listing date: {period, start, end, count}, or null
+  var DAY_MS = 86400000;
   var traceIds = []; // per trace, the paper index of each of its points
   var level = null;
   var revision = 0;
@@ -47,19 +57,32 @@
   var fromInput = document.getElementById('map-from');
   var toInput = document.getElementById('map-to');
   var card = document.getElementById('hover-card');
+  var histogram = document.getElementById('date-histogram');
 
   function paperUrl(i) {
     var url = D.urlPrefix[D.urlIndex[i]] + D.url[i];
     return HTTP.test(url) ? url : '';
   }
 
+  function dayNumber(iso) {
+    return Number(iso.slice(0, 4)) * 10000 + Number(iso.slice(5, 7)) * 100 + Number(iso.slice(8, 10) || 1);
+  }
+
+  function paperDays() {
+    if (dayLo) { return; }
+    dayLo = new Int32Array(n);
+    dayHi = new Int32Array(n);
+    for (var i = 0; i < n; i++) {
+      var d = D.date[i];
+      if (!ISO.test(d)) { dayLo[i] = -1; dayHi[i] = -1; continue; } // a raw date ("Aug 12") has no place in a range
+      dayLo[i] = dayNumber(d);
+      dayHi[i] = d.length === 7 ? dayLo[i] + 30 : dayLo[i]; // a month-only date spans its month
+    }
+  }
+
   function datePasses(i) {
     if (!state.from && !state.to) { return true; }
-    var d = D.date[i];
-    if (!ISO.test(d)) { return false; } // a raw date ("Aug 12") cannot be placed in a range
-    var first = d.length === 7 ? d + '-01' : d;
-    var last = d.length === 7 ? d + '-31' : d;
-    return (!state.from || last >= state.from) && (!state.to || first <= state.to);
+    return dayLo[i] >= 0 && dayHi[i] >= state.fromDay && dayLo[i] <= state.toDay;
   }
 
   function topicShown(t) { return state.topic === 'all' || String(t.id) === state.topic; }
@@ -262,11 +285,81 @@
     return redraw(value === 'all' ? [FULL_X, FULL_Y] : rangesAround(ids));
   }
 
-  function readDates() {
-    state.from = fromInput ? fromInput.value : '';
-    state.to = toInput ? toInput.value : '';
+  /* -------------------------------------------------------------- the date filter and its histogram */
+  function setDates(from, to) {
+    state.from = from || '';
+    state.to = to || '';
+    state.fromDay = state.from ? dayNumber(state.from) : 0;
+    state.toDay = state.to ? dayNumber(state.to) : 99999999;
+    if (fromInput) { fromInput.value = state.from; toInput.value = state.to; }
+    paperDays();
+    shadeBars();
     listResults();
     return redraw();
+  }
+
+  function readDates() { return setDates(fromInput.value, toInput.value); }
+
+  function barsIn(fromDay, toDay) {
+    var bars = [];
+    for (var k = 0; H && k < H.start.length; k++) {
+      if (dayNumber(H.end[k]) >= fromDay && dayNumber(H.start[k]) <= toDay) { bars.push(k); }
+    }
+    return bars;
+  }
+
+  function shadeBars() {
+    if (!histogram || !histogram.data) { return; }
+    var all = !state.from && !state.to;
+    // The drag's outline goes: plotly would re-select by it (bars whose centre it holds) on each update.
+    Plotly.update(histogram, { selectedpoints: [all ? null : barsIn(state.fromDay, state.toDay)] }, { selections: [] });
+  }
+
+  function dayOf(value) { // a date axis value ("2024-03-05 13:20:00.5", or ms) as "YYYY-MM-DD"
+    if (typeof value === 'number') { return new Date(value).toISOString().slice(0, 10); }
+    return String(value).slice(0, 10);
+  }
+
+  function brushed(event) {
+    var range = event && event.range && event.range.x;
+    if (!range) { return; }
+    var from = dayOf(range[0]), to = dayOf(range[1]);
+    var bars = barsIn(dayNumber(from), dayNumber(to));
+    // The range snaps to the whole bars it touches; a brush over no bar keeps its own days (no paper).
+    if (bars.length) { from = H.start[bars[0]]; to = H.end[bars[bars.length - 1]]; }
+    setDates(from, to);
+  }
+
+  function drawHistogram() {
+    if (!histogram || !H) { return; }
+    var hist = JSON.parse(document.getElementById('histogram-layout').textContent);
+    var trace = {
+      type: 'bar',
+      x: H.start,
+      y: H.count,
+      // Each bar covers its days: from its first day for (last - first + 1) days.
+      width: H.start.map(function (s, k) { return Date.parse(H.end[k]) - Date.parse(s) + DAY_MS; }),
+      offset: 0,
+      marker: { color: '#4c78a8' },
+      unselected: { marker: { opacity: 0.25 } },
+      hovertext: H.start.map(function (s, k) {
+        return (H.period === 'day' ? s : s + ' to ' + H.end[k]) + ': ' + H.count[k] + (H.count[k] === 1 ? ' paper' : ' papers');
+      }),
+      hoverinfo: 'text',
+      name: 'papers'
+    };
+    Plotly.newPlot(histogram, [trace], hist, { displayModeBar: false, responsive: true, doubleClick: false })
+      .then(function () {
+        histogram.on('plotly_selected', brushed);
+        // A click (a press and release without a drag) on the bars shows every date again.
+        var pressed = null;
+        histogram.addEventListener('mousedown', function (e) { pressed = [e.clientX, e.clientY]; }, true);
+        histogram.addEventListener('click', function (e) {
+          var still = pressed && Math.abs(e.clientX - pressed[0]) + Math.abs(e.clientY - pressed[1]) < 4;
+          if (still && (state.from || state.to)) { setDates('', ''); }
+        }, true);
+        shadeBars(); // dates typed before the bars were drawn
+      });
   }
 
   function debounce(fn, ms) {
@@ -315,9 +408,10 @@
       search.value = '';
       state.query = '';
       state.matches = [];
-      if (fromInput) { fromInput.value = ''; toInput.value = ''; }
       state.from = '';
       state.to = '';
+      if (fromInput) { fromInput.value = ''; toInput.value = ''; }
+      shadeBars();
       if (topicSelect) { topicSelect.value = 'all'; }
       setTopic('all');
     });
@@ -330,11 +424,13 @@
       paperOf: function (curve, point) { return traceIds[curve][point]; },
       title: function (i) { return D.title[i]; },
       labelLevel: function () { return level; },
+      dateRange: function () { return [state.from, state.to]; },
       search: runSearch
     };
     gd.setAttribute('data-ready', '1');
     setTimeout(function () {
       abstracts = JSON.parse(document.getElementById('map-abstracts').textContent);
+      drawHistogram(); // after the map is usable: the bars are not needed to read it
     }, 0);
   });
 }());

@@ -1,0 +1,91 @@
+"""Bytes on disk: atomic writes, content hashes and the formats of stored artifacts.
+
+The artifact store (``pipeline.store``) and the memo (``pipeline.memo``) write every file
+through :func:`atomic_write_bytes`: to a temporary name in the same folder, then renamed, so
+a run killed at any moment never leaves a half-written file under its final name. Tables are
+parquet, arrays ``.npy`` (whose header records shape and dtype, so hashing the bytes hashes
+them too), small metadata JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import OutputError
+
+TEMP_SUFFIX = ".tmp"  # ".<name>.<8 hex>.tmp": a file being written; the next run sweeps strays
+
+
+def output_error(path: Path, exc: OSError) -> OutputError:
+    """A one-line OutputError for a failed write of ``path``."""
+    reason = exc.strerror or str(exc)
+    hint = "; free some space and run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return OutputError(f"{path}: cannot write the output ({reason}){hint}")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def hash_json(value: Any) -> str:
+    """Stable hash of a JSON-able value (keys sorted, no whitespace)."""
+    return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename.
+
+    Raises OutputError when the folder cannot be made or the file cannot be written.
+    """
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    created = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A new file or nothing: a link (or anything else) already under the temporary name is
+        # never followed, so no write can land outside the folder through a planted link.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        created = True
+        with open(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as exc:
+        if created:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError) and not created:
+            raise OutputError(
+                f"{temporary}: something already has this temporary name; remove it and run again"
+            ) from exc
+        if isinstance(exc, OSError):
+            raise output_error(path, exc) from exc
+        raise
+
+
+def table_to_bytes(table: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False, engine="pyarrow", compression="zstd")
+    return buffer.getvalue()
+
+
+def array_to_bytes(array: np.ndarray) -> bytes:
+    # The .npy header records shape and dtype, so hashing these bytes hashes them too.
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def json_to_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()

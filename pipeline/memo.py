@@ -1,0 +1,234 @@
+"""Sub-results stages keep between runs: one small memo API and the codecs of what it stores.
+
+A stage keeps a sub-result between runs (the vectors of each text, each text's tokens, a
+document-term matrix, a c-TF-IDF matrix) through :meth:`MemoStore.memo` (one value per key)
+or :meth:`MemoStore.memo_rows` (one row per text, in append-only shards). Both live under
+``<cache_dir>/<namespace>/``, shared by every run under one output folder, and store
+``.npz`` files of plain arrays: a codec turns a value into named arrays and back, and lives
+beside the type it stores (:class:`VectorRows` and :class:`SparseMatrix` here,
+``pipeline.terms.TokenRows`` and ``TermCountsArrays`` there). The artifact store gives every
+stage one (``store.cache``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from pipeline.files import atomic_write_bytes, sha256_bytes
+
+TEXT_KEY_BYTES = 16
+T = TypeVar("T")
+
+
+class Codec(Protocol[T]):
+    """Turns a value into named arrays for an ``.npz`` file, and back."""
+
+    def encode(self, value: T) -> dict[str, np.ndarray]: ...
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> T: ...
+
+
+class RowCodec(Codec[T], Protocol[T]):
+    """A codec for values that hold one row per key (vectors, tokenised texts)."""
+
+    def take(self, parts: Sequence[tuple[np.ndarray, T]], keys: Sequence[bytes]) -> T:
+        """The rows of ``keys`` in that order, from (keys, value) parts (the first holding a key wins).
+
+        Returns a part itself when it holds exactly ``keys`` in that order.
+        """
+        ...
+
+
+def text_key(text: str) -> bytes:
+    """The 16-byte content key of a text in every per-text memo."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:TEXT_KEY_BYTES]
+
+
+def stored_keys(array: np.ndarray) -> list[bytes]:
+    """The text keys of a shard's ``S16`` array, each its full 16 bytes.
+
+    numpy drops trailing NUL bytes when it turns an ``S16`` value into ``bytes``: about one
+    key in 256 ends in one, and would never match its text again (recomputed every run).
+    """
+    return [key.ljust(TEXT_KEY_BYTES, b"\0") for key in array.tolist()]
+
+
+def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **dict(arrays))  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+    return buffer.getvalue()
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as content:
+        return {name: content[name] for name in content.files}
+
+
+_UNREADABLE = (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError)
+
+
+def _keep_latest(folder: Path, pattern: str, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used files matching ``pattern``."""
+    entries = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    for stale in entries[keep:]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+class MemoStore:
+    """Sub-results kept between runs, under ``<cache_dir>/<namespace>/``."""
+
+    def __init__(self, cache_dir: Path):
+        self.cache_dir = Path(cache_dir)
+
+    def folder(self, namespace: str) -> Path:
+        return self.cache_dir / namespace
+
+    def memo(self, namespace: str, key: str, compute: Callable[[], T], codec: Codec[T], keep: int = 2) -> T:
+        """The value stored under ``key``, else ``compute()``, stored for the next run.
+
+        Only the ``keep`` most recently used values of a namespace are kept (they can be
+        large: a document-term matrix at 75k papers is 100-200 MB). A file that cannot be
+        read is computed again.
+        """
+        path = self.folder(namespace) / f"{key}.npz"
+        try:
+            value = codec.decode(_read_npz(path))
+            os.utime(path)  # most recently used
+            return value
+        except _UNREADABLE:
+            pass  # not stored yet, or a file this code cannot read: compute it again
+        value = compute()
+        atomic_write_bytes(path, _npz_bytes(codec.encode(value)))
+        _keep_latest(path.parent, "*.npz", keep)
+        return value
+
+    def memo_rows(
+        self,
+        namespace: str,
+        keys: Sequence[bytes],
+        compute: Callable[[list[int]], T],
+        codec: RowCodec[T],
+        keep_assembled: int = 0,
+        shard_rows: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[T, int]:
+        """One row per key, in the order of ``keys``, computing only the rows no run stored yet.
+
+        Rows live in append-only shards (``shard-<hash>.npz``: the keys and the codec's
+        arrays); a shard is never modified, so an interrupted write can only lose the shard
+        being written. ``compute(indices)`` returns the rows of ``keys[i]`` for those indices.
+        With ``shard_rows``, missing rows are computed and written ``shard_rows`` at a time, so
+        a run killed halfway keeps what it finished and the next one computes only the rest;
+        ``progress(done, total)`` hears of each shard. With ``keep_assembled``, a result
+        assembled from several shards is also kept whole (the ``keep_assembled`` most recent),
+        so the next run with the same keys reads one file. Returns the rows and how many were
+        computed.
+        """
+        folder = self.folder(namespace)
+        digest = sha256_bytes(b"".join(keys))
+        whole = folder / f"assembled-{digest}.npz"
+        if keep_assembled:
+            try:
+                value = codec.decode(_read_npz(whole))
+                os.utime(whole)
+                return value, 0
+            except _UNREADABLE:
+                pass
+        parts: list[tuple[np.ndarray, T]] = []
+        known: set[bytes] = set()
+        for shard in sorted(folder.glob("shard-*.npz")):
+            try:
+                arrays = _read_npz(shard)
+                part = (arrays.pop("keys"), codec.decode(arrays))
+            except _UNREADABLE:
+                continue  # a shard that cannot be read is ignored: its rows are computed again
+            parts.append(part)
+            known.update(stored_keys(part[0]))
+        first_index: dict[bytes, int] = {}
+        for index, key in enumerate(keys):
+            if key not in known:
+                first_index.setdefault(key, index)
+        missing, indices = list(first_index), list(first_index.values())
+        step = shard_rows or max(1, len(missing))
+        for start in range(0, len(missing), step):
+            rows = compute(indices[start : start + step])
+            shard_keys = np.array(missing[start : start + step], dtype=f"S{TEXT_KEY_BYTES}")
+            data = _npz_bytes({"keys": shard_keys, **codec.encode(rows)})
+            atomic_write_bytes(folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)
+            parts.append((shard_keys, rows))
+            if progress is not None:
+                progress(min(start + step, len(missing)), len(missing))
+        value = codec.take(parts, keys)
+        if keep_assembled and all(value is not part for _, part in parts):
+            atomic_write_bytes(whole, _npz_bytes(codec.encode(value)))
+            _keep_latest(folder, "assembled-*.npz", keep_assembled)
+        return value, len(first_index)
+
+
+class VectorRows:
+    """Rows of a float32 matrix (one vector per key): the codec of the embedding memo."""
+
+    def encode(self, value: np.ndarray) -> dict[str, np.ndarray]:
+        return {"vectors": np.asarray(value, dtype=np.float32)}
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        return arrays["vectors"]
+
+    def take(self, parts: Sequence[tuple[np.ndarray, np.ndarray]], keys: Sequence[bytes]) -> np.ndarray:
+        where: dict[bytes, tuple[int, int]] = {}
+        wanted = set(keys)
+        for number, (part_keys, _) in enumerate(parts):
+            for row, key in enumerate(stored_keys(part_keys)):
+                if key in wanted and key not in where:
+                    where[key] = (number, row)
+        if not keys:
+            dim = parts[0][1].shape[1] if parts else 0
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.stack([parts[where[key][0]][1][where[key][1]] for key in keys]).astype(np.float32)
+
+
+class SparseMatrix:
+    """A scipy CSR matrix as arrays: the codec of the c-TF-IDF memo."""
+
+    def encode(self, value: Any) -> dict[str, np.ndarray]:
+        return csr_fields(value)
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> Any:
+        return csr_from(arrays)
+
+
+def csr_fields(matrix: Any) -> dict[str, np.ndarray]:
+    """A CSR matrix's arrays, for an ``.npz`` file."""
+    return {
+        "shape": np.array(matrix.shape, dtype=np.int64),
+        "data": matrix.data,
+        "indices": matrix.indices,
+        "indptr": matrix.indptr,
+    }
+
+
+def csr_from(arrays: Mapping[str, np.ndarray]) -> Any:
+    """The CSR matrix of :func:`csr_fields`' arrays."""
+    from scipy import sparse
+
+    shape = tuple(arrays["shape"].tolist())
+    return sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
+
+
+def words_to_array(words: np.ndarray) -> np.ndarray:
+    """Words as UTF-8 bytes joined by newlines (words never hold white space): 10x smaller than U-strings."""
+    return np.frombuffer("\n".join(words.tolist()).encode("utf-8"), dtype=np.uint8)
+
+
+def words_from_array(array: np.ndarray) -> np.ndarray:
+    """The words of :func:`words_to_array`, as an object array of str."""
+    text = array.tobytes().decode("utf-8")
+    return np.array(text.split("\n") if text else [], dtype=object)
