@@ -2,6 +2,7 @@
 
     python bench/feed_replay.py [--corpus ../shared/corpora/arxiv-daily-cs] [--start-days 300]
                                 [--days N] [--backend model2vec] [--work /tmp/feed-replay]
+                                [--resume] [--no-recluster] [--json rows.json]
 
 The corpus folder holds one ``data/YYYY-MM-DD.jsonl`` per listing day. A staging folder of
 links to the day files is the run's input (a glob), so each added day is what a daily cron job
@@ -54,7 +55,8 @@ def one_run(config_path: Path, force_from: str | None = None) -> dict:
     result = run_pipeline(config, force_from=force_from)
     seconds = time.perf_counter() - tick
     counts = {outcome.stage: outcome.counts for outcome in result.outcomes}
-    stage_seconds = {outcome.stage: outcome.seconds for outcome in result.outcomes}
+    stage_seconds = {outcome.stage: outcome.seconds for outcome in result.outcomes if outcome.status == "computed"}
+    computed = {outcome.stage for outcome in result.outcomes if outcome.status == "computed"}
     after = store.read_table("label", "assignments.parquet")
     history = store.read_table("label", "topic_history.parquet")
     feed = store.read_json("label", "feed.json")
@@ -62,6 +64,7 @@ def one_run(config_path: Path, force_from: str | None = None) -> dict:
     papers = store.read_table("parse", "papers.parquet")
     date_of = dict(zip(papers["paper_id"], papers["date"], strict=True))
     born = history[(history["run"] == run) & (history["event"] == "born")]["topic"].astype(int).tolist()
+    born = born if "label" in computed else []
     born_rows = []
     for topic in born:
         members = after.loc[after["topic"] == topic, "paper_id"]
@@ -73,7 +76,7 @@ def one_run(config_path: Path, force_from: str | None = None) -> dict:
         "papers": len(after),
         "seconds": round(seconds, 1),
         "stages": stage_seconds,
-        "placed_by": "update" if "incremental" in cluster else "recluster",
+        "placed_by": "reused" if "cluster" not in computed else "update" if "incremental" in cluster else "recluster",
         "pool": cluster.get("pool", 0),
         "kept": None if before is None else kept_share(before, after),
         "silent": None if before is None else len(silent_changes(before, after, history, run)),
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="onnx-int8", help="embed.backend (model2vec = the fast preview)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/feed-replay"))
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--resume", action="store_true", help="go on from the days already in --work's run")
+    parser.add_argument("--no-recluster", action="store_true", help="skip the forced recluster at the end")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     day_files = sorted((args.corpus / "data").glob("*.jsonl"))
@@ -110,19 +115,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     staging = args.work / "days"
     staging.mkdir(parents=True, exist_ok=True)
-    for stale in staging.glob("*.jsonl"):
-        stale.unlink()
-    start, rest = day_files[: args.start_days], day_files[args.start_days :]
+    linked = sorted(path.name for path in staging.glob("*.jsonl"))
+    if args.resume and linked:
+        start = [path for path in day_files if path.name in set(linked)]
+        rest = [path for path in day_files if path.name > linked[-1]]
+    else:
+        for stale in staging.glob("*.jsonl"):
+            stale.unlink()
+        start, rest = day_files[: args.start_days], day_files[args.start_days :]
+        for day in start:
+            (staging / day.name).symlink_to(day.resolve())
     rest = rest if args.days is None else rest[: args.days]
-    for day in start:
-        (staging / day.name).symlink_to(day.resolve())
     config_path = write_config(args.work, staging, args.backend)
     print(f"backend {args.backend}; {len(start)} days to start ({start[0].stem} .. {start[-1].stem}), "
           f"then {len(rest)} days one at a time")  # fmt: skip
-    print(
-        "| run | papers | seconds | stage seconds | placed by | pool | kept id | silent | topics "
-        "| born (first date, size) |"
+    header = (
+        "| run | papers | seconds | stage seconds | placed by | pool | kept id | silent | topics | born (date, size) |"
     )
+    print(header)
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     row = one_run(config_path)
@@ -133,19 +143,21 @@ def main(argv: list[str] | None = None) -> int:
         row = one_run(config_path)
         rows.append(row)
         print(row_text(f"+{day.stem}", row), flush=True)
-    row = one_run(config_path, force_from="cluster")
-    rows.append(row)
-    print(row_text("forced recluster", row), flush=True)
-    updates = [r for r in rows[1:-1] if r["kept"] is not None]
+    if not args.no_recluster:
+        row = one_run(config_path, force_from="cluster")
+        rows.append(row)
+        print(row_text("forced recluster", row), flush=True)
+    updates = [r for r in rows[1 : len(rows) - (not args.no_recluster)] if r["placed_by"] == "update"]
     if updates:
         worst = min(r["kept"] for r in updates)
         slowest = max(r["seconds"] for r in updates)
         print(f"\nupdates: worst kept {100 * worst:.2f}% (target >= 98%), slowest {slowest:.1f} s"
               f" (target <= 20 s at 75k), silent changes {sum(r['silent'] for r in updates)}")  # fmt: skip
         born = [b for r in updates for b in r["born"]]
-        small = [b for b in born if b["size"] < (rows[-2]["min_cluster_size"] or 0)]
+        small = [b for b in born if b["size"] < (rows[0]["min_cluster_size"] or 0)]
         print(f"topics born in the added days: {len(born)}, of them under min_cluster_size: {len(small)}")
-    print(f"forced recluster: kept {100 * rows[-1]['kept']:.2f}% (target >= 90%), silent {rows[-1]['silent']}")
+    if not args.no_recluster:
+        print(f"forced recluster: kept {100 * rows[-1]['kept']:.2f}% (target >= 90%), silent {rows[-1]['silent']}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -216,3 +216,20 @@ def test_a_grown_corpus_updates_the_run_and_a_forced_recluster_keeps_identity(tm
     assert kept_share(after, final) >= 0.9 * best_matching_share(after, final)
     born = history[(history["run"] == 3) & (history["event"] == "born")]["topic"]
     assert (born > max(registry2.index)).all()  # a new topic never takes an id given before
+
+
+def test_a_paper_hdbscan_left_out_stays_in_the_topic_it_was_placed_in():
+    from pipeline.feed.label_step import keep_placements
+
+    ids = [f"p{i}" for i in range(10)]
+    # Last run: p0-p4 in topic 7, p5-p8 in topic 3 (p4 and p8 were outliers given to a topic), p9 an outlier.
+    old = pd.DataFrame({"paper_id": ids, "topic": [7] * 5 + [3] * 4 + [-1]})
+    previous = PreviousTopics(old, pd.DataFrame(), pd.DataFrame(), 1, True, True)
+    clusters = np.array([0, 0, 0, 0, -1, 1, 1, 1, -1, -1])
+    labels, note = keep_placements(clusters, ids, previous)
+    assert labels.tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, -1]
+    assert note.startswith("2 papers")
+    assert keep_placements(clusters, ids, None)[0] is clusters
+    # A topic whose papers no longer mostly form one cluster keeps no one.
+    split = np.array([0, 0, 2, 2, -1, 1, 1, 1, -1, -1])
+    assert keep_placements(split, ids, previous)[0].tolist() == [0, 0, 2, 2, -1, 1, 1, 1, 1, -1]

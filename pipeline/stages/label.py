@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
-from pipeline.feed.label_step import FEED_OUTPUTS
+from pipeline.feed.label_step import FEED_OUTPUTS, keep_placements, previous_topics
 from pipeline.feed.label_step import stable_ids as _stable_ids
 from pipeline.files import array_to_bytes, hash_json, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.memo import MemoStore, SparseMatrix, text_key
@@ -147,10 +147,14 @@ def run(context: StageContext) -> StageResult:
     counts = None
     if config.label.representation == "none":
         counts = cached_term_counts(store.cache, tokens, counts_key, config)
+    previous, feed = previous_topics(context)
+    cluster_labels, kept_note = keep_placements(
+        store.read_array("cluster", "labels.npy"), papers["paper_id"].astype(str).tolist(), previous
+    )
     result = label_topics(
         papers,
         store.read_array("embed", "embeddings.npy"),
-        store.read_array("cluster", "labels.npy"),
+        cluster_labels,
         store.read_array("cluster", "layout.npy"),
         config.label,
         word_embedder,
@@ -165,7 +169,7 @@ def run(context: StageContext) -> StageResult:
     topics = llm_names(result.topics, papers, config.label.llm, result.assignments)
     embeddings = store.read_array("embed", "embeddings.npy")
     assignments, topics, hierarchy, feed_outputs, feed_notes = _stable_ids(
-        context, papers, embeddings, result.assignments, topics, result.hierarchy
+        context, previous, feed, papers, embeddings, result.assignments, topics, result.hierarchy
     )
     npmi_ready.join()
     metrics = run_metrics(papers, assignments, topics, tokens, texts)
@@ -178,7 +182,7 @@ def run(context: StageContext) -> StageResult:
         "assignments.parquet": table_to_bytes(assignments),
         "topics.parquet": table_to_bytes(topics),
         "hierarchy.parquet": table_to_bytes(hierarchy),
-        "label.json": json_to_bytes({"notes": result.notes + feed_notes}),
+        "label.json": json_to_bytes({"notes": result.notes + ([kept_note] if kept_note else []) + feed_notes}),
         "metrics.json": json_to_bytes(metrics),
         **feed_outputs,
     }
@@ -236,7 +240,7 @@ def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
 
 STAGE = Stage(
     name="label",
-    code_version=13,
+    code_version=14,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
     outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json",
