@@ -134,10 +134,10 @@ class DaskEngine:
         if not items:
             return []
         name = getattr(fn, "__name__", type(fn).__name__)
-        shared = {
-            key: self.client.scatter(value, broadcast=True, hash=False, timeout=START_TIMEOUT_S)
-            for key, value in (common or {}).items()
-        }
+        # ``common`` goes to the cluster as tasks, not scattered data: a task's result that was on a
+        # worker that died is computed again from the task, where scattered data would be lost for
+        # good ("the cluster lost scattered data") when its one holder died before others had it.
+        shared = {key: self.client.submit(_value, value, pure=False) for key, value in (common or {}).items()}
         # One wrapper call per item: ``common``'s names never meet client.map's own keywords (key, workers...).
         futures = self.client.map(_call_with, list(items), function=fn, common=shared, pure=False)
         try:
@@ -253,8 +253,13 @@ def worker_cached(key: str, build: Callable[[], Result]) -> Result:
         return _worker_state[key]
 
 
+def _value(value: Result) -> Result:
+    """``value`` itself: a task whose result is a value every part needs (recomputed if its worker dies)."""
+    return value
+
+
 def _call_with(item: Any, function: Callable[..., Result], common: Mapping[str, Any]) -> Result:
-    """``function(item, **common)`` on a worker, once Dask has replaced the scattered values in ``common``."""
+    """``function(item, **common)`` on a worker, once Dask has replaced the futures in ``common`` by their values."""
     return function(item, **common)
 
 
