@@ -216,6 +216,20 @@ class TermCounts:
         return names
 
 
+def unique_ngrams(keys: np.ndarray, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct n-grams among ``keys`` (each n word ids packed as digits in ``base``) and each key's index.
+
+    Returns int32 (n_distinct, n) word ids in sorted key order, and int (len(keys),) the row of each key.
+    """
+    unique_keys, index = np.unique(keys, return_inverse=True)
+    words = np.zeros((len(unique_keys), n), dtype=np.int32)
+    remainder = unique_keys.copy()
+    for offset in reversed(range(n)):
+        words[:, offset] = remainder % base
+        remainder //= base
+    return words, index
+
+
 def term_counts(texts: TokenizedTexts, stop_words: Collection[str], ngram_max: int) -> TermCounts:
     """How often each 1- to ``ngram_max``-gram occurs in each text, stop words removed first."""
     filtered = without(texts, stop_words)
@@ -236,16 +250,11 @@ def term_counts(texts: TokenizedTexts, stop_words: Collection[str], ngram_max: i
         keys = np.zeros(len(starts), dtype=np.int64)
         for offset in range(n):
             keys = keys * n_words + tokens[starts + offset]
-        unique_keys, term = np.unique(keys, return_inverse=True)
-        words = np.zeros((len(unique_keys), n), dtype=np.int32)
-        remainder = unique_keys.copy()
-        for offset in reversed(range(n)):
-            words[:, offset] = remainder % n_words
-            remainder //= n_words
+        words, term = unique_ngrams(keys, n, n_words)
         blocks.append(words)
         rows.append(text_of[starts])
         columns.append(term + n_terms)
-        n_terms += len(unique_keys)
+        n_terms += len(words)
     row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
     column = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
     matrix = sparse.csr_matrix(

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import sparse
 
 from pipeline.memo import csr_fields, csr_from
-from pipeline.terms import ENGLISH_STOP_WORDS
+from pipeline.terms import ENGLISH_STOP_WORDS, unique_ngrams
 
 MAX_WORDS = 4
 # A word (letters, digits, inner hyphens), a LaTeX command or a character that ends a sentence piece.
@@ -177,18 +177,13 @@ def build_phrase_index(text: PhraseTokens, stop_words: Collection[str], min_pape
         first, last = np.maximum(word[:count], 0), np.maximum(word[n - 1 :], 0)
         ok &= ~key_stop[first] & (~key_stop[last] | (key_tail[last] & (n > 1))) & (inner_stops <= 1)
         at = np.flatnonzero(ok)
-        unique_keys, term = np.unique(hashed[at], return_inverse=True)
-        block = np.zeros((len(unique_keys), n), dtype=np.int32)
-        remainder = unique_keys.copy()
-        for offset in reversed(range(n)):
-            block[:, offset] = remainder % n_keys
-            remainder //= n_keys
+        block, term = unique_ngrams(hashed[at], n, n_keys)
         blocks.append(block)
         rows.append(paper_of[at])
         columns.append(term + n_terms)
         title_rows.append(paper_of[at[in_title[at]]])
         title_columns.append(term[in_title[at]] + n_terms)
-        n_terms += len(unique_keys)
+        n_terms += len(block)
     shape = (text.n_papers, n_terms)
     none = np.zeros(0, dtype=np.int64)
     papers = _binary(np.concatenate(rows or [none]), np.concatenate(columns or [none]), shape)
