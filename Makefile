@@ -10,11 +10,13 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/outputs/.cache/numba
 
 .PHONY: setup run test lint clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the CPU build of 2.13.0 is the one this machine serves.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# constraints.txt pins every other package to the versions the measured results were made with,
+	# so a fresh clone gets the same topics (pip freeze of a working .venv, torch excluded).
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.installed
