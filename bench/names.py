@@ -8,8 +8,10 @@ saying so), then labels each run twice from the same clusters: the names this pa
 now, and the names built from the c-TF-IDF key phrases as before (``names.topic_name``, the
 same rules and uniqueness loop as before). Both are audited as ``python -m pipeline evaluate``
 does (``pipeline.label.audit``): main-phrase coverage (mean, min, share of topics under 0.2),
-median lift, share of topics whose main phrase has lift >= 3, and the coverage of the coarse
-groups' names; NPMI and diversity are computed on the keywords, which naming leaves alone.
+median lift, share of topics whose main phrase has lift >= 3, the names with a fault
+(``audit.name_faults``: a part no paper writes, a fragment, a lowercased acronym, only generic
+words; topics and groups), and the coverage of the coarse groups' names; NPMI and
+diversity are computed on the keywords, which naming leaves alone.
 ``--show`` prints every topic's names before and after.
 """
 
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_config  # noqa: E402
+from pipeline.embed import load_backend  # noqa: E402
 from pipeline.label import label_topics, term_counts_for  # noqa: E402
 from pipeline.label.audit import texts_name_audit  # noqa: E402
 from pipeline.label.keywords import ctfidf_keywords  # noqa: E402
@@ -84,27 +87,33 @@ def keyword_names(papers: pd.DataFrame, topics: pd.DataFrame, assignments: pd.Da
     return names
 
 
-def group_coverage(papers: pd.DataFrame, topics: pd.DataFrame, assignments: pd.DataFrame, names: dict) -> float:
-    """Mean main-phrase coverage of the coarse groups' names over the groups' papers."""
+def group_audit(
+    papers: pd.DataFrame, topics: pd.DataFrame, assignments: pd.DataFrame, names: dict
+) -> tuple[float, int]:
+    """Mean main-phrase coverage of the coarse groups' names over the groups' papers, and their faulty names."""
     real = topics[topics["topic"] != OUTLIER_TOPIC]
     group_of = dict(zip(real["topic"], real["coarse_topic"], strict=True))
     per_paper = np.array([group_of.get(t, OUTLIER_TOPIC) for t in assignments["topic"]])
     groups = pd.DataFrame({"topic": sorted(set(group_of.values()))})
     groups["name"] = [names[group] for group in groups["topic"]]
-    return texts_name_audit(papers, groups, per_paper)["name_coverage_mean"]
+    audit = texts_name_audit(papers, groups, per_paper)
+    return audit["name_coverage_mean"], audit["name_faults"]
 
 
 def audit_row(papers, topics, assignments, names, groups, metrics, seconds) -> dict:
     table = topics.assign(name=[names[t] for t in topics["topic"]])
     audit = texts_name_audit(papers, table, assignments["topic"].to_numpy())
     lifts = [row["lift"] for row in audit["name_audit"]]
+    coverage, group_faults = group_audit(papers, topics, assignments, groups)
     return {
         "coverage mean": audit["name_coverage_mean"],
         "coverage min": audit["name_coverage_min"],
         "under 0.2": audit["name_low_coverage_share"],
         "lift median": audit["name_lift_median"],
         "lift>=3": float(np.mean(np.array(lifts) >= 3)),
-        "group coverage": group_coverage(papers, topics, assignments, groups),
+        "faulty": audit["name_faults"],
+        "group coverage": coverage,
+        "faulty groups": group_faults,
         "npmi": metrics["npmi"],
         "diversity": metrics["diversity"],
         "label s": seconds,
@@ -132,7 +141,7 @@ def main() -> None:
         stored = [("02_embed", "embeddings.npy"), ("03_cluster", "labels.npy"), ("03_cluster", "layout.npy")]
         arrays = [np.load(run / folder / name) for folder, name in stored]
         started = time.perf_counter()
-        result = label_topics(papers, *arrays, config.label, None, seed=config.seed)
+        result = label_topics(papers, *arrays, config.label, load_backend(config.embed).encode, seed=config.seed)
         seconds = time.perf_counter() - started
         topics, assignments = result.topics, result.assignments
         labels = papers["label"].tolist() if (papers["label"] != "").any() else None
@@ -150,8 +159,10 @@ def main() -> None:
             table.append({"corpus": corpus, "papers": len(papers), "topics": len(words) - (OUTLIER_TOPIC in words),
                           "names": label, **row})  # fmt: skip
         shown[corpus] = [
-            {"topic": int(t), "size": int(s), "before": before[t], "after": after[t], "coverage": c}
-            for t, s, c in zip(topics["topic"], topics["size"], topics["name_coverage"], strict=True)
+            {"topic": int(t), "size": int(s), "before": before[t], "after": after[t], "coverage": c, "faults": f}
+            for t, s, c, f in zip(
+                topics["topic"], topics["size"], topics["name_coverage"], topics["name_faults"], strict=True
+            )
         ] + [{"group": int(g), "before": before_groups[g], "after": after_groups[g]} for g in sorted(before_groups)]
     frame = pd.DataFrame(table)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):

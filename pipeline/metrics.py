@@ -88,6 +88,10 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "name_coverage_min": ("least name coverage", "the topic whose name's main phrase the fewest of its papers write"),
     "name_low_coverage_share": ("names under 20%", "share of topics whose name fewer than 20% of their papers write"),
     "name_lift_median": ("name lift", "median of how many times more often a topic writes its name than the rest"),
+    "name_faults": (
+        "faulty names",
+        "names with a part no paper writes, a fragment, a lowercased acronym or only generic words",
+    ),
 }
 # The figures compute_metrics returns; the name_* ones come from pipeline.label.audit.
 METRIC_KEYS = ("n_topics", "outlier_share", "largest_topic_share", "npmi", "diversity", "nmi", "ami", "ari")

@@ -334,3 +334,96 @@ def test_keeping_names_needs_the_keyword_names():
 
 def test_errors_are_user_facing_one_liners():
     assert issubclass(LLMLabelError, PapertopicsError)
+
+
+def _grouped_tables():
+    import pandas as pd
+
+    papers = pd.DataFrame(
+        {
+            "paper_id": ["a", "b", "c", "d"],
+            "title": ["GAT", "GIN", "AlphaFold", "<b>Enzyme</b> design"],
+            "abstract": ["", "", "", ""],
+        }
+    )
+    topics = pd.DataFrame(
+        {
+            "topic": [-1, 0, 1, 2],
+            "name": [OUTLIER_NAME, "Graph neural networks", "Protein folding", "Enzyme design"],
+            "size": [1, 5, 3, 2],
+            "representative_ids": [["a"], ["a", "b"], ["c"], ["d"]],
+            "coarse_topic": [-1, 0, 1, 1],
+            "coarse_name": [OUTLIER_NAME, "Graph", "Protein", "Protein"],
+        }
+    )
+    hierarchy = pd.DataFrame(
+        {
+            "parent_id": [3, 4],
+            "parent_name": ["Protein", "Graph"],
+            "child_left_id": [1, 0],
+            "child_right_id": [2, 3],
+            "distance": [0.5, 0.9],
+            "topics": [[1, 2], [0, 1, 2]],
+        }
+    )
+    return papers, topics, hierarchy
+
+
+def test_llm_names_every_level_of_the_tree_once_per_group_of_topics(server):
+    from pipeline.label.llm import llm_group_names
+
+    papers, topics, hierarchy = _grouped_tables()
+    server.script = [answer("Graph learning"), answer("Protein science"), answer("Machine learning for science")]
+    settings = LLMConfig(enabled=True, base_url=server.base_url, model="phi3", timeout_s=5)
+    named, tree = llm_group_names(topics, hierarchy, papers, settings)
+    prompts = [body["messages"][1]["content"] for _, _, body in server.requests]
+    assert len(prompts) == 3  # {0}, {1, 2} (a coarse group and a node: asked once) and the root {0, 1, 2}
+    assert all(body["messages"][0]["content"].startswith("You name groups") for _, _, body in server.requests)
+    assert prompts[1].startswith("Topics in this group: Protein folding; Enzyme design")  # largest first
+    assert "- AlphaFold\n- <b>Enzyme</b> design" in prompts[1] and prompts[1].endswith("Group name:")
+    assert named["coarse_name"].tolist() == [OUTLIER_NAME, "Graph learning", "Protein science", "Protein science"]
+    assert tree["parent_name"].tolist() == ["Protein science", "Machine learning for science"]
+    assert named["name"].tolist() == topics["name"].tolist()  # the topics' own names are llm_names' work
+    assert llm_group_names(topics, hierarchy, papers, LLMConfig()) == (topics, hierarchy)  # disabled: unchanged
+
+
+def test_llm_group_names_keep_the_phrase_names_when_the_server_fails_and_stay_distinct(server):
+    from pipeline.label.llm import llm_group_names
+
+    papers, topics, hierarchy = _grouped_tables()
+    server.script = [answer("Life science"), answer("Life science"), ("raw", (500, "{}"))]
+    settings = LLMConfig(enabled=True, base_url=server.base_url, model="m", timeout_s=5, on_failure="keep")
+    named, tree = llm_group_names(topics, hierarchy, papers, settings)
+    assert named["coarse_name"].tolist()[1:] == ["Life science", "Life science (1)", "Life science (1)"]
+    assert tree["parent_name"].tolist() == ["Life science", "Graph"]  # the root's request failed: kept
+    server.script = [("raw", (500, "{}"))]
+    with pytest.raises(LLMLabelError, match="HTTP 500"):
+        llm_group_names(topics, hierarchy, papers, settings.model_copy(update={"on_failure": "error"}))
+
+
+@pytest.mark.slow
+def test_a_run_with_the_llm_names_its_topics_groups_and_tree(server, tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from pipeline.config import load_config
+    from pipeline.runner import run_pipeline
+    from pipeline.store import ArtifactStore
+
+    pages = sorted((Path(__file__).resolve().parents[1] / "data" / "samples").glob("*.txt"))
+    llm = {"enabled": True, "base_url": server.base_url, "model": "m", "timeout_s": 5}
+    raw = {"name": "llm", "output_dir": str(tmp_path / "out"), "inputs": [str(page) for page in pages],
+           "label": {"llm": llm}}  # fmt: skip
+    (tmp_path / "llm.yaml").write_text(yaml.safe_dump(raw))
+    config = load_config(tmp_path / "llm.yaml")
+    run_pipeline(config, until="label")
+    store = ArtifactStore(config.run_dir, config.cache_dir)
+    topics = store.read_table("label", "topics.parquet")
+    hierarchy = store.read_table("label", "hierarchy.parquet")
+    systems = [body["messages"][0]["content"] for _, _, body in server.requests]
+    n_topics = int((topics["topic"] >= 0).sum())
+    assert systems.count(llm_labeller.SYSTEM_PROMPT) == n_topics and llm_labeller.GROUP_PROMPT in systems
+    real = topics[topics["topic"] >= 0]
+    assert all(name.startswith("Unscripted name") for name in real["name"].tolist() + real["coarse_name"].tolist())
+    assert len(hierarchy) and all(name == "Unscripted name" for name in hierarchy["parent_name"])

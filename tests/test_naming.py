@@ -97,6 +97,50 @@ def test_a_second_phrase_names_papers_the_first_does_not():
     assert one[0] == "Speech recognition"
 
 
+def test_a_main_phrase_covering_a_fifth_of_the_topic_wins_over_a_sharper_rare_one(monkeypatch):
+    # Topic 0: 5 of 20 papers write "sea ice" (10 of 200 others do too: lift ~4.6), 3 write
+    # "polynyas" (no other paper does: lift ~30); the rest write what the whole pile writes.
+    titles = [f"Sea ice {i}" for i in range(5)] + [f"Polynyas, ocean waves {i}" for i in range(3)]
+    titles += [f"Ocean waves {i}" for i in range(12)]
+    titles += [f"Sea ice and ocean waves {i}" for i in range(10)] + [f"Ocean waves {i}" for i in range(90)]
+    titles += [f"Protein folding {i}" for i in range(100)]
+    rows_of = {0: np.arange(20), 1: np.arange(20, 120), 2: np.arange(120, 220)}
+    namer = PhraseNamer(index_of(titles, min_papers=2), n_phrases=1)
+    monkeypatch.setattr("pipeline.label.phrases.LIFT_CAP", 1e9)
+    monkeypatch.setattr("pipeline.label.naming.COVERAGE_FLOOR", 0.0)
+    assert topic_names(namer, rows_of, str)[0][0] == "Polynyas"  # the best score: a name for 15% of the topic
+    monkeypatch.setattr("pipeline.label.naming.COVERAGE_FLOOR", 0.2)
+    names, chosen = topic_names(namer, rows_of, str)
+    assert names[0] == "Sea ice" and chosen[0].coverage == 0.25 and chosen[0].lift >= 3
+
+
+def test_the_phrase_that_means_what_the_papers_mean_wins_among_the_best_scored():
+    titles = [f"Hate speech detection {i}" for i in range(10)] + [f"Toxic content moderation {i}" for i in range(10)]
+    titles += [f"Galaxy surveys {i}" for i in range(40)]
+    rows_of = {0: np.arange(20), 1: np.arange(20, 60)}
+    index = index_of(titles, min_papers=2)
+    topic_vector = np.array([1.0, 0.0, 0.0])
+    meaning = {"hate speech detection": [0.2, 1.0, 0.0], "toxic content moderation": [1.0, 0.1, 0.0]}
+
+    def embed(texts):
+        return np.array([meaning.get(text, [0.0, 0.0, 1.0]) for text in texts])
+
+    plain, _ = topic_names(PhraseNamer(index, n_phrases=1), rows_of, str)
+    assert plain[0] == "Hate speech detection"  # equal coverage and lift: the tie goes by term order
+    centroids = {0: topic_vector, 1: np.array([0.0, 0.0, 1.0])}
+    weighed, _ = topic_names(PhraseNamer(index, n_phrases=1, embed=embed), rows_of, str, centroids)
+    assert weighed[0] == "Toxic content moderation"  # its vector is the one near the topic's centroid
+    assert weighed[1] == plain[1]
+
+
+def test_a_second_phrase_is_never_a_form_of_the_first():
+    titles = [f"Bias in hiring {i}" for i in range(10)] + [f"Biases of raters {i}" for i in range(10)]
+    titles += [f"Quantum gravity {i}" for i in range(40)]
+    namer = PhraseNamer(index_of(titles, min_papers=2), n_phrases=2)
+    names, _ = topic_names(namer, {0: np.arange(20), 1: np.arange(20, 60)}, str)
+    assert "bias" not in names[0].split(", ", 1)[-1].casefold() or ", " not in names[0]  # no "Biases, bias"
+
+
 def test_siblings_with_the_same_best_phrase_get_different_names():
     titles = [f"Reinforcement learning {i}" for i in range(9)] + [f"Reinforcement learning {i}" for i in range(8)]
     titles[:3] = [f"{title} for robots" for title in titles[:3]]
@@ -175,10 +219,32 @@ def test_the_run_audit_reads_the_stored_columns_or_else_the_texts():
     from_texts = name_audit_metrics(papers, assignments, table)
     assert from_texts["name_coverage_mean"] == pytest.approx(2.5 / 3, abs=1e-4)
     assert from_texts["name_low_coverage_share"] == 0.0 and len(from_texts["name_audit"]) == 3
-    stored = table.assign(name_coverage=[0.1, 0.2, 0.3], name_lift=[4.0, 5.0, 6.0])
+    stored = table.assign(name_coverage=[0.1, 0.2, 0.3], name_lift=[4.0, 5.0, 6.0], name_faults=["", "fragment", ""])
     audit = name_audit_metrics(papers, assignments, stored)  # the columns win: they may hold an LLM's names
     assert audit["name_coverage_min"] == 0.1 and audit["name_low_coverage_share"] == pytest.approx(1 / 3, abs=1e-4)
-    assert audit["name_lift_median"] == 5.0
+    assert audit["name_lift_median"] == 5.0 and audit["name_faults"] == 1
+    assert [row["faults"] for row in audit["name_audit"]] == ["", "fragment", ""]
+
+
+def test_name_faults_find_what_a_researcher_would_never_write():
+    from pipeline.label.audit import name_faults
+
+    tokens = phrase_tokens(
+        ["LLM agents for code", "LLMs as judges", "Graph neural networks", "Finite groups"],
+        ["We prove that LLM agents fix bugs.", "LLM judges agree.", "Graph neural networks learn.",
+         "For finite groups we prove a bound."],
+    )  # fmt: skip
+    assert name_faults(tokens, "LLM agents, graph neural networks") == []
+    assert name_faults(tokens, "Agents code") == ["unwritten"]  # the words, but never in this order
+    assert name_faults(tokens, "Groups we prove") == ["fragment"]  # written, but no noun phrase
+    assert name_faults(tokens, "Finite groups, for") == ["fragment"]
+    assert name_faults(tokens, "Llm agents") == ["lowercased acronym"]  # "LLM", as the texts write it
+    assert name_faults(tokens, "Graph neural networks") == []  # a capital at the start is how a name begins
+    assert name_faults(tokens, "Agents, llm judges") == ["lowercased acronym"]
+    assert name_faults(tokens, "Graph neural networks, llm") == ["lowercased acronym"]
+    generic = phrase_tokens(["Human research in the real world"], ["Human research is a study."])
+    assert name_faults(generic, "Human research") == ["generic only"]
+    assert name_faults(generic, "Human, research") == ["generic only"]
 
 
 def test_the_phrase_index_kept_between_runs_is_the_index_built(tmp_path):

@@ -12,7 +12,8 @@ The stage in order, one module each:
   name from the key phrases when no written phrase qualifies, renames topics and makes slugs.
 - ``audit``: how much of each topic its name speaks for (coverage and lift of its main phrase),
   as columns of the topics table and a summary for metrics.json.
-- ``llm``: optional names from a local LLM server (:func:`llm_names`), applied after this stage's.
+- ``llm``: optional names from a local LLM server (:func:`llm_names`, and :func:`llm_group_names` for
+  the groups and the tree), applied after this stage's.
 
 ``pipeline.terms`` holds the tokens and term counts that keywords and metrics share.
 """
@@ -47,7 +48,7 @@ from pipeline.label.keywords import (
     stop_words,
     term_counts_for,
 )
-from pipeline.label.llm import LLMLabelError, check_base_url, llm_names, names_from_settings
+from pipeline.label.llm import LLMLabelError, check_base_url, llm_group_names, llm_names, names_from_settings
 from pipeline.label.names import rename_topics, slugify, topic_name, writing
 from pipeline.label.naming import PhraseNamer, group_namer, topic_names
 from pipeline.label.phrases import PhraseIndex, build_phrase_index, phrase_tokens
@@ -66,6 +67,7 @@ __all__ = [
     "keyword_min_papers",
     "keyword_min_share",
     "label_topics",
+    "llm_group_names",
     "llm_names",
     "name_audit_metrics",
     "names_from_settings",
@@ -138,17 +140,17 @@ def label_topics(
     if phrases.papers.shape[0] != len(papers):
         raise ValueError(f"{len(papers)} papers but a phrase index of {phrases.papers.shape[0]}")
     text = phrases.text
-    namer = PhraseNamer(phrases, config.name_phrases)
+    namer = PhraseNamer(phrases, config.name_phrases, word_embedder)
 
     def keyword_name(topic: int) -> str:
         """The name from c-TF-IDF key phrases, for a topic that no written phrase names."""
         words = [word for word, _ in keywords.get(topic, [])]
         return topic_name(words, config.name_phrases, *writing(tokens, rows_of[topic])) or f"Topic {topic}"
 
-    names, chosen = topic_names(namer, {topic: rows_of[topic] for topic in real_topics}, keyword_name)
+    names, chosen = topic_names(namer, {topic: rows_of[topic] for topic in real_topics}, keyword_name, centroids)
     names[OUTLIER_TOPIC] = OUTLIER_NAME
     name_group = group_namer(namer, real_topics, rows_of, chosen, names, lambda leaves: topic_tree(
-        real_topics, centroids, config, leaves))  # fmt: skip
+        real_topics, centroids, config, leaves), centroids)  # fmt: skip
     hierarchy, coarse_of = topic_tree(real_topics, centroids, config, name_group)
     coarse_names = {
         group: name_group([topic for topic in real_topics if coarse_of[topic] == group])

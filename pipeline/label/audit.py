@@ -5,7 +5,11 @@ its papers' titles and abstracts as the phrase index reads them (``pipeline.labe
 words in this order inside one sentence piece, case and plural "s" folded), whoever wrote
 the name (this stage, an LLM, an older run). **coverage** is the share of the topic's
 papers that write it, **lift** how many times more often they do than the rest of the pile
-(smoothed by one paper). Pure functions, no I/O.
+(smoothed by one paper). Each name is also checked for what a researcher would never write
+(:func:`name_faults`): a part the texts never write in that order, a fragment (a part that
+starts or ends with a stop word, or holds one a noun phrase does not: "groups we prove"), an
+acronym written in lowercase ("llm" where the texts write "LLM"), and a name made only of
+generic words ("Human, research"). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -16,12 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.label.naming import GENERIC_WORDS
 from pipeline.label.phrases import PhraseTokens, fold, phrase_tokens
 from pipeline.schema import OUTLIER_TOPIC
+from pipeline.terms import ENGLISH_STOP_WORDS
 
 # A name that covers less than this share of its topic speaks for too few of its papers.
 LOW_COVERAGE = 0.2
 _DECIMALS = 4
+# Stop words a noun phrase may hold inside ("chain of thought", "question answering in the wild").
+_INNER_WORDS = frozenset("of for and in on to with the a an via from by as at or".split())
+# The faults :func:`name_faults` finds, in the order it reports them.
+FAULTS = ("unwritten", "fragment", "lowercased acronym", "generic only")
 
 
 def papers_writing(tokens: PhraseTokens, phrase: str) -> np.ndarray:
@@ -44,6 +54,52 @@ def phrase_words(phrase: str) -> list[str]:
     from pipeline.label.phrases import _PIECES
 
     return [piece for piece in _PIECES.findall(phrase) if piece[0].isalnum()]
+
+
+def name_faults(tokens: PhraseTokens, name: str) -> list[str]:
+    """What is wrong with ``name`` by the texts ``tokens`` (a subset of :data:`FAULTS`; empty when nothing).
+
+    - unwritten: one of its parts (split at ", ") is written by no paper, words in that order;
+    - fragment: a part starts or ends with a stop word, or holds one a noun phrase does not;
+    - lowercased acronym: a word with fewer than two capitals that the texts write with two or
+      more capitals more often than in lowercase ("llm", "Llm", "gpu", "cot");
+    - generic only: every word is a generic word (``naming.GENERIC_WORDS``).
+    """
+    parts = [phrase_words(part) for part in name.split(", ")]
+    parts = [part for part in parts if part]
+    faults = set()
+    if any(not papers_writing(tokens, " ".join(part)).any() for part in parts):
+        faults.add("unwritten")
+    for part in parts:
+        lower = [word.lower() for word in part]
+        edges = {lower[0], lower[-1]}
+        if edges & ENGLISH_STOP_WORDS or set(lower[1:-1]) & (ENGLISH_STOP_WORDS - _INNER_WORDS):
+            faults.add("fragment")
+    words = [word for part in parts for word in part]
+    if any(_capitals(word) < 2 and _written_as_acronym(tokens, word) for word in words):
+        faults.add("lowercased acronym")
+    if words and all(fold(word) in GENERIC_WORDS or word.lower() in GENERIC_WORDS for word in words):
+        faults.add("generic only")
+    return [fault for fault in FAULTS if fault in faults]
+
+
+def _capitals(word: str) -> int:
+    return sum(char.isupper() for char in word)
+
+
+def _written_as_acronym(tokens: PhraseTokens, word: str) -> bool:
+    key = tokens.key_id.get(fold(word), -1)
+    if key < 0:
+        return False
+    uses = tokens.surface_uses
+    shaped = lowered = 0
+    for surface in np.flatnonzero(tokens.key_of == key).tolist():
+        written = str(tokens.surfaces[surface])
+        if _capitals(written) >= 2:
+            shaped += int(uses[surface])
+        elif written == written.lower():
+            lowered += int(uses[surface])
+    return shaped > lowered
 
 
 def main_phrase(name: str) -> str:
@@ -69,32 +125,47 @@ def name_audit(
     return result
 
 
-def audit_summary(audit: Mapping[int, tuple[float, float]], names: Mapping[int, str]) -> dict[str, Any]:
-    """The run's name audit for metrics.json: summary figures and one row per topic."""
+def audit_summary(
+    audit: Mapping[int, tuple[float, float]], names: Mapping[int, str], faults: Mapping[int, str] | None = None
+) -> dict[str, Any]:
+    """The run's name audit for metrics.json: summary figures and one row per topic.
+
+    ``faults``: per topic, its name's faults joined by ", " (:func:`name_faults`), when known.
+    """
     coverages = [coverage for coverage, _ in audit.values()]
     lifts = [lift for _, lift in audit.values()]
     if not coverages:
         return {"name_coverage_mean": None, "name_coverage_min": None, "name_low_coverage_share": None,
-                "name_lift_median": None, "name_audit": []}  # fmt: skip
+                "name_lift_median": None, "name_faults": None, "name_audit": []}  # fmt: skip
+    rows = [
+        {"topic": topic, "phrase": main_phrase(names[topic]), "coverage": coverage, "lift": lift}
+        | ({"faults": faults.get(topic, "")} if faults is not None else {})
+        for topic, (coverage, lift) in sorted(audit.items())
+    ]
     return {
         "name_coverage_mean": round(float(np.mean(coverages)), _DECIMALS),
         "name_coverage_min": round(float(np.min(coverages)), _DECIMALS),
         "name_low_coverage_share": round(float(np.mean(np.array(coverages) < LOW_COVERAGE)), _DECIMALS),
         "name_lift_median": round(float(np.median(lifts)), _DECIMALS - 2),
-        "name_audit": [
-            {"topic": topic, "phrase": main_phrase(names[topic]), "coverage": coverage, "lift": lift}
-            for topic, (coverage, lift) in sorted(audit.items())
-        ],
+        "name_faults": None if faults is None else sum(bool(faults.get(topic, "")) for topic in audit),
+        "name_audit": rows,
     }
 
 
 def with_name_audit(topics: pd.DataFrame, tokens: PhraseTokens, topics_per_paper: np.ndarray) -> pd.DataFrame:
-    """The topics table with its ``name_coverage`` and ``name_lift`` columns (re)computed (NaN for outliers)."""
+    """The topics table with its ``name_coverage``, ``name_lift`` and ``name_faults`` columns (re)computed.
+
+    Coverage and lift are NaN for outliers; ``name_faults`` is the :func:`name_faults` of the name
+    joined by ", " ("" for none and for outliers).
+    """
     names = dict(zip(topics["topic"].astype(int).tolist(), topics["name"].astype(str).tolist(), strict=True))
     audit = name_audit(tokens, topics_per_paper, names)
     return topics.assign(
         name_coverage=[audit.get(topic, (np.nan, np.nan))[0] for topic in names],
         name_lift=[audit.get(topic, (np.nan, np.nan))[1] for topic in names],
+        name_faults=[
+            ", ".join(name_faults(tokens, name)) if topic != OUTLIER_TOPIC else "" for topic, name in names.items()
+        ],
     )
 
 
@@ -105,7 +176,13 @@ def audit_of_topics(topics: pd.DataFrame) -> dict[str, Any]:
         int(topic): (float(coverage), float(lift))
         for topic, coverage, lift in zip(real["topic"], real["name_coverage"], real["name_lift"], strict=True)
     }
-    return audit_summary(audit, dict(zip(real["topic"].astype(int), real["name"].astype(str), strict=True)))
+    names = dict(zip(real["topic"].astype(int), real["name"].astype(str), strict=True))
+    faults = (
+        dict(zip(real["topic"].astype(int), real["name_faults"].fillna("").astype(str), strict=True))
+        if "name_faults" in real.columns
+        else None
+    )
+    return audit_summary(audit, names, faults)
 
 
 def texts_name_audit(papers: pd.DataFrame, topics: pd.DataFrame, topics_per_paper: np.ndarray) -> dict[str, Any]:
@@ -120,6 +197,6 @@ def name_audit_metrics(papers: pd.DataFrame, assignments: pd.DataFrame, topics: 
     From the topics table's audit columns when it has them (runs of this version, LLM names
     included), else read from the papers' texts (runs from before the audit).
     """
-    if "name_coverage" in topics.columns and "name_lift" in topics.columns:
+    if {"name_coverage", "name_lift", "name_faults"} <= set(topics.columns):
         return audit_of_topics(topics)
     return texts_name_audit(papers, topics, assignments["topic"].to_numpy())

@@ -3,7 +3,10 @@
 Off by default: papertopics runs offline and its keyword-built names need nothing. When
 enabled, each topic's keywords and a few representative titles are sent to
 ``POST {base_url}/chat/completions`` with ``temperature: 0``; the answer is cleaned into a
-2- to 5-word name. Only the standard library is used (``urllib.request``, no proxy).
+2- to 5-word name. Every level of the topic tree is named too (:func:`llm_group_names`): a
+group of topics (a coarse group on the map, a node of the hierarchy) from its topics' names
+and the best titles of its largest topics. Only the standard library is used
+(``urllib.request``, no proxy).
 
 **Local only.** A base url whose host is not a loopback address (``localhost``,
 ``127.0.0.0/8``, ``::1``) is refused before anything is sent, unless the caller allows
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 MAX_WORDS = 5
 MAX_CHARS = 60
 TITLES_PER_TOPIC = 5
+# A group's request lists at most this many of its topics' names, largest topics first.
+TOPICS_PER_GROUP = 12
 _TITLE_CHARS = 200
 
 SYSTEM_PROMPT = (
@@ -80,15 +85,31 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def build_messages(keywords: Sequence[str], titles: Sequence[str]) -> list[dict[str, str]]:
-    """The chat messages for one topic: its keywords and up to five representative titles."""
-    lines = ["Keywords: " + ", ".join(keywords)]
+GROUP_PROMPT = (
+    "You name groups of related topics found in a collection of research papers. "
+    "Reply with the group name only: 1 to 4 words, in English, broader than any one of its topics, "
+    "no quotes, no punctuation at the end, no explanation."
+)
+
+
+def build_messages(
+    keywords: Sequence[str], titles: Sequence[str], children: Sequence[str] = ()
+) -> list[dict[str, str]]:
+    """The chat messages for one topic or one group of topics, with up to five representative titles.
+
+    A topic is described by its ``keywords``, a group by its topics' names (``children``).
+    """
+    if children:
+        lines = ["Topics in this group: " + "; ".join(children[:TOPICS_PER_GROUP])]
+    else:
+        lines = ["Keywords: " + ", ".join(keywords)]
     shown = [" ".join(title.split())[:_TITLE_CHARS] for title in titles[:TITLES_PER_TOPIC] if title.strip()]
     if shown:
         lines.append("Representative paper titles:")
         lines += [f"- {title}" for title in shown]
-    lines.append("Topic name:")
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+    lines.append("Group name:" if children else "Topic name:")
+    system = GROUP_PROMPT if children else SYSTEM_PROMPT
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
 
 
 _THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
@@ -197,7 +218,8 @@ def llm_topic_names(
     """One LLM-written name per topic, in order.
 
     Each topic is a mapping with ``keywords`` (list of str, best first) and ``titles``
-    (representative titles, best first; the first five are sent). With
+    (representative titles, best first; the first five are sent), or, for a group of topics,
+    ``children`` (its topics' names, largest first) and ``titles``. With
     ``on_failure="keep"`` it must also hold ``name``, the keyword-built name that is kept
     when the server fails for that topic; with ``"error"`` (the default) any failure raises
     LLMLabelError naming the url. A non-local ``base_url`` raises before anything is sent,
@@ -215,7 +237,9 @@ def llm_topic_names(
         if unreachable is not None:
             names.append(str(topic["name"]))
             continue
-        messages = build_messages(list(topic.get("keywords", [])), list(topic.get("titles", [])))
+        messages = build_messages(
+            list(topic.get("keywords", [])), list(topic.get("titles", [])), list(topic.get("children", []))
+        )
         try:
             names.append(_ask(url, model, messages, timeout))
         except _Unreachable as exc:
@@ -280,3 +304,65 @@ def llm_names(
         name_coverage=np.where(changed, np.nan, renamed["name_coverage"]),
         name_lift=np.where(changed, np.nan, renamed["name_lift"]),
     )
+
+
+def llm_group_names(
+    topics: pd.DataFrame, hierarchy: pd.DataFrame, papers: pd.DataFrame, llm_config: LLMConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The coarse groups (``coarse_name``) and the hierarchy's nodes (``parent_name``) named by the LLM.
+
+    A group is described by its topics' names (the LLM's, when :func:`llm_names` ran first),
+    largest first, and the best title of each of its five largest topics; a group of the same
+    topics is asked once, whether it is a coarse group, a node of the tree or both. Coarse
+    groups that get the same name are told apart by their group number. With the labeller
+    disabled both tables come back unchanged.
+    """
+    if not llm_config.enabled:
+        return topics, hierarchy
+    real = topics[topics["topic"] != OUTLIER_TOPIC]
+    size_of = dict(zip(real["topic"].astype(int), real["size"].astype(int), strict=True))
+    name_of = dict(zip(real["topic"].astype(int), real["name"].astype(str), strict=True))
+    title_of = dict(zip(papers["paper_id"], papers["title"].astype(str), strict=True))
+    best_title = {
+        int(topic): title_of[ids[0]]
+        for topic, ids in zip(real["topic"], real["representative_ids"], strict=True)
+        if len(ids) and ids[0] in title_of
+    }
+    coarse = {
+        int(group): tuple(sorted(int(t) for t in members["topic"]))
+        for group, members in real.groupby("coarse_topic")
+        if int(group) != OUTLIER_TOPIC
+    }
+    nodes = [tuple(sorted(int(t) for t in leaves)) for leaves in hierarchy["topics"]] if len(hierarchy) else []
+    old_name: dict[tuple[int, ...], str] = {}
+    for group, leaves in coarse.items():
+        old_name[leaves] = str(real.loc[real["coarse_topic"] == group, "coarse_name"].iloc[0])
+    for leaves, parent in zip(nodes, hierarchy["parent_name"] if len(hierarchy) else [], strict=True):
+        old_name.setdefault(leaves, str(parent))
+    groups = [leaves for leaves in old_name if all(leaf in name_of for leaf in leaves)]
+    requests = []
+    for leaves in groups:
+        largest = sorted(leaves, key=lambda leaf: (-size_of[leaf], leaf))
+        requests.append(
+            {
+                "children": [name_of[leaf] for leaf in largest],
+                "titles": [best_title[leaf] for leaf in largest if leaf in best_title][:TITLES_PER_TOPIC],
+                "name": old_name[leaves],
+            }
+        )
+    new_name = dict(zip(groups, names_from_settings(requests, llm_config) or [], strict=True))
+    coarse_names: dict[int, str] = {}
+    taken: set[str] = set()
+    for group, leaves in sorted(coarse.items(), key=lambda item: (-sum(size_of[t] for t in item[1]), item[0])):
+        name = new_name.get(leaves, old_name[leaves])
+        coarse_names[group] = name if name.casefold() not in taken else f"{name} ({group})"
+        taken.add(coarse_names[group].casefold())
+    topics = topics.assign(
+        coarse_name=[
+            coarse_names.get(int(group), str(name))
+            for group, name in zip(topics["coarse_topic"], topics["coarse_name"], strict=True)
+        ]
+    )
+    if len(hierarchy):
+        hierarchy = hierarchy.assign(parent_name=[new_name.get(leaves, old_name[leaves]) for leaves in nodes])
+    return topics, hierarchy

@@ -10,6 +10,11 @@ own. No two topics share a name: a later (smaller) topic whose name is taken add
 most telling phrase, or takes its next best one (Toponymy's disambiguation, without an LLM).
 A group of topics is named the same way from all its papers, or by its largest topic's main
 phrase when no phrase covers a fifth of the group.
+
+**Meaning.** With an embedder (the run's embedding backend), the best-scored main phrases are
+also weighed by what they mean: the cosine of the phrase's vector to the topic's centroid (or
+the group's), so that a phrase that covers many papers but says little of them ("Detection"
+for papers on hate speech) loses to one that says what they are about.
 """
 
 from __future__ import annotations
@@ -28,11 +33,18 @@ from pipeline.label.phrases import PhraseIndex, Ranked, extensions, rank_phrases
 MIN_LIFT = 3.0
 # A longer phrase replaces a shorter one it extends when it covers more than this share of its papers.
 GROW_SHARE = 0.5
+# A name's main phrase should cover at least this share of its topic: a main phrase that does is
+# chosen over better-scored ones that do not, and a phrase that does is not grown into one that does not.
+COVERAGE_FLOOR = 0.2
 # A second phrase must name at least this share of the topic's papers that the first does not.
 SECOND_GAIN = 0.15
 # Below this coverage a group takes its largest topic's main phrase.
 GROUP_MIN_COVERAGE = 0.2
 SHORTLIST = 40
+# How many of the best-scored main phrases are weighed by their meaning, and how much it weighs:
+# a main phrase's order is its score times max(cosine to the centroid, 0) ** MEANING_POWER.
+MEANING_SHORTLIST = 10
+MEANING_POWER = 0.25
 # A name with two phrases has at most this many words.
 MAX_NAME_WORDS = 5
 GENERIC_WORDS = frozenset(
@@ -43,7 +55,8 @@ GENERIC_WORDS = frozenset(
     generation method technique technology framework tool strategy task type form part use number space source
     region value order term set function property condition result parameter structure state scale size range class
     rate measure degree factor point equation theory efficiency accuracy robustness complexity capability
-    ability challenge limitation content
+    ability challenge limitation content simulation test observation estimate experiment measurement dynamics
+    algorithm finding
     """.split()
 )
 # Adjectives that are nouns too, and can name a topic on their own.
@@ -77,8 +90,11 @@ class Name:
 class PhraseNamer:
     """Names groups of papers (topics, or groups of topics) from one :class:`PhraseIndex`."""
 
-    def __init__(self, index: PhraseIndex, n_phrases: int) -> None:
-        self.index, self.n_phrases = index, n_phrases
+    def __init__(
+        self, index: PhraseIndex, n_phrases: int, embed: Callable[[list[str]], np.ndarray] | None = None
+    ) -> None:
+        self.index, self.n_phrases, self.embed = index, n_phrases, embed
+        self._vectors: dict[int, np.ndarray] = {}
         self._counts: dict[Any, tuple[sparse.csr_matrix, sparse.csr_matrix]] = {}
         self._words: dict[int, list[str]] = {}
         self.totals = np.bincount(index.papers.indices, minlength=index.papers.shape[1])
@@ -112,17 +128,34 @@ class PhraseNamer:
             self._counts[key] = counts
         return counts
 
+    def meaning(self, terms: Sequence[int], centroid: np.ndarray) -> np.ndarray:
+        """The cosine of each phrase's vector (the embedder's, of its words) to a unit ``centroid``."""
+        missing = [term for term in dict.fromkeys(terms) if term not in self._vectors]
+        if missing and self.embed is not None:
+            vectors = np.asarray(self.embed([self.key_text(term) for term in missing]), dtype=np.float64)
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            self._vectors |= dict(zip(missing, vectors / np.where(norms > 0, norms, 1.0), strict=True))
+        return np.array([float(self._vectors[term] @ centroid) for term in terms], dtype=np.float64)
+
+    def key_text(self, term: int) -> str:
+        return " ".join(self.words(term))
+
     def options(
-        self, rows: np.ndarray, counts: tuple[sparse.csr_matrix, sparse.csr_matrix], n_mains: int = 3
+        self,
+        rows: np.ndarray,
+        counts: tuple[sparse.csr_matrix, sparse.csr_matrix],
+        n_mains: int = 3,
+        centroid: np.ndarray | None = None,
     ) -> list[Name]:
         """Names for the papers ``rows``, best first: the best name, then alternatives for disambiguation.
 
         The alternatives are the best main phrase with another telling phrase (the most distinctive
         first, whether or not it covers more papers), then the next main phrases with theirs.
+        ``centroid``: the papers' unit centroid, to weigh main phrases by meaning (with an embedder).
         """
         ranked = rank_phrases(*counts, len(rows), self.totals, self.index.papers.shape[0])
         pool = self._pool(ranked)
-        mains = self._mains(ranked, pool)[:n_mains]
+        mains = self._mains(ranked, pool, centroid=centroid)[:n_mains]
         if not mains:
             return []
         position = {int(term): at for at, term in enumerate(ranked.terms.tolist())}
@@ -158,8 +191,14 @@ class PhraseNamer:
         pool = np.flatnonzero((ranked.lift >= min_lift) & (ranked.coverage >= least))
         return pool[np.maximum(self.prefix[ranked.terms[pool]], self.suffix[ranked.terms[pool]]) >= 0]
 
-    def _mains(self, ranked: Ranked, pool: np.ndarray, min_lift: float = MIN_LIFT) -> list[int]:
-        """Main phrases, best first, each grown into the longest phrase that still covers enough."""
+    def _mains(
+        self, ranked: Ranked, pool: np.ndarray, min_lift: float = MIN_LIFT, centroid: np.ndarray | None = None
+    ) -> list[int]:
+        """Main phrases, best first, each grown into the longest phrase that still covers enough.
+
+        Those that cover COVERAGE_FLOOR of the papers come first; with a ``centroid`` and an
+        embedder, the MEANING_SHORTLIST best of them are ordered by score times meaning.
+        """
         head = min(SHORTLIST, len(ranked.terms))
         chosen: list[int] = []
         for at in range(head):
@@ -170,12 +209,22 @@ class PhraseNamer:
                 chosen.append(grown)
         # Ranked by their own scores: "field" grown into "magnetic field" has the score of "magnetic field".
         score = dict(zip(ranked.terms.tolist(), ranked.score.tolist(), strict=True))
-        return sorted(chosen, key=lambda term: -score[term])
+        coverage = dict(zip(ranked.terms.tolist(), ranked.coverage.tolist(), strict=True))
+        ordered = sorted(chosen, key=lambda term: (coverage[term] < COVERAGE_FLOOR, -score[term]))
+        if centroid is None or self.embed is None or len(ordered) < 2:
+            return ordered
+        best = ordered[:MEANING_SHORTLIST]
+        weight = np.maximum(self.meaning(best, centroid), 0.0) ** MEANING_POWER
+        weighed = {term: score[term] * w for term, w in zip(best, weight.tolist(), strict=True)}
+        best = sorted(best, key=lambda term: (coverage[term] < COVERAGE_FLOOR, -weighed[term], term))
+        return best + ordered[MEANING_SHORTLIST:]
 
     def _grow(self, at: int, ranked: Ranked, pool: np.ndarray) -> int:
         """The phrase at ``at`` grown word by word while the longer phrase covers GROW_SHARE of its papers."""
         prefix, suffix = self.prefix[ranked.terms[pool]], self.suffix[ranked.terms[pool]]
         enough = ranked.coverage[pool] > GROW_SHARE * ranked.coverage[at]
+        if ranked.coverage[at] >= COVERAGE_FLOOR:
+            enough &= ranked.coverage[pool] >= COVERAGE_FLOOR
         while True:
             term = ranked.terms[at]
             found = pool[((prefix == term) | (suffix == term)) & enough]
@@ -194,6 +243,8 @@ class PhraseNamer:
         """Whether two phrases share a word or one abbreviates the other ("GRB, gamma-ray bursts")."""
         first, second = self.words(main), self.words(other)
         if set(first) & set(second) or any(_abbreviation(word, first) for word in second):
+            return True
+        if any(_same_stem(a, b) for a in first for b in second):  # "biases" is counted as "biase", "bias" as "bia"
             return True
         return len(first) == 1 and _abbreviation(first[0], second)
 
@@ -223,6 +274,12 @@ class PhraseNamer:
         return seconds, distinct
 
 
+def _same_stem(first: str, second: str) -> bool:
+    """Whether one counting key extends the other by at most two letters ("bia", "biase")."""
+    short, long = sorted((first, second), key=len)
+    return len(short) >= 3 and long.startswith(short) and len(long) - len(short) <= 2
+
+
 def _abbreviation(word: str, phrase: list[str]) -> bool:
     """Whether ``word`` abbreviates ``phrase`` ("llm": "large language model", "grb": "gamma-ray burst")."""
     parts = [part for word in phrase for part in word.split("-") if part]
@@ -230,17 +287,22 @@ def _abbreviation(word: str, phrase: list[str]) -> bool:
 
 
 def topic_names(
-    namer: PhraseNamer, rows_of: dict[int, np.ndarray], fallback: Callable[[int], str]
+    namer: PhraseNamer,
+    rows_of: dict[int, np.ndarray],
+    fallback: Callable[[int], str],
+    centroids: Mapping[int, np.ndarray] | None = None,
 ) -> tuple[dict[int, str], dict[int, Name]]:
     """Unique names for the topics ``rows_of`` (largest first choose first), and each name's terms.
 
     ``fallback(topic)`` names a topic for which no phrase qualifies (then it has no :class:`Name`).
+    ``centroids``: each topic's unit centroid, to weigh phrases by meaning.
     """
     order = sorted(rows_of, key=lambda topic: (-len(rows_of[topic]), topic))
     chosen: dict[int, Name] = {}
     taken: set[tuple[int, ...]] = set()
     for topic in order:
-        options = namer.options(rows_of[topic], namer.counts(rows_of[topic], key=topic))
+        centroid = None if centroids is None else centroids.get(topic)
+        options = namer.options(rows_of[topic], namer.counts(rows_of[topic], key=topic), centroid=centroid)
         pick = next((name for name in options if name.terms not in taken), None)
         if pick is not None:
             chosen[topic] = pick
@@ -272,6 +334,7 @@ def group_namer(
     chosen: dict[int, Name],
     names: dict[int, str],
     tree: Callable[[Callable[[list[int]], str]], tuple[Any, dict[int, int]]],
+    centroids: Mapping[int, np.ndarray] | None = None,
 ) -> Callable[[list[int]], str]:
     """A function naming any group of the topic tree (its leaves -> a name), every name spelled in one pass.
 
@@ -286,13 +349,17 @@ def group_namer(
 
     _, coarse_of = tree(record)
     seen += [tuple(t for t in topics if coarse_of[t] == group) for group in sorted(set(coarse_of.values()))]
-    found = {leaves: group_name(namer, leaves, rows_of, chosen) for leaves in dict.fromkeys(seen)}
+    found = {leaves: group_name(namer, leaves, rows_of, chosen, centroids) for leaves in dict.fromkeys(seen)}
     spelled = spelled_names(namer.index, {leaves: name for leaves, name in found.items() if name is not None})
     return lambda leaves: spelled.get(tuple(leaves)) or names[leaves[0]]
 
 
 def group_name(
-    namer: PhraseNamer, leaves: Sequence[int], rows_of: dict[int, np.ndarray], chosen: dict[int, Name]
+    namer: PhraseNamer,
+    leaves: Sequence[int],
+    rows_of: dict[int, np.ndarray],
+    chosen: dict[int, Name],
+    centroids: Mapping[int, np.ndarray] | None = None,
 ) -> Name | None:
     """A group of topics' name: a phrase common to its topics, else its own best, else its largest topic's.
 
@@ -310,7 +377,11 @@ def group_name(
     # A group of a third of the pile cannot be 3 times more frequent inside than outside: it needs
     # half the lift it could have at most.
     min_lift = min(MIN_LIFT, 0.5 * namer.index.papers.shape[0] / max(size, 1))
-    mains = namer._mains(ranked, namer._pool(ranked, min_lift), min_lift)
+    centroid: np.ndarray | None = None
+    if centroids is not None and all(leaf in centroids for leaf in leaves):
+        total = np.sum([len(rows_of[leaf]) * centroids[leaf] for leaf in leaves], axis=0)
+        centroid = total / max(float(np.linalg.norm(total)), 1e-12)
+    mains = namer._mains(ranked, namer._pool(ranked, min_lift), min_lift, centroid)
     if mains:
         bar = 0.1 * np.array([len(rows_of[leaf]) for leaf in leaves])
         common = (papers[:, mains].toarray() >= bar[:, None]).sum(axis=0)

@@ -11,7 +11,9 @@ name is always a phrase some paper wrote, in that order.
 A phrase is scored for a topic by its **coverage** (the share of the topic's papers whose title
 or abstract uses it), its **lift** (how many times more often the topic's papers use it than
 the rest of the pile) and its use in titles (the authors' own summaries):
-``score = coverage * (1 + title coverage) * log(lift)``. Pure functions, no I/O.
+``score = coverage * (1 + title coverage) * log(min(lift, LIFT_CAP))``: past ``LIFT_CAP`` a
+phrase tells its topic apart well enough, and only covering more papers makes it a better
+name. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pipeline.memo import csr_fields, csr_from
 from pipeline.terms import ENGLISH_STOP_WORDS, unique_ngrams
 
 MAX_WORDS = 4
+# Lift past which a phrase scores no higher for telling its topic apart (see the module docstring).
+LIFT_CAP = 10.0
 # A word (letters, digits, inner hyphens), a LaTeX command or a character that ends a sentence piece.
 _PIECES = re.compile(r"[^\W_](?:[\w\-]*[^\W_])?|\\[A-Za-z]+|[.,;:!?()\[\]{}\"“”$|]")
 # Words that may end a phrase although they are boilerplate: "large language models".
@@ -84,6 +88,11 @@ class PhraseTokens:
     def _by_word(self) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(self.words, kind="stable")
         return order, self.words[order]
+
+    @functools.cached_property
+    def surface_uses(self) -> np.ndarray:
+        """How often each surface is written, int64 (n_surfaces,)."""
+        return np.bincount(self.tokens[self.tokens >= 0], minlength=len(self.surfaces))
 
     def positions(self, key: int) -> np.ndarray:
         """Where the word ``key`` occurs, in text order."""
@@ -231,7 +240,7 @@ def rank_phrases(
     coverage = counts / max(size, 1)
     lift = coverage / ((totals[terms] - counts + 1) / (rest + 1))
     title_coverage = in_titles / max(size, 1)
-    score = coverage * (1 + title_coverage) * np.log(np.maximum(lift, 1.0))
+    score = coverage * (1 + title_coverage) * np.log(np.clip(lift, 1.0, LIFT_CAP))
     order = np.lexsort((terms, -score))
     return Ranked(terms[order], coverage[order], title_coverage[order], lift[order], score[order])
 

@@ -20,7 +20,10 @@ COARSE_COLUMNS = ("coarse_topic", "coarse_name")
 NAME_AUDIT_COLUMNS = ("name_coverage", "name_lift")
 # The label stage adds the coarse level and the name audit later than the rest; a topics table
 # without them is still a valid input (the map then shows the topic names only, without coverage).
-REQUIRED_TOPIC_COLUMNS = tuple(c for c in TOPIC_COLUMNS if c not in COARSE_COLUMNS + NAME_AUDIT_COLUMNS)
+NAME_FAULTS_COLUMN = "name_faults"
+REQUIRED_TOPIC_COLUMNS = tuple(
+    c for c in TOPIC_COLUMNS if c not in (*COARSE_COLUMNS, *NAME_AUDIT_COLUMNS, NAME_FAULTS_COLUMN)
+)
 OTHER_SOURCES = "(other sources)"
 
 
@@ -71,6 +74,8 @@ def prepare_topics(topics: pd.DataFrame, assignments: pd.DataFrame) -> pd.DataFr
     for column in NAME_AUDIT_COLUMNS:
         values = topics[column] if column in topics.columns else pd.Series(np.nan, index=topics.index)
         topics[column] = pd.to_numeric(values, errors="coerce").astype(float)
+    faults = topics[NAME_FAULTS_COLUMN] if NAME_FAULTS_COLUMN in topics.columns else pd.Series("", index=topics.index)
+    topics[NAME_FAULTS_COLUMN] = ["" if _missing(v) else str(v) for v in faults]
     topics = _with_coarse_level(topics)
     return topics.sort_values("topic", kind="mergesort").reset_index(drop=True)
 

@@ -41,6 +41,7 @@ METRIC_FORMATS: dict[str, str] = {
     "name_coverage_min": "percent",
     "name_low_coverage_share": "percent",
     "name_lift_median": "{:.1f}",
+    "name_faults": "{:d}",
 }
 METRICS_SHOWN_ELSEWHERE = {"n_topics", "outlier_share"}
 # NPMI counts word pairs in 10-word windows of the run's own texts. In a small pile most pairs

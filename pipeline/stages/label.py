@@ -132,14 +132,15 @@ def _prepare_npmi() -> None:
 
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
-    from pipeline.label import keyword_min_share, label_topics, llm_names
+    from pipeline.label import keyword_min_share, label_topics, llm_group_names, llm_names
 
     store, config = context.store, context.config
     # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
     # which waits on the disk with the GIL released.
     npmi_ready = threading.Thread(target=_prepare_npmi, name="prepare-npmi", daemon=True)
     npmi_ready.start()
-    word_embedder = None if config.label.representation == "none" else load_backend(config.embed).encode
+    # The run's embedding backend: it weighs name phrases by meaning, and embeds key phrases for mmr/keybert.
+    word_embedder = load_backend(config.embed).encode
     papers = store.read_table("parse", "papers.parquet")
     texts = paper_texts(papers)
     tokens, text_digest = cached_tokens(store.cache, texts)
@@ -167,9 +168,10 @@ def run(context: StageContext) -> StageResult:
         phrases=cached_phrase_index(store.cache, papers, config),
     )
     topics = llm_names(result.topics, papers, config.label.llm, result.assignments)
+    topics, hierarchy = llm_group_names(topics, result.hierarchy, papers, config.label.llm)
     embeddings = store.read_array("embed", "embeddings.npy")
     assignments, topics, hierarchy, feed_outputs, feed_notes = _stable_ids(
-        context, previous, feed, papers, embeddings, result.assignments, topics, result.hierarchy
+        context, previous, feed, papers, embeddings, result.assignments, topics, hierarchy
     )
     npmi_ready.join()
     metrics = run_metrics(papers, assignments, topics, tokens, texts)
@@ -240,7 +242,7 @@ def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
 
 STAGE = Stage(
     name="label",
-    code_version=14,
+    code_version=15,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
     outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json",
