@@ -206,6 +206,12 @@ def test_a_grown_corpus_updates_the_run_and_a_forced_recluster_keeps_identity(tm
         if registry2.at[row.topic, "alive"]:
             assert registry2.at[row.topic, "name"] == row.name
     assert store.read_json("label", "feed.json")["runs"][-1]["new_papers"] == len(after) - len(before)
+    # The name audit speaks of the names the topics carry, kept ones included.
+    from pipeline.label.audit import audit_of_topics, texts_name_audit
+
+    topics2, papers2 = store.read_table("label", "topics.parquet"), store.read_table("parse", "papers.parquet")
+    audited = texts_name_audit(papers2, topics2[["topic", "name"]], after["topic"].to_numpy())
+    assert audit_of_topics(topics2)["name_audit"] == audited["name_audit"]
 
     forced = run_pipeline(day2, until="label", force_from="cluster")
     assert "incremental" not in {o.stage: o.counts for o in forced.outcomes}["cluster"]

@@ -78,6 +78,7 @@ __all__ = [
     "stop_words",
     "term_counts_for",
     "topic_name",
+    "with_name_audit",
 ]
 
 # label.n_topics "auto" keeps the topics HDBSCAN finds, up to this many: more than a person reads.

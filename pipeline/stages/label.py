@@ -132,7 +132,7 @@ def _prepare_npmi() -> None:
 
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
-    from pipeline.label import keyword_min_share, label_topics, llm_group_names, llm_names
+    from pipeline.label import keyword_min_share, label_topics, llm_group_names, llm_names, with_name_audit
 
     store, config = context.store, context.config
     # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
@@ -165,7 +165,7 @@ def run(context: StageContext) -> StageResult:
             store.cache, counts, counts_key, topics, config.label.reduce_frequent_words, keyword_min_share(config.label)
         ),
         seed=config.seed,
-        phrases=cached_phrase_index(store.cache, papers, config),
+        phrases=(phrases := cached_phrase_index(store.cache, papers, config)),
     )
     topics = llm_names(result.topics, papers, config.label.llm, result.assignments)
     topics, hierarchy = llm_group_names(topics, result.hierarchy, papers, config.label.llm)
@@ -173,6 +173,8 @@ def run(context: StageContext) -> StageResult:
     assignments, topics, hierarchy, feed_outputs, feed_notes = _stable_ids(
         context, previous, feed, papers, embeddings, result.assignments, topics, hierarchy
     )
+    # A topic that keeps its name from an earlier run is audited under that name.
+    topics = with_name_audit(topics, phrases.text, assignments["topic"].to_numpy())
     npmi_ready.join()
     metrics = run_metrics(papers, assignments, topics, tokens, texts)
     counts_summary = {
