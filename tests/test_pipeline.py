@@ -268,6 +268,9 @@ def test_llm_labeller_names_topics_through_a_local_server(tmp_path, seed_pages):
         server.shutdown()
     topics = read_csv(tmp_path / "out" / "llm" / "topics.csv")
     real = [row for row in topics if int(row["topic"]) >= 0]
-    assert len(asked) == len(real) and asked[0]["model"] == "tiny"
+    from pipeline.label.llm import SYSTEM_PROMPT
+
+    topic_requests = [body for body in asked if body["messages"][0]["content"] == SYSTEM_PROMPT]
+    assert len(topic_requests) == len(real) and asked[0]["model"] == "tiny"  # the rest name the groups
     assert all(row["name"].startswith("Neural Network Pruning") for row in real)
     assert len({row["name"] for row in real}) == len(real)
