@@ -268,3 +268,17 @@ def test_the_phrase_index_kept_between_runs_is_the_index_built(tmp_path):
     assert terms_of(again) == terms_of(first)
     other = cached_phrase_index(cache, papers_of(titles, abstracts), config)
     assert other.papers.shape[0] == 3  # other papers, another index
+
+
+def test_a_large_group_may_be_named_by_the_phrase_its_topics_share_though_the_rest_write_it_too(monkeypatch):
+    # A group of 12 papers in 100 (two topics of 6): 9 write "language models", as do 24 of the other 88
+    # (lift ~2.7, under MIN_LIFT, but a third of the ~8.3 a group this size can reach); 3 write "responses".
+    titles = [f"Language models {i}" for i in range(9)] + [f"Responses {i}" for i in range(3)]
+    titles += [f"Language models {i}" for i in range(24)] + [f"Sorting networks {i}" for i in range(64)]
+    rows_of = {0: np.array([0, 1, 2, 3, 4, 9]), 1: np.array([5, 6, 7, 8, 10, 11]), 2: np.arange(12, 100)}
+    namer = PhraseNamer(index_of(titles, min_papers=2), n_phrases=1)
+    _, chosen = topic_names(namer, rows_of, str)
+    monkeypatch.setattr("pipeline.label.naming.GROUP_LIFT_SHARE", 0.5)
+    assert namer.index.key_text(group_name(namer, [0, 1], rows_of, chosen).terms[0]) != "language model"
+    monkeypatch.setattr("pipeline.label.naming.GROUP_LIFT_SHARE", 0.3)
+    assert namer.index.key_text(group_name(namer, [0, 1], rows_of, chosen).terms[0]) == "language model"

@@ -40,6 +40,8 @@ COVERAGE_FLOOR = 0.2
 SECOND_GAIN = 0.15
 # Below this coverage a group takes its largest topic's main phrase.
 GROUP_MIN_COVERAGE = 0.2
+# A group's phrase must have at least this share of the highest lift the group's size allows (or MIN_LIFT).
+GROUP_LIFT_SHARE = 0.3
 SHORTLIST = 40
 # How many of the best-scored main phrases are weighed by their meaning, and how much it weighs:
 # a main phrase's order is its score times max(cosine to the centroid, 0) ** MEANING_POWER.
@@ -375,8 +377,8 @@ def group_name(
     ranked = rank_phrases(ones @ papers, ones @ titles, size, namer.totals, namer.index.papers.shape[0])
     position = {int(term): at for at, term in enumerate(ranked.terms.tolist())}
     # A group of a third of the pile cannot be 3 times more frequent inside than outside: it needs
-    # half the lift it could have at most.
-    min_lift = min(MIN_LIFT, 0.5 * namer.index.papers.shape[0] / max(size, 1))
+    # GROUP_LIFT_SHARE of the lift it could have at most.
+    min_lift = min(MIN_LIFT, GROUP_LIFT_SHARE * namer.index.papers.shape[0] / max(size, 1))
     centroid: np.ndarray | None = None
     if centroids is not None and all(leaf in centroids for leaf in leaves):
         total = np.sum([len(rows_of[leaf]) * centroids[leaf] for leaf in leaves], axis=0)
