@@ -201,3 +201,46 @@ def test_record_without_a_usable_id_is_skipped():
     data = "\n".join(json.dumps(r) for r in records).encode()
     result = parse([_source("snap.jsonl", data, fmt="arxiv-snapshot")], ParseConfig())
     assert result.file_reports[0].skip_reasons == {"not an arXiv id": 1}
+
+
+def test_kept_unit_reads_give_a_cold_parse_and_a_grown_input_reads_only_its_new_file(tmp_path, monkeypatch):
+    import hashlib
+    from dataclasses import replace
+
+    from pipeline import parse as parse_module
+    from pipeline.memo import MemoStore
+
+    def source(name: str, lines: list[str]) -> SourceFile:
+        data = ("\n".join(lines) + "\n{not json\n").encode()
+        made = _source(name, data, fmt="arxiv-daily")
+        return replace(made, sha256=hashlib.sha256(data).hexdigest())
+
+    days = [
+        source("2025-03-20.jsonl", [_daily_line("2503.00001", "Graph networks", ["cs.LG"])]),
+        source("2025-03-21.jsonl", [_daily_line("2503.00001v2", "Graph networks", ["cs.LG"]),  # a duplicate
+                                    _daily_line("2503.00002", "Protein folding", ["q-bio.BM"])]),
+        source("2099-01-01.jsonl", [_daily_line("2503.00003", "Dated after today", ["cs.CL"])]),
+    ]  # fmt: skip
+    calls: list[str] = []
+    reader = parse_module.READERS["arxiv-daily"]
+    monkeypatch.setitem(parse_module.READERS, "arxiv-daily", lambda unit: calls.append(unit[0].path) or reader(unit))
+    memo = MemoStore(tmp_path)
+
+    def same(first, second) -> None:
+        assert first.papers.equals(second.papers)
+        assert [r.to_dict() for r in first.file_reports] == [r.to_dict() for r in second.file_reports]
+
+    cold = parse(days[:2], ParseConfig())
+    same(parse(days[:2], ParseConfig(), memo=memo), cold)
+    calls.clear()
+    same(parse(days[:2], ParseConfig(), memo=memo), cold)  # every unit kept: no file read again
+    assert calls == []
+    grown = parse(days, ParseConfig(), memo=memo)
+    assert calls == ["2099-01-01.jsonl"]  # only the new day is read
+    same(grown, parse(days, ParseConfig()))
+    assert grown.file_reports[1].duplicates == 1
+    assert grown.file_reports[2].date_errors == {"listing date in the future": 1}
+    assert grown.file_reports[0].skip_reasons == {"bad JSON": 1}
+    calls.clear()
+    other = parse(days, ParseConfig(min_text_chars=5), memo=memo)  # other settings: every file read again
+    assert len(other.papers) == 3 and len(calls) == 3

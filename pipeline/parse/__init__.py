@@ -11,16 +11,21 @@ normalised title; the first occurrence wins.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config import ParseConfig
 from pipeline.errors import InputError
+from pipeline.files import hash_json
+from pipeline.memo import MemoStore
 from pipeline.parse.arxiv import read_daily, read_snapshot
 from pipeline.parse.dates import (
     FUTURE_DATE,
@@ -35,7 +40,7 @@ from pipeline.parse.dates import (
 )
 from pipeline.parse.hf_pages import read_hf_page
 from pipeline.parse.normalize import clean_text, extract_links, has_words, normalize_title, title_hash_id
-from pipeline.parse.records import Item, RawPaper, Reader, Skip
+from pipeline.parse.records import RawPaper, Reader, Skip
 from pipeline.parse.sniff import sniff_format
 from pipeline.parse.tables import read_table
 from pipeline.parse.text_folder import read_text_folder
@@ -242,43 +247,118 @@ def _log_report(report: FileReport) -> None:
         log.warning("%s: %d paper(s) left undated, %s; the first at %s", report.path, count, reason, first)
 
 
-@dataclass
-class _UnitDates:
-    """Gives the yearless dates of one unit's papers their year, and leaves wrong dates out.
+@dataclass(frozen=True)
+class _Candidate:
+    """A cleaned record of a unit before deduplication, with its listing date resolved.
 
-    The rule is chosen once per unit, at its first yearless date, and written to its report.
+    ``date``: the ISO date ("" when wrong); ``date_error``: why it is wrong ("" when it is
+    not) and ``shown``: what it read; ``yearless``: whether it said "Feb 10" without a year.
     """
 
-    source: SourceFile
-    today: date
-    report: FileReport
-    config: ParseConfig
-    reference: DateReference | None = None
+    row: dict[str, str]
+    arxiv_id: str
+    identity: str
+    cut: list[str]
+    where: str
+    date: str
+    date_error: str
+    shown: str
+    yearless: bool
 
-    def full(self, value: str, where: str) -> str:
-        """``value`` as an ISO date when it was "Feb 10"; "" (a date error) when it is wrong."""
-        parts = month_day(value)
-        if parts is not None:
-            if self.reference is None:
-                spec = self.source.spec
-                self.reference = date_reference(self.source.path, spec.year, self.source.mtime, self.today)
-                self.report.date_rule = self.reference.rule
-                self.report.date_reference = str(self.reference.year or self.reference.day)
-            full = dated(*parts, self.reference)
-            if full is None:
-                return self._error(NO_SUCH_DAY, where, value)
-            value = full.isoformat()
-        if is_future(value, self.today):
-            return self._error(FUTURE_DATE, where, value)
-        return value
 
-    def _error(self, reason: str, where: str, value: str) -> str:
-        if self.config.on_error == "fail":
-            raise InputError(f"{self.report.path}: {where}: {reason} ({value}; today is {self.today.isoformat()})")
-        report = self.report
-        report.date_errors[reason] = report.date_errors.get(reason, 0) + 1
-        report.first_date_error.setdefault(reason, f"{where}: {value}")
-        return ""
+@dataclass
+class _UnitRead:
+    """What reading one unit gives, whatever was read before it: kept for the next run per unit.
+
+    ``read``, ``skipped``, ``skip_reasons`` and ``first_skipped`` as in :class:`FileReport`;
+    ``date_rule`` and ``date_reference`` are the unit's rule for dates without a year.
+    """
+
+    reader: str
+    read: int = 0
+    skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    first_skipped: dict[str, str] = field(default_factory=dict)
+    date_rule: str = ""
+    date_reference: str = ""
+    candidates: list[_Candidate] = field(default_factory=list)
+
+
+class _UnitReadCodec:
+    """A :class:`_UnitRead` as JSON bytes (``pipeline.memo`` codec)."""
+
+    def encode(self, value: _UnitRead) -> dict[str, np.ndarray]:
+        data = asdict(value)
+        return {"json": np.frombuffer(json.dumps(data, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)}
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> _UnitRead:
+        data = json.loads(arrays["json"].tobytes().decode("utf-8"))
+        candidates = [_Candidate(**candidate) for candidate in data.pop("candidates")]
+        return _UnitRead(**data, candidates=candidates)
+
+
+# Bump when reading a unit would give other candidates for the same bytes (it keys the kept reads).
+UNIT_READ_VERSION = 1
+# Kept unit reads: one per input file of the runs that share the output folder's cache.
+UNIT_READS_KEPT = 100_000
+
+
+def _resolve_date(value: str, source: SourceFile, today: date) -> tuple[str, str, str, bool, DateReference | None]:
+    """A record's date: (ISO date or "", error reason or "", what it read, yearless, reference used)."""
+    parts = month_day(value)
+    reference = None
+    if parts is not None:
+        reference = date_reference(source.path, source.spec.year, source.mtime, today)
+        full = dated(*parts, reference)
+        if full is None:
+            return "", NO_SUCH_DAY, value, True, reference
+        value = full.isoformat()
+    if is_future(value, today):
+        return "", FUTURE_DATE, value, parts is not None, reference
+    return value, "", value, parts is not None, reference
+
+
+def _read_candidates(unit: list[SourceFile], path: str, reader: str, config: ParseConfig, today: date) -> _UnitRead:
+    """Every record of ``unit`` (shown as ``path``) cleaned, checked and dated.
+
+    ``on_error: fail`` raises at the first bad record.
+    """
+    first = unit[0]
+    read = _UnitRead(reader=reader)
+    report = FileReport(path=path, reader=reader)  # counts the skips, and names the unit in _skip's errors
+    for item in READERS[reader](unit):
+        read.read += 1
+        if isinstance(item, Skip):
+            _skip(report, item, config)
+            continue
+        row, arxiv_id, identity, cut = _row(item, first.path)
+        problem = _check(row, config)
+        if problem is not None:
+            _skip(report, Skip(item.where, problem), config)
+            continue
+        value, error, shown, yearless, reference = _resolve_date(row["date"], first, today)
+        if reference is not None and not read.date_rule:
+            read.date_rule, read.date_reference = reference.rule, str(reference.year or reference.day)
+        read.candidates.append(_Candidate(row, arxiv_id, identity, cut, item.where, value, error, shown, yearless))
+    read.skipped, read.skip_reasons, read.first_skipped = report.skipped, report.skip_reasons, report.first_skipped
+    return read
+
+
+def _unit_key(unit: list[SourceFile], path: str, reader: str, config: ParseConfig, today: date) -> str:
+    """What a unit's read depends on: its files' bytes and names, its input spec, the settings and the day."""
+    first = unit[0]
+    return hash_json(
+        {
+            "version": UNIT_READ_VERSION,
+            "files": [[source.path, source.sha256] for source in unit],
+            "path": path,
+            "reader": reader,
+            "spec": first.spec.model_dump(mode="json"),
+            "config": config.model_dump(mode="json"),
+            "today": today.isoformat(),
+            "modified": mtime_day(first.mtime),
+        }
+    )
 
 
 EMPTY_MEMBER = "(empty file)"  # the reader name reported for an empty member of a folder or glob
@@ -292,6 +372,7 @@ def _read_unit(
     *,
     one_of_many: bool,
     today: date,
+    memo: MemoStore | None = None,
 ) -> FileReport:
     first = unit[0]
     if first.skipped is not None:  # a link to a folder that the walk did not enter
@@ -303,28 +384,31 @@ def _read_unit(
         # empty file named on its own, or a spec whose files are all empty, is still an error.
         return FileReport(path=path, reader=EMPTY_MEMBER)
     reader = _reader_name(unit)
-    report = FileReport(path=path, reader=reader)
-    dates = _UnitDates(first, today, report, config)
-    items: list[Item] = list(READERS[reader](unit))
-    for item in items:
-        report.read += 1
-        if isinstance(item, Skip):
-            _skip(report, item, config)
-            continue
-        row, arxiv_id, identity, cut = _row(item, first.path)
-        problem = _check(row, config)
-        if problem is not None:
-            _skip(report, Skip(item.where, problem), config)
-            continue
-        if config.dedupe and seen.is_duplicate(arxiv_id, identity):
+
+    def compute() -> _UnitRead:
+        return _read_candidates(unit, path, reader, config, today)
+
+    # A unit's read depends on nothing read before it, so a run over grown inputs reads only the new files.
+    read = compute() if memo is None else memo.memo(
+        "parse-units", _unit_key(unit, path, reader, config, today), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
+    )  # fmt: skip
+    report = FileReport(path=path, reader=reader, read=read.read, skipped=read.skipped,
+                        skip_reasons=dict(read.skip_reasons), first_skipped=dict(read.first_skipped))  # fmt: skip
+    for candidate in read.candidates:
+        if config.dedupe and seen.is_duplicate(candidate.arxiv_id, candidate.identity):
             report.duplicates += 1
             continue
-        seen.remember(arxiv_id, identity)
+        seen.remember(candidate.arxiv_id, candidate.identity)
+        row = dict(candidate.row)
         row["paper_id"] = seen.unique_paper_id(row["paper_id"])
-        row["date"] = dates.full(row["date"], item.where)
+        if candidate.yearless and not report.date_rule:
+            report.date_rule, report.date_reference = read.date_rule, read.date_reference
+        if candidate.date_error:
+            _date_error(report, candidate, config, today)
+        row["date"] = candidate.date
         rows.append(row)
         report.kept += 1
-        for name in cut:
+        for name in candidate.cut:
             report.truncated[name] = report.truncated.get(name, 0) + 1
     _log_report(report)
     if one_of_many and report.read == 0:
@@ -338,7 +422,18 @@ def _read_unit(
     return report
 
 
-def parse(sources: list[SourceFile], config: ParseConfig, today: date | None = None) -> ParseResult:
+def _date_error(report: FileReport, candidate: _Candidate, config: ParseConfig, today: date) -> None:
+    """A kept paper's wrong date: counted in its report, or (``on_error: fail``) an error."""
+    reason, where = candidate.date_error, candidate.where
+    if config.on_error == "fail":
+        raise InputError(f"{report.path}: {where}: {reason} ({candidate.shown}; today is {today.isoformat()})")
+    report.date_errors[reason] = report.date_errors.get(reason, 0) + 1
+    report.first_date_error.setdefault(reason, f"{where}: {candidate.shown}")
+
+
+def parse(
+    sources: list[SourceFile], config: ParseConfig, today: date | None = None, memo: MemoStore | None = None
+) -> ParseResult:
     """Read every source into one deduplicated papers table, in the order papers were first read.
 
     ``today`` (default: ``utc_today()``) dates pages that say "Feb 10" when nothing else
@@ -350,6 +445,10 @@ def parse(sources: list[SourceFile], config: ParseConfig, today: date | None = N
     One exception: an empty file that is one of several files of a folder or glob input is
     reported with reader "(empty file)" and no records, and one holding no records (a JSON
     ``[]``, a CSV of only its header) with 0 read, as long as the input holds papers.
+
+    With a ``memo``, each unit's records as read, cleaned and dated are kept between runs, keyed
+    by its bytes, spec, the settings and the day: a run over grown inputs reads only the new
+    files, and gives the table a cold run gives (deduplication runs over every unit each time).
     """
     today = today or utc_today()
     seen = _Seen()
@@ -357,7 +456,7 @@ def parse(sources: list[SourceFile], config: ParseConfig, today: date | None = N
     files_per_spec = Counter(source.spec for source in sources if source.skipped is None)
     units = _units(sources)
     reports = [
-        _read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1, today=today)
+        _read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1, today=today, memo=memo)
         for unit in units
     ]
     for spec in dict.fromkeys(source.spec for source in sources):

@@ -27,7 +27,8 @@ def _input_files(context: StageContext) -> list[str]:
 def run(context: StageContext) -> StageResult:
     from pipeline.parse import parse
 
-    result = parse(context.sources, context.config.parse, today=context.today)
+    # Each file's records are kept between runs: a run over grown inputs reads only the new files.
+    result = parse(context.sources, context.config.parse, today=context.today, memo=context.store.cache)
     if result.papers.empty:
         details = "; ".join(
             f"{report.path}: {report.read} read, {report.skipped} skipped" for report in result.file_reports
@@ -55,7 +56,7 @@ def _file_reports(store: ArtifactStore) -> dict[str, Any]:
 
 STAGE = Stage(
     name="parse",
-    code_version=5,
+    code_version=6,
     inputs=(),
     outputs=("papers.parquet", "file_reports.json"),
     config_slice=_settings,
