@@ -160,13 +160,13 @@ class PhraseNamer:
         mains = self._mains(ranked, pool, centroid=centroid)[:n_mains]
         if not mains:
             return []
-        position = {int(term): at for at, term in enumerate(ranked.terms.tolist())}
         # A second phrase is one the authors put in a title too: "Fluid, prove" has none.
         telling = [
             int(term) for term, lift, titled in zip(ranked.terms[:SHORTLIST], ranked.lift[:SHORTLIST],
                                                     ranked.title_coverage[:SHORTLIST], strict=True)
             if lift >= MIN_LIFT and titled > 0 and not self.barred[term]
         ]  # fmt: skip
+        position = positions_of(ranked, mains + telling)
         uses = self.index.papers[rows][:, mains + telling].toarray() > 0
         names = []
         for at, main in enumerate(mains):
@@ -210,8 +210,9 @@ class PhraseNamer:
             if grown not in chosen and not self.barred[grown]:
                 chosen.append(grown)
         # Ranked by their own scores: "field" grown into "magnetic field" has the score of "magnetic field".
-        score = dict(zip(ranked.terms.tolist(), ranked.score.tolist(), strict=True))
-        coverage = dict(zip(ranked.terms.tolist(), ranked.coverage.tolist(), strict=True))
+        position = positions_of(ranked, chosen)
+        score = {term: float(ranked.score[at]) for term, at in position.items()}
+        coverage = {term: float(ranked.coverage[at]) for term, at in position.items()}
         ordered = sorted(chosen, key=lambda term: (coverage[term] < COVERAGE_FLOOR, -score[term]))
         if centroid is None or self.embed is None or len(ordered) < 2:
             return ordered
@@ -274,6 +275,13 @@ class PhraseNamer:
             if gained >= max(2, SECOND_GAIN * len(main_uses)):
                 seconds.append(term)
         return seconds, distinct
+
+
+def positions_of(ranked: Ranked, terms: Sequence[int]) -> dict[int, int]:
+    """Where each of ``terms`` (a few) is in ``ranked`` (one pass over it, not a dict of all its terms)."""
+    wanted = np.unique(np.asarray(list(terms), dtype=np.int64))
+    at = np.flatnonzero(np.isin(ranked.terms, wanted))
+    return dict(zip(ranked.terms[at].tolist(), at.tolist(), strict=True))
 
 
 def _same_stem(first: str, second: str) -> bool:
@@ -375,7 +383,6 @@ def group_name(
     titles = sparse.vstack([counts for _, counts in children])
     ones = sparse.csr_matrix(np.ones((1, len(leaves)), dtype=np.int32))
     ranked = rank_phrases(ones @ papers, ones @ titles, size, namer.totals, namer.index.papers.shape[0])
-    position = {int(term): at for at, term in enumerate(ranked.terms.tolist())}
     # A group of a third of the pile cannot be 3 times more frequent inside than outside: it needs
     # GROUP_LIFT_SHARE of the lift it could have at most.
     min_lift = min(MIN_LIFT, GROUP_LIFT_SHARE * namer.index.papers.shape[0] / max(size, 1))
@@ -385,6 +392,7 @@ def group_name(
         centroid = total / max(float(np.linalg.norm(total)), 1e-12)
     mains = namer._mains(ranked, namer._pool(ranked, min_lift), min_lift, centroid)
     if mains:
+        position = positions_of(ranked, mains)
         bar = 0.1 * np.array([len(rows_of[leaf]) for leaf in leaves])
         common = (papers[:, mains].toarray() >= bar[:, None]).sum(axis=0)
         covering = [main for main in mains if ranked.coverage[position[main]] >= GROUP_MIN_COVERAGE]
