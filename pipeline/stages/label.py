@@ -130,6 +130,10 @@ def _prepare_npmi() -> None:
     prepare_npmi()
 
 
+# A column the topics table carries through the feed's renaming: the name its audit was made for.
+AUDITED = "_audited_name"
+
+
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
     from pipeline.label import keyword_min_share, label_topics, llm_group_names, llm_names, with_name_audit
@@ -169,12 +173,15 @@ def run(context: StageContext) -> StageResult:
     )
     topics = llm_names(result.topics, papers, config.label.llm, result.assignments)
     topics, hierarchy = llm_group_names(topics, result.hierarchy, papers, config.label.llm)
+    topics = topics.assign(**{AUDITED: topics["name"]})  # the names the audit columns speak of
     embeddings = store.read_array("embed", "embeddings.npy")
     assignments, topics, hierarchy, feed_outputs, feed_notes = _stable_ids(
         context, previous, feed, papers, embeddings, result.assignments, topics, hierarchy
     )
     # A topic that keeps its name from an earlier run is audited under that name.
-    topics = with_name_audit(topics, phrases.text, assignments["topic"].to_numpy())
+    if (topics["name"] != topics[AUDITED]).any():
+        topics = with_name_audit(topics, phrases.text, assignments["topic"].to_numpy())
+    topics = topics.drop(columns=AUDITED)
     npmi_ready.join()
     metrics = run_metrics(papers, assignments, topics, tokens, texts)
     counts_summary = {
