@@ -206,6 +206,7 @@ def test_record_without_a_usable_id_is_skipped():
 def test_kept_unit_reads_give_a_cold_parse_and_a_grown_input_reads_only_its_new_file(tmp_path, monkeypatch):
     import hashlib
     from dataclasses import replace
+    from datetime import date
 
     from pipeline import parse as parse_module
     from pipeline.memo import MemoStore
@@ -241,6 +242,10 @@ def test_kept_unit_reads_give_a_cold_parse_and_a_grown_input_reads_only_its_new_
     assert grown.file_reports[1].duplicates == 1
     assert grown.file_reports[2].date_errors == {"listing date in the future": 1}
     assert grown.file_reports[0].skip_reasons == {"bad JSON": 1}
+    calls.clear()
+    later = parse(days, ParseConfig(), today=date(2100, 1, 1), memo=memo)  # a later day: nothing read again
+    assert calls == [] and later.file_reports[2].date_errors == {}  # 2099-01-01 is no longer in the future
+    same(later, parse(days, ParseConfig(), today=date(2100, 1, 1)))
     calls.clear()
     other = parse(days, ParseConfig(min_text_chars=5), memo=memo)  # other settings: every file read again
     assert len(other.papers) == 3 and len(calls) == 3

@@ -249,29 +249,20 @@ def _log_report(report: FileReport) -> None:
 
 @dataclass(frozen=True)
 class _Candidate:
-    """A cleaned record of a unit before deduplication, with its listing date resolved.
-
-    ``date``: the ISO date ("" when wrong); ``date_error``: why it is wrong ("" when it is
-    not) and ``shown``: what it read; ``yearless``: whether it said "Feb 10" without a year.
-    """
+    """A cleaned record of a unit before deduplication; its listing date is resolved when it is kept."""
 
     row: dict[str, str]
     arxiv_id: str
     identity: str
     cut: list[str]
     where: str
-    date: str
-    date_error: str
-    shown: str
-    yearless: bool
 
 
 @dataclass
 class _UnitRead:
-    """What reading one unit gives, whatever was read before it: kept for the next run per unit.
+    """What reading one unit gives, whatever was read before it and whatever the day: kept per unit.
 
-    ``read``, ``skipped``, ``skip_reasons`` and ``first_skipped`` as in :class:`FileReport`;
-    ``date_rule`` and ``date_reference`` are the unit's rule for dates without a year.
+    ``read``, ``skipped``, ``skip_reasons`` and ``first_skipped`` as in :class:`FileReport`.
     """
 
     reader: str
@@ -279,8 +270,6 @@ class _UnitRead:
     skipped: int = 0
     skip_reasons: dict[str, int] = field(default_factory=dict)
     first_skipped: dict[str, str] = field(default_factory=dict)
-    date_rule: str = ""
-    date_reference: str = ""
     candidates: list[_Candidate] = field(default_factory=list)
 
 
@@ -298,28 +287,52 @@ class _UnitReadCodec:
 
 
 # Bump when reading a unit would give other candidates for the same bytes (it keys the kept reads).
-UNIT_READ_VERSION = 1
+UNIT_READ_VERSION = 2
 # Kept unit reads: one per input file of the runs that share the output folder's cache.
 UNIT_READS_KEPT = 100_000
 
 
-def _resolve_date(value: str, source: SourceFile, today: date) -> tuple[str, str, str, bool, DateReference | None]:
-    """A record's date: (ISO date or "", error reason or "", what it read, yearless, reference used)."""
-    parts = month_day(value)
-    reference = None
-    if parts is not None:
-        reference = date_reference(source.path, source.spec.year, source.mtime, today)
-        full = dated(*parts, reference)
-        if full is None:
-            return "", NO_SUCH_DAY, value, True, reference
-        value = full.isoformat()
-    if is_future(value, today):
-        return "", FUTURE_DATE, value, parts is not None, reference
-    return value, "", value, parts is not None, reference
+@dataclass
+class _UnitDates:
+    """Gives a unit's yearless dates ("Feb 10") their year and finds wrong dates, for its kept papers.
+
+    The rule is chosen once per unit, at its first yearless date, and written to its report.
+    """
+
+    source: SourceFile
+    today: date
+    report: FileReport
+    config: ParseConfig
+    reference: DateReference | None = None
+
+    def full(self, value: str, where: str) -> str:
+        """``value`` as an ISO date when it was "Feb 10"; "" (a date error) when it is wrong."""
+        parts = month_day(value)
+        if parts is not None:
+            if self.reference is None:
+                spec = self.source.spec
+                self.reference = date_reference(self.source.path, spec.year, self.source.mtime, self.today)
+                self.report.date_rule = self.reference.rule
+                self.report.date_reference = str(self.reference.year or self.reference.day)
+            full = dated(*parts, self.reference)
+            if full is None:
+                return self._error(NO_SUCH_DAY, where, value)
+            value = full.isoformat()
+        if is_future(value, self.today):
+            return self._error(FUTURE_DATE, where, value)
+        return value
+
+    def _error(self, reason: str, where: str, value: str) -> str:
+        if self.config.on_error == "fail":
+            raise InputError(f"{self.report.path}: {where}: {reason} ({value}; today is {self.today.isoformat()})")
+        report = self.report
+        report.date_errors[reason] = report.date_errors.get(reason, 0) + 1
+        report.first_date_error.setdefault(reason, f"{where}: {value}")
+        return ""
 
 
-def _read_candidates(unit: list[SourceFile], path: str, reader: str, config: ParseConfig, today: date) -> _UnitRead:
-    """Every record of ``unit`` (shown as ``path``) cleaned, checked and dated.
+def _read_candidates(unit: list[SourceFile], path: str, reader: str, config: ParseConfig) -> _UnitRead:
+    """Every record of ``unit`` (shown as ``path``) cleaned and checked.
 
     ``on_error: fail`` raises at the first bad record.
     """
@@ -336,16 +349,16 @@ def _read_candidates(unit: list[SourceFile], path: str, reader: str, config: Par
         if problem is not None:
             _skip(report, Skip(item.where, problem), config)
             continue
-        value, error, shown, yearless, reference = _resolve_date(row["date"], first, today)
-        if reference is not None and not read.date_rule:
-            read.date_rule, read.date_reference = reference.rule, str(reference.year or reference.day)
-        read.candidates.append(_Candidate(row, arxiv_id, identity, cut, item.where, value, error, shown, yearless))
+        read.candidates.append(_Candidate(row, arxiv_id, identity, cut, item.where))
     read.skipped, read.skip_reasons, read.first_skipped = report.skipped, report.skip_reasons, report.first_skipped
     return read
 
 
-def _unit_key(unit: list[SourceFile], path: str, reader: str, config: ParseConfig, today: date) -> str:
-    """What a unit's read depends on: its files' bytes and names, its input spec, the settings and the day."""
+def _unit_key(unit: list[SourceFile], path: str, reader: str, config: ParseConfig) -> str:
+    """What a unit's read depends on: its files' bytes and names, its input spec and the settings.
+
+    Not the day: dates are given their year and checked against today when a paper is kept.
+    """
     first = unit[0]
     return hash_json(
         {
@@ -355,8 +368,6 @@ def _unit_key(unit: list[SourceFile], path: str, reader: str, config: ParseConfi
             "reader": reader,
             "spec": first.spec.model_dump(mode="json"),
             "config": config.model_dump(mode="json"),
-            "today": today.isoformat(),
-            "modified": mtime_day(first.mtime),
         }
     )
 
@@ -386,14 +397,15 @@ def _read_unit(
     reader = _reader_name(unit)
 
     def compute() -> _UnitRead:
-        return _read_candidates(unit, path, reader, config, today)
+        return _read_candidates(unit, path, reader, config)
 
     # A unit's read depends on nothing read before it, so a run over grown inputs reads only the new files.
     read = compute() if memo is None else memo.memo(
-        "parse-units", _unit_key(unit, path, reader, config, today), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
+        "parse-units", _unit_key(unit, path, reader, config), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
     )  # fmt: skip
     report = FileReport(path=path, reader=reader, read=read.read, skipped=read.skipped,
                         skip_reasons=dict(read.skip_reasons), first_skipped=dict(read.first_skipped))  # fmt: skip
+    dates = _UnitDates(first, today, report, config)
     for candidate in read.candidates:
         if config.dedupe and seen.is_duplicate(candidate.arxiv_id, candidate.identity):
             report.duplicates += 1
@@ -401,11 +413,7 @@ def _read_unit(
         seen.remember(candidate.arxiv_id, candidate.identity)
         row = dict(candidate.row)
         row["paper_id"] = seen.unique_paper_id(row["paper_id"])
-        if candidate.yearless and not report.date_rule:
-            report.date_rule, report.date_reference = read.date_rule, read.date_reference
-        if candidate.date_error:
-            _date_error(report, candidate, config, today)
-        row["date"] = candidate.date
+        row["date"] = dates.full(row["date"], candidate.where)
         rows.append(row)
         report.kept += 1
         for name in candidate.cut:
@@ -420,15 +428,6 @@ def _read_unit(
         reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skip_reasons.items())
         raise InputError(f"{path}: holds no papers ({reasons or 'nothing readable found'})")
     return report
-
-
-def _date_error(report: FileReport, candidate: _Candidate, config: ParseConfig, today: date) -> None:
-    """A kept paper's wrong date: counted in its report, or (``on_error: fail``) an error."""
-    reason, where = candidate.date_error, candidate.where
-    if config.on_error == "fail":
-        raise InputError(f"{report.path}: {where}: {reason} ({candidate.shown}; today is {today.isoformat()})")
-    report.date_errors[reason] = report.date_errors.get(reason, 0) + 1
-    report.first_date_error.setdefault(reason, f"{where}: {candidate.shown}")
 
 
 def parse(
@@ -446,9 +445,9 @@ def parse(
     reported with reader "(empty file)" and no records, and one holding no records (a JSON
     ``[]``, a CSV of only its header) with 0 read, as long as the input holds papers.
 
-    With a ``memo``, each unit's records as read, cleaned and dated are kept between runs, keyed
-    by its bytes, spec, the settings and the day: a run over grown inputs reads only the new
-    files, and gives the table a cold run gives (deduplication runs over every unit each time).
+    With a ``memo``, each unit's records as read and cleaned are kept between runs, keyed by its
+    bytes, spec and the settings: a run over grown inputs, on any day, reads only the new files,
+    and gives the table a cold run gives (deduplication and dates run over every unit each time).
     """
     today = today or utc_today()
     seen = _Seen()
