@@ -17,9 +17,14 @@ its text stays on one topic:
 - categories: the base's (so the primary category, the label, is the base's); authors: the
   base's, and the donor's first author.
 
-Papers are distinct (no two share their title and abstract); ids are arXiv-shaped and dated
-from 2040 on (``4001.00001``...), so that none is a real paper's id and the listing dates
-run forward one day per ``--per-day`` papers.
+Papers are distinct (no two share their title and abstract). Their ids have the shape of
+arXiv's pre-2007 ids, ``archive/NNNNNNN``, under an archive arXiv never had, ``synth``
+(``synth/0000001``, ``synth/0000002``...: up to 9,999,999 papers), so ``format: arxiv-daily``
+reads them as arXiv ids, yet none can ever be a real paper's: that scheme ended in 2007 and
+its archives are a closed list (their arxiv.org links lead nowhere). The listing dates (the
+file names) lie in the past, one day per ``--per-day`` papers, the last on ``LAST_DAY``
+(2025-12-31), so that parse dates every paper and warns about none; a fixed range keeps the
+corpus the same whatever day it is written.
 
 What it means for measurements: the vocabulary, sentence lengths and topic mix are arXiv's,
 so parse, embed, cluster, label and report meet realistic work at any size; but every
@@ -43,7 +48,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
 DEFAULT_OUT = Path("/tmp/papertopics-synth")
-FIRST_DAY = dt.date(2040, 1, 1)
+# The last listing day: fixed and past, so that the same N gives the same files on any day.
+LAST_DAY = dt.date(2025, 12, 31)
+# Old-style arXiv ids under an archive arXiv never had: parseable as arXiv ids, never a real one.
+ID_ARCHIVE = "synth"
+MAX_PAPERS = 9_999_999  # the 7 digits of an old-style id
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
 _TITLE_WORD = re.compile(r"[a-z][a-z-]{3,}")
 # Title words too common to say what a paper is about: a donor found through them is off topic.
@@ -130,9 +139,9 @@ def synthesize(source: Source, n: int, out: Path, seed: int, per_day: int) -> in
     rng = random.Random(seed)
     seen: set[bytes] = set()
     files = 0
+    first_day = LAST_DAY - dt.timedelta(days=(n - 1) // per_day)
     for first in range(0, n, per_day):
-        day = FIRST_DAY + dt.timedelta(days=first // per_day)
-        month_start = first - per_day * (day.day - 1)  # ids count per month, as arXiv's do
+        day = first_day + dt.timedelta(days=first // per_day)
         lines = []
         for number in range(first, min(first + per_day, n)):
             for _ in range(MAX_TRIES):
@@ -144,7 +153,7 @@ def synthesize(source: Source, n: int, out: Path, seed: int, per_day: int) -> in
                     break
             else:
                 raise RuntimeError(f"no fresh paper after {MAX_TRIES} draws at paper {number}: ask for fewer papers")
-            paper_id = f"{day.year % 100:02d}{day.month:02d}.{number - month_start + 1:05d}"
+            paper_id = f"{ID_ARCHIVE}/{number + 1:07d}"
             record = {
                 "id": paper_id,
                 "title": title,
@@ -165,16 +174,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder outside the repository ({DEFAULT_OUT})")
     parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA, help="the shared corpora folder")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--per-day", type=int, default=1000, help="papers per daily file (at most 3,200)")
+    parser.add_argument("--per-day", type=int, default=1000, help="papers per daily file")
     parser.add_argument("--force", action="store_true", help="replace the .jsonl files already in --out")
     args = parser.parse_args()
     folder = args.corpora / "arxiv-daily-cs" / "data"
     if not folder.is_dir():
         sys.exit(f"synth_corpus: {folder} is absent: the shared corpora are needed (pass --corpora to find them)")
-    if not 1 <= args.per_day <= 3200:  # 31 days of it must fit arXiv's 5-digit numbers of a month
-        sys.exit(f"synth_corpus: --per-day must be between 1 and 3,200, not {args.per_day}")
-    if args.n < 1:
-        sys.exit(f"synth_corpus: N must be at least 1, not {args.n}")
+    if args.per_day < 1:
+        sys.exit(f"synth_corpus: --per-day must be at least 1, not {args.per_day}")
+    if not 1 <= args.n <= MAX_PAPERS:
+        sys.exit(f"synth_corpus: N must be between 1 and {MAX_PAPERS:,} (the 7 digits of an id), not {args.n}")
     out = args.out.resolve()
     if out == ROOT or ROOT in out.parents:
         sys.exit(f"synth_corpus: {out} is inside the repository; write the corpus outside it (--out)")

@@ -17,8 +17,11 @@ UMAP, spark-rapids-ml's ``sample_fraction``, BERTopic's advice for 10M documents
    space, not with ``UMAP.transform`` (which costs nearly a fit). It is a pure function of
    the sample and a block of papers, so it runs per partition on workers
    (``pipeline.engine``), and in blocks (``BLOCK_ELEMENTS``) so that memory stays bounded.
+   Its neighbours are looked for among at most ``ASSIGN_REFERENCE`` sample papers (a seeded
+   sample of the sample), so its cost per paper does not grow with the sample: one
+   matrix product per block and an exact top k (:func:`nearest_columns`), no loop per paper.
 
-How a paper is placed, with S = its ``k`` nearest sample papers by cosine:
+How a paper is placed, with S = its ``k`` nearest reference papers by cosine:
 
 - topic: the similarity-weighted majority of S's cluster labels, the outlier label (-1)
   counting as one more candidate, as in ``cluster.extend_clusters``: a paper among HDBSCAN's
@@ -34,6 +37,9 @@ How a paper is placed, with S = its ``k`` nearest sample papers by cosine:
   side): the similarity-weighted mean of the positions of those papers of S that share its
   topic (all of S when none does, or for an outlier), so that a paper lands inside its topic's
   island on the map, not between two islands.
+
+Equal similarities are broken by the lower sample row, so a paper's topic and position depend
+on its own vector alone, never on the block or part it was placed in.
 """
 
 from __future__ import annotations
@@ -59,11 +65,19 @@ OUTLIER = -1
 # workers share); above 100,000 papers UMAP's and HDBSCAN's time and memory
 # keep growing, the sample's fit does not (the assignment grows linearly, in parallel).
 AUTO_FIT_SAMPLE = 100_000
-# Similarities computed at once: a block of papers is compared with the whole sample, so it
-# holds BLOCK_ELEMENTS // n_sample papers (838 against a 20,000 sample, 167 against 100,000).
-# Its similarity matrix (float32) and argpartition's indices (int64) take 12 bytes an
-# element: 200 MB, whatever the sample's size.
+# The papers outside the sample look for their neighbours among at most this many sample
+# papers (a seeded sample of the sample): the assignment's cost grows with the reference, and
+# 20,000 is what bench/sample_fit.py measured on 74,728 papers (NMI 0.180 vs the full fit's
+# 0.179). Against the 100,000 of an "auto" sample the assignment would take 5x longer
+# (bench/assign_speed.py).
+ASSIGN_REFERENCE = 20_000
+# Similarities computed at once: a block of papers is compared with the whole reference, so it
+# holds BLOCK_ELEMENTS // n_reference papers (838 against 20,000). Its similarity matrix
+# (float32) and the mask of the entries kept for the top k take 5 bytes an element: 80 MB.
 BLOCK_ELEMENTS = 1 << 24
+# Columns per group in nearest_columns: the group maxima (1/64 of the similarities) are
+# partitioned instead of the whole rows.
+NEAREST_GROUP = 64
 FitSample = int | Literal["auto", "all"]
 
 
@@ -149,20 +163,26 @@ def assign_rest(
     k: int,
     outlier_percentile: float | None,
     block_rows: int | None = None,
+    reference: int = ASSIGN_REFERENCE,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Topic and position of each paper outside the sample, from its ``k`` nearest sample papers.
+    """Topic and position of each paper outside the sample, from its ``k`` nearest reference papers.
 
     Args:
         sample_embeddings: ndarray of shape (n_sample, dim), unit rows, the papers the clusters were fitted on.
         sample_labels: ndarray of shape (n_sample,) int, their clusters, -1 = outlier.
         sample_layout: ndarray of shape (n_sample, d): their coordinates (2-D map, reduced vectors, or both).
         rest_embeddings: ndarray of shape (n_rest, dim), unit rows, the papers to place.
-        k: sample neighbours consulted per paper (the cluster stage's n_neighbors).
+        k: reference neighbours consulted per paper (the cluster stage's n_neighbors).
         outlier_percentile: an outlier joins its nearest topic when at least as close to its
             centroid as the topic's own ``outlier_percentile``% least typical sample papers;
             None keeps every outlier the neighbours vote for.
-        block_rows: papers compared with the sample at once (bounds memory; no effect on the result);
+        block_rows: papers compared with the reference at once (bounds memory; no effect on the result);
             None = as many as ``BLOCK_ELEMENTS`` similarities allow.
+        reference: the neighbours are looked for among at most this many sample papers, a seeded
+            sample of the sample (:func:`choose_sample` with ``seed``); the topics' centroids, floors
+            and bars come from the whole sample all the same.
+        seed: seeds the reference sample.
 
     Returns:
         labels ndarray of shape (n_rest,) int64 and positions ndarray of shape (n_rest, d) float32.
@@ -179,30 +199,61 @@ def assign_rest(
         raise ValueError(
             f"rest vectors of shape {rest_embeddings.shape} beside sample vectors of {sample_embeddings.shape}"
         )
-    k = max(1, min(k, n_sample))
-    if block_rows is None:
-        block_rows = max(1, BLOCK_ELEMENTS // n_sample)
+    if isinstance(reference, bool) or not isinstance(reference, int) or reference < 1:
+        raise ValueError(f"reference must be a positive number of papers, not {reference!r}")
     sample_labels = np.asarray(sample_labels, dtype=np.int64)
-    # Candidate topics as columns, the outlier label first: on an exact tie the outlier wins.
-    candidates, label_columns = np.unique(np.concatenate([[OUTLIER], sample_labels]), return_inverse=True)
-    label_columns = label_columns[1:]
     bars = topic_bars(sample_embeddings, sample_labels, 0.0 if outlier_percentile is None else outlier_percentile)
+    rows = choose_sample(n_sample, reference, seed)
+    n_reference = len(rows)
+    k = max(1, min(k, n_reference))
+    if block_rows is None:
+        block_rows = max(1, BLOCK_ELEMENTS // n_reference)
+    reference_labels = sample_labels[rows]
+    # Candidate topics as columns, the outlier label first: on an exact tie the outlier wins.
+    candidates, label_columns = np.unique(np.concatenate([[OUTLIER], reference_labels]), return_inverse=True)
+    label_columns = label_columns[1:]
     n_rest, dims = rest_embeddings.shape[0], sample_layout.shape[1]
     labels = np.empty(n_rest, dtype=np.int64)
     positions = np.empty((n_rest, dims), dtype=np.float32)
-    sample_t = np.ascontiguousarray(sample_embeddings.T, dtype=np.float32)
-    layout = np.asarray(sample_layout, dtype=np.float64)
+    reference_t = np.ascontiguousarray(sample_embeddings[rows].T, dtype=np.float32)
+    layout = np.asarray(sample_layout, dtype=np.float64)[rows]
     for start in range(0, n_rest, block_rows):
-        block = np.asarray(rest_embeddings[start : start + block_rows], dtype=np.float32)
+        block = np.ascontiguousarray(rest_embeddings[start : start + block_rows], dtype=np.float32)
         labels[start : start + len(block)], positions[start : start + len(block)] = _assign_block(
-            block, sample_t, label_columns, candidates, layout, k, bars, reassign=outlier_percentile is not None
+            block, reference_t, label_columns, candidates, layout, k, bars, reassign=outlier_percentile is not None
         )
     return labels, positions
 
 
+def nearest_columns(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest entries, largest first, the lower column first among equals.
+
+    similarity: ndarray of shape (b, n), 1 <= k <= n. Returns the columns, ndarray of shape (b, k)
+    int64, and their values, ndarray of shape (b, k). Exact, and 5-10x faster than argpartition
+    on whole rows: the columns are cut into groups of ``NEAREST_GROUP``; at least k groups have
+    a maximum as large as the k-th largest group maximum, so at least k entries are, and every
+    one of a row's k largest is: only the (few) entries at or above it are sorted.
+    """
+    b, n = similarity.shape
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be between 1 and the {n} columns, not {k}")
+    group = max(1, min(NEAREST_GROUP, n // k))
+    whole = n - n % group
+    maxima = similarity[:, :whole].reshape(b, whole // group, group).max(axis=2)
+    if whole < n:
+        maxima = np.hstack([maxima, similarity[:, whole:].max(axis=1, keepdims=True)])
+    bound = np.partition(maxima, maxima.shape[1] - k, axis=1)[:, maxima.shape[1] - k]
+    rows, columns = np.nonzero(similarity >= bound[:, None])
+    values = similarity[rows, columns]
+    order = np.lexsort((columns, -values, rows))
+    starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=b))[:-1]])
+    take = order[starts[:, None] + np.arange(k)]
+    return columns[take].astype(np.int64), values[take]
+
+
 def _assign_block(
     block: np.ndarray,
-    sample_t: np.ndarray,
+    reference_t: np.ndarray,
     label_columns: np.ndarray,
     candidates: np.ndarray,
     layout: np.ndarray,
@@ -210,22 +261,13 @@ def _assign_block(
     bars: TopicBars,
     reassign: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    similarity = block @ sample_t  # (b, n_sample)
-    n_sample = similarity.shape[1]
-    if k < n_sample:
-        # The k largest sit at the end; partitioning -similarity instead costs 4x more (a copy, and slower).
-        nearest = np.argpartition(similarity, n_sample - k, axis=1)[:, n_sample - k :]
-    else:
-        nearest = np.broadcast_to(np.arange(n_sample), similarity.shape).copy()
-    # Ascending sample row among equals, so that the vote does not depend on argpartition's order.
-    nearest_similarity = np.take_along_axis(similarity, nearest, axis=1)
-    order = np.lexsort((nearest, -nearest_similarity))
-    nearest = np.take_along_axis(nearest, order, axis=1)
-    weights = np.clip(np.take_along_axis(nearest_similarity, order, axis=1), 1e-6, None).astype(np.float64)
+    nearest, similarity = nearest_columns(block @ reference_t, k)  # (b, k) each
+    weights = np.clip(similarity, 1e-6, None).astype(np.float64)
     columns = label_columns[nearest]  # (b, k)
-    votes = np.zeros((len(block), len(candidates)), dtype=np.float64)
-    np.add.at(votes, (np.repeat(np.arange(len(block)), k), columns.ravel()), weights.ravel())
-    labels = candidates[votes.argmax(axis=1)]
+    n_candidates = len(candidates)
+    flat = (np.arange(len(block))[:, None] * n_candidates + columns).ravel()
+    votes = np.bincount(flat, weights=weights.ravel(), minlength=len(block) * n_candidates)
+    labels = candidates[votes.reshape(len(block), n_candidates).argmax(axis=1)]
     if len(bars.ids):
         to_centroids = block @ bars.centroids.T  # (b, n_topics)
         voted = np.flatnonzero(labels != OUTLIER)
@@ -250,16 +292,17 @@ ASSIGN_TIMEOUT_S = 3600.0
 
 
 def _assign_part(
-    rows: np.ndarray,
+    vectors: np.ndarray,
     *,
-    embeddings: np.ndarray,
     sample_embeddings: np.ndarray,
     sample_labels: np.ndarray,
     sample_coords: np.ndarray,
     k: int,
     outlier_percentile: float | None,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    return assign_rest(sample_embeddings, sample_labels, sample_coords, embeddings[rows], k, outlier_percentile)
+    """Place one part of the papers outside the sample: ``vectors``, ndarray of shape (n_part, dim)."""
+    return assign_rest(sample_embeddings, sample_labels, sample_coords, vectors, k, outlier_percentile, seed=seed)
 
 
 def fit_on_sample(
@@ -288,17 +331,18 @@ def fit_on_sample(
     width = fitted.layout.shape[1]
     coords = np.hstack([fitted.layout, fitted.reduced]).astype(np.float32)
     parts = [part for part in np.array_split(rest, max(1, engine.n_workers * 4)) if len(part)]
+    # Each part travels with its own vectors only: no worker holds the whole corpus's.
     placed = engine.map(
         _assign_part,
-        parts,
+        [embeddings[part] for part in parts],
         timeout_s=ASSIGN_TIMEOUT_S,
         common={
-            "embeddings": embeddings,
             "sample_embeddings": embeddings[sample],
             "sample_labels": fitted.labels,
             "sample_coords": coords,
             "k": int(fitted.params.get("n_neighbors", DEFAULT_N_NEIGHBORS)),
             "outlier_percentile": outlier_percentile,
+            "seed": seed,
         },
     )
     labels = np.empty(n_papers, dtype=np.int64)

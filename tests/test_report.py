@@ -803,7 +803,7 @@ def test_pages_built_in_a_forked_process_are_the_same_files(files):
 
 @pytest.mark.skipif(not fork_available(), reason="pages are built in a forked process on Linux only")
 def test_an_error_in_the_forked_process_reaches_the_caller(monkeypatch):
-    def broken(report):
+    def broken(*args):
         raise ValueError("map template broke")
 
     monkeypatch.setattr(views, "map_page", broken)
@@ -840,3 +840,30 @@ def test_each_name_shows_how_many_of_its_papers_write_it():
         'class="muted small name-coverage"'
         not in build(papers, assignments, topics.drop(columns="name_coverage"))["index.html"].decode()
     )  # an older run without the audit: no coverage shown
+
+
+def test_above_the_points_cap_the_map_draws_a_sample_and_the_rest_goes_to_a_search_file():
+    papers, assignments, topics, _ = make_synthetic_tables(600, seed=3)
+    files = build_report(papers, assignments, topics, make_summary(), make_config(), map_points_cap=150)
+    data = map_points(files["map.html"].decode())
+    assert data["n"] == 150 == len(data["x"]) == len(data["title"]) and data["total"] == 600
+    assert data["restFile"] == "map-papers.js"
+    # The density layer counts every paper, drawn or not.
+    assert sum(c for row in data["density"]["z"] for c in row if c) == 600
+    text = files["map-papers.js"].decode()
+    assert text.startswith("window.papertopicsMapRest = ")
+    rest = json.loads(text.removeprefix("window.papertopicsMapRest = ").rstrip().removesuffix(";"))
+    assert rest["n"] == 450 == len(rest["title"]) == len(rest["x"]) == len(rest["topicIndex"])
+    # Every paper is drawn or in the file, once; the topic slices hold the drawn papers' topics.
+    assert sorted(data["id"] + rest["id"]) == sorted(papers["paper_id"].astype(str))
+    topic_of = dict(zip(papers["paper_id"].astype(str), assignments["topic"], strict=True))
+    for k, t in enumerate(data["topics"]):
+        assert {topic_of[i] for i in data["id"][t["start"] : t["end"]]} <= {t["id"]}
+        in_topic = [i for i, index in zip(rest["id"], rest["topicIndex"], strict=True) if index == k]
+        assert all(topic_of[i] == t["id"] for i in in_topic)
+    # The legend counts every paper of a topic, not the drawn ones.
+    assert sum(int(t["legend"].rsplit("(", 1)[1].rstrip(")")) for t in data["topics"]) == 600
+    # Under the cap: every paper drawn, no file, no density.
+    whole = build_report(papers, assignments, topics, make_summary(), make_config(), map_points_cap=600)
+    assert "map-papers.js" not in whole and map_points(whole["map.html"].decode())["n"] == 600
+    assert map_points(whole["map.html"].decode())["density"] is None

@@ -464,3 +464,40 @@ def test_map_75k(browser, tmp_path):
     # On an idle machine the wall time is the main thread's busy time; on the shared one it is more.
     assert statistics.median(busy) <= MAP_TTI_TARGET_S, result
     assert statistics.median(walls) <= MAP_TTI_GUARD_S, result
+
+
+@pytest.fixture(scope="module")
+def capped_run(tmp_path_factory) -> Path:
+    """3,000 made-up papers with the map's points cap lowered to 500: a sample drawn, the rest as density."""
+    papers, assignments, topics, hierarchy = make_synthetic_tables(3_000, seed=11)
+    files = build_report(papers, assignments, topics, make_summary(name="capped-3k"), make_config(),
+                         hierarchy=hierarchy, map_points_cap=500)  # fmt: skip
+    return write_report(files, tmp_path_factory.mktemp("capped-3k"))
+
+
+def test_a_capped_map_draws_the_sample_over_a_density_and_search_finds_an_undrawn_paper(browser, capped_run):
+    data = _map_data(capped_run)
+    drawn_ids = set(data["id"])
+    outside = next(row for row in read_papers_csv(capped_run) if row["paper_id"] not in drawn_ids)
+    title = outside["title"].lstrip("'")
+    watched = Watched(browser).open(capped_run / "map.html")
+    try:
+        page = watched.page
+        assert page.evaluate("papertopicsMap.points()") == 500
+        traces = page.evaluate("document.getElementById('document-map').data.map(t => [t.type, (t.x || []).length])")
+        assert sum(count for kind, count in traces if kind == "scattergl") == 500  # not all 3,000
+        assert traces[-1][0] == "heatmap"  # the density layer
+        assert page.evaluate("papertopicsMap.restState()") == "waiting"  # map-papers.js is not loaded up front
+        page.fill("#map-search", title)
+        page.wait_for_function("document.getElementById('search-count').textContent.includes('match')")
+        assert page.evaluate("papertopicsMap.restState()") == "loaded"
+        highlighted = page.evaluate("papertopicsMap.highlighted()")
+        assert any(i >= 500 for i in highlighted)  # an undrawn paper, drawn as a match
+        assert title in page.evaluate("papertopicsMap.highlighted().map(papertopicsMap.title)")
+        assert title in page.inner_text("#search-results")
+        # Its id finds it too.
+        page.fill("#map-search", outside["paper_id"].lstrip("'"))
+        page.wait_for_function(f"papertopicsMap.highlighted().map(papertopicsMap.title).includes({json.dumps(title)})")
+        watched.check_clean("capped map search")
+    finally:
+        watched.close()

@@ -8,10 +8,12 @@ import pytest
 from pipeline.engine import LocalEngine
 from pipeline.label import reassign_outliers
 from pipeline.sample_fit import (
+    ASSIGN_REFERENCE,
     AUTO_FIT_SAMPLE,
     assign_rest,
     choose_sample,
     fit_sample_size,
+    nearest_columns,
     rest_of,
     topic_bars,
 )
@@ -204,3 +206,63 @@ def test_bad_shapes_are_errors(corpus):
         assign_rest(corpus["sample"], corpus["labels"][:10], corpus["layout"], corpus["sample"][:3], 5, 5.0)
     with pytest.raises(ValueError, match="rest vectors"):
         assign_rest(corpus["sample"], corpus["labels"], corpus["layout"], np.zeros((3, 7), np.float32), 5, 5.0)
+
+
+# ---- the top k and the reference cap ----
+
+
+def brute_nearest(similarity: np.ndarray, k: int) -> np.ndarray:
+    return np.array([sorted(range(len(row)), key=lambda column: (-row[column], column))[:k] for row in similarity])
+
+
+@pytest.mark.parametrize(("n", "k"), [(1000, 15), (130, 15), (64, 64), (200, 1), (7, 3)])
+def test_nearest_columns_are_the_exact_top_k_with_ties_to_the_lower_column(n, k):
+    rng = np.random.default_rng(n + k)
+    # Few distinct values: many ties, also across the k-th place.
+    similarity = rng.integers(0, 12, (40, n)).astype(np.float32) / 12
+    similarity[0] = 0.5  # a row of equals: the first k columns
+    columns, values = nearest_columns(similarity, k)
+    expected = brute_nearest(similarity, k)
+    assert np.array_equal(columns, expected)
+    assert np.array_equal(values, np.take_along_axis(similarity, expected, axis=1))
+    assert columns[0].tolist() == list(range(k))
+
+
+def test_nearest_columns_rejects_a_k_beyond_the_columns():
+    with pytest.raises(ValueError, match="k must be"):
+        nearest_columns(np.zeros((2, 5), np.float32), 6)
+
+
+def test_the_reference_cap_limits_the_neighbours_to_a_seeded_sample_of_the_sample(corpus):
+    sample, labels, layout = corpus["sample"], corpus["labels"], corpus["layout"]
+    cap = 50
+    reference = choose_sample(len(sample), cap, 11)
+    outside = np.setdiff1d(np.arange(180), reference)  # topic members left out of the reference
+    copies = sample[outside]
+    _, positions = assign_rest(sample, labels, layout, copies, k=1, outlier_percentile=None, reference=cap, seed=11)
+    # With k = 1 a paper lands on its nearest reference paper: never on its own copy outside the reference...
+    nearest = reference[np.argmax(copies @ sample[reference].T, axis=1)]
+    assert np.allclose(positions, layout[nearest].astype(np.float32))
+    assert not np.any(np.all(np.isclose(positions, layout[outside].astype(np.float32)), axis=1))
+    # ...and without the cap it lands on its copy.
+    _, uncapped = assign_rest(sample, labels, layout, copies, k=1, outlier_percentile=None, reference=len(sample))
+    assert np.allclose(uncapped, layout[outside].astype(np.float32))
+    assert ASSIGN_REFERENCE == 20_000
+
+
+def test_a_capped_reference_places_clear_members_in_their_topic_and_island(corpus):
+    rng = corpus["rng"]
+    rest = blobs(rng, corpus["centres"], 30, 0.35)
+    truth = np.repeat([0, 1, 2], 30)
+    arguments = (corpus["sample"], corpus["labels"], corpus["layout"])
+    # Clear members: at least as close to their topic's centroid as its 5% least typical sample papers.
+    bars = topic_bars(corpus["sample"], corpus["labels"], 5.0)
+    clear = (rest @ bars.centroids.T)[np.arange(len(rest)), truth] >= bars.bars[truth]
+    assert clear.sum() >= 80
+    capped, capped_positions = assign_rest(*arguments, rest, k=5, outlier_percentile=5.0, reference=60, seed=3)
+    assert np.array_equal(capped[clear], truth[clear])
+    for topic in range(3):
+        island = corpus["islands"][topic]
+        assert np.linalg.norm(capped_positions[clear & (truth == topic)] - island, axis=1).max() < 3.0
+    with pytest.raises(ValueError, match="reference"):
+        assign_rest(*arguments, rest, k=10, outlier_percentile=5.0, reference=0)

@@ -163,3 +163,19 @@ def test_term_counts_memo_keeps_the_latest_entries(tmp_path):
     restored = cache.memo("term-counts", "c", lambda: pytest.fail("computed again"), TermCountsArrays(), keep=2)
     assert (restored.matrix != counts.matrix).nnz == 0
     assert restored.names(range(restored.matrix.shape[1])) == counts.names(range(counts.matrix.shape[1]))
+
+
+@pytest.mark.parametrize("sort", [False, True])
+def test_chunked_factorizer_gives_what_factorize_gives_all_at_once(sort):
+    from pipeline.terms import ChunkedFactorizer
+
+    rng = np.random.default_rng(5)
+    vocabulary = np.array(["graph", "Graph", "ΑΒΓ", "zeta", "a", "neural", "b-tree", "é", "e"], dtype=object)
+    words = vocabulary[rng.integers(0, len(vocabulary), 500)].tolist()
+    factorizer = ChunkedFactorizer()
+    for chunk in (words[:3], [], words[3:100], words[100:417], words[417:]):  # any sizes, an empty one too
+        factorizer.add(chunk)
+    codes, uniques = factorizer.result(sort=sort)
+    expected_codes, expected_uniques = pd.factorize(np.asarray(words, dtype=object), sort=sort)
+    assert codes.dtype == np.int32 and np.array_equal(codes, expected_codes)
+    assert list(uniques) == list(expected_uniques)

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import sparse
 
 from pipeline.memo import csr_fields, csr_from
-from pipeline.terms import ENGLISH_STOP_WORDS, unique_ngrams
+from pipeline.terms import ENGLISH_STOP_WORDS, FACTORIZE_CHUNK_TEXTS, ChunkedFactorizer, unique_ngrams
 
 MAX_WORDS = 4
 # Lift past which a phrase scores no higher for telling its topic apart (see the module docstring).
@@ -102,18 +102,24 @@ class PhraseTokens:
 
 def phrase_tokens(titles: Sequence[str], abstracts: Sequence[str]) -> PhraseTokens:
     """The words of each paper's title, then its abstract, each field ending a sentence piece."""
-    flat: list[str] = []
+    if len(titles) != len(abstracts):
+        raise ValueError(f"{len(titles)} titles but {len(abstracts)} abstracts")
     ends = np.zeros(len(titles), dtype=np.int64)
     title_ends = np.zeros(len(titles), dtype=np.int64)
-    for index, (title, abstract) in enumerate(zip(titles, abstracts, strict=True)):
-        flat += _PIECES.findall(title)
-        flat.append(".")
-        title_ends[index] = len(flat)
-        flat += _PIECES.findall(abstract)
-        flat.append(".")
-        ends[index] = len(flat)
-    codes, uniques = pd.factorize(np.asarray(flat, dtype=object))
-    uniques = np.asarray(uniques, dtype=object)
+    factorizer = ChunkedFactorizer()  # the words as Python strings a chunk of papers at a time
+    done = 0
+    for start in range(0, len(titles), FACTORIZE_CHUNK_TEXTS):
+        flat: list[str] = []
+        for index in range(start, min(start + FACTORIZE_CHUNK_TEXTS, len(titles))):
+            flat += _PIECES.findall(titles[index])
+            flat.append(".")
+            title_ends[index] = done + len(flat)
+            flat += _PIECES.findall(abstracts[index])
+            flat.append(".")
+            ends[index] = done + len(flat)
+        done += len(flat)
+        factorizer.add(flat)
+    codes, uniques = factorizer.result()
     is_word = np.array([len(w) > 1 and w[0] != "\\" and not w.isdigit() and w[0].isalnum() for w in uniques], bool)
     key_codes, keys = pd.factorize(np.array([fold(w) for w in uniques], dtype=object))
     tokens = np.where(is_word[codes], codes, -1).astype(np.int32) if len(codes) else np.zeros(0, np.int32)

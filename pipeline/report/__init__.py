@@ -5,6 +5,7 @@ writes the dict atomically under ``outputs/<run>/``::
 
     index.html                  dashboard: run summary, quality figures, sortable topic table
     map.html                    document map: search, hover card, topic/date filters, zoom labels
+    map-papers.js               above 200,000 papers, the papers the map does not draw, for search
     topics.html                 topic charts: intertopic map, topics over time, hierarchy,
                                 topics by source, keyword bars
     papers.csv, topics.csv      every paper / every topic
@@ -26,6 +27,7 @@ from pipeline.config import ReportConfig
 from pipeline.parallel import built_beside
 from pipeline.report import figures, pages, views
 from pipeline.report.csv_export import paper_csvs, topic_csv_path, topic_number_width, topics_csv
+from pipeline.report.docmap import MAP_POINTS_CAP
 from pipeline.report.hierarchy import dendrogram
 from pipeline.report.tables import (
     has_coarse_level,
@@ -58,6 +60,7 @@ def build_report(
     metrics: Mapping[str, Any] | None = None,
     feed: FeedTables | None = None,
     fork_min_papers: int = FORK_MIN_PAPERS,
+    map_points_cap: int = MAP_POINTS_CAP,
 ) -> dict[str, bytes]:
     """Every file of the report as relative path → content, in sorted path order.
 
@@ -76,6 +79,8 @@ def build_report(
             ``new.html``, ``digest.md`` and ``feed.atom`` out (``pipeline.report.whats_new``).
         fork_min_papers: from this many papers, the map and charts pages are built in a
             forked process while this one builds the other files (Linux only; same files).
+        map_points_cap: above this many papers the map draws a seeded sample of this many and
+            the rest as density; ``map-papers.js`` then holds the others for search (``docmap``).
 
     Returns:
         Relative path → file content, e.g. ``{"index.html": b"<!doctype html>..."}``.
@@ -114,7 +119,7 @@ def build_report(
     files: dict[str, bytes] = {pages.plotly_asset_path(): pages.plotly_asset()}
 
     def map_and_charts() -> dict[str, bytes]:
-        return {"map.html": views.map_page(report), "topics.html": views.charts_page(report)}
+        return {**views.map_files(report, map_points_cap), "topics.html": views.charts_page(report)}
 
     # The two halves take about as long at 75,000 papers (1.7 s each on this 2-core machine).
     start_method: Literal["fork"] | None = "fork" if len(joined) >= fork_min_papers else None

@@ -12,6 +12,13 @@ shortened to three names, and the abstract's start gets what room is left.
 
 Under the map, a histogram of papers per listing date (``date_histogram``) drives the
 page's one date filter: brushing a range of bars sets it.
+
+Above ``MAP_POINTS_CAP`` papers the map draws a seeded uniform sample of that many as points
+and every paper as a density layer underneath (``density``), so a million papers open as
+quickly as 200,000; the other papers' titles, ids, dates, links, topics and positions go to a
+separate script, ``map-papers.js`` (``MapData.rest_js``), that the page loads on the first
+search: search still finds every paper, and shows it on the map. The topic pages list each
+topic's best papers and the CSVs hold every paper.
 """
 
 from __future__ import annotations
@@ -35,6 +42,13 @@ TITLE_CHARS = 300
 AUTHOR_NAMES = 3
 AUTHOR_CHARS = 100
 LABEL_CHARS = 40
+# Above this many papers the map draws a seeded sample of this many as points and the rest as
+# density: WebGL draws 200,000 points in about a second, and the page's data stays near its
+# byte budget (a million points would be a 100+ MB page that takes a minute to open).
+MAP_POINTS_CAP = 200_000
+MAP_POINTS_SEED = 0  # seeds the drawn sample: the same papers give the same map
+DENSITY_BINS = 200  # the density layer's cells per side
+REST_FILE = "map-papers.js"  # beside map.html: the papers that are not drawn, for search
 # Beyond this many topics plotly's legend is a long scroll list that slows the first draw;
 # the page's topic menu and search do its job instead.
 MAX_LEGEND_TOPICS = 40
@@ -57,6 +71,7 @@ class MapData:
     abstracts: list[str]
     abstract_chars: int  # characters of each abstract kept (0 = none)
     points_json: str  # ``points`` as the page embeds it (``pages.script_json``), encoded once
+    rest_js: str | None = None  # ``REST_FILE``'s content when not every paper is drawn, else None
 
 
 def marker_size(n_papers: int) -> int:
@@ -93,9 +108,14 @@ def json_bytes(value: object) -> int:
 
 
 def map_data(
-    joined: pd.DataFrame, topics: pd.DataFrame, colors: dict[int, str], hover_abstract_chars: int, coarse: bool
+    joined: pd.DataFrame,
+    topics: pd.DataFrame,
+    colors: dict[int, str],
+    hover_abstract_chars: int,
+    coarse: bool,
+    points_cap: int = MAP_POINTS_CAP,
 ) -> MapData:
-    """The compact map data for every paper of ``joined``.
+    """The compact map data for every paper of ``joined``: drawn, or (above ``points_cap``) found by search.
 
     Args:
         joined: papers with topic, topic_name, score, x, y (``tables.join_tables``).
@@ -104,7 +124,11 @@ def map_data(
         colors: topic id → CSS colour.
         hover_abstract_chars: the most abstract characters to keep per paper.
         coarse: whether to include the coarse level's labels (``tables.has_coarse_level``).
+        points_cap: the most papers drawn as points; above it a seeded sample of this many is
+            drawn, the density layer counts every paper, and ``rest_js`` holds the others.
     """
+    if points_cap < 1:
+        raise ValueError(f"points_cap must be at least 1, not {points_cap}")
     order = sorted(topics["topic"].astype(int).tolist(), key=lambda t: (t != OUTLIER_TOPIC, t))
     rank = {topic: i for i, topic in enumerate(order)}
     papers = joined.assign(_rank=joined["topic"].map(rank)).sort_values(
@@ -121,8 +145,11 @@ def map_data(
     span = span if span > 0 and math.isfinite(span) else 1.0
     gx, gy = _grid(xs, low_x, span), _grid(ys, low_y, span)
 
+    drawn = drawn_rows(len(papers), points_cap)
+    shown = papers.iloc[drawn]
     by_topic = topics.set_index("topic")
     counts = papers["topic"].value_counts()
+    drawn_counts = shown["topic"].value_counts()
     topic_rows, start = [], 0
     for topic in order:
         size = int(counts.get(topic, 0))
@@ -135,29 +162,35 @@ def map_data(
                                     f"{topic}: {row['name']} ({size})", 60),
                 "color": colors[topic],
                 "start": start,
-                "end": start + size,
+                "end": start + int(drawn_counts.get(topic, 0)),
                 "coarse": int(row["coarse_topic"]),
                 "page": row["page"],
             }
         )  # fmt: skip
-        start += size
-    prefixes, url_index, url_suffix = _split_urls([safe_url(u) for u in papers["url"].tolist()])
+        start += int(drawn_counts.get(topic, 0))
+    all_urls = [safe_url(u) for u in papers["url"].tolist()]
+    prefixes, url_index, url_suffix = _split_urls(all_urls)
+    gx_all, gy_all = np.asarray(gx), np.asarray(gy)
     points: dict[str, Any] = {
-        "n": len(papers),
+        "n": len(shown),
+        "total": len(papers),
         "grid": GRID,
         "extent": [max(gx, default=0), max(gy, default=0)],  # the largest x and y (the smallest are 0)
-        "markerSize": marker_size(len(papers)),
+        "markerSize": marker_size(len(shown)),
         "legend": len(order) <= MAX_LEGEND_TOPICS,
         "topics": topic_rows,
-        "x": gx,
-        "y": gy,
-        "title": [shorten(t, TITLE_CHARS) for t in papers["title"].tolist()],
-        "authors": [short_authors(a) for a in papers["authors"].tolist()],
-        "date": [shorten(d, 20) for d in papers["date"].tolist()],
+        "x": gx_all[drawn].tolist(),
+        "y": gy_all[drawn].tolist(),
+        "id": [shorten(str(i), TITLE_CHARS) for i in shown["paper_id"].tolist()],
+        "title": [shorten(t, TITLE_CHARS) for t in shown["title"].tolist()],
+        "authors": [short_authors(a) for a in shown["authors"].tolist()],
+        "date": [shorten(d, 20) for d in shown["date"].tolist()],
         "dateHistogram": date_histogram(papers["date"]),
         "urlPrefix": prefixes,
-        "urlIndex": url_index,
-        "url": url_suffix,
+        "urlIndex": [url_index[i] for i in drawn.tolist()],
+        "url": [url_suffix[i] for i in drawn.tolist()],
+        "density": density(gx_all, gy_all) if len(shown) < len(papers) else None,
+        "restFile": REST_FILE if len(shown) < len(papers) else None,
         "labels": {
             "fine": _labels(papers, gx, gy, "topic", "topic_name"),
             "coarse": _labels(papers.assign(coarse_name=papers["topic"].map(by_topic["coarse_name"]),
@@ -166,9 +199,48 @@ def map_data(
         },
     }  # fmt: skip
     points_json = script_json(points)
-    abstract_chars = _abstract_chars(len(papers), len(points_json.encode("utf-8")), hover_abstract_chars)
-    abstracts = [shorten(a, abstract_chars) if abstract_chars else "" for a in papers["abstract"].tolist()]
-    return MapData(points, abstracts, abstract_chars, points_json)
+    abstract_chars = _abstract_chars(len(shown), len(points_json.encode("utf-8")), hover_abstract_chars)
+    abstracts = [shorten(a, abstract_chars) if abstract_chars else "" for a in shown["abstract"].tolist()]
+    rest_js = None
+    if len(shown) < len(papers):
+        rest = np.setdiff1d(np.arange(len(papers)), drawn)
+        rank_of = papers["topic"].map(rank).to_numpy()
+        hidden = papers.iloc[rest]
+        rest_points = {
+            "n": len(rest),
+            "topicIndex": rank_of[rest].tolist(),
+            "x": gx_all[rest].tolist(),
+            "y": gy_all[rest].tolist(),
+            "id": [shorten(str(i), TITLE_CHARS) for i in hidden["paper_id"].tolist()],
+            "title": [shorten(t, TITLE_CHARS) for t in hidden["title"].tolist()],
+            "date": [shorten(d, 20) for d in hidden["date"].tolist()],
+            "urlIndex": [url_index[i] for i in rest.tolist()],
+            "url": [url_suffix[i] for i in rest.tolist()],
+        }
+        rest_js = f"window.papertopicsMapRest = {script_json(rest_points)};\n"
+    return MapData(points, abstracts, abstract_chars, points_json, rest_js)
+
+
+def drawn_rows(n_papers: int, points_cap: int) -> np.ndarray:
+    """Rows drawn as points, ascending: all of them up to ``points_cap``, else a seeded uniform sample of that many."""
+    if n_papers <= points_cap:
+        return np.arange(n_papers, dtype=np.int64)
+    chosen = np.random.default_rng(MAP_POINTS_SEED).choice(n_papers, size=points_cap, replace=False)
+    return np.sort(chosen).astype(np.int64)
+
+
+def density(gx: np.ndarray, gy: np.ndarray) -> dict[str, Any]:
+    """Papers per cell of a ``DENSITY_BINS`` x ``DENSITY_BINS`` grid over the map, for a heatmap under the points.
+
+    gx, gy: every paper's grid coordinates (0..GRID). Returns ``{"x0", "dx", "z"}``: the first
+    cell's centre, the cell width (grid units) and the counts, rows = y, columns = x, empty cells
+    as None (transparent).
+    """
+    edges = np.linspace(0, GRID, DENSITY_BINS + 1)
+    counts, _, _ = np.histogram2d(gy, gx, bins=[edges, edges])
+    dx = GRID / DENSITY_BINS
+    z = [[int(c) if c else None for c in row] for row in counts.astype(np.int64).tolist()]
+    return {"x0": dx / 2, "dx": dx, "z": z}
 
 
 def date_histogram(dates: pd.Series) -> dict[str, Any] | None:

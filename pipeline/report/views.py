@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.config import ReportConfig
 from pipeline.metrics import METRIC_LABELS
 from pipeline.report import figures, pages
-from pipeline.report.docmap import map_data
+from pipeline.report.docmap import MAP_POINTS_CAP, REST_FILE, MapData, map_data
 from pipeline.report.hierarchy import Dendrogram
 from pipeline.report.tables import Neighbour, source_names
 from pipeline.report.text import shorten
@@ -276,14 +276,29 @@ def _topic_groups(report: ReportData) -> list[dict[str, Any]]:
     return sorted(groups.values(), key=lambda g: g["name"] == "")  # ungrouped (outliers) last
 
 
-def map_page(report: ReportData) -> bytes:
+def map_files(report: ReportData, points_cap: int = MAP_POINTS_CAP) -> dict[str, bytes]:
+    """``map.html`` and, above ``points_cap`` papers, the papers it does not draw (``docmap.REST_FILE``)."""
+    data = map_data(
+        report.joined, report.topics, report.colors, report.config.hover_abstract_chars, report.coarse, points_cap
+    )
+    files = {"map.html": map_page(report, data)}
+    if data.rest_js is not None:
+        files[REST_FILE] = data.rest_js.encode("utf-8")
+    return files
+
+
+def map_page(report: ReportData, data: MapData) -> bytes:
     """``map.html``: the document map, drawn in the browser from compact data."""
-    data = map_data(report.joined, report.topics, report.colors, report.config.hover_abstract_chars, report.coarse)
     stamps, _ = iso_dates(report.joined["date"])
     n = len(report.joined)
     notice = ""
-    if data.abstract_chars < report.config.hover_abstract_chars:
+    if data.points["n"] < n:
         notice = (
+            f"{n:,} papers: the map draws a random {data.points['n']:,} of them as points and all of them as "
+            "the grey density underneath; search finds every paper (the others load on the first search). "
+        )
+    if data.abstract_chars < report.config.hover_abstract_chars:
+        notice += (
             f"To keep this page quick with {n:,} papers, the hover card shows "
             + (f"the first {data.abstract_chars} characters of each abstract" if data.abstract_chars else "no abstract")
             + "; the topic pages and papers.csv have the full text."

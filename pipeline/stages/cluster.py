@@ -135,7 +135,7 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="cluster",
-    code_version=5,
+    code_version=6,
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
     outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy"),
     config_slice=_settings,

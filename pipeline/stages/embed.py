@@ -71,9 +71,18 @@ def cached_embeddings(
     """
     from pipeline.embed import embed_texts
 
+    built = False
+
     def compute(indices: list[int]) -> np.ndarray:
+        nonlocal built
         if engine is None or engine.n_workers <= 1 or embed_config is None:
             return embed_texts([texts[index] for index in indices], backend)
+        if not built:
+            # A backend builds its model (ONNX export, model2vec distillation) on first use, in a
+            # child process: here, once, not on each worker, where a daemonic worker may not start
+            # children ("daemonic processes are not allowed to have children") and two would race.
+            embed_texts([texts[indices[0]]], backend)
+            built = True
         parts = [part for part in np.array_split(np.asarray(indices), engine.n_workers * 2) if len(part)]
         vectors = engine.map(
             _embed_part, [[texts[index] for index in part] for part in parts], timeout_s=EMBED_PART_TIMEOUT_S,

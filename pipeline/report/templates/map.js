@@ -10,6 +10,11 @@
  * Brushing bars sets the range to the whole bars it touches and writes it into the inputs;
  * typing dates shades the bars outside the range; a click on the histogram clears it.
  * Papers are compared by day numbers (YYYYMMDD) computed once, not by strings per redraw.
+ *
+ * A map of more papers than the report's points cap draws a sample of them (D.n of D.total)
+ * over a density layer of all of them (D.density); the others are in D.restFile
+ * (map-papers.js), loaded on the first search and appended after the drawn papers (indices
+ * D.n and up): search finds them and draws them as matches; they have no authors or abstract.
  */
 (function () {
   'use strict';
@@ -19,7 +24,9 @@
   var layout = JSON.parse(document.getElementById('map-layout').textContent);
   var abstracts = null; // parsed just after the first draw: the map is usable sooner
   var topics = D.topics;
-  var n = D.n;
+  var n = D.n; // papers drawn as points: indices 0..n-1, by topic slices
+  var total = n; // papers known to this page: n + the rest once D.restFile is loaded
+  var rest = D.restFile ? 'waiting' : 'none'; // none | waiting | loading | loaded | failed
   performance.mark('map-data-parsed');
   var ISO = /^\d{4}-\d{2}(-\d{2})?$/;
   var HTTP = /^https?:\/\//i;
@@ -38,6 +45,7 @@
   var X = Float32Array.from(D.x);
   var Y = Float32Array.from(D.y);
   var topicIndex = new Int32Array(n);
+  var ids = D.id;
   topics.forEach(function (t, k) { for (var i = t.start; i < t.end; i++) { topicIndex[i] = k; } });
   var lowerTitles = null;
   var lowerAuthors = null;
@@ -69,10 +77,10 @@
   }
 
   function paperDays() {
-    if (dayLo) { return; }
-    dayLo = new Int32Array(n);
-    dayHi = new Int32Array(n);
-    for (var i = 0; i < n; i++) {
+    if (dayLo && dayLo.length === total) { return; }
+    dayLo = new Int32Array(total);
+    dayHi = new Int32Array(total);
+    for (var i = 0; i < total; i++) {
       var d = D.date[i];
       if (!ISO.test(d)) { dayLo[i] = -1; dayHi[i] = -1; continue; } // a raw date ("Aug 12") has no place in a range
       dayLo[i] = dayNumber(d);
@@ -122,7 +130,16 @@
         line: { width: 2, color: '#111' }
       }
     }));
+    if (D.density) { traces.push(densityTrace()); } // last: the curve numbers of points stay theirs
     return traces;
+  }
+
+  function densityTrace() { // every paper, drawn and not, as grey cells under the points
+    return {
+      type: 'heatmap', z: D.density.z, x0: D.density.x0, dx: D.density.dx, y0: D.density.x0, dy: D.density.dx,
+      colorscale: [[0, 'rgb(235,235,235)'], [1, 'rgb(90,90,90)']], zsmooth: 'best', showscale: false,
+      hoverinfo: 'skip', name: 'All papers (density)', showlegend: false, opacity: 0.6
+    };
   }
 
   function points(ids, extra) {
@@ -224,17 +241,52 @@
   }
 
   /* -------------------------------------------------------------- search */
+  function loadRest() { // map-papers.js: the papers not drawn, appended after the drawn ones
+    if (rest !== 'waiting') { return Promise.resolve(); }
+    rest = 'loading';
+    searchCount.textContent = 'Loading the other ' + (D.total - n) + ' papers…';
+    return new Promise(function (resolve) {
+      var script = document.createElement('script');
+      script.src = D.restFile;
+      script.onload = function () {
+        var R = window.papertopicsMapRest;
+        var grow = function (a, b) { var out = new Float32Array(a.length + b.length); out.set(a); out.set(b, a.length); return out; };
+        X = grow(X, R.x);
+        Y = grow(Y, R.y);
+        var ti = new Int32Array(n + R.n);
+        ti.set(topicIndex);
+        ti.set(R.topicIndex, n);
+        topicIndex = ti;
+        ids = ids.concat(R.id);
+        D.title = D.title.concat(R.title);
+        D.date = D.date.concat(R.date);
+        D.urlIndex = D.urlIndex.concat(R.urlIndex);
+        D.url = D.url.concat(R.url);
+        total = n + R.n;
+        lowerTitles = null;
+        dayLo = null;
+        if (state.from || state.to) { paperDays(); }
+        rest = 'loaded';
+        resolve();
+      };
+      script.onerror = function () { rest = 'failed'; resolve(); };
+      document.head.appendChild(script);
+    });
+  }
+
   function runSearch() {
     var query = search.value.trim().toLowerCase();
+    if (query.length >= MIN_QUERY && rest === 'waiting') { return loadRest().then(runSearch); }
     state.query = query;
     state.matches = [];
     if (query.length >= MIN_QUERY) {
       if (!lowerTitles) {
         lowerTitles = D.title.map(function (s) { return s.toLowerCase(); });
-        lowerAuthors = D.authors.map(function (s) { return s.toLowerCase(); });
+        lowerAuthors = D.authors.map(function (s) { return s.toLowerCase(); }); // drawn papers only
       }
-      for (var i = 0; i < n; i++) {
-        if (lowerTitles[i].indexOf(query) >= 0 || lowerAuthors[i].indexOf(query) >= 0) { state.matches.push(i); }
+      for (var i = 0; i < total; i++) {
+        if (lowerTitles[i].indexOf(query) >= 0 || (i < n && lowerAuthors[i].indexOf(query) >= 0) ||
+            ids[i].toLowerCase() === query) { state.matches.push(i); }
       }
     }
     listResults();
@@ -249,9 +301,10 @@
       return;
     }
     var shown = state.matches.filter(passes);
-    var total = state.matches.length;
-    searchCount.textContent = total === 1 ? '1 paper matches' : total + ' papers match';
-    if (shown.length < total) { searchCount.textContent += ' (' + shown.length + ' within the filters)'; }
+    var found = state.matches.length;
+    searchCount.textContent = found === 1 ? '1 paper matches' : found + ' papers match';
+    if (shown.length < found) { searchCount.textContent += ' (' + shown.length + ' within the filters)'; }
+    if (rest === 'failed') { searchCount.textContent += ' (only among the drawn papers: ' + D.restFile + ' did not load)'; }
     shown.slice(0, MAX_LISTED_MATCHES).forEach(function (i) {
       var item = document.createElement('li');
       var button = document.createElement('button');
@@ -423,6 +476,9 @@
       highlighted: function () { return traceIds[traceIds.length - 1].slice(); },
       paperOf: function (curve, point) { return traceIds[curve][point]; },
       title: function (i) { return D.title[i]; },
+      drawn: function () { return n; },
+      total: function () { return D.total; },
+      restState: function () { return rest; },
       labelLevel: function () { return level; },
       dateRange: function () { return [state.from, state.to]; },
       search: runSearch
