@@ -247,5 +247,9 @@ def test_kept_unit_reads_give_a_cold_parse_and_a_grown_input_reads_only_its_new_
     assert calls == [] and later.file_reports[2].date_errors == {}  # 2099-01-01 is no longer in the future
     same(later, parse(days, ParseConfig(), today=date(2100, 1, 1)))
     calls.clear()
+    edited = [source("2025-03-20.jsonl", [_daily_line("2503.00009", "Saved again", ["cs.LG"])]), *days[1:]]
+    again = parse(edited, ParseConfig(), memo=memo)  # a file saved again under its name: read again
+    assert calls == ["2025-03-20.jsonl"] and "2503.00009" in again.papers["paper_id"].tolist()
+    calls.clear()
     other = parse(days, ParseConfig(min_text_chars=5), memo=memo)  # other settings: every file read again
     assert len(other.papers) == 3 and len(calls) == 3
