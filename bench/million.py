@@ -1,7 +1,7 @@
 """papertopics end to end on N synthetic papers: time per stage, peak memory of all processes, map open time.
 
     .venv/bin/python bench/million.py N [--mode preview|quality] [--workers 2] [--big /work/big]
-        [--keep-corpus-only] [--map-only RUN_DIR]
+        [--resume] [--map-only RUN_DIR]
 
 Builds (or reuses) N synthetic papers with bench/synth_corpus.py in ``--big``/synth-N (outside
 the repository), writes a config there (``--mode preview``: model2vec vectors; ``quality``:
@@ -94,12 +94,24 @@ def write_config(n: int, mode: str, workers: int, corpus: Path, out: Path) -> Pa
     return path
 
 
-def run_pipeline(config: Path, log: Path) -> tuple[float, TreeMemory, int]:
+def stage_seconds(run_dir: Path, stage: str) -> float | None:
+    """The seconds a finished stage of an earlier run took (its _stage.json), None when it has not finished."""
+    folder = next(iter(sorted(run_dir.glob(f"0?_{stage}"))), None)
+    if folder is None or not (folder / "_stage.json").exists():
+        return None
+    return float(json.loads((folder / "_stage.json").read_text(encoding="utf-8"))["seconds"])
+
+
+def run_pipeline(config: Path, log: Path, force: bool = True) -> tuple[float, TreeMemory, int]:
     env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "/tmp/numba-cache")}
     start = time.perf_counter()
     with open(log, "w", encoding="utf-8") as handle:
         process = subprocess.Popen(
-            [PYTHON, "-m", "pipeline", "run", str(config), "--force"], cwd=ROOT, env=env, stdout=handle, stderr=handle
+            [PYTHON, "-m", "pipeline", "run", str(config), *(["--force"] if force else [])],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=handle,
         )
         memory = TreeMemory(process.pid)
         memory.start()
@@ -136,6 +148,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--big", type=Path, default=Path("/work/big"), help="folder outside the repository")
     parser.add_argument("--map-only", type=Path, help="only time the map of this finished run folder")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="keep --big/out-N-MODE and its cache: a stopped run goes on from its finished stages (their "
+        "seconds in the table are those of the run that computed them)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.map_only:
         print(json.dumps(time_map(args.map_only / "map.html")))
@@ -144,17 +161,22 @@ def main() -> None:
     if big == ROOT or ROOT in big.parents:
         sys.exit(f"million: {big} is inside the repository; pass --big outside it")
     out = big / f"out-{args.n}-{args.mode}"
-    shutil.rmtree(out, ignore_errors=True)  # no embedding cache from an earlier run
-    out.mkdir(parents=True)
+    if not args.resume:
+        shutil.rmtree(out, ignore_errors=True)  # no embedding cache from an earlier run
+    out.mkdir(parents=True, exist_ok=True)
     corpus = ensure_corpus(args.n, big)
     config = write_config(args.n, args.mode, args.workers, corpus, out)
     load_before = os.getloadavg()
-    wall, memory, code = run_pipeline(config, out / "run.log")
+    run_dir = out / f"million-{args.n}-{args.mode}"
+    earlier = {stage: stage_seconds(run_dir, stage) for stage in STAGES} if args.resume else {}
+    wall, memory, code = run_pipeline(config, out / "run.log", force=not args.resume)
     if code != 0:
         sys.exit(f"million: the run failed with exit code {code}; see {out / 'run.log'}")
-    run_dir = out / f"million-{args.n}-{args.mode}"
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    seconds = {stage: manifest["stages"][stage]["seconds"] for stage in STAGES}
+    seconds = {
+        stage: earlier[stage] if earlier.get(stage) is not None else manifest["stages"][stage]["seconds"]
+        for stage in STAGES
+    }
     map_html, rest = run_dir / "map.html", run_dir / "map-papers.js"
     opened = time_map(map_html)
     result = {
@@ -175,6 +197,9 @@ def main() -> None:
         "memory_gb": psutil.virtual_memory().total / 1e9,
     }
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if earlier:
+        print(f"resumed: {', '.join(s for s, v in earlier.items() if v is not None)} timed by the earlier run; "
+              "end to end and peak memory are this run's")  # fmt: skip
     print(f"{args.n:,} synthetic papers, {args.mode} mode ({BACKENDS[args.mode]}), engine dask with {args.workers} "
           f"local workers; {result['cores']} cores, {result['memory_gb']:.0f} GB; load average "
           f"{load_before[0]:.2f} before, {result['load_after'][0]:.2f} after")  # fmt: skip
