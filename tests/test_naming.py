@@ -10,7 +10,8 @@ from pipeline.config import LabelConfig
 from pipeline.label import label_topics, phrase_index, stop_words
 from pipeline.label.audit import audit_of_topics, name_audit, name_audit_metrics, papers_writing, texts_name_audit
 from pipeline.label.naming import PhraseNamer, group_name, topic_names
-from pipeline.label.phrases import build_phrase_index, phrase_tokens, spell
+from pipeline.label.phrases import build_phrase_index, phrase_tokens
+from pipeline.label.spelling import spell
 from pipeline.schema import OUTLIER_NAME, PAPER_COLUMNS
 
 STOP = stop_words(LabelConfig())

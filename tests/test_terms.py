@@ -167,7 +167,7 @@ def test_term_counts_memo_keeps_the_latest_entries(tmp_path):
 
 @pytest.mark.parametrize("sort", [False, True])
 def test_chunked_factorizer_gives_what_factorize_gives_all_at_once(sort):
-    from pipeline.terms import ChunkedFactorizer
+    from pipeline.factorize import ChunkedFactorizer
 
     rng = np.random.default_rng(5)
     vocabulary = np.array(["graph", "Graph", "ΑΒΓ", "zeta", "a", "neural", "b-tree", "é", "e"], dtype=object)

@@ -27,7 +27,8 @@ import numpy as np
 from scipy import sparse
 
 from pipeline.label.names import _abbreviates
-from pipeline.label.phrases import PhraseIndex, Ranked, extensions, rank_phrases, spell
+from pipeline.label.phrases import PhraseIndex, Ranked, extensions, positions_of, rank_phrases
+from pipeline.label.spelling import spell
 
 # A name's phrase must occur at least this many times more often in its topic than in the rest.
 MIN_LIFT = 3.0
@@ -275,13 +276,6 @@ class PhraseNamer:
             if gained >= max(2, SECOND_GAIN * len(main_uses)):
                 seconds.append(term)
         return seconds, distinct
-
-
-def positions_of(ranked: Ranked, terms: Sequence[int]) -> dict[int, int]:
-    """Where each of ``terms`` (a few) is in ``ranked`` (one pass over it, not a dict of all its terms)."""
-    wanted = np.unique(np.asarray(list(terms), dtype=np.int64))
-    at = np.flatnonzero(np.isin(ranked.terms, wanted))
-    return dict(zip(ranked.terms[at].tolist(), at.tolist(), strict=True))
 
 
 def _same_stem(first: str, second: str) -> bool:

@@ -11,22 +11,16 @@ normalised title; the first occurrence wins.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipeline.config import ParseConfig
 from pipeline.errors import InputError
-from pipeline.files import hash_json
 from pipeline.memo import MemoStore
-from pipeline.parse.arxiv import read_daily, read_snapshot
 from pipeline.parse.dates import (
     FUTURE_DATE,
     NO_SUCH_DAY,
@@ -38,13 +32,20 @@ from pipeline.parse.dates import (
     mtime_day,
     utc_today,
 )
-from pipeline.parse.hf_pages import read_hf_page
-from pipeline.parse.normalize import clean_text, extract_links, has_words, normalize_title, title_hash_id
-from pipeline.parse.records import RawPaper, Reader, Skip
-from pipeline.parse.sniff import sniff_format
-from pipeline.parse.tables import read_table
-from pipeline.parse.text_folder import read_text_folder
-from pipeline.schema import HTTP_URL, PAPER_COLUMNS, empty_papers
+from pipeline.parse.units import (
+    _LIMITS,
+    MAX_ABSTRACT_CHARS,
+    MAX_TITLE_CHARS,
+    READERS,
+    UNIT_READS_KEPT,
+    FileReport,
+    _read_candidates,
+    _reader_name,
+    _unit_key,
+    _UnitRead,
+    _UnitReadCodec,
+)
+from pipeline.schema import PAPER_COLUMNS, empty_papers
 from pipeline.sources import SourceFile
 
 __all__ = [
@@ -59,58 +60,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# Longer fields are cut (at a word boundary) and counted in the file report. arXiv titles
-# stay under 300 characters and abstracts under 1,920; the longest BBC article is 25,000.
-# The embedder reads only the first 256 tokens anyway, but c-TF-IDF, the keyword
-# vectorizers and the report read every character: one 5 MB "abstract" (a whole paper
-# or a corrupt export) would take seconds per topic and flood its topic's keywords.
-MAX_TITLE_CHARS = 1_000
-MAX_ABSTRACT_CHARS = 30_000
-_LIMITS = {"title": MAX_TITLE_CHARS, "abstract": MAX_ABSTRACT_CHARS}
-MAX_DETAIL_CHARS = 80  # of a skipped record's text quoted in a message
-
-READERS: dict[str, Reader] = {
-    "hf-daily-papers": read_hf_page,
-    "arxiv-snapshot": read_snapshot,
-    "arxiv-daily": read_daily,
-    "table": read_table,
-    "text-folder": read_text_folder,
-}
-
-
-@dataclass
-class FileReport:
-    """What happened to one input file (or one text folder): ``read`` = kept + duplicates + skipped.
-
-    ``skip_reasons`` counts skipped records per reason and ``first_skipped`` says where the
-    first of each was ("line 12"); ``truncated`` counts kept papers whose title or abstract
-    was cut to ``MAX_TITLE_CHARS`` / ``MAX_ABSTRACT_CHARS``, per field.
-
-    ``date_rule`` says how the file's dates without a year ("Feb 10") got one
-    (``pipeline.parse.dates.DATE_RULES``; empty when it has none) and ``date_reference``
-    the year or reference day it used. ``date_errors`` counts kept papers left undated
-    because their date is wrong (after today, Feb 29 in a year without one), per reason,
-    and ``first_date_error`` says where the first was and what it read ("line 9: 2027-02-10").
-    """
-
-    path: str
-    reader: str
-    read: int = 0
-    kept: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    skip_reasons: dict[str, int] = field(default_factory=dict)
-    first_skipped: dict[str, str] = field(default_factory=dict)
-    truncated: dict[str, int] = field(default_factory=dict)
-    date_rule: str = ""
-    date_reference: str = ""
-    date_errors: dict[str, int] = field(default_factory=dict)
-    first_date_error: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy (for the run manifest)."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -172,70 +121,6 @@ def _units(sources: list[SourceFile]) -> list[list[SourceFile]]:
     return units
 
 
-def _reader_name(unit: list[SourceFile]) -> str:
-    first = unit[0]
-    name = first.format or first.spec.format
-    return sniff_format(first) if name == "auto" else name
-
-
-def _cut(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, at the last space when one is near the end."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    space = cut.rfind(" ")
-    return cut[:space] if space > limit * 0.9 else cut
-
-
-def _safe_url(url: str) -> str:
-    url = clean_text(url)
-    return url if HTTP_URL.fullmatch(url) else ""
-
-
-def _row(paper: RawPaper, source: str) -> tuple[dict[str, str], str, str, list[str]]:
-    """The cleaned table row of a raw paper, its arXiv id, its dedupe identity and the fields cut."""
-    title = clean_text(paper.title)
-    abstract, links = extract_links(clean_text(paper.abstract))
-    # The identity falls back to the abstract when the title has no letters ("???"): else every
-    # such paper would share the identity "" and be merged as one.
-    identity = normalize_title(paper.identity or title) or normalize_title(abstract)
-    cut = [name for name, text in (("title", title), ("abstract", abstract)) if len(text) > _LIMITS[name]]
-    title, abstract = _cut(title, MAX_TITLE_CHARS), _cut(abstract, MAX_ABSTRACT_CHARS)
-    arxiv_url = f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else ""
-    own_id = clean_text(paper.own_id)
-    row = {
-        "paper_id": paper.arxiv_id or own_id or title_hash_id(title if has_words(title) else abstract),
-        "title": title,
-        "abstract": abstract,
-        "authors": clean_text(paper.authors),
-        "date": clean_text(paper.date),
-        "url": _safe_url(paper.url) or arxiv_url,
-        "links": links,
-        "source": clean_text(paper.source or source),
-        "label": clean_text(paper.label),
-    }
-    return row, paper.arxiv_id, identity, cut
-
-
-def _check(row: dict[str, str], config: ParseConfig) -> str | None:
-    if not row["title"] and not row["abstract"]:
-        return "no title or abstract"
-    if len(row["title"]) + len(row["abstract"]) < config.min_text_chars:
-        return f"text shorter than {config.min_text_chars} chars"
-    if not has_words(row["title"]) and not has_words(row["abstract"]):
-        return "no letters or digits in title or abstract"
-    return None
-
-
-def _skip(report: FileReport, skip: Skip, config: ParseConfig) -> None:
-    if config.on_error == "fail" and skip.bad:
-        detail = skip.detail if len(skip.detail) <= MAX_DETAIL_CHARS else skip.detail[:MAX_DETAIL_CHARS] + "…"
-        raise InputError(f"{report.path}: {skip.where}: {skip.reason}" + (f" ({detail})" if detail else ""))
-    report.skipped += 1
-    report.skip_reasons[skip.reason] = report.skip_reasons.get(skip.reason, 0) + 1
-    report.first_skipped.setdefault(skip.reason, skip.where)
-
-
 def _log_report(report: FileReport) -> None:
     for reason, count in report.skip_reasons.items():
         first = report.first_skipped[reason]
@@ -245,51 +130,6 @@ def _log_report(report: FileReport) -> None:
     for reason, count in report.date_errors.items():
         first = report.first_date_error[reason]
         log.warning("%s: %d paper(s) left undated, %s; the first at %s", report.path, count, reason, first)
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    """A cleaned record of a unit before deduplication; its listing date is resolved when it is kept."""
-
-    row: dict[str, str]
-    arxiv_id: str
-    identity: str
-    cut: list[str]
-    where: str
-
-
-@dataclass
-class _UnitRead:
-    """What reading one unit gives, whatever was read before it and whatever the day: kept per unit.
-
-    ``read``, ``skipped``, ``skip_reasons`` and ``first_skipped`` as in :class:`FileReport`.
-    """
-
-    reader: str
-    read: int = 0
-    skipped: int = 0
-    skip_reasons: dict[str, int] = field(default_factory=dict)
-    first_skipped: dict[str, str] = field(default_factory=dict)
-    candidates: list[_Candidate] = field(default_factory=list)
-
-
-class _UnitReadCodec:
-    """A :class:`_UnitRead` as JSON bytes (``pipeline.memo`` codec)."""
-
-    def encode(self, value: _UnitRead) -> dict[str, np.ndarray]:
-        data = asdict(value)
-        return {"json": np.frombuffer(json.dumps(data, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)}
-
-    def decode(self, arrays: Mapping[str, np.ndarray]) -> _UnitRead:
-        data = json.loads(arrays["json"].tobytes().decode("utf-8"))
-        candidates = [_Candidate(**candidate) for candidate in data.pop("candidates")]
-        return _UnitRead(**data, candidates=candidates)
-
-
-# Bump when reading a unit would give other candidates for the same bytes (it keys the kept reads).
-UNIT_READ_VERSION = 2
-# Kept unit reads: one per input file of the runs that share the output folder's cache.
-UNIT_READS_KEPT = 100_000
 
 
 @dataclass
@@ -329,47 +169,6 @@ class _UnitDates:
         report.date_errors[reason] = report.date_errors.get(reason, 0) + 1
         report.first_date_error.setdefault(reason, f"{where}: {value}")
         return ""
-
-
-def _read_candidates(unit: list[SourceFile], path: str, reader: str, config: ParseConfig) -> _UnitRead:
-    """Every record of ``unit`` (shown as ``path``) cleaned and checked.
-
-    ``on_error: fail`` raises at the first bad record.
-    """
-    first = unit[0]
-    read = _UnitRead(reader=reader)
-    report = FileReport(path=path, reader=reader)  # counts the skips, and names the unit in _skip's errors
-    for item in READERS[reader](unit):
-        read.read += 1
-        if isinstance(item, Skip):
-            _skip(report, item, config)
-            continue
-        row, arxiv_id, identity, cut = _row(item, first.path)
-        problem = _check(row, config)
-        if problem is not None:
-            _skip(report, Skip(item.where, problem), config)
-            continue
-        read.candidates.append(_Candidate(row, arxiv_id, identity, cut, item.where))
-    read.skipped, read.skip_reasons, read.first_skipped = report.skipped, report.skip_reasons, report.first_skipped
-    return read
-
-
-def _unit_key(unit: list[SourceFile], path: str, reader: str, config: ParseConfig) -> str:
-    """What a unit's read depends on: its files' bytes and names, its input spec and the settings.
-
-    Not the day: dates are given their year and checked against today when a paper is kept.
-    """
-    first = unit[0]
-    return hash_json(
-        {
-            "version": UNIT_READ_VERSION,
-            "files": [[source.path, source.sha256] for source in unit],
-            "path": path,
-            "reader": reader,
-            "spec": first.spec.model_dump(mode="json"),
-            "config": config.model_dump(mode="json"),
-        }
-    )
 
 
 EMPTY_MEMBER = "(empty file)"  # the reader name reported for an empty member of a folder or glob

@@ -259,6 +259,7 @@ STAGE = Stage(
     config_slice=_settings,
     run=run,
     extra_key=_model,
-    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.metrics", "pipeline.agreement",
+    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.factorize", "pipeline.metrics",
+             "pipeline.agreement",
              "pipeline.feed"),
 )  # fmt: skip
