@@ -286,3 +286,50 @@ def test_rows_are_written_shard_by_shard_and_a_failed_run_resumes(tmp_path):
     assert computed == 3  # the first shard of two survived the failure
     assert progress == [(2, 3), (3, 3)]
     np.testing.assert_array_equal(rows, vectors)
+
+
+def test_memo_files_are_read_back_exactly_whatever_their_arrays(tmp_path):
+    """The one-read npz reader gives what np.load gives: dtypes, shapes, Fortran order, 0-d, compressed members."""
+    from pipeline.memo import _npz_bytes, _read_npz
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "ints": rng.integers(-5, 5, size=(7, 3)).astype(np.int32),
+        "fortran": np.asfortranarray(rng.random((4, 5))),
+        "scalar": np.array(12, dtype=np.int64),
+        "empty": np.zeros((0, 2), dtype=np.float32),
+        "bytes": np.array([b"ab", b"c\0"], dtype="S2"),
+        "flags": rng.random(9) > 0.5,
+    }
+    stored = tmp_path / "stored.npz"
+    stored.write_bytes(_npz_bytes(arrays))
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, **arrays)
+    for path in (stored, compressed):
+        read = _read_npz(path)
+        assert list(read) == list(arrays)
+        for name, array in arrays.items():
+            assert read[name].dtype == array.dtype and read[name].shape == array.shape, name
+            np.testing.assert_array_equal(read[name], array)
+            assert read[name].flags.writeable
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, values=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="Python objects"):
+        _read_npz(objects)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(stored.read_bytes()[:-40])
+    memo = MemoStore(tmp_path / "cache")
+    folder = memo.folder("values")
+    folder.mkdir(parents=True)
+    (folder / "key.npz").write_bytes(truncated.read_bytes())
+    assert memo.memo("values", "key", lambda: np.arange(3), VectorRowsArray()).tolist() == [0, 1, 2]
+
+
+class VectorRowsArray:
+    """A codec of one plain array (for the test above)."""
+
+    def encode(self, value):
+        return {"value": value}
+
+    def decode(self, arrays):
+        return arrays["value"]
