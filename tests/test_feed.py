@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -239,3 +241,92 @@ def test_a_paper_hdbscan_left_out_stays_in_the_topic_it_was_placed_in():
     # A topic whose papers no longer mostly form one cluster keeps no one.
     split = np.array([0, 0, 2, 2, -1, 1, 1, 1, -1, -1])
     assert keep_placements(split, ids, previous)[0].tolist() == [0, 0, 2, 2, -1, 1, 1, 1, 1, -1]
+
+
+REEF_SPECIES = ["Acropora", "Porites", "Pocillopora", "Montipora", "Favia", "Goniastrea", "Stylophora", "Diploria"]
+REEF_PLACES = ["the Great Barrier Reef", "the Red Sea", "the Coral Triangle", "the Florida Keys", "the Maldives"]
+
+
+def reef_papers(count: int, date: str) -> pd.DataFrame:
+    """``count`` papers on one subject far from the seed pages' (coral reef bleaching), seeded."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for index in range(count):
+        species, place = rng.choice(REEF_SPECIES), rng.choice(REEF_PLACES)
+        degrees = round(float(rng.uniform(0.5, 2.5)), 1)
+        rows.append(
+            {
+                "title": f"Coral bleaching of {species} reefs in {place} under marine heatwaves ({index})",
+                "abstract": (
+                    f"Coral reefs in {place} suffered mass coral bleaching during marine heatwaves. We surveyed "
+                    f"{species} colonies on reef transects and measured sea surface temperature anomalies of "
+                    f"{degrees} degrees. Coral bleaching, coral mortality and algal symbiont loss rose with the "
+                    "heat stress, while reef recovery depended on water quality and fish herbivory. Coral reefs "
+                    "need reduced ocean warming to survive further bleaching events."
+                ),
+                "date": date,
+                "url": f"https://example.org/reef/{index}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_a_new_dense_subject_in_a_new_day_becomes_a_new_topic_with_its_first_date(tmp_path, seed_pages):
+    """Day 2 adds 24 papers on a subject no seed page treats: the update grows it into a topic, told everywhere."""
+    from pipeline.config import load_config
+    from pipeline.report.timeline import build_timeline
+    from pipeline.runner import run_pipeline
+    from pipeline.store import ArtifactStore
+    from tests.test_pipeline import make_config
+
+    extra = {"cluster": {"incremental_max_share": 5.0, "update_drift": 1.0}}
+    pages = []
+    for page in seed_pages:  # saved on 2026-09-01: "Aug 12" and "Mar 11" are dated in 2026
+        copy = tmp_path / page.name
+        copy.write_bytes(page.read_bytes())
+        os.utime(copy, (1788220800, 1788220800))
+        pages.append(str(copy))
+    day1 = load_config(make_config(tmp_path, pages, name="feed", **extra))
+    run_pipeline(day1)
+    store = ArtifactStore(day1.run_dir, day1.cache_dir)
+    before = store.read_table("label", "assignments.parquet")
+    first_ids = set(store.read_table("label", "topics_registry.parquet")["topic"].astype(int))
+    reefs = tmp_path / "reefs.csv"
+    reef_papers(24, "2026-11-20").to_csv(reefs, index=False)
+    day2 = load_config(make_config(tmp_path, [*pages, str(reefs)], name="feed", **extra))
+    result = run_pipeline(day2)
+    counts = {outcome.stage: outcome.counts for outcome in result.outcomes}
+    assert counts["cluster"]["incremental"] == 24  # an update, not a recluster
+
+    after = store.read_table("label", "assignments.parquet")
+    history = store.read_table("label", "topic_history.parquet")
+    assert silent_changes(before, after, history, 2).empty
+    born = history[(history["run"] == 2) & (history["event"] == "born")]
+    assert len(born) == 1
+    topic = int(born["topic"].iloc[0])
+    assert topic not in first_ids and topic > max(first_ids)  # a fresh id
+    members = after.loc[after["topic"] == topic, "paper_id"].tolist()
+    papers = store.read_table("parse", "papers.parquet").set_index("paper_id")
+    reef_ids = set(papers.index[papers["title"].str.startswith("Coral bleaching")])
+    assert set(members) == reef_ids  # exactly the new subject's papers
+    min_size = store.read_json("cluster", "cluster.json")["params"]["min_cluster_size"]
+    assert len(members) >= min_size and int(born["papers"].iloc[0]) == len(members)
+    topics = store.read_table("label", "topics.parquet").set_index("topic")
+    written = (papers.loc[members, "title"] + " " + papers.loc[members, "abstract"]).str.lower()
+    assert written.str.contains(topics.at[topic, "name"].split(", ")[0].lower(), regex=False).mean() >= 0.5
+    registry = store.read_table("label", "topics_registry.parquet").set_index("topic")
+    assert registry.at[topic, "first_seen"] == 2 and registry.at[topic, "name"] == topics.at[topic, "name"]
+
+    # Told everywhere: the what's-new page, the digest and the feed name it; the chart counts it from its date.
+    name = topics.at[topic, "name"]
+    new_page = (day2.run_dir / "new.html").read_text()
+    assert name in new_page
+    digest = (day2.run_dir / "digest.md").read_text()
+    assert name in digest.split("New topics", 1)[1]
+    assert "1 new topics" in (day2.run_dir / "feed.atom").read_text()
+    table = pd.read_csv(day2.run_dir / "papers.csv", dtype=str, keep_default_na=False)
+    timeline = build_timeline(table["date"], table["topic"].astype(int), sorted(set(table["topic"].astype(int))))
+    assert timeline is not None and timeline.periods[-1] == "2026-11"
+    assert timeline.counts.loc[topic].tolist() == [0] * (len(timeline.periods) - 1) + [24]
+    for old_topic in first_ids & set(timeline.counts.index):  # the other topics' rows end before November
+        assert timeline.counts.loc[old_topic].iloc[-1] == 0
