@@ -215,12 +215,17 @@ class TermCounts:
 
     def names(self, term_ids: Sequence[int]) -> list[str]:
         """Each term as its words joined by spaces."""
-        starts = np.cumsum([0] + [len(block) for block in self.ngrams])
-        names = []
-        for term in term_ids:
-            block = int(np.searchsorted(starts, term, side="right")) - 1
-            names.append(" ".join(self.vocabulary[self.ngrams[block][term - starts[block]]].tolist()))
-        return names
+        return term_names(self.vocabulary, self.ngrams, term_ids)
+
+
+def term_names(vocabulary: np.ndarray, ngrams: Sequence[np.ndarray], term_ids: Sequence[int]) -> list[str]:
+    """Terms numbered as in :class:`TermCounts` (1-grams first), each as its words joined by spaces."""
+    starts = np.cumsum([0] + [len(block) for block in ngrams])
+    names = []
+    for term in term_ids:
+        block = int(np.searchsorted(starts, term, side="right")) - 1
+        names.append(" ".join(vocabulary[ngrams[block][term - starts[block]]].tolist()))
+    return names
 
 
 def unique_ngrams(keys: np.ndarray, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:

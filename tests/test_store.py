@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import RunLockedError
-from pipeline.files import array_to_bytes, json_to_bytes, table_to_bytes
+from pipeline.files import array_to_bytes, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.memo import MemoStore, VectorRows, text_key
 from pipeline.store import ArtifactStore, stage_cache_key
 
@@ -215,7 +215,8 @@ def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_r
     cached_tokens(store.cache, first)
     assert not list(folder.glob("assembled-*"))  # one shard holds exactly these texts: nothing to keep
     grown = [*first, "speech recognition for low resource languages", "protein folding"]
-    tokens, digest = cached_tokens(store.cache, grown)
+    tokens, keys = cached_tokens(store.cache, grown)
+    digest = sha256_bytes(b"".join(keys))
     assert [path.name for path in folder.glob("assembled-*")] == [f"assembled-{digest}.npz"]
     monkeypatch.setattr(Path, "glob", lambda self, pattern: pytest.fail("the kept whole was not used"))
     again, _ = cached_tokens(store.cache, grown)

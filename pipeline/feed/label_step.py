@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipeline.feed.identity import PreviousTopics, apply_stable_ids, stable_topics
+from pipeline.feed.identity import PreviousTopics, StableTopics, apply_stable_ids, stable_topics
 from pipeline.files import hash_json, json_to_bytes, sha256_bytes, table_to_bytes
 
 if TYPE_CHECKING:
@@ -114,13 +114,27 @@ def stable_ids(
     hierarchy: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, bytes], list[str]]:
     """The label tables under stable topic ids, the feed artifacts, and notes for the log."""
-    from pipeline.embed import model_identity
     from pipeline.label.geometry import centroids_of
 
     local = assignments["topic"].to_numpy(dtype=np.int64)
     paper_ids = papers["paper_id"].astype(str).tolist()
     stable = stable_topics(paper_ids, local, centroids_of(embeddings, local), previous)
     assignments, topics, hierarchy, registry = apply_stable_ids(stable, assignments, topics, hierarchy)
+    return assignments, topics, hierarchy, feed_files(context, previous, feed, papers, stable, registry), stable.notes
+
+
+def feed_files(
+    context: StageContext,
+    previous: PreviousTopics | None,
+    feed: dict[str, Any] | None,
+    papers: pd.DataFrame,
+    stable: StableTopics,
+    registry: pd.DataFrame,
+) -> dict[str, bytes]:
+    """The feed artifacts of a run whose topics got the stable ids of ``stable`` (``registry``: named)."""
+    from pipeline.embed import model_identity
+
+    paper_ids = papers["paper_id"].astype(str).tolist()
     known = set(previous.assignments["paper_id"].tolist()) if previous is not None else set()
     new_papers = [paper for paper in paper_ids if paper not in known]
     runs = list(feed["runs"]) if feed is not None else []
@@ -129,7 +143,7 @@ def stable_ids(
             "run": stable.run,
             "papers": len(paper_ids),
             "new_papers": len(new_papers),
-            "topics": int((topics["topic"] >= 0).sum()),
+            "topics": int(registry["alive"].sum()),
             "newest_date": newest_date(papers["date"].astype(str)),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -141,9 +155,8 @@ def stable_ids(
         "runs": runs,
         "new_paper_ids": new_papers,
     }
-    outputs = {
+    return {
         "topics_registry.parquet": table_to_bytes(registry),
         "topic_history.parquet": table_to_bytes(stable.history),
         "feed.json": json_to_bytes(feed_json),
     }
-    return assignments, topics, hierarchy, outputs, stable.notes

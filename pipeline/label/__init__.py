@@ -124,7 +124,7 @@ def label_topics(
         tokens = tokenize_texts(paper_texts(papers))
     if len(tokens) != len(papers):
         raise ValueError(f"{len(papers)} papers but {len(tokens)} tokenised texts")
-    labels, notes = _merged_clusters(cluster_labels, embeddings, config)
+    labels, notes = merged_clusters(cluster_labels, embeddings, config)
     if config.representation == "none":
         counts = term_counts_for(tokens, config) if counts is None else counts
         topics_per_paper, keywords, _ = ctfidf_keywords(counts, labels, config, class_weights_of)
@@ -198,7 +198,7 @@ def phrase_index(papers: pd.DataFrame, config: LabelConfig) -> PhraseIndex:
     return build_phrase_index(text, stop_words(config))
 
 
-def _merged_clusters(
+def merged_clusters(
     cluster_labels: np.ndarray, embeddings: np.ndarray, config: LabelConfig
 ) -> tuple[np.ndarray, list[str]]:
     """The clusters merged to the asked topic count and outliers reassigned, with notes saying what changed."""

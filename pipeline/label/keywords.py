@@ -139,6 +139,17 @@ def _without_rare_in_topic(
     """``weights`` with 0 where a term is in fewer than ``min_share`` of the topic's papers."""
     present = sparse.csr_matrix((np.ones_like(matrix.data), matrix.indices, matrix.indptr), shape=matrix.shape)
     papers_with = membership @ present  # (n_topics, n_terms): how many of each topic's papers hold the term
+    return rare_in_topic_dropped(weights, papers_with, np.asarray(membership.sum(axis=1)).ravel(), min_share)
+
+
+def rare_in_topic_dropped(
+    weights: sparse.csr_matrix, papers_with: sparse.csr_matrix, sizes: np.ndarray, min_share: float
+) -> sparse.csr_matrix:
+    """``weights`` with 0 where a term is in fewer than ``min_share`` of the topic's papers.
+
+    papers_with: (n_topics, n_terms), how many of each topic's papers hold each term, with the
+    entries of ``weights``; sizes: each topic's papers.
+    """
     papers_with.sort_indices()
     weights.sort_indices()
     # Both products multiply the same membership by matrices of one sparsity pattern: same entries.
@@ -147,11 +158,27 @@ def _without_rare_in_topic(
     )
     if not same_entries:
         raise RuntimeError("c-TF-IDF and paper counts differ in their entries")
-    sizes = np.asarray(membership.sum(axis=1)).ravel()
     row_of_value = np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
     weights.data[papers_with.data < min_share * sizes[row_of_value]] = 0.0
     weights.eliminate_zeros()
     return weights
+
+
+def best_terms(scores: np.ndarray, term_ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` terms of highest positive score, best first, ties to the lower term id; and their scores."""
+    keep = scores > 0
+    if keep.sum() > n:  # the top n by a partition, not a sort of millions of terms
+        keep &= scores >= np.partition(scores, -n)[-n]
+    scores, term_ids = scores[keep], term_ids[keep]
+    order = np.lexsort((term_ids, -scores))[:n]
+    return term_ids[order], scores[order]
+
+
+def without_rare_terms(weights: sparse.csr_matrix, papers_with: np.ndarray, min_papers: int) -> None:
+    """Weigh 0, in place, the terms fewer than ``min_papers`` papers hold (papers_with: per term)."""
+    if min_papers > 1:
+        weights.data[papers_with[weights.indices] < min_papers] = 0.0
+        weights.eliminate_zeros()
 
 
 def ctfidf_keywords(
@@ -166,7 +193,7 @@ def ctfidf_keywords(
     stage); its c-TF-IDF is reproduced by ``pipeline.terms.class_tfidf`` (a test compares the
     keywords of both routes). Ties in weight go to the term with the lower id.
     """
-    topics = _renumber_by_size(np.asarray(cluster_labels))
+    topics = renumber_by_size(np.asarray(cluster_labels))
     classes = np.unique(topics)  # -1 first when present: BERTopic weighs outliers as a class too
     if counts.matrix.shape[1] == 0:
         log.warning("no keyword survived the stop words; topics are left without keywords")
@@ -181,18 +208,8 @@ def ctfidf_keywords(
     min_papers = keyword_min_papers(config, len(topics))
     if min_papers > 1:
         # Terms in too few papers weigh 0, so that no topic or group picks them (see keyword_min_papers).
-        papers_with = np.bincount(counts.matrix.indices, minlength=counts.matrix.shape[1])
-        weights.data[papers_with[weights.indices] < min_papers] = 0.0
-        weights.eliminate_zeros()
+        without_rare_terms(weights, np.bincount(counts.matrix.indices, minlength=counts.matrix.shape[1]), min_papers)
     row_of = {int(topic): row for row, topic in enumerate(classes)}
-
-    def best_terms(scores: np.ndarray, term_ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        keep = scores > 0
-        if keep.sum() > n:  # the top n by a partition, not a sort of millions of terms
-            keep &= scores >= np.partition(scores, -n)[-n]
-        scores, term_ids = scores[keep], term_ids[keep]
-        order = np.lexsort((term_ids, -scores))[:n]
-        return term_ids[order], scores[order]
 
     keywords, shortlist, floor = {}, [], np.zeros(len(classes))
     for topic, row in row_of.items():
@@ -289,7 +306,7 @@ def bertopic_keywords(
         if "empty vocabulary" not in str(exc) and (vocabulary is None or len(vocabulary) > 1):
             raise
         log.warning("at most one keyword survived the stop words; topics are left without keywords")
-        return _renumber_by_size(np.asarray(cluster_labels)), {}, lambda _leaves: []
+        return renumber_by_size(np.asarray(cluster_labels)), {}, lambda _leaves: []
     keywords = {
         int(topic): [(word, float(weight)) for word, weight in (model.get_topic(topic) or []) if word]
         for topic in set(topics)
@@ -309,7 +326,7 @@ def bertopic_keywords(
     return np.asarray(topics, dtype=np.int64), keywords, group_words
 
 
-def _renumber_by_size(labels: np.ndarray) -> np.ndarray:
+def renumber_by_size(labels: np.ndarray) -> np.ndarray:
     """Topic 0 is the largest, as in BERTopic; -1 stays -1."""
     ids, counts = np.unique(labels[labels != OUTLIER_TOPIC], return_counts=True)
     order = ids[np.lexsort((ids, -counts))]

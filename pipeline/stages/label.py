@@ -29,6 +29,8 @@ from pipeline.store import ArtifactStore
 if TYPE_CHECKING:
     from scipy import sparse
 
+    from pipeline.feed.identity import PreviousTopics
+    from pipeline.feed.label_update import LabelState
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 # the next label change reads one file instead of assembling them again (1.8 s at 75k papers);
 # each is as large as the texts' shards, so only the two most recently used are kept.
 ASSEMBLED_TOKENS_KEPT = 2
+# States for the update path (pipeline.feed.label_update): about 100 MB each at 75k papers; the
+# last run's is the one the next run needs, and one more covers a run that was not kept.
+LABEL_STATES_KEPT = 2
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
@@ -48,8 +53,8 @@ def _model(context: StageContext) -> list[str]:
     return [model_identity(context.config.embed)]
 
 
-def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, str]:
-    """The texts tokenised, each text at most once per output folder, and a digest of the texts."""
+def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, list[bytes]]:
+    """The texts tokenised, each text at most once per output folder, and each text's key."""
     from pipeline import terms
 
     keys = [text_key(text) for text in texts]
@@ -60,7 +65,18 @@ def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, s
         terms.TokenRows(),
         keep_assembled=ASSEMBLED_TOKENS_KEPT,
     )
-    return tokens, sha256_bytes(b"".join(keys))
+    return tokens, keys
+
+
+def counts_settings(config: RunConfig) -> str:
+    """What term counts depend on besides the texts: the tokenizer, the stop words and the n-grams."""
+    from pipeline.label import stop_words
+    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
+
+    return hash_json(
+        {"tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label), "ngram_max": config.label.ngram_max,
+         "terms_version": TERM_COUNTS_VERSION}
+    )  # fmt: skip
 
 
 def term_counts_key(text_digest: str, config: RunConfig) -> str:
@@ -135,32 +151,90 @@ AUDITED = "_audited_name"
 
 
 def run(context: StageContext) -> StageResult:
-    from pipeline.embed import load_backend
-    from pipeline.label import keyword_min_share, label_topics, llm_group_names, llm_names, with_name_audit
+    from pipeline.feed.label_update import STATE_NAMESPACE, LabelStateArrays, state_key
+    from pipeline.feed.relabel import Updated, updated_labels
 
     store, config = context.store, context.config
     # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
     # which waits on the disk with the GIL released.
     npmi_ready = threading.Thread(target=_prepare_npmi, name="prepare-npmi", daemon=True)
     npmi_ready.start()
-    # The run's embedding backend: it weighs name phrases by meaning, and embeds key phrases for mmr/keybert.
-    word_embedder = load_backend(config.embed).encode
     papers = store.read_table("parse", "papers.parquet")
     texts = paper_texts(papers)
-    tokens, text_digest = cached_tokens(store.cache, texts)
-    counts_key = term_counts_key(text_digest, config)
-    counts = None
-    if config.label.representation == "none":
-        counts = cached_term_counts(store.cache, tokens, counts_key, config)
+    tokens, text_keys = cached_tokens(store.cache, texts)
+    settings = counts_settings(config)
     previous, feed = previous_topics(context)
     cluster_labels, kept_note = keep_placements(
         store.read_array("cluster", "labels.npy"), papers["paper_id"].astype(str).tolist(), previous
     )
+    embeddings, layout = store.read_array("embed", "embeddings.npy"), store.read_array("cluster", "layout.npy")
+    updated = (
+        updated_labels(context, previous, feed, papers, text_keys, embeddings, cluster_labels, layout, settings)
+        if previous is not None
+        else None
+    )
+    state: LabelState | None
+    if isinstance(updated, Updated):
+        assignments, topics, hierarchy, feed_outputs = (
+            updated.assignments, updated.topics, updated.hierarchy, updated.feed_outputs
+        )  # fmt: skip
+        notes, state = updated.notes, updated.state
+    else:
+        assignments, topics, hierarchy, feed_outputs, notes, state = _label_in_full(
+            context, papers, texts, tokens, text_keys, embeddings, cluster_labels, layout, previous, feed
+        )
+        notes = ([f"labelled in full: {updated}"] if updated else []) + notes
+    npmi_ready.join()
+    metrics = run_metrics(papers, assignments, topics, tokens, texts)
+    counts_summary = {
+        "topics": int((topics["topic"] >= 0).sum()),
+        "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
+        "npmi": metrics["npmi"],
+        "labelled": "update" if isinstance(updated, Updated) else "full",
+    }
+    outputs = {
+        "assignments.parquet": table_to_bytes(assignments),
+        "topics.parquet": table_to_bytes(topics),
+        "hierarchy.parquet": table_to_bytes(hierarchy),
+        "label.json": json_to_bytes({"notes": notes + ([kept_note] if kept_note else [])}),
+        "metrics.json": json_to_bytes(metrics),
+        **feed_outputs,
+    }
+    if state is not None:  # what the next run's update path starts from
+        key = state_key(sha256_bytes(outputs["assignments.parquet"]), settings)
+        store.cache.put(STATE_NAMESPACE, key, state, LabelStateArrays(), keep=LABEL_STATES_KEPT)
+    return outputs, counts_summary
+
+
+def _label_in_full(
+    context: StageContext,
+    papers: pd.DataFrame,
+    texts: list[str],
+    tokens: TokenizedTexts,
+    text_keys: list[bytes],
+    embeddings: np.ndarray,
+    cluster_labels: np.ndarray,
+    layout: np.ndarray,
+    previous: PreviousTopics | None,
+    feed: dict[str, Any] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, bytes], list[str], LabelState | None]:
+    """The label tables from every paper, under stable ids; also the state the next update starts from."""
+    from pipeline.embed import load_backend
+    from pipeline.feed.label_update import build_state
+    from pipeline.label import keyword_min_share, label_topics, llm_group_names, llm_names, with_name_audit
+
+    store, config = context.store, context.config
+    # The run's embedding backend: it weighs name phrases by meaning, and embeds key phrases for mmr/keybert.
+    word_embedder = load_backend(config.embed).encode
+    counts_key = term_counts_key(sha256_bytes(b"".join(text_keys)), config)
+    counts = None
+    if config.label.representation == "none":
+        counts = cached_term_counts(store.cache, tokens, counts_key, config)
     result = label_topics(
         papers,
-        store.read_array("embed", "embeddings.npy"),
+        embeddings,
         cluster_labels,
-        store.read_array("cluster", "layout.npy"),
+        layout,
         config.label,
         word_embedder,
         tokens=tokens,
@@ -174,7 +248,6 @@ def run(context: StageContext) -> StageResult:
     topics = llm_names(result.topics, papers, config.label.llm, result.assignments)
     topics, hierarchy = llm_group_names(topics, result.hierarchy, papers, config.label.llm)
     topics = topics.assign(**{AUDITED: topics["name"]})  # the names the audit columns speak of
-    embeddings = store.read_array("embed", "embeddings.npy")
     assignments, topics, hierarchy, feed_outputs, feed_notes = _stable_ids(
         context, previous, feed, papers, embeddings, result.assignments, topics, hierarchy
     )
@@ -182,22 +255,12 @@ def run(context: StageContext) -> StageResult:
     if (topics["name"] != topics[AUDITED]).any():
         topics = with_name_audit(topics, phrases.text, assignments["topic"].to_numpy())
     topics = topics.drop(columns=AUDITED)
-    npmi_ready.join()
-    metrics = run_metrics(papers, assignments, topics, tokens, texts)
-    counts_summary = {
-        "topics": int((topics["topic"] >= 0).sum()),
-        "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
-        "npmi": metrics["npmi"],
-    }
-    outputs = {
-        "assignments.parquet": table_to_bytes(assignments),
-        "topics.parquet": table_to_bytes(topics),
-        "hierarchy.parquet": table_to_bytes(hierarchy),
-        "label.json": json_to_bytes({"notes": result.notes + ([kept_note] if kept_note else []) + feed_notes}),
-        "metrics.json": json_to_bytes(metrics),
-        **feed_outputs,
-    }
-    return outputs, counts_summary
+    state = None
+    if counts is not None:
+        names = dict(zip(topics["topic"].astype(int).tolist(), topics["name"].astype(str).tolist(), strict=True))
+        paper_ids = papers["paper_id"].astype(str).tolist()
+        state = build_state(paper_ids, text_keys, assignments["topic"].to_numpy(), counts, phrases.text, names)
+    return assignments, topics, hierarchy, feed_outputs, result.notes + feed_notes, state
 
 
 def run_metrics(
@@ -251,7 +314,7 @@ def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
 
 STAGE = Stage(
     name="label",
-    code_version=16,
+    code_version=17,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
     outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json",
