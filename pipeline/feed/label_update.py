@@ -140,17 +140,18 @@ def merged_terms(
     and of the second. Words stay sorted and each block stays in packed-key order, so the ids
     are those a full count over all papers gives.
     """
-    words = np.union1d(vocabulary.astype(str), other_vocabulary.astype(str)).astype(object)
+    first_words, second_words = vocabulary.astype(str), other_vocabulary.astype(str)
+    words = _sorted_union(first_words, second_words)
     base = max(len(words), 1)
     if base ** max(len(ngrams), 1) >= 2**62:
         raise ValueError(f"a vocabulary of {base} words is too large for {len(ngrams)}-grams")
-    first_word = np.searchsorted(words.astype(str), vocabulary.astype(str))
-    second_word = np.searchsorted(words.astype(str), other_vocabulary.astype(str))
+    first_word, second_word = np.searchsorted(words, first_words), np.searchsorted(words, second_words)
     blocks, first_ids, second_ids, start = [], [], [], 0
     for first_block, second_block in zip(ngrams, other_ngrams, strict=True):
+        # Words keep their order, so each block's packed keys stay sorted: merged, not sorted again.
         first_keys = _packed(first_word[first_block] if len(first_block) else first_block, base)
         second_keys = _packed(second_word[second_block] if len(second_block) else second_block, base)
-        keys = np.union1d(first_keys, second_keys)
+        keys = _sorted_union(first_keys, second_keys)
         block = np.zeros((len(keys), first_block.shape[1]), dtype=np.int32)
         remainder = keys.copy()
         for offset in reversed(range(block.shape[1])):
@@ -160,7 +161,16 @@ def merged_terms(
         first_ids.append(start + np.searchsorted(keys, first_keys))
         second_ids.append(start + np.searchsorted(keys, second_keys))
         start += len(keys)
-    return words, tuple(blocks), np.concatenate(first_ids), np.concatenate(second_ids)
+    return words.astype(object), tuple(blocks), np.concatenate(first_ids), np.concatenate(second_ids)
+
+
+def _sorted_union(large: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """The union of two sorted arrays of distinct values, sorted: ``small``'s new values inserted into ``large``."""
+    if len(large) == 0:
+        return small.copy()
+    position = np.searchsorted(large, small)
+    new = small[(position == len(large)) | (large[np.minimum(position, len(large) - 1)] != small)]
+    return np.insert(large, np.searchsorted(large, new), new)
 
 
 def _packed(block: np.ndarray, base: int) -> np.ndarray:
