@@ -98,17 +98,31 @@ class MemoStore:
         large: a document-term matrix at 75k papers is 100-200 MB). A file that cannot be
         read is computed again.
         """
+        value = self.get(namespace, key, codec)
+        if value is None:
+            value = compute()
+            self.put(namespace, key, value, codec, keep)
+        return value
+
+    def get(self, namespace: str, key: str, codec: Codec[T]) -> T | None:
+        """The value stored under ``key`` (now the most recently used), or None: not stored, or unreadable.
+
+        For a caller that computes the missing values elsewhere (on Dask workers) and stores
+        them with :meth:`put`; :meth:`memo` is both in one call.
+        """
         path = self.folder(namespace) / f"{key}.npz"
         try:
             value = codec.decode(_read_npz(path))
             os.utime(path)  # most recently used
             return value
         except _UNREADABLE:
-            pass  # not stored yet, or a file this code cannot read: compute it again
-        value = compute()
+            return None  # not stored yet, or a file this code cannot read: compute it again
+
+    def put(self, namespace: str, key: str, value: T, codec: Codec[T], keep: int = 2) -> None:
+        """Store ``value`` under ``key``, keeping the ``keep`` most recently used values of ``namespace``."""
+        path = self.folder(namespace) / f"{key}.npz"
         atomic_write_bytes(path, _npz_bytes(codec.encode(value)))
         _keep_latest(path.parent, "*.npz", keep)
-        return value
 
     def memo_rows(
         self,
