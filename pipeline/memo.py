@@ -140,7 +140,11 @@ class MemoStore:
         return value
 
     def get(self, namespace: str, key: str, codec: Codec[T]) -> T | None:
-        """The value stored under ``key``; None when none is, or when its file cannot be read."""
+        """The value stored under ``key`` (now the most recently used), or None: not stored, or unreadable.
+
+        For a caller that computes the missing values elsewhere (on Dask workers, or from the last
+        run's state) and stores them with :meth:`put`; :meth:`memo` is both in one call.
+        """
         path = self.folder(namespace) / f"{key}.npz"
         try:
             value = codec.decode(_read_npz(path))

@@ -18,7 +18,8 @@ from datetime import date
 
 import pandas as pd
 
-from pipeline.config import ParseConfig
+from pipeline.config import InputSpec, ParseConfig
+from pipeline.engine import Engine, LocalEngine
 from pipeline.errors import InputError
 from pipeline.memo import MemoStore
 from pipeline.parse.dates import (
@@ -44,6 +45,7 @@ from pipeline.parse.units import (
     _unit_key,
     _UnitRead,
     _UnitReadCodec,
+    read_unit_part,
 )
 from pipeline.schema import PAPER_COLUMNS, empty_papers
 from pipeline.sources import SourceFile
@@ -60,6 +62,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Seconds for every unit not in the memo to be read on the Dask workers (all of them, one map).
+READ_TIMEOUT_S = 3600.0
+UNITS_MEMO = "parse-units"  # the memo namespace of the units' reads
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,19 @@ class _UnitDates:
 EMPTY_MEMBER = "(empty file)"  # the reader name reported for an empty member of a folder or glob
 
 
+def _unit_path(unit: list[SourceFile]) -> str:
+    first = unit[0]
+    return first.folder if first.format == "text-folder" and first.folder else first.path
+
+
+def _empty_member(unit: list[SourceFile], one_of_many: bool) -> bool:
+    # A daily-listing folder has empty days (80 of the 410 arxiv-daily-cs files): that is a
+    # day without papers, not a broken input, so it is reported rather than fatal. An
+    # empty file named on its own, or a spec whose files are all empty, is still an error.
+    first = unit[0]
+    return one_of_many and first.format != "text-folder" and not first.data.strip()
+
+
 def _read_unit(
     unit: list[SourceFile],
     config: ParseConfig,
@@ -183,25 +202,27 @@ def _read_unit(
     one_of_many: bool,
     today: date,
     memo: MemoStore | None = None,
+    read_before: _UnitRead | None = None,
 ) -> FileReport:
+    """The unit's report, its kept papers appended to ``rows``; ``read_before``: its read, done on the workers."""
     first = unit[0]
     if first.skipped is not None:  # a link to a folder that the walk did not enter
         return FileReport(path=first.path, reader=first.skipped)
-    path = first.folder if first.format == "text-folder" and first.folder else first.path
-    if one_of_many and first.format != "text-folder" and not first.data.strip():
-        # A daily-listing folder has empty days (80 of the 410 arxiv-daily-cs files): that is a
-        # day without papers, not a broken input, so it is reported rather than fatal. An
-        # empty file named on its own, or a spec whose files are all empty, is still an error.
+    path = _unit_path(unit)
+    if _empty_member(unit, one_of_many):
         return FileReport(path=path, reader=EMPTY_MEMBER)
-    reader = _reader_name(unit)
+    reader = _reader_name(unit) if read_before is None else read_before.reader
 
     def compute() -> _UnitRead:
         return _read_candidates(unit, path, reader, config)
 
     # A unit's read depends on nothing read before it, so a run over grown inputs reads only the new files.
-    read = compute() if memo is None else memo.memo(
-        "parse-units", _unit_key(unit, path, reader, config), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
-    )  # fmt: skip
+    if read_before is not None:
+        read = read_before
+    else:
+        read = compute() if memo is None else memo.memo(
+            UNITS_MEMO, _unit_key(unit, path, reader, config), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
+        )  # fmt: skip
     report = FileReport(path=path, reader=reader, read=read.read, skipped=read.skipped,
                         skip_reasons=dict(read.skip_reasons), first_skipped=dict(read.first_skipped))  # fmt: skip
     dates = _UnitDates(first, today, report, config)
@@ -229,8 +250,46 @@ def _read_unit(
     return report
 
 
+def _read_on_workers(
+    units: list[list[SourceFile]],
+    config: ParseConfig,
+    files_per_spec: Counter[InputSpec],
+    memo: MemoStore | None,
+    engine: Engine,
+) -> dict[int, _UnitRead]:
+    """The reads of the units to read, by unit index: from the memo, else read on ``engine``'s workers.
+
+    One task per unit not in the memo; what the workers return is stored in the memo here.
+    Skipped links and empty members of a folder are not read (``_read_unit`` reports them).
+    """
+    reads: dict[int, _UnitRead] = {}
+    todo: list[tuple[int, str, tuple[list[SourceFile], str, str]]] = []  # (index, memo key, part)
+    for index, unit in enumerate(units):
+        if unit[0].skipped is not None or _empty_member(unit, files_per_spec[unit[0].spec] > 1):
+            continue
+        path, reader = _unit_path(unit), _reader_name(unit)
+        key = _unit_key(unit, path, reader, config)
+        stored = None if memo is None else memo.get(UNITS_MEMO, key, _UnitReadCodec())
+        if stored is not None:
+            reads[index] = stored
+        else:
+            todo.append((index, key, (unit, path, reader)))
+    parts = [part for _, _, part in todo]
+    fresh = engine.map(read_unit_part, parts, timeout_s=READ_TIMEOUT_S, common={"config": config})
+    for (index, key, _), read in zip(todo, fresh, strict=True):
+        if memo is not None:
+            memo.put(UNITS_MEMO, key, read, _UnitReadCodec(), keep=UNIT_READS_KEPT)
+        reads[index] = read
+    log.info("parse: %d unit(s) read on the workers, %d from the memo", len(todo), len(reads) - len(todo))
+    return reads
+
+
 def parse(
-    sources: list[SourceFile], config: ParseConfig, today: date | None = None, memo: MemoStore | None = None
+    sources: list[SourceFile],
+    config: ParseConfig,
+    today: date | None = None,
+    memo: MemoStore | None = None,
+    engine: Engine | None = None,
 ) -> ParseResult:
     """Read every source into one deduplicated papers table, in the order papers were first read.
 
@@ -247,16 +306,25 @@ def parse(
     With a ``memo``, each unit's records as read and cleaned are kept between runs, keyed by its
     bytes, spec and the settings: a run over grown inputs, on any day, reads only the new files,
     and gives the table a cold run gives (deduplication and dates run over every unit each time).
+
+    With an ``engine`` other than the local one (Dask), the units not in the memo are read on its
+    workers first, one task per unit; deduplication, paper ids and dates stay here, in input
+    order, so the table and reports are the local engine's. Without one, or with the local
+    engine, each unit is read here when its turn comes.
     """
     today = today or utc_today()
     seen = _Seen()
     rows: list[dict[str, str]] = []
     files_per_spec = Counter(source.spec for source in sources if source.skipped is None)
     units = _units(sources)
+    read_before: dict[int, _UnitRead] = {}
+    if engine is not None and not isinstance(engine, LocalEngine):
+        read_before = _read_on_workers(units, config, files_per_spec, memo, engine)
     reports = [
-        _read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1, today=today, memo=memo)
-        for unit in units
-    ]
+        _read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1, today=today, memo=memo,
+                   read_before=read_before.get(index))
+        for index, unit in enumerate(units)
+    ]  # fmt: skip
     for spec in dict.fromkeys(source.spec for source in sources):
         found = [
             report

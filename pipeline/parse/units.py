@@ -213,6 +213,12 @@ def _read_candidates(unit: list[SourceFile], path: str, reader: str, config: Par
     return read
 
 
+def read_unit_part(part: tuple[list[SourceFile], str, str], *, config: ParseConfig) -> _UnitRead:
+    """``_read_candidates`` of one (unit, path, reader): the task a Dask worker runs per unit."""
+    unit, path, reader = part
+    return _read_candidates(unit, path, reader, config)
+
+
 def _unit_key(unit: list[SourceFile], path: str, reader: str, config: ParseConfig) -> str:
     """What a unit's read depends on: its files' bytes and names, its input spec and the settings.
 

@@ -25,10 +25,15 @@ def _input_files(context: StageContext) -> list[str]:
 
 
 def run(context: StageContext) -> StageResult:
+    from pipeline.engine import open_engine
     from pipeline.parse import parse
 
     # Each file's records are kept between runs: a run over grown inputs reads only the new files.
-    result = parse(context.sources, context.config.parse, today=context.today, memo=context.store.cache)
+    # With engine kind dask, the files not kept yet are read on the workers, one task per file.
+    with open_engine(context.config.engine) as engine:
+        result = parse(
+            context.sources, context.config.parse, today=context.today, memo=context.store.cache, engine=engine
+        )
     if result.papers.empty:
         details = "; ".join(
             f"{report.path}: {report.read} read, {report.skipped} skipped" for report in result.file_reports
@@ -63,5 +68,5 @@ STAGE = Stage(
     run=run,
     extra_key=_input_files,
     manifest_entries=_file_reports,
-    modules=("pipeline.stages.parse", "pipeline.sources", "pipeline.parse", "pipeline.schema"),
+    modules=("pipeline.stages.parse", "pipeline.sources", "pipeline.parse", "pipeline.schema", "pipeline.engine"),
 )
