@@ -155,6 +155,9 @@ class LabelConfig(_Strict):
     coarse_topics: PaperCount | Literal["auto"] = "auto"
     reduce_outliers: bool = True
     outlier_percentile: Annotated[float, Field(ge=0.0, le=50.0)] = 5.0
+    # Papers read to describe the topics (pipeline.label.sample): "auto" = all up to its
+    # AUTO_LABEL_SAMPLE, a seeded sample of each topic above; "all"; or a number.
+    fit_sample: Annotated[int, Field(ge=2, le=MAX_PAPERS)] | Literal["auto", "all"] = "auto"
     llm: LLMConfig = LLMConfig()
 
     @model_validator(mode="after")

@@ -250,9 +250,9 @@ def test_name_faults_find_what_a_researcher_would_never_write():
 
 def test_the_phrase_index_kept_between_runs_is_the_index_built(tmp_path):
     from pipeline.config import RunConfig
+    from pipeline.label.cache import cached_phrase_index
     from pipeline.label.phrases import PhraseIndexArrays
     from pipeline.memo import MemoStore
-    from pipeline.stages.label import cached_phrase_index
 
     titles = ["Graph neural networks for molecules", "Large language models: a survey", "KV cache compression"]
     abstracts = ["We study graph neural networks.", "Large language models write text.", "The KV cache grows."]

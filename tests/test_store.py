@@ -188,7 +188,7 @@ def test_an_unreadable_shard_is_computed_again(tmp_path):
 
 
 def test_a_text_whose_key_ends_in_a_nul_byte_is_tokenised_once(tmp_path, monkeypatch):
-    from pipeline.stages.label import cached_tokens
+    from pipeline.label.cache import cached_tokens
     from pipeline.terms import tokenize_texts
 
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
@@ -206,7 +206,7 @@ def test_a_text_whose_key_ends_in_a_nul_byte_is_tokenised_once(tmp_path, monkeyp
 
 
 def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_run(tmp_path, monkeypatch):
-    from pipeline.stages.label import ASSEMBLED_TOKENS_KEPT, cached_tokens
+    from pipeline.label.cache import ASSEMBLED_TOKENS_KEPT, cached_tokens
     from pipeline.terms import TOKENIZER_VERSION, tokenize_texts
 
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
@@ -233,7 +233,7 @@ def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_r
 
 def test_class_weights_are_reused_while_every_paper_keeps_its_topic(tmp_path, monkeypatch):
     from pipeline import label
-    from pipeline.stages.label import cached_class_weights
+    from pipeline.label.cache import cached_class_weights
     from pipeline.terms import term_counts, tokenize_texts
 
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")

@@ -1,15 +1,19 @@
 """Label stage: papers, vectors and clusters in; topics, assignments, topic tree and metrics out.
 
-Three sub-results are kept between runs through the store's memo, so that changing a label
-setting costs seconds at 75k papers: each text's tokens (per text, shared by all runs), the
-document-term matrix (while the texts, stop words and n-gram length stay) and the c-TF-IDF
-matrix (while, in addition, every paper keeps its topic).
+Three paths, chosen per run and said in ``label.json``'s notes:
+
+- **update** (``pipeline.feed.relabel``): a grown feed whose topics all keep their ids and
+  names is labelled from the last run's per-topic sums;
+- **all papers**: keywords, names, the tree and the audit from every paper's words, with the
+  sub-results kept between runs (``pipeline.label.cache``) so that a label setting costs seconds;
+- **sample** (``pipeline.label.sample``): above ``label.fit_sample`` papers, the topics are
+  described from a seeded sample of each topic's papers; every paper keeps its topic.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,24 +24,28 @@ from pipeline.config import RunConfig
 from pipeline.errors import InputError
 from pipeline.feed.label_step import FEED_OUTPUTS, keep_placements, previous_topics
 from pipeline.feed.label_step import stable_ids as _stable_ids
-from pipeline.files import array_to_bytes, hash_json, json_to_bytes, sha256_bytes, table_to_bytes
-from pipeline.memo import MemoStore, SparseMatrix, text_key
-from pipeline.schema import paper_texts
+from pipeline.files import json_to_bytes, sha256_bytes, table_to_bytes
+from pipeline.label.cache import (
+    cached_class_weights,
+    cached_phrase_index,
+    cached_term_counts,
+    cached_tokens,
+    counts_settings,
+    term_counts_key,
+)
+from pipeline.memo import text_key
+from pipeline.schema import OUTLIER_TOPIC, paper_texts
 from pipeline.stage import Stage, StageContext, StageResult
 from pipeline.store import ArtifactStore
 
 if TYPE_CHECKING:
-    from scipy import sparse
-
+    from pipeline.config import LabelConfig
     from pipeline.feed.identity import PreviousTopics
     from pipeline.feed.label_update import LabelState
+    from pipeline.label import LabelResult
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
-# A run's tokens assembled from several shards (after papers were added) are kept whole so that
-# the next label change reads one file instead of assembling them again (1.8 s at 75k papers);
-# each is as large as the texts' shards, so only the two most recently used are kept.
-ASSEMBLED_TOKENS_KEPT = 2
 # States for the update path (pipeline.feed.label_update): about 100 MB each at 75k papers; the
 # last run's is the one the next run needs, and one more covers a run that was not kept.
 LABEL_STATES_KEPT = 2
@@ -53,93 +61,6 @@ def _model(context: StageContext) -> list[str]:
     return [model_identity(context.config.embed)]
 
 
-def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, list[bytes]]:
-    """The texts tokenised, each text at most once per output folder, and each text's key."""
-    from pipeline import terms
-
-    keys = [text_key(text) for text in texts]
-    tokens, _ = cache.memo_rows(
-        f"tokens/v{terms.TOKENIZER_VERSION}",
-        keys,
-        lambda indices: terms.tokenize_texts([texts[index] for index in indices]),
-        terms.TokenRows(),
-        keep_assembled=ASSEMBLED_TOKENS_KEPT,
-    )
-    return tokens, keys
-
-
-def counts_settings(config: RunConfig) -> str:
-    """What term counts depend on besides the texts: the tokenizer, the stop words and the n-grams."""
-    from pipeline.label import stop_words
-    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
-
-    return hash_json(
-        {"tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label), "ngram_max": config.label.ngram_max,
-         "terms_version": TERM_COUNTS_VERSION}
-    )  # fmt: skip
-
-
-def term_counts_key(text_digest: str, config: RunConfig) -> str:
-    """What the label stage's document-term matrix depends on: the texts, stop words and n-grams."""
-    from pipeline.label import stop_words
-    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
-
-    return hash_json(
-        {"texts": text_digest, "tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label),
-         "ngram_max": config.label.ngram_max, "terms_version": TERM_COUNTS_VERSION}
-    )  # fmt: skip
-
-
-def cached_term_counts(cache: MemoStore, tokens: TokenizedTexts, key: str, config: RunConfig) -> TermCounts:
-    """The document-term matrix, reused while the texts, stop words and n-grams stay."""
-    from pipeline.label import term_counts_for
-    from pipeline.terms import TermCountsArrays
-
-    return cache.memo("term-counts", key, lambda: term_counts_for(tokens, config.label), TermCountsArrays())
-
-
-def cached_class_weights(
-    cache: MemoStore,
-    counts: TermCounts,
-    counts_key: str,
-    topic_per_paper: np.ndarray,
-    reduce_frequent_words: bool,
-    min_topic_share: float,
-) -> sparse.csr_matrix:
-    """The c-TF-IDF matrix, reused while the term counts and every paper's topic stay."""
-    from pipeline import label
-
-    key = hash_json(
-        {
-            "counts": counts_key,
-            "topics": sha256_bytes(array_to_bytes(topic_per_paper)),
-            "version": label.CLASS_WEIGHTS_VERSION,
-            "reduce_frequent_words": reduce_frequent_words,
-            "min_topic_share": min_topic_share,
-        }
-    )
-    return cache.memo(
-        "class-weights",
-        key,
-        lambda: label.class_weights(counts, topic_per_paper, reduce_frequent_words, min_topic_share),
-        SparseMatrix(),
-    )
-
-
-def cached_phrase_index(cache: MemoStore, papers: pd.DataFrame, config: RunConfig) -> PhraseIndex:
-    """The candidate names of the papers, reused while their titles, abstracts and stop words stay."""
-    from pipeline.label import phrase_index, stop_words
-    from pipeline.label.phrases import PHRASE_INDEX_VERSION, PhraseIndexArrays
-
-    digest = hashlib.sha256()
-    for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist(), strict=True):
-        digest.update(f"{title}\x00{abstract}\x00".encode())
-    key = hash_json(
-        {"texts": digest.hexdigest(), "stop_words": stop_words(config.label), "version": PHRASE_INDEX_VERSION}
-    )
-    return cache.memo("phrases", key, lambda: phrase_index(papers, config.label), PhraseIndexArrays())
-
-
 def _prepare_npmi() -> None:
     from pipeline.metrics import prepare_npmi
 
@@ -153,6 +74,7 @@ AUDITED = "_audited_name"
 def run(context: StageContext) -> StageResult:
     from pipeline.feed.label_update import STATE_NAMESPACE, LabelStateArrays, state_key
     from pipeline.feed.relabel import Updated, updated_labels
+    from pipeline.label.sample import label_sample_size
 
     store, config = context.store, context.config
     # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
@@ -161,7 +83,11 @@ def run(context: StageContext) -> StageResult:
     npmi_ready.start()
     papers = store.read_table("parse", "papers.parquet")
     texts = paper_texts(papers)
-    tokens, text_keys = cached_tokens(store.cache, texts)
+    sample_size = label_sample_size(len(papers), config.label.fit_sample)
+    if sample_size < len(papers):  # only a sample's words are read (pipeline.label.sample)
+        tokens, text_keys = None, [text_key(text) for text in texts]
+    else:
+        tokens, text_keys = cached_tokens(store.cache, texts)
     settings = counts_settings(config)
     previous, feed = previous_topics(context)
     cluster_labels, kept_note = keep_placements(
@@ -174,18 +100,30 @@ def run(context: StageContext) -> StageResult:
         else None
     )
     state: LabelState | None
+    rows = None  # the papers the metrics are computed on: all, or the sample that described the topics
     if isinstance(updated, Updated):
         assignments, topics, hierarchy, feed_outputs = (
             updated.assignments, updated.topics, updated.hierarchy, updated.feed_outputs
         )  # fmt: skip
         notes, state = updated.notes, updated.state
     else:
-        assignments, topics, hierarchy, feed_outputs, notes, state = _label_in_full(
-            context, papers, texts, tokens, text_keys, embeddings, cluster_labels, layout, previous, feed
+        if tokens is None:
+            labelled, rows, tokens = _label_sampled(
+                context, papers, texts, embeddings, cluster_labels, layout, sample_size
+            )
+        else:
+            labelled = _label_all(context, papers, tokens, text_keys, embeddings, cluster_labels, layout)
+        assignments, topics, hierarchy, feed_outputs, notes, state = _named_and_stable(
+            context, labelled, papers, text_keys, embeddings, previous, feed, rows
         )
         notes = ([f"labelled in full: {updated}"] if updated else []) + notes
     npmi_ready.join()
-    metrics = run_metrics(papers, assignments, topics, tokens, texts)
+    if rows is None:
+        metrics = run_metrics(papers, assignments, topics, tokens, texts)
+    else:
+        sample = papers.iloc[rows].reset_index(drop=True)
+        metrics = run_metrics(sample, assignments.iloc[rows].reset_index(drop=True), topics, tokens,
+                              [texts[row] for row in rows.tolist()])  # fmt: skip
     counts_summary = {
         "topics": int((topics["topic"] >= 0).sum()),
         "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
@@ -206,45 +144,108 @@ def run(context: StageContext) -> StageResult:
     return outputs, counts_summary
 
 
-def _label_in_full(
+@dataclass(frozen=True)
+class _Labelled:
+    """What the full path hands on to naming by LLM and stable ids: the tables, and what audits names."""
+
+    result: LabelResult
+    phrases: PhraseIndex
+    counts: TermCounts | None
+
+
+def _label_all(
     context: StageContext,
     papers: pd.DataFrame,
-    texts: list[str],
     tokens: TokenizedTexts,
     text_keys: list[bytes],
     embeddings: np.ndarray,
     cluster_labels: np.ndarray,
     layout: np.ndarray,
-    previous: PreviousTopics | None,
-    feed: dict[str, Any] | None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, bytes], list[str], LabelState | None]:
-    """The label tables from every paper, under stable ids; also the state the next update starts from."""
+    label_config: LabelConfig | None = None,
+) -> _Labelled:
+    """The label tables from every paper of ``papers`` (``label_config``: instead of the run's label settings)."""
     from pipeline.embed import load_backend
-    from pipeline.feed.label_update import build_state
-    from pipeline.label import keyword_min_share, label_topics, llm_group_names, llm_names, with_name_audit
+    from pipeline.label import keyword_min_share, label_topics
 
     store, config = context.store, context.config
+    label_config = label_config or config.label
     # The run's embedding backend: it weighs name phrases by meaning, and embeds key phrases for mmr/keybert.
     word_embedder = load_backend(config.embed).encode
     counts_key = term_counts_key(sha256_bytes(b"".join(text_keys)), config)
     counts = None
-    if config.label.representation == "none":
+    if label_config.representation == "none":
         counts = cached_term_counts(store.cache, tokens, counts_key, config)
     result = label_topics(
         papers,
         embeddings,
         cluster_labels,
         layout,
-        config.label,
+        label_config,
         word_embedder,
         tokens=tokens,
         counts=counts,
         class_weights_of=lambda counts, topics: cached_class_weights(
-            store.cache, counts, counts_key, topics, config.label.reduce_frequent_words, keyword_min_share(config.label)
+            store.cache, counts, counts_key, topics, label_config.reduce_frequent_words, keyword_min_share(label_config)
         ),
         seed=config.seed,
         phrases=(phrases := cached_phrase_index(store.cache, papers, config)),
     )
+    return _Labelled(result, phrases, counts)
+
+
+def _label_sampled(
+    context: StageContext,
+    papers: pd.DataFrame,
+    texts: list[str],
+    embeddings: np.ndarray,
+    cluster_labels: np.ndarray,
+    layout: np.ndarray,
+    size: int,
+) -> tuple[_Labelled, np.ndarray, TokenizedTexts]:
+    """The label tables of all papers, described from a sample of each topic (``pipeline.label.sample``).
+
+    Returns them, the sampled rows and the sample's tokens (the metrics are computed on the sample).
+    """
+    from pipeline.label import LabelResult, merged_clusters
+    from pipeline.label.sample import expanded, stratified_rows
+
+    config = context.config
+    labels, notes = merged_clusters(cluster_labels, embeddings, config.label)
+    rows = stratified_rows(labels, size, config.seed)
+    sample = papers.iloc[rows].reset_index(drop=True)
+    tokens, keys = cached_tokens(context.store.cache, [texts[row] for row in rows.tolist()])
+    n_topics = len(set(labels.tolist()) - {OUTLIER_TOPIC})
+    # The clusters are merged and outliers placed already, over all papers: the sample keeps them.
+    sample_config = config.label.model_copy(update={"reduce_outliers": False, "n_topics": max(n_topics, 1)})
+    labelled = _label_all(context, sample, tokens, keys, embeddings[rows], labels[rows], layout[rows], sample_config)
+    result = labelled.result
+    assignments, topics, hierarchy = expanded(
+        result.topics, result.hierarchy, result.assignments["topic"].to_numpy(), labels[rows], labels, papers,
+        embeddings, layout,
+    )  # fmt: skip
+    note = f"topics described from a sample of {len(rows):,} of the {len(papers):,} papers (label.fit_sample)"
+    whole = LabelResult(assignments, topics, hierarchy, [*notes, note])
+    return _Labelled(whole, labelled.phrases, None), rows, tokens
+
+
+def _named_and_stable(
+    context: StageContext,
+    labelled: _Labelled,
+    papers: pd.DataFrame,
+    text_keys: list[bytes],
+    embeddings: np.ndarray,
+    previous: PreviousTopics | None,
+    feed: dict[str, Any] | None,
+    rows: np.ndarray | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, bytes], list[str], LabelState | None]:
+    """LLM names, stable ids and the audit of kept names; also the state the next update starts from.
+
+    ``rows``: the papers the phrase index covers (a sample), None for all.
+    """
+    from pipeline.feed.label_update import build_state
+    from pipeline.label import llm_group_names, llm_names, with_name_audit
+
+    config, result, phrases = context.config, labelled.result, labelled.phrases
     topics = llm_names(result.topics, papers, config.label.llm, result.assignments)
     topics, hierarchy = llm_group_names(topics, result.hierarchy, papers, config.label.llm)
     topics = topics.assign(**{AUDITED: topics["name"]})  # the names the audit columns speak of
@@ -253,13 +254,15 @@ def _label_in_full(
     )
     # A topic that keeps its name from an earlier run is audited under that name.
     if (topics["name"] != topics[AUDITED]).any():
-        topics = with_name_audit(topics, phrases.text, assignments["topic"].to_numpy())
+        audited = assignments["topic"].to_numpy()
+        topics = with_name_audit(topics, phrases.text, audited if rows is None else audited[rows])
     topics = topics.drop(columns=AUDITED)
     state = None
-    if counts is not None:
+    if labelled.counts is not None and rows is None:
         names = dict(zip(topics["topic"].astype(int).tolist(), topics["name"].astype(str).tolist(), strict=True))
         paper_ids = papers["paper_id"].astype(str).tolist()
-        state = build_state(paper_ids, text_keys, assignments["topic"].to_numpy(), counts, phrases.text, names)
+        topic_of = assignments["topic"].to_numpy()
+        state = build_state(paper_ids, text_keys, topic_of, labelled.counts, phrases.text, names)
     return assignments, topics, hierarchy, feed_outputs, result.notes + feed_notes, state
 
 

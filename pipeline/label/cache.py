@@ -1,0 +1,117 @@
+"""The label stage's sub-results kept between runs (``store.cache``): tokens, term counts, c-TF-IDF, phrases.
+
+So that changing a label setting costs seconds at 75k papers: each text's tokens (per text,
+shared by all runs), the document-term matrix (while the texts, stop words and n-gram length
+stay), the c-TF-IDF matrix (while, in addition, every paper keeps its topic) and the phrase
+index (while the titles, abstracts and stop words stay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import RunConfig
+from pipeline.files import array_to_bytes, hash_json, sha256_bytes
+from pipeline.memo import MemoStore, SparseMatrix, text_key
+
+if TYPE_CHECKING:
+    from scipy import sparse
+
+    from pipeline.label.phrases import PhraseIndex
+    from pipeline.terms import TermCounts, TokenizedTexts
+
+# A run's tokens assembled from several shards (after papers were added) are kept whole so that
+# the next label change reads one file instead of assembling them again (1.8 s at 75k papers);
+# each is as large as the texts' shards, so only the two most recently used are kept.
+ASSEMBLED_TOKENS_KEPT = 2
+
+
+def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, list[bytes]]:
+    """The texts tokenised, each text at most once per output folder, and each text's key."""
+    from pipeline import terms
+
+    keys = [text_key(text) for text in texts]
+    tokens, _ = cache.memo_rows(
+        f"tokens/v{terms.TOKENIZER_VERSION}",
+        keys,
+        lambda indices: terms.tokenize_texts([texts[index] for index in indices]),
+        terms.TokenRows(),
+        keep_assembled=ASSEMBLED_TOKENS_KEPT,
+    )
+    return tokens, keys
+
+
+def counts_settings(config: RunConfig) -> str:
+    """What term counts depend on besides the texts: the tokenizer, the stop words and the n-grams."""
+    from pipeline.label import stop_words
+    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
+
+    return hash_json(
+        {"tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label), "ngram_max": config.label.ngram_max,
+         "terms_version": TERM_COUNTS_VERSION}
+    )  # fmt: skip
+
+
+def term_counts_key(text_digest: str, config: RunConfig) -> str:
+    """What the label stage's document-term matrix depends on: the texts, stop words and n-grams."""
+    from pipeline.label import stop_words
+    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
+
+    return hash_json(
+        {"texts": text_digest, "tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label),
+         "ngram_max": config.label.ngram_max, "terms_version": TERM_COUNTS_VERSION}
+    )  # fmt: skip
+
+
+def cached_term_counts(cache: MemoStore, tokens: TokenizedTexts, key: str, config: RunConfig) -> TermCounts:
+    """The document-term matrix, reused while the texts, stop words and n-grams stay."""
+    from pipeline.label import term_counts_for
+    from pipeline.terms import TermCountsArrays
+
+    return cache.memo("term-counts", key, lambda: term_counts_for(tokens, config.label), TermCountsArrays())
+
+
+def cached_class_weights(
+    cache: MemoStore,
+    counts: TermCounts,
+    counts_key: str,
+    topic_per_paper: np.ndarray,
+    reduce_frequent_words: bool,
+    min_topic_share: float,
+) -> sparse.csr_matrix:
+    """The c-TF-IDF matrix, reused while the term counts and every paper's topic stay."""
+    from pipeline import label
+
+    key = hash_json(
+        {
+            "counts": counts_key,
+            "topics": sha256_bytes(array_to_bytes(topic_per_paper)),
+            "version": label.CLASS_WEIGHTS_VERSION,
+            "reduce_frequent_words": reduce_frequent_words,
+            "min_topic_share": min_topic_share,
+        }
+    )
+    return cache.memo(
+        "class-weights",
+        key,
+        lambda: label.class_weights(counts, topic_per_paper, reduce_frequent_words, min_topic_share),
+        SparseMatrix(),
+    )
+
+
+def cached_phrase_index(cache: MemoStore, papers: pd.DataFrame, config: RunConfig) -> PhraseIndex:
+    """The candidate names of the papers, reused while their titles, abstracts and stop words stay."""
+    from pipeline.label import phrase_index, stop_words
+    from pipeline.label.phrases import PHRASE_INDEX_VERSION, PhraseIndexArrays
+
+    digest = hashlib.sha256()
+    for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist(), strict=True):
+        digest.update(f"{title}\x00{abstract}\x00".encode())
+    key = hash_json(
+        {"texts": digest.hexdigest(), "stop_words": stop_words(config.label), "version": PHRASE_INDEX_VERSION}
+    )
+    return cache.memo("phrases", key, lambda: phrase_index(papers, config.label), PhraseIndexArrays())
