@@ -47,6 +47,10 @@ __all__ = ["build_report", "join_tables"]
 # (see pipeline/parallel.py): 1 s saved at 75,000 papers; a fork costs more than it
 # saves for a few thousand papers.
 FORK_MIN_PAPERS = 20_000
+# ... and up to this many: the forked child's copy of the joined tables grows as it writes, and
+# at 1,000,000 papers the driver (18 GB) and its child were killed for memory together on a 24 GB
+# machine (docs/scale.md); one process is slower by a second and holds one copy.
+FORK_MAX_PAPERS = 300_000
 
 
 def build_report(
@@ -77,7 +81,7 @@ def build_report(
         metrics: the label stage's quality figures (a flat dict); None leaves them out.
         feed: the label stage's topic history, registry and feed entries; None leaves
             ``new.html``, ``digest.md`` and ``feed.atom`` out (``pipeline.report.whats_new``).
-        fork_min_papers: from this many papers, the map and charts pages are built in a
+        fork_min_papers: from this many papers (up to FORK_MAX_PAPERS), the map and charts pages are built in a
             forked process while this one builds the other files (Linux only; same files).
         map_points_cap: above this many papers the map draws a seeded sample of this many and
             the rest as density; ``map-papers.js`` then holds the others for search (``docmap``).
@@ -122,7 +126,8 @@ def build_report(
         return {**views.map_files(report, map_points_cap), "topics.html": views.charts_page(report)}
 
     # The two halves take about as long at 75,000 papers (1.7 s each on this 2-core machine).
-    start_method: Literal["fork"] | None = "fork" if len(joined) >= fork_min_papers else None
+    forked = fork_min_papers <= len(joined) <= FORK_MAX_PAPERS
+    start_method: Literal["fork"] | None = "fork" if forked else None
     with built_beside(map_and_charts, start_method) as pages_built_beside:
         csv_of_topic = dict(zip(topics["topic"].astype(int), topics["csv"], strict=True))
         files["papers.csv"], topic_files = paper_csvs(joined, csv_of_topic)
