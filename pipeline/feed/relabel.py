@@ -68,7 +68,13 @@ def updated_labels(
     """The label tables of an update from the last run's state, or why the full path must run."""
     from pipeline.feed.identity import stable_topics
     from pipeline.label import merged_clusters, phrase_tokens, term_counts_for
-    from pipeline.label.geometry import centroids_of, intertopic_positions, paper_scores
+    from pipeline.label.geometry import (
+        assignments_table,
+        best_papers,
+        centroids_of,
+        intertopic_positions,
+        paper_scores,
+    )
     from pipeline.label.keywords import renumber_by_size
     from pipeline.schema import paper_texts
     from pipeline.terms import tokenize_texts
@@ -127,7 +133,6 @@ def updated_labels(
     topic_rows = []
     for topic in sorted(set(topic_of.tolist())):
         members = np.flatnonzero(topic_of == topic)
-        ranked = members[np.lexsort((members, -scores[members]))]  # best first; ties by input order
         old = old_by_topic.loc[topic]
         x, y = positions.get(topic, (np.nan, np.nan))
         coverage, lift = audit.get(topic, (np.nan, np.nan))
@@ -139,7 +144,7 @@ def updated_labels(
                 "size": len(members),
                 "keywords": [word for word, _ in keywords.get(topic, [])],
                 "keyword_weights": [float(weight) for _, weight in keywords.get(topic, [])],
-                "representative_ids": papers["paper_id"].iloc[ranked[:10]].tolist(),
+                "representative_ids": best_papers(papers["paper_id"], members, scores),
                 "x": float(x),
                 "y": float(y),
                 "name_coverage": coverage,
@@ -149,15 +154,7 @@ def updated_labels(
     topics = pd.DataFrame(topic_rows, columns=list(old_topics.columns))
     topics = topics.assign(_real=topics["topic"] != OUTLIER_TOPIC, _size=-topics["size"])
     topics = topics.sort_values(["_real", "_size", "topic"], kind="stable").drop(columns=["_real", "_size"])
-    assignments = pd.DataFrame(
-        {
-            "paper_id": papers["paper_id"].astype("string"),
-            "topic": topic_of,
-            "score": scores.astype(np.float64),
-            "x": layout[:, 0].astype(np.float64),
-            "y": layout[:, 1].astype(np.float64),
-        }
-    )
+    assignments = assignments_table(papers["paper_id"], topic_of, scores, layout)
     name_of = dict(zip(topics["topic"].tolist(), topics["name"].tolist(), strict=True))
     registry = stable.registry.assign(
         name=[name_of.get(t, n) for t, n in zip(stable.registry["topic"], stable.registry["name"], strict=True)]

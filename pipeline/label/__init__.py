@@ -28,6 +28,8 @@ import pandas as pd
 from pipeline.config import LabelConfig, RunConfig
 from pipeline.label.audit import audit_of_topics, name_audit_metrics, with_name_audit
 from pipeline.label.geometry import (
+    assignments_table,
+    best_papers,
     centroids_of,
     intertopic_positions,
     merge_to_target,
@@ -161,7 +163,6 @@ def label_topics(
     rows = []
     for topic in topic_ids:
         members = rows_of[topic]
-        ranked = members[np.lexsort((members, -scores[members]))]  # best first; ties by input order
         words = keywords.get(topic, [])
         x, y = positions.get(topic, (np.nan, np.nan))
         rows.append(
@@ -172,22 +173,14 @@ def label_topics(
                 "size": len(members),
                 "keywords": [word for word, _ in words],
                 "keyword_weights": [float(weight) for _, weight in words],
-                "representative_ids": papers["paper_id"].iloc[ranked[:10]].tolist(),
+                "representative_ids": best_papers(papers["paper_id"], members, scores),
                 "x": float(x),
                 "y": float(y),
                 "coarse_topic": coarse_of.get(topic, OUTLIER_TOPIC),
                 "coarse_name": coarse_names.get(coarse_of.get(topic, OUTLIER_TOPIC), OUTLIER_NAME),
             }
         )
-    assignments = pd.DataFrame(
-        {
-            "paper_id": papers["paper_id"].astype("string"),
-            "topic": topics_per_paper.astype(np.int64),
-            "score": scores.astype(np.float64),
-            "x": layout[:, 0].astype(np.float64),
-            "y": layout[:, 1].astype(np.float64),
-        }
-    )
+    assignments = assignments_table(papers["paper_id"], topics_per_paper, scores, layout)
     topics = with_name_audit(pd.DataFrame(rows), text, topics_per_paper)
     return LabelResult(assignments=assignments, topics=topics, hierarchy=hierarchy, notes=notes)
 

@@ -78,6 +78,27 @@ def centroid_bars(
     return centroids, bars
 
 
+def best_papers(paper_ids: pd.Series, members: np.ndarray, scores: np.ndarray, n: int = 10) -> list[str]:
+    """The ids of the ``n`` best of a topic's papers (rows ``members``): highest score first, ties by input order."""
+    ranked = members[np.lexsort((members, -scores[members]))]
+    return paper_ids.iloc[ranked[:n]].tolist()
+
+
+def assignments_table(
+    paper_ids: pd.Series, topic_per_paper: np.ndarray, scores: np.ndarray, layout: np.ndarray
+) -> pd.DataFrame:
+    """The assignments table (``schema.ASSIGNMENT_COLUMNS``): each paper's topic, score and map position."""
+    return pd.DataFrame(
+        {
+            "paper_id": paper_ids.astype("string"),
+            "topic": topic_per_paper.astype(np.int64),
+            "score": scores.astype(np.float64),
+            "x": layout[:, 0].astype(np.float64),
+            "y": layout[:, 1].astype(np.float64),
+        }
+    )
+
+
 def paper_scores(embeddings: np.ndarray, topics: np.ndarray, centroids: dict[int, np.ndarray]) -> np.ndarray:
     """Cosine of each paper to its topic's centroid; an outlier gets its best cosine to any topic."""
     scores = np.zeros(len(topics), dtype=np.float64)

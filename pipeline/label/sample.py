@@ -23,7 +23,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipeline.label.geometry import centroids_of, intertopic_positions, paper_scores
+from pipeline.label.geometry import (
+    assignments_table,
+    best_papers,
+    centroids_of,
+    intertopic_positions,
+    paper_scores,
+)
 
 # Papers read to describe the topics when label.fit_sample is "auto": all of them up to this
 # many, this many above it (the cluster stage's fit sample is the same size). The label stage
@@ -86,10 +92,9 @@ def expanded(
     for row in sample_topics.to_dict("records"):
         topic = full_of[int(row["topic"])]
         members = np.flatnonzero(local == topic)
-        ranked = members[np.lexsort((members, -scores[members]))]  # best first; ties by input order
         x, y = positions.get(topic, (np.nan, np.nan))
         rows.append(row | {"topic": topic, "size": len(members), "x": float(x), "y": float(y),
-                           "representative_ids": papers["paper_id"].iloc[ranked[:10]].tolist()})  # fmt: skip
+                           "representative_ids": best_papers(papers["paper_id"], members, scores)})  # fmt: skip
     topics = pd.DataFrame(rows, columns=list(sample_topics.columns)).sort_values("topic", kind="stable")
     hierarchy = sample_hierarchy
     if len(hierarchy):
@@ -103,13 +108,4 @@ def expanded(
             child_right_id=hierarchy["child_right_id"].map(node),
             topics=[sorted(full_of[int(leaf)] for leaf in leaves) for leaves in hierarchy["topics"]],
         )
-    assignments = pd.DataFrame(
-        {
-            "paper_id": papers["paper_id"].astype("string"),
-            "topic": local.astype(np.int64),
-            "score": scores.astype(np.float64),
-            "x": layout[:, 0].astype(np.float64),
-            "y": layout[:, 1].astype(np.float64),
-        }
-    )
-    return assignments, topics.reset_index(drop=True), hierarchy
+    return assignments_table(papers["paper_id"], local, scores, layout), topics.reset_index(drop=True), hierarchy
