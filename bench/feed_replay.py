@@ -1,7 +1,7 @@
 """Replay a daily feed: the first days clustered, then one day added per run (issue 15's targets).
 
     python bench/feed_replay.py [--corpus ../shared/corpora/arxiv-daily-cs] [--start-days 300]
-                                [--days N] [--backend model2vec] [--work /tmp/feed-replay]
+                                [--days N] [--per-run K] [--backend model2vec] [--work /tmp/feed-replay]
                                 [--resume] [--no-recluster] [--json rows.json]
 
 The corpus folder holds one ``data/YYYY-MM-DD.jsonl`` per listing day. A staging folder of
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "arxiv-daily-cs")
     parser.add_argument("--start-days", type=int, default=300)
     parser.add_argument("--days", type=int, default=None, help="add at most this many days (default: all)")
+    parser.add_argument("--per-run", type=int, default=1, help="days added per run (1: a daily feed)")
     parser.add_argument("--backend", default="onnx-int8", help="embed.backend (model2vec = the fast preview)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/feed-replay"))
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     rest = rest if args.days is None else rest[: args.days]
     config_path = write_config(args.work, staging, args.backend)
     print(f"backend {args.backend}; {len(start)} days to start ({start[0].stem} .. {start[-1].stem}), "
-          f"then {len(rest)} days one at a time")  # fmt: skip
+          f"then {len(rest)} days, {args.per_run} per run")  # fmt: skip
     header = (
         "| run | papers | seconds | stage seconds | placed by | pool | kept id | silent | topics | born (date, size) |"
     )
@@ -138,11 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     row = one_run(config_path)
     rows.append(row)
     print(row_text(f"start {start[-1].stem}", row), flush=True)
-    for day in rest:
-        (staging / day.name).symlink_to(day.resolve())
+    for first in range(0, len(rest), args.per_run):
+        days = rest[first : first + args.per_run]
+        for day in days:
+            (staging / day.name).symlink_to(day.resolve())
         row = one_run(config_path)
         rows.append(row)
-        print(row_text(f"+{day.stem}", row), flush=True)
+        print(
+            row_text(f"+{days[-1].stem}" if len(days) == 1 else f"+{len(days)} days to {days[-1].stem}", row),
+            flush=True,
+        )
     if not args.no_recluster:
         row = one_run(config_path, force_from="cluster")
         rows.append(row)

@@ -90,12 +90,19 @@ def largest_cluster_allowed(n_papers: int, min_cluster_size: int, max_share: flo
 
 
 def cluster_papers(
-    embeddings: np.ndarray, config: ClusterConfig, seed: int, parallel_layout: bool | None = None
+    embeddings: np.ndarray,
+    config: ClusterConfig,
+    seed: int,
+    parallel_layout: bool | None = None,
+    guide: np.ndarray | None = None,
 ) -> ClusterResult:
     """Cluster ndarray of shape (n_papers, dim) into topics and lay the papers out in 2-D.
 
     ``parallel_layout``: compute the 2-D map in a second process (None: from
     ``PARALLEL_LAYOUT_MIN_PAPERS`` papers); the result is the same either way.
+    ``guide``: (n_papers,) int, the topics an earlier clustering gave (-1 = none): both UMAP
+    layouts are then semi-supervised by them with weight ``config.recluster_guide``
+    (:func:`_umap`), so that a recluster keeps what still holds of the topics before it.
     """
     n_papers = embeddings.shape[0]
     if n_papers < MIN_PAPERS_TO_CLUSTER:
@@ -134,10 +141,17 @@ def cluster_papers(
 
     if parallel_layout is None:
         parallel_layout = n_papers >= PARALLEL_LAYOUT_MIN_PAPERS
+    target = None
+    if guide is not None and config.recluster_guide > 0 and (guide >= 0).any():
+        target = (guide, config.recluster_guide)
+        notes.append(
+            f"guided by the topics of the clustering before (UMAP target weight {config.recluster_guide:g}; "
+            f"{int((guide >= 0).sum()):,} of {n_papers:,} papers had one)"
+        )
     knn = _nearest_neighbours(embeddings, n_neighbors, seed)
-    map_build = functools.partial(_umap, embeddings, knn, n_neighbors, 2, config.map_min_dist, seed)
+    map_build = functools.partial(_umap, embeddings, knn, n_neighbors, 2, config.map_min_dist, seed, target)
     with built_beside(map_build, "spawn" if parallel_layout else None, what="the 2-D map layout") as map_layout:
-        reduced = _umap(embeddings, knn, n_neighbors, n_components, min_dist=0.0, seed=seed)
+        reduced = _umap(embeddings, knn, n_neighbors, n_components, min_dist=0.0, seed=seed, target=target)
         labels = hdbscan_labels(reduced, min_cluster_size, min_samples, max_cluster_size)
         layout = map_layout()
 
@@ -195,11 +209,19 @@ def _umap(
     n_components: int,
     min_dist: float,
     seed: int,
+    target: tuple[np.ndarray, float] | None = None,
 ) -> np.ndarray:
+    """A seeded UMAP layout; ``target``: (topic per paper, -1 = unknown; weight) for semi-supervised UMAP.
+
+    Semi-supervised UMAP (umap-learn's categorical target; BERTopic's semi-supervised topic
+    modelling) intersects the k-NN graph with the known topics: papers of one earlier topic
+    are drawn together, papers without one are placed by their neighbours alone.
+    """
     import warnings
 
     from umap import UMAP
 
+    supervision = {} if target is None else {"target_metric": "categorical", "target_weight": target[1]}
     reducer = UMAP(
         n_neighbors=n_neighbors,
         n_components=n_components,
@@ -208,12 +230,13 @@ def _umap(
         random_state=seed,  # seeded, so the same inputs give the same topics (UMAP then runs single-threaded)
         precomputed_knn=(knn[0], knn[1], None),
         init="spectral",
+        **supervision,
     )
     with warnings.catch_warnings():
         # UMAP warns that a seed disables parallelism and that a precomputed kNN is used: both are intended.
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")
         warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
-        return reducer.fit_transform(embeddings)
+        return reducer.fit_transform(embeddings, y=None if target is None else target[0])
 
 
 def hdbscan_labels(

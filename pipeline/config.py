@@ -128,6 +128,9 @@ class ClusterConfig(_Strict):
     # Papers UMAP and HDBSCAN are fitted on: "auto" = all up to 100,000 (pipeline.sample_fit),
     # a seeded sample of that many above; "all"; or a number. The rest join by nearest neighbours.
     fit_sample: Annotated[int, Field(ge=2, le=MAX_PAPERS)] | Literal["auto", "all"] = "auto"
+    # A recluster of a run clustered before (the drift bar, --force cluster) semi-supervises UMAP
+    # with the topics before, at this weight (0 = a recluster that ignores them).
+    recluster_guide: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
 
 
 class LLMConfig(_Strict):

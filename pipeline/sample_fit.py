@@ -311,8 +311,12 @@ def fit_on_sample(
     seed: int,
     engine: Engine,
     outlier_percentile: float | None,
+    guide: np.ndarray | None = None,
 ) -> ClusterResult:
     """Clusters and layouts of every paper, fitted on ``cluster.fit_sample`` of them.
+
+    ``guide``: (n_papers,) the topics of the clustering before, -1 = none (see
+    :func:`pipeline.cluster.cluster_papers`); the fit on a sample is guided by the sample's.
 
     With a sample that covers every paper this is :func:`pipeline.cluster.cluster_papers` itself,
     so small and medium piles get exactly today's result. Above it, UMAP and HDBSCAN fit on a
@@ -324,10 +328,10 @@ def fit_on_sample(
     n_papers = embeddings.shape[0]
     size = fit_sample_size(n_papers, config.fit_sample)
     if size >= n_papers:
-        return cluster_papers(embeddings, config, seed)
+        return cluster_papers(embeddings, config, seed, guide=guide)
     sample = choose_sample(n_papers, size, seed)
     rest = rest_of(n_papers, sample)
-    fitted = cluster_papers(embeddings[sample], config, seed)
+    fitted = cluster_papers(embeddings[sample], config, seed, guide=None if guide is None else guide[sample])
     width = fitted.layout.shape[1]
     coords = np.hstack([fitted.layout, fitted.reduced]).astype(np.float32)
     parts = [part for part in np.array_split(rest, max(1, engine.n_workers * 4)) if len(part)]

@@ -138,3 +138,32 @@ def test_the_cap_is_a_share_with_a_floor_and_can_be_switched_off():
     assert largest_cluster_allowed(10_000, 33, 1.0) == 0  # HDBSCAN's "no cap"
     with pytest.raises(ValueError):
         ClusterConfig(max_topic_share=0.0)
+
+
+def test_a_guided_recluster_draws_the_earlier_topics_back_and_weight_zero_ignores_them():
+    """Papers on a ring (no natural cut): a fresh clustering cuts it anywhere; guided by quarters, along them."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(0)
+    angle = rng.uniform(0, 2 * np.pi, 400)
+    points = np.zeros((400, 32))
+    points[:, 0], points[:, 1], points[:, 2] = np.cos(angle), np.sin(angle), 1.0
+    points += 0.08 * rng.normal(size=points.shape)
+    points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+    quarter = (angle // (np.pi / 2)).astype(np.int64)
+    guide = np.where(rng.random(400) < 0.2, -1, quarter)  # a fifth had no topic before (outliers, new papers)
+
+    def agreement(weight: float) -> tuple[float, list[str]]:
+        result = cluster_papers(points, ClusterConfig(min_cluster_size=20, recluster_guide=weight), seed=5, guide=guide)
+        return adjusted_rand_score(quarter, result.labels), result.notes
+
+    fresh, fresh_notes = agreement(0.0)
+    guided, guided_notes = agreement(0.3)
+    assert guided > fresh + 0.1
+    assert any(note.startswith("guided by the topics of the clustering before") for note in guided_notes)
+    assert not any(note.startswith("guided") for note in fresh_notes)
+    unguided = cluster_papers(points, ClusterConfig(min_cluster_size=20), seed=5)
+    np.testing.assert_array_equal(
+        unguided.labels,
+        cluster_papers(points, ClusterConfig(min_cluster_size=20, recluster_guide=0.0), seed=5, guide=guide).labels,
+    )

@@ -193,6 +193,7 @@ def test_a_grown_corpus_updates_the_run_and_a_forced_recluster_keeps_identity(tm
     day1 = load_config(make_config(tmp_path, [str(seed_pages[0])], name="feed", **extra))
     run_pipeline(day1, until="label")
     store = ArtifactStore(day1.run_dir, day1.cache_dir)
+    assert not any(note.startswith("guided") for note in store.read_json("cluster", "cluster.json")["notes"])
     before = store.read_table("label", "assignments.parquet")
     registry1 = store.read_table("label", "topics_registry.parquet")
     day2 = load_config(make_config(tmp_path, [str(page) for page in seed_pages], name="feed", **extra))
@@ -217,6 +218,8 @@ def test_a_grown_corpus_updates_the_run_and_a_forced_recluster_keeps_identity(tm
 
     forced = run_pipeline(day2, until="label", force_from="cluster")
     assert "incremental" not in {o.stage: o.counts for o in forced.outcomes}["cluster"]
+    # The recluster is semi-supervised by the clustering before it (the first run was not).
+    assert any(note.startswith("guided by") for note in store.read_json("cluster", "cluster.json")["notes"])
     final = store.read_table("label", "assignments.parquet")
     history = store.read_table("label", "topic_history.parquet")
     assert silent_changes(after, final, history, 3).empty
@@ -330,3 +333,25 @@ def test_a_new_dense_subject_in_a_new_day_becomes_a_new_topic_with_its_first_dat
     assert timeline.counts.loc[topic].tolist() == [0] * (len(timeline.periods) - 1) + [24]
     for old_topic in first_ids & set(timeline.counts.index):  # the other topics' rows end before November
         assert timeline.counts.loc[old_topic].iloc[-1] == 0
+
+
+def test_a_recluster_under_other_settings_is_not_guided_by_the_clustering_before(tmp_path, seed_pages):
+    """Tuning a setting gives what a fresh run gives: only a recluster of the same settings is guided."""
+    from pipeline.config import load_config
+    from pipeline.runner import run_pipeline
+    from pipeline.store import ArtifactStore
+    from tests.test_pipeline import make_config
+
+    pages = [str(page) for page in seed_pages]
+    run_pipeline(load_config(make_config(tmp_path, pages, name="tune")), until="cluster")
+    tuned = load_config(make_config(tmp_path, pages, name="tune", cluster={"min_cluster_size": 4}))
+    run_pipeline(tuned, until="cluster")
+    store = ArtifactStore(tuned.run_dir, tuned.cache_dir)
+    labels = store.read_array("cluster", "labels.npy")
+    assert not any(note.startswith("guided") for note in store.read_json("cluster", "cluster.json")["notes"])
+    (tmp_path / "fresh").mkdir()
+    fresh = load_config(make_config((tmp_path / "fresh"), pages, name="tune", cluster={"min_cluster_size": 4}))
+    run_pipeline(fresh, until="cluster")
+    np.testing.assert_array_equal(
+        labels, ArtifactStore(fresh.run_dir, fresh.cache_dir).read_array("cluster", "labels.npy")
+    )

@@ -4,6 +4,11 @@ When the last clustering was made with the same settings and model and the corpu
 the new papers join it (``pipeline.feed.update``: nearest centroid under the outlier bar,
 dense groups of the papers that fit nowhere become new clusters) instead of a full
 recluster, until the drift bar there is passed or ``--force cluster`` is given.
+
+A full recluster of a run clustered before with the same settings and model is guided by
+that clustering (semi-supervised UMAP, ``cluster.recluster_guide``): topics that still hold
+come back with the same members, so the label stage keeps their ids. A first run, or one
+with other settings, is never guided: tuning a setting gives what a fresh run gives.
 """
 
 from __future__ import annotations
@@ -39,17 +44,16 @@ class _Previous:
     base_papers: int  # papers of the last full clustering
 
 
-def _previous_clusters(context: StageContext, paper_ids: list[str]) -> _Previous | None:
-    """The last finished clustering, when the papers added since may simply join it.
+def _last_clustering(context: StageContext) -> _Previous | None:
+    """The last finished clustering of this run folder, when made with the same settings and model.
 
-    That is when it was made with the same settings and embedding model, every paper it
-    clustered is still in the corpus, and papers were added. Its files are checked against
-    the hashes it recorded, so a clustering half-overwritten by a killed run is never used.
+    Its files are checked against the hashes it recorded, so a clustering half-overwritten by
+    a killed run is never used.
     """
     from pipeline.embed import model_identity
 
     config, store, record = context.config, context.store, context.previous
-    if not config.cluster.incremental or record is None or context.forced:
+    if record is None:
         return None
     folder = store.stage_dir("cluster")
     try:
@@ -58,20 +62,36 @@ def _previous_clusters(context: StageContext, paper_ids: list[str]) -> _Previous
         meta = store.read_json("cluster", "cluster.json")
         old_ids = store.read_table("cluster", "paper_ids.parquet")["paper_id"].tolist()
         pool = store.read_array("cluster", "pool.npy")
+        labels = store.read_array("cluster", "labels.npy")
     except (FileNotFoundError, KeyError, ValueError):
         return None
     if meta.get("settings") != hash_json(_settings(config)) or meta.get("model") != model_identity(config.embed):
         return None
-    if not set(old_ids) <= set(paper_ids) or len(paper_ids) <= len(old_ids) or len(pool) != len(old_ids):
+    if len(pool) != len(old_ids) or len(labels) != len(old_ids):
         return None
     previous = ClusterResult(
-        labels=store.read_array("cluster", "labels.npy"),
+        labels=labels,
         reduced=store.read_array("cluster", "reduced.npy"),
         layout=store.read_array("cluster", "layout.npy"),
         params=meta["params"],
         notes=meta["notes"],
     )
     return _Previous(previous, old_ids, pool.astype(bool), int(meta.get("base_papers", len(old_ids))))
+
+
+def _joinable(config: RunConfig, last: _Previous | None, paper_ids: list[str], forced: bool) -> bool:
+    """The papers added since ``last`` may simply join it: updates are on, not forced, and it only grew."""
+    if last is None or forced or not config.cluster.incremental:
+        return False
+    return set(last.paper_ids) <= set(paper_ids) and len(paper_ids) > len(last.paper_ids)
+
+
+def _guide(last: _Previous | None, paper_ids: list[str]) -> np.ndarray | None:
+    """Each paper's cluster in the last clustering (-1: none, or not in it), to guide a recluster."""
+    if last is None:
+        return None
+    topic_of = dict(zip(last.paper_ids, last.result.labels.tolist(), strict=True))
+    return np.array([topic_of.get(paper_id, -1) for paper_id in paper_ids], dtype=np.int64)
 
 
 def _updated(config: RunConfig, embeddings: np.ndarray, paper_ids: list[str], found: _Previous) -> Update | None:
@@ -98,11 +118,16 @@ def run(context: StageContext) -> StageResult:
     config = context.config
     embeddings = context.store.read_array("embed", "embeddings.npy")
     paper_ids = context.store.read_table("parse", "papers.parquet")["paper_id"].tolist()
-    found = _previous_clusters(context, paper_ids)
+    last = _last_clustering(context)
+    found = last if _joinable(config, last, paper_ids, context.forced) else None
     update = None if found is None else _updated(config, embeddings, paper_ids, found)
     if update is None:
+        # A recluster of this run keeps what still holds of its topics (config.cluster.recluster_guide).
+        guide = _guide(last, paper_ids)
         with open_engine(config.engine) as engine:
-            result = fit_on_sample(embeddings, config.cluster, config.seed, engine, config.label.outlier_percentile)
+            result = fit_on_sample(
+                embeddings, config.cluster, config.seed, engine, config.label.outlier_percentile, guide=guide
+            )
         pool, base_papers = np.zeros(len(paper_ids), dtype=bool), len(paper_ids)
     else:
         assert found is not None
@@ -135,7 +160,7 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="cluster",
-    code_version=6,
+    code_version=7,
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
     outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy"),
     config_slice=_settings,
