@@ -47,7 +47,8 @@ def write_config(work: Path, staging: Path, backend: str) -> Path:
     return path
 
 
-def one_run(config_path: Path, force_from: str | None = None) -> dict:
+def one_run(config_path: Path, force_from: str | None = None, since: str = "") -> dict:
+    """One plain run (or forced from a stage); ``since``: the last starting day, to tell added papers apart."""
     config = load_config(config_path)
     store = ArtifactStore(config.run_dir, config.cache_dir)
     before = store.read_table("label", "assignments.parquet") if store.finished("label") else None
@@ -65,11 +66,17 @@ def one_run(config_path: Path, force_from: str | None = None) -> dict:
     date_of = dict(zip(papers["paper_id"], papers["date"], strict=True))
     born = history[(history["run"] == run) & (history["event"] == "born")]["topic"].astype(int).tolist()
     born = born if "label" in computed else []
+    added_of = dict(zip(papers["paper_id"], papers["source"].map(lambda path: Path(path).stem > since), strict=True))
+    name_of = store.read_table("label", "topics.parquet").set_index("topic")["name"].to_dict()
     born_rows = []
     for topic in born:
         members = after.loc[after["topic"] == topic, "paper_id"]
         dates = sorted(str(date_of[paper]) for paper in members if date_of[paper])
-        born_rows.append({"topic": topic, "size": len(members), "first_date": dates[0] if dates else ""})
+        born_rows.append({
+            "topic": topic, "name": name_of.get(topic, ""), "size": len(members),
+            "first_date": dates[0] if dates else "", "median_date": dates[len(dates) // 2] if dates else "",
+            "added_share": round(sum(added_of[paper] for paper in members) / max(1, len(members)), 3),
+        })  # fmt: skip
     cluster = counts.get("cluster", {})
     return {
         "run": run,
@@ -136,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
-    row = one_run(config_path)
+    since = start[-1].stem
+    row = one_run(config_path, since=since)
     rows.append(row)
     print(row_text(f"start {start[-1].stem}", row), flush=True)
     for first in range(0, len(rest), args.per_run):
@@ -150,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     if not args.no_recluster:
-        row = one_run(config_path, force_from="cluster")
+        row = one_run(config_path, force_from="cluster", since=since)
         rows.append(row)
         print(row_text("forced recluster", row), flush=True)
     updates = [r for r in rows[1 : len(rows) - (not args.no_recluster)] if r["placed_by"] == "update"]
@@ -159,9 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         slowest = max(r["seconds"] for r in updates)
         print(f"\nupdates: worst kept {100 * worst:.2f}% (target >= 98%), slowest {slowest:.1f} s"
               f" (target <= 20 s at 75k), silent changes {sum(r['silent'] for r in updates)}")  # fmt: skip
-        born = [b for r in updates for b in r["born"]]
-        small = [b for b in born if b["size"] < (rows[0]["min_cluster_size"] or 0)]
-        print(f"topics born in the added days: {len(born)}, of them under min_cluster_size: {len(small)}")
+    born = [b for r in rows[1:] for b in r["born"]]
+    small = [b for b in born if b["size"] < (rows[-1]["min_cluster_size"] or 0)]
+    in_updates = sum(len(r["born"]) for r in updates)
+    print(f"topics born after the start: {len(born)} ({in_updates} in updates, the rest in reclusters), "
+          f"under min_cluster_size: {len(small)}")  # fmt: skip
+    # A topic of the added days: most of its papers were listed after the start (the corpus's share is far lower).
+    added_share = 1 - rows[0]["papers"] / rows[-1]["papers"]
+    for b in born:
+        if b["added_share"] > 0.5:
+            print(f"  new subject: topic {b['topic']} \"{b['name']}\", {b['size']} papers, {b['added_share']:.0%} "
+                  f"listed in the added days (all papers: {added_share:.0%}), first {b['first_date']}, "
+                  f"median {b['median_date']}")  # fmt: skip
     if not args.no_recluster:
         print(f"forced recluster: kept {100 * rows[-1]['kept']:.2f}% (target >= 90%), silent {rows[-1]['silent']}")
     if args.json:

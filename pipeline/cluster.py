@@ -265,10 +265,17 @@ def extend_clusters(
     coordinates. old_embeddings: (n_old, dim) in the order of ``previous``; new_embeddings:
     (n_new, dim). Returns labels (n_new,), reduced (n_new, k) and layout (n_new, 2).
     """
+    from pipeline.sample_fit import BLOCK_ELEMENTS, nearest_columns
+
     k = max(1, min(n_neighbors, old_embeddings.shape[0]))
-    similarity = new_embeddings @ old_embeddings.T
-    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
-    weights = np.clip(np.take_along_axis(similarity, nearest, axis=1), 1e-6, None)
+    n_new = new_embeddings.shape[0]
+    nearest = np.empty((n_new, k), dtype=np.int64)
+    weights = np.empty((n_new, k), dtype=new_embeddings.dtype)
+    block = max(1, BLOCK_ELEMENTS // max(1, old_embeddings.shape[0]))  # bounds the similarities held at once
+    for start in range(0, n_new, block):
+        found = nearest_columns(new_embeddings[start : start + block] @ old_embeddings.T, k)
+        nearest[start : start + block], weights[start : start + block] = found
+    weights = np.clip(weights, 1e-6, None)
     weights = weights / weights.sum(axis=1, keepdims=True)
     labels = np.empty(new_embeddings.shape[0], dtype=np.int64)
     for row in range(new_embeddings.shape[0]):

@@ -227,6 +227,12 @@ def test_a_grown_corpus_updates_the_run_and_a_forced_recluster_keeps_identity(tm
     assert kept_share(after, final) >= 0.9 * best_matching_share(after, final)
     born = history[(history["run"] == 3) & (history["event"] == "born")]["topic"]
     assert (born > max(registry2.index)).all()  # a new topic never takes an id given before
+    # Forced again on the same papers, the recluster repeats its own guide and so its own topics.
+    guided_labels, guide = store.read_array("cluster", "labels.npy"), store.read_array("cluster", "guide.npy")
+    assert len(guide) == len(guided_labels) and not np.array_equal(guide, guided_labels)
+    run_pipeline(day2, until="cluster", force_from="cluster")
+    np.testing.assert_array_equal(store.read_array("cluster", "guide.npy"), guide)
+    np.testing.assert_array_equal(store.read_array("cluster", "labels.npy"), guided_labels)
 
 
 def test_a_paper_hdbscan_left_out_stays_in_the_topic_it_was_placed_in():

@@ -8,7 +8,9 @@ recluster, until the drift bar there is passed or ``--force cluster`` is given.
 A full recluster of a run clustered before with the same settings and model is guided by
 that clustering (semi-supervised UMAP, ``cluster.recluster_guide``): topics that still hold
 come back with the same members, so the label stage keeps their ids. A first run, or one
-with other settings, is never guided: tuning a setting gives what a fresh run gives.
+with other settings, is never guided: tuning a setting gives what a fresh run gives. A
+recluster of exactly the papers of a full clustering repeats that clustering's own guide
+(none for a first run), so the same config on the same inputs gives the same topics.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class _Previous:
     paper_ids: list[str]
     pool: np.ndarray  # bool per old paper: fit no cluster since the last full clustering
     base_papers: int  # papers of the last full clustering
+    guide: np.ndarray  # the guide the last clustering was made with, when a full one (empty: none)
 
 
 def _last_clustering(context: StageContext) -> _Previous | None:
@@ -63,6 +66,7 @@ def _last_clustering(context: StageContext) -> _Previous | None:
         old_ids = store.read_table("cluster", "paper_ids.parquet")["paper_id"].tolist()
         pool = store.read_array("cluster", "pool.npy")
         labels = store.read_array("cluster", "labels.npy")
+        guide = store.read_array("cluster", "guide.npy")
     except (FileNotFoundError, KeyError, ValueError):
         return None
     if meta.get("settings") != hash_json(_settings(config)) or meta.get("model") != model_identity(config.embed):
@@ -76,7 +80,7 @@ def _last_clustering(context: StageContext) -> _Previous | None:
         params=meta["params"],
         notes=meta["notes"],
     )
-    return _Previous(previous, old_ids, pool.astype(bool), int(meta.get("base_papers", len(old_ids))))
+    return _Previous(previous, old_ids, pool.astype(bool), int(meta.get("base_papers", len(old_ids))), guide)
 
 
 def _joinable(config: RunConfig, last: _Previous | None, paper_ids: list[str], forced: bool) -> bool:
@@ -87,9 +91,15 @@ def _joinable(config: RunConfig, last: _Previous | None, paper_ids: list[str], f
 
 
 def _guide(last: _Previous | None, paper_ids: list[str]) -> np.ndarray | None:
-    """Each paper's cluster in the last clustering (-1: none, or not in it), to guide a recluster."""
+    """Each paper's cluster in the last clustering (-1: none, or not in it), to guide a recluster.
+
+    When the last clustering was a full one of exactly these papers, its own guide (None when
+    it had none): the recluster then reproduces it instead of drifting from it run after run.
+    """
     if last is None:
         return None
+    if last.paper_ids == paper_ids and last.base_papers == len(paper_ids):
+        return last.guide if len(last.guide) else None
     topic_of = dict(zip(last.paper_ids, last.result.labels.tolist(), strict=True))
     return np.array([topic_of.get(paper_id, -1) for paper_id in paper_ids], dtype=np.int64)
 
@@ -129,9 +139,11 @@ def run(context: StageContext) -> StageResult:
                 embeddings, config.cluster, config.seed, engine, config.label.outlier_percentile, guide=guide
             )
         pool, base_papers = np.zeros(len(paper_ids), dtype=bool), len(paper_ids)
+        used = np.zeros(0, dtype=np.int64) if guide is None else guide
     else:
         assert found is not None
         result, pool, base_papers = update.result, update.pool, found.base_papers
+        used = np.zeros(0, dtype=np.int64)  # only a full clustering is repeated with its guide
     for note in result.notes:
         log.info("cluster: %s", note)
     n_clusters = len(set(result.labels.tolist()) - {-1})
@@ -154,15 +166,16 @@ def run(context: StageContext) -> StageResult:
         "paper_ids.parquet": table_to_bytes(ids_table),
         "cluster.json": json_to_bytes(meta),
         "pool.npy": array_to_bytes(pool),
+        "guide.npy": array_to_bytes(used),
     }
     return outputs, counts
 
 
 STAGE = Stage(
     name="cluster",
-    code_version=7,
+    code_version=8,
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
-    outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy"),
+    outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy", "guide.npy"),
     config_slice=_settings,
     run=run,
     modules=(
