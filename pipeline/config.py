@@ -121,8 +121,9 @@ class ClusterConfig(_Strict):
     map_min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     max_topic_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     incremental: bool = True
-    # Papers added since the last full clustering, as a share of it, beyond which all is reclustered.
-    incremental_max_share: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+    # Papers added since the last full clustering, as a share of it, beyond which all is reclustered
+    # (guided by the topics, so ids hold): how new subjects that joined a broad topic get their own.
+    incremental_max_share: Annotated[float, Field(gt=0.0, le=10.0)] = 0.25
     # Reclustered when the share of added papers that fit no topic exceeds the clustered papers' own by this.
     update_drift: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
     # Papers UMAP and HDBSCAN are fitted on: "auto" = all up to 100,000 (pipeline.sample_fit),

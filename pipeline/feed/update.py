@@ -14,7 +14,7 @@ of their nearest old papers (``pipeline.cluster.extend_clusters``).
 
 The drift bar (:func:`drifted`): the clustering was learnt on the papers of the last full
 clustering (the base); everything is reclustered when either
-- the papers added since then exceed ``max_growth`` times the base (1.0: the corpus doubled), or
+- the papers added since then exceed ``max_growth`` times the base (0.25 by default: a quarter more), or
 - at least min_cluster_size papers were added, and the share of them left in the pool exceeds
   by more than ``max_drift`` the share of the clustered papers that miss the same bar (the
   pool share the clustering itself would give its own papers): new papers no longer look like
