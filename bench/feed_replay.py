@@ -47,7 +47,7 @@ def write_config(work: Path, staging: Path, backend: str) -> Path:
     return path
 
 
-def one_run(config_path: Path, force_from: str | None = None, since: str = "") -> dict:
+def one_run(config_path: Path, since: str, force_from: str | None = None) -> dict:
     """One plain run (or forced from a stage); ``since``: the last starting day, to tell added papers apart."""
     config = load_config(config_path)
     store = ArtifactStore(config.run_dir, config.cache_dir)
@@ -144,21 +144,21 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     since = start[-1].stem
-    row = one_run(config_path, since=since)
+    row = one_run(config_path, since)
     rows.append(row)
     print(row_text(f"start {start[-1].stem}", row), flush=True)
     for first in range(0, len(rest), args.per_run):
         days = rest[first : first + args.per_run]
         for day in days:
             (staging / day.name).symlink_to(day.resolve())
-        row = one_run(config_path)
+        row = one_run(config_path, since)
         rows.append(row)
         print(
             row_text(f"+{days[-1].stem}" if len(days) == 1 else f"+{len(days)} days to {days[-1].stem}", row),
             flush=True,
         )
     if not args.no_recluster:
-        row = one_run(config_path, force_from="cluster", since=since)
+        row = one_run(config_path, since, force_from="cluster")
         rows.append(row)
         print(row_text("forced recluster", row), flush=True)
     updates = [r for r in rows[1 : len(rows) - (not args.no_recluster)] if r["placed_by"] == "update"]

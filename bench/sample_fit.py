@@ -39,11 +39,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.topic_tree import merge_to_target  # noqa: E402
-
 from pipeline.cluster import cluster_papers  # noqa: E402
 from pipeline.config import ClusterConfig  # noqa: E402
 from pipeline.label import AUTO_MAX_TOPICS, reassign_outliers  # noqa: E402
+from pipeline.label.geometry import merge_to_target  # noqa: E402
 from pipeline.metrics import label_agreement  # noqa: E402
 from pipeline.sample_fit import assign_rest, choose_sample, rest_of  # noqa: E402
 
