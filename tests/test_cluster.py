@@ -167,3 +167,22 @@ def test_a_guided_recluster_draws_the_earlier_topics_back_and_weight_zero_ignore
         unguided.labels,
         cluster_papers(points, ClusterConfig(min_cluster_size=20, recluster_guide=0.0), seed=5, guide=guide).labels,
     )
+
+
+def test_joblib_worker_processes_are_released_after_use():
+    """HDBSCAN's joblib workers idle for 300 s with what they held; the cluster stage stops them."""
+    import psutil
+    from joblib import Parallel, delayed
+
+    from pipeline.parallel import release_joblib_workers
+
+    def workers() -> list[psutil.Process]:
+        return [
+            child for child in psutil.Process().children(recursive=True) if "LokyProcess" in " ".join(child.cmdline())
+        ]
+
+    assert Parallel(n_jobs=2, backend="loky")(delayed(abs)(value) for value in (-1, -2, -3)) == [1, 2, 3]
+    assert workers()  # joblib keeps them for the next call
+    release_joblib_workers()
+    assert not [process for process in workers() if process.is_running() and process.status() != psutil.STATUS_ZOMBIE]
+    release_joblib_workers()  # none left: nothing to do

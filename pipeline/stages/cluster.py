@@ -123,6 +123,7 @@ def _updated(config: RunConfig, embeddings: np.ndarray, paper_ids: list[str], fo
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import model_identity
     from pipeline.engine import open_engine
+    from pipeline.parallel import release_joblib_workers
     from pipeline.sample_fit import fit_on_sample
 
     config = context.config
@@ -134,10 +135,13 @@ def run(context: StageContext) -> StageResult:
     if update is None:
         # A recluster of this run keeps what still holds of its topics (config.cluster.recluster_guide).
         guide = _guide(last, paper_ids)
-        with open_engine(config.engine) as engine:
-            result = fit_on_sample(
-                embeddings, config.cluster, config.seed, engine, config.label.outlier_percentile, guide=guide
-            )
+        try:
+            with open_engine(config.engine) as engine:
+                result = fit_on_sample(
+                    embeddings, config.cluster, config.seed, engine, config.label.outlier_percentile, guide=guide
+                )
+        finally:
+            release_joblib_workers()  # idle, they would keep their memory through the later stages
         pool, base_papers = np.zeros(len(paper_ids), dtype=bool), len(paper_ids)
         used = np.zeros(0, dtype=np.int64) if guide is None else guide
     else:
