@@ -19,6 +19,7 @@ through which the store keeps their results.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -139,6 +140,34 @@ def _from_words(flat: list[str] | np.ndarray, lengths: np.ndarray) -> TokenizedT
     return TokenizedTexts(np.asarray(uniques, dtype=object), codes.astype(np.int32), offsets)
 
 
+def concat_texts(first: TokenizedTexts, second: TokenizedTexts) -> TokenizedTexts:
+    """The texts of ``first`` followed by those of ``second``, as :func:`tokenize_texts` gives them for both.
+
+    Each part's vocabulary must hold only words its texts use (as :func:`tokenize_texts` and
+    :func:`select_texts` give them); raises KeyError otherwise.
+    """
+    for part in (first, second):
+        if len(part.tokens) and not np.bincount(part.tokens, minlength=len(part.vocabulary)).all():
+            raise KeyError("a part's vocabulary holds words its texts do not use")
+    # The second part's words merged into the first's sorted vocabulary (code point order, as
+    # pd.factorize(sort=True) sorts Python strings), without sorting the whole again.
+    first_words, second_words = first.vocabulary.astype(str), second.vocabulary.astype(str)
+    at = np.searchsorted(first_words, second_words)
+    present = np.zeros(len(second_words), dtype=bool)
+    if len(first_words):
+        present = first_words[np.minimum(at, len(first_words) - 1)] == second_words
+    new_at = at[~present]  # ascending: the second vocabulary is sorted too
+    shift = np.cumsum(np.bincount(new_at, minlength=len(first_words) + 1))
+    first_ids = np.arange(len(first_words)) + shift[: len(first_words)]
+    second_ids = np.empty(len(second_words), dtype=np.int64)
+    second_ids[present] = first_ids[at[present]]
+    second_ids[~present] = new_at + np.arange(len(new_at))
+    vocabulary = np.insert(first.vocabulary.astype(object), new_at, second.vocabulary.astype(object)[~present])
+    tokens = np.concatenate([first_ids.astype(np.int32)[first.tokens], second_ids.astype(np.int32)[second.tokens]])
+    offsets = np.concatenate([first.offsets, second.offsets[1:] + first.offsets[-1]]).astype(np.int64)
+    return TokenizedTexts(vocabulary, tokens, offsets)
+
+
 def select_texts(parts: Sequence[tuple[np.ndarray, TokenizedTexts]], wanted: Sequence[bytes]) -> TokenizedTexts:
     """The tokenised texts of the ``wanted`` keys, in that order, from (keys, texts) parts.
 
@@ -151,6 +180,12 @@ def select_texts(parts: Sequence[tuple[np.ndarray, TokenizedTexts]], wanted: Seq
         # The usual case after a first run: one part tokenised exactly these texts, in this order.
         if len(keys) == len(wanted_keys) and np.array_equal(np.asarray(keys, dtype="S16"), wanted_keys):
             return part
+    if parts and 0 < len(parts[0][0]) < len(wanted_keys):
+        # A feed's next run: the last run's texts (the first part), then the new day's.
+        head_keys, head = parts[0]
+        if np.array_equal(np.asarray(head_keys, dtype="S16"), wanted_keys[: len(head_keys)]):
+            with contextlib.suppress(KeyError):  # else the general way below
+                return concat_texts(head, select_texts(parts[1:], wanted[len(head_keys) :]))
     words = pd.Index(np.concatenate([part.vocabulary for _, part in parts]) if parts else [], dtype=object)
     codes, uniques = pd.factorize(words)
     shifted, lengths, starts, all_keys = [], [], [], []

@@ -231,6 +231,47 @@ def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_r
     assert len(list(folder.glob("assembled-*"))) == ASSEMBLED_TOKENS_KEPT
 
 
+def test_a_grown_feed_reads_its_last_assembled_tokens_and_tokenises_only_the_new_texts(tmp_path, monkeypatch):
+    from pipeline.label.cache import cached_tokens
+    from pipeline.terms import TOKENIZER_VERSION, tokenize_texts
+
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    folder = store.cache.folder(f"tokens/v{TOKENIZER_VERSION}")
+    days = [[f"day {day} paper {i} about graphs" for i in range(3)] for day in range(4)]
+    seen: list[str] = []
+    for day in range(3):  # three runs of a growing feed: the third is assembled from three shards
+        seen += days[day]
+        cached_tokens(store.cache, seen)
+    # Every shard of the first two days now disagrees with its texts: only the kept whole may be read.
+    for shard in folder.glob("shard-*.npz"):
+        shard.write_bytes(b"garbage")
+    tokenised: list[list[str]] = []
+
+    def counting(batch):
+        tokenised.append(list(batch))
+        return tokenize_texts(batch)
+
+    monkeypatch.setattr("pipeline.terms.tokenize_texts", counting)
+    grown = [*seen, *days[3]]
+    tokens, _ = cached_tokens(store.cache, grown)
+    assert tokenised == [days[3]]
+    fresh = tokenize_texts(grown)
+    assert tokens.vocabulary.tolist() == fresh.vocabulary.tolist()
+    assert tokens.tokens.tolist() == fresh.tokens.tolist() and tokens.offsets.tolist() == fresh.offsets.tolist()
+
+
+def test_vector_rows_follow_the_keys_across_overlapping_parts():
+    keys = [text_key(text) for text in ("a", "b", "c", *texts_whose_key_ends_in_nul(1))]
+    first = (np.array(keys[:2], dtype="S16"), np.array([[1, 1], [2, 2]], dtype=np.float32))
+    second = (np.array(keys[1:], dtype="S16"), np.array([[9, 9], [3, 3], [4, 4]], dtype=np.float32))
+    rows = VectorRows().take([first, second], [keys[3], keys[1], keys[0], keys[2], keys[3]])
+    assert rows.dtype == np.float32
+    assert rows.tolist() == [[4, 4], [2, 2], [1, 1], [3, 3], [4, 4]]  # the first part holding "b" wins
+    assert VectorRows().take([first], []).shape == (0, 2)
+    with pytest.raises(KeyError):
+        VectorRows().take([first], [text_key("never stored")])
+
+
 def test_class_weights_are_reused_while_every_paper_keeps_its_topic(tmp_path, monkeypatch):
     from pipeline import label
     from pipeline.label.cache import cached_class_weights

@@ -18,8 +18,10 @@ from pipeline.memo import MemoStore, text_key
 from pipeline.terms import (
     TOKEN_PATTERN,
     TermCountsArrays,
+    TokenizedTexts,
     TokenRows,
     class_tfidf,
+    concat_texts,
     select_texts,
     term_counts,
     tokenize_texts,
@@ -141,6 +143,30 @@ def test_a_part_holding_exactly_the_wanted_texts_is_used_as_it_is():
     selected = select_texts(parts, keyed(shuffled).tolist())
     assert selected is not parts[1][1]
     assert selected.tokens.tolist() == tokenize_texts(shuffled).tokens.tolist()
+
+
+def test_a_first_part_holding_the_first_wanted_texts_is_joined_to_the_rest_as_fresh_tokenisation():
+    texts = random_texts(6)
+    head, later = texts[:30], [*texts[30:], "Zürich über alles", "aardvark graph"]  # words before and after
+    wanted = [*head, *later, head[3]]  # and a text of the first part again, at the end
+    parts = [(keyed(head), tokenize_texts(head)), (keyed(later), tokenize_texts(later))]
+    fresh = tokenize_texts(wanted)
+    for order in (parts, parts[::-1]):  # the joined route, and the general one
+        selected = select_texts(order, keyed(wanted).tolist())
+        assert selected.vocabulary.tolist() == fresh.vocabulary.tolist()
+        assert selected.tokens.tolist() == fresh.tokens.tolist()
+        assert selected.offsets.tolist() == fresh.offsets.tolist()
+
+
+def test_joining_refuses_a_vocabulary_with_words_no_text_uses():
+    head = tokenize_texts(["graph neural"])
+    padded = TokenizedTexts(np.array(["graph", "neural", "unused"], dtype=object), head.tokens, head.offsets)
+    with pytest.raises(KeyError, match="do not use"):
+        concat_texts(padded, tokenize_texts(["speech"]))
+    # select_texts then takes the general way, which keeps only the words in use.
+    parts = [(keyed(["graph neural"]), padded), (keyed(["speech"]), tokenize_texts(["speech"]))]
+    assert select_texts(parts, keyed(["graph neural", "speech"]).tolist()).vocabulary.tolist() == [
+        "graph", "neural", "speech"]  # fmt: skip
 
 
 def test_token_memo_round_trip_and_unreadable_shard(tmp_path):
