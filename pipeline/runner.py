@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from pipeline import __version__
 from pipeline.config import RunConfig
+from pipeline.parallel import return_freed_memory
 from pipeline.stage import Stage, StageContext
 from pipeline.stages import STAGE_NAMES, STAGES
 from pipeline.store import ArtifactStore, stage_cache_key
@@ -111,6 +112,8 @@ def run_pipeline(
     started = time.perf_counter()
     with store.lock():
         sources = collect_sources(config.inputs)
+        inputs = [{"path": source.path, "sha256": source.sha256, "bytes": len(source.data)} for source in sources]
+        last_reader = max((index for index, stage in enumerate(STAGES) if stage.reads_sources), default=-1)
         outcomes: list[StageOutcome] = []
         stage_seconds: dict[str, float] = {}
         for index, stage in enumerate(STAGES[: last + 1]):
@@ -121,13 +124,18 @@ def run_pipeline(
                 if observer is not None:
                     observer.stage_progress(name, done, total)
 
-            context = StageContext(config, store, sources, today, stage_seconds=dict(stage_seconds), progress=progress)
+            context = StageContext(config, store, sources if stage.reads_sources else [], today,
+                                   stage_seconds=dict(stage_seconds), progress=progress)  # fmt: skip
             outcome = _run_stage(stage, context, force=index >= forced_from)
+            if index == last_reader:
+                sources = []  # no later stage reads the input files' bytes
+            if outcome.status == "computed":
+                return_freed_memory()
             stage_seconds[stage.name] = outcome.seconds
             outcomes.append(outcome)
             if observer is not None:
                 observer.stage_finished(outcome)
-        manifest = _manifest(config, store, sources, outcomes, config_path, round(time.perf_counter() - started, 3))
+        manifest = _manifest(config, store, inputs, outcomes, config_path, round(time.perf_counter() - started, 3))
         manifest["today"] = today.isoformat()
         store.write_manifest(manifest)
     return RunResult(store.run_dir, outcomes, manifest)
@@ -146,7 +154,7 @@ def _package_versions() -> dict[str, str]:
 def _manifest(
     config: RunConfig,
     store: ArtifactStore,
-    sources: list[Any],
+    inputs: list[dict[str, Any]],
     outcomes: list[StageOutcome],
     config_path: str | None,
     wall_seconds: float,
@@ -172,7 +180,7 @@ def _manifest(
         "config": config.model_dump(mode="json"),
         "seeds": {"seed": config.seed, "umap_random_state": config.seed},
         "packages": _package_versions(),
-        "inputs": [{"path": source.path, "sha256": source.sha256, "bytes": len(source.data)} for source in sources],
+        "inputs": inputs,
         "stages": stages,
         **entries,
         "wall_seconds": wall_seconds,

@@ -76,3 +76,7 @@ class Stage:
     manifest_entries: Callable[[ArtifactStore], dict[str, Any]] = _no_manifest_entries
     # The modules whose source the stage's code version covers (checked by a test).
     modules: tuple[str, ...] = ()
+    # Whether its run and key read the input files' bytes (``StageContext.sources``); the others
+    # get none, and the runner lets the bytes go after the last stage that reads them (1.7 GB at
+    # a million papers, held through every later stage before).
+    reads_sources: bool = False

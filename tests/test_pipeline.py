@@ -274,3 +274,25 @@ def test_llm_labeller_names_topics_through_a_local_server(tmp_path, seed_pages):
     assert len(topic_requests) == len(real) and asked[0]["model"] == "tiny"  # the rest name the groups
     assert all(row["name"].startswith("Neural Network Pruning") for row in real)
     assert len({row["name"] for row in real}) == len(real)
+
+
+def test_only_the_stages_that_read_the_input_files_get_their_bytes(tmp_path, seed_pages, monkeypatch):
+    import dataclasses
+
+    from pipeline import runner
+
+    given: dict[str, int] = {}
+
+    def spying(stage):
+        def run(context):
+            given[stage.name] = sum(len(source.data) for source in context.sources)
+            return stage.run(context)
+
+        return dataclasses.replace(stage, run=run)
+
+    monkeypatch.setattr(runner, "STAGES", [spying(stage) for stage in runner.STAGES])
+    result = run_pipeline(load_config(make_config(tmp_path, [str(seed_pages[0])], name="bytes")))
+    size = seed_pages[0].stat().st_size
+    assert given == {"parse": size, "embed": 0, "cluster": 0, "label": 0, "report": 0}
+    # The manifest still says which files went in, and how large they were.
+    assert [(entry["path"], entry["bytes"]) for entry in result.manifest["inputs"]] == [(str(seed_pages[0]), size)]

@@ -124,17 +124,21 @@ def paper_csvs(joined: pd.DataFrame, csv_paths: dict[int, str]) -> tuple[bytes, 
     """
     ordered = sort_papers(joined)
     rows = _paper_rows(ordered)
-    header = _to_csv(rows.slice(0, 0))
     topics = ordered["topic"].to_numpy()
+    del ordered
+    header = _to_csv(rows.slice(0, 0))
     bounds = np.flatnonzero(np.diff(topics)) + 1
     firsts, lasts = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(topics)]])
-    blocks = {
-        int(topics[first]): _to_csv(rows.slice(first, last - first), header=False)
+    # Each topic's file whole (its header, then its rows); papers.csv then joins the files' rows
+    # through views, not copies: at 1,000,000 papers the CSVs are gigabytes, held twice, not three times.
+    with_rows = {
+        int(topics[first]): header + _to_csv(rows.slice(first, last - first), header=False)
         for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True)
         if last > first
     }
-    papers = header + b"".join(blocks.values())
-    return papers, {path: header + blocks.get(topic, b"") for topic, path in sorted(csv_paths.items())}
+    del rows
+    papers = b"".join([header, *(memoryview(data)[len(header) :] for data in with_rows.values())])
+    return papers, {path: with_rows.get(topic, header) for topic, path in sorted(csv_paths.items())}
 
 
 def _paper_rows(ordered: pd.DataFrame) -> Any:

@@ -68,5 +68,6 @@ STAGE = Stage(
     run=run,
     extra_key=_input_files,
     manifest_entries=_file_reports,
+    reads_sources=True,
     modules=("pipeline.stages.parse", "pipeline.sources", "pipeline.parse", "pipeline.schema", "pipeline.engine"),
 )
