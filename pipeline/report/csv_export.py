@@ -108,11 +108,17 @@ def _to_csv(table: Any, header: bool = True) -> bytes:
     return buffer.getvalue()
 
 
-def sort_papers(joined: pd.DataFrame) -> pd.DataFrame:
-    """Topic ascending, then score descending (best first), then paper id for ties."""
-    return joined.sort_values(
+def paper_order(joined: pd.DataFrame) -> np.ndarray:
+    """The row positions of ``joined`` by topic ascending, then score descending (best first), then paper id.
+
+    Sorted on those three columns alone: a caller takes the rows it needs, and the texts of a
+    million papers are not copied to be put in order.
+    """
+    keys = pd.DataFrame({column: joined[column].to_numpy() for column in ("topic", "score", "paper_id")})
+    ordered = keys.sort_values(
         ["topic", "score", "paper_id"], ascending=[True, False, True], kind="mergesort", na_position="last"
     )
+    return ordered.index.to_numpy()
 
 
 def paper_csvs(joined: pd.DataFrame, csv_paths: dict[int, str]) -> tuple[bytes, dict[str, bytes]]:
@@ -122,7 +128,7 @@ def paper_csvs(joined: pd.DataFrame, csv_paths: dict[int, str]) -> tuple[bytes, 
     ``csv_paths`` maps a topic to its CSV's relative path. papers.csv is sorted by topic, so
     it is the topics' CSVs put end to end under one header: each row is formatted once.
     """
-    ordered = sort_papers(joined)
+    ordered = joined.iloc[paper_order(joined)]
     rows = _paper_rows(ordered)
     topics = ordered["topic"].to_numpy()
     del ordered

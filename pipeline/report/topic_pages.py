@@ -11,7 +11,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from pipeline.report import pages
-from pipeline.report.csv_export import sort_papers
+from pipeline.report.csv_export import paper_order
 from pipeline.report.tables import source_names
 from pipeline.report.text import safe_url, shorten
 from pipeline.report.timeline import bar_chart, rising_rule
@@ -66,13 +66,14 @@ def topic_pages(report: ReportData) -> dict[str, bytes]:
     rows = {row["topic"]: row for row in topic_rows(report)}
     pages_ = dict(zip(report.topics["topic"].astype(int), report.topics["page"], strict=True))
     sizes = dict(zip(report.topics["topic"].astype(int), report.topics["size"].astype(int), strict=True))
-    ordered = sort_papers(report.joined)
+    order = paper_order(report.joined)
     # The rows each page lists, best first, found from one integer column and converted in one
     # pass: filtering the whole table once per topic copied every abstract 75 times at 75,000 papers.
-    topic_column = ordered["topic"].to_numpy()
+    topic_column = report.joined["topic"].to_numpy()[order]
     members = pd.Series(topic_column).value_counts()
-    listed = {topic: np.flatnonzero(topic_column == topic)[: report.config.topic_page_papers] for topic in rows}
-    listed_rows = _paper_cells(ordered.iloc[np.concatenate([np.zeros(0, dtype=np.int64), *listed.values()])])
+    listed = {topic: order[np.flatnonzero(topic_column == topic)[: report.config.topic_page_papers]]
+              for topic in rows}  # fmt: skip
+    listed_rows = _paper_cells(report.joined.iloc[np.concatenate([np.zeros(0, dtype=np.int64), *listed.values()])])
     first_row, row_of_topic = 0, {}
     for topic, positions in listed.items():
         row_of_topic[topic] = listed_rows[first_row : first_row + len(positions)]
