@@ -6,7 +6,7 @@ or :meth:`MemoStore.memo_rows` (one row per text, in append-only shards). Both l
 ``<cache_dir>/<namespace>/``, shared by every run under one output folder, and store
 ``.npz`` files of plain arrays: a codec turns a value into named arrays and back, and lives
 beside the type it stores (:class:`VectorRows` and :class:`SparseMatrix` here,
-``pipeline.terms.TokenRows`` and ``TermCountsArrays`` there). The artifact store gives every
+``pipeline.token_rows.TokenRows`` and ``pipeline.terms.TermCountsArrays``). The artifact store gives every
 stage one (``store.cache``).
 """
 

@@ -19,14 +19,12 @@ from pipeline.terms import (
     TOKEN_PATTERN,
     TermCountsArrays,
     TokenizedTexts,
-    TokenRows,
     class_tfidf,
-    concat_texts,
-    select_texts,
     term_counts,
     tokenize_texts,
     without,
 )
+from pipeline.token_rows import TokenRows, concat_texts, select_texts
 
 WORDS = "graph neural network message passing protein folding speech audio the of and we model large".split()
 

@@ -33,13 +33,14 @@ ASSEMBLED_TOKENS_KEPT = 2
 def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, list[bytes]]:
     """The texts tokenised, each text at most once per output folder, and each text's key."""
     from pipeline import terms
+    from pipeline.token_rows import TokenRows
 
     keys = [text_key(text) for text in texts]
     tokens, _ = cache.memo_rows(
         f"tokens/v{terms.TOKENIZER_VERSION}",
         keys,
         lambda indices: terms.tokenize_texts([texts[index] for index in indices]),
-        terms.TokenRows(),
+        TokenRows(),
         keep_assembled=ASSEMBLED_TOKENS_KEPT,
     )
     return tokens, keys

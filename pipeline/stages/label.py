@@ -325,7 +325,8 @@ STAGE = Stage(
     config_slice=_settings,
     run=run,
     extra_key=_model,
-    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.factorize", "pipeline.metrics",
+    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.token_rows",
+             "pipeline.factorize", "pipeline.metrics",
              "pipeline.agreement",
              "pipeline.feed"),
 )  # fmt: skip
