@@ -179,8 +179,10 @@ class MemoStore:
         a run killed halfway keeps what it finished and the next one computes only the rest;
         ``progress(done, total)`` hears of each shard. With ``keep_assembled``, a result
         assembled from several shards is also kept whole (the ``keep_assembled`` most recent),
-        so the next run with the same keys reads one file. Returns the rows and how many were
-        computed.
+        with its keys, so the next run with the same keys reads one file, and a run with other
+        keys (a feed's next day: the last run's texts and a few more) starts from the most
+        recently used whole, reading the shards only when that lacks rows. Returns the rows
+        and how many were computed.
         """
         folder = self.folder(namespace)
         digest = sha256_bytes(b"".join(keys))
