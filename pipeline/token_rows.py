@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.memo import words_from_array, words_to_array
+from pipeline.memo import key_rows, words_from_array, words_to_array
 from pipeline.terms import TokenizedTexts, texts_from_words
 
 
@@ -66,29 +66,24 @@ def select_texts(parts: Sequence[tuple[np.ndarray, TokenizedTexts]], wanted: Seq
                 return concat_texts(head, select_texts(parts[1:], wanted[len(head_keys) :]))
     words = pd.Index(np.concatenate([part.vocabulary for _, part in parts]) if parts else [], dtype=object)
     codes, uniques = pd.factorize(words)
-    shifted, lengths, starts, all_keys = [], [], [], []
+    shifted, lengths, starts = [], [], []
     vocabulary_start, token_start = 0, 0
-    for keys, part in parts:
+    for _, part in parts:
         to_global = codes[vocabulary_start : vocabulary_start + len(part.vocabulary)]
         vocabulary_start += len(part.vocabulary)
         shifted.append(to_global[part.tokens] if len(part.tokens) else np.zeros(0, dtype=np.int64))
         lengths.append(part.lengths())
         starts.append(part.offsets[:-1] + token_start)
         token_start += len(part.tokens)
-        all_keys.append(np.asarray(keys, dtype="S16"))
     if not parts:
         if wanted:
             raise KeyError("no tokenised text is cached")
         return texts_from_words([], np.zeros(0, dtype=np.int64))
-    index = pd.Index(np.concatenate(all_keys))
-    first = ~index.duplicated(keep="first")
-    unique_index = index[first]
-    rows = unique_index.get_indexer(pd.Index(np.asarray(wanted, dtype="S16")))
-    if (rows < 0).any():
-        raise KeyError(f"{int((rows < 0).sum())} wanted text(s) are not tokenised")
+    part_of, row_in = key_rows([keys for keys, _ in parts], wanted)
+    rows = np.concatenate([[0], np.cumsum([len(part) for _, part in parts])])[part_of] + row_in
     all_tokens = np.concatenate(shifted)
-    row_lengths = np.concatenate(lengths)[first][rows]
-    row_starts = np.concatenate(starts)[first][rows]
+    row_lengths = np.concatenate(lengths)[rows]
+    row_starts = np.concatenate(starts)[rows]
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(row_lengths, out=offsets[1:])
     # Token j of the result is token (j - offsets[text]) of that text, at row_starts[text] + that.
