@@ -233,3 +233,20 @@ def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
     with pytest.raises(PapertopicsError, match=r"no Dask scheduler answered at tcp://127\.0\.0\.1:9"):
         with open_engine(EngineConfig(kind="dask", address="tcp://127.0.0.1:9")):
             pass
+
+
+@pytest.mark.slow
+def test_dask_engine_counts_topic_terms_in_parts_as_the_local_engine(dask_engine):
+    """The label stage's term counts per topic, counted on two workers and summed: the local engine's."""
+    from pipeline.config import LabelConfig
+    from pipeline.label.class_counts import class_keywords, counted_in_parts
+    from tests.test_class_counts import texts_and_topics
+
+    texts, topics = texts_and_topics(500, seed=9)
+    config = LabelConfig()
+    local, local_parts = counted_in_parts(texts, topics, config, LocalEngine(), part_papers=60)
+    remote, remote_parts = counted_in_parts(texts, topics, config, dask_engine, part_papers=60)
+    assert local_parts == remote_parts == 9
+    assert remote.vocabulary.tolist() == local.vocabulary.tolist()
+    assert (remote.counts != local.counts).nnz == 0 and (remote.holding != local.holding).nnz == 0
+    assert class_keywords(remote, config) == class_keywords(local, config)

@@ -65,6 +65,10 @@ def test_a_sampled_label_keeps_every_papers_topic_and_describes_it_from_the_samp
         whole["topics"].set_index("topic")["representative_ids"].map(list),
         topics["representative_ids"].map(list),
     )
+    # Keywords are counted over all papers (in parts, summed): those of the run that read every paper.
+    for column in ("keywords", "keyword_weights"):
+        pd.testing.assert_series_equal(whole["topics"].set_index("topic")[column].map(list), topics[column].map(list))
+    assert any("term counts of all 64 papers, counted in" in note for note in sampled["notes"])
     # The tree covers exactly the topics; names and keywords exist for each.
     if len(sampled["hierarchy"]):
         assert sorted(max(sampled["hierarchy"]["topics"], key=len)) == real

@@ -30,17 +30,11 @@ from scipy import sparse
 from pipeline.config import LabelConfig
 from pipeline.files import hash_json
 from pipeline.label.audit import main_phrase, papers_writing
-from pipeline.label.keywords import (
-    best_terms,
-    keyword_min_papers,
-    keyword_min_share,
-    rare_in_topic_dropped,
-    without_rare_terms,
-)
+from pipeline.label.class_counts import ClassCounts, class_keywords, class_sums
 from pipeline.label.phrases import PhraseTokens
 from pipeline.memo import csr_fields, csr_from, words_from_array, words_to_array
 from pipeline.schema import OUTLIER_TOPIC
-from pipeline.terms import TermCounts, class_tfidf, term_names
+from pipeline.terms import TermCounts
 
 # Bump when LabelState would hold other sums for the same run (it keys the stored states).
 STATE_VERSION = 1
@@ -77,25 +71,6 @@ class LabelState:
 def state_key(assignments_hash: str, counts_settings: str) -> str:
     """The key of the state a run leaves: its assignments' hash and what its term counts depend on."""
     return hash_json({"assignments": assignments_hash, "counts": counts_settings, "version": STATE_VERSION})
-
-
-def class_sums(
-    matrix: sparse.csr_matrix, topics: np.ndarray
-) -> tuple[np.ndarray, sparse.csr_matrix, sparse.csr_matrix]:
-    """The sorted classes of ``topics``; per class the summed rows of ``matrix`` and how many rows hold each term."""
-    classes = np.unique(topics)
-    membership = sparse.csr_matrix(
-        (np.ones(len(topics), dtype=np.int32), (np.searchsorted(classes, topics), np.arange(len(topics)))),
-        shape=(len(classes), len(topics)),
-    )
-    counts = membership @ sparse.csr_matrix(matrix, dtype=np.int32)
-    present = sparse.csr_matrix(
-        (np.ones_like(matrix.data, dtype=np.int32), matrix.indices, matrix.indptr), shape=matrix.shape
-    )
-    holding = membership @ present
-    counts.sort_indices()
-    holding.sort_indices()
-    return classes, counts, holding
 
 
 def audit_counts(
@@ -249,21 +224,9 @@ def grown_state(
 
 def state_keywords(state: LabelState, config: LabelConfig) -> dict[int, list[tuple[str, float]]]:
     """Each topic's c-TF-IDF keywords from the state's sums: what ``ctfidf_keywords`` gives over all papers."""
-    # A copy: the weights share the count matrix's index arrays, and dropping rare terms edits them in place.
-    weights = class_tfidf(state.counts.copy(), config.reduce_frequent_words)
     sizes = np.bincount(np.searchsorted(state.classes, state.topics), minlength=len(state.classes))
-    min_share = keyword_min_share(config)
-    if min_share > 0:
-        weights = rare_in_topic_dropped(weights, state.holding.copy(), sizes, min_share)
-    papers_with = np.asarray(state.holding.sum(axis=0)).ravel()
-    without_rare_terms(weights, papers_with, keyword_min_papers(config, len(state.topics)))
-    keywords = {}
-    for row, topic in enumerate(state.classes.tolist()):
-        values = weights.getrow(row)
-        term_ids, scores = best_terms(values.data, values.indices, config.n_keywords)
-        names = term_names(state.vocabulary, state.ngrams, term_ids.tolist())
-        keywords[int(topic)] = list(zip(names, scores.tolist(), strict=True))
-    return keywords
+    sums = ClassCounts(state.classes, sizes, state.counts, state.holding, state.vocabulary, state.ngrams)
+    return class_keywords(sums, config)
 
 
 def state_audit(state: LabelState) -> dict[int, tuple[float, float]]:

@@ -21,6 +21,7 @@ from pipeline.memo import MemoStore, SparseMatrix, text_key
 if TYPE_CHECKING:
     from scipy import sparse
 
+    from pipeline.label.class_counts import ClassCounts
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
@@ -102,6 +103,30 @@ def cached_class_weights(
         lambda: label.class_weights(counts, topic_per_paper, reduce_frequent_words, min_topic_share),
         SparseMatrix(),
     )
+
+
+def cached_class_counts(
+    cache: MemoStore, texts: list[str], text_digest: str, topics: np.ndarray, config: RunConfig
+) -> tuple[ClassCounts, str]:
+    """The term counts per topic of all ``texts``, counted in parts on the run's engine, and a note saying how.
+
+    See ``pipeline.label.class_counts``; kept while the texts, topics and counts settings stay.
+    """
+    from pipeline.engine import open_engine
+    from pipeline.label.class_counts import CLASS_COUNTS_VERSION, ClassCountsArrays, counted_in_parts
+
+    key = hash_json(
+        {"counts": term_counts_key(text_digest, config), "topics": sha256_bytes(array_to_bytes(topics)),
+         "version": CLASS_COUNTS_VERSION}
+    )  # fmt: skip
+    found = cache.get("class-counts", key, ClassCountsArrays())
+    if found is not None:
+        return found, f"keywords from the term counts of all {len(texts):,} papers (kept from an earlier run)"
+    with open_engine(config.engine) as engine:
+        counts, n_parts = counted_in_parts(texts, topics, config.label, engine)
+        where = f"{engine.n_workers} worker(s)"
+    cache.put("class-counts", key, counts, ClassCountsArrays())
+    return counts, f"keywords from the term counts of all {len(texts):,} papers, counted in {n_parts} parts on {where}"
 
 
 def cached_phrase_index(cache: MemoStore, papers: pd.DataFrame, config: RunConfig) -> PhraseIndex:

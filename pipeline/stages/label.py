@@ -26,6 +26,7 @@ from pipeline.feed.label_step import FEED_OUTPUTS, keep_placements, previous_top
 from pipeline.feed.label_step import stable_ids as _stable_ids
 from pipeline.files import json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.label.cache import (
+    cached_class_counts,
     cached_class_weights,
     cached_phrase_index,
     cached_term_counts,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from pipeline.feed.identity import PreviousTopics
     from pipeline.feed.label_update import LabelState
     from pipeline.label import LabelResult
+    from pipeline.label.class_counts import ClassCounts
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
@@ -109,7 +111,7 @@ def run(context: StageContext) -> StageResult:
     else:
         if tokens is None:
             labelled, rows, tokens = _label_sampled(
-                context, papers, texts, embeddings, cluster_labels, layout, sample_size
+                context, papers, texts, text_keys, embeddings, cluster_labels, layout, sample_size
             )
         else:
             labelled = _label_all(context, papers, tokens, text_keys, embeddings, cluster_labels, layout)
@@ -162,8 +164,12 @@ def _label_all(
     cluster_labels: np.ndarray,
     layout: np.ndarray,
     label_config: LabelConfig | None = None,
+    class_counts: ClassCounts | None = None,
 ) -> _Labelled:
-    """The label tables from every paper of ``papers`` (``label_config``: instead of the run's label settings)."""
+    """The label tables from every paper of ``papers`` (``label_config``: instead of the run's label settings).
+
+    ``class_counts``: the keywords' term counts per cluster, when ``papers`` are a sample of the pile.
+    """
     from pipeline.embed import load_backend
     from pipeline.label import keyword_min_share, label_topics
 
@@ -173,7 +179,7 @@ def _label_all(
     word_embedder = load_backend(config.embed).encode
     counts_key = term_counts_key(sha256_bytes(b"".join(text_keys)), config)
     counts = None
-    if label_config.representation == "none":
+    if label_config.representation == "none" and class_counts is None:
         counts = cached_term_counts(store.cache, tokens, counts_key, config)
     result = label_topics(
         papers,
@@ -189,6 +195,7 @@ def _label_all(
         ),
         seed=config.seed,
         phrases=(phrases := cached_phrase_index(store.cache, papers, config)),
+        class_counts=class_counts,
     )
     return _Labelled(result, phrases, counts)
 
@@ -197,6 +204,7 @@ def _label_sampled(
     context: StageContext,
     papers: pd.DataFrame,
     texts: list[str],
+    text_keys: list[bytes],
     embeddings: np.ndarray,
     cluster_labels: np.ndarray,
     layout: np.ndarray,
@@ -204,7 +212,9 @@ def _label_sampled(
 ) -> tuple[_Labelled, np.ndarray, TokenizedTexts]:
     """The label tables of all papers, described from a sample of each topic (``pipeline.label.sample``).
 
-    Returns them, the sampled rows and the sample's tokens (the metrics are computed on the sample).
+    With c-TF-IDF keywords (representation "none") the keywords come from the term counts of
+    all papers, counted in parts on the run's engine and summed (``pipeline.label.class_counts``).
+    Returns the tables, the sampled rows and the sample's tokens (the metrics are computed on the sample).
     """
     from pipeline.label import LabelResult, merged_clusters
     from pipeline.label.sample import expanded, stratified_rows
@@ -217,14 +227,21 @@ def _label_sampled(
     n_topics = len(set(labels.tolist()) - {OUTLIER_TOPIC})
     # The clusters are merged and outliers placed already, over all papers: the sample keeps them.
     sample_config = config.label.model_copy(update={"reduce_outliers": False, "n_topics": max(n_topics, 1)})
-    labelled = _label_all(context, sample, tokens, keys, embeddings[rows], labels[rows], layout[rows], sample_config)
+    class_counts, counts_note = None, None
+    if config.label.representation == "none":
+        class_counts, counts_note = cached_class_counts(
+            context.store.cache, texts, sha256_bytes(b"".join(text_keys)), labels, config
+        )
+    labelled = _label_all(
+        context, sample, tokens, keys, embeddings[rows], labels[rows], layout[rows], sample_config, class_counts
+    )
     result = labelled.result
     assignments, topics, hierarchy = expanded(
         result.topics, result.hierarchy, result.assignments["topic"].to_numpy(), labels[rows], labels, papers,
         embeddings, layout,
     )  # fmt: skip
-    note = f"topics described from a sample of {len(rows):,} of the {len(papers):,} papers (label.fit_sample)"
-    whole = LabelResult(assignments, topics, hierarchy, [*notes, note])
+    note = f"topics named from a sample of {len(rows):,} of the {len(papers):,} papers (label.fit_sample)"
+    whole = LabelResult(assignments, topics, hierarchy, [*notes, note, *([counts_note] if counts_note else [])])
     return _Labelled(whole, labelled.phrases, None), rows, tokens
 
 
@@ -317,7 +334,7 @@ def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
 
 STAGE = Stage(
     name="label",
-    code_version=17,
+    code_version=18,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
     outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json",
@@ -327,6 +344,6 @@ STAGE = Stage(
     extra_key=_model,
     modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.token_rows",
              "pipeline.factorize", "pipeline.metrics",
-             "pipeline.agreement",
+             "pipeline.agreement", "pipeline.engine",
              "pipeline.feed"),
 )  # fmt: skip

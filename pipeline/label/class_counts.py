@@ -1,0 +1,252 @@
+"""Term counts per topic (a class x term matrix), counted in parts and summed: c-TF-IDF over every paper.
+
+c-TF-IDF needs of the papers only sums per topic: how often each term occurs in the topic's
+papers (``counts``), in how many of them (``holding``), and how many papers each topic has.
+Sums add up, so a pile too large to tokenise in one process is counted in parts, each part
+on a worker (``pipeline.engine``: in this process for the local engine, on Dask workers
+otherwise), and the parts' matrices are summed here (:func:`summed`). Each part numbers its
+words and terms its own way; the sum numbers them as ``pipeline.terms.term_counts`` numbers
+the terms of all papers together (words sorted, each n-gram block in packed-key order), so
+the keywords equal those of one count over every paper (a test compares them).
+
+The label stage uses it above ``label.fit_sample`` papers: topic names, the tree and the name
+audit come from a sample of each topic (``pipeline.label.sample``), the keywords from the
+summed counts of all papers. The feed's label state (``pipeline.feed.label_update``) holds
+the same sums per stable topic and ranks its keywords with :func:`class_keywords`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from pipeline.config import LabelConfig
+from pipeline.label.keywords import (
+    best_terms,
+    keyword_min_papers,
+    keyword_min_share,
+    rare_in_topic_dropped,
+    stop_words,
+    without_rare_terms,
+)
+from pipeline.memo import csr_fields, csr_from, words_from_array, words_to_array
+from pipeline.terms import TermCounts, class_tfidf, term_counts, term_names, tokenize_texts
+
+if TYPE_CHECKING:
+    from pipeline.engine import Engine
+
+# Bump when the parts would be counted or summed differently (it keys the kept sums).
+CLASS_COUNTS_VERSION = 1
+# Papers per part counted on one worker: tokens and the document-term matrix of 50,000
+# abstracts take about 0.3 GB there, and 1M papers make 20 parts.
+PART_PAPERS = 50_000
+# Seconds one part may take on a worker before the run stops with an error (a part is ~70 s).
+PART_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class ClassCounts:
+    """Per class (topic), the summed term counts of its papers.
+
+    classes: sorted class ids (int64, -1 first when there are outliers); sizes: papers per
+    class; counts: csr (n_classes, n_terms) int64, summed term counts; holding: csr of the same
+    entries, how many of the class's papers hold the term; vocabulary and ngrams: the terms,
+    numbered as in ``pipeline.terms.TermCounts`` (vocabulary: the words the terms use, sorted).
+    """
+
+    classes: np.ndarray
+    sizes: np.ndarray
+    counts: sparse.csr_matrix
+    holding: sparse.csr_matrix
+    vocabulary: np.ndarray
+    ngrams: tuple[np.ndarray, ...]
+
+    def names(self, term_ids: Sequence[int]) -> list[str]:
+        """Each term as its words joined by spaces."""
+        return term_names(self.vocabulary, self.ngrams, term_ids)
+
+
+def class_sums(
+    matrix: sparse.csr_matrix, topics: np.ndarray, classes: np.ndarray | None = None
+) -> tuple[np.ndarray, sparse.csr_matrix, sparse.csr_matrix]:
+    """The classes; per class the summed rows of ``matrix`` and how many rows hold each term.
+
+    ``classes``: the classes counted (sorted; each of ``topics`` must be one), else those of ``topics``.
+    """
+    classes = np.unique(topics) if classes is None else np.asarray(classes)
+    row = np.searchsorted(classes, topics)
+    if len(topics) and ((row >= len(classes)).any() or (classes[np.minimum(row, len(classes) - 1)] != topics).any()):
+        raise ValueError("a paper's topic is not among the classes counted")
+    membership = sparse.csr_matrix(
+        (np.ones(len(topics), dtype=np.int32), (row, np.arange(len(topics)))), shape=(len(classes), len(topics))
+    )
+    counts = membership @ sparse.csr_matrix(matrix, dtype=np.int32)
+    present = sparse.csr_matrix(
+        (np.ones_like(matrix.data, dtype=np.int32), matrix.indices, matrix.indptr), shape=matrix.shape
+    )
+    holding = membership @ present
+    counts.sort_indices()
+    holding.sort_indices()
+    return classes, counts, holding
+
+
+def class_counts_of(counts: TermCounts, topics: np.ndarray, classes: np.ndarray) -> ClassCounts:
+    """The class sums of a document-term matrix, with only the words its terms use in the vocabulary."""
+    classes, class_counts, holding = class_sums(counts.matrix, topics, classes)
+    used = np.unique(np.concatenate([block.ravel() for block in counts.ngrams])) if counts.ngrams else np.zeros(0)
+    used = used.astype(np.int64)
+    ngrams = tuple(np.searchsorted(used, block).astype(np.int32).reshape(block.shape) for block in counts.ngrams)
+    sizes = np.bincount(np.searchsorted(classes, topics), minlength=len(classes)).astype(np.int64)
+    return ClassCounts(
+        classes, sizes, class_counts.astype(np.int64), holding.astype(np.int64), counts.vocabulary[used], ngrams
+    )
+
+
+def count_part(
+    part: tuple[list[str], np.ndarray], *, classes: np.ndarray, stop_words: list[str], ngram_max: int
+) -> ClassCounts:
+    """The class sums of one part's texts and topics (on a worker): tokenised and counted there."""
+    texts, topics = part
+    return class_counts_of(term_counts(tokenize_texts(texts), stop_words, ngram_max), topics, classes)
+
+
+def summed(parts: Sequence[ClassCounts]) -> ClassCounts:
+    """The sum of class counts over the same classes, terms numbered as one count over all their papers gives.
+
+    Each part's words are found in the union of all vocabularies (sorted, so each n-gram
+    block's packed keys keep the order ``term_counts`` gives them), each block's terms in the
+    union of its keys, and the entries added.
+    """
+    if not parts:
+        raise ValueError("no class counts to sum")
+    classes = parts[0].classes
+    if any(not np.array_equal(part.classes, classes) for part in parts):
+        raise ValueError("class counts of different classes cannot be summed")
+    if len(parts) == 1:
+        return parts[0]
+    words_index = pd.Index(np.concatenate([part.vocabulary for part in parts]).astype(object)).unique()
+    words = np.asarray(words_index.sort_values(), dtype=object)
+    base = max(len(words), 1)
+    n_blocks = len(parts[0].ngrams)
+    if base**n_blocks >= 2**62:
+        raise ValueError(f"a vocabulary of {base} words is too large for {n_blocks}-grams")
+    word_ids = [pd.Index(words).get_indexer(part.vocabulary) for part in parts]
+    blocks, columns_of, start = [], [np.zeros(0, dtype=np.int64)] * len(parts), 0
+    for n in range(n_blocks):
+        keys_of = [_packed(ids[part.ngrams[n]], base) for ids, part in zip(word_ids, parts, strict=True)]
+        keys, inverse = np.unique(np.concatenate(keys_of), return_inverse=True)
+        block = np.zeros((len(keys), n + 1), dtype=np.int32)
+        remainder = keys.copy()
+        for offset in reversed(range(n + 1)):
+            block[:, offset] = remainder % base
+            remainder //= base
+        blocks.append(block)
+        bounds = np.cumsum([0] + [len(part_keys) for part_keys in keys_of])
+        columns_of = [
+            np.concatenate([columns, start + inverse[bounds[index] : bounds[index + 1]]])
+            for index, columns in enumerate(columns_of)
+        ]
+        start += len(keys)
+    shape = (len(classes), start)
+
+    def added(matrices: list[sparse.csr_matrix]) -> sparse.csr_matrix:
+        entries = [matrix.tocoo() for matrix in matrices]
+        rows = np.concatenate([entry.row for entry in entries])
+        columns = np.concatenate([columns_of[index][entry.col] for index, entry in enumerate(entries)])
+        data = np.concatenate([entry.data.astype(np.int64) for entry in entries])
+        total = sparse.csr_matrix((data, (rows, columns)), shape=shape, dtype=np.int64)
+        total.sum_duplicates()
+        total.sort_indices()
+        return total
+
+    return ClassCounts(
+        classes,
+        np.sum([part.sizes for part in parts], axis=0).astype(np.int64),
+        added([part.counts for part in parts]),
+        added([part.holding for part in parts]),
+        words,
+        tuple(blocks),
+    )
+
+
+def _packed(block: np.ndarray, base: int) -> np.ndarray:
+    keys = np.zeros(len(block), dtype=np.int64)
+    for offset in range(block.shape[1]):
+        keys = keys * base + block[:, offset].astype(np.int64)
+    return keys
+
+
+def counted_in_parts(
+    texts: Sequence[str],
+    topics: np.ndarray,
+    config: LabelConfig,
+    engine: Engine,
+    part_papers: int = PART_PAPERS,
+) -> tuple[ClassCounts, int]:
+    """The class sums of all ``texts`` (one topic each), counted in parts on ``engine``'s workers.
+
+    Parts go out a batch (two per worker) at a time and each batch is added to the sum as it
+    comes back, so the parts' matrices are never all held at once. Returns the sums and the
+    number of parts.
+    """
+    if len(texts) == 0 or len(texts) != len(topics):
+        raise ValueError(f"{len(texts)} texts and {len(topics)} topics: no papers to count, or not one topic each")
+    topics = np.asarray(topics, dtype=np.int64)
+    classes = np.unique(topics)
+    n_parts = max(1, -(-len(texts) // part_papers), engine.n_workers)
+    bounds = np.linspace(0, len(texts), n_parts + 1).round().astype(np.int64)
+    spans = [(int(start), int(end)) for start, end in itertools.pairwise(bounds) if end > start]
+    common = {"classes": classes, "stop_words": stop_words(config), "ngram_max": config.ngram_max}
+    total: list[ClassCounts] = []
+    batch = max(1, 2 * engine.n_workers)
+    for first in range(0, len(spans), batch):
+        items = [(list(texts[start:end]), topics[start:end]) for start, end in spans[first : first + batch]]
+        counted = engine.map(count_part, items, timeout_s=PART_TIMEOUT_S, common=common)
+        total = [summed(total + counted)]
+    return total[0], len(spans)
+
+
+def class_keywords(counts: ClassCounts, config: LabelConfig) -> dict[int, list[tuple[str, float]]]:
+    """Each class's c-TF-IDF keywords: what ``keywords.ctfidf_keywords`` gives over the same papers."""
+    # A copy: the weights share the count matrix's index arrays, and dropping rare terms edits them in place.
+    weights = class_tfidf(counts.counts.copy(), config.reduce_frequent_words)
+    min_share = keyword_min_share(config)
+    if min_share > 0:
+        weights = rare_in_topic_dropped(weights, counts.holding.copy(), counts.sizes, min_share)
+    papers_with = np.asarray(counts.holding.sum(axis=0)).ravel()
+    without_rare_terms(weights, papers_with, keyword_min_papers(config, int(counts.sizes.sum())))
+    keywords = {}
+    for row, topic in enumerate(counts.classes.tolist()):
+        values = weights.getrow(row)
+        term_ids, scores = best_terms(values.data, values.indices, config.n_keywords)
+        keywords[int(topic)] = list(zip(counts.names(term_ids.tolist()), scores.tolist(), strict=True))
+    return keywords
+
+
+class ClassCountsArrays:
+    """:class:`ClassCounts` as arrays (``pipeline.memo`` codec)."""
+
+    def encode(self, value: ClassCounts) -> dict[str, np.ndarray]:
+        return {
+            "classes": value.classes,
+            "sizes": value.sizes,
+            **{f"counts_{name}": array for name, array in csr_fields(value.counts).items()},
+            **{f"holding_{name}": array for name, array in csr_fields(value.holding).items()},
+            "vocabulary": words_to_array(value.vocabulary),
+            "ngram_max": np.array(len(value.ngrams)),
+            **{f"ngrams_{n}": block for n, block in enumerate(value.ngrams, start=1)},
+        }
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> ClassCounts:
+        def matrix(prefix: str) -> sparse.csr_matrix:
+            return csr_from({name: arrays[f"{prefix}_{name}"] for name in ("shape", "data", "indices", "indptr")})
+
+        ngrams = tuple(arrays[f"ngrams_{n}"] for n in range(1, int(arrays["ngram_max"]) + 1))
+        vocabulary = words_from_array(arrays["vocabulary"]) if len(arrays["vocabulary"]) else np.zeros(0, object)
+        return ClassCounts(arrays["classes"], arrays["sizes"], matrix("counts"), matrix("holding"), vocabulary, ngrams)
