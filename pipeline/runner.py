@@ -111,8 +111,9 @@ def run_pipeline(
     forced_from = STAGE_NAMES.index(force_from) if force_from else len(STAGE_NAMES)
     started = time.perf_counter()
     with store.lock():
-        sources = collect_sources(config.inputs)
-        inputs = [{"path": source.path, "sha256": source.sha256, "bytes": len(source.data)} for source in sources]
+        # With Dask workers, each parse task opens its files by path: here only their hashes are taken.
+        sources = collect_sources(config.inputs, keep_bytes=config.engine.kind == "local")
+        inputs = [{"path": source.path, "sha256": source.sha256, "bytes": source.size} for source in sources]
         last_reader = max((index for index, stage in enumerate(STAGES) if stage.reads_sources), default=-1)
         outcomes: list[StageOutcome] = []
         stage_seconds: dict[str, float] = {}

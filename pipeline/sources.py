@@ -5,6 +5,11 @@ sorted order so a run is deterministic; ``*.gz`` files are gunzipped; the sha256
 of the raw bytes as stored, so it changes exactly when the file changes. Hidden files
 and folders (names starting with ".") are not inputs: they are editor and OS droppings.
 
+With ``keep_bytes=False`` (``engine.kind: dask``) each file is read here only to take its
+hash, size and whether it is blank, and its bytes are dropped: the Dask worker that parses
+it opens it by path (:meth:`SourceFile.loaded`, which checks the hash), so the bytes of a
+large pile are neither held by this process nor shipped to the workers.
+
 A ``**`` glob or a folder input never enters a symbolic link to a folder: a link such as
 ``loop -> .`` would make the walk endless (glob.glob follows it, with memory growing per
 level). Such a link becomes a ``SourceFile`` with ``skipped`` set and no data, so the
@@ -13,11 +18,13 @@ input report lists it as not followed; links to files are read like files.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import glob
 import gzip
 import hashlib
 import os
+import socket
 import stat
 import zlib
 from collections.abc import Iterator
@@ -47,10 +54,14 @@ class SourceFile:
     (configured or recognised here from the folder's layout), else None: the parse stage
     then uses ``spec.format`` or sniffs the content. ``skipped`` is set (to the reader name
     the input report shows) for a link to a folder that was not entered: it has no data.
+    ``data`` is None when the bytes were dropped after hashing (``collect_sources(...,
+    keep_bytes=False)``): :meth:`loaded` reads them again where they are needed. ``size``
+    (bytes of ``data``) and ``blank`` (it holds only white space) are set from ``data``
+    when it is given.
     """
 
     path: str
-    data: bytes = field(repr=False)
+    data: bytes | None = field(repr=False)
     sha256: str
     spec: InputSpec
     relpath: str | None = None
@@ -58,10 +69,41 @@ class SourceFile:
     format: str | None = None
     skipped: str | None = None
     mtime: float | None = None
+    size: int = 0
+    blank: bool = True
+
+    def __post_init__(self) -> None:
+        if self.data is not None:
+            object.__setattr__(self, "size", len(self.data))
+            object.__setattr__(self, "blank", not self.data or self.data.isspace())
+
+    @property
+    def content(self) -> bytes:
+        """The file's bytes (gunzipped); only for a source read here or :meth:`loaded`."""
+        if self.data is None:
+            raise RuntimeError(f"{self.path}: its bytes were not kept; use SourceFile.loaded()")
+        return self.data
+
+    def loaded(self) -> SourceFile:
+        """This file with its bytes, read again from ``path`` when only its hash was kept (on a Dask worker).
+
+        Raises InputError when the file cannot be read there (a worker must see the same files:
+        one machine, or a shared file system) or changed since the run took its hash.
+        """
+        if self.data is not None or self.skipped is not None:
+            return self
+        where = f"(read by path on a Dask worker, {socket.gethostname()}, which must see the run's input files)"
+        raw = _raw_bytes(Path(self.path), where)
+        if hashlib.sha256(raw).hexdigest() != self.sha256:
+            raise InputError(f"{self.path}: the file changed while the run was reading it; run again")
+        return dataclasses.replace(self, data=_gunzipped(Path(self.path), raw))
 
 
-def collect_sources(specs: list[InputSpec]) -> list[SourceFile]:
+def collect_sources(specs: list[InputSpec], keep_bytes: bool = True) -> list[SourceFile]:
     """Read every file named by ``specs``, in spec order and sorted path order within a spec.
+
+    ``keep_bytes`` False: each file's hash, size and blankness are taken and its bytes dropped
+    (``SourceFile.data`` None; see the module's docstring).
 
     Raises InputError (one line naming the path) for a glob matching nothing, a missing,
     unreadable or empty-folder input, a broken link, a pipe or device, a bad gzip file, or a
@@ -73,11 +115,11 @@ def collect_sources(specs: list[InputSpec]) -> list[SourceFile]:
             if _is_folder_link(match) and glob.has_magic(spec.path):
                 sources.append(_skipped_link(match, spec))
             elif match.is_dir():
-                sources.extend(_read_folder(match, spec))
+                sources.extend(_read_folder(match, spec, keep_bytes))
             elif spec.format == TEXT_FOLDER:
                 raise InputError(f"{match}: format 'text-folder' needs a folder of documents, not a file")
             else:
-                sources.append(_read_file(match, spec))
+                sources.append(_read_file(match, spec, keep_bytes))
     return sources
 
 
@@ -200,7 +242,7 @@ def _strip_gz(name: str) -> str:
     return name[:-3] if name.lower().endswith(".gz") else name
 
 
-def _read_folder(folder: Path, spec: InputSpec) -> list[SourceFile]:
+def _read_folder(folder: Path, spec: InputSpec, keep_bytes: bool = True) -> list[SourceFile]:
     files, links = _folder_files(folder)
     if not files:
         ignored = f" (only {len(links)} link(s) to folders, which are not followed)" if links else ""
@@ -211,6 +253,7 @@ def _read_folder(folder: Path, spec: InputSpec) -> list[SourceFile]:
         _read_file(
             path,
             spec,
+            keep_bytes,
             relpath=path.relative_to(folder).as_posix(),
             folder=str(folder),
             fmt=TEXT_FOLDER if as_documents else None,
@@ -220,7 +263,12 @@ def _read_folder(folder: Path, spec: InputSpec) -> list[SourceFile]:
 
 
 def _read_file(
-    path: Path, spec: InputSpec, relpath: str | None = None, folder: str | None = None, fmt: str | None = None
+    path: Path,
+    spec: InputSpec,
+    keep_bytes: bool = True,
+    relpath: str | None = None,
+    folder: str | None = None,
+    fmt: str | None = None,
 ) -> SourceFile:
     try:
         info = path.stat()
@@ -235,21 +283,10 @@ def _read_file(
     if not stat.S_ISREG(mode):
         # A named pipe or a device would block the run or never end: only regular files are inputs.
         raise InputError(f"{path}: not a regular file (a pipe, socket or device); give a file or a folder")
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder where a file is needed") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    data = raw
-    if path.name.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"{path}: not a valid gzip file ({exc})") from None
-    return SourceFile(
+    raw = _raw_bytes(path)
+    source = SourceFile(
         path=str(path),
-        data=data,
+        data=_gunzipped(path, raw),
         sha256=hashlib.sha256(raw).hexdigest(),
         spec=spec,
         relpath=relpath,
@@ -257,3 +294,27 @@ def _read_file(
         format=fmt,
         mtime=info.st_mtime,
     )
+    return source if keep_bytes else dataclasses.replace(source, data=None)
+
+
+def _raw_bytes(path: Path, where: str = "") -> bytes:
+    """The file's bytes as stored; InputError (naming ``where`` it was read) when it cannot be read."""
+    suffix = f" {where}" if where else ""
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder where a file is needed{suffix}") from None
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file{suffix}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc}){suffix}") from None
+
+
+def _gunzipped(path: Path, raw: bytes) -> bytes:
+    """``raw`` gunzipped when the file's name ends in .gz, else ``raw``."""
+    if not path.name.lower().endswith(".gz"):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: not a valid gzip file ({exc})") from None

@@ -81,6 +81,7 @@ class RecordingEngine:
         self.engine = engine
         self.calls: list[tuple[str, list[str]]] = []
         self.pids: set[int] = set()
+        self.files_with_bytes = 0  # files sent to the workers with their bytes, not only their path
 
     @property
     def n_workers(self) -> int:
@@ -89,7 +90,8 @@ class RecordingEngine:
     def map(
         self, fn: Callable[..., Any], items: Sequence[Any], *, timeout_s: float, common: Mapping[str, Any] | None = None
     ) -> list[Any]:
-        self.calls.append((fn.__name__, [unit[0].path for unit, _, _ in items]))
+        self.calls.append((fn.__name__, [unit[0].path for unit, _ in items]))
+        self.files_with_bytes += sum(source.data is not None for unit, _ in items for source in unit)
         results = DASK_MAP(
             self.engine,
             with_pid,
@@ -131,6 +133,9 @@ def test_the_stage_on_dask_workers_writes_the_local_engines_bytes(tmp_path, dask
     # The four non-empty files went to the workers as four tasks (the empty day is reported here).
     assert [(name, len(paths)) for name, paths in recorder.calls] == [("read_unit_part", 4)]
     assert recorder.pids and os.getpid() not in recorder.pids  # read in the worker processes, not here
+    assert recorder.files_with_bytes == 0  # each worker opened its files by path
+    manifests = [json.loads((tmp_path / run / "out" / run / "manifest.json").read_text()) for run in ("local", "dask")]
+    assert manifests[0]["inputs"] == manifests[1]["inputs"]  # the same paths, hashes and sizes
 
 
 def test_units_in_the_memo_are_not_sent_to_the_workers(tmp_path, dask_engine):
@@ -171,3 +176,16 @@ def test_a_bad_record_on_a_worker_stops_the_run_with_the_local_message(tmp_path,
         parse(sources, config, engine=dask_engine)
     assert "2025-03-18.jsonl: line 3: not an arXiv id ('junk-id')" in str(local.value)
     assert str(on_dask.value) == str(local.value)
+
+
+def test_a_file_changed_after_its_hash_was_taken_stops_the_worker_with_a_clear_error(tmp_path, dask_engine):
+    inputs = write_corpus(tmp_path / "corpus")
+    sources = collect_sources([InputSpec(**spec) for spec in inputs], keep_bytes=False)
+    assert all(source.data is None for source in sources) and sources[0].size > 0
+    day = Path(sources[0].path)
+    day.write_text(day.read_text() + _line("2503.10099", "A Paper Added Meanwhile"))
+    with pytest.raises(InputError, match=r"2025-03-18\.jsonl: the file changed while the run was reading it"):
+        parse(sources, ParseConfig(), engine=dask_engine)
+    day.unlink()
+    with pytest.raises(InputError, match=r"2025-03-18\.jsonl: no such file \(read by path on a Dask worker"):
+        parse(sources, ParseConfig(), engine=dask_engine)

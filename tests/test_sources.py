@@ -212,3 +212,22 @@ def test_input_report_lists_the_links_not_followed(tmp_path, endless_walk_fails)
     only_links = InputSpec(path=str(tmp_path / "days" / "l*"))
     with pytest.raises(InputError, match=r"l\*: matches only links to folders, which are not followed"):
         parse(collect_sources([only_links]), ParseConfig())
+
+
+def test_sources_without_their_bytes_are_hashed_alike_and_read_again_by_path(tmp_path):
+    """With Dask workers: hash, size and blankness taken here, bytes dropped, read again where parsed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text("title,abstract\nT,An abstract about graphs.\n")
+    (folder / "b.csv.gz").write_bytes(gzip.compress(b"title,abstract\nU,Another abstract.\n"))
+    (folder / "c.csv").write_text(" \n\t\n")  # only white space: an empty day
+    specs = [InputSpec(path=str(folder / "*"))]
+    kept, dropped = collect_sources(specs), collect_sources(specs, keep_bytes=False)
+    assert [source.data for source in dropped] == [None, None, None]
+    for eager, lazy in zip(kept, dropped, strict=True):
+        assert (lazy.path, lazy.sha256, lazy.size, lazy.blank) == (eager.path, eager.sha256, eager.size, eager.blank)
+        assert lazy.loaded() == eager and lazy.loaded().content == eager.content
+    assert [source.blank for source in kept] == [False, False, True]
+    assert kept[1].size == len(b"title,abstract\nU,Another abstract.\n")  # the gunzipped bytes
+    with pytest.raises(RuntimeError, match="bytes were not kept"):
+        _ = dropped[0].content

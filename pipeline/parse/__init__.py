@@ -40,11 +40,10 @@ from pipeline.parse.units import (
     READERS,
     UNIT_READS_KEPT,
     FileReport,
-    _read_candidates,
-    _reader_name,
     _unit_key,
     _UnitRead,
     _UnitReadCodec,
+    read_unit,
     read_unit_part,
 )
 from pipeline.schema import PAPER_COLUMNS, empty_papers
@@ -190,7 +189,7 @@ def _empty_member(unit: list[SourceFile], one_of_many: bool) -> bool:
     # day without papers, not a broken input, so it is reported rather than fatal. An
     # empty file named on its own, or a spec whose files are all empty, is still an error.
     first = unit[0]
-    return one_of_many and first.format != "text-folder" and not first.data.strip()
+    return one_of_many and first.format != "text-folder" and first.blank
 
 
 def _read_unit(
@@ -211,19 +210,18 @@ def _read_unit(
     path = _unit_path(unit)
     if _empty_member(unit, one_of_many):
         return FileReport(path=path, reader=EMPTY_MEMBER)
-    reader = _reader_name(unit) if read_before is None else read_before.reader
 
     def compute() -> _UnitRead:
-        return _read_candidates(unit, path, reader, config)
+        return read_unit(unit, path, config)
 
     # A unit's read depends on nothing read before it, so a run over grown inputs reads only the new files.
     if read_before is not None:
         read = read_before
     else:
         read = compute() if memo is None else memo.memo(
-            UNITS_MEMO, _unit_key(unit, path, reader, config), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
+            UNITS_MEMO, _unit_key(unit, path, config), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
         )  # fmt: skip
-    report = FileReport(path=path, reader=reader, read=read.read, skipped=read.skipped,
+    report = FileReport(path=path, reader=read.reader, read=read.read, skipped=read.skipped,
                         skip_reasons=dict(read.skip_reasons), first_skipped=dict(read.first_skipped))  # fmt: skip
     dates = _UnitDates(first, today, report, config)
     for candidate in read.candidates:
@@ -259,21 +257,22 @@ def _read_on_workers(
 ) -> dict[int, _UnitRead]:
     """The reads of the units to read, by unit index: from the memo, else read on ``engine``'s workers.
 
-    One task per unit not in the memo; what the workers return is stored in the memo here.
+    One task per unit not in the memo, carrying its files' paths and hashes: the worker opens them
+    (``SourceFile.loaded``). What the workers return is stored in the memo here.
     Skipped links and empty members of a folder are not read (``_read_unit`` reports them).
     """
     reads: dict[int, _UnitRead] = {}
-    todo: list[tuple[int, str, tuple[list[SourceFile], str, str]]] = []  # (index, memo key, part)
+    todo: list[tuple[int, str, tuple[list[SourceFile], str]]] = []  # (index, memo key, part)
     for index, unit in enumerate(units):
         if unit[0].skipped is not None or _empty_member(unit, files_per_spec[unit[0].spec] > 1):
             continue
-        path, reader = _unit_path(unit), _reader_name(unit)
-        key = _unit_key(unit, path, reader, config)
+        path = _unit_path(unit)
+        key = _unit_key(unit, path, config)
         stored = None if memo is None else memo.get(UNITS_MEMO, key, _UnitReadCodec())
         if stored is not None:
             reads[index] = stored
         else:
-            todo.append((index, key, (unit, path, reader)))
+            todo.append((index, key, (unit, path)))
     parts = [part for _, _, part in todo]
     fresh = engine.map(read_unit_part, parts, timeout_s=READ_TIMEOUT_S, common={"config": config})
     for (index, key, _), read in zip(todo, fresh, strict=True):

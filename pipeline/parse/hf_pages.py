@@ -96,7 +96,7 @@ def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
     ``parse`` gives it its year (``pipeline.parse.dates``).
     """
     for source in sources:
-        text = decode_utf8(source.data, source.path) if not source.data.startswith(PARQUET_MAGIC) else ""
+        text = decode_utf8(source.content, source.path) if not source.content.startswith(PARQUET_MAGIC) else ""
         kind = _data_file_kind(source, text)
         if kind is not None:
             # Every short line of a JSON or CSV file would pass for a title: refuse instead.

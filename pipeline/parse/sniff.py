@@ -54,7 +54,7 @@ def sniff_format(source: SourceFile) -> str:
     kind = table_kind(source)
     if kind == "parquet":
         return "table"
-    text = decode_utf8(source.data, source.path)
+    text = decode_utf8(source.content, source.path)
     if kind in ("json", "jsonl"):
         return _by_columns(_first_json_keys(text, kind))
     if kind in ("csv", "tsv"):

@@ -71,9 +71,9 @@ def table_kind(source: SourceFile) -> str | None:
     for suffix, kind in KIND_BY_SUFFIX.items():
         if name.endswith(suffix):
             return kind
-    if source.data.startswith(PARQUET_MAGIC):
+    if source.content.startswith(PARQUET_MAGIC):
         return "parquet"
-    head_bytes = source.data[:4096]
+    head_bytes = source.content[:4096]
     codec = bom_encoding(head_bytes)
     codec = codec if codec in ("utf-16", "utf-32") else "utf-8"
     head = head_bytes.decode(codec, errors="replace").lstrip("\ufeff \t\r\n\x00")
@@ -88,7 +88,7 @@ def read_rows(source: SourceFile, kind: str) -> Rows:
     """Read a table of ``kind``; a file that cannot be read as one at all raises InputError."""
     if kind == "parquet":
         return _parquet_rows(source)
-    text = decode_utf8(source.data, source.path)
+    text = decode_utf8(source.content, source.path)
     if kind == "json":
         return _json_array_rows(text, source.path)
     if kind == "jsonl":
@@ -106,7 +106,7 @@ def _columns_of(rows: list[tuple[str, dict[str, object] | Skip]]) -> list[str]:
 
 def _parquet_rows(source: SourceFile) -> Rows:
     try:
-        table = pq.read_table(io.BytesIO(source.data))
+        table = pq.read_table(io.BytesIO(source.content))
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{source.path}: not a readable Parquet file ({exc})") from None
     try:

@@ -70,13 +70,13 @@ def read_text_folder(sources: list[SourceFile]) -> Iterator[Item]:
         if str(parent) in containers:
             yield Skip(relpath, "not inside a label folder", bad=False)
             continue
-        if not source.data.strip():
+        if source.blank:
             yield Skip(relpath, "empty file")
             continue
-        if bom_encoding(source.data) not in ("utf-16", "utf-32") and looks_binary(source.data):
+        if bom_encoding(source.content) not in ("utf-16", "utf-32") and looks_binary(source.content):
             yield Skip(relpath, "binary file")
             continue
-        title, body, usenet = split_document(decode_document(source.data))
+        title, body, usenet = split_document(decode_document(source.content))
         yield RawPaper(
             where=relpath,
             title=title,

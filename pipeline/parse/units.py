@@ -213,16 +213,28 @@ def _read_candidates(unit: list[SourceFile], path: str, reader: str, config: Par
     return read
 
 
-def read_unit_part(part: tuple[list[SourceFile], str, str], *, config: ParseConfig) -> _UnitRead:
-    """``_read_candidates`` of one (unit, path, reader): the task a Dask worker runs per unit."""
-    unit, path, reader = part
-    return _read_candidates(unit, path, reader, config)
+def read_unit(unit: list[SourceFile], path: str, config: ParseConfig) -> _UnitRead:
+    """``_read_candidates`` of one unit with the reader its format names or its content shows.
+
+    The unit's files are read again from their paths when only their hashes were kept
+    (``SourceFile.loaded``: on a Dask worker).
+    """
+    loaded = [source.loaded() for source in unit]
+    return _read_candidates(loaded, path, _reader_name(loaded), config)
 
 
-def _unit_key(unit: list[SourceFile], path: str, reader: str, config: ParseConfig) -> str:
+def read_unit_part(part: tuple[list[SourceFile], str], *, config: ParseConfig) -> _UnitRead:
+    """:func:`read_unit` of one (unit, path): the task a Dask worker runs per unit, opening its files by path."""
+    unit, path = part
+    return read_unit(unit, path, config)
+
+
+def _unit_key(unit: list[SourceFile], path: str, config: ParseConfig) -> str:
     """What a unit's read depends on: its files' bytes and names, its input spec and the settings.
 
     Not the day: dates are given their year and checked against today when a paper is kept.
+    The reader is the format configured (or "text-folder"), not the one sniffed: with "auto",
+    the bytes and name pick it, and a key is made without reading them (on a Dask worker).
     """
     first = unit[0]
     return hash_json(
@@ -230,7 +242,7 @@ def _unit_key(unit: list[SourceFile], path: str, reader: str, config: ParseConfi
             "version": UNIT_READ_VERSION,
             "files": [[source.path, source.sha256] for source in unit],
             "path": path,
-            "reader": reader,
+            "format": first.format or first.spec.format,
             "spec": first.spec.model_dump(mode="json"),
             "config": config.model_dump(mode="json"),
         }
