@@ -4,9 +4,9 @@
         [--corpora ../shared/corpora] [--workers 2]
 
 Runs the real arXiv CS papers (../shared/corpora/arxiv-daily-cs, 74,728 papers; the script
-stops with a message when the folder is absent) up to the cluster stage once (model2vec
-vectors, ``engine: dask`` with ``--workers`` local workers), then the label stage three ways,
-each with ``--force label``:
+stops with a message when the folder is absent) up to the label stage in two fresh run folders
+that share one cache (model2vec vectors, embedded once; ``engine: dask`` with ``--workers``
+local workers; the same clusters in both), and compares the keywords three ways:
 
 - ``all``: ``label.fit_sample: all``, every paper read (the reference);
 - ``sample + all counts``: ``label.fit_sample: N``: names from a sample of N papers, keywords
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ def run(config: Path, *args: str) -> float:
 
 def write_config(out: Path, corpora: Path, fit_sample: str | int, workers: int) -> Path:
     config = {
-        "name": "label-counts",
+        "name": f"label-counts-{fit_sample}",
         "output_dir": str(out),
         "inputs": [{"path": str(corpora / "arxiv-daily-cs" / "data" / "*.jsonl"), "format": "arxiv-daily"}],
         "embed": {"backend": "model2vec"},
@@ -113,11 +114,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     whole = write_config(args.out, args.corpora, "all", args.workers)
     sampled = write_config(args.out, args.corpora, args.sample, args.workers)
-    run_dir = args.out / "label-counts"
-    print(f"up to cluster: {run(whole, '--until', 'cluster'):.0f} s", flush=True)
     tables, seconds, keywords = {}, {}, {}
     for name, config in (("all", whole), ("sample + all counts", sampled)):
-        run(config, "--until", "label", "--force", "label")
+        # A fresh run folder: a second run in the same folder would keep the first one's topic ids.
+        run_dir = args.out / config.stem
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"{name}: {run(config, '--until', 'label'):.0f} s up to label", flush=True)
         tables[name], seconds[name] = label_tables(run_dir)
         keywords[name] = {int(row.topic): list(row.keywords) for row in tables[name].itertuples()}
     keywords["sample only"] = sample_only_keywords(run_dir, sampled, args.sample)

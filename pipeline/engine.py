@@ -21,6 +21,9 @@ is replaced by its nanny and the part is computed again on another worker, up to
 :class:`~pipeline.errors.WorkerDiedError`. An exception raised by the function itself is
 raised again here, unchanged.
 
+A run opens one engine for all its stages (:func:`run_engine`, ``StageContext.engine``): the
+Dask cluster starts when a stage first hands it work and closes after the last stage that can.
+
 State a worker should load once (an embedding model) goes through :func:`worker_cached`:
 one value per key per process, so once per Dask worker process and once in this process
 for the local engine.
@@ -163,6 +166,60 @@ class DaskEngine:
             self.client.cancel(futures)
             for future in shared.values():
                 future.release()
+
+
+class RunEngine:
+    """The engine of one run, shared by its stages: started when a stage first uses it, closed by :meth:`close`.
+
+    A LocalCluster takes seconds to start and its workers load the embedding backend once; the
+    stages that split their work (parse, embed, a sampled cluster and label) share one instead of
+    starting one each, and a run whose parallel stages all come from the cache starts none.
+    """
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._stack = contextlib.ExitStack()
+        self._engine: Engine | None = None
+
+    def _open(self) -> Engine:
+        if self._engine is None:
+            self._engine = self._stack.enter_context(open_engine(self.config))
+        return self._engine
+
+    @property
+    def n_workers(self) -> int:
+        return self._open().n_workers
+
+    def map(
+        self,
+        fn: Callable[..., Result],
+        items: Sequence[Item],
+        *,
+        timeout_s: float,
+        common: Mapping[str, Any] | None = None,
+    ) -> list[Result]:
+        return self._open().map(fn, items, timeout_s=timeout_s, common=common)
+
+    def close(self) -> None:
+        """Close the cluster if one was started (a later use starts another)."""
+        self._engine = None
+        self._stack.close()
+
+
+@contextlib.contextmanager
+def run_engine(config: EngineConfig) -> Iterator[Engine]:
+    """The engine a run's stages share, for the run's ``with`` block.
+
+    The local engine, or a :class:`RunEngine` of Dask workers, closed when the block ends.
+    """
+    if config.kind == "local":
+        yield LocalEngine()
+        return
+    engine = RunEngine(config)
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ on is declared by the stage itself (``pipeline.stage.Stage``).
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 from pipeline import __version__
 from pipeline.config import RunConfig
+from pipeline.engine import RunEngine, run_engine
 from pipeline.parallel import return_freed_memory
 from pipeline.stage import Stage, StageContext
 from pipeline.stages import STAGE_NAMES, STAGES
@@ -110,11 +112,14 @@ def run_pipeline(
     last = STAGE_NAMES.index(until)
     forced_from = STAGE_NAMES.index(force_from) if force_from else len(STAGE_NAMES)
     started = time.perf_counter()
-    with store.lock():
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(store.lock())
         # With Dask workers, each parse task opens its files by path: here only their hashes are taken.
         sources = collect_sources(config.inputs, keep_bytes=config.engine.kind == "local")
         inputs = [{"path": source.path, "sha256": source.sha256, "bytes": source.size} for source in sources]
         last_reader = max((index for index, stage in enumerate(STAGES) if stage.reads_sources), default=-1)
+        last_parallel = max((index for index, stage in enumerate(STAGES) if stage.uses_engine), default=-1)
+        engine = stack.enter_context(run_engine(config.engine))
         outcomes: list[StageOutcome] = []
         stage_seconds: dict[str, float] = {}
         for index, stage in enumerate(STAGES[: last + 1]):
@@ -125,11 +130,13 @@ def run_pipeline(
                 if observer is not None:
                     observer.stage_progress(name, done, total)
 
-            context = StageContext(config, store, sources if stage.reads_sources else [], today,
+            context = StageContext(config, store, sources if stage.reads_sources else [], today, engine,
                                    stage_seconds=dict(stage_seconds), progress=progress)  # fmt: skip
             outcome = _run_stage(stage, context, force=index >= forced_from)
             if index == last_reader:
                 sources = []  # no later stage reads the input files' bytes
+            if index == last_parallel and isinstance(engine, RunEngine):
+                engine.close()  # no later stage uses the workers: their memory goes back before the report
             if outcome.status == "computed":
                 return_freed_memory()
             stage_seconds[stage.name] = outcome.seconds

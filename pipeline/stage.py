@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 from pipeline.config import RunConfig
+from pipeline.engine import Engine
 from pipeline.sources import SourceFile
 from pipeline.store import ArtifactStore, StageRecord
 
@@ -37,6 +38,8 @@ class StageContext:
     store: ArtifactStore
     sources: list[SourceFile]
     today: date  # the run's day (UTC), read once per run: what "the latest past Feb 10" and "future" mean
+    # Where the stage's parallel parts run: the run's engine (``pipeline.engine.run_engine``), shared by its stages.
+    engine: Engine
     # What this stage recorded the last time it finished, kept before a recompute invalidated it.
     previous: StageRecord | None = None
     forced: bool = False  # the user asked to recompute this stage from scratch (--force)
@@ -80,3 +83,6 @@ class Stage:
     # get none, and the runner lets the bytes go after the last stage that reads them (1.7 GB at
     # a million papers, held through every later stage before).
     reads_sources: bool = False
+    # Whether it hands parts of its work to ``StageContext.engine``; the runner closes the run's
+    # Dask cluster after the last stage that does, so that its workers' memory is gone by the report.
+    uses_engine: bool = False

@@ -17,10 +17,11 @@ pytestmark = pytest.mark.slow
 COMPARED = ("papers.csv", "topics.csv", "metrics.json")
 
 
-def outputs(tmp_path, seed_pages, name: str, engine: dict, cluster: dict) -> dict[str, bytes]:
+def outputs(tmp_path, seed_pages, name: str, engine: dict, fit_sample) -> dict[str, bytes]:
     # Each run in its own output folder: nothing embedded by one is read from the other's cache.
     (tmp_path / name).mkdir()
-    config = make_config(tmp_path / name, [str(page) for page in seed_pages], name=name, engine=engine, cluster=cluster)
+    config = make_config(tmp_path / name, [str(page) for page in seed_pages], name=name, engine=engine,
+                         cluster={"fit_sample": fit_sample}, label={"fit_sample": fit_sample})  # fmt: skip
     run_pipeline(load_config(config))
     run_dir = tmp_path / name / "out" / name
     files = {file: (run_dir / file).read_bytes() for file in COMPARED}
@@ -28,12 +29,35 @@ def outputs(tmp_path, seed_pages, name: str, engine: dict, cluster: dict) -> dic
 
 
 @pytest.mark.parametrize("fit_sample", ["all", 40])
-def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages, fit_sample):
+def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages, fit_sample, monkeypatch):
+    """With a sample (40 of 64 papers), clusters are placed and topic terms counted on the workers."""
+    import contextlib
+    import json
+
+    import pipeline.engine as engine_module
+
+    opened = []
+    real_open = engine_module.open_engine
+
+    @contextlib.contextmanager
+    def counted(config):
+        with real_open(config) as engine:
+            opened.append("open")
+            yield engine
+        opened.append("closed")
+
+    monkeypatch.setattr(engine_module, "open_engine", counted)
     dask = {"kind": "dask", "workers": 2}
-    local = outputs(tmp_path, seed_pages, "local", {"kind": "local"}, {"fit_sample": fit_sample})
-    on_dask = outputs(tmp_path, seed_pages, "dask", dask, {"fit_sample": fit_sample})
+    local = outputs(tmp_path, seed_pages, "local", {"kind": "local"}, fit_sample)
+    assert opened == []  # the local engine starts nothing
+    on_dask = outputs(tmp_path, seed_pages, "dask", dask, fit_sample)
+    assert opened == ["open", "closed"]  # one cluster for the whole run, shared by its stages
     assert len(local) > len(COMPARED)  # topics to compare
     assert on_dask == local
+    notes = json.loads((tmp_path / "dask" / "out" / "dask" / "04_label" / "label.json").read_text())["notes"]
+    counted_on = [note for note in notes if "term counts of all 64 papers, counted in" in note]
+    assert len(counted_on) == (0 if fit_sample == "all" else 1)
+    assert all(note.endswith("on 2 worker(s)") for note in counted_on)
 
 
 def test_a_fit_on_a_sample_places_every_paper_and_keeps_the_samples_clusters():

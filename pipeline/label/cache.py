@@ -21,6 +21,7 @@ from pipeline.memo import MemoStore, SparseMatrix, text_key
 if TYPE_CHECKING:
     from scipy import sparse
 
+    from pipeline.engine import Engine
     from pipeline.label.class_counts import ClassCounts
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
@@ -106,13 +107,12 @@ def cached_class_weights(
 
 
 def cached_class_counts(
-    cache: MemoStore, texts: list[str], text_digest: str, topics: np.ndarray, config: RunConfig
+    cache: MemoStore, texts: list[str], text_digest: str, topics: np.ndarray, config: RunConfig, engine: Engine
 ) -> tuple[ClassCounts, str]:
     """The term counts per topic of all ``texts``, counted in parts on the run's engine, and a note saying how.
 
     See ``pipeline.label.class_counts``; kept while the texts, topics and counts settings stay.
     """
-    from pipeline.engine import open_engine
     from pipeline.label.class_counts import CLASS_COUNTS_VERSION, ClassCountsArrays, counted_in_parts
 
     key = hash_json(
@@ -122,11 +122,12 @@ def cached_class_counts(
     found = cache.get("class-counts", key, ClassCountsArrays())
     if found is not None:
         return found, f"keywords from the term counts of all {len(texts):,} papers (kept from an earlier run)"
-    with open_engine(config.engine) as engine:
-        counts, n_parts = counted_in_parts(texts, topics, config.label, engine)
-        where = f"{engine.n_workers} worker(s)"
+    counts, n_parts = counted_in_parts(texts, topics, config.label, engine)
     cache.put("class-counts", key, counts, ClassCountsArrays())
-    return counts, f"keywords from the term counts of all {len(texts):,} papers, counted in {n_parts} parts on {where}"
+    return counts, (
+        f"keywords from the term counts of all {len(texts):,} papers, counted in {n_parts} parts on "
+        f"{engine.n_workers} worker(s)"
+    )
 
 
 def cached_phrase_index(cache: MemoStore, papers: pd.DataFrame, config: RunConfig) -> PhraseIndex:

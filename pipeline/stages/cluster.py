@@ -122,7 +122,6 @@ def _updated(config: RunConfig, embeddings: np.ndarray, paper_ids: list[str], fo
 
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import model_identity
-    from pipeline.engine import open_engine
     from pipeline.parallel import release_joblib_workers
     from pipeline.sample_fit import fit_on_sample
 
@@ -136,10 +135,9 @@ def run(context: StageContext) -> StageResult:
         # A recluster of this run keeps what still holds of its topics (config.cluster.recluster_guide).
         guide = _guide(last, paper_ids)
         try:
-            with open_engine(config.engine) as engine:
-                result = fit_on_sample(
-                    embeddings, config.cluster, config.seed, engine, config.label.outlier_percentile, guide=guide
-                )
+            result = fit_on_sample(
+                embeddings, config.cluster, config.seed, context.engine, config.label.outlier_percentile, guide=guide
+            )
         finally:
             release_joblib_workers()  # idle, they would keep their memory through the later stages
         pool, base_papers = np.zeros(len(paper_ids), dtype=bool), len(paper_ids)
@@ -189,4 +187,5 @@ STAGE = Stage(
         "pipeline.feed.update",
         "pipeline.sample_fit",
     ),
+    uses_engine=True,
 )

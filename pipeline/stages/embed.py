@@ -103,14 +103,12 @@ def cached_embeddings(
 
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
-    from pipeline.engine import open_engine
 
     texts = paper_texts(context.store.read_table("parse", "papers.parquet"))
     backend = load_backend(context.config.embed)
-    with open_engine(context.config.engine) as engine:
-        embeddings, embedded = cached_embeddings(
-            context.store.cache, backend, texts, context.progress, engine, context.config.embed
-        )
+    embeddings, embedded = cached_embeddings(
+        context.store.cache, backend, texts, context.progress, context.engine, context.config.embed
+    )
     counts = {"papers": len(texts), "embedded": embedded, "from_cache": len(texts) - embedded}
     return {"embeddings.npy": array_to_bytes(embeddings)}, counts
 
@@ -129,4 +127,5 @@ STAGE = Stage(
     run=run,
     extra_key=_model,
     modules=("pipeline.stages.embed", "pipeline.embed", "pipeline.engine"),
+    uses_engine=True,
 )

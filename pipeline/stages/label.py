@@ -230,7 +230,7 @@ def _label_sampled(
     class_counts, counts_note = None, None
     if config.label.representation == "none":
         class_counts, counts_note = cached_class_counts(
-            context.store.cache, texts, sha256_bytes(b"".join(text_keys)), labels, config
+            context.store.cache, texts, sha256_bytes(b"".join(text_keys)), labels, config, context.engine
         )
     labelled = _label_all(
         context, sample, tokens, keys, embeddings[rows], labels[rows], layout[rows], sample_config, class_counts
@@ -342,6 +342,7 @@ STAGE = Stage(
     config_slice=_settings,
     run=run,
     extra_key=_model,
+    uses_engine=True,
     modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.token_rows",
              "pipeline.factorize", "pipeline.metrics",
              "pipeline.agreement", "pipeline.engine",

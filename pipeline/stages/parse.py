@@ -25,15 +25,13 @@ def _input_files(context: StageContext) -> list[str]:
 
 
 def run(context: StageContext) -> StageResult:
-    from pipeline.engine import open_engine
     from pipeline.parse import parse
 
     # Each file's records are kept between runs: a run over grown inputs reads only the new files.
     # With engine kind dask, the files not kept yet are read on the workers, one task per file.
-    with open_engine(context.config.engine) as engine:
-        result = parse(
-            context.sources, context.config.parse, today=context.today, memo=context.store.cache, engine=engine
-        )
+    result = parse(
+        context.sources, context.config.parse, today=context.today, memo=context.store.cache, engine=context.engine
+    )
     if result.papers.empty:
         details = "; ".join(
             f"{report.path}: {report.read} read, {report.skipped} skipped" for report in result.file_reports
@@ -69,5 +67,6 @@ STAGE = Stage(
     extra_key=_input_files,
     manifest_entries=_file_reports,
     reads_sources=True,
+    uses_engine=True,
     modules=("pipeline.stages.parse", "pipeline.sources", "pipeline.parse", "pipeline.schema", "pipeline.engine"),
 )
