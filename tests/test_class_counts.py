@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.config import LabelConfig
@@ -18,10 +19,18 @@ from pipeline.label.class_counts import (
 )
 from pipeline.label.keywords import ctfidf_keywords, renumber_by_size, stop_words
 from pipeline.label.sample import stratified_rows
+from pipeline.schema import PAPER_COLUMNS
 from pipeline.terms import term_counts, tokenize_texts
 from tests.test_label_update import corpus
 
 CONFIG = LabelConfig(n_keywords=8)
+
+
+def papers_frame(titles: list[str], abstracts: list[str]) -> pd.DataFrame:
+    n = len(titles)
+    return pd.DataFrame({column: [""] * n for column in PAPER_COLUMNS}).assign(
+        paper_id=[f"p{i}" for i in range(n)], title=titles, abstract=abstracts
+    )
 
 
 def texts_and_topics(n: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -87,16 +96,11 @@ def test_parts_of_other_classes_or_topics_outside_the_classes_are_refused():
 
 def test_a_sample_named_with_whole_counts_gets_the_keywords_of_all_papers(monkeypatch):
     """label_topics on a sample with the pile's class counts: keywords of all papers, per the sample's topic ids."""
-    import pandas as pd
-
     from pipeline.label import label_topics
-    from pipeline.schema import PAPER_COLUMNS
 
     titles, abstracts, topics = corpus(500, seed=5)
     n = len(titles)
-    papers = pd.DataFrame({column: [""] * n for column in PAPER_COLUMNS}).assign(
-        paper_id=[f"p{i}" for i in range(n)], title=titles, abstract=abstracts
-    )
+    papers = papers_frame(titles, abstracts)
     texts = [f"{t}. {a}" for t, a in zip(titles, abstracts, strict=True)]
     rng = np.random.default_rng(0)
     embeddings = np.eye(3)[topics] + rng.normal(0, 0.05, (n, 3))
@@ -118,3 +122,14 @@ def test_a_sample_named_with_whole_counts_gets_the_keywords_of_all_papers(monkey
     # The sample's own counts weigh the words otherwise: the whole pile's counts are what was used.
     alone, _ = counted_in_parts([texts[row] for row in rows.tolist()], topics[rows], config, LocalEngine())
     assert class_keywords(alone, config) != got
+
+
+def test_class_counts_of_other_clusters_are_refused():
+    from pipeline.label import label_topics
+
+    titles, abstracts, topics = corpus(40, seed=6)
+    texts = [f"{t}. {a}" for t, a in zip(titles, abstracts, strict=True)]
+    total, _ = counted_in_parts(texts, topics, CONFIG, LocalEngine())
+    with pytest.raises(ValueError, match="do not cover the sample's clusters"):
+        label_topics(papers_frame(titles, abstracts), np.eye(3)[topics], topics + 5, np.zeros((40, 2)),
+                     CONFIG.model_copy(update={"reduce_outliers": False}), None, class_counts=total)  # fmt: skip

@@ -138,6 +138,8 @@ def label_topics(
             raise ValueError("keywords from class counts are c-TF-IDF keywords: representation must be 'none'")
         topics_per_paper = renumber_by_size(labels)
         topic_of = dict(np.unique(np.stack([labels, topics_per_paper]), axis=1).T.tolist())
+        if not set(topic_of) <= set(class_counts.classes.tolist()):
+            raise ValueError("the class counts do not cover the sample's clusters")
         keywords = {topic_of[label]: words for label, words in class_keywords(class_counts, config).items()
                     if label in topic_of}  # fmt: skip
     elif config.representation == "none":
