@@ -192,6 +192,14 @@ def unique_ngrams(keys: np.ndarray, n: int, base: int) -> tuple[np.ndarray, np.n
     return words, index
 
 
+def packed_ngrams(block: np.ndarray, base: int) -> np.ndarray:
+    """Each row of n word ids (an n-gram block) packed as digits in ``base``: the keys :func:`unique_ngrams` reads."""
+    keys = np.zeros(len(block), dtype=np.int64)
+    for offset in range(block.shape[1] if block.ndim == 2 else 0):
+        keys = keys * base + block[:, offset].astype(np.int64)
+    return keys
+
+
 def term_counts(texts: TokenizedTexts, stop_words: Collection[str], ngram_max: int) -> TermCounts:
     """How often each 1- to ``ngram_max``-gram occurs in each text, stop words removed first."""
     filtered = without(texts, stop_words)

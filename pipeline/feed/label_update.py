@@ -34,7 +34,7 @@ from pipeline.label.class_counts import ClassCounts, class_keywords, class_sums
 from pipeline.label.phrases import PhraseTokens
 from pipeline.memo import csr_fields, csr_from, words_from_array, words_to_array
 from pipeline.schema import OUTLIER_TOPIC
-from pipeline.terms import TermCounts
+from pipeline.terms import TermCounts, packed_ngrams
 
 # Bump when LabelState would hold other sums for the same run (it keys the stored states).
 STATE_VERSION = 1
@@ -124,8 +124,8 @@ def merged_terms(
     blocks, first_ids, second_ids, start = [], [], [], 0
     for first_block, second_block in zip(ngrams, other_ngrams, strict=True):
         # Words keep their order, so each block's packed keys stay sorted: merged, not sorted again.
-        first_keys = _packed(first_word[first_block] if len(first_block) else first_block, base)
-        second_keys = _packed(second_word[second_block] if len(second_block) else second_block, base)
+        first_keys = packed_ngrams(first_word[first_block] if len(first_block) else first_block, base)
+        second_keys = packed_ngrams(second_word[second_block] if len(second_block) else second_block, base)
         keys = _sorted_union(first_keys, second_keys)
         block = np.zeros((len(keys), first_block.shape[1]), dtype=np.int32)
         remainder = keys.copy()
@@ -146,13 +146,6 @@ def _sorted_union(large: np.ndarray, small: np.ndarray) -> np.ndarray:
     position = np.searchsorted(large, small)
     new = small[(position == len(large)) | (large[np.minimum(position, len(large) - 1)] != small)]
     return np.insert(large, np.searchsorted(large, new), new)
-
-
-def _packed(block: np.ndarray, base: int) -> np.ndarray:
-    keys = np.zeros(len(block), dtype=np.int64)
-    for offset in range(block.shape[1] if block.ndim == 2 else 0):
-        keys = keys * base + block[:, offset].astype(np.int64)
-    return keys
 
 
 def grown_state(

@@ -36,7 +36,15 @@ from pipeline.label.keywords import (
     without_rare_terms,
 )
 from pipeline.memo import csr_fields, csr_from, words_from_array, words_to_array
-from pipeline.terms import TermCounts, class_tfidf, term_counts, term_names, tokenize_texts
+from pipeline.terms import (
+    TermCounts,
+    class_tfidf,
+    packed_ngrams,
+    term_counts,
+    term_names,
+    tokenize_texts,
+    unique_ngrams,
+)
 
 if TYPE_CHECKING:
     from pipeline.engine import Engine
@@ -139,20 +147,15 @@ def summed(parts: Sequence[ClassCounts]) -> ClassCounts:
     word_ids = [pd.Index(words).get_indexer(part.vocabulary) for part in parts]
     blocks, columns_of, start = [], [np.zeros(0, dtype=np.int64)] * len(parts), 0
     for n in range(n_blocks):
-        keys_of = [_packed(ids[part.ngrams[n]], base) for ids, part in zip(word_ids, parts, strict=True)]
-        keys, inverse = np.unique(np.concatenate(keys_of), return_inverse=True)
-        block = np.zeros((len(keys), n + 1), dtype=np.int32)
-        remainder = keys.copy()
-        for offset in reversed(range(n + 1)):
-            block[:, offset] = remainder % base
-            remainder //= base
+        keys_of = [packed_ngrams(ids[part.ngrams[n]], base) for ids, part in zip(word_ids, parts, strict=True)]
+        block, inverse = unique_ngrams(np.concatenate(keys_of), n + 1, base)
         blocks.append(block)
         bounds = np.cumsum([0] + [len(part_keys) for part_keys in keys_of])
         columns_of = [
             np.concatenate([columns, start + inverse[bounds[index] : bounds[index + 1]]])
             for index, columns in enumerate(columns_of)
         ]
-        start += len(keys)
+        start += len(block)
     shape = (len(classes), start)
 
     def added(matrices: list[sparse.csr_matrix]) -> sparse.csr_matrix:
@@ -173,13 +176,6 @@ def summed(parts: Sequence[ClassCounts]) -> ClassCounts:
         words,
         tuple(blocks),
     )
-
-
-def _packed(block: np.ndarray, base: int) -> np.ndarray:
-    keys = np.zeros(len(block), dtype=np.int64)
-    for offset in range(block.shape[1]):
-        keys = keys * base + block[:, offset].astype(np.int64)
-    return keys
 
 
 def counted_in_parts(
