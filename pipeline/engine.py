@@ -35,7 +35,6 @@ import contextlib
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -70,20 +69,6 @@ class Engine(Protocol):
     def n_workers(self) -> int:
         """How many parts run at once: split work into at least this many."""
 
-    def imap(
-        self,
-        fn: Callable[..., Result],
-        items: Sequence[Item],
-        *,
-        timeout_s: float,
-        common: Mapping[str, Any] | None = None,
-    ) -> Iterator[Result]:
-        """``fn(item, **common)`` of each item, in input order, each as soon as it is done.
-
-        All parts are under way from the first ``next``, so the caller can fold each result in
-        (sum it, write it) while the workers compute the next; ``common`` is sent to each worker once.
-        """
-
     def map(
         self,
         fn: Callable[..., Result],
@@ -92,7 +77,7 @@ class Engine(Protocol):
         timeout_s: float,
         common: Mapping[str, Any] | None = None,
     ) -> list[Result]:
-        """``[fn(item, **common) for item in items]``: :meth:`imap`'s results, all at once."""
+        """``[fn(item, **common) for item in items]``; ``common`` is sent to each worker once."""
 
 
 class LocalEngine:
@@ -102,18 +87,6 @@ class LocalEngine:
     def n_workers(self) -> int:
         return 1
 
-    def imap(
-        self,
-        fn: Callable[..., Result],
-        items: Sequence[Item],
-        *,
-        timeout_s: float,
-        common: Mapping[str, Any] | None = None,
-    ) -> Iterator[Result]:
-        """Call ``fn`` on each item here when its result is asked for; ``timeout_s`` is not needed in-process."""
-        _check_timeout(timeout_s)
-        return (fn(item, **(common or {})) for item in items)
-
     def map(
         self,
         fn: Callable[..., Result],
@@ -122,7 +95,9 @@ class LocalEngine:
         timeout_s: float,
         common: Mapping[str, Any] | None = None,
     ) -> list[Result]:
-        return list(self.imap(fn, items, timeout_s=timeout_s, common=common))
+        """Call ``fn`` on each item here; ``timeout_s`` is not needed in-process (nothing is waited on)."""
+        _check_timeout(timeout_s)
+        return [fn(item, **(common or {})) for item in items]
 
 
 class DaskEngine:
@@ -140,26 +115,6 @@ class DaskEngine:
         """Workers connected to the scheduler at this moment (0 while all are being replaced)."""
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
 
-    def imap(
-        self,
-        fn: Callable[..., Result],
-        items: Sequence[Item],
-        *,
-        timeout_s: float,
-        common: Mapping[str, Any] | None = None,
-    ) -> Iterator[Result]:
-        """Submit one task per item; yield the results in input order, the last within ``timeout_s`` seconds.
-
-        A result is let go on the cluster once it is yielded. Leaving the loop early cancels the rest.
-
-        Raises:
-            WorkerDiedError: a part's worker died ``ALLOWED_FAILURES`` + 1 times (or the
-                scheduler went away) before it finished.
-            EngineTimeoutError: the parts did not all finish within ``timeout_s``.
-        """
-        _check_timeout(timeout_s)
-        return self._results(fn, list(items), timeout_s, common or {})
-
     def map(
         self,
         fn: Callable[..., Result],
@@ -168,37 +123,36 @@ class DaskEngine:
         timeout_s: float,
         common: Mapping[str, Any] | None = None,
     ) -> list[Result]:
-        return list(self.imap(fn, items, timeout_s=timeout_s, common=common))
+        """Submit one task per item and gather the results in input order within ``timeout_s`` seconds.
 
-    def _results(
-        self, fn: Callable[..., Result], items: list[Any], timeout_s: float, common: Mapping[str, Any]
-    ) -> Iterator[Result]:
+        Raises:
+            WorkerDiedError: a part's worker died ``ALLOWED_FAILURES`` + 1 times (or the
+                scheduler went away) before it finished.
+            EngineTimeoutError: the parts did not all finish within ``timeout_s``.
+        """
         import distributed
         from distributed.scheduler import KilledWorker
 
+        _check_timeout(timeout_s)
         if not items:
-            return
+            return []
         name = getattr(fn, "__name__", type(fn).__name__)
-        deadline = time.monotonic() + timeout_s
         # ``common`` goes to the cluster as tasks, not scattered data: a task's result that was on a
         # worker that died is computed again from the task, where scattered data would be lost for
         # good ("the cluster lost scattered data") when its one holder died before others had it.
-        shared = {key: self.client.submit(_value, value, pure=False) for key, value in common.items()}
+        shared = {key: self.client.submit(_value, value, pure=False) for key, value in (common or {}).items()}
         # One wrapper call per item: ``common``'s names never meet client.map's own keywords (key, workers...).
-        futures: list[Any] = self.client.map(_call_with, items, function=fn, common=shared, pure=False)
+        futures = self.client.map(_call_with, list(items), function=fn, common=shared, pure=False)
         try:
-            for index, future in enumerate(futures):
-                try:
-                    result = future.result(timeout=max(0.0, deadline - time.monotonic()))
-                except TimeoutError:
-                    finished = index + sum(pending.done() for pending in futures[index:])
-                    raise EngineTimeoutError(
-                        f"{name}: {finished} of {len(futures)} parts finished on {self.where} within {timeout_s:g} s "
-                        f"({self.n_workers_now()} worker(s) connected): raise the timeout, add workers or split the "
-                        "work"
-                    ) from None
-                futures[index] = None  # the cluster may let the result go
-                yield result
+            try:
+                distributed.wait(futures, timeout=timeout_s)
+            except TimeoutError:
+                finished = sum(future.done() for future in futures)
+                raise EngineTimeoutError(
+                    f"{name}: {finished} of {len(futures)} parts finished on {self.where} within {timeout_s:g} s "
+                    f"({self.n_workers_now()} worker(s) connected): raise the timeout, add workers or split the work"
+                ) from None
+            return self.client.gather(futures)
         except KilledWorker as exc:
             raise WorkerDiedError(
                 f"{name}: a part killed {ALLOWED_FAILURES + 1} workers of {self.where} in turn (out of memory, or a "
@@ -209,9 +163,9 @@ class DaskEngine:
                 f"{name}: {self.where} dropped the work before it finished (scheduler gone?): {exc}"
             ) from None
         finally:
-            self.client.cancel([future for future in futures if future is not None])
-            for shared_future in shared.values():
-                shared_future.release()
+            self.client.cancel(futures)
+            for future in shared.values():
+                future.release()
 
 
 class RunEngine:
@@ -235,16 +189,6 @@ class RunEngine:
     @property
     def n_workers(self) -> int:
         return self._open().n_workers
-
-    def imap(
-        self,
-        fn: Callable[..., Result],
-        items: Sequence[Item],
-        *,
-        timeout_s: float,
-        common: Mapping[str, Any] | None = None,
-    ) -> Iterator[Result]:
-        return self._open().imap(fn, items, timeout_s=timeout_s, common=common)
 
     def map(
         self,

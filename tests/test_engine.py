@@ -250,15 +250,3 @@ def test_dask_engine_counts_topic_terms_in_parts_as_the_local_engine(dask_engine
     assert remote.vocabulary.tolist() == local.vocabulary.tolist()
     assert (remote.counts != local.counts).nnz == 0 and (remote.holding != local.holding).nnz == 0
     assert class_keywords(remote, config) == class_keywords(local, config)
-
-
-@pytest.mark.slow
-def test_dask_engine_yields_results_in_input_order_and_stops_early(dask_engine):
-    items = list(range(12, 0, -1))
-    assert list(dask_engine.imap(square, items, timeout_s=MAP_TIMEOUT_S)) == [value * value for value in items]
-    results = dask_engine.imap(square, items, timeout_s=MAP_TIMEOUT_S)
-    assert next(results) == 144
-    results.close()  # leaving early cancels the parts not taken
-    assert dask_engine.map(square, [3], timeout_s=MAP_TIMEOUT_S) == [9]  # the engine goes on working
-    local = LocalEngine().imap(fail_on_three, [1, 2, 3], timeout_s=MAP_TIMEOUT_S)
-    assert next(local) == 1  # the local engine computes a part when its result is asked for

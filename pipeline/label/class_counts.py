@@ -54,10 +54,7 @@ CLASS_COUNTS_VERSION = 1
 # Papers per part counted on one worker: tokens and the document-term matrix of 50,000
 # abstracts take about 0.3 GB there, and 1M papers make 20 parts.
 PART_PAPERS = 50_000
-# Parts summed at a time as they come back; the sums of the groups are added at the end.
-SUM_GROUP = 4
-# Seconds all parts may take on the workers before the run stops with an error (a 50,000-paper part
-# is ~15 s of one core; 1M papers ~130 s on 2 workers).
+# Seconds one part may take on a worker before the run stops with an error (a part is ~70 s).
 PART_TIMEOUT_S = 3600.0
 
 
@@ -190,9 +187,9 @@ def counted_in_parts(
 ) -> tuple[ClassCounts, int]:
     """The class sums of all ``texts`` (one topic each), counted in parts on ``engine``'s workers.
 
-    Every part is under way at once; the parts are summed here in groups of ``SUM_GROUP`` as
-    they come back, while the workers count the next ones, and the groups' sums at the end (so
-    no part is added into a growing total again and again). Returns the sums and the number of parts.
+    Parts go out a batch (two per worker) at a time and each batch is added to the sum as it
+    comes back, so the parts' matrices are never all held at once. Returns the sums and the
+    number of parts.
     """
     if len(texts) == 0 or len(texts) != len(topics):
         raise ValueError(f"{len(texts)} texts and {len(topics)} topics: no papers to count, or not one topic each")
@@ -202,17 +199,13 @@ def counted_in_parts(
     bounds = np.linspace(0, len(texts), n_parts + 1).round().astype(np.int64)
     spans = [(int(start), int(end)) for start, end in itertools.pairwise(bounds) if end > start]
     common = {"classes": classes, "stop_words": stop_words(config), "ngram_max": config.ngram_max}
-    items = [(list(texts[start:end]), topics[start:end]) for start, end in spans]
-    group_sums: list[ClassCounts] = []
-    group: list[ClassCounts] = []
-    for part in engine.imap(count_part, items, timeout_s=PART_TIMEOUT_S, common=common):
-        group.append(part)
-        if len(group) == SUM_GROUP:
-            group_sums.append(summed(group))
-            group = []
-    if group:
-        group_sums.append(summed(group))
-    return summed(group_sums), len(spans)
+    total: list[ClassCounts] = []
+    batch = max(1, 2 * engine.n_workers)
+    for first in range(0, len(spans), batch):
+        items = [(list(texts[start:end]), topics[start:end]) for start, end in spans[first : first + batch]]
+        counted = engine.map(count_part, items, timeout_s=PART_TIMEOUT_S, common=common)
+        total = [summed(total + counted)]
+    return total[0], len(spans)
 
 
 def class_keywords(counts: ClassCounts, config: LabelConfig) -> dict[int, list[tuple[str, float]]]:
