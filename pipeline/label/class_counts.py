@@ -91,17 +91,35 @@ def class_sums(
     row = np.searchsorted(classes, topics)
     if len(topics) and ((row >= len(classes)).any() or (classes[np.minimum(row, len(classes) - 1)] != topics).any()):
         raise ValueError("a paper's topic is not among the classes counted")
-    membership = sparse.csr_matrix(
-        (np.ones(len(topics), dtype=np.int32), (row, np.arange(len(topics)))), shape=(len(classes), len(topics))
+    matrix = sparse.csr_matrix(matrix)
+    class_of_entry = np.repeat(row, np.diff(matrix.indptr))
+    # Each stored entry is one paper holding the term: its count adds to ``counts``, 1 to ``holding``.
+    counts, holding = _entry_sums(
+        class_of_entry, matrix.indices, (matrix.data, np.ones(len(matrix.data))), (len(classes), matrix.shape[1])
     )
-    counts = membership @ sparse.csr_matrix(matrix, dtype=np.int32)
-    present = sparse.csr_matrix(
-        (np.ones_like(matrix.data, dtype=np.int32), matrix.indices, matrix.indptr), shape=matrix.shape
+    return classes, counts.astype(np.int32), holding.astype(np.int32)
+
+
+def _entry_sums(
+    rows: np.ndarray, columns: np.ndarray, values: tuple[np.ndarray, ...], shape: tuple[int, int]
+) -> tuple[sparse.csr_matrix, ...]:
+    """Per distinct (row, column), the sum of each of ``values``: csr matrices (int64) of the same sorted entries.
+
+    One sort of the packed (row, column) keys serves every matrix (two sparse sums cost two).
+    """
+    keys = rows.astype(np.int64) * max(shape[1], 1) + columns.astype(np.int64)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(unique // max(shape[1], 1), minlength=shape[0]), out=indptr[1:])
+    indices = (unique % max(shape[1], 1)).astype(np.int32)
+    # Sums of integers below 2**53 are exact in bincount's float64.
+    return tuple(
+        sparse.csr_matrix(
+            (np.rint(np.bincount(inverse, weights=data, minlength=len(unique))).astype(np.int64), indices, indptr),
+            shape=shape,
+        )
+        for data in values
     )
-    holding = membership @ present
-    counts.sort_indices()
-    holding.sort_indices()
-    return classes, counts, holding
 
 
 def class_counts_of(counts: TermCounts, topics: np.ndarray, classes: np.ndarray) -> ClassCounts:
@@ -156,26 +174,18 @@ def summed(parts: Sequence[ClassCounts]) -> ClassCounts:
             for index, columns in enumerate(columns_of)
         ]
         start += len(block)
-    shape = (len(classes), start)
-
-    def added(matrices: list[sparse.csr_matrix]) -> sparse.csr_matrix:
-        entries = [matrix.tocoo() for matrix in matrices]
-        rows = np.concatenate([entry.row for entry in entries])
-        columns = np.concatenate([columns_of[index][entry.col] for index, entry in enumerate(entries)])
-        data = np.concatenate([entry.data.astype(np.int64) for entry in entries])
-        total = sparse.csr_matrix((data, (rows, columns)), shape=shape, dtype=np.int64)
-        total.sum_duplicates()
-        total.sort_indices()
-        return total
-
-    return ClassCounts(
-        classes,
-        np.sum([part.sizes for part in parts], axis=0).astype(np.int64),
-        added([part.counts for part in parts]),
-        added([part.holding for part in parts]),
-        words,
-        tuple(blocks),
-    )
+    for part in parts:
+        if not (np.array_equal(part.counts.indptr, part.holding.indptr)
+                and np.array_equal(part.counts.indices, part.holding.indices)):  # fmt: skip
+            raise ValueError("class counts whose counts and holding differ in their entries")
+    rows = np.concatenate([np.repeat(np.arange(len(classes)), np.diff(part.counts.indptr)) for part in parts])
+    columns = np.concatenate([columns_of[index][part.counts.indices] for index, part in enumerate(parts)])
+    counts, holding = _entry_sums(
+        rows, columns, (np.concatenate([part.counts.data for part in parts]),
+                        np.concatenate([part.holding.data for part in parts])), (len(classes), start),
+    )  # fmt: skip
+    sizes = np.sum([part.sizes for part in parts], axis=0).astype(np.int64)
+    return ClassCounts(classes, sizes, counts, holding, words, tuple(blocks))
 
 
 def counted_in_parts(
@@ -187,9 +197,9 @@ def counted_in_parts(
 ) -> tuple[ClassCounts, int]:
     """The class sums of all ``texts`` (one topic each), counted in parts on ``engine``'s workers.
 
-    Parts go out a batch (two per worker) at a time and each batch is added to the sum as it
-    comes back, so the parts' matrices are never all held at once. Returns the sums and the
-    number of parts.
+    Parts go out a batch (two per worker) at a time, so that only one batch's texts are in
+    flight; each batch is summed as it comes back, and the batches' sums at the end (no part is
+    added into a growing total again and again). Returns the sums and the number of parts.
     """
     if len(texts) == 0 or len(texts) != len(topics):
         raise ValueError(f"{len(texts)} texts and {len(topics)} topics: no papers to count, or not one topic each")
@@ -199,13 +209,12 @@ def counted_in_parts(
     bounds = np.linspace(0, len(texts), n_parts + 1).round().astype(np.int64)
     spans = [(int(start), int(end)) for start, end in itertools.pairwise(bounds) if end > start]
     common = {"classes": classes, "stop_words": stop_words(config), "ngram_max": config.ngram_max}
-    total: list[ClassCounts] = []
+    batch_sums: list[ClassCounts] = []
     batch = max(1, 2 * engine.n_workers)
     for first in range(0, len(spans), batch):
         items = [(list(texts[start:end]), topics[start:end]) for start, end in spans[first : first + batch]]
-        counted = engine.map(count_part, items, timeout_s=PART_TIMEOUT_S, common=common)
-        total = [summed(total + counted)]
-    return total[0], len(spans)
+        batch_sums.append(summed(engine.map(count_part, items, timeout_s=PART_TIMEOUT_S, common=common)))
+    return summed(batch_sums), len(spans)
 
 
 def class_keywords(counts: ClassCounts, config: LabelConfig) -> dict[int, list[tuple[str, float]]]:
