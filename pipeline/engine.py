@@ -21,8 +21,8 @@ is replaced by its nanny and the part is computed again on another worker, up to
 :class:`~pipeline.errors.WorkerDiedError`. An exception raised by the function itself is
 raised again here, unchanged.
 
-A run opens one engine for all its stages (:func:`run_engine`, ``StageContext.engine``): the
-Dask cluster starts when a stage first hands it work and closes after the last stage that can.
+A run hands its stages one engine (:func:`run_engine`, ``StageContext.engine``): a Dask cluster
+starts when a stage first hands it work and closes when that stage ends.
 
 State a worker should load once (an embedding model) goes through :func:`worker_cached`:
 one value per key per process, so once per Dask worker process and once in this process
@@ -169,11 +169,11 @@ class DaskEngine:
 
 
 class RunEngine:
-    """The engine of one run, shared by its stages: started when a stage first uses it, closed by :meth:`close`.
+    """The engine of a run's stages: started when a stage first hands it work, closed by :meth:`close`.
 
-    A LocalCluster takes seconds to start and its workers load the embedding backend once; the
-    stages that split their work (parse, embed, a sampled cluster and label) share one instead of
-    starting one each, and a run whose parallel stages all come from the cache starts none.
+    The runner closes it after each stage that may use it (``Stage.uses_engine``), so a stage
+    that needs no workers (all from the cache, or too small to split) starts none, and no stage
+    inherits the memory an earlier one left in the workers' heaps.
     """
 
     def __init__(self, config: EngineConfig) -> None:

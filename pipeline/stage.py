@@ -83,6 +83,6 @@ class Stage:
     # get none, and the runner lets the bytes go after the last stage that reads them (1.7 GB at
     # a million papers, held through every later stage before).
     reads_sources: bool = False
-    # Whether it hands parts of its work to ``StageContext.engine``; the runner closes the run's
-    # Dask cluster after the last stage that does, so that its workers' memory is gone by the report.
+    # Whether it may hand parts of its work to ``StageContext.engine``; the runner closes the Dask
+    # cluster the stage started when it ends, so no later stage inherits its workers' memory.
     uses_engine: bool = False
