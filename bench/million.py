@@ -52,6 +52,7 @@ class TreeMemory(threading.Thread):
         self.peak = 0
         self.peak_at = 0.0
         self.peak_processes = 0
+        self.peak_driver = 0  # the run's own process at the peak (the rest: Dask workers, nannies, children)
         self.start_time = time.perf_counter()
         self.stopped = threading.Event()
 
@@ -61,15 +62,15 @@ class TreeMemory(threading.Thread):
                 processes = [self.root, *self.root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
-            total = 0
+            sizes = []
             for process in processes:
                 try:
-                    total += process.memory_info().rss
+                    sizes.append(process.memory_info().rss)
                 except psutil.NoSuchProcess:  # a child that ended between the listing and the reading
-                    continue
-            if total > self.peak:
-                self.peak, self.peak_at = total, time.perf_counter() - self.start_time
-                self.peak_processes = len(processes)
+                    sizes.append(0)
+            if sum(sizes) > self.peak:
+                self.peak, self.peak_at = sum(sizes), time.perf_counter() - self.start_time
+                self.peak_processes, self.peak_driver = len(processes), sizes[0]
             self.stopped.wait(self.interval)
 
 
@@ -188,6 +189,7 @@ def main() -> None:
         "peak_rss_gb": memory.peak / 1e9,
         "peak_at_s": memory.peak_at,
         "peak_processes": memory.peak_processes,
+        "peak_driver_gb": memory.peak_driver / 1e9,
         "map_mb": map_html.stat().st_size / 1e6,
         "map_papers_js_mb": rest.stat().st_size / 1e6 if rest.exists() else 0.0,
         "map": opened,
@@ -209,7 +211,8 @@ def main() -> None:
     cells = [f"{seconds[stage]:,.0f} s" for stage in STAGES]
     cells += [
         f"{wall / 60:.1f} min",
-        f"{result['peak_rss_gb']:.1f} GB ({memory.peak_processes} processes, at {memory.peak_at:,.0f} s)",
+        f"{result['peak_rss_gb']:.1f} GB ({memory.peak_processes} processes, the run's own "
+        f"{result['peak_driver_gb']:.1f} GB, at {memory.peak_at:,.0f} s)",
         f"{result['map_mb']:.0f} MB",
         f"{result['map_papers_js_mb']:.0f} MB",
         f"{opened['drawn_s']:.1f} s ({opened['points']:,} points)",

@@ -184,12 +184,17 @@ def unique_ngrams(keys: np.ndarray, n: int, base: int) -> tuple[np.ndarray, np.n
     Returns int32 (n_distinct, n) word ids in sorted key order, and int (len(keys),) the row of each key.
     """
     unique_keys, index = np.unique(keys, return_inverse=True)
-    words = np.zeros((len(unique_keys), n), dtype=np.int32)
-    remainder = unique_keys.copy()
+    return unpacked_ngrams(unique_keys, n, base), index
+
+
+def unpacked_ngrams(keys: np.ndarray, n: int, base: int) -> np.ndarray:
+    """The n word ids packed in each key (digits in ``base``), int32 (len(keys), n): :func:`packed_ngrams` undone."""
+    words = np.zeros((len(keys), n), dtype=np.int32)
+    remainder = keys.copy()
     for offset in reversed(range(n)):
         words[:, offset] = remainder % base
         remainder //= base
-    return words, index
+    return words
 
 
 def packed_ngrams(block: np.ndarray, base: int) -> np.ndarray:

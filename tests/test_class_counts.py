@@ -60,6 +60,30 @@ def test_parts_summed_equal_one_count_over_all_papers():
     assert (again.counts != total.counts).nnz == 0 and again.vocabulary.tolist() == total.vocabulary.tolist()
 
 
+def test_parts_with_no_terms_or_trigrams_sum_as_one_count():
+    # Parts are merged one into the next: a part with no terms at all (only stop words), a class
+    # only one part has, and trigram blocks must all land where one count over every paper puts them.
+    texts, topics = texts_and_topics(160, seed=4)
+    texts[40:50] = ["the of and"] * 10
+    topics[150:] = 99  # a class only the last part holds
+    stops = stop_words(CONFIG)
+    classes = np.unique(topics)
+    whole = class_counts_of(term_counts(tokenize_texts(texts), stops, 3), topics, classes)
+    bounds = [0, 40, 50, 150, 160]
+    parts = [class_counts_of(term_counts(tokenize_texts(texts[a:b]), stops, 3), topics[a:b], classes)
+             for a, b in itertools.pairwise(bounds)]  # fmt: skip
+    assert len(parts[1].vocabulary) == 0 and parts[1].counts.nnz == 0
+    for order in (parts, parts[::-1], [parts[1], parts[3], parts[0], parts[2]]):
+        total = summed(order)
+        assert total.vocabulary.tolist() == whole.vocabulary.tolist()
+        assert [block.tolist() for block in total.ngrams] == [block.tolist() for block in whole.ngrams]
+        assert len(total.ngrams[2]) > 0
+        assert np.array_equal(total.counts.indptr, whole.counts.indptr)
+        assert np.array_equal(total.counts.indices, whole.counts.indices)
+        assert np.array_equal(total.counts.data, whole.counts.data)
+        assert np.array_equal(total.holding.data, whole.holding.data)
+
+
 def test_keywords_from_summed_parts_are_those_of_the_full_path():
     texts, topics = texts_and_topics(400, seed=2)
     counts = term_counts(tokenize_texts(texts), stop_words(CONFIG), CONFIG.ngram_max)

@@ -4,7 +4,7 @@ c-TF-IDF needs of the papers only sums per topic: how often each term occurs in 
 papers (``counts``), in how many of them (``holding``), and how many papers each topic has.
 Sums add up, so a pile too large to tokenise in one process is counted in parts, each part
 on a worker (``pipeline.engine``: in this process for the local engine, on Dask workers
-otherwise), and the parts' matrices are summed here (:func:`summed`). Each part numbers its
+otherwise), and the parts' matrices are added here one at a time (:func:`summed`). Each part numbers its
 words and terms its own way; the sum numbers them as ``pipeline.terms.term_counts`` numbers
 the terms of all papers together (words sorted, each n-gram block in packed-key order), so
 the keywords equal those of one count over every paper (a test compares them).
@@ -17,13 +17,13 @@ the same sums per stable topic and ranks its keywords with :func:`class_keywords
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
 from pipeline.config import LabelConfig
@@ -43,7 +43,7 @@ from pipeline.terms import (
     term_counts,
     term_names,
     tokenize_texts,
-    unique_ngrams,
+    unpacked_ngrams,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ CLASS_COUNTS_VERSION = 1
 # Papers per part counted on one worker: tokens and the document-term matrix of 50,000
 # abstracts take about 0.3 GB there, and 1M papers make 20 parts.
 PART_PAPERS = 50_000
+# Values shifted per step when merging sorted arrays (bounds the temporary index array: 32 MB).
+_CHUNK = 1 << 22
 # Seconds one part may take on a worker before the run stops with an error (a part is ~70 s).
 PART_TIMEOUT_S = 3600.0
 
@@ -145,47 +147,111 @@ def count_part(
 def summed(parts: Sequence[ClassCounts]) -> ClassCounts:
     """The sum of class counts over the same classes, terms numbered as one count over all their papers gives.
 
-    Each part's words are found in the union of all vocabularies (sorted, so each n-gram
-    block's packed keys keep the order ``term_counts`` gives them), each block's terms in the
-    union of its keys, and the entries added.
+    The parts are added one at a time into a running total (:func:`_added`): the driver holds
+    the total, the part and the merged total, never a sort of every entry at once.
     """
     if not parts:
         raise ValueError("no class counts to sum")
     classes = parts[0].classes
     if any(not np.array_equal(part.classes, classes) for part in parts):
         raise ValueError("class counts of different classes cannot be summed")
-    if len(parts) == 1:
-        return parts[0]
-    words_index = pd.Index(np.concatenate([part.vocabulary for part in parts]).astype(object)).unique()
-    words = np.asarray(words_index.sort_values(), dtype=object)
+    return functools.reduce(_added, parts)
+
+
+def _added(total: ClassCounts, part: ClassCounts) -> ClassCounts:
+    """Two class counts of the same classes added, their words and terms merged in order.
+
+    Each side's words are sorted and its terms are in packed-key order, so each side's numbers
+    map into the merged numbers in increasing order: each side's (class, term) entries stay
+    sorted there, and merging takes a binary search of the part's entries in the total's (no sort).
+    """
+    for side in (total, part):
+        if not (np.array_equal(side.counts.indptr, side.holding.indptr)
+                and np.array_equal(side.counts.indices, side.holding.indices)):  # fmt: skip
+            raise ValueError("class counts whose counts and holding differ in their entries")
+        if not side.counts.has_sorted_indices:
+            raise ValueError("class counts whose entries are not sorted")
+    words_of_total, words_of_part, new_words = _merged(total.vocabulary, part.vocabulary)
+    words = _merged_values(total.vocabulary, part.vocabulary, words_of_total, words_of_part, new_words)
     base = max(len(words), 1)
-    n_blocks = len(parts[0].ngrams)
+    n_blocks = len(total.ngrams)
+    if len(part.ngrams) != n_blocks:
+        raise ValueError("class counts of different n-gram lengths cannot be summed")
     if base**n_blocks >= 2**62:
         raise ValueError(f"a vocabulary of {base} words is too large for {n_blocks}-grams")
-    word_ids = [pd.Index(words).get_indexer(part.vocabulary) for part in parts]
-    blocks, columns_of, start = [], [np.zeros(0, dtype=np.int64)] * len(parts), 0
+    blocks, columns_of_total, columns_of_part, start = [], [], [], 0
     for n in range(n_blocks):
-        keys_of = [packed_ngrams(ids[part.ngrams[n]], base) for ids, part in zip(word_ids, parts, strict=True)]
-        block, inverse = unique_ngrams(np.concatenate(keys_of), n + 1, base)
-        blocks.append(block)
-        bounds = np.cumsum([0] + [len(part_keys) for part_keys in keys_of])
-        columns_of = [
-            np.concatenate([columns, start + inverse[bounds[index] : bounds[index + 1]]])
-            for index, columns in enumerate(columns_of)
-        ]
-        start += len(block)
-    for part in parts:
-        if not (np.array_equal(part.counts.indptr, part.holding.indptr)
-                and np.array_equal(part.counts.indices, part.holding.indices)):  # fmt: skip
-            raise ValueError("class counts whose counts and holding differ in their entries")
-    rows = np.concatenate([np.repeat(np.arange(len(classes)), np.diff(part.counts.indptr)) for part in parts])
-    columns = np.concatenate([columns_of[index][part.counts.indices] for index, part in enumerate(parts)])
-    counts, holding = _entry_sums(
-        rows, columns, (np.concatenate([part.counts.data for part in parts]),
-                        np.concatenate([part.holding.data for part in parts])), (len(classes), start),
-    )  # fmt: skip
-    sizes = np.sum([part.sizes for part in parts], axis=0).astype(np.int64)
-    return ClassCounts(classes, sizes, counts, holding, words, tuple(blocks))
+        total_keys = packed_ngrams(words_of_total[total.ngrams[n]], base)
+        part_keys = packed_ngrams(words_of_part[part.ngrams[n]], base)
+        where = _merged(total_keys, part_keys)
+        keys = _merged_values(total_keys, part_keys, *where)
+        blocks.append(unpacked_ngrams(keys, n + 1, base))
+        columns_of_total.append(start + where[0])
+        columns_of_part.append(start + where[1])
+        start += len(keys)
+    if start >= 2**31:
+        raise ValueError(f"{start} terms are too many to number in int32")
+    empty = np.zeros(0, dtype=np.int32)
+    total_columns = np.concatenate([empty, *columns_of_total]).astype(np.int32)[total.counts.indices]
+    part_columns = np.concatenate([empty, *columns_of_part]).astype(np.int32)[part.counts.indices]
+    n_classes = len(total.classes)
+    # Entries as sorted (class, term) keys; what each side holds of them is all the merge keeps (~50 bytes an entry).
+    where_total, where_part, new = _merged(_entry_keys(total.counts.indptr, total_columns, start),
+                                           _entry_keys(part.counts.indptr, part_columns, start))  # fmt: skip
+    size = len(where_total) + len(new)
+    indices = np.empty(size, dtype=np.int32)
+    indices[where_total] = total_columns
+    indices[where_part] = part_columns
+    del total_columns, part_columns
+    part_rows = np.repeat(np.arange(n_classes, dtype=np.int64), np.diff(part.counts.indptr))
+    indptr = np.zeros(n_classes + 1, dtype=np.int64)
+    np.cumsum(np.diff(total.counts.indptr) + np.bincount(part_rows[new], minlength=n_classes), out=indptr[1:])
+    matrices = []
+    for total_values, part_values in ((total.counts.data, part.counts.data), (total.holding.data, part.holding.data)):
+        values = np.zeros(size, dtype=np.int64)
+        values[where_total] = total_values
+        values[where_part] += part_values
+        matrices.append(sparse.csr_matrix((values, indices, indptr), shape=(n_classes, start)))
+    sizes = (total.sizes + part.sizes).astype(np.int64)
+    return ClassCounts(total.classes, sizes, matrices[0], matrices[1], words, tuple(blocks))
+
+
+def _merged(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each value of two sorted arrays of distinct values sits in their sorted union.
+
+    Returns the union's index of each of ``first``, of each of ``second``, and the indices of
+    ``second`` whose value ``first`` lacks. One binary search of ``second`` in ``first``, no sort.
+    """
+    position = np.searchsorted(first, second)
+    found = position < len(first)
+    found[found] = first[position[found]] == second[found]
+    new = np.flatnonzero(~found)
+    # A value of ``second`` not in ``first`` goes before first[position]: each of first's moves on by those before it.
+    where_first = np.bincount(position[new], minlength=len(first) + 1)[: len(first)]
+    np.cumsum(where_first, out=where_first)
+    for begin in range(0, len(first), _CHUNK):  # += arange(len(first)), without a second array that long
+        where_first[begin : begin + _CHUNK] += np.arange(begin, min(begin + _CHUNK, len(first)))
+    where_second = np.empty(len(second), dtype=np.int64)
+    where_second[found] = where_first[position[found]]
+    where_second[new] = position[new] + np.arange(len(new))
+    return where_first, where_second, new
+
+
+def _entry_keys(indptr: np.ndarray, columns: np.ndarray, n_columns: int) -> np.ndarray:
+    """Each entry of a csr matrix (its row pointers, its entries' columns) as row * n_columns + column."""
+    keys = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64) * n_columns, np.diff(indptr))
+    keys += columns
+    return keys
+
+
+def _merged_values(
+    first: np.ndarray, second: np.ndarray, where_first: np.ndarray, where_second: np.ndarray, new: np.ndarray
+) -> np.ndarray:
+    """The sorted union of ``first`` and ``second`` from where :func:`_merged` places them."""
+    union = np.empty(len(first) + len(new), dtype=np.result_type(first, second))
+    union[where_first] = first
+    union[where_second[new]] = second[new]
+    return union
 
 
 def counted_in_parts(
@@ -198,9 +264,8 @@ def counted_in_parts(
     """The class sums of all ``texts`` (one topic each), counted in parts on ``engine``'s workers.
 
     Parts go out a batch (two per worker) at a time, so that only one batch's texts are in
-    flight, and each batch is added into the running total as it comes back: the driver holds
-    the total and one batch, never every part (summing five batch sums at once at the end
-    peaked 0.5 GB higher at 1M). Returns the sums and the number of parts.
+    flight, and each returned part is added into the running total (:func:`summed`): the driver
+    holds the total and one batch, never every part. Returns the sums and the number of parts.
     """
     if len(texts) == 0 or len(texts) != len(topics):
         raise ValueError(f"{len(texts)} texts and {len(topics)} topics: no papers to count, or not one topic each")
