@@ -79,6 +79,9 @@ class Engine(Protocol):
     ) -> list[Result]:
         """``[fn(item, **common) for item in items]``; ``common`` is sent to each worker once."""
 
+    def release(self) -> None:
+        """No more work for now: let go of the workers this engine started, if any (a later map starts others)."""
+
 
 class LocalEngine:
     """Every part in this process, in order: the default engine, nothing to start or wait for."""
@@ -99,6 +102,9 @@ class LocalEngine:
         _check_timeout(timeout_s)
         return [fn(item, **(common or {})) for item in items]
 
+    def release(self) -> None:
+        """Nothing to let go: every part ran in this process."""
+
 
 class DaskEngine:
     """Parts run on a dask.distributed cluster through ``client``."""
@@ -114,6 +120,9 @@ class DaskEngine:
     def n_workers_now(self) -> int:
         """Workers connected to the scheduler at this moment (0 while all are being replaced)."""
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def release(self) -> None:
+        """Nothing to let go here: the cluster is the ``with`` block's that opened it (``open_engine``)."""
 
     def map(
         self,
@@ -169,7 +178,7 @@ class DaskEngine:
 
 
 class RunEngine:
-    """The engine of a run's stages: started when a stage first hands it work, closed by :meth:`close`.
+    """The engine of a run's stages: started when a stage first hands it work, closed by :meth:`release`.
 
     The runner closes it after each stage that may use it (``Stage.uses_engine``), so a stage
     that needs no workers (all from the cache, or too small to split) starts none, and no stage
@@ -200,7 +209,7 @@ class RunEngine:
     ) -> list[Result]:
         return self._open().map(fn, items, timeout_s=timeout_s, common=common)
 
-    def close(self) -> None:
+    def release(self) -> None:
         """Close the cluster if one was started (a later use starts another)."""
         self._engine = None
         self._stack.close()
@@ -219,7 +228,7 @@ def run_engine(config: EngineConfig) -> Iterator[Engine]:
     try:
         yield engine
     finally:
-        engine.close()
+        engine.release()
 
 
 @contextlib.contextmanager

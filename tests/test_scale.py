@@ -47,6 +47,15 @@ def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages,
         opened.append("closed")
 
     monkeypatch.setattr(engine_module, "open_engine", counted)
+    import pipeline.stages.label as label_stage
+
+    real_label_all, at_naming = label_stage._label_all, []
+
+    def label_all(context, *args, **kwargs):
+        at_naming.append(opened[-1] if opened else None)
+        return real_label_all(context, *args, **kwargs)
+
+    monkeypatch.setattr(label_stage, "_label_all", label_all)
     dask = {"kind": "dask", "workers": 2}
     local = outputs(tmp_path, seed_pages, "local", {"kind": "local"}, fit_sample)
     assert opened == []  # the local engine starts nothing
@@ -59,6 +68,9 @@ def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages,
     counted_on = [note for note in notes if "term counts of all 64 papers, counted in" in note]
     assert len(counted_on) == (0 if fit_sample == "all" else 1)
     assert all(note.endswith("on 2 worker(s)") for note in counted_on)
+    # The workers that counted the terms are let go before the sample is named (the stage's peak at 1M).
+    # (Without the release the label stage's cluster would still be open here, until the stage ends.)
+    assert at_naming[0] is None and at_naming[-1] == "closed"
 
 
 def test_a_fit_on_a_sample_places_every_paper_and_keeps_the_samples_clusters():
