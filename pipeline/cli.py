@@ -118,8 +118,8 @@ def _summary_table(result) -> Table:
 def evaluate_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
     import json
 
+    from pipeline.evaluate import evaluate_run
     from pipeline.metrics import METRIC_LABELS
-    from pipeline.stages.label import evaluate_run
 
     metrics = evaluate_run(Path(args.run_dir))
     if args.json:

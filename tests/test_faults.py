@@ -22,6 +22,7 @@ import yaml
 from conftest import block_network
 
 from pipeline.cli import main
+from pipeline.stages import STAGE_NAMES
 from pipeline.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +111,8 @@ HOLD_LOCK = NO_NETWORK + textwrap.dedent(
     """
     import sys, time
     from pipeline.store import ArtifactStore
-    with ArtifactStore(sys.argv[1], sys.argv[1] + "/.cache").lock():
+    from pipeline.stages import STAGE_NAMES
+    with ArtifactStore(sys.argv[1], sys.argv[1] + "/.cache", STAGE_NAMES).lock():
         print("locked", flush=True)
         time.sleep(120)
     """
@@ -145,7 +147,7 @@ def test_second_run_is_refused_while_the_first_is_alive_and_a_dead_ones_lock_doe
 
 
 def test_lock_file_with_garbage_or_a_live_stranger_pid_does_not_block(tmp_path):
-    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
     store.run_dir.mkdir()
     # Only a process holding the lock blocks: a pid written by someone else (here pid 1, alive) does not.
     for content in ("", "not a pid", "1"):

@@ -217,9 +217,10 @@ def test_a_few_new_papers_join_the_existing_clusters(tmp_path, seed_pages):
     extra = {"cluster": {"incremental_max_share": 0.5}}
     first = load_config(make_config(tmp_path, [str(earlier)], name="inc", **extra))
     run_pipeline(first, until="cluster")
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
 
-    store = ArtifactStore(first.run_dir, first.cache_dir)
+    store = ArtifactStore(first.run_dir, first.cache_dir, STAGE_NAMES)
     old_labels = dict(zip(store.read_table("cluster", "paper_ids.parquet")["paper_id"],
                           store.read_array("cluster", "labels.npy").tolist(), strict=True))  # fmt: skip
     grown = load_config(make_config(tmp_path, [str(later)], name="inc", **extra))
