@@ -2,8 +2,9 @@
 
 Every default lives in the models below and nowhere else; ``configs/default.yaml``
 repeats them with a comment saying why, and a test checks that the two agree.
-A mistake (unknown key, wrong type, bad value, input that matches no file) raises
-``ConfigError`` with one line naming the file, the key and what is allowed.
+A mistake (unknown key, wrong type, bad value) raises ``ConfigError`` with one line naming
+the file, the key and what is allowed. What the config is checked against the machine for
+(inputs that match no file, folders that cannot be written) is ``pipeline.preflight``'s.
 """
 
 from __future__ import annotations
@@ -359,15 +360,9 @@ def read_yaml(path: Path) -> Any:
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """Read, validate and check a YAML config; the inputs must exist before any work starts."""
+    """Read and validate a YAML config (``pipeline.preflight`` checks that its inputs exist)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     raw = read_yaml(path)
-    config = parse_config(raw, source=str(path))
-    from pipeline.sources import first_match  # sources imports this module
-
-    for index, spec in enumerate(config.inputs):
-        if first_match(spec.path) is None:
-            raise ConfigError(f"{path}: key 'inputs.{index}.path': '{shorten(spec.path)}' matches no file or folder")
-    return config
+    return parse_config(raw, source=str(path))
