@@ -207,11 +207,11 @@ def test_a_text_whose_key_ends_in_a_nul_byte_is_tokenised_once(tmp_path, monkeyp
 
 
 def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_run(tmp_path, monkeypatch):
-    from pipeline.label.cache import ASSEMBLED_TOKENS_KEPT, cached_tokens
-    from pipeline.terms import TOKENIZER_VERSION, tokenize_texts
+    from pipeline.label.cache import ASSEMBLED_TOKENS_KEPT, cached_tokens, tokens_namespace
+    from pipeline.terms import tokenize_texts
 
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
-    folder = store.cache.folder(f"tokens/v{TOKENIZER_VERSION}")
+    folder = store.cache.folder(tokens_namespace())
     first = [f"graph neural networks paper {i}" for i in range(5)]
     cached_tokens(store.cache, first)
     assert not list(folder.glob("assembled-*"))  # one shard holds exactly these texts: nothing to keep
@@ -233,11 +233,11 @@ def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_r
 
 
 def test_a_grown_feed_reads_its_last_assembled_tokens_and_tokenises_only_the_new_texts(tmp_path, monkeypatch):
-    from pipeline.label.cache import cached_tokens
-    from pipeline.terms import TOKENIZER_VERSION, tokenize_texts
+    from pipeline.label.cache import cached_tokens, tokens_namespace
+    from pipeline.terms import tokenize_texts
 
     store = ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
-    folder = store.cache.folder(f"tokens/v{TOKENIZER_VERSION}")
+    folder = store.cache.folder(tokens_namespace())
     days = [[f"day {day} paper {i} about graphs" for i in range(3)] for day in range(4)]
     seen: list[str] = []
     for day in range(3):  # three runs of a growing feed: the third is assembled from three shards
