@@ -297,3 +297,14 @@ def test_only_the_stages_that_read_the_input_files_get_their_bytes(tmp_path, see
     assert given == {"parse": size, "embed": 0, "cluster": 0, "label": 0, "report": 0}
     # The manifest still says which files went in, and how large they were.
     assert [(entry["path"], entry["bytes"]) for entry in result.manifest["inputs"]] == [(str(seed_pages[0]), size)]
+
+
+def test_evaluate_recomputes_the_metrics_of_a_finished_run(seed_run, capsys):
+    _, run_dir = seed_run
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--json"]) == 0
+    recomputed = json.loads(capsys.readouterr().out)
+    written = json.loads((run_dir / "metrics.json").read_text())
+    assert recomputed["n_topics"] == written["n_topics"] and recomputed["npmi"] == pytest.approx(written["npmi"])
+    assert main(["evaluate", str(run_dir.parent / "no-such-run")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
