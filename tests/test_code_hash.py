@@ -51,6 +51,16 @@ def test_the_import_reading_agrees_with_pythons_parser_on_every_module():
         assert imported_names(module, source, package) == ast_imported_names(module, source, package), module
 
 
+def test_no_module_imports_another_by_a_string_the_closure_cannot_see():
+    for module, path in module_files().items():
+        calls = [
+            node
+            for node in ast.walk(ast.parse(path.read_bytes()))
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(("import_module", "__import__"))
+        ]
+        assert not calls, f"{module} imports by name: its code hash would miss that module"
+
+
 SAMPLE = '''"""A docstring that mentions code:
 from pipeline.report import pages
 import pipeline.runner
