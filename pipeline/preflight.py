@@ -3,9 +3,8 @@
 ``load_config`` checks the config on its own (keys, types, ranges); ``preflight`` checks it
 against the machine: that each input matches a file or folder, that the run folder and the
 cache folder can be written, and that an enabled LLM labeller points at a server on this
-machine. Without
-it a read-only cache folder was reported after embedding and clustering, and a remote LLM
-url after the whole run but the label stage.
+machine. Without it a read-only cache folder was reported after embedding and clustering,
+and a remote LLM url after the whole run but the label stage.
 """
 
 from __future__ import annotations
