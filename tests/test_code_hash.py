@@ -186,3 +186,45 @@ def test_the_runner_keys_each_stage_by_the_hash_of_its_own_module(tmp_path, monk
     monkeypatch.setattr(runner, "code_hash", lambda module: "two")
     assert asked == ["pipeline.stages.parse"]
     assert runner._stage_key(STAGE, store, context) != first
+
+
+def test_sub_results_kept_between_runs_are_keyed_by_the_code_that_computes_them(monkeypatch):
+    from pipeline.config import ParseConfig, parse_config
+    from pipeline.label import cache
+    from pipeline.parse import units
+    from pipeline.sources import collect_sources
+
+    config = parse_config({"name": "t", "inputs": [str(ROOT / "data" / "samples" / "*.txt")]})
+    unit = collect_sources(config.inputs)[:1]
+    real = hashing.code_hash
+
+    def keys() -> dict[str, str]:
+        return {
+            "tokens": cache.tokens_namespace(),
+            "term counts": cache.term_counts_key("texts", config),
+            "label state": cache.counts_settings(config),
+            "unit reads": units._unit_key(unit, unit[0].path, ParseConfig()),
+        }
+
+    before = keys()
+    for changed, moved in [
+        ("pipeline.report", set()),
+        ("pipeline.terms", {"tokens"}),
+        ("pipeline.token_rows", {"tokens"}),
+        ("pipeline.label.cache", {"term counts", "label state"}),
+        ("pipeline.parse.units", {"unit reads"}),
+    ]:
+
+        def fake(module: str, root: Path = hashing.SOURCE_ROOT, changed: str = changed) -> str:
+            return "changed" if module == changed else real(module, root)
+
+        monkeypatch.setattr(hashing, "code_hash", fake)
+        monkeypatch.setattr(units, "code_hash", fake)
+        after = keys()
+        assert {name for name in before if before[name] != after[name]} == moved, changed
+    # What those hashes cover: the label cache's closure holds the tokenizer and the code it memoises.
+    assert {"pipeline.terms", "pipeline.token_rows", "pipeline.label.keywords", "pipeline.label.phrases",
+            "pipeline.label.class_counts", "pipeline.memo"} <= set(closure("pipeline.label.cache"))  # fmt: skip
+    assert {"pipeline.parse.hf_pages", "pipeline.parse.tables", "pipeline.parse.arxiv"} <= set(
+        closure("pipeline.parse.units")
+    )
