@@ -30,7 +30,7 @@ def _clear() -> None:
 
 
 def _all_hashes() -> dict[str, str]:
-    return {stage.name: hashing.code_hash(stage.run.__module__) for stage in STAGES}
+    return {stage.name: hashing.code_hash(stage.module) for stage in STAGES}
 
 
 def _timed(work, repeat: int) -> tuple[float, float]:
@@ -56,7 +56,7 @@ def main() -> int:
     hashes = _all_hashes()
     print(f"{'stage':8} {'modules':>7} {'files':>5}  code hash")
     for stage in STAGES:
-        modules = hashing.closure(stage.run.__module__)
+        modules = hashing.closure(stage.module)
         files = sum(len(hashing._files(module, hashing.SOURCE_ROOT)) for module in modules)
         print(f"{stage.name:8} {len(modules):>7} {files:>5}  {hashes[stage.name][:16]}")
     wall, cpu = _timed(_all_hashes, args.repeat)

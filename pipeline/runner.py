@@ -66,8 +66,7 @@ def _stage_key(stage: Stage, store: ArtifactStore, context: StageContext) -> str
         if record is None:
             raise RuntimeError(f"stage {stage.name} needs {source}, which has not finished")
         input_hashes.append(record.output_hashes[artifact])
-    # The source of every module of the package the stage's module imports (its run function's module).
-    code = code_hash(stage.run.__module__)
+    code = code_hash(stage.module)  # the source of every module of the package the stage's module imports
     return stage_cache_key(
         stage.name, code, stage.config_slice(context.config), input_hashes + stage.extra_key(context)
     )

@@ -71,6 +71,9 @@ class Stage:
     outputs: tuple[str, ...]  # the artifacts it writes into its folder
     config_slice: Callable[[RunConfig], dict[str, Any]]  # the settings its output depends on
     run: Callable[[StageContext], StageResult]
+    # The module declaring the stage (its ``__name__``): its cache key holds the hash of that
+    # module's import closure (``pipeline.code_hash``), which a wrapped ``run`` keeps.
+    module: str
     # Inputs of its key that are not artifacts (the input files' hashes, the embedding model).
     extra_key: Callable[[StageContext], list[str]] = _no_extra_key
     # Whether what the stage put outside its folder is still there (the report's pages).

@@ -106,6 +106,11 @@ def test_the_import_reading_covers_each_form_and_leaves_out_what_never_runs():
     assert ("", "", ["os", "pipeline.schema"]) in import_statements(SAMPLE)
 
 
+def test_each_stage_names_the_module_that_declares_it_and_runs_it():
+    for stage in STAGES:
+        assert stage.module == stage.run.__module__ == f"pipeline.stages.{stage.name}"
+
+
 def test_a_stage_closure_holds_what_it_runs_and_not_the_other_stages():
     embed = closure("pipeline.stages.embed")
     # The gaps of the hand-written lists: embed vectors depend on schema.paper_texts,
@@ -130,7 +135,7 @@ def two_trees(tmp_path):
     def stage_hashes(root: Path) -> dict[str, str]:
         for cached in (hashing.module_files, hashing.closure, hashing.code_hash, hashing._module_imports):
             cached.cache_clear()  # the tree changed under the per-process cache
-        return {stage.name: code_hash(stage.run.__module__, root) for stage in STAGES}
+        return {stage.name: code_hash(stage.module, root) for stage in STAGES}
 
     return roots, stage_hashes
 

@@ -59,6 +59,7 @@ def test_the_runner_refuses_a_stage_that_reads_an_artifact_it_did_not_declare(tm
         outputs=("count.json",),
         config_slice=lambda config: {},
         run=_count_reports,
+        module=__name__,
     )
     with pytest.raises(UndeclaredReadError, match=r"stage count reads parse/file_reports\.json"):
         _run_with(tmp_path, monkeypatch, counting)

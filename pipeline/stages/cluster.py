@@ -179,5 +179,6 @@ STAGE = Stage(
     outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy", "guide.npy"),
     config_slice=_settings,
     run=run,
+    module=__name__,
     uses_engine=True,
 )

@@ -124,6 +124,7 @@ STAGE = Stage(
     outputs=("embeddings.npy",),
     config_slice=_settings,
     run=run,
+    module=__name__,
     extra_key=_model,
     uses_engine=True,
 )

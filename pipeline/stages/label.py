@@ -313,6 +313,7 @@ STAGE = Stage(
              *FEED_OUTPUTS),
     config_slice=_settings,
     run=run,
+    module=__name__,
     extra_key=_model,
     uses_engine=True,
 )  # fmt: skip

@@ -63,6 +63,7 @@ STAGE = Stage(
     outputs=("papers.parquet", "file_reports.json"),
     config_slice=_settings,
     run=run,
+    module=__name__,
     extra_key=_input_files,
     manifest_entries=_file_reports,
     reads_sources=True,

@@ -72,5 +72,6 @@ STAGE = Stage(
     outputs=("published.json",),
     config_slice=_settings,
     run=run,
+    module=__name__,
     intact=_published_files_present,
 )  # fmt: skip
