@@ -32,6 +32,7 @@ from rich.table import Table
 
 from pipeline.config import load_config
 from pipeline.errors import ConfigError, PapertopicsError, one_line
+from pipeline.offline import apply_offline_policy
 
 EXIT_USER_ERROR = 2
 console = Console(stderr=True)
@@ -63,19 +64,9 @@ class ProgressDisplay:
 
 
 def _offline_and_quiet_third_party() -> None:
-    # Offline for good, for every library that could reach a model hub: models are loaded from
-    # local folders only (the embed backends also pass local_files_only), never fetched.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    # onnxruntime (from 1.29 on Linux too) sends usage events to Microsoft and keeps a device id
-    # and an event queue in ~/.cache/Microsoft. Only this variable, read when onnxruntime starts
-    # (before any import of it, so here), turns all of it off; disable_telemetry_events() does not
-    # cover the event sent when its environment is created. Child processes inherit it.
-    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
-    # Model loading libraries print progress bars and load reports meant for notebooks.
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Offline for good (pipeline.offline: the runner applies it too, for runs started from Python),
+    # set here before anything else so that every command, evaluate included, runs under it.
+    apply_offline_policy()
     for noisy in ("transformers", "sentence_transformers", "model2vec", "BERTopic", "numba", "umap", "pynndescent"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
@@ -154,8 +145,6 @@ def run_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> in
     if run_log is not None:
         handlers.append(run_log)
         log.debug("papertopics run %s (pid %d)", args.config, os.getpid())
-    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk.
-    os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
     from pipeline.runner import run_pipeline
 
     columns = (

@@ -280,7 +280,7 @@ def _describe(error: dict[str, Any], alternatives: list[str]) -> str:
     key = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
         owner = _section_model(loc)
-        allowed = ", ".join(owner.model_fields) if owner else "see the config reference in README.md"
+        allowed = ", ".join(owner.model_fields) if owner else "see docs/configuration.md"
         return f"unknown key '{shorten(key)}' (allowed here: {allowed})"
     if error["type"] == "missing":
         return f"missing required key '{key}'"
@@ -364,10 +364,14 @@ def load_config(path: str | Path) -> RunConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     raw = read_yaml(path)
-    config = parse_config(raw, source=str(path))
+    return check_inputs(parse_config(raw, source=str(path)), source=str(path))
+
+
+def check_inputs(config: RunConfig, source: str) -> RunConfig:
+    """``config`` if each of its inputs matches a file or folder, else ConfigError naming the first that does not."""
     from pipeline.sources import first_match  # sources imports this module
 
     for index, spec in enumerate(config.inputs):
         if first_match(spec.path) is None:
-            raise ConfigError(f"{path}: key 'inputs.{index}.path': '{shorten(spec.path)}' matches no file or folder")
+            raise ConfigError(f"{source}: key 'inputs.{index}.path': '{shorten(spec.path)}' matches no file or folder")
     return config
