@@ -187,10 +187,11 @@ def test_glob_matching_nothing_stops_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_folder_given_as_the_config_is_one_line(tmp_path, capsys):
+def test_empty_folder_given_to_run_is_one_line(tmp_path, capsys):
+    # Not a YAML file, so it is an input of a run with every default (pipeline.zeroconfig): it holds nothing.
     code, err = run_cli(tmp_path, capsys)
     assert code == 2
-    assert the_error(err) == f"{tmp_path}: is a folder; give the path of a YAML config file, e.g. configs/default.yaml"
+    assert the_error(err) == f"{tmp_path}: the folder holds no files"
 
 
 def test_folder_where_a_file_is_needed(tmp_path, capsys):
