@@ -34,6 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.store import ArtifactStore  # noqa: E402
+
 COMPILE_SAMPLE = 2000
 _STAGE_ON_SAMPLE = """
 import sys, time
@@ -67,7 +69,7 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--sample", type=int, default=0, help="cluster only the first N vectors (0: all)")
     args = parser.parse_args()
-    embeddings = args.run_dir / "02_embed" / "embeddings.npy"
+    embeddings = ArtifactStore(args.run_dir, args.run_dir.parent / ".cache").stage_dir("embed") / "embeddings.npy"
     if not embeddings.is_file():
         print(f"{embeddings} is missing: give a finished run folder", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from pipeline.config import InputSpec, ParseConfig
 from pipeline.errors import InputError
 from pipeline.parse import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, parse
 from pipeline.sources import SourceFile
+from pipeline.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_PAGE = ROOT / "data" / "samples" / "000_6472a1053a30b6b0.txt"
@@ -165,7 +166,7 @@ def test_unusable_file_stops_the_run_with_one_line(tmp_path, capsys, case):
     assert code == 2
     assert re.fullmatch(re.escape(str(tmp_path)) + "/" + message + ".*", the_error(err)), the_error(err)
     # Nothing was computed: no stage finished, no manifest.
-    assert not (tmp_path / "out" / "bad" / "01_parse" / "_stage.json").exists()
+    assert ArtifactStore(tmp_path / "out" / "bad", tmp_path / "out" / ".cache").finished("parse") is None
     assert not (tmp_path / "out" / "bad" / "manifest.json").exists()
 
 
