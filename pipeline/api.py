@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-ConfigLike = str | Path | Mapping[str, Any] | RunConfig
+ConfigLike = str | Path | Mapping[str, Any] | RunConfig | list[str]
 # Topics listed in a run's summary table in a notebook, largest first.
 SUMMARY_TOPICS = 10
 
@@ -36,7 +36,9 @@ def run(config: ConfigLike, /, **overrides: Any) -> Run:
     folder are reused, exactly as ``papertopics run CONFIG`` does.
 
     Args:
-        config: the path of a YAML config, a mapping with the same keys, or a ``RunConfig``.
+        config: the path of a YAML config, a mapping with the same keys, a ``RunConfig``, or
+            input files (a path or glob that is not a ``.yaml`` file, or a list of them) to
+            run with every default, as ``papertopics run FILES...`` does.
         **overrides: top-level config keys that replace the config's, e.g.
             ``output_dir="/tmp/out"`` or ``cluster={"min_cluster_size": 5}`` (a mapping is
             merged into the config's section, key by key).
@@ -66,6 +68,11 @@ def open_run(path: str | Path) -> Run:
 
 def resolve_config(config: ConfigLike, overrides: Mapping[str, Any]) -> tuple[RunConfig, str | None]:
     """The validated config (its inputs checked to exist) and the path it came from, if any."""
+    from pipeline.zeroconfig import decide, is_config_path
+
+    if isinstance(config, list) or (isinstance(config, str | Path) and not is_config_path(str(config))):
+        files = [str(item) for item in config] if isinstance(config, list) else [str(config)]
+        config, overrides = decide(files).config, dict(overrides)
     if isinstance(config, RunConfig):
         if not overrides:
             return check_inputs(config, "<config>"), None
@@ -79,7 +86,7 @@ def resolve_config(config: ConfigLike, overrides: Mapping[str, Any]) -> tuple[Ru
     elif isinstance(config, Mapping):
         raw, source = dict(config), "<dict>"
     else:
-        raise ConfigError(f"a config is a YAML path, a mapping or a RunConfig, not {type(config).__name__}")
+        raise ConfigError(f"a config is a YAML path, a mapping, a RunConfig or files, not {type(config).__name__}")
     merged = _merged(raw, overrides) if isinstance(raw, dict) else raw
     return check_inputs(parse_config(merged, source=source), source), (
         source if isinstance(config, str | Path) else None

@@ -1,5 +1,9 @@
 """Command line: ``python -m pipeline run CONFIG`` (also installed as ``papertopics``).
 
+``run FILES...`` (anything that is not a ``.yaml`` file) runs input files with every default
+and ``init FILES...`` prints a commented config for them; both first say what they decided
+for the files (``pipeline.zeroconfig``). ``evaluate RUN_DIR`` prints a finished run's quality.
+
 This is the only layer that prints: a progress line per stage (rich), papertopics' own log
 messages, and one line for a user's mistake (exit code 2, no traceback). Everything logged,
 by papertopics and by the libraries it runs (onnxruntime's quantiser alone writes about 60

@@ -119,3 +119,13 @@ def test_run_of_files_without_a_config_makes_the_report(pages, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "papertopics: run 'pages' into" in err and "format hf-daily-papers" in err
     assert (tmp_path / "out" / "pages" / "index.html").is_file()
+
+
+def test_the_library_takes_files_as_the_command_line_does(pages, tmp_path):
+    from pipeline.api import resolve_config
+
+    config, source = resolve_config(str(pages / "*.txt"), {"output_dir": str(tmp_path / "o")})
+    assert (config.name, config.output_dir, source) == ("pages", str(tmp_path / "o"), None)
+    assert [spec.path for spec in config.inputs] == [str(pages / "*.txt")]
+    listed, _ = resolve_config([str(path) for path in sorted(pages.glob("*.txt"))], {})
+    assert len(listed.inputs) == 2 and listed.name == sorted(pages.glob("*.txt"))[0].stem
