@@ -111,7 +111,7 @@ def topic_history(store: ArtifactStore) -> pd.DataFrame:
     return store.read_table("label", "topic_history.parquet")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: it holds a DataFrame, which has no plain ==
 class Topic:
     """One topic of a run: what ``Run.topic(id)`` returns."""
 
@@ -140,6 +140,13 @@ class Run:
         manifest = self._store.read_manifest()
         if manifest is None:
             raise RunFolderError(f"{self.run_dir}: no finished run here (no manifest.json); run a config first")
+        from pipeline.runner import MANIFEST_FORMAT_VERSION
+
+        if manifest.get("format_version") != MANIFEST_FORMAT_VERSION:
+            raise RunFolderError(
+                f"{self.run_dir}: the run was written by another papertopics (manifest format "
+                f"{manifest.get('format_version')!r}, this one reads {MANIFEST_FORMAT_VERSION}); run its config again"
+            )
         self.manifest: dict[str, Any] = manifest
         self.config = config if config is not None else parse_config(manifest.get("config"), f"{self.run_dir} manifest")
 

@@ -114,6 +114,12 @@ def test_open_run_refuses_a_folder_without_a_run(tmp_path):
         pipeline.open_run(tmp_path)
 
 
+def test_open_run_refuses_a_manifest_of_another_format(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 999, "config": {}}), encoding="utf-8")
+    with pytest.raises(RunFolderError, match="manifest format 999, this one reads 1"):
+        pipeline.open_run(tmp_path)
+
+
 def test_a_run_stopped_early_says_which_stage_is_missing(tmp_path):
     from pipeline.runner import run_pipeline
 
