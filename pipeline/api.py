@@ -1,7 +1,8 @@
 """The library interface: run papertopics from Python and open a finished run's tables.
 
-``run`` runs a config (a YAML path, a mapping or a ``RunConfig``) and returns a ``Run``;
-``open_run`` opens the folder of a run that finished earlier. A ``Run`` reads every table
+``run`` runs a config (a YAML path, a mapping, a ``RunConfig``, or input files with every
+default) and returns a ``Run``; ``open_run`` opens the folder of a run that finished
+earlier. A ``Run`` reads every table
 through the run's ``ArtifactStore``, never by a stage folder's path, and reads each one
 once, when it is first asked for: it is a view of the run as it was when opened (open it
 again, or call ``update``, after another run wrote the folder).
