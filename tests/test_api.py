@@ -175,6 +175,18 @@ def test_the_run_sets_the_offline_policy(tmp_path, monkeypatch):
     assert {key: os.environ[key] for key in ENFORCED} == dict.fromkeys(ENFORCED, "1")
 
 
+def test_the_policy_says_when_onnxruntime_started_before_it(monkeypatch, caplog):
+    from pipeline.offline import apply_offline_policy
+
+    monkeypatch.delenv("ORT_DISABLE_TELEMETRY")
+    monkeypatch.setitem(sys.modules, "onnxruntime", sys.modules.get("onnxruntime", object()))
+    apply_offline_policy()
+    assert "onnxruntime was imported before papertopics switched its telemetry off" in caplog.text
+    caplog.clear()
+    apply_offline_policy()  # set now: nothing more to say
+    assert caplog.text == ""
+
+
 def test_manifest_config_of_a_run_opens_as_the_same_config(seed_run):
     reopened = pipeline.open_run(seed_run.run_dir)
     assert reopened.config == seed_run.config
