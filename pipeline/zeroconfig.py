@@ -121,9 +121,10 @@ def decide(
     if output_dir is not None:
         raw["output_dir"] = output_dir
     config = check_inputs(parse_config(raw, SOURCE), SOURCE)
-    sources = [source for source in collect_sources(config.inputs) if source.skipped is None]
+    # Hashes only: the bytes of the few files looked at are read one at a time, not all held at once.
+    sources = [source for source in collect_sources(config.inputs, keep_bytes=False) if source.skipped is None]
     today = today or utc_today()
-    files = [_decide_file(source, today) for source in sources[:INSPECTED_FILES]]
+    files = [_decide_file(source.loaded(), today) for source in sources[:INSPECTED_FILES]]
     return Decisions(config, files, len(sources))
 
 
