@@ -151,6 +151,12 @@ def evaluate_command(args: argparse.Namespace, handlers: list[logging.Handler]) 
     return 0
 
 
+def _say(lines: list[str]) -> None:
+    """What a run without a config decided, on the screen (stderr: ``init`` writes the config to stdout)."""
+    for line in lines:
+        console.print(f"[cyan]papertopics:[/cyan] {escape(one_line(line))}", highlight=False, soft_wrap=True)
+
+
 def _run_config(args: argparse.Namespace) -> tuple[RunConfig, str | None]:
     """The run's config: the YAML file given, or (for input files) every default, said on the screen."""
     from pipeline.api import resolve_config
@@ -163,8 +169,7 @@ def _run_config(args: argparse.Namespace) -> tuple[RunConfig, str | None]:
     if yaml_args:
         raise ConfigError(f"{yaml_args[0]}: a YAML config is run alone, not with other files")
     decisions = decide(args.config, name=args.name, output_dir=args.out)
-    for line in decisions.lines():
-        console.print(f"[cyan]papertopics:[/cyan] {escape(one_line(line))}", highlight=False, soft_wrap=True)
+    _say(decisions.lines())
     return decisions.config, None
 
 
@@ -173,8 +178,7 @@ def init_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> i
     from pipeline.zeroconfig import decide
 
     decisions = decide(args.files, name=args.name, output_dir=args.out)
-    for line in decisions.lines():
-        console.print(f"[cyan]papertopics:[/cyan] {escape(one_line(line))}", highlight=False, soft_wrap=True)
+    _say(decisions.lines())
     entries, notes = decisions.input_entries()
     sys.stdout.write(commented_config(decisions.config.name, entries, notes, decisions.config.output_dir))
     return 0
