@@ -84,7 +84,7 @@ class ParseConfig(_Strict):
 EmbedBackend = Literal["onnx-int8", "onnx", "sentence-transformers", "model2vec"]
 # Word pieces read per text when embed.max_tokens is "auto". int8 MiniLM, the default, reads
 # a title and about the first 110 word pieces of its abstract: 2.2x faster than 256 and
-# within 0.01 NMI of fp32 MiniLM at 256 against the arXiv category (README, "Embedding
+# within 0.01 NMI of fp32 MiniLM at 256 against the arXiv category (docs/benchmarks.md, "Embedding
 # backends"), which is what brings 75,000 papers under 15 minutes on 2 cores. The fp32
 # references and the static preview model read 256, MiniLM's own limit.
 AUTO_MAX_TOKENS: dict[str, int] = {"onnx-int8": 128, "onnx": 256, "sentence-transformers": 256, "model2vec": 256}
@@ -281,7 +281,7 @@ def _describe(error: dict[str, Any], alternatives: list[str]) -> str:
     key = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
         owner = _section_model(loc)
-        allowed = ", ".join(owner.model_fields) if owner else "see the config reference in README.md"
+        allowed = ", ".join(owner.model_fields) if owner else "see docs/configuration.md"
         return f"unknown key '{shorten(key)}' (allowed here: {allowed})"
     if error["type"] == "missing":
         return f"missing required key '{key}'"

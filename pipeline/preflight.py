@@ -33,7 +33,7 @@ def preflight(config: RunConfig, source: str = "<config>") -> None:
         ConfigError: ``label.llm.enabled`` with a base url that is not a local http(s) url
             (unless ``label.llm.allow_remote``).
     """
-    _check_inputs(config, source)
+    check_inputs(config, source)
     if config.label.llm.enabled:
         _check_llm_url(config, source)
     from pipeline.embed.models import model_cache_dir
@@ -42,10 +42,12 @@ def preflight(config: RunConfig, source: str = "<config>") -> None:
         _check_writable(folder)
 
 
-def _check_inputs(config: RunConfig, source: str) -> None:
+def check_inputs(config: RunConfig, source: str) -> RunConfig:
+    """``config`` if each of its inputs matches a file or folder, else ConfigError naming the first that does not."""
     for index, spec in enumerate(config.inputs):
         if first_match(spec.path) is None:
             raise ConfigError(f"{source}: key 'inputs.{index}.path': '{shorten(spec.path)}' matches no file or folder")
+    return config
 
 
 def _check_llm_url(config: RunConfig, source: str) -> None:

@@ -10,6 +10,7 @@ on is declared by the stage itself (``pipeline.stage.Stage``).
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pipeline import __version__
 from pipeline.code_hash import code_hash
 from pipeline.config import RunConfig
 from pipeline.engine import run_engine
+from pipeline.offline import apply_offline_policy
 from pipeline.parallel import return_freed_memory
 from pipeline.stage import Stage, StageContext
 from pipeline.stage_store import StageStore
@@ -104,6 +106,9 @@ def run_pipeline(
     ``today`` (default: the UTC date now) is the run's day, recorded in the manifest.
     """
     today = today or datetime.now(UTC).date()
+    apply_offline_policy()  # before any stage imports a model library, whoever started the run
+    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
     from pipeline.preflight import preflight
     from pipeline.sources import collect_sources
 

@@ -50,6 +50,7 @@ from pipeline.memo import MemoStore
 # Bump when the layout or the meaning of a stored artifact changes: older folders are recomputed.
 STORE_FORMAT_VERSION = 1
 STAGE_MARKER = "_stage.json"
+MANIFEST = "manifest.json"
 LOCK_FILE = ".lock"
 STAGING_PREFIX = ".report-staging-"
 RETIRED_INFIX = ".old-"  # ".topics.old-1a2b3c4d": the previous report's folder, being replaced
@@ -237,7 +238,21 @@ class ArtifactStore:
         return removed
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        atomic_write_bytes(self.run_dir / "manifest.json", json_to_bytes(dict(manifest)))
+        atomic_write_bytes(self.run_dir / MANIFEST, json_to_bytes(dict(manifest)))
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The run's manifest, or None when the run folder has none (no run finished there)."""
+        try:
+            manifest = json.loads((self.run_dir / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"{self.run_dir / MANIFEST}: cannot read the run's manifest ({exc})") from None
+        return manifest if isinstance(manifest, dict) else None
+
+    def report_path(self, relative: str) -> Path:
+        """Where a file the report published (``published.json`` lists them) lies: ``index.html``, ``topics/…``."""
+        return self.run_dir / relative
 
     # -- one writer at a time ------------------------------------------------------------
     @contextlib.contextmanager

@@ -7,10 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
+import pipeline
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.runner import run_pipeline
@@ -138,7 +138,7 @@ def test_cached_class_weights_follow_their_settings(tmp_path, seed_pages, settin
     def keywords(value) -> list[list[tuple[str, float]]]:
         config = load_config(make_config(tmp_path, [str(seed_pages[0])], name="tfidf", label={setting: value}))
         run_pipeline(config, until="label")
-        topics = pd.read_parquet(tmp_path / "out" / "tfidf" / "04_label" / "topics.parquet")
+        topics = pipeline.open_run(tmp_path / "out" / "tfidf").topics
         return [list(zip(row.keywords, row.keyword_weights, strict=True)) for row in topics.itertuples()]
 
     first = keywords(default)

@@ -30,7 +30,10 @@ def test_stage_round_trip_of_every_artifact_kind(store):
         "cluster", "k1", {"t.parquet": table_to_bytes(table), "a.npy": array_to_bytes(array),
                           "m.json": json_to_bytes({"notes": ["x"]})}, 1.5, {"papers": 2},
     )  # fmt: skip
-    assert store.stage_dir("cluster").name == "03_cluster"
+    # Numbered in pipeline order, so that a listing of the run folder reads like the pipeline.
+    assert [store.stage_dir(stage).name for stage in STAGE_NAMES] == [
+        f"{number:02d}_{stage}" for number, stage in enumerate(STAGE_NAMES, start=1)
+    ]
     pd.testing.assert_frame_equal(store.read_table("cluster", "t.parquet"), table)
     np.testing.assert_array_equal(store.read_array("cluster", "a.npy"), array)
     assert store.read_array("cluster", "a.npy").dtype == np.float32
