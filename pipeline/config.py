@@ -9,6 +9,8 @@ A mistake (unknown key, wrong type, bad value, input that matches no file) raise
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -25,8 +27,11 @@ Representation = Literal["mmr", "keybert", "none"]
 # overflowing on a typo like 1e30; no corpus comes near a billion papers.
 MAX_PAPERS = 1_000_000_000
 PaperCount = Annotated[int, Field(ge=1, le=MAX_PAPERS)]
-# numpy's RandomState and UMAP take seeds 0 .. 2**32 - 1; anything else failed after embedding.
-Seed = Annotated[int, Field(ge=0, lt=2**32)]
+# numpy's RandomState (UMAP's random_state, through sklearn's check_random_state) takes seeds
+# 0 .. 2**32 - 1, both ends included ("Seed must be between 0 and 2**32 - 1"); anything else
+# failed after embedding. A test checks this bound against numpy itself.
+SEED_MAX = 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
 class _Strict(BaseModel):
@@ -275,17 +280,42 @@ def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(part for part in loc if isinstance(part, int) or (part.isidentifier() and part not in _UNION_TAGS))
 
 
+def _error_loc(error: Mapping[str, Any]) -> tuple[Any, ...]:
+    r"""Where an error is: for an unknown key, the key itself, whatever it looks like ("a\nb", "int")."""
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        return (*_field_loc(loc[:-1]), loc[-1])
+    return _field_loc(loc)
+
+
+def _echo(value: Any) -> str:
+    """``repr(value)`` cut for a message: control characters escaped, an over-long integer described."""
+    try:
+        return shorten(repr(value))
+    except ValueError:  # an integer past Python's limit for turning it into digits
+        return f"an integer of more than {sys.get_int_max_str_digits():,} digits"
+
+
+def _key_text(loc: tuple[Any, ...]) -> str:
+    """The dotted key of ``loc``, quoted, with anything unprintable escaped (a newline, ESC)."""
+    try:
+        text = ".".join(str(part) for part in loc)
+    except ValueError:  # a key that is an integer past that limit
+        text = ".".join(str(part) if not isinstance(part, int) else "(an over-long integer)" for part in loc)
+    return _echo(text)
+
+
 def _describe(error: dict[str, Any], alternatives: list[str]) -> str:
-    loc = _field_loc(error["loc"])
-    key = ".".join(str(part) for part in loc) or "(top level)"
+    loc = _error_loc(error)
     if error["type"] == "extra_forbidden":
         owner = _section_model(loc)
         allowed = ", ".join(owner.model_fields) if owner else "see the config reference in README.md"
-        return f"unknown key '{shorten(key)}' (allowed here: {allowed})"
+        return f"unknown key {_key_text(loc)} (allowed here: {allowed})"
     if error["type"] == "missing":
-        return f"missing required key '{key}'"
+        return f"missing required key {_key_text(loc)}"
     allowed = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in alternatives))
-    return f"key '{shorten(key)}': should be {allowed} (got {shorten(repr(error.get('input')))})"
+    where = _key_text(loc) if loc else "'(top level)'"
+    return f"key {where}: should be {allowed} (got {_echo(error.get('input'))})"
 
 
 def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
@@ -298,7 +328,7 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
         # A value that fits no member of a union gives one error per member: merge them per key.
         by_key: dict[tuple[Any, ...], list[Any]] = {}
         for error in exc.errors():
-            by_key.setdefault(_field_loc(error["loc"]), []).append(error)
+            by_key.setdefault(_error_loc(error), []).append(error)
         first_errors = next(iter(by_key.values()))
         message = _describe(first_errors[0], [error["msg"] for error in first_errors])
         more = f" (and {len(by_key) - 1} more problem(s))" if len(by_key) > 1 else ""
@@ -322,6 +352,21 @@ class _ConfigLoader(yaml.SafeLoader):
                 f"it holds more than {MAX_CONFIG_VALUES:,} values once its aliases (*name) are expanded"
             )
         return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # more digits than Python turns into an int (sys.get_int_max_str_digits)
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"line {node.start_mark.line + 1}: an integer of {len(node.value):,} characters, more than the "
+                f"{sys.get_int_max_str_digits():,} digits Python reads; no setting takes a number so large",
+                node.start_mark,
+            ) from None
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:

@@ -65,7 +65,7 @@ def write_config(tmp_path: Path, text: str) -> Path:
     [
         # Out of range: each of these passed and crashed after parse and embed had run.
         ("seed: -1\n", "key 'seed': should be greater than or equal to 0 (got -1)"),
-        ("seed: 4294967296\n", "key 'seed': should be less than 4294967296"),
+        ("seed: 4294967296\n", "key 'seed': should be less than or equal to 4294967295"),
         ("cluster:\n  n_neighbors: 1\n", "key 'cluster.n_neighbors': should be greater than or equal to 2"),
         ("label:\n  n_topics: 10000000000000000000000000000000\n", "key 'label.n_topics'"),
         ("label:\n  llm:\n    timeout_s: .inf\n", "key 'label.llm.timeout_s': should be less than or equal to 3600"),
