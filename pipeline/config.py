@@ -37,8 +37,8 @@ Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 class _Strict(BaseModel):
     """Base for every config section: unknown keys are errors, values are not coerced silently.
 
-    Strict: ``seed: '42'``, ``batch_size: 64.0``, ``batch_size: true`` or ``dedupe: 1`` are
-    errors, not 42, 64, 1 and True; an int is still a float ("timeout_s: 60").
+    Strict: ``seed: '42'``, ``n_components: 5.0``, ``n_components: true`` or ``dedupe: 1`` are
+    errors, not 42, 5, 1 and True; an int is still a float ("timeout_s: 60").
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -100,8 +100,6 @@ class EmbedConfig(_Strict):
     backend: EmbedBackend = "onnx-int8"
     model: str = "all-MiniLM-L6-v2"
     max_tokens: Annotated[int, Field(ge=16, le=512)] | Literal["auto"] = "auto"
-    # A forward pass holds batch x tokens x 384 floats per layer: 4,096 x 512 is already 3 GB.
-    batch_size: Annotated[int, Field(gt=0, le=4096)] = 64
     # Where built models (ONNX, int8, model2vec) are kept; None = the user's cache folder
     # ($PAPERTOPICS_CACHE, else $XDG_CACHE_HOME/papertopics, else ~/.cache/papertopics).
     model_cache: str | None = None
