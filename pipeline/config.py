@@ -200,11 +200,23 @@ class EngineConfig(_Strict):
     # Worker processes of the LocalCluster (auto = one per CPU core); with an address, the
     # number of workers to wait for before starting (auto = those connected, at least one).
     workers: Annotated[int, Field(ge=1, le=100_000)] | Literal["auto"] = "auto"
+    # Seconds to reach the scheduler at ``address`` and hear its greeting: a wrong address is
+    # reported this soon (Dask's own connect timeout kept retrying for 120 s).
+    connect_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     @field_validator("address")
     @classmethod
     def _address_shape(cls, address: str | None) -> str | None:
-        if address is not None and not _ADDRESS.match(address):
+        if address is None:
+            return None
+        if address.startswith("tls://"):
+            # Dask's TLS needs a CA, a certificate and a key, which no setting here configures: a
+            # tls:// address failed with a TypeError. Refused until it can be made to work.
+            raise ValueError(
+                f"'{address}': TLS needs certificates, which papertopics does not configure; reach the "
+                "scheduler over tcp:// (on a trusted network, or through an SSH tunnel)"
+            )
+        if not _ADDRESS.match(address) or not address.startswith("tcp://"):
             raise ValueError(f"'{address}' is no scheduler address: write it as 'tcp://host:8786'")
         return address
 
