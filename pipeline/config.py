@@ -10,6 +10,8 @@ the file, the key and what is allowed. What the config is checked against the ma
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -26,15 +28,18 @@ Representation = Literal["mmr", "keybert", "none"]
 # overflowing on a typo like 1e30; no corpus comes near a billion papers.
 MAX_PAPERS = 1_000_000_000
 PaperCount = Annotated[int, Field(ge=1, le=MAX_PAPERS)]
-# numpy's RandomState and UMAP take seeds 0 .. 2**32 - 1; anything else failed after embedding.
-Seed = Annotated[int, Field(ge=0, lt=2**32)]
+# numpy's RandomState (UMAP's random_state, through sklearn's check_random_state) takes seeds
+# 0 .. 2**32 - 1, both ends included ("Seed must be between 0 and 2**32 - 1"); anything else
+# failed after embedding. A test checks this bound against numpy itself.
+SEED_MAX = 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
 class _Strict(BaseModel):
     """Base for every config section: unknown keys are errors, values are not coerced silently.
 
-    Strict: ``seed: '42'``, ``batch_size: 64.0``, ``batch_size: true`` or ``dedupe: 1`` are
-    errors, not 42, 64, 1 and True; an int is still a float ("timeout_s: 60").
+    Strict: ``seed: '42'``, ``n_components: 5.0``, ``n_components: true`` or ``dedupe: 1`` are
+    errors, not 42, 5, 1 and True; an int is still a float ("timeout_s: 60").
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -96,8 +101,6 @@ class EmbedConfig(_Strict):
     backend: EmbedBackend = "onnx-int8"
     model: str = "all-MiniLM-L6-v2"
     max_tokens: Annotated[int, Field(ge=16, le=512)] | Literal["auto"] = "auto"
-    # A forward pass holds batch x tokens x 384 floats per layer: 4,096 x 512 is already 3 GB.
-    batch_size: Annotated[int, Field(gt=0, le=4096)] = 64
     # Where built models (ONNX, int8, model2vec) are kept; None = the user's cache folder
     # ($PAPERTOPICS_CACHE, else $XDG_CACHE_HOME/papertopics, else ~/.cache/papertopics).
     model_cache: str | None = None
@@ -198,11 +201,23 @@ class EngineConfig(_Strict):
     # Worker processes of the LocalCluster (auto = one per CPU core); with an address, the
     # number of workers to wait for before starting (auto = those connected, at least one).
     workers: Annotated[int, Field(ge=1, le=100_000)] | Literal["auto"] = "auto"
+    # Seconds to reach the scheduler at ``address`` and hear its greeting: a wrong address is
+    # reported this soon (Dask's own connect timeout kept retrying for 120 s).
+    connect_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     @field_validator("address")
     @classmethod
     def _address_shape(cls, address: str | None) -> str | None:
-        if address is not None and not _ADDRESS.match(address):
+        if address is None:
+            return None
+        if address.startswith("tls://"):
+            # Dask's TLS needs a CA, a certificate and a key, which no setting here configures: a
+            # tls:// address failed with a TypeError. Refused until it can be made to work.
+            raise ValueError(
+                f"'{address}': TLS needs certificates, which papertopics does not configure; reach the "
+                "scheduler over tcp:// (on a trusted network, or through an SSH tunnel)"
+            )
+        if not _ADDRESS.match(address) or not address.startswith("tcp://"):
             raise ValueError(f"'{address}' is no scheduler address: write it as 'tcp://host:8786'")
         return address
 
@@ -276,17 +291,42 @@ def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(part for part in loc if isinstance(part, int) or (part.isidentifier() and part not in _UNION_TAGS))
 
 
+def _error_loc(error: Mapping[str, Any]) -> tuple[Any, ...]:
+    r"""Where an error is: for an unknown key, the key itself, whatever it looks like ("a\nb", "int")."""
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        return (*_field_loc(loc[:-1]), loc[-1])
+    return _field_loc(loc)
+
+
+def _echo(value: Any) -> str:
+    """``repr(value)`` cut for a message: control characters escaped, an over-long integer described."""
+    try:
+        return shorten(repr(value))
+    except ValueError:  # an integer past Python's limit for turning it into digits
+        return f"an integer of more than {sys.get_int_max_str_digits():,} digits"
+
+
+def _key_text(loc: tuple[Any, ...]) -> str:
+    """The dotted key of ``loc``, quoted, with anything unprintable escaped (a newline, ESC)."""
+    try:
+        text = ".".join(str(part) for part in loc)
+    except ValueError:  # a key that is an integer past that limit
+        text = ".".join(str(part) if not isinstance(part, int) else "(an over-long integer)" for part in loc)
+    return _echo(text)
+
+
 def _describe(error: dict[str, Any], alternatives: list[str]) -> str:
-    loc = _field_loc(error["loc"])
-    key = ".".join(str(part) for part in loc) or "(top level)"
+    loc = _error_loc(error)
     if error["type"] == "extra_forbidden":
         owner = _section_model(loc)
         allowed = ", ".join(owner.model_fields) if owner else "see docs/configuration.md"
-        return f"unknown key '{shorten(key)}' (allowed here: {allowed})"
+        return f"unknown key {_key_text(loc)} (allowed here: {allowed})"
     if error["type"] == "missing":
-        return f"missing required key '{key}'"
+        return f"missing required key {_key_text(loc)}"
     allowed = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in alternatives))
-    return f"key '{shorten(key)}': should be {allowed} (got {shorten(repr(error.get('input')))})"
+    where = _key_text(loc) if loc else "'(top level)'"
+    return f"key {where}: should be {allowed} (got {_echo(error.get('input'))})"
 
 
 def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
@@ -299,7 +339,7 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
         # A value that fits no member of a union gives one error per member: merge them per key.
         by_key: dict[tuple[Any, ...], list[Any]] = {}
         for error in exc.errors():
-            by_key.setdefault(_field_loc(error["loc"]), []).append(error)
+            by_key.setdefault(_error_loc(error), []).append(error)
         first_errors = next(iter(by_key.values()))
         message = _describe(first_errors[0], [error["msg"] for error in first_errors])
         more = f" (and {len(by_key) - 1} more problem(s))" if len(by_key) > 1 else ""
@@ -323,6 +363,21 @@ class _ConfigLoader(yaml.SafeLoader):
                 f"it holds more than {MAX_CONFIG_VALUES:,} values once its aliases (*name) are expanded"
             )
         return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # more digits than Python turns into an int (sys.get_int_max_str_digits)
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"line {node.start_mark.line + 1}: an integer of {len(node.value):,} characters, more than the "
+                f"{sys.get_int_max_str_digits():,} digits Python reads; no setting takes a number so large",
+                node.start_mark,
+            ) from None
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:

@@ -14,8 +14,14 @@ results back in input order, whichever engine runs them::
   ``address`` (a cluster the user already runs, or one started through dask-jobqueue on
   SLURM/PBS).
 
-Every wait has a timeout: starting or reaching the cluster, waiting for workers, and each
-``map`` (``timeout_s``). A worker that dies while computing a part (killed, out of memory)
+Every wait has a timeout: starting the cluster, reaching a scheduler (``connect_timeout_s``),
+waiting for workers, and each ``map`` (``timeout_s``). Before Dask connects to an address,
+:func:`check_scheduler` hears the scheduler's greeting on a plain socket: a service that is
+not Dask is one line, never Dask reading its bytes as a message length (an allocation of
+exabytes, "Maximum allowed dimension exceeded"). A LocalCluster keeps its workers' scratch
+space under the folder it is given (the run's cache folder), not ``$TMPDIR``.
+
+A worker that dies while computing a part (killed, out of memory)
 is replaced by its nanny and the part is computed again on another worker, up to
 ``ALLOWED_FAILURES`` times; a part that keeps killing its workers raises one
 :class:`~pipeline.errors.WorkerDiedError`. An exception raised by the function itself is
@@ -34,8 +40,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pipeline.config import EngineConfig
@@ -56,6 +65,9 @@ CLOSE_TIMEOUT_S = 30.0
 # costs a retry, a part that kills every worker it lands on fails after 3 deaths, not 4.
 # Applies to the LocalCluster started here; a cluster at ``address`` keeps its own setting.
 ALLOWED_FAILURES = 2
+# A Dask scheduler greets each connection with one small message, its length first as 8 bytes
+# (distributed.comm.tcp: struct "Q"): a few hundred bytes. Anything longer is not Dask.
+MAX_GREETING_BYTES = 1 << 20
 
 
 class EngineTimeoutError(PapertopicsError):
@@ -185,14 +197,15 @@ class RunEngine:
     inherits the memory an earlier one left in the workers' heaps.
     """
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, scratch: Path | None = None) -> None:
         self.config = config
+        self.scratch = scratch
         self._stack = contextlib.ExitStack()
         self._engine: Engine | None = None
 
     def _open(self) -> Engine:
         if self._engine is None:
-            self._engine = self._stack.enter_context(open_engine(self.config))
+            self._engine = self._stack.enter_context(open_engine(self.config, scratch=self.scratch))
         return self._engine
 
     @property
@@ -216,15 +229,16 @@ class RunEngine:
 
 
 @contextlib.contextmanager
-def run_engine(config: EngineConfig) -> Iterator[Engine]:
+def run_engine(config: EngineConfig, scratch: Path | None = None) -> Iterator[Engine]:
     """The engine a run's stages share, for the run's ``with`` block.
 
-    The local engine, or a :class:`RunEngine` of Dask workers, closed when the block ends.
+    The local engine, or a :class:`RunEngine` of Dask workers, closed when the block ends;
+    ``scratch``: the folder a LocalCluster's workers keep their scratch space in.
     """
     if config.kind == "local":
         yield LocalEngine()
         return
-    engine = RunEngine(config)
+    engine = RunEngine(config, scratch)
     try:
         yield engine
     finally:
@@ -232,17 +246,21 @@ def run_engine(config: EngineConfig) -> Iterator[Engine]:
 
 
 @contextlib.contextmanager
-def open_engine(config: EngineConfig) -> Iterator[Engine]:
+def open_engine(config: EngineConfig, scratch: Path | None = None) -> Iterator[Engine]:
     """The engine ``config`` asks for, open for the ``with`` block and closed after it.
 
+    ``scratch``: the folder a LocalCluster's workers keep their scratch space in (Dask's
+    ``local_directory``; None = Dask's default, ``$TMPDIR/dask-scratch-space``).
+
     Raises:
-        PapertopicsError: dask is not installed, or no scheduler answers at ``config.address``.
+        PapertopicsError: dask is not installed, or no Dask scheduler answers at ``config.address``
+            within ``config.connect_timeout_s``.
         EngineTimeoutError: the cluster or its workers were not there within ``START_TIMEOUT_S``.
     """
     if config.kind == "local":
         yield LocalEngine()
         return
-    with _dask_client(config) as (client, where):
+    with _dask_client(config, scratch) as (client, where):
         yield DaskEngine(client, where)
 
 
@@ -255,7 +273,7 @@ def local_workers(config: EngineConfig) -> int:
 
 
 @contextlib.contextmanager
-def _dask_client(config: EngineConfig) -> Iterator[tuple[Any, str]]:
+def _dask_client(config: EngineConfig, scratch: Path | None) -> Iterator[tuple[Any, str]]:
     try:
         import dask
         import distributed
@@ -268,7 +286,10 @@ def _dask_client(config: EngineConfig) -> Iterator[tuple[Any, str]]:
         if config.address is None:
             n_workers = local_workers(config)
             where = f"a local Dask cluster of {n_workers} worker process(es)"
-            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            settings: dict[str, Any] = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}
+            if scratch is not None:  # the scheduler's and the nannies' scratch folders too, not only the workers'
+                settings["temporary-directory"] = str(scratch)
+            with dask.config.set(settings):
                 try:
                     cluster = distributed.LocalCluster(
                         n_workers=n_workers,
@@ -276,6 +297,7 @@ def _dask_client(config: EngineConfig) -> Iterator[tuple[Any, str]]:
                         processes=True,
                         dashboard_address=None,
                         timeout=START_TIMEOUT_S,
+                        local_directory=None if scratch is None else str(scratch),
                     )
                 except TimeoutError:
                     raise EngineTimeoutError(f"{where} did not start within {START_TIMEOUT_S:g} s") from None
@@ -283,9 +305,10 @@ def _dask_client(config: EngineConfig) -> Iterator[tuple[Any, str]]:
             client = distributed.Client(cluster, timeout=START_TIMEOUT_S)
         else:
             where = f"the Dask scheduler at {config.address}"
+            check_scheduler(config.address, config.connect_timeout_s)
             try:
-                client = distributed.Client(config.address, timeout=START_TIMEOUT_S)
-            except OSError as exc:
+                client = distributed.Client(config.address, timeout=config.connect_timeout_s)
+            except (OSError, TimeoutError) as exc:
                 raise PapertopicsError(
                     f"engine.address: no Dask scheduler answered at {config.address} ({exc}); "
                     "start one (dask scheduler) or fix the address"
@@ -300,6 +323,45 @@ def _dask_client(config: EngineConfig) -> Iterator[tuple[Any, str]]:
             ) from None
         log.info("engine: %s", where)
         yield client, where
+
+
+def check_scheduler(address: str, timeout_s: float) -> None:
+    """Raise PapertopicsError unless a Dask scheduler greets a plain connection to ``address`` within ``timeout_s``.
+
+    ``address`` is "tcp://host:port" (the config allows no other scheme). Reads only the
+    greeting's 8-byte length, so a service that is not Dask costs nothing to find out.
+    """
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # an IPv6 address: tcp://[::1]:8786
+    fix = "start one (dask scheduler) or fix the address"
+    try:
+        connection = socket.create_connection((host, int(port)), timeout=timeout_s)
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise PapertopicsError(
+            f"engine.address: no Dask scheduler answered at {address} within {timeout_s:g} s ({reason}); {fix}"
+        ) from None
+    with connection:
+        greeting = b""
+        try:
+            while len(greeting) < 8:
+                received = connection.recv(8 - len(greeting))
+                if not received:
+                    break
+                greeting += received
+        except OSError as exc:
+            said = f"sent nothing within {timeout_s:g} s" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+            raise PapertopicsError(
+                f"engine.address: {address} answered but is no Dask scheduler ({said}); {fix}"
+            ) from None
+    if len(greeting) < 8:
+        raise PapertopicsError(f"engine.address: {address} closed the connection without a Dask greeting; {fix}")
+    (size,) = struct.unpack("<Q", greeting)
+    if not 0 < size <= MAX_GREETING_BYTES:
+        raise PapertopicsError(
+            f"engine.address: {address} answered but is no Dask scheduler (its first bytes, {greeting!r}, are not "
+            f"a Dask greeting); {fix}"
+        )
 
 
 _worker_state: dict[str, Any] = {}

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import struct
+import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -117,6 +118,15 @@ def _keep_latest(folder: Path, pattern: str, keep: int) -> None:
             stale.unlink()
 
 
+def _write_shard(folder: Path, chunks: list[tuple[np.ndarray, T]], codec: RowCodec[T]) -> tuple[np.ndarray, T]:
+    """Write the (keys, rows) ``chunks`` as one shard; returns it as a (keys, rows) part."""
+    shard_keys = np.concatenate([chunk_keys for chunk_keys, _ in chunks])
+    rows = chunks[0][1] if len(chunks) == 1 else codec.take(chunks, stored_keys(shard_keys))
+    data = _npz_bytes({"keys": shard_keys, **codec.encode(rows)})
+    atomic_write_bytes(folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)
+    return shard_keys, rows
+
+
 class MemoStore:
     """Sub-results kept between runs, under ``<cache_dir>/<namespace>/``."""
 
@@ -169,6 +179,8 @@ class MemoStore:
         keep_assembled: int = 0,
         shard_rows: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        chunk_rows: int | None = None,
+        save_every_s: float | None = None,
     ) -> tuple[T, int]:
         """One row per key, in the order of ``keys``, computing only the rows no run stored yet.
 
@@ -176,8 +188,11 @@ class MemoStore:
         arrays); a shard is never modified, so an interrupted write can only lose the shard
         being written. ``compute(indices)`` returns the rows of ``keys[i]`` for those indices.
         With ``shard_rows``, missing rows are computed and written ``shard_rows`` at a time, so
-        a run killed halfway keeps what it finished and the next one computes only the rest;
-        ``progress(done, total)`` hears of each shard. With ``keep_assembled``, a result
+        a run killed halfway keeps what it finished and the next one computes only the rest.
+        With ``chunk_rows`` as well, ``compute`` is called on that many rows at a time, and a
+        shard is also written once ``save_every_s`` seconds passed since the last one, so a
+        killed run loses at most about that much work however slow each row is.
+        ``progress(done, total)`` hears of each call of ``compute``. With ``keep_assembled``, a result
         assembled from several shards is also kept whole (the ``keep_assembled`` most recent),
         with its keys, so the next run with the same keys reads one file, and a run with other
         keys (a feed's next day: the last run's texts and a few more) starts from the most
@@ -219,14 +234,19 @@ class MemoStore:
                 first_index.setdefault(key, index)
         missing, indices = list(first_index), list(first_index.values())
         step = shard_rows or max(1, len(missing))
-        for start in range(0, len(missing), step):
-            rows = compute(indices[start : start + step])
-            shard_keys = np.array(missing[start : start + step], dtype=f"S{TEXT_KEY_BYTES}")
-            data = _npz_bytes({"keys": shard_keys, **codec.encode(rows)})
-            atomic_write_bytes(folder / f"shard-{sha256_bytes(data)[:16]}.npz", data)
-            parts.append((shard_keys, rows))
+        chunk = min(step, chunk_rows or step)
+        pending: list[tuple[np.ndarray, T]] = []  # computed, not yet written
+        last_saved = time.monotonic()
+        for start in range(0, len(missing), chunk):
+            stop = min(start + chunk, len(missing))
+            pending.append((np.array(missing[start:stop], dtype=f"S{TEXT_KEY_BYTES}"), compute(indices[start:stop])))
+            pending_rows = sum(len(chunk_keys) for chunk_keys, _ in pending)
+            due = save_every_s is not None and time.monotonic() - last_saved >= save_every_s
+            if pending_rows >= step or stop == len(missing) or due:
+                parts.append(_write_shard(folder, pending, codec))
+                pending, last_saved = [], time.monotonic()
             if progress is not None:
-                progress(min(start + step, len(missing)), len(missing))
+                progress(stop, len(missing))
         value = codec.take(parts, keys)
         if keep_assembled and all(value is not part for _, part in parts):
             stored = np.array(list(keys), dtype=f"S{TEXT_KEY_BYTES}")

@@ -124,7 +124,8 @@ def run_pipeline(
         sources = collect_sources(config.inputs, keep_bytes=config.engine.kind == "local")
         inputs = [{"path": source.path, "sha256": source.sha256, "bytes": source.size} for source in sources]
         last_reader = max((index for index, stage in enumerate(STAGES) if stage.reads_sources), default=-1)
-        engine = stack.enter_context(run_engine(config.engine))
+        # A LocalCluster's scratch space goes under the cache folder, not $TMPDIR.
+        engine = stack.enter_context(run_engine(config.engine, scratch=config.cache_dir / "dask"))
         outcomes: list[StageOutcome] = []
         stage_seconds: dict[str, float] = {}
         for index, stage in enumerate(STAGES[: last + 1]):

@@ -98,8 +98,23 @@ class ArtifactStore:
     def stage_dir(self, stage: str) -> Path:
         return self.run_dir / f"{self.stage_names.index(stage) + 1:02d}_{stage}"
 
+    def own_stage_dir(self, stage: str) -> Path:
+        """The stage's folder, for writing or deleting in it; OutputError when it is a symbolic link.
+
+        A link would send the stage's writes (and the marker's deletion) to wherever it points.
+        """
+        folder = self.stage_dir(stage)
+        if folder.is_symlink():
+            raise OutputError(
+                f"{folder}: is a symbolic link; a stage folder must be a plain folder of this run "
+                "(delete the link and run again; what it points to was left as it was)"
+            )
+        return folder
+
     def finished(self, stage: str) -> StageRecord | None:
         """The stage's record if it finished completely under this store format, else None."""
+        if self.stage_dir(stage).is_symlink():
+            return None  # another folder's files are never this run's stage
         marker = self.stage_dir(stage) / STAGE_MARKER
         try:
             raw = json.loads(marker.read_text(encoding="utf-8"))
@@ -115,7 +130,7 @@ class ArtifactStore:
 
     def invalidate(self, stage: str) -> None:
         """Forget that a stage finished, before it is recomputed."""
-        marker = self.stage_dir(stage) / STAGE_MARKER
+        marker = self.own_stage_dir(stage) / STAGE_MARKER
         try:
             marker.unlink(missing_ok=True)
         except OSError as exc:
@@ -125,7 +140,7 @@ class ArtifactStore:
         self, stage: str, key: str, outputs: Mapping[str, bytes], seconds: float, counts: Mapping[str, Any]
     ) -> StageRecord:
         """Write a stage's outputs, then its marker, each atomically; the marker goes last."""
-        folder = self.stage_dir(stage)
+        folder = self.own_stage_dir(stage)
         for name, data in outputs.items():
             atomic_write_bytes(folder / name, data)
         record = StageRecord(
@@ -192,17 +207,20 @@ class ArtifactStore:
         retired = final.with_name(f".{final.name}{RETIRED_INFIX}{uuid.uuid4().hex[:8]}")
         try:
             if new.is_dir():
-                if final.exists():
+                if os.path.lexists(final):  # a link (even a dangling one) is moved aside, not followed
                     os.replace(final, retired)
                 os.replace(new, final)
             else:
                 os.replace(new, final)
         except OSError as exc:
             raise output_error(final, exc) from exc
-        if not retired.exists():  # a file, or a folder with no previous one
+        if not os.path.lexists(retired):  # a file, or a folder with no previous one
             return
         try:
-            shutil.rmtree(retired)
+            if retired.is_symlink() or not retired.is_dir():
+                retired.unlink()  # the link itself: what it points to is not the report's
+            else:
+                shutil.rmtree(retired)
         except OSError as exc:
             raise OutputError(
                 f"{retired}: the new report is in place, but the previous one cannot be deleted "
@@ -214,26 +232,36 @@ class ArtifactStore:
 
         Temporary files (never renamed into place), report staging folders and retired
         report folders are only ever written by a run holding the lock, so once this
-        process holds it, any of them belongs to a run that died.
+        process holds it, any of them belongs to a run that died. Links are never followed:
+        a stage folder that is a link to another folder is not swept (its files are not ours).
         """
         if not self.run_dir.is_dir():
             return []
-        folders = [self.run_dir, *(path for path in self.run_dir.iterdir() if path.is_dir() and path.name[:1] != ".")]
+        top = _entries(self.run_dir)
+        folders = [self.run_dir, *(Path(entry.path) for entry in top if _plain_dir(entry) and entry.name[:1] != ".")]
         removed = []
         for folder in folders:
-            for path in folder.iterdir():
-                name = path.name
-                stray_temp = name.startswith(".") and name.endswith(TEMP_SUFFIX) and path.is_file()
+            for entry in top if folder == self.run_dir else _entries(folder):
+                name, path = entry.name, Path(entry.path)
+                stray_temp = (
+                    name.startswith(".") and name.endswith(TEMP_SUFFIX) and entry.is_file(follow_symlinks=False)
+                )
                 stray_folder = (
                     folder == self.run_dir
-                    and path.is_dir()
+                    and _plain_dir(entry)
                     and (name.startswith(STAGING_PREFIX) or (name.startswith(".") and RETIRED_INFIX in name))
                 )
-                if stray_temp:
-                    path.unlink(missing_ok=True)
-                    removed.append(path)
-                elif stray_folder:
-                    shutil.rmtree(path, ignore_errors=True)
+                try:
+                    if stray_temp:
+                        path.unlink(missing_ok=True)
+                    elif stray_folder:
+                        shutil.rmtree(path)  # removes links inside it, never what they point to
+                except OSError as exc:
+                    raise OutputError(
+                        f"{path}: an interrupted run left this behind and it cannot be deleted "
+                        f"({exc.strerror or exc}); delete it and run again"
+                    ) from exc
+                if stray_temp or stray_folder:
                     removed.append(path)
         return removed
 
@@ -270,8 +298,11 @@ class ArtifactStore:
         lock_path = self.run_dir / LOCK_FILE
         descriptor = _take_lock(lock_path, self.run_dir)
         try:
-            os.ftruncate(descriptor, 0)
-            os.write(descriptor, str(os.getpid()).encode())
+            try:
+                os.ftruncate(descriptor, 0)
+                os.write(descriptor, str(os.getpid()).encode())
+            except OSError as exc:  # a disk with 0 bytes free: the same line as any other full-disk write
+                raise output_error(lock_path, exc) from exc
             self.sweep_leftovers()
             yield
         finally:
@@ -279,6 +310,20 @@ class ArtifactStore:
             with contextlib.suppress(OSError):
                 lock_path.unlink()
             os.close(descriptor)
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``folder``, each able to say what it is without following a link."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as exc:
+        raise output_error(folder, exc) from exc
+
+
+def _plain_dir(entry: os.DirEntry[str]) -> bool:
+    """A folder, not a link to one."""
+    return entry.is_dir(follow_symlinks=False)
 
 
 def _check_removable(folder: Path) -> None:

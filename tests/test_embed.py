@@ -303,7 +303,7 @@ def test_onnx_int8_stays_close_to_fp32(paragraphs, reference):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend_name", ["onnx-int8", "onnx"])
+@pytest.mark.parametrize("backend_name", ["onnx-int8", "onnx", "sentence-transformers"])
 def test_a_vector_is_a_function_of_the_text_alone_not_of_its_batch_or_position(paragraphs, backend_name):
     # int8 quantises activations with scales taken from what it is given: fed in batches, the
     # same text got other vectors in other company (cosine 0.993 alone vs. in a batch).

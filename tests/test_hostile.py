@@ -66,14 +66,14 @@ def write_config(tmp_path: Path, text: str) -> Path:
     [
         # Out of range: each of these passed and crashed after parse and embed had run.
         ("seed: -1\n", "key 'seed': should be greater than or equal to 0 (got -1)"),
-        ("seed: 4294967296\n", "key 'seed': should be less than 4294967296"),
+        ("seed: 4294967296\n", "key 'seed': should be less than or equal to 4294967295"),
         ("cluster:\n  n_neighbors: 1\n", "key 'cluster.n_neighbors': should be greater than or equal to 2"),
         ("label:\n  n_topics: 10000000000000000000000000000000\n", "key 'label.n_topics'"),
         ("label:\n  llm:\n    timeout_s: .inf\n", "key 'label.llm.timeout_s': should be less than or equal to 3600"),
-        # Coerced silently: read as 42, 1, 64 and True.
+        # Coerced silently: read as 42, 1, 5 and True.
         ("seed: '42'\n", "key 'seed': should be a valid integer (got '42')"),
-        ("embed:\n  batch_size: true\n", "key 'embed.batch_size': should be a valid integer (got True)"),
-        ("embed:\n  batch_size: 64.0\n", "key 'embed.batch_size': should be a valid integer (got 64.0)"),
+        ("cluster:\n  n_components: true\n", "key 'cluster.n_components': should be a valid integer (got True)"),
+        ("cluster:\n  n_components: 5.0\n", "key 'cluster.n_components': should be a valid integer (got 5.0)"),
         ("parse:\n  dedupe: 1\n", "key 'parse.dedupe': should be a valid boolean (got 1)"),
         ("label:\n  reduce_outliers: 'yes'\n", "key 'label.reduce_outliers': should be a valid boolean"),
         ("inputs_year_placeholder", "key 'inputs.0.year': should be a valid integer (got '2024')"),
@@ -131,7 +131,7 @@ def _bounds(metadata: list[object]) -> tuple[bool, bool]:
 def test_every_numeric_setting_has_a_lower_and_an_upper_bound():
     fields = dict(_numeric_fields(RunConfig))
     # The walk must see the settings this test is about, else it checks nothing.
-    assert {"seed", "embed.batch_size", "cluster.n_neighbors", "label.llm.timeout_s", "inputs.year"} <= set(fields)
+    assert {"seed", "cluster.n_components", "cluster.n_neighbors", "label.llm.timeout_s", "inputs.year"} <= set(fields)
     unbounded = [key for key, metadata in fields.items() if _bounds(metadata) != (True, True)]
     assert unbounded == []
 

@@ -41,8 +41,8 @@ def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages,
     real_open = engine_module.open_engine
 
     @contextlib.contextmanager
-    def counted(config):
-        with real_open(config) as engine:
+    def counted(config, **kwargs):
+        with real_open(config, **kwargs) as engine:
             opened.append("open")
             yield engine
         opened.append("closed")

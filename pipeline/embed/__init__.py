@@ -65,7 +65,7 @@ def _sentence_transformers(config: EmbedConfig, model_cache: Path) -> EmbeddingB
     require_modules(config.backend, {"sentence_transformers": "sentence-transformers", "torch": "torch"})
     from pipeline.embed.sentence_transformers import SentenceTransformerBackend
 
-    return SentenceTransformerBackend(resolve_model_dir(config.model), config.tokens, config.batch_size)
+    return SentenceTransformerBackend(resolve_model_dir(config.model), config.tokens)
 
 
 def _onnx(quantized: bool) -> Callable[[EmbedConfig, Path], EmbeddingBackend]:

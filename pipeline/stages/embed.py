@@ -37,6 +37,14 @@ def _model(context: StageContext) -> list[str]:
 # Texts embedded between two writes to the memo: a killed run keeps all but the last shard of
 # its work (at 2 cores, 4,096 texts are about half a minute of int8 MiniLM).
 SHARD_ROWS = 4096
+# A shard is also written when this many seconds passed since the last one, so that a killed run
+# loses at most about this much work (plus one chunk) whatever the model's speed: the PyTorch
+# reference embeds a few dozen texts a second on 2 cores, and lost minutes below 4,096 texts.
+SAVE_EVERY_S = 15.0
+# Texts per call to the backend in this process, between two looks at the clock (a chunk costs
+# about a second with int8 MiniLM on 2 cores and a few with the PyTorch reference). On Dask
+# workers a whole shard is one map, as before: a map's start-up would cost more than it saves.
+CHUNK_ROWS = 128
 
 
 # How long one part of a shard may take on a worker before the run stops with an error.
@@ -63,15 +71,18 @@ def cached_embeddings(
     """The texts' vectors, ndarray of shape (len(texts), dim), and how many were embedded now.
 
     Texts no run has embedded with this model yet are embedded (each at most once) and kept,
-    ``SHARD_ROWS`` at a time, so a killed run resumes where it stopped. With an ``engine`` of
-    several workers (and the ``embed_config`` they load the backend from), each shard is
-    embedded in parts on the workers: a text's vector depends on the text alone, so the
+    ``SHARD_ROWS`` at a time or every ``SAVE_EVERY_S`` seconds, so a killed run resumes about
+    where it stopped. With an ``engine`` of several workers (and the ``embed_config`` they load
+    the backend from), each shard is embedded in parts on the workers: a text's vector depends on the text alone, so the
     vectors are the same as in this process.
     Also used by the benchmarks, which embed the same corpora as the runs.
     """
     from pipeline.embed import embed_texts
+    from pipeline.engine import LocalEngine
 
     built = False
+    # Asking a Dask engine for its workers starts its cluster: only when a text is missing.
+    in_process = engine is None or embed_config is None or isinstance(engine, LocalEngine)
 
     def compute(indices: list[int]) -> np.ndarray:
         nonlocal built
@@ -97,6 +108,8 @@ def cached_embeddings(
         VectorRows(),
         shard_rows=SHARD_ROWS,
         progress=progress,
+        chunk_rows=CHUNK_ROWS if in_process else None,
+        save_every_s=SAVE_EVERY_S,
     )
     return vectors.astype(np.float32), embedded
 
