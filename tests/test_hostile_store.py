@@ -15,6 +15,7 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.errors import OutputError
+from pipeline.stages import STAGE_NAMES
 from pipeline.store import ArtifactStore
 
 
@@ -25,7 +26,7 @@ def no_network(network_off):
 
 @pytest.fixture
 def store(tmp_path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "run", tmp_path / "cache")
+    return ArtifactStore(tmp_path / "run", tmp_path / "cache", STAGE_NAMES)
 
 
 @pytest.fixture
