@@ -115,19 +115,19 @@ def feed(tmp_path_factory):
     assert counts["cluster"]["incremental"] == counts["cluster"]["papers"] - len(
         base.read_table("label", "assignments.parquet")
     )
-    return {"root": root, "pages": pages, "base": root / "base" / "out", "twin": twin_config.run_dir}
+    return {"pages": pages, "base": root / "base" / "out", "twin": twin, "twin_run": twin_config.run_dir}
 
 
 def scenario(feed, tmp_path: Path, source: str = "base", **sections):
-    """A copy of the base run (or the twin) to break, and the config of the update."""
+    """A copy of the base run's output folder (or the twin's) to break, and the config of the update."""
     out = tmp_path / "out"
     shutil.copytree(feed[source], out)
     return feed_config(out, feed["pages"], **sections)
 
 
 def test_the_update_is_an_update_and_commits_a_second_generation(feed):
-    assert generation_numbers(feed["twin"]) == [1, 2]
-    state = load_state(feed["twin"], "stop")
+    assert generation_numbers(feed["twin_run"]) == [1, 2]
+    state = load_state(feed["twin_run"], "stop")
     assert state is not None and state.generation.parent == 1
     runs = state.read_json("label", "feed.json")["runs"]
     assert [run["run"] for run in runs] == [1, 2]
@@ -154,7 +154,7 @@ def test_a_stage_that_fails_leaves_the_history_as_it_was_and_the_next_run_update
             run_pipeline(config)
     assert snapshot(state_dir(config.run_dir)) == before
     run_pipeline(config)
-    assert results(config.run_dir) == results(feed["twin"])
+    assert results(config.run_dir) == results(feed["twin_run"])
 
 
 @pytest.mark.parametrize(("stage", "when"), [*((stage, "start") for stage in STAGES), ("report", "end")])
@@ -172,7 +172,7 @@ def test_a_stage_killed_by_sigkill_leaves_the_history_as_it_was_and_the_next_run
     if (stage, when) == ("report", "end"):  # the new report was published, the history not yet moved
         assert (config.run_dir / "index.html").is_file()
     run_pipeline(config)
-    assert results(config.run_dir) == results(feed["twin"])
+    assert results(config.run_dir) == results(feed["twin_run"])
 
 
 def test_force_and_a_changed_setting_never_touch_the_history(feed, tmp_path):
@@ -203,7 +203,7 @@ def damage(path: Path, how: str) -> None:
 
 
 def test_every_file_the_stages_declare_is_in_the_history(feed):
-    state = load_state(feed["twin"], "stop")
+    state = load_state(feed["twin_run"], "stop")
     assert state is not None
     assert sorted(state.generation.files) == sorted(name for name in CARRIED if name != MANIFEST)
 
@@ -255,7 +255,7 @@ def test_on_damage_previous_goes_on_from_the_last_good_generation_with_a_warning
     assert any(str(broken) in message and "generation 1" in message for message in warnings)
     assert result.manifest["state"]["from"] == 1 and str(broken) in result.manifest["state"]["notes"][0]
     assert str(broken) in (config.run_dir / "index.html").read_text(encoding="utf-8")
-    got, expected = results(config.run_dir), results(feed["twin"])
+    got, expected = results(config.run_dir), results(feed["twin_run"])
     assert got.pop("generation") == 3 and expected.pop("generation") == 2
     assert got == expected
 
@@ -277,7 +277,7 @@ def test_history_lists_generations_and_rollback_makes_the_next_run_an_update_of_
     assert main(["rollback", str(config.run_dir), "--to", "1"]) == 0
     assert load_state(config.run_dir, "stop").generation.number == 1  # type: ignore[union-attr]
     assert main(["run", str(path)]) == 0
-    got, expected = results(config.run_dir), results(feed["twin"])
+    got, expected = results(config.run_dir), results(feed["twin_run"])
     assert got.pop("generation") == 3 and expected.pop("generation") == 2
     assert got == expected  # run 2 again, from generation 1
     assert generation_numbers(config.run_dir) == [2, 3]  # history.keep: 2
