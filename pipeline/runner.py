@@ -32,7 +32,7 @@ from pipeline.engine import run_engine
 from pipeline.parallel import return_freed_memory
 from pipeline.stage import Stage, StageContext
 from pipeline.stages import STAGE_NAMES, STAGES
-from pipeline.state import CarriedState, Generation, commit_generation, load_state, sweep_state
+from pipeline.state import CarriedState, Generation, commit_generation, generation_numbers, load_state, sweep_state
 from pipeline.store import ArtifactStore, StageRecord, stage_cache_key
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,28 @@ def _carried_files(store: ArtifactStore) -> dict[str, bytes]:
     return files
 
 
+def _adopted(store: ArtifactStore, config: RunConfig) -> CarriedState | None:
+    """A run folder made before runs kept a history: its last complete run becomes generation 1.
+
+    Only when every stage finished (the last run was complete) and no generation was ever
+    written; else None (a first run).
+    """
+    if generation_numbers(store.run_dir) or not any(stage.carries for stage in STAGES):
+        return None
+    records = [store.finished(stage.name) for stage in STAGES]
+    if any(record is None for record in records):
+        return None
+    counts = [StageOutcome(record.stage, "reused", record.seconds, record.counts) for record in records if record]
+    try:
+        files = _carried_files(store)
+    except (OSError, RuntimeError) as exc:
+        log.warning("run history: the run folder's last run cannot be kept as its history (%s): a first run", exc)
+        return None
+    commit_generation(store.run_dir, files, _state_summary(counts), None, config.history.keep)
+    log.info("run history: the run folder's last complete run is kept as generation 1")
+    return load_state(store.run_dir, config.history.on_damage)
+
+
 def _state_summary(outcomes: list[StageOutcome]) -> dict[str, Any]:
     """What ``papertopics history`` shows of a generation: the counts its stages reported, by name."""
     summary: dict[str, Any] = {}
@@ -171,7 +193,7 @@ def run_pipeline(
         stack.enter_context(store.lock())
         sweep_state(store.run_dir)  # a generation a dead run left half-written
         # What the last successful run carried: loaded once, every file checked, before any work.
-        state = load_state(store.run_dir, config.history.on_damage)
+        state = load_state(store.run_dir, config.history.on_damage) or _adopted(store, config)
         # With Dask workers, each parse task opens its files by path: here only their hashes are taken.
         sources = collect_sources(config.inputs, keep_bytes=config.engine.kind == "local")
         inputs = [{"path": source.path, "sha256": source.sha256, "bytes": source.size} for source in sources]

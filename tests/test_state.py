@@ -293,3 +293,14 @@ def test_run_from_run_restores_a_generation_first(feed, tmp_path):
     state = load_state(config.run_dir, "stop")
     assert state is not None and state.generation.number == 3 and state.generation.parent == 1
     assert os.path.isdir(state_dir(config.run_dir) / "000002")
+
+
+def test_a_run_folder_from_before_the_history_keeps_its_last_complete_run_as_generation_1(feed, tmp_path):
+    config, _ = scenario(feed, tmp_path, source="twin")
+    expected = load_state(config.run_dir, "stop")
+    shutil.rmtree(state_dir(config.run_dir))  # as a run folder made before runs kept a history
+    result = run_pipeline(config)
+    assert {outcome.status for outcome in result.outcomes} == {"reused"}
+    state = load_state(config.run_dir, "stop")
+    assert generation_numbers(config.run_dir) == [1]
+    assert state is not None and expected is not None and state.generation.files == expected.generation.files
