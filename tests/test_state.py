@@ -304,3 +304,34 @@ def test_a_run_folder_from_before_the_history_keeps_its_last_complete_run_as_gen
     state = load_state(config.run_dir, "stop")
     assert generation_numbers(config.run_dir) == [1]
     assert state is not None and expected is not None and state.generation.files == expected.generation.files
+
+
+@pytest.mark.parametrize("interruption", ["full disk", "Ctrl-C"])
+def test_a_commit_cut_short_leaves_the_history_as_it_was(feed, tmp_path, monkeypatch, interruption):
+    """The disk fills up (or Ctrl-C comes) while the new generation is written: the last one stays current."""
+    import errno
+
+    import pipeline.state as state_module
+    from pipeline.errors import OutputError
+    from pipeline.files import output_error
+
+    config, _ = scenario(feed, tmp_path)
+    before = snapshot(state_dir(config.run_dir))
+    real, calls = state_module.atomic_write_bytes, []
+
+    def failing(path, data):
+        calls.append(path)
+        if len(calls) == 5:
+            if interruption == "Ctrl-C":
+                raise KeyboardInterrupt
+            raise output_error(path, OSError(errno.ENOSPC, "No space left on device"))
+        real(path, data)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(state_module, "atomic_write_bytes", failing)
+        with pytest.raises(KeyboardInterrupt if interruption == "Ctrl-C" else OutputError):
+            run_pipeline(config)
+    assert len(calls) == 5
+    assert snapshot(state_dir(config.run_dir)) == before  # no half-written generation left either
+    run_pipeline(config)
+    assert results(config.run_dir) == results(feed["twin_run"])
