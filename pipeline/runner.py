@@ -96,12 +96,37 @@ def _follows_state(stage: Stage, record: StageRecord, state: CarriedState | None
     }
 
 
+def _carried_intact(stage: Stage, record: StageRecord, store: ArtifactStore, state: CarriedState | None) -> bool:
+    """Whether the files a stage carries are as it wrote them; one the history holds too is put back from it.
+
+    A carried file changed in the stage folder (truncated, rewritten by hand) is never reused
+    or committed: when the history holds the same file (the run that committed it), it is
+    restored from there; otherwise the stage is recomputed.
+    """
+    from pipeline.files import atomic_write_bytes, sha256_bytes
+
+    for name in stage.carries:
+        path = store.stage_dir(stage.name) / name
+        try:
+            if sha256_bytes(path.read_bytes()) == record.output_hashes[name]:
+                continue
+        except OSError:
+            pass
+        if state is None or state.digest(stage.name, name) != record.output_hashes[name]:
+            log.warning("%s: changed since its stage wrote it; the %s stage is recomputed", path, stage.name)
+            return False
+        atomic_write_bytes(path, state.read_bytes(stage.name, name))
+        log.warning("%s: changed since its stage wrote it; restored from the run's history", path)
+    return True
+
+
 def _run_stage(stage: Stage, context: StageContext, force: bool) -> StageOutcome:
     """Reuse the stage's finished outputs when its key matches, else compute and save them."""
     store = context.store
     key = _stage_key(stage, context)
     record = store.finished(stage.name)
     reusable = record is not None and record.key == key and _follows_state(stage, record, context.state)
+    reusable = reusable and record is not None and _carried_intact(stage, record, store, context.state)
     if not force and reusable and record is not None and stage.intact(context):
         return StageOutcome(stage.name, "reused", record.seconds, record.counts)
     context.previous, context.forced = record, force

@@ -335,3 +335,27 @@ def test_a_commit_cut_short_leaves_the_history_as_it_was(feed, tmp_path, monkeyp
     assert snapshot(state_dir(config.run_dir)) == before  # no half-written generation left either
     run_pipeline(config)
     assert results(config.run_dir) == results(feed["twin_run"])
+
+
+@pytest.mark.parametrize("source", ["twin", "failed"])
+def test_a_carried_file_damaged_in_its_stage_folder_is_never_reused(feed, tmp_path, monkeypatch, source):
+    """Truncated by hand in the label stage's folder: restored from the history, or the stage is recomputed."""
+    import pipeline.runner as runner
+    from pipeline.store import ArtifactStore
+
+    config, _ = scenario(feed, tmp_path, source="twin" if source == "twin" else "base")
+    if source == "failed":  # the label stage finished from generation 1, the report failed: nothing committed
+        broken = tuple(
+            dataclasses.replace(item, run=lambda context: 1 / 0) if item.name == "report" else item
+            for item in runner.STAGES
+        )
+        with monkeypatch.context() as patch:
+            patch.setattr(runner, "STAGES", broken)
+            with pytest.raises(ZeroDivisionError):
+                run_pipeline(config)
+    store = ArtifactStore(config.run_dir, config.cache_dir)
+    damage(store.stage_dir("label") / "topics_registry.parquet", "truncated")
+    result = run_pipeline(config)
+    statuses = {outcome.stage: outcome.status for outcome in result.outcomes}
+    assert statuses["label"] == ("reused" if source == "twin" else "computed")
+    assert results(config.run_dir) == results(feed["twin_run"])
