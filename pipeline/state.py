@@ -162,6 +162,10 @@ def read_generation(run_dir: Path, number: int) -> tuple[Generation, dict[str, b
         raise _Damage(manifest_path, "missing") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _Damage(manifest_path, f"unreadable ({type(exc).__name__})") from None
+    if generation.number != number or any(
+        Path(name).is_absolute() or ".." in Path(name).parts for name in generation.files
+    ):
+        raise _Damage(manifest_path, "does not describe this generation")
     data = {}
     for relative, digest in generation.files.items():
         path = folder / relative
