@@ -129,7 +129,7 @@ def _run_stage(stage: Stage, context: StageContext, force: bool) -> StageOutcome
     reusable = reusable and record is not None and _carried_intact(stage, record, store, context.state)
     if not force and reusable and record is not None and stage.intact(context):
         return StageOutcome(stage.name, "reused", record.seconds, record.counts)
-    context.previous, context.forced = record, force
+    context.forced = force
     store.invalidate(stage.name)
     tick = time.perf_counter()
     outputs, counts = stage.run(context)

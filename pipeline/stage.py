@@ -26,7 +26,7 @@ from pipeline.config import RunConfig
 from pipeline.engine import Engine
 from pipeline.sources import SourceFile
 from pipeline.state import CarriedState
-from pipeline.store import ArtifactStore, StageRecord
+from pipeline.store import ArtifactStore
 
 StageResult = tuple[dict[str, bytes], dict[str, Any]]  # (artifact name -> bytes, counts)
 ProgressCallback = Callable[[int, int], None]
@@ -46,8 +46,6 @@ class StageContext:
     today: date  # the run's day (UTC), read once per run: what "the latest past Feb 10" and "future" mean
     # Where the stage's parallel parts run: the run's engine (``pipeline.engine.run_engine``), shared by its stages.
     engine: Engine
-    # What this stage recorded the last time it finished, kept before a recompute invalidated it.
-    previous: StageRecord | None = None
     forced: bool = False  # the user asked to recompute this stage from scratch (--force)
     # What the last successful run carried (read-only, every file checked), None on a first run.
     state: CarriedState | None = None
