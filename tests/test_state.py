@@ -118,6 +118,13 @@ def feed(tmp_path_factory):
     return {"pages": pages, "base": root / "base" / "out", "twin": twin, "twin_run": twin_config.run_dir}
 
 
+def with_run(stage: str, run) -> tuple:
+    """The pipeline's stages with ``stage``'s run function replaced by ``run``."""
+    import pipeline.runner as runner
+
+    return tuple(dataclasses.replace(item, run=run) if item.name == stage else item for item in runner.STAGES)
+
+
 def scenario(feed, tmp_path: Path, source: str = "base", **sections):
     """A copy of the base run's output folder (or the twin's) to break, and the config of the update."""
     out = tmp_path / "out"
@@ -147,7 +154,7 @@ def test_a_stage_that_fails_leaves_the_history_as_it_was_and_the_next_run_update
     def fail(context):
         raise RuntimeError(f"{stage} failed")
 
-    broken = tuple(dataclasses.replace(item, run=fail) if item.name == stage else item for item in runner.STAGES)
+    broken = with_run(stage, fail)
     with monkeypatch.context() as patch:
         patch.setattr(runner, "STAGES", broken)
         with pytest.raises(RuntimeError, match=f"{stage} failed"):
@@ -345,10 +352,7 @@ def test_a_carried_file_damaged_in_its_stage_folder_is_never_reused(feed, tmp_pa
 
     config, _ = scenario(feed, tmp_path, source="twin" if source == "twin" else "base")
     if source == "failed":  # the label stage finished from generation 1, the report failed: nothing committed
-        broken = tuple(
-            dataclasses.replace(item, run=lambda context: 1 / 0) if item.name == "report" else item
-            for item in runner.STAGES
-        )
+        broken = with_run("report", lambda context: 1 / 0)
         with monkeypatch.context() as patch:
             patch.setattr(runner, "STAGES", broken)
             with pytest.raises(ZeroDivisionError):
@@ -359,3 +363,38 @@ def test_a_carried_file_damaged_in_its_stage_folder_is_never_reused(feed, tmp_pa
     statuses = {outcome.stage: outcome.status for outcome in result.outcomes}
     assert statuses["label"] == ("reused" if source == "twin" else "computed")
     assert results(config.run_dir) == results(feed["twin_run"])
+
+
+def test_a_stage_interrupted_by_ctrl_c_leaves_the_history_as_it_was(feed, tmp_path, monkeypatch):
+    import pipeline.runner as runner
+
+    config, _ = scenario(feed, tmp_path)
+    before = snapshot(state_dir(config.run_dir))
+
+    def interrupted(context):
+        raise KeyboardInterrupt
+
+    broken = with_run("label", interrupted)
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "STAGES", broken)
+        with pytest.raises(KeyboardInterrupt):
+            run_pipeline(config)
+    assert snapshot(state_dir(config.run_dir)) == before
+    run_pipeline(config)
+    assert results(config.run_dir) == results(feed["twin_run"])
+
+
+def test_history_shows_a_damaged_generation_and_rollback_refuses_it(feed, tmp_path, capsys):
+    from pipeline.cli import main
+
+    config, _ = scenario(feed, tmp_path, source="twin")
+    broken = state_dir(config.run_dir) / "000001" / "cluster" / "pool.npy"
+    damage(broken, "garbage")
+    assert main(["history", str(config.run_dir)]) == 0
+    listing = capsys.readouterr().out
+    assert "damaged" in listing and "current" in listing
+    before = snapshot(state_dir(config.run_dir))
+    assert main(["rollback", str(config.run_dir), "--to", "1"]) == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith(f"error: {broken}: damaged") and "cannot be restored" in error[0]
+    assert snapshot(state_dir(config.run_dir)) == before
