@@ -15,6 +15,7 @@ by the stages only when they run, so a fully cached run answers in about a secon
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -100,6 +101,12 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="STAGE",
         help="recompute this stage and the ones after it even if cached (alone: every stage)",
     )
+    run.add_argument(
+        "--from-run",
+        type=int,
+        metavar="N",
+        help="first restore generation N of the run's history (`papertopics history`): an update of that run",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
     init = commands.add_parser(
         "init", help="print a commented config for input files: papertopics init FILES > my.yaml"
@@ -107,6 +114,11 @@ def _build_parser() -> argparse.ArgumentParser:
     init.add_argument("files", nargs="+", help="input files, folders or globs")
     init.add_argument("--name", help="the run's name (default: the first input's)")
     init.add_argument("--out", help="the output folder (default: outputs)")
+    history = commands.add_parser("history", help="the generations of a run's history: run, date, papers, topics")
+    history.add_argument("run_dir", help="a run folder, e.g. outputs/default")
+    rollback = commands.add_parser("rollback", help="make an earlier generation of a run's history current again")
+    rollback.add_argument("run_dir", help="a run folder, e.g. outputs/default")
+    rollback.add_argument("--to", type=int, required=True, metavar="N", help="the generation to restore")
     evaluate = commands.add_parser("evaluate", help="topic quality of a finished run: NPMI, diversity, outliers, NMI")
     evaluate.add_argument("run_dir", help="a run folder, e.g. outputs/default")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -184,11 +196,51 @@ def init_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> i
     return 0
 
 
+def history_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
+    from pipeline.state import current_generation, history
+
+    run_dir = Path(args.run_dir)
+    rows = history(run_dir)
+    if not rows:
+        raise ConfigError(f"{run_dir}: no run history here (a run folder gets one with its first complete run)")
+    current = current_generation(run_dir)
+    table = Table(title=f"papertopics history {run_dir}", header_style="bold")
+    for column in ("generation", "run", "date", "papers", "new", "topics", ""):
+        table.add_column(column)
+    for number, generation, damage in rows:
+        mark = "current" if number == current else ""
+        if generation is None:
+            table.add_row(str(number), "", "", "", "", "", f"damaged: {damage}")
+            continue
+        summary = generation.summary
+        cells = [str(summary.get(key, "")) for key in ("run", "papers", "new_papers", "topics")]
+        table.add_row(str(number), cells[0], generation.created[:16].replace("T", " "), *cells[1:], mark)
+    Console().print(table)
+    return 0
+
+
+def rollback_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
+    from pipeline.state import rollback
+
+    with _run_lock(Path(args.run_dir)):
+        generation = rollback(Path(args.run_dir), args.to)
+    console.print(
+        f"generation {generation.number} (run {generation.summary.get('run', '?')}, {generation.created}) is current: "
+        "the next run is an update of it"
+    )
+    return 0
+
+
 def run_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
     config, config_path = _run_config(args)
     from pipeline.preflight import preflight
 
     preflight(config, source=config_path or "<command line>")  # the runner checks again; here before the display
+    if args.from_run is not None:
+        from pipeline.state import rollback
+
+        with _run_lock(config.run_dir):
+            rollback(config.run_dir, args.from_run)
     run_log = _log_to_file(config.run_dir)
     if run_log is not None:
         handlers.append(run_log)
@@ -213,6 +265,16 @@ def run_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> in
     else:
         console.print(f"Stopped after {args.until}; results in {result.run_dir}")
     return 0
+
+
+def _run_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """The run folder's lock: no run writes it while its history is rolled back."""
+    from pipeline.stages import STAGE_NAMES
+    from pipeline.store import ArtifactStore
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder")
+    return ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES).lock()
 
 
 RUN_LOG = "run.log"
@@ -263,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     levels = root.level, own.level
     handlers = [_log_to_screen(getattr(args, "verbose", False))]
     try:
-        commands = {"run": run_command, "init": init_command, "evaluate": evaluate_command}
+        commands = {
+            "run": run_command,
+            "init": init_command,
+            "evaluate": evaluate_command,
+            "history": history_command,
+            "rollback": rollback_command,
+        }
         return commands[args.command](args, handlers)
     except PapertopicsError as exc:
         # The message quotes file names and input text: escape rich markup ("[/]") and control characters.

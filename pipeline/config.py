@@ -187,6 +187,16 @@ class ReportConfig(_Strict):
     topic_page_papers: Annotated[int, Field(ge=1, le=100_000)] = 500
 
 
+class HistoryConfig(_Strict):
+    """How a run folder keeps what runs carry to the next one (``pipeline.state``)."""
+
+    # Generations of the run's history kept, newest first: a user can go back this many runs.
+    keep: Annotated[int, Field(ge=1, le=1000)] = 5
+    # A damaged generation: stop (naming the file and the last intact generation), or go on
+    # from the last intact one with a warning in the log and the report.
+    on_damage: Literal["stop", "previous"] = "stop"
+
+
 EngineKind = Literal["local", "dask"]
 _ADDRESS = re.compile(r"^[a-z][a-z0-9+]*://\S+:\d{1,5}$")
 
@@ -239,6 +249,7 @@ class RunConfig(_Strict):
     label: LabelConfig = LabelConfig()
     report: ReportConfig = ReportConfig()
     engine: EngineConfig = EngineConfig()
+    history: HistoryConfig = HistoryConfig()
 
     @field_validator("name")
     @classmethod

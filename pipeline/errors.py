@@ -38,6 +38,10 @@ class WorkerDiedError(PapertopicsError):
     """A process computing part of a stage died without a result (killed, out of memory)."""
 
 
+class StateDamagedError(PapertopicsError):
+    """A file of the run's history (``outputs/<run>/state/``) is missing, truncated or rewritten."""
+
+
 class RunLockedError(PapertopicsError):
     """Another papertopics process is writing to the same output folder."""
 

@@ -3,14 +3,18 @@
 ``load_config`` checks the config on its own (keys, types, ranges); ``preflight`` checks it
 against the machine: that each input matches a file or folder, that the run folder and the
 cache folder can be written, and that an enabled LLM labeller points at a server on this
-machine. Without it a read-only cache folder was reported after embedding and clustering,
-and a remote LLM url after the whole run but the label stage.
+machine that answers (a 2-second TCP connect). Without it a read-only cache folder was
+reported after embedding and clustering, and a remote or stopped LLM server after parse,
+embed and cluster.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 from pipeline.config import RunConfig
@@ -18,6 +22,10 @@ from pipeline.errors import ConfigError, shorten
 from pipeline.files import TEMP_SUFFIX, output_error
 from pipeline.label.llm import LLMLabelError, check_base_url
 from pipeline.sources import first_match
+
+log = logging.getLogger(__name__)
+
+LLM_PROBE_SECONDS = 2.0  # a local server accepts a connection in milliseconds; a stopped one refuses at once
 
 
 def preflight(config: RunConfig, source: str = "<config>") -> None:
@@ -31,11 +39,13 @@ def preflight(config: RunConfig, source: str = "<config>") -> None:
             any folder is created).
         OutputError: the run folder or the cache folder cannot be created or written.
         ConfigError: ``label.llm.enabled`` with a base url that is not a local http(s) url
-            (unless ``label.llm.allow_remote``).
+            (unless ``label.llm.allow_remote``), or, with ``on_failure: error``, no server
+            accepting connections there (with ``keep`` a warning is logged instead).
     """
     check_inputs(config, source)
     if config.label.llm.enabled:
         _check_llm_url(config, source)
+        _probe_llm_server(config, source)
     from pipeline.embed.models import model_cache_dir
 
     for folder in (config.run_dir, config.cache_dir, model_cache_dir(config.embed)):
@@ -57,6 +67,26 @@ def _check_llm_url(config: RunConfig, source: str) -> None:
     except LLMLabelError as exc:
         message = str(exc).replace(repr(llm.base_url), shorten(repr(llm.base_url)))
         raise ConfigError(f"{source}: key 'label.llm.base_url': {message}") from None
+
+
+def _probe_llm_server(config: RunConfig, source: str) -> None:
+    """Connect to the LLM server's host and port once, for at most LLM_PROBE_SECONDS."""
+    llm = config.label.llm
+    parsed = urllib.parse.urlsplit(llm.base_url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=LLM_PROBE_SECONDS):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    where = shorten(repr(llm.base_url))
+    if llm.on_failure == "keep":
+        log.warning("no LLM server answers at %s (%s): topics keep their key-phrase names", where, reason)
+        return
+    raise ConfigError(
+        f"{source}: key 'label.llm.base_url': no server answers at {where} ({reason}); start it "
+        "(e.g. `ollama serve`), or set label.llm.enabled: false, or on_failure: keep"
+    )
 
 
 def _check_writable(folder: Path) -> None:

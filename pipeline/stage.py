@@ -10,6 +10,11 @@ A run function reads its inputs from ``context.store``, which lets it read only 
 it declares (``pipeline.stage_store``), calls the stage's pure functions and returns the
 bytes of its artifacts and a few counts for the progress line and the manifest. Its cache key
 holds the hash of its module's import closure (``pipeline.code_hash``): no version number.
+
+A stage that follows a feed also declares what it ``carries`` to the next run: outputs the
+runner commits to the run's history (``pipeline.state``) once the whole run succeeded. Such
+a stage reads "the previous run" from ``context.state``, the last committed generation,
+never from its own folder, which a failed run may have invalidated or half-rewritten.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from pipeline.config import RunConfig
 from pipeline.engine import Engine
 from pipeline.sources import SourceFile
 from pipeline.stage_store import StageStore
-from pipeline.store import ArtifactStore, StageRecord
+from pipeline.state import CarriedState
+from pipeline.store import ArtifactStore
 
 StageResult = tuple[dict[str, bytes], dict[str, Any]]  # (artifact name -> bytes, counts)
 ProgressCallback = Callable[[int, int], None]
@@ -43,9 +49,11 @@ class StageContext:
     today: date  # the run's day (UTC), read once per run: what "the latest past Feb 10" and "future" mean
     # Where the stage's parallel parts run: the run's engine (``pipeline.engine.run_engine``), shared by its stages.
     engine: Engine
-    # What this stage recorded the last time it finished, kept before a recompute invalidated it.
-    previous: StageRecord | None = None
     forced: bool = False  # the user asked to recompute this stage from scratch (--force)
+    # What the last successful run carried (read-only, every file checked), None on a first run.
+    state: CarriedState | None = None
+    # Warnings about the run's history (a damaged generation skipped), for the report.
+    state_notes: tuple[str, ...] = ()
     stage_seconds: Mapping[str, float] = field(default_factory=dict)  # of the stages before it, this run
     progress: ProgressCallback = _no_progress
 
@@ -87,3 +95,6 @@ class Stage:
     # Whether it may hand parts of its work to ``StageContext.engine``; the runner closes the Dask
     # cluster the stage started when it ends, so no later stage inherits its workers' memory.
     uses_engine: bool = False
+    # The outputs it carries to the next run: committed to the run's history (``pipeline.state``)
+    # after the whole run succeeded, and read back by the next run as ``StageContext.state``.
+    carries: tuple[str, ...] = ()

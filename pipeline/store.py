@@ -8,6 +8,8 @@ Layout of one run (``outputs/<run>/``)::
     index.html, map.html, topics.html, topics/, assets/, papers.csv, topics.csv, metrics.json
                              the report, published by ``publish_report``
     manifest.json            the run's manifest (``write_manifest``)
+    state/                   what runs carry to the next one, one generation per successful run
+                             (``pipeline.state``): never a cache, never invalidated here
     .lock                    held while a run writes here (``lock``)
 
 and, shared by every run under one output folder, ``<output_dir>/.cache/<namespace>/``: the
@@ -78,6 +80,9 @@ class StageRecord:
     output_hashes: dict[str, str]
     seconds: float
     counts: dict[str, Any]
+    # For a stage that carries state: the content hash of the history generation it started
+    # from (``pipeline.state.Generation.content``), None for none.
+    state_from: str | None = None
 
 
 class ArtifactStore:
@@ -120,7 +125,10 @@ class ArtifactStore:
             raw = json.loads(marker.read_text(encoding="utf-8"))
             if raw.get("format_version") != STORE_FORMAT_VERSION:
                 return None
-            record = StageRecord(raw["stage"], raw["key"], raw["output_hashes"], raw["seconds"], raw.get("counts", {}))
+            record = StageRecord(
+                raw["stage"], raw["key"], raw["output_hashes"], raw["seconds"], raw.get("counts", {}),
+                raw.get("state_from"),
+            )  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing, unreadable, or not a marker this store wrote: recompute
         # An output deleted by hand (or never renamed into place) makes the stage untrusted.
@@ -137,15 +145,20 @@ class ArtifactStore:
             raise output_error(marker, exc) from exc
 
     def save_stage(
-        self, stage: str, key: str, outputs: Mapping[str, bytes], seconds: float, counts: Mapping[str, Any]
+        self,
+        stage: str,
+        key: str,
+        outputs: Mapping[str, bytes],
+        seconds: float,
+        counts: Mapping[str, Any],
+        state_from: str | None = None,
     ) -> StageRecord:
         """Write a stage's outputs, then its marker, each atomically; the marker goes last."""
         folder = self.own_stage_dir(stage)
         for name, data in outputs.items():
             atomic_write_bytes(folder / name, data)
-        record = StageRecord(
-            stage, key, {name: sha256_bytes(data) for name, data in outputs.items()}, seconds, dict(counts)
-        )
+        hashes = {name: sha256_bytes(data) for name, data in outputs.items()}
+        record = StageRecord(stage, key, hashes, seconds, dict(counts), state_from)
         marker = {"format_version": STORE_FORMAT_VERSION, **record.__dict__}
         atomic_write_bytes(folder / STAGE_MARKER, json_to_bytes(marker))
         return record

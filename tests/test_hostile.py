@@ -249,13 +249,45 @@ def test_remote_llm_url_stops_the_run_before_any_work(tmp_path, capsys, no_run, 
 
 
 def test_local_llm_url_and_writable_folders_pass(tmp_path, capsys, no_run):
+    import socket
+
     from pipeline.preflight import preflight
 
-    llm = "label:\n  llm:\n    enabled: true\n    base_url: 'http://127.0.0.1:11434/v1'\n"
-    config = load_config(write_config(tmp_path, f"output_dir: '{tmp_path}/out'\n{llm}"))
-    preflight(config)
+    with socket.create_server(("127.0.0.1", 0)) as server:  # a server that accepts connections
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+        llm = f"label:\n  llm:\n    enabled: true\n    base_url: '{url}'\n"
+        config = load_config(write_config(tmp_path, f"output_dir: '{tmp_path}/out'\n{llm}"))
+        preflight(config)
     assert config.run_dir.is_dir() and config.cache_dir.is_dir()
     assert list(config.run_dir.iterdir()) == [] and list(config.cache_dir.iterdir()) == []  # the probe is gone
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (taken, then let go)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        return server.getsockname()[1]
+
+
+def test_a_stopped_llm_server_stops_the_run_before_parse(tmp_path, capsys, no_run):
+    """label.llm.enabled with nothing listening: one line before any stage, not after parse, embed and cluster."""
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    llm = f"label:\n  llm:\n    enabled: true\n    base_url: '{url}'\n"
+    path = write_config(tmp_path, f"output_dir: '{tmp_path}/out'\n{llm}")
+    code, error = run_cli(path, capsys)
+    assert (code, no_run) == (2, [])
+    assert error.startswith(f"error: {path}: key 'label.llm.base_url': no server answers at '{url}'")
+    assert "label.llm.enabled: false" in error
+
+
+def test_a_stopped_llm_server_is_a_warning_when_names_may_stay(tmp_path, caplog):
+    from pipeline.preflight import preflight
+
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    llm = f"label:\n  llm:\n    enabled: true\n    base_url: '{url}'\n    on_failure: keep\n"
+    preflight(load_config(write_config(tmp_path, f"output_dir: '{tmp_path}/out'\n{llm}")))
+    assert any("no LLM server answers" in record.getMessage() for record in caplog.records)
 
 
 @pytest.mark.parametrize("blocked", ["cache", "run"])

@@ -1,8 +1,8 @@
 """The label stage's part in following a feed: read the last run's topics, write this run's.
 
-The label stage calls :func:`stable_ids` once its topics are named. It reads what the label
-stage left the last time it finished (its files are still in its folder while it
-recomputes), checked against the hashes it recorded, matches the topics
+The label stage calls :func:`stable_ids` once its topics are named. It reads what the last
+successful run carried (``context.state``, the run's history, checked when the run started),
+matches the topics
 (``pipeline.feed.identity``) and returns the renumbered tables and three more artifacts:
 
     topics_registry.parquet  every topic id ever given (see identity.REGISTRY_COLUMNS)
@@ -20,12 +20,15 @@ import numpy as np
 import pandas as pd
 
 from pipeline.feed.identity import PreviousTopics, StableTopics, apply_stable_ids, stable_topics
-from pipeline.files import hash_json, json_to_bytes, sha256_bytes, table_to_bytes
+from pipeline.files import hash_json, json_to_bytes, table_to_bytes
 
 if TYPE_CHECKING:
     from pipeline.stage import StageContext
 
 FEED_OUTPUTS = ("topics_registry.parquet", "topic_history.parquet", "feed.json")
+# What the label stage carries to the next run (``Stage.carries``): the feed's files, and the
+# tables an update starts from.
+LABEL_CARRIED = ("assignments.parquet", "topics.parquet", "hierarchy.parquet", *FEED_OUTPUTS)
 FEED_FORMAT = 1
 
 
@@ -38,30 +41,23 @@ def naming_key(context: StageContext) -> str:
 
 
 def previous_topics(context: StageContext) -> tuple[PreviousTopics | None, dict[str, Any] | None]:
-    """The last finished label stage's topics, registry, history and feed, when they are intact."""
+    """The topics, registry, history and feed the last successful run carried (``context.state``)."""
     from pipeline.embed import model_identity
 
-    record, store = context.previous, context.store
-    if record is None or not set(FEED_OUTPUTS) <= set(record.output_hashes):
+    state = context.state
+    if state is None or not state.holds("label", LABEL_CARRIED):
         return None, None
-    folder = store.stage_dir("label")
-    needed = ("assignments.parquet", *FEED_OUTPUTS)
-    try:
-        if any(sha256_bytes((folder / name).read_bytes()) != record.output_hashes[name] for name in needed):
-            return None, None
-        feed = store.read_json("label", "feed.json")
-        if feed.get("format") != FEED_FORMAT:
-            return None, None
-        previous = PreviousTopics(
-            assignments=store.read_table("label", "assignments.parquet")[["paper_id", "topic"]],
-            registry=store.read_table("label", "topics_registry.parquet"),
-            history=store.read_table("label", "topic_history.parquet"),
-            run=int(feed["runs"][-1]["run"]),
-            same_model=feed.get("model") == model_identity(context.config.embed),
-            same_names=feed.get("naming") == naming_key(context),
-        )
-    except (OSError, ValueError, KeyError, IndexError):
+    feed = state.read_json("label", "feed.json")
+    if feed.get("format") != FEED_FORMAT:
         return None, None
+    previous = PreviousTopics(
+        assignments=state.read_table("label", "assignments.parquet")[["paper_id", "topic"]],
+        registry=state.read_table("label", "topics_registry.parquet"),
+        history=state.read_table("label", "topic_history.parquet"),
+        run=int(feed["runs"][-1]["run"]),
+        same_model=feed.get("model") == model_identity(context.config.embed),
+        same_names=feed.get("naming") == naming_key(context),
+    )
     return previous, feed
 
 

@@ -25,7 +25,6 @@ from pipeline.feed.label_update import (
     state_key,
     state_keywords,
 )
-from pipeline.files import sha256_bytes
 from pipeline.schema import OUTLIER_TOPIC
 
 if TYPE_CHECKING:
@@ -45,13 +44,10 @@ class Updated:
 
 
 def _previous_table(context: StageContext, name: str) -> pd.DataFrame:
-    """A table the last finished label stage wrote, checked against the hash it recorded."""
-    record = context.previous
-    if record is None or name not in record.output_hashes:
+    """A table the last successful run's label stage carried (``context.state``)."""
+    if context.state is None:
         raise KeyError(name)
-    if sha256_bytes((context.store.stage_dir("label") / name).read_bytes()) != record.output_hashes[name]:
-        raise ValueError(f"{name} changed since the last run")
-    return context.store.read_table("label", name)
+    return context.state.read_table("label", name)
 
 
 def updated_labels(
@@ -84,9 +80,9 @@ def updated_labels(
         return "the label stage was forced"
     if config.representation != "none":
         return f"keywords come from the {config.representation!r} representation"
-    if not previous.same_names or context.previous is None:
+    if not previous.same_names or context.state is None:
         return "the naming settings or code changed since the last run"
-    key = state_key(context.previous.output_hashes.get("assignments.parquet", ""), counts_settings)
+    key = state_key(context.state.digest("label", "assignments.parquet") or "", counts_settings)
     state = context.store.cache.get(STATE_NAMESPACE, key, LabelStateArrays())
     if state is None:
         return "the last run left no label state"

@@ -24,7 +24,8 @@ import pandas as pd
 
 from pipeline.cluster import ClusterResult
 from pipeline.config import RunConfig
-from pipeline.files import array_to_bytes, hash_json, json_to_bytes, sha256_bytes, table_to_bytes
+from pipeline.errors import StateDamagedError
+from pipeline.files import array_to_bytes, hash_json, json_to_bytes, table_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
 
 if TYPE_CHECKING:
@@ -48,35 +49,33 @@ class _Previous:
 
 
 def _last_clustering(context: StageContext) -> _Previous | None:
-    """The last finished clustering of this run folder, when made with the same settings and model.
+    """The clustering the last successful run carried, when made with the same settings and model.
 
-    Its files are checked against the hashes it recorded, so a clustering half-overwritten by
-    a killed run is never used.
+    Read from the run's history (``context.state``), whose files were checked against their
+    recorded hashes when the run started: never from this stage's folder, which a failed run
+    may have invalidated or rewritten.
     """
     from pipeline.embed import model_identity
 
-    config, store, record = context.config, context.store, context.previous
-    if record is None:
+    config, state = context.config, context.state
+    if state is None or not state.holds("cluster", CARRIED):
         return None
-    folder = store.stage_dir("cluster")
-    try:
-        if any(sha256_bytes((folder / name).read_bytes()) != digest for name, digest in record.output_hashes.items()):
-            return None
-        meta = store.read_json("cluster", "cluster.json")
-        old_ids = store.read_table("cluster", "paper_ids.parquet")["paper_id"].tolist()
-        pool = store.read_array("cluster", "pool.npy")
-        labels = store.read_array("cluster", "labels.npy")
-        guide = store.read_array("cluster", "guide.npy")
-    except (FileNotFoundError, KeyError, ValueError):
-        return None
+    meta = state.read_json("cluster", "cluster.json")
+    old_ids = state.read_table("cluster", "paper_ids.parquet")["paper_id"].tolist()
+    pool = state.read_array("cluster", "pool.npy")
+    labels = state.read_array("cluster", "labels.npy")
+    guide = state.read_array("cluster", "guide.npy")
     if meta.get("settings") != hash_json(_settings(config)) or meta.get("model") != model_identity(config.embed):
         return None
     if len(pool) != len(old_ids) or len(labels) != len(old_ids):
-        return None
+        raise StateDamagedError(
+            f"the run history's clustering holds {len(old_ids)} papers but {len(labels)} labels and "
+            f"{len(pool)} pool flags (generation {state.generation.number})"
+        )
     previous = ClusterResult(
         labels=labels,
-        reduced=store.read_array("cluster", "reduced.npy"),
-        layout=store.read_array("cluster", "layout.npy"),
+        reduced=state.read_array("cluster", "reduced.npy"),
+        layout=state.read_array("cluster", "layout.npy"),
         params=meta["params"],
         notes=meta["notes"],
     )
@@ -173,12 +172,16 @@ def run(context: StageContext) -> StageResult:
     return outputs, counts
 
 
+# Everything it writes is what the next run's update starts from.
+CARRIED = ("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy", "guide.npy")
+
 STAGE = Stage(
     name="cluster",
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
-    outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy", "guide.npy"),
+    outputs=CARRIED,
     config_slice=_settings,
     run=run,
     module=__name__,
     uses_engine=True,
+    carries=CARRIED,
 )

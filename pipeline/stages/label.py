@@ -12,6 +12,7 @@ Three paths, chosen per run and said in ``label.json``'s notes:
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import RunConfig
-from pipeline.feed.label_step import FEED_OUTPUTS, keep_placements, previous_topics
+from pipeline.feed.label_step import FEED_OUTPUTS, LABEL_CARRIED, keep_placements, previous_topics
 from pipeline.feed.label_step import stable_ids as _stable_ids
 from pipeline.files import json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.label.cache import (
@@ -128,6 +129,8 @@ def run(context: StageContext) -> StageResult:
         "outliers": int(topics.loc[topics["topic"] < 0, "size"].sum()),
         "npmi": metrics["npmi"],
         "labelled": "update" if isinstance(updated, Updated) else "full",
+        # The feed's run number and its new papers: what `papertopics history` lists per generation.
+        **{key: json.loads(feed_outputs["feed.json"])["runs"][-1][key] for key in ("run", "new_papers")},
     }
     outputs = {
         "assignments.parquet": table_to_bytes(assignments),
@@ -316,4 +319,5 @@ STAGE = Stage(
     module=__name__,
     extra_key=_model,
     uses_engine=True,
+    carries=LABEL_CARRIED,
 )  # fmt: skip

@@ -27,6 +27,11 @@ def _published_files_present(context: StageContext) -> bool:
     return all((context.store.run_dir / path).is_file() for path in listing)
 
 
+def _state_notes(context: StageContext) -> list[str]:
+    """Warnings about the run's history (a damaged generation skipped) are part of the report."""
+    return list(context.state_notes)
+
+
 def run(context: StageContext) -> StageResult:
     from pipeline.report import build_report
     from pipeline.report.whats_new import FeedTables
@@ -35,6 +40,7 @@ def run(context: StageContext) -> StageResult:
     papers = store.read_table("parse", "papers.parquet")
     reports = store.read_json("parse", "file_reports.json")
     notes = store.read_json("cluster", "cluster.json")["notes"] + store.read_json("label", "label.json")["notes"]
+    notes += list(context.state_notes)  # the run's history was damaged: said on the report's first page
     summary = {
         "name": config.name,
         "inputs": reports,
@@ -74,4 +80,5 @@ STAGE = Stage(
     run=run,
     module=__name__,
     intact=_published_files_present,
+    extra_key=_state_notes,
 )  # fmt: skip
