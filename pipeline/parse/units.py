@@ -175,7 +175,8 @@ class _UnitReadCodec:
     """A :class:`_UnitRead` as JSON bytes (``pipeline.memo`` codec)."""
 
     def encode(self, value: _UnitRead) -> dict[str, np.ndarray]:
-        data = asdict(value)
+        # vars, not asdict: asdict deep-copies every row (a third of the time of storing a one-record file).
+        data = {**vars(value), "candidates": [vars(candidate) for candidate in value.candidates]}
         return {"json": np.frombuffer(json.dumps(data, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)}
 
     def decode(self, arrays: Mapping[str, np.ndarray]) -> _UnitRead:
