@@ -199,6 +199,15 @@ def normalize_arxiv_id(raw: str, *, repair_float: bool = False) -> str | None:
     return f"{yymm}.{number}"
 
 
+_ARXIV_VERSION = re.compile(r"v(\d{1,6})$", re.ASCII)
+
+
+def arxiv_version(raw: str) -> int:
+    """The version written at the end of an arXiv id ("2503.11731v2" -> 2); 0 when none is written."""
+    match = _ARXIV_VERSION.search(raw.strip())
+    return int(match.group(1)) if match else 0
+
+
 def arxiv_id_month(arxiv_id: str) -> str:
     """The submission month "YYYY-MM" encoded in an arXiv id ("2503.11731" -> "2025-03")."""
     digits = arxiv_id.split("/")[-1][:4] if "/" in arxiv_id else arxiv_id[:4]

@@ -53,7 +53,9 @@ class FileReport:
 
     ``skip_reasons`` counts skipped records per reason and ``first_skipped`` says where the
     first of each was ("line 12"); ``truncated`` counts kept papers whose title or abstract
-    was cut to ``MAX_TITLE_CHARS`` / ``MAX_ABSTRACT_CHARS``, per field.
+    was cut to ``MAX_TITLE_CHARS`` / ``MAX_ABSTRACT_CHARS``, per field. ``duplicates_other_text``
+    counts the duplicates whose title or abstract differed from the record kept in their place
+    (an arXiv id read twice with two texts: ``pipeline.parse.dedupe`` says which is kept).
 
     ``date_rule`` says how the file's dates without a year ("Feb 10") got one
     (``pipeline.parse.dates.DATE_RULES``; empty when it has none) and ``date_reference``
@@ -67,6 +69,7 @@ class FileReport:
     read: int = 0
     kept: int = 0
     duplicates: int = 0
+    duplicates_other_text: int = 0
     skipped: int = 0
     skip_reasons: dict[str, int] = field(default_factory=dict)
     first_skipped: dict[str, str] = field(default_factory=dict)
@@ -154,6 +157,7 @@ class _Candidate:
     identity: str
     cut: list[str]
     where: str
+    version: int = 0
 
 
 @dataclass
@@ -186,7 +190,7 @@ class _UnitReadCodec:
 
 
 # Bump when reading a unit would give other candidates for the same bytes (it keys the kept reads).
-UNIT_READ_VERSION = 2
+UNIT_READ_VERSION = 3
 # Kept unit reads: one per input file of the runs that share the output folder's cache.
 UNIT_READS_KEPT = 100_000
 
@@ -209,7 +213,7 @@ def _read_candidates(unit: list[SourceFile], path: str, reader: str, config: Par
         if problem is not None:
             _skip(report, Skip(item.where, problem), config)
             continue
-        read.candidates.append(_Candidate(row, arxiv_id, identity, cut, item.where))
+        read.candidates.append(_Candidate(row, arxiv_id, identity, cut, item.where, item.version))
     read.skipped, read.skip_reasons, read.first_skipped = report.skipped, report.skip_reasons, report.first_skipped
     return read
 
