@@ -25,6 +25,7 @@ from pipeline.errors import InputError
 from pipeline.memo import MemoStore
 from pipeline.parse.dates import (
     FUTURE_DATE,
+    NO_SUCH_DATE,
     NO_SUCH_DAY,
     DateReference,
     date_reference,
@@ -32,6 +33,7 @@ from pipeline.parse.dates import (
     is_future,
     month_day,
     mtime_day,
+    no_such_date,
     utc_today,
 )
 from pipeline.parse.dedupe import Seen, kept_records
@@ -127,6 +129,8 @@ class _UnitDates:
 
     def full(self, value: str, where: str) -> str:
         """``value`` as an ISO date when it was "Feb 10"; "" (a date error) when it is wrong."""
+        if no_such_date(value):
+            return self._error(NO_SUCH_DATE, where, value)
         parts = month_day(value)
         if parts is not None:
             if self.reference is None:

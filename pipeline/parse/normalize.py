@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote_plus
 
 from pipeline.errors import InputError
+from pipeline.schema import BIDI_CONTROLS
 
 # A hyphen at a hard line break joins a compound word that was wrapped at its hyphen
 # ("state-of-the-\nart"); arXiv wraps at spaces, so the hyphen itself is real text.
@@ -74,8 +75,12 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def clean_text(text: str) -> str:
-    """Collapse hard line breaks and whitespace runs to single spaces; drop NUL and other invisible characters."""
-    text = _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", text))
+    """Collapse hard line breaks and whitespace runs to single spaces; drop NUL and other invisible characters.
+
+    Bidirectional controls (``schema.BIDI_CONTROLS``) are dropped too: they would reorder what a
+    page, a feed reader, a spreadsheet or a terminal shows.
+    """
+    text = BIDI_CONTROLS.sub("", _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", text)))
     text = unicodedata.normalize("NFC", text)
     text = _HYPHEN_BREAK.sub("-", text)
     return " ".join(text.split())
