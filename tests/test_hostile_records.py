@@ -1,5 +1,4 @@
-"""Hostile records of issue 28: papers glued or lost, order-dependent duplicates, empty days, impossible
-dates, links and bidirectional controls in titles.
+"""Hostile records of issue 28: glued papers, duplicates, empty days, impossible dates, links, bidi controls.
 
 Daily Papers pages are built from the seed page (data/samples), its chrome and its papers, with a
 few lines replaced.
@@ -160,7 +159,8 @@ def test_an_iso_page_date_dates_the_page_and_an_impossible_table_date_is_an_erro
     _, papers = seed_page()
     result = parse([page(papers[:2], date_line="2026-02-10")], ParseConfig(), today=TODAY)
     assert result.papers["date"].tolist() == ["2026-02-10"] * 2
-    table = _table("t.jsonl", [_record("2503.00001", "A paper", "2026-02-30"), _record("2503.00002", "B", "2026-02-28")])
+    records = [_record("2503.00001", "A paper", "2026-02-30"), _record("2503.00002", "B paper", "2026-02-28")]
+    table = _table("t.jsonl", records)
     result = parse([table], ParseConfig(), today=TODAY)
     assert result.papers["date"].tolist() == ["", "2026-02-28"]
     assert result.file_reports[0].date_errors == {"no such date": 1}
