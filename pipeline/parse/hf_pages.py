@@ -3,7 +3,11 @@
 The page carries site chrome ("Subscribe", "Daily Papers", ...) and one date line
 ("Aug 12"). Papers are found by line shape, not by strict alternation: a title-like line
 starts a paper, abstract-like lines after it are its abstract (several in a row are joined),
-so a title with no abstract becomes a title-only paper.
+so a title with no abstract becomes a title-only paper. A line that is a title only in some
+pages (one holding a url, nothing but a url, or a title longer than ``TITLE_MAX_CHARS``) starts a
+paper when an abstract follows it; otherwise it is the last line of the abstract before it.
+A date line ("Aug 12", "2026-02-10", but also "Feb 30") is never a title: ``parse`` dates the
+page's papers by it, or reports a day that does not exist.
 """
 
 from __future__ import annotations
