@@ -79,6 +79,7 @@ def test_kaggle_snapshot_csv():
         "read": 2000,
         "kept": 2000,
         "duplicates": 0,
+        "duplicates_other_text": 0,
         "skipped": 0,
         "skip_reasons": {},
         "first_skipped": {},
