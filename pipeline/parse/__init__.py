@@ -334,7 +334,8 @@ def parse(
         for index, unit in enumerate(units)
     ]  # fmt: skip
     # Which record of an arXiv id read twice is kept is decided over every unit at once, not by order.
-    kept = _Kept(*kept_records([read.candidates if isinstance(read, _UnitRead) else [] for read in reads]))
+    candidates = [read.candidates if isinstance(read, _UnitRead) and config.dedupe else [] for read in reads]
+    kept = _Kept(*kept_records(candidates))
     seen = Seen()
     rows: list[dict[str, str]] = []
     reports: list[FileReport] = []

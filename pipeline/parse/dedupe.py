@@ -53,16 +53,20 @@ def kept_records(candidates: Sequence[Sequence[_Candidate]]) -> tuple[dict[str, 
     ``candidates``: each unit's cleaned records, in input order. Ids read once are not listed
     (their only record is kept).
     """
-    places: dict[str, list[Place]] = {}
+    first: dict[str, int] = {}  # id -> its first record, as unit << 32 | index (an int: 1M ids in ~100 MB)
+    again: dict[str, list[Place]] = {}  # ids read more than once -> every record
     for unit, records in enumerate(candidates):
         for index, candidate in enumerate(records):
-            if candidate.arxiv_id:
-                places.setdefault(candidate.arxiv_id, []).append((unit, index))
+            arxiv_id = candidate.arxiv_id
+            if not arxiv_id:
+                continue
+            seen = first.setdefault(arxiv_id, unit << 32 | index)
+            if seen != unit << 32 | index:
+                again.setdefault(arxiv_id, [(seen >> 32, seen & 0xFFFFFFFF)]).append((unit, index))
+    del first
     kept: dict[str, Place] = {}
     texts: dict[str, str] = {}
-    for arxiv_id, found in places.items():
-        if len(found) == 1:
-            continue
+    for arxiv_id, found in again.items():
         ranked = {place: text_rank(candidates[place[0]][place[1]]) for place in found}
         best = max(ranked.values())
         # The best text, and version: its record listed first (a later date may hold the same text).
