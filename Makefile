@@ -2,13 +2,14 @@
 #   make run    builds .venv, then runs configs/default.yaml on the bundled seed pages
 #   make test   builds .venv (with the test tools and Debian's chromium), then runs the tests
 #   make lint   ruff (lint and format) and mypy, as CI runs them
+#   make docs   the docs site into site/ (mkdocs build --strict)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/default.yaml
 export NUMBA_CACHE_DIR ?= $(CURDIR)/outputs/.cache/numba
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint docs clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +34,8 @@ lint: setup
 	$(VENV)/bin/ruff format --check pipeline tests bench
 	$(VENV)/bin/mypy
 
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) outputs/*/ outputs/.cache
+	rm -rf $(VENV) outputs/*/ outputs/.cache site

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.config import load_config  # noqa: E402
 from pipeline.feed.identity import kept_share, silent_changes  # noqa: E402
 from pipeline.runner import run_pipeline  # noqa: E402
+from pipeline.stages import STAGE_NAMES  # noqa: E402
 from pipeline.store import ArtifactStore  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def write_config(work: Path, staging: Path, backend: str) -> Path:
 def one_run(config_path: Path, since: str, force_from: str | None = None) -> dict:
     """One plain run (or forced from a stage); ``since``: the last starting day, to tell added papers apart."""
     config = load_config(config_path)
-    store = ArtifactStore(config.run_dir, config.cache_dir)
+    store = ArtifactStore(config.run_dir, config.cache_dir, STAGE_NAMES)
     before = store.read_table("label", "assignments.parquet") if store.finished("label") else None
     tick = time.perf_counter()
     result = run_pipeline(config, force_from=force_from)
