@@ -25,6 +25,7 @@ import functools
 import hashlib
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 PACKAGE = "pipeline"
@@ -106,11 +107,14 @@ def import_statements(source: str) -> list[tuple[str, str, list[str]]]:
     return statements
 
 
-def imported_names(module: str, source: str, is_package: bool) -> set[str]:
+def imported_names(module: str, source: str, is_package: bool, modules: Collection[str] = ()) -> set[str]:
     """The dotted names ``source`` (of the module ``module``) may import, relative imports resolved.
 
     ``from a import b`` gives ``a`` and ``a.b`` (``b`` may be a submodule); names that are no
-    module of the package are dropped by :func:`closure`.
+    module of the package are dropped by :func:`closure`. When every name it imports is one of
+    ``modules`` (``from pipeline import terms``), ``a`` runs only as their parent package and is
+    not given: its own lazy imports (``pipeline.__getattr__`` importing the public API) are not
+    what the importing module runs.
     """
     names: set[str] = set()
     package = module.split(".") if is_package else module.split(".")[:-1]
@@ -119,8 +123,10 @@ def imported_names(module: str, source: str, is_package: bool) -> set[str]:
             anchor = package[: len(package) - (len(dots) - 1)]
             base = ".".join([*anchor, base] if base else anchor)
         if base:
-            names.add(base)
-            names.update(f"{base}.{name}" for name in imported)
+            submodules = {f"{base}.{name}" for name in imported}
+            if not (imported and submodules <= set(modules)):
+                names.add(base)
+            names.update(submodules)
         else:
             names.update(imported)
     return names
@@ -129,7 +135,8 @@ def imported_names(module: str, source: str, is_package: bool) -> set[str]:
 @functools.cache
 def _module_imports(module: str, root: Path) -> frozenset[str]:
     path = module_files(root)[module]
-    return frozenset(imported_names(module, _source(path).decode("utf-8"), path.name == "__init__.py"))
+    known = module_files(root)
+    return frozenset(imported_names(module, _source(path).decode("utf-8"), path.name == "__init__.py", known))
 
 
 @functools.cache
@@ -159,7 +166,8 @@ def closure(module: str, root: Path = SOURCE_ROOT) -> tuple[str, ...]:
         followed.add(name)
         parts = name.split(".")
         included.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
-        pending.extend(_module_imports(name, root))
+        if name != PACKAGE:  # the root package's own imports are the public API's, loaded on a user's first call
+            pending.extend(_module_imports(name, root))
     return tuple(sorted(included))
 
 
