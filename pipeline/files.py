@@ -43,8 +43,14 @@ def hash_json(value: Any) -> str:
     return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode())
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename.
+
+    With ``sync`` the bytes reach the disk before the rename (``fsync``), so that even a power cut
+    leaves the old file or the new one. Without it a killed process still does (the kernel holds
+    the bytes), but a power cut may leave the new name empty or short: for caches whose unreadable
+    files are computed again (``pipeline.memo``), where one ``fsync`` per small file would cost
+    more than the work it keeps.
 
     Raises OutputError when the folder cannot be made or the file cannot be written.
     """
@@ -59,7 +65,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with open(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException as exc:
         if created:

@@ -110,12 +110,23 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 _UNREADABLE = (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile, struct.error)
 
 
-def _keep_latest(folder: Path, pattern: str, keep: int) -> None:
-    """Delete all but the ``keep`` most recently used files matching ``pattern``."""
+def _keep_latest(folder: Path, pattern: str, keep: int) -> int:
+    """Delete all but the ``keep`` most recently used files matching ``pattern``; how many are left."""
     entries = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime_ns, reverse=True)
     for stale in entries[keep:]:
         with contextlib.suppress(OSError):
             stale.unlink()
+    return min(len(entries), keep)
+
+
+def prune_slack(keep: int) -> int:
+    """Values a namespace may hold beyond ``keep`` before :meth:`MemoStore.put` prunes it: a tenth.
+
+    Pruning lists and stats the whole folder: doing it on every put made storing n values cost n²
+    (500,500 stats for 1,000 input files). With the slack it runs once per ``keep // 10`` new values
+    at most, so each put costs a constant on average; a small ``keep`` (2) is kept exactly.
+    """
+    return keep // 10
 
 
 def _write_shard(folder: Path, chunks: list[tuple[np.ndarray, T]], codec: RowCodec[T]) -> tuple[np.ndarray, T]:
@@ -132,6 +143,8 @@ class MemoStore:
 
     def __init__(self, cache_dir: Path):
         self.cache_dir = Path(cache_dir)
+        # Values per namespace folder: listed at the first put there, then counted by each put of a new key.
+        self._held: dict[Path, int] = {}
 
     def folder(self, namespace: str) -> Path:
         return self.cache_dir / namespace
@@ -140,8 +153,8 @@ class MemoStore:
         """The value stored under ``key``, else ``compute()``, stored for the next run.
 
         Only the ``keep`` most recently used values of a namespace are kept (they can be
-        large: a document-term matrix at 75k papers is 100-200 MB). A file that cannot be
-        read is computed again.
+        large: a document-term matrix at 75k papers is 100-200 MB), up to :func:`prune_slack`
+        more between prunings. A file that cannot be read is computed again.
         """
         found = self.get(namespace, key, codec)
         if found is not None:
@@ -165,10 +178,23 @@ class MemoStore:
         return value
 
     def put(self, namespace: str, key: str, value: T, codec: Codec[T], keep: int = 2) -> None:
-        """Store ``value`` under ``key``, keeping the ``keep`` most recently used values of the namespace."""
-        path = self.folder(namespace) / f"{key}.npz"
-        atomic_write_bytes(path, _npz_bytes(codec.encode(value)))
-        _keep_latest(path.parent, "*.npz", keep)
+        """Store ``value`` under ``key``, keeping the ``keep`` most recently used values of the namespace.
+
+        The value is a cache entry: written atomically but without ``fsync`` (``atomic_write_bytes``),
+        as a file a power cut left short cannot be read and is computed again.
+        """
+        folder = self.folder(namespace)
+        path = folder / f"{key}.npz"
+        new = not path.exists()
+        atomic_write_bytes(path, _npz_bytes(codec.encode(value)), sync=False)
+        held = self._held.get(folder)
+        if held is None:
+            held = sum(1 for _ in folder.glob("*.npz"))
+        elif new:
+            held += 1
+        if held > keep + prune_slack(keep):
+            held = _keep_latest(folder, "*.npz", keep)
+        self._held[folder] = held
 
     def memo_rows(
         self,

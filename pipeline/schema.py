@@ -61,6 +61,10 @@ OUTLIER_NAME = "Unassigned papers (outliers)"
 # brackets or backslashes, so that javascript:, data: or file: urls are never kept and an odd value
 # can never break an attribute (a url with those is dropped rather than "repaired").
 HTTP_URL = re.compile(r"https?://[^\s\"'<>\\`]+", flags=re.IGNORECASE)
+# Unicode's bidirectional controls (embeddings, overrides, isolates, marks): invisible, they
+# reorder the text shown around them ("Trojan Source": U+202E shows "exe.txt" as "txt.exe"). No
+# paper text needs them, so parse drops them and every writer (HTML, Atom, CSV, Markdown) too.
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def empty_papers() -> pd.DataFrame:

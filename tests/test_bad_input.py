@@ -433,17 +433,18 @@ def test_huge_abstract_and_title_are_cut_and_counted():
 def test_duplicate_ids_with_different_texts():
     data = jsonl(
         paper(1, id="2503.11731v1"),
-        paper(2, id="2503.11731v2"),  # a new version of the same arXiv paper, retitled: the first one wins
+        paper(2, id="2503.11731v2"),  # a new version of the same arXiv paper, retitled: the later version wins
         paper(3, id="doc-7"),
         paper(4, id="doc-7"),  # the input's own ids collide but the papers differ: both kept, ids made unique
     )
     result = parse([source("p.jsonl", data)], ParseConfig())
     assert result.papers[["paper_id", "title"]].values.tolist() == [
-        ["2503.11731", "Paper number 1 on attention"],
+        ["2503.11731", "Paper number 2 on attention"],
         ["doc-7", "Paper number 3 on attention"],
         ["doc-7#2", "Paper number 4 on attention"],
     ]
-    assert (result.file_reports[0].kept, result.file_reports[0].duplicates) == (3, 1)
+    report = result.file_reports[0]
+    assert (report.kept, report.duplicates, report.duplicates_other_text) == (3, 1, 1)
 
 
 def test_same_paper_from_two_sources_is_kept_once():

@@ -79,6 +79,7 @@ def test_kaggle_snapshot_csv():
         "read": 2000,
         "kept": 2000,
         "duplicates": 0,
+        "duplicates_other_text": 0,
         "skipped": 0,
         "skip_reasons": {},
         "first_skipped": {},
@@ -218,7 +219,7 @@ def test_kept_unit_reads_give_a_cold_parse_and_a_grown_input_reads_only_its_new_
 
     days = [
         source("2025-03-20.jsonl", [_daily_line("2503.00001", "Graph networks", ["cs.LG"])]),
-        source("2025-03-21.jsonl", [_daily_line("2503.00001v2", "Graph networks", ["cs.LG"]),  # a duplicate
+        source("2025-03-21.jsonl", [_daily_line("2503.00001v2", "Graph networks", ["cs.LG"]),  # its v2 replaces it
                                     _daily_line("2503.00002", "Protein folding", ["q-bio.BM"])]),
         source("2099-01-01.jsonl", [_daily_line("2503.00003", "Dated after today", ["cs.CL"])]),
     ]  # fmt: skip
@@ -239,7 +240,7 @@ def test_kept_unit_reads_give_a_cold_parse_and_a_grown_input_reads_only_its_new_
     grown = parse(days, ParseConfig(), memo=memo)
     assert calls == ["2099-01-01.jsonl"]  # only the new day is read
     same(grown, parse(days, ParseConfig()))
-    assert grown.file_reports[1].duplicates == 1
+    assert [r.duplicates for r in grown.file_reports] == [1, 0, 0]  # the later version is kept, wherever it is read
     assert grown.file_reports[2].date_errors == {"listing date in the future": 1}
     assert grown.file_reports[0].skip_reasons == {"bad JSON": 1}
     calls.clear()

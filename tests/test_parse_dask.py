@@ -51,7 +51,7 @@ def write_corpus(folder: Path) -> list[dict[str, Any]]:
     (days / "2025-03-19.jsonl").write_text("")  # a day without papers
     (days / "2025-03-20.jsonl").write_text(
         _line("2503.10002v2", "Graph Neural Solvers") + _line("2503.10004", "Diffusion Policies for Robots")
-    )  # the first: a duplicate of the 18th's paper, a later version
+    )  # the first: the 18th's paper again, a later version (kept in place of the 18th's)
     (days / "2025-03-21.jsonl").write_text(
         _line("2503.10005", "Retrieval Augmented Theorem Proving") + _line("2503.10006", "Quantized Vision Models")
     )
@@ -126,9 +126,9 @@ def test_the_stage_on_dask_workers_writes_the_local_engines_bytes(tmp_path, dask
     assert on_dask == local
     reports = json.loads(local["file_reports.json"])
     assert [(Path(r["path"]).name, r["reader"], r["kept"], r["duplicates"], r["skipped"]) for r in reports] == [
-        ("2025-03-18.jsonl", "arxiv-daily", 3, 0, 1),
+        ("2025-03-18.jsonl", "arxiv-daily", 2, 1, 1),
         ("2025-03-19.jsonl", "(empty file)", 0, 0, 0),
-        ("2025-03-20.jsonl", "arxiv-daily", 1, 1, 0),
+        ("2025-03-20.jsonl", "arxiv-daily", 2, 0, 0),
         ("2025-03-21.jsonl", "arxiv-daily", 2, 0, 0),
         ("extra.csv", "table", 1, 1, 0),
     ]

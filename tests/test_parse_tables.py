@@ -176,8 +176,8 @@ def test_dedupe_by_version_free_id_then_title_and_unique_ids_without_dedupe():
         b"a title twice,Other abstract text here.,\n"
     )
     result = parse([_source("p.csv", data)], ParseConfig())
-    assert result.papers["title"].tolist() == ["First paper title", "A Title: Twice!"]
-    assert result.file_reports[0].duplicates == 2
+    assert result.papers["title"].tolist() == ["Renamed in v2", "A Title: Twice!"]  # the later version is kept
+    assert (result.file_reports[0].duplicates, result.file_reports[0].duplicates_other_text) == (2, 1)
     kept_all = parse([_source("p.csv", data)], ParseConfig(dedupe=False)).papers
     assert len(kept_all) == 4 and kept_all["paper_id"].is_unique
     assert kept_all["paper_id"].iloc[1] == "2503.11731#2"

@@ -72,6 +72,7 @@ def test_generated_folder_reads_titles_labels_and_encodings(tmp_path):
             "read": 7,
             "kept": 5,
             "duplicates": 1,
+            "duplicates_other_text": 0,
             "skipped": 1,
             "skip_reasons": {"not inside a label folder": 1},
             "first_skipped": {"not inside a label folder": "README.TXT"},

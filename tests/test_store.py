@@ -311,6 +311,32 @@ def test_memo_keeps_the_latest_values_and_recomputes_an_unreadable_one(tmp_path)
     assert calls == ["a", "b", "c", "b"]
 
 
+def test_storing_many_values_lists_the_folder_rarely_and_syncs_nothing(tmp_path, monkeypatch):
+    # Issue 28 item 11: every put listed and stat'ed the whole namespace (n² for n input files) and
+    # fsync'ed its file: 100,000 one-record files would have taken a day to parse cold.
+    import pipeline.memo as memo_module
+
+    listings: list[Path] = []
+    real_keep_latest = memo_module._keep_latest
+    real_glob = Path.glob
+
+    def counted_glob(self, pattern, *args, **kwargs):
+        listings.append(self)
+        return real_glob(self, pattern, *args, **kwargs)
+
+    syncs: list[int] = []
+    monkeypatch.setattr(Path, "glob", counted_glob)
+    monkeypatch.setattr("pipeline.files.os.fsync", lambda descriptor: syncs.append(descriptor))
+    prunes: list[int] = []
+    monkeypatch.setattr(memo_module, "_keep_latest", lambda *a: prunes.append(1) or real_keep_latest(*a))
+    cache, codec = MemoStore(tmp_path), VectorRows()
+    for number in range(300):
+        cache.put("units", f"k{number:03d}", np.full((1, 1), number, dtype=np.float32), codec, keep=100)
+    assert syncs == []
+    assert len(listings) <= 1 + 300 // 10 and len(prunes) <= 300 // 10, "the folder is listed on (nearly) every put"
+    assert 100 <= len(list(real_glob(cache.folder("units"), "*.npz"))) <= 110  # keep, and at most a tenth more
+
+
 def test_rows_are_written_shard_by_shard_and_a_failed_run_resumes(tmp_path):
     cache = MemoStore(tmp_path)
     keys = [text_key(f"text {i}") for i in range(5)]

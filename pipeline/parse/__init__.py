@@ -6,14 +6,15 @@ A reader is picked per unit (one file, or all documents of one text folder) from
 record is cleaned (whitespace, hard line breaks, NUL bytes, links), cut to a sane length
 (``MAX_TITLE_CHARS``, ``MAX_ABSTRACT_CHARS``), checked (``min_text_chars``, at least one
 letter or digit), and deduplicated: by arXiv id ignoring the version, else by its
-normalised title; the first occurrence wins.
+normalised title (``pipeline.parse.dedupe``: which record of an arXiv id is kept does not
+depend on the order of the inputs).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
@@ -24,6 +25,7 @@ from pipeline.errors import InputError
 from pipeline.memo import MemoStore
 from pipeline.parse.dates import (
     FUTURE_DATE,
+    NO_SUCH_DATE,
     NO_SUCH_DAY,
     DateReference,
     date_reference,
@@ -31,8 +33,10 @@ from pipeline.parse.dates import (
     is_future,
     month_day,
     mtime_day,
+    no_such_date,
     utc_today,
 )
+from pipeline.parse.dedupe import Seen, kept_records
 from pipeline.parse.units import (
     _LIMITS,
     MAX_ABSTRACT_CHARS,
@@ -69,43 +73,13 @@ UNITS_MEMO = "parse-units"  # the memo namespace of the units' reads
 
 @dataclass(frozen=True)
 class ParseResult:
-    """``papers``: exactly schema.PAPER_COLUMNS as strings, in first-read order; one report per unit."""
+    """``papers``: exactly schema.PAPER_COLUMNS as strings, in the order the kept records were read.
+
+    ``file_reports``: one report per unit.
+    """
 
     papers: pd.DataFrame
     file_reports: list[FileReport]
-
-
-@dataclass
-class _Seen:
-    """Dedupe memory: which ids, titles and paper_ids were kept so far.
-
-    A paper with an arXiv id duplicates a kept paper with the same id, or an id-less one with
-    its title (e.g. a page listing); a paper without one duplicates any kept paper with its title.
-    """
-
-    ids: set[str] = field(default_factory=set)
-    identities: set[str] = field(default_factory=set)
-    idless_identities: set[str] = field(default_factory=set)
-    paper_ids: Counter[str] = field(default_factory=Counter)
-
-    def is_duplicate(self, arxiv_id: str, identity: str) -> bool:
-        if arxiv_id:
-            return arxiv_id in self.ids or identity in self.idless_identities
-        return identity in self.identities
-
-    def remember(self, arxiv_id: str, identity: str) -> None:
-        if arxiv_id:
-            self.ids.add(arxiv_id)
-        else:
-            self.idless_identities.add(identity)
-        self.identities.add(identity)
-
-    def unique_paper_id(self, paper_id: str) -> str:
-        # Kept papers may still share an id (dedupe off, or two tables numbering rows 1, 2, ...);
-        # later stages key on paper_id, so the second one becomes "<id>#2".
-        self.paper_ids[paper_id] += 1
-        count = self.paper_ids[paper_id]
-        return paper_id if count == 1 else f"{paper_id}#{count}"
 
 
 def _units(sources: list[SourceFile]) -> list[list[SourceFile]]:
@@ -130,6 +104,9 @@ def _log_report(report: FileReport) -> None:
     for reason, count in report.skip_reasons.items():
         first = report.first_skipped[reason]
         log.info("%s: %d record(s) skipped, %s; the first at %s", report.path, count, reason, first)
+    if report.duplicates_other_text:
+        other = report.duplicates_other_text
+        log.info("%s: %d duplicate(s) held another text than the record kept", report.path, other)
     for name, count in report.truncated.items():
         log.info("%s: cut %d %s(s) longer than %d characters", report.path, count, name, _LIMITS[name])
     for reason, count in report.date_errors.items():
@@ -152,6 +129,8 @@ class _UnitDates:
 
     def full(self, value: str, where: str) -> str:
         """``value`` as an ISO date when it was "Feb 10"; "" (a date error) when it is wrong."""
+        if no_such_date(value):
+            return self._error(NO_SUCH_DATE, where, value)
         parts = month_day(value)
         if parts is not None:
             if self.reference is None:
@@ -192,18 +171,18 @@ def _empty_member(unit: list[SourceFile], one_of_many: bool) -> bool:
     return one_of_many and first.format != "text-folder" and first.blank
 
 
-def _read_unit(
+def _unit_read(
     unit: list[SourceFile],
     config: ParseConfig,
-    seen: _Seen,
-    rows: list[dict[str, str]],
     *,
     one_of_many: bool,
-    today: date,
     memo: MemoStore | None = None,
     read_before: _UnitRead | None = None,
-) -> FileReport:
-    """The unit's report, its kept papers appended to ``rows``; ``read_before``: its read, done on the workers."""
+) -> _UnitRead | FileReport:
+    """The unit's read (``read_before``: done on the workers), or its whole report when there is nothing to read.
+
+    Raises InputError for a unit that holds no papers (see ``parse``).
+    """
     first = unit[0]
     if first.skipped is not None:  # a link to a folder that the walk did not enter
         return FileReport(path=first.path, reader=first.skipped)
@@ -221,10 +200,39 @@ def _read_unit(
         read = compute() if memo is None else memo.memo(
             UNITS_MEMO, _unit_key(unit, path, config), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
         )  # fmt: skip
+    # A day's listing with no records at all (`[]`, a CSV of only its header) is an empty day like
+    # an empty file: reported with 0 read. A file whose records were all bad is not.
+    if not read.candidates and not (one_of_many and read.read == 0):
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in read.skip_reasons.items())
+        raise InputError(f"{path}: holds no papers ({reasons or 'nothing readable found'})")
+    return read
+
+
+def _keep_unit(
+    unit: list[SourceFile],
+    read: _UnitRead,
+    config: ParseConfig,
+    seen: Seen,
+    kept: _Kept,
+    rows: list[dict[str, str]],
+    today: date,
+) -> FileReport:
+    """The report of the unit numbered ``kept.unit``, its kept papers appended to ``rows``."""
+    first = unit[0]
+    path = _unit_path(unit)
     report = FileReport(path=path, reader=read.reader, read=read.read, skipped=read.skipped,
                         skip_reasons=dict(read.skip_reasons), first_skipped=dict(read.first_skipped))  # fmt: skip
     dates = _UnitDates(first, today, report, config)
-    for candidate in read.candidates:
+    for index, candidate in enumerate(read.candidates):
+        place = kept.places.get(candidate.arxiv_id)
+        if config.dedupe and place is not None and place != (kept.unit, index):
+            # Another record of this arXiv id is kept (pipeline.parse.dedupe); its title still
+            # marks an id-less record read later as the same paper.
+            seen.identities.add(candidate.identity)
+            report.duplicates += 1
+            if f"{candidate.row['title']}\n{candidate.row['abstract']}" != kept.texts[candidate.arxiv_id]:
+                report.duplicates_other_text += 1
+            continue
         if config.dedupe and seen.is_duplicate(candidate.arxiv_id, candidate.identity):
             report.duplicates += 1
             continue
@@ -237,15 +245,18 @@ def _read_unit(
         for name in candidate.cut:
             report.truncated[name] = report.truncated.get(name, 0) + 1
     _log_report(report)
-    if one_of_many and report.read == 0:
-        # A day's listing with no records at all (`[]`, a CSV of only its header) is an empty
-        # day like an empty file: reported with 0 read. A file whose records were all bad is not.
+    if read.read == 0:
         log.info("%s: no records (a day without papers)", path)
-        return report
-    if report.kept + report.duplicates == 0:
-        reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skip_reasons.items())
-        raise InputError(f"{path}: holds no papers ({reasons or 'nothing readable found'})")
     return report
+
+
+@dataclass
+class _Kept:
+    """Per arXiv id read more than once: where its kept record is and its text; ``unit``: the unit at hand."""
+
+    places: dict[str, tuple[int, int]]
+    texts: dict[str, str]
+    unit: int = 0
 
 
 def _read_on_workers(
@@ -290,7 +301,7 @@ def parse(
     memo: MemoStore | None = None,
     engine: Engine | None = None,
 ) -> ParseResult:
-    """Read every source into one deduplicated papers table, in the order papers were first read.
+    """Read every source into one deduplicated papers table, in the order the kept records were read.
 
     ``today`` (default: ``utc_today()``) dates pages that say "Feb 10" when nothing else
     does, and is the last day a listing date may be (``pipeline.parse.dates``): a later one is
@@ -312,18 +323,29 @@ def parse(
     engine, each unit is read here when its turn comes.
     """
     today = today or utc_today()
-    seen = _Seen()
-    rows: list[dict[str, str]] = []
     files_per_spec = Counter(source.spec for source in sources if source.skipped is None)
     units = _units(sources)
     read_before: dict[int, _UnitRead] = {}
     if engine is not None and not isinstance(engine, LocalEngine):
         read_before = _read_on_workers(units, config, files_per_spec, memo, engine)
-    reports = [
-        _read_unit(unit, config, seen, rows, one_of_many=files_per_spec[unit[0].spec] > 1, today=today, memo=memo,
-                   read_before=read_before.get(index))
+    reads: list[_UnitRead | FileReport | None] = [
+        _unit_read(unit, config, one_of_many=files_per_spec[unit[0].spec] > 1, memo=memo,
+                   read_before=read_before.pop(index, None))
         for index, unit in enumerate(units)
     ]  # fmt: skip
+    # Which record of an arXiv id read twice is kept is decided over every unit at once, not by order.
+    candidates = [read.candidates if isinstance(read, _UnitRead) and config.dedupe else [] for read in reads]
+    kept = _Kept(*kept_records(candidates))
+    seen = Seen()
+    rows: list[dict[str, str]] = []
+    reports: list[FileReport] = []
+    for index, unit in enumerate(units):
+        read, reads[index] = reads[index], None  # its records become rows: the read itself can go
+        if isinstance(read, _UnitRead):
+            kept.unit = index
+            reports.append(_keep_unit(unit, read, config, seen, kept, rows, today))
+        elif read is not None:
+            reports.append(read)
     for spec in dict.fromkeys(source.spec for source in sources):
         found = [
             report

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pipeline.errors import InputError
 from pipeline.parse.normalize import (
     arxiv_id_month,
+    arxiv_version,
     iso_date,
     join_authors,
     normalize_arxiv_id,
@@ -47,6 +48,13 @@ def _categories(value: object) -> list[str]:
     return as_text(value).split()
 
 
+def _last_version(versions: object) -> int:
+    """The last version of the snapshot's ``versions`` list (``[{"version": "v1", ...}, ...]``); 0 without one."""
+    if not isinstance(versions, list):
+        return 0
+    return max((arxiv_version(as_text(item.get("version"))) for item in versions if isinstance(item, dict)), default=0)
+
+
 def _bad_id(where: str, raw: str) -> Skip:
     return Skip(where, "not an arXiv id", repr(raw))
 
@@ -77,6 +85,7 @@ def read_snapshot(sources: list[SourceFile]) -> Iterator[Item]:
                 date=iso_date(as_text(row.get("update_date"))),
                 url=f"https://arxiv.org/abs/{arxiv_id}",
                 label=categories[0] if categories else "",
+                version=max(arxiv_version(raw_id), _last_version(row.get("versions"))),
             )
 
 
@@ -105,4 +114,5 @@ def read_daily(sources: list[SourceFile]) -> Iterator[Item]:
                 date=file_date.group(1) if file_date else arxiv_id_month(arxiv_id),
                 url=as_text(row.get("abs")).strip() or f"https://arxiv.org/abs/{arxiv_id}",
                 label=label,
+                version=arxiv_version(raw_id),
             )

@@ -31,6 +31,7 @@ _MONTHS = {key: i for i, name in enumerate(_MONTH_NAMES, 1) for key in (name, na
 # A date in a file name: "2026-02-10", "2026_02_10" or "20260210", not inside a longer number.
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})([-_]?)(\d{2})\2(\d{2})(?!\d)")
 _ISO_DAY_OR_MONTH = re.compile(r"^\d{4}-\d{2}(?:-\d{2})?$")
+_ISO_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 TIME_ZONE_SLACK = timedelta(days=1)
 # Modification times before arXiv's first listing are archive tools' placeholders
 # (0 = 1970-01-01), not the day a page was saved.
@@ -44,6 +45,7 @@ RULE_TODAY = "latest past date"
 DATE_RULES = (RULE_YEAR, RULE_FILE_NAME, RULE_MODIFIED, RULE_TODAY)
 FUTURE_DATE = "listing date in the future"
 NO_SUCH_DAY = "no such day in the year setting"
+NO_SUCH_DATE = "no such date"  # "Feb 30", "2026-02-30": written as a date, but no day has it
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,32 @@ def month_day(text: str) -> tuple[int, int] | None:
     if month is None or not 1 <= day <= (29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31):
         return None
     return month, day
+
+
+def is_date_line(text: str) -> bool:
+    """True for a line that writes a day, whether or not it exists ("Aug 12", "Feb 30", "2026-02-30").
+
+    A saved page's date line is recognised by this shape, so that an impossible date is reported
+    as one (``no_such_date``) rather than read as a title.
+    """
+    line = text.strip()
+    match = _MONTH_DAY.match(line)
+    return (match is not None and match.group(1).casefold() in _MONTHS) or _ISO_DAY.match(line) is not None
+
+
+def no_such_date(text: str) -> bool:
+    """True for a date written as "Feb 30" or "2026-02-30": the shape of a day, but no such day."""
+    line = text.strip()
+    if month_day(line) is not None or not is_date_line(line):
+        return False
+    iso = _ISO_DAY.match(line)
+    if iso is None:
+        return True  # a month name and a day number it does not have
+    try:
+        date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
+    except ValueError:
+        return True
+    return False
 
 
 def file_name_date(path: str) -> date | None:

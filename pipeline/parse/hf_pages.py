@@ -3,7 +3,11 @@
 The page carries site chrome ("Subscribe", "Daily Papers", ...) and one date line
 ("Aug 12"). Papers are found by line shape, not by strict alternation: a title-like line
 starts a paper, abstract-like lines after it are its abstract (several in a row are joined),
-so a title with no abstract becomes a title-only paper.
+so a title with no abstract becomes a title-only paper. A line that is a title only in some
+pages (one holding a url, nothing but a url, or a title longer than ``TITLE_MAX_CHARS``) starts a
+paper when an abstract follows it; otherwise it is the last line of the abstract before it.
+A date line ("Aug 12", "2026-02-10", but also "Feb 30") is never a title: ``parse`` dates the
+page's papers by it, or reports a day that does not exist.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import re
 from collections.abc import Iterator
 
 from pipeline.errors import InputError
-from pipeline.parse.dates import month_day
-from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, split_lines
+from pipeline.parse.dates import is_date_line
+from pipeline.parse.normalize import arxiv_search_url, clean_text, decode_utf8, has_words, split_lines
 from pipeline.parse.records import Item, RawPaper, Skip
 from pipeline.parse.tables import JSON_ERRORS, PARQUET_MAGIC, base_name, table_kind
 from pipeline.sources import DATA_SUFFIXES, SourceFile
@@ -44,18 +48,32 @@ def is_hf_page(text: str) -> bool:
     return any(marker in lines for marker in SNIFF_MARKERS)
 
 
+def _title_shaped(line: str) -> bool:
+    """At most one sentence break, and not a sentence ending in "." (many words or a break before it)."""
+    breaks = len(_SENTENCE_BREAK.findall(line))
+    if breaks >= 2:
+        return False
+    return not (line.endswith(".") and (breaks >= 1 or len(line.split()) > 20))
+
+
 def looks_like_title(line: str) -> bool:
     """A title is short, holds no url and at most one sentence break ("What? A study").
 
     A short line ending in "." that reads as a sentence (many words or a break before it)
     is a continuation of the abstract instead, e.g. "Code is available at <url>."
     """
-    if len(line) > TITLE_MAX_CHARS or _URL.search(line):
-        return False
-    breaks = len(_SENTENCE_BREAK.findall(line))
-    if breaks >= 2:
-        return False
-    return not (line.endswith(".") and (breaks >= 1 or len(line.split()) > 20))
+    return len(line) <= TITLE_MAX_CHARS and not _URL.search(line) and _title_shaped(line)
+
+
+def looks_like_odd_title(line: str) -> bool:
+    """A line that is a title only if an abstract follows it: nothing but a url, or a title too long.
+
+    A title longer than ``TITLE_MAX_CHARS`` still has a title's shape (no url, at most one
+    sentence break, no sentence ending in "."); ``parse`` cuts it and counts it as truncated.
+    """
+    if not has_words(_URL_TEXT.sub(" ", line)):
+        return bool(_URL.search(line))
+    return len(line) > TITLE_MAX_CHARS and not _URL.search(line) and _title_shaped(line)
 
 
 # Words a link caption ends with ("Code is available at <url>"): such a line is never a title.
@@ -107,24 +125,26 @@ def read_hf_page(sources: list[SourceFile]) -> Iterator[Item]:
         page_date = ""
         # (line number, title, abstract lines); the date is applied once the whole page is read.
         papers: list[tuple[int, str, list[str]]] = []
-        url_titles: set[int] = set()  # indexes in papers of titles holding a url, kept if an abstract follows
+        # Indexes in papers of titles holding a url, only a url, or too long: kept if an abstract follows.
+        maybe_titles: set[int] = set()
         for number, raw_line in enumerate(split_lines(text), 1):
             line = clean_text(raw_line)
             if not line or line.casefold() in CHROME_LINES:
                 continue
-            if month_day(line) is not None:
+            if is_date_line(line):  # "Feb 30" too: parse reports a date that does not exist
                 page_date = page_date or line
             elif looks_like_title(line):
                 papers.append((number, line, []))
-            elif papers and papers[-1][2] and looks_like_url_title(line):
-                url_titles.add(len(papers))
+            elif (not papers or papers[-1][2]) and (looks_like_url_title(line) or looks_like_odd_title(line)):
+                maybe_titles.add(len(papers))
                 papers.append((number, line, []))
             elif papers:
                 papers[-1][2].append(line)
             else:
                 yield Skip(f"line {number}", "abstract without a title", line[:60])
-        for index in sorted(url_titles, reverse=True):
-            if not papers[index][2]:  # no abstract followed: the line was the last one of the abstract before
+        for index in sorted(maybe_titles, reverse=True):
+            if not papers[index][2] and index > 0:
+                # No abstract followed: the line was the last one of the abstract before.
                 papers[index - 1][2].append(papers.pop(index)[1])
         for number, title, abstract in papers:
             yield RawPaper(

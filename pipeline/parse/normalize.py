@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote_plus
 
 from pipeline.errors import InputError
+from pipeline.schema import BIDI_CONTROLS
 
 # A hyphen at a hard line break joins a compound word that was wrapped at its hyphen
 # ("state-of-the-\nart"); arXiv wraps at spaces, so the hyphen itself is real text.
@@ -74,8 +75,12 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def clean_text(text: str) -> str:
-    """Collapse hard line breaks and whitespace runs to single spaces; drop NUL and other invisible characters."""
-    text = _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", text))
+    """Collapse hard line breaks and whitespace runs to single spaces; drop NUL and other invisible characters.
+
+    Bidirectional controls (``schema.BIDI_CONTROLS``) are dropped too: they would reorder what a
+    page, a feed reader, a spreadsheet or a terminal shows.
+    """
+    text = BIDI_CONTROLS.sub("", _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", text)))
     text = unicodedata.normalize("NFC", text)
     text = _HYPHEN_BREAK.sub("-", text)
     return " ".join(text.split())
@@ -197,6 +202,15 @@ def normalize_arxiv_id(raw: str, *, repair_float: bool = False) -> str | None:
     if len(number) != width:
         return None
     return f"{yymm}.{number}"
+
+
+_ARXIV_VERSION = re.compile(r"v(\d{1,6})$", re.ASCII)
+
+
+def arxiv_version(raw: str) -> int:
+    """The version written at the end of an arXiv id ("2503.11731v2" -> 2); 0 when none is written."""
+    match = _ARXIV_VERSION.search(raw.strip())
+    return int(match.group(1)) if match else 0
 
 
 def arxiv_id_month(arxiv_id: str) -> str:

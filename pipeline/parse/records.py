@@ -16,6 +16,8 @@ class RawPaper:
     ``where`` locates it in its file for messages ("line 12", "row 3", a relpath).
     ``identity`` is the text that names the paper for dedupe when it has no arXiv id;
     empty means "its title". ``source`` overrides the unit's path (text-folder documents).
+    ``version`` is the arXiv version its id was written with ("v2" -> 2; 0: none written): of two
+    records of one arXiv id, the later version is kept (``pipeline.parse.dedupe``).
     """
 
     where: str
@@ -29,6 +31,7 @@ class RawPaper:
     label: str = ""
     identity: str = ""
     source: str = ""
+    version: int = 0
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,15 @@ import pyarrow.parquet as pq
 
 from pipeline.config import ColumnMapping
 from pipeline.errors import InputError, shorten
-from pipeline.parse.normalize import bom_encoding, decode_utf8, iso_date, join_authors, normalize_arxiv_id, split_lines
+from pipeline.parse.normalize import (
+    arxiv_version,
+    bom_encoding,
+    decode_utf8,
+    iso_date,
+    join_authors,
+    normalize_arxiv_id,
+    split_lines,
+)
 from pipeline.parse.records import Item, RawPaper, Skip
 from pipeline.sources import SourceFile
 
@@ -152,6 +160,10 @@ def _json_lines_rows(text: str) -> Rows:
             item = json.loads(line)
         except JSON_ERRORS as exc:
             rows.append((where, Skip(where, "bad JSON", _json_problem(exc))))
+            continue
+        if item == []:
+            # An empty array holds no record: a daily file saved as `[]` is a day without papers,
+            # as `[]` is in a .json file.
             continue
         rows.append((where, item if isinstance(item, dict) else Skip(where, "line is not a JSON object")))
     return Rows(_columns_of(rows), rows)
@@ -308,4 +320,5 @@ def read_table(sources: list[SourceFile]) -> Iterator[Item]:
                 date=iso_date(field.get("date", "")),
                 url=field.get("url", "").strip(),
                 label=first_label(label),
+                version=arxiv_version(raw_id) if arxiv_id else 0,
             )

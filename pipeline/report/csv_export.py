@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.schema import OUTLIER_TOPIC
+from pipeline.schema import BIDI_CONTROLS, OUTLIER_TOPIC
 
 OUTLIER_CSV_STEM = "outliers-unassigned"
 TOPICS_DIR = "topics"
@@ -71,8 +71,8 @@ def topic_number_width(topic_ids: list[int]) -> int:
 def csv_table(table: pd.DataFrame, text_columns: list[str], float_columns: tuple[str, ...] = ()) -> Any:
     """``table`` as a pyarrow Table for the CSV writer, column by column in C++ (no Python loop per cell).
 
-    Text columns become strings ("" for missing); a cell a spreadsheet would evaluate as a
-    formula (starting with =, +, -, @, tab or CR) gets a leading quote;
+    Text columns become strings ("" for missing), without bidirectional controls; a cell a
+    spreadsheet would evaluate as a formula (starting with =, +, -, @, tab or CR) gets a leading quote;
     ``float_columns`` are rounded to 4 decimals (missing: an empty cell); the rest are integers.
     """
     import pyarrow as pa
@@ -83,6 +83,9 @@ def csv_table(table: pd.DataFrame, text_columns: list[str], float_columns: tuple
         values = table[name]
         if name in text_columns:
             cells = pc.fill_null(pa.array(values, from_pandas=True).cast(pa.string()), "")
+            # Bidirectional controls would reorder what a spreadsheet shows (only rewritten when present).
+            if pc.any(pc.match_substring_regex(cells, BIDI_CONTROLS.pattern)).as_py():
+                cells = pc.replace_substring_regex(cells, BIDI_CONTROLS.pattern, "")
             formula = pc.starts_with(cells, _FORMULA_STARTS[0])
             for start in _FORMULA_STARTS[1:]:
                 formula = pc.or_(formula, pc.starts_with(cells, start))

@@ -25,6 +25,7 @@ import plotly.offline
 from markupsafe import Markup
 
 import pipeline
+from pipeline.schema import BIDI_CONTROLS
 
 ASSETS_DIR = "assets"
 NONE = "'none'"
@@ -124,5 +125,7 @@ def render(template: str, context: dict[str, Any], *, root: str = "", plotly_src
         .get_template(template)
         .render(version=pipeline.__version__, root=root, plotly_src=plotly_src, csp=_CSP_PLACEHOLDER, **context)
     )
+    # No template holds a bidirectional control: any in the page came from a text (a name, a title).
+    page = BIDI_CONTROLS.sub("", page)
     page = page.replace(_CSP_PLACEHOLDER, _csp(page, plotly_src=plotly_src), 1)
     return page.encode("utf-8")

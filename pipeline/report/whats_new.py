@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline.report import pages
 from pipeline.report.text import safe_url, shorten
-from pipeline.schema import OUTLIER_TOPIC
+from pipeline.schema import BIDI_CONTROLS, HTTP_URL, OUTLIER_TOPIC
 
 RISE_FACTOR = 2.0
 RISE_MIN_PAPERS = 5
@@ -122,13 +122,27 @@ def new_page(news: WhatsNew, common: Mapping[str, Any]) -> bytes:
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+# What a Markdown renderer turns into a link by itself (GitHub's autolinks): a url, or "www." and a name.
+_AUTOLINK = re.compile(rf"{HTTP_URL.pattern}|www\.[^\s\"'<>\\`]+", flags=re.IGNORECASE)
+
+
+def _markdown_plain(text: str) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def markdown_text(text: str) -> str:
-    """Plain text safe inside Markdown: HTML characters as entities, Markdown's own escaped."""
-    text = " ".join(_NOT_XML.sub("", text).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """Plain text safe inside Markdown: HTML characters as entities, Markdown's own escaped.
+
+    A url in the text is shown as code (a url holds no backtick), never as a link: a title
+    "https://x.example" would otherwise become a link that the paper does not have.
+    """
+    text = " ".join(BIDI_CONTROLS.sub("", _NOT_XML.sub("", text)).split())
+    parts, end = [], 0
+    for match in _AUTOLINK.finditer(text):
+        parts += [_markdown_plain(text[end : match.start()]), f"`{match.group(0)}`"]
+        end = match.end()
+    return "".join([*parts, _markdown_plain(text[end:])])
 
 
 def digest(news: WhatsNew, run_name: str) -> bytes:
@@ -157,7 +171,7 @@ def digest(news: WhatsNew, run_name: str) -> bytes:
 
 
 def _xml_text(text: str) -> str:
-    return _NOT_XML.sub("", text)
+    return BIDI_CONTROLS.sub("", _NOT_XML.sub("", text))
 
 
 def atom_feed(news: WhatsNew, feed: Mapping[str, Any], history: pd.DataFrame, registry: pd.DataFrame,
