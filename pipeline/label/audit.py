@@ -14,7 +14,7 @@ generic words ("Human, research"). Pure functions, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,16 @@ LOW_COVERAGE = 0.2
 _DECIMALS = 4
 # Stop words a noun phrase may hold inside ("chain of thought", "question answering in the wild").
 _INNER_WORDS = frozenset("of for and in on to with the a an via from by as at or".split())
-# The faults :func:`name_faults` finds, in the order it reports them.
-FAULTS = ("unwritten", "fragment", "lowercased acronym", "generic only")
+# The faults :func:`name_faults` finds, in the order it reports them; the last three need the
+# other topics (:func:`pile_faults`).
+FAULTS = ("unwritten", "fragment", "lowercased acronym", "generic only", "generic", "twin", "far")
+# A phrase the texts continue with one same word in more than this share of its uses is a fragment.
+CONTINUED_SHARE = 0.5
+# A one-word name is generic in its pile when fewer than this share of the papers that write it are
+# in its topic, or when it is written by COVERAGE_SPREAD of the papers of GENERIC_SPREAD topics or more.
+SPECIFIC_SHARE = 0.5
+COVERAGE_SPREAD = 0.2
+GENERIC_SPREAD = 3
 
 
 def papers_writing(tokens: PhraseTokens, phrase: str) -> np.ndarray:
@@ -81,6 +89,93 @@ def name_faults(tokens: PhraseTokens, name: str) -> list[str]:
     if words and all(fold(word) in GENERIC_WORDS or word.lower() in GENERIC_WORDS for word in words):
         faults.add("generic only")
     return [fault for fault in FAULTS if fault in faults]
+
+
+def continuation(tokens: PhraseTokens, phrase: str) -> tuple[str, float]:
+    """The word the texts write right after ``phrase`` most often (a counting key), and the share of its uses.
+
+    Stop words do not continue a phrase ("agents for"), nor does the phrase's own abbreviation
+    ("reinforcement learning rl"); ("", 0.0) when the phrase is never written.
+    """
+    from pipeline.label.names import _abbreviates
+
+    words = [fold(word) for word in phrase_words(phrase)]
+    ids = [tokens.key_id.get(word, -1) for word in words]
+    if not ids or min(ids) < 0:
+        return "", 0.0
+    starts = tokens.positions(ids[0])
+    for offset, key in enumerate(ids[1:], start=1):
+        starts = starts[starts + offset < len(tokens.words)]
+        starts = starts[tokens.words[starts + offset] == key]
+    if not len(starts):
+        return "", 0.0
+    after = starts + len(ids)
+    followers = tokens.words[after[after < len(tokens.words)]]
+    followers = followers[followers >= 0]
+    keys, counts = np.unique(followers, return_counts=True)
+    best, uses = "", 0
+    for key, count in sorted(zip(keys.tolist(), counts.tolist(), strict=True), key=lambda kc: (-kc[1], kc[0])):
+        word = str(tokens.keys[key])
+        if word not in ENGLISH_STOP_WORDS and not _abbreviates(word, words):
+            best, uses = word, count
+            break
+    return best, uses / len(starts)
+
+
+def is_fragment(tokens: PhraseTokens, phrase: str) -> bool:
+    """Whether the texts continue ``phrase`` with one same word in most of its uses ("multimodal large")."""
+    return continuation(tokens, phrase)[1] > CONTINUED_SHARE
+
+
+def head_phrase(name: str) -> str:
+    """A name's main phrase as counted (words folded): names that share it are twins."""
+    return " ".join(fold(word) for word in phrase_words(main_phrase(name)))
+
+
+def twins(names: Mapping[Any, str]) -> set[Any]:
+    """The keys of ``names`` (one level: topics, or groups) whose head phrase another name has too."""
+    heads: dict[str, list[Any]] = {}
+    for key, name in names.items():
+        heads.setdefault(head_phrase(name), []).append(key)
+    return {key for keys in heads.values() if len(keys) > 1 for key in keys}
+
+
+def generic_names(tokens: PhraseTokens, topics_per_paper: np.ndarray, names: Mapping[int, str]) -> set[int]:
+    """The real topics whose name is one word that is not specific to them in this pile.
+
+    Specific: at least SPECIFIC_SHARE of the papers that write it are the topic's, and fewer than
+    GENERIC_SPREAD topics have COVERAGE_SPREAD of their papers write it.
+    """
+    topics_per_paper = np.asarray(topics_per_paper)
+    real = sorted(topic for topic in names if topic != OUTLIER_TOPIC)
+    sizes = {topic: max(int((topics_per_paper == topic).sum()), 1) for topic in real}
+    found = set()
+    for topic in real:
+        if "," in names[topic] or len(phrase_words(names[topic])) != 1:
+            continue
+        writes = papers_writing(tokens, names[topic])
+        inside = writes & (topics_per_paper == topic)
+        spread = sum((writes & (topics_per_paper == other)).sum() >= COVERAGE_SPREAD * sizes[other] for other in real)
+        if inside.sum() < SPECIFIC_SHARE * writes.sum() or spread >= GENERIC_SPREAD:
+            found.add(topic)
+    return found
+
+
+def centroid_ranks(
+    embed: Callable[[list[str]], np.ndarray], names: Mapping[int, str], centroids: Mapping[int, np.ndarray]
+) -> dict[int, int]:
+    """Per topic of ``centroids``: the rank of its own centroid among all, by cosine to its name's vector (1 = nearest).
+
+    ``embed`` is the run's embedding backend's (unit vectors); centroids are unit vectors.
+    """
+    topics = [topic for topic in centroids if topic != OUTLIER_TOPIC and topic in names]
+    if not topics:
+        return {}
+    vectors = np.asarray(embed([names[topic] for topic in topics]), dtype=np.float64)
+    matrix = np.stack([np.asarray(centroids[topic], dtype=np.float64) for topic in topics])
+    cosines = vectors @ matrix.T  # (n_topics, n_topics)
+    own = np.diag(cosines)
+    return {topic: int((cosines[at] > own[at]).sum()) + 1 for at, topic in enumerate(topics)}
 
 
 def _capitals(word: str) -> int:
