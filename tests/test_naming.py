@@ -9,7 +9,8 @@ import pytest
 from pipeline.config import LabelConfig
 from pipeline.label import label_topics, phrase_index, stop_words
 from pipeline.label.audit import audit_of_topics, name_audit, name_audit_metrics, papers_writing, texts_name_audit
-from pipeline.label.naming import PhraseNamer, group_name, topic_names
+from pipeline.label.choose import group_name, topic_names
+from pipeline.label.naming import PhraseNamer
 from pipeline.label.phrases import build_phrase_index, phrase_tokens
 from pipeline.label.spelling import spell
 from pipeline.schema import OUTLIER_NAME, PAPER_COLUMNS
@@ -172,7 +173,7 @@ def test_a_group_is_named_by_a_phrase_its_topics_share_else_by_its_own_else_by_i
     assert namer.index.key_text(shared.terms[0]) == "molecular dynamics"  # half of each topic writes it
     own = group_name(namer, [0, 1], rows_of, chosen)  # nothing is common to topics 0 and 1
     assert own.coverage == 0.5 and own.terms[0] in {chosen[0].terms[0], chosen[1].terms[0]}
-    monkeypatch.setattr("pipeline.label.naming.GROUP_MIN_COVERAGE", 0.9)  # no phrase covers the group
+    monkeypatch.setattr("pipeline.label.choose.GROUP_MIN_COVERAGE", 0.9)  # no phrase covers the group
     rows_of[0] = rows_of[0][:11]
     assert group_name(namer, [0, 1], rows_of, chosen).terms == chosen[1].terms[:1]  # topic 1 is the larger
 
@@ -279,7 +280,7 @@ def test_a_large_group_may_be_named_by_the_phrase_its_topics_share_though_the_re
     rows_of = {0: np.array([0, 1, 2, 3, 4, 9]), 1: np.array([5, 6, 7, 8, 10, 11]), 2: np.arange(12, 100)}
     namer = PhraseNamer(index_of(titles, min_papers=2), n_phrases=1)
     _, chosen = topic_names(namer, rows_of, str)
-    monkeypatch.setattr("pipeline.label.naming.GROUP_LIFT_SHARE", 0.5)
+    monkeypatch.setattr("pipeline.label.choose.GROUP_LIFT_SHARE", 0.5)
     assert namer.index.key_text(group_name(namer, [0, 1], rows_of, chosen).terms[0]) != "language model"
-    monkeypatch.setattr("pipeline.label.naming.GROUP_LIFT_SHARE", 0.3)
+    monkeypatch.setattr("pipeline.label.choose.GROUP_LIFT_SHARE", 0.3)
     assert namer.index.key_text(group_name(namer, [0, 1], rows_of, chosen).terms[0]) == "language model"

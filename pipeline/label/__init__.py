@@ -27,6 +27,7 @@ import pandas as pd
 
 from pipeline.config import LabelConfig, RunConfig
 from pipeline.label.audit import audit_of_topics, name_audit_metrics, with_name_audit
+from pipeline.label.choose import group_namer, topic_names
 from pipeline.label.class_counts import ClassCounts, class_keywords
 from pipeline.label.geometry import (
     assignments_table,
@@ -54,7 +55,7 @@ from pipeline.label.keywords import (
 )
 from pipeline.label.llm import LLMLabelError, check_base_url, llm_group_names, llm_names, names_from_settings
 from pipeline.label.names import rename_topics, slugify, topic_name, writing
-from pipeline.label.naming import PhraseNamer, group_namer, topic_names
+from pipeline.label.naming import PhraseNamer
 from pipeline.label.phrases import PhraseIndex, build_phrase_index, phrase_tokens
 from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC, paper_texts
 from pipeline.terms import TermCounts, TokenizedTexts, tokenize_texts
