@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import LabelConfig, RunConfig
-from pipeline.label.audit import audit_of_topics, name_audit_metrics, with_name_audit
+from pipeline.label.audit import audit_of_topics, centroid_ranks, name_audit_metrics, with_name_audit
 from pipeline.label.choose import group_namer, topic_names
 from pipeline.label.class_counts import ClassCounts, class_keywords
 from pipeline.label.geometry import (
@@ -197,7 +197,9 @@ def label_topics(
             }
         )
     assignments = assignments_table(papers["paper_id"], topics_per_paper, scores, layout)
-    topics = with_name_audit(pd.DataFrame(rows), text, topics_per_paper)
+    # Whether each name is nearest its own topic: the audit's "far" fault and name_rank.
+    ranks = None if word_embedder is None else centroid_ranks(word_embedder, names, centroids)
+    topics = with_name_audit(pd.DataFrame(rows), text, topics_per_paper, ranks)
     return LabelResult(assignments=assignments, topics=topics, hierarchy=hierarchy, notes=notes)
 
 

@@ -13,6 +13,8 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
 - **specific before generic**: a one-word candidate generic in the pile
   (:meth:`~pipeline.label.naming.PhraseNamer.generic`) never names a topic alone while another
   candidate is left;
+- names from elsewhere (an LLM's) go through the same audit, and a topic whose name fails it keeps
+  its phrase name (:func:`phrase_names_where_faulty`);
 - a coarse group of several topics is not named by the head phrase of one of its topics whose
   name is that phrase alone, nor by another group's head phrase, while another candidate is left.
 """
@@ -23,16 +25,24 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
-from pipeline.label.naming import COVERAGE_FLOOR, MIN_LIFT, Name, PhraseNamer
-from pipeline.label.phrases import PhraseIndex, positions_of, rank_phrases
+from pipeline.label import naming
+from pipeline.label.audit import centroid_ranks, with_name_audit
+from pipeline.label.names import rename_topics
+from pipeline.label.naming import MIN_LIFT, Name, PhraseNamer
+from pipeline.label.phrases import PhraseIndex, PhraseTokens, positions_of, rank_phrases
 from pipeline.label.spelling import spell
+from pipeline.schema import OUTLIER_TOPIC
 
 # Below this coverage a group takes its largest topic's main phrase.
 GROUP_MIN_COVERAGE = 0.2
 # A group's phrase must have at least this share of the highest lift the group's size allows (or MIN_LIFT).
 GROUP_LIFT_SHARE = 0.3
+# The faults that send a name not built from phrases (an LLM's) back to the phrase name; such a name
+# need not be written word for word by any paper, nor keep the texts' capitals.
+OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "far"})
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -65,8 +75,9 @@ def topic_names(
 
         def rank(at: int, topic: int = topic, size: int = size) -> tuple[bool, bool, bool, float, int]:
             name = options[topic][at]
-            alone = len(name.terms) == 1 and bool(namer.generic(np.array(name.terms), [name.coverage * size])[0])
-            return (name.coverage < COVERAGE_FLOOR, far[topic][at], alone, -separation.get((topic, at), 0.0), at)
+            inside = np.array([name.coverage * size])
+            alone = len(name.terms) == 1 and bool(namer.generic(np.array(name.terms), inside)[0])
+            return (name.coverage < naming.COVERAGE_FLOOR, far[topic][at], alone, -separation.get((topic, at), 0.0), at)
 
         ranked = sorted(range(len(options[topic])), key=rank)
         pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in heads), None)
@@ -88,20 +99,22 @@ def far_options(
 ) -> dict[int, list[bool]]:
     """Per topic, whether each candidate's vector is nearer another topic's centroid than its own.
 
-    All False without an embedder or centroids. The candidates are embedded in one batch.
+    All False without an embedder or centroids. The candidates are embedded as they will be
+    written (:func:`spelled_names`), in one batch.
     """
     far = {topic: [False] * len(names) for topic, names in options.items()}
     topics = [topic for topic in options if centroids is not None and topic in centroids]
     if namer.embed is None or centroids is None or len(topics) < 2:
         return far
-    texts = {", ".join(namer.key_text(term) for term in name.terms) for names in options.values() for name in names}
-    ordered = sorted(texts)
+    candidates = {(topic, at): name for topic in topics for at, name in enumerate(options[topic])}
+    text_of = spelled_names(namer.index, candidates)
+    ordered = sorted(set(text_of.values()))
     vectors = np.asarray(namer.embed(ordered), dtype=np.float64) if ordered else np.zeros((0, 0))
     vector_of = dict(zip(ordered, vectors, strict=True))
     matrix = np.stack([np.asarray(centroids[topic], dtype=np.float64) for topic in topics])  # (n_topics, dim)
     for row, topic in enumerate(topics):
-        for at, name in enumerate(options[topic]):
-            cosines = matrix @ vector_of[", ".join(namer.key_text(term) for term in name.terms)]
+        for at in range(len(options[topic])):
+            cosines = matrix @ vector_of[text_of[(topic, at)]]
             far[topic][at] = bool(cosines.max() > cosines[row])
     return far
 
@@ -237,3 +250,40 @@ def group_options(
         if leaf in chosen and all(name.terms != chosen[leaf].terms[:1] for name in options):
             options.append(Name(chosen[leaf].terms[:1], chosen[leaf].coverage, chosen[leaf].lift))
     return options
+
+
+def phrase_names_where_faulty(
+    phrase_topics: pd.DataFrame,
+    renamed: pd.DataFrame,
+    tokens: PhraseTokens,
+    topics_per_paper: np.ndarray,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    centroids: Mapping[int, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Other names (an LLM's: ``renamed``) audited, each topic's falling back to its phrase name on a fault.
+
+    ``phrase_topics`` is the table of phrase names ``renamed`` was made from. A name fails on a fault
+    of :data:`OTHER_NAME_FAULTS`; ``embed`` and ``centroids`` (the topics' unit centroids) rank
+    each name among the centroids. Returns the table audited, with the names that pass.
+    """
+
+    def audited(table: pd.DataFrame) -> pd.DataFrame:
+        names = dict(zip(table["topic"].astype(int), table["name"].astype(str), strict=True))
+        ranks = None if embed is None or centroids is None else centroid_ranks(embed, names, centroids)
+        return with_name_audit(table, tokens, topics_per_paper, ranks)
+
+    checked = audited(renamed)
+    failed = {
+        int(topic)
+        for topic, faults in zip(checked["topic"], checked["name_faults"], strict=True)
+        if set(str(faults).split(", ")) & OTHER_NAME_FAULTS
+    }
+    if not failed:
+        return checked
+    phrase_of = dict(zip(phrase_topics["topic"].astype(int), phrase_topics["name"].astype(str), strict=True))
+    kept = {
+        int(topic): phrase_of[int(topic)] if int(topic) in failed else str(name)
+        for topic, name in zip(renamed["topic"], renamed["name"], strict=True)
+        if int(topic) != OUTLIER_TOPIC
+    }
+    return audited(rename_topics(phrase_topics, kept))
