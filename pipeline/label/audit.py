@@ -125,8 +125,13 @@ def continuation(tokens: PhraseTokens, phrase: str) -> tuple[str, float]:
 
 
 def is_fragment(tokens: PhraseTokens, phrase: str) -> bool:
-    """Whether the texts continue ``phrase`` with one same word in most of its uses ("multimodal large")."""
-    return continuation(tokens, phrase)[1] > CONTINUED_SHARE
+    """Whether the texts continue ``phrase`` with one same word in most of its uses ("multimodal large").
+
+    Twice at least: a phrase written once is no pattern ("judges agree").
+    """
+    word, share = continuation(tokens, phrase)
+    uses = papers_writing(tokens, f"{phrase} {word}").sum() if word else 0
+    return share > CONTINUED_SHARE and uses >= 2
 
 
 def head_phrase(name: str) -> str:
@@ -150,14 +155,15 @@ def generic_names(tokens: PhraseTokens, topics_per_paper: np.ndarray, names: Map
     """
     topics_per_paper = np.asarray(topics_per_paper)
     real = sorted(topic for topic in names if topic != OUTLIER_TOPIC)
-    sizes = {topic: max(int((topics_per_paper == topic).sum()), 1) for topic in real}
+    every = sorted(set(topics_per_paper.tolist()) - {OUTLIER_TOPIC})
+    sizes = {topic: max(int((topics_per_paper == topic).sum()), 1) for topic in every}
     found = set()
     for topic in real:
         if "," in names[topic] or len(phrase_words(names[topic])) != 1:
             continue
         writes = papers_writing(tokens, names[topic])
         inside = writes & (topics_per_paper == topic)
-        spread = sum((writes & (topics_per_paper == other)).sum() >= COVERAGE_SPREAD * sizes[other] for other in real)
+        spread = sum((writes & (topics_per_paper == other)).sum() >= COVERAGE_SPREAD * sizes[other] for other in every)
         if inside.sum() < SPECIFIC_SHARE * writes.sum() or spread >= GENERIC_SPREAD:
             found.add(topic)
     return found
