@@ -10,9 +10,8 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
   chooses first, and a later one takes its best candidate whose head is still free;
 - **meaning checked**: with an embedder (the run's backend), every candidate's vector is compared
   with all topics' centroids, and candidates nearest to their own topic's centroid come first;
-- **specific before generic**: a one-word candidate generic in the pile
-  (:meth:`~pipeline.label.naming.PhraseNamer.generic`) never names a topic alone while another
-  candidate is left;
+- **specific before generic**: one-word main phrases generic in the pile
+  (:meth:`~pipeline.label.naming.PhraseNamer.generic`, counted over these topics) come after the others;
 - names from elsewhere (an LLM's) go through the same audit, and a topic whose name fails it keeps
   its phrase name (:func:`phrase_names_where_faulty`);
 - a coarse group of several topics is not named by the head phrase of one of its topics whose
@@ -71,13 +70,9 @@ def topic_names(
     chosen: dict[int, Name] = {}
     heads: set[int] = set()
     for topic in order:
-        size = len(rows_of[topic])
-
-        def rank(at: int, topic: int = topic, size: int = size) -> tuple[bool, bool, bool, float, int]:
+        def rank(at: int, topic: int = topic) -> tuple[bool, bool, float, int]:
             name = options[topic][at]
-            inside = np.array([name.coverage * size])
-            alone = len(name.terms) == 1 and bool(namer.generic(np.array(name.terms), inside)[0])
-            return (name.coverage < naming.COVERAGE_FLOOR, far[topic][at], alone, -separation.get((topic, at), 0.0), at)
+            return (name.coverage < naming.COVERAGE_FLOOR, far[topic][at], -separation.get((topic, at), 0.0), at)
 
         ranked = sorted(range(len(options[topic])), key=rank)
         pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in heads), None)
