@@ -88,11 +88,11 @@ def test_siblings_with_one_best_phrase_get_different_heads_and_the_audit_finds_t
     from pipeline.label import choose
 
     monkeypatch.setattr(choose, "contested_separation", lambda *args: {})
-    titles = [f"Reinforcement learning {i}" for i in range(17)] + [f"Image captioning {i}" for i in range(40)]
-    titles[:3] = [f"{title} for robots" for title in titles[:3]]
-    titles[9:12] = [f"{title} in games" for title in titles[9:12]]
-    rows_of = {0: np.arange(9), 1: np.arange(9, 17), 2: np.arange(17, 57)}
-    names, _ = topic_names(namer_of(titles, n_phrases=2), rows_of, lambda topic: f"Topic {topic}")
+    rl = [f"Reinforcement learning {i}" for i in range(17)] + [f"Image captioning {i}" for i in range(40)]
+    rl[:3] = [f"{title} for robots" for title in rl[:3]]
+    rl[9:12] = [f"{title} in games" for title in rl[9:12]]
+    rl_rows = {0: np.arange(9), 1: np.arange(9, 17), 2: np.arange(17, 57)}
+    names, _ = topic_names(namer_of(rl, n_phrases=2), rl_rows, lambda topic: f"Topic {topic}")
     assert names[0] == "Reinforcement learning"  # the larger topic chooses first
     assert names[1] == "Games, reinforcement learning"  # not "Reinforcement learning, games": that head is taken
     assert twins({0: "Agents", 1: "Agents, environments", 2: "Video", 3: "agent"}) == {0, 1, 3}  # folded heads
