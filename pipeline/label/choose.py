@@ -70,6 +70,7 @@ def topic_names(
     chosen: dict[int, Name] = {}
     heads: set[int] = set()
     for topic in order:
+
         def rank(at: int, topic: int = topic) -> tuple[bool, bool, float, int]:
             name = options[topic][at]
             return (name.coverage < naming.COVERAGE_FLOOR, far[topic][at], -separation.get((topic, at), 0.0), at)
