@@ -9,7 +9,10 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
   in the others (Toponymy's disambiguation pass, done with phrases); then the largest topic
   chooses first, and a later one takes its best candidate whose head is still free;
 - **meaning checked**: with an embedder (the run's backend), every candidate's vector is compared
-  with all topics' centroids, and candidates nearest to their own topic's centroid come first;
+  with all topics' centroids; a candidate nearest its own topic's centroid comes before one that is
+  not, when it covers NEAR_SHARE of what the best candidate covers;
+- **maximal phrases**: a candidate with a part the texts continue with one same word in most of its
+  uses (``audit.is_fragment``) comes last;
 - **specific before generic**: one-word main phrases generic in the pile
   (:meth:`~pipeline.label.naming.PhraseNamer.generic`, counted over these topics) come after the others;
 - names from elsewhere (an LLM's) go through the same audit, and a topic whose name fails it keeps
@@ -28,7 +31,7 @@ import pandas as pd
 from scipy import sparse
 
 from pipeline.label import naming
-from pipeline.label.audit import centroid_ranks, with_name_audit
+from pipeline.label.audit import centroid_ranks, is_fragment, with_name_audit
 from pipeline.label.names import rename_topics
 from pipeline.label.naming import MIN_LIFT, Name, PhraseNamer
 from pipeline.label.phrases import PhraseIndex, PhraseTokens, positions_of, rank_phrases
@@ -42,6 +45,9 @@ GROUP_LIFT_SHARE = 0.3
 # The faults that send a name not built from phrases (an LLM's) back to the phrase name; such a name
 # need not be written word for word by any paper, nor keep the texts' capitals.
 OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "far"})
+# A candidate nearer another topic's centroid gives way to one nearest its own that covers at least
+# this share of what the topic's best candidate covers (not to any: "Video" is no "Video understanding").
+NEAR_SHARE = 0.5
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -67,13 +73,19 @@ def topic_names(
         options[topic] = namer.options(rows_of[topic], counts, n_mains=TOPIC_MAINS, centroid=centroid)
     far = far_options(namer, options, centroids)
     separation = contested_separation(namer, options, rows_of)
+    fragment = fragment_terms(namer, options)
     chosen: dict[int, Name] = {}
     heads: set[int] = set()
     for topic in order:
+        best = max((name.coverage for name in options[topic]), default=0.0)
+        # A far candidate gives way only when a near one covers enough.
+        near = any(not far[topic][at] and name.coverage >= NEAR_SHARE * best for at, name in enumerate(options[topic]))
 
-        def rank(at: int, topic: int = topic) -> tuple[bool, bool, float, int]:
+        def rank(at: int, topic: int = topic, near: bool = near) -> tuple[bool, bool, bool, float, int]:
             name = options[topic][at]
-            return (name.coverage < naming.COVERAGE_FLOOR, far[topic][at], -separation.get((topic, at), 0.0), at)
+            fragments = any(fragment[term] for term in name.terms)
+            moved = near and far[topic][at]
+            return (fragments, name.coverage < naming.COVERAGE_FLOOR, moved, -separation.get((topic, at), 0.0), at)
 
         ranked = sorted(range(len(options[topic])), key=rank)
         pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in heads), None)
@@ -121,7 +133,8 @@ def contested_separation(
     """For topics whose best candidates share a head phrase: how well each candidate's head separates them.
 
     Keyed by (topic, candidate's place); the separation is the head's coverage in the topic less
-    its highest coverage in the other topics of the same best head.
+    its highest coverage in the other topics of the same best head. The topic that the shared head
+    covers most keeps its own order (no separation): it keeps the head, the others move off it.
     """
     by_head: dict[int, list[int]] = {}
     for topic, names in options.items():
@@ -136,12 +149,20 @@ def contested_separation(
             for topic in rivals
         }
         column = {head: at for at, head in enumerate(heads)}
-        for topic in rivals:
+        shared = column[options[rivals[0]][0].terms[0]]
+        owner = max(rivals, key=lambda topic: (coverage[topic][shared], len(rows_of[topic]), -topic))
+        for topic in (topic for topic in rivals if topic != owner):
             others = np.max([coverage[other] for other in rivals if other != topic], axis=0)
             for at, name in enumerate(options[topic]):
                 where = column[name.terms[0]]
                 separation[(topic, at)] = float(coverage[topic][where] - others[where])
     return separation
+
+
+def fragment_terms(namer: PhraseNamer, options: Mapping[int, list[Name]]) -> dict[int, bool]:
+    """Per candidate phrase: whether the texts continue it with one same word in most uses (``audit.is_fragment``)."""
+    terms = {term for names in options.values() for name in names for term in name.terms}
+    return {term: is_fragment(namer.index.text, namer.key_text(term)) for term in sorted(terms)}
 
 
 def spelled_names(index: PhraseIndex, chosen: Mapping[Any, Name]) -> dict[Any, str]:
