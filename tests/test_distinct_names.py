@@ -104,10 +104,10 @@ def test_siblings_with_one_best_phrase_get_different_heads_and_the_audit_finds_t
 
 def generic_pile() -> tuple[list[str], dict[int, np.ndarray]]:
     # "Optimization" is in every title of topic 0 and in 3 of the 10 of topics 1, 2 and 3: it tells
-    # topic 0 apart by lift (about 9) but is written by a fifth of four topics; 4 of topic 0's
+    # topic 0 apart by lift (about 9) but is written by a fifth of four topics; 6 of topic 0's
     # papers write "contrastive learning", which no other paper does.
-    titles = [f"Optimization {i}" for i in range(6)]
-    titles += [f"Optimization: contrastive learning {i}" for i in range(4)]
+    titles = [f"Optimization {i}" for i in range(4)]
+    titles += [f"Optimization: contrastive learning {i}" for i in range(6)]
     for subject in ("Protein folding", "Image segmentation", "Quantum gravity"):
         titles += [f"{subject} optimization {i}" for i in range(3)] + [f"{subject} {i}" for i in range(7)]
     titles += [f"Weather forecasting {i}" for i in range(60)]

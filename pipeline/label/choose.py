@@ -9,12 +9,13 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
   in the others (Toponymy's disambiguation pass, done with phrases); then the largest topic
   chooses first, and a later one takes its best candidate whose head is still free;
 - **meaning checked**: with an embedder (the run's backend), every candidate's vector is compared
-  with all topics' centroids; a candidate nearest its own topic's centroid comes before one that is
-  not, when it covers NEAR_SHARE of what the best candidate covers;
+  with all topics' centroids; a candidate nearer another topic's centroid than its own is *far*;
 - **maximal phrases**: a candidate with a part the texts continue with one same word in most of its
   uses (``audit.is_fragment``) comes last;
-- **specific before generic**: one-word main phrases generic in the pile
-  (:meth:`~pipeline.label.naming.PhraseNamer.generic`, counted over these topics) come after the others;
+- **specific before generic**: a candidate headed by a one-word phrase generic in the pile
+  (:meth:`~pipeline.label.naming.PhraseNamer.generic`, counted over these topics) is *generic*;
+  far and generic candidates come after the others when one of those covers NEAR_SHARE of what
+  the topic's best candidate covers (coverage, lift and use in titles still count);
 - names from elsewhere (an LLM's) go through the same audit, and a topic whose name fails it keeps
   its phrase name (:func:`phrase_names_where_faulty`);
 - a coarse group of several topics is not named by the head phrase of one of its topics whose
@@ -45,9 +46,11 @@ GROUP_LIFT_SHARE = 0.3
 # The faults that send a name not built from phrases (an LLM's) back to the phrase name; such a name
 # need not be written word for word by any paper, nor keep the texts' capitals.
 OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "far"})
-# A candidate nearer another topic's centroid gives way to one nearest its own that covers at least
-# this share of what the topic's best candidate covers (not to any: "Video" is no "Video understanding").
+# A candidate nearer another topic's centroid, or headed by a one-word phrase generic in the pile, gives
+# way to one that is neither only when that one covers at least this share of what the topic's best
+# candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
 NEAR_SHARE = 0.5
+RankKey = tuple[bool, bool, bool, float, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -75,23 +78,28 @@ def topic_names(
     separation = contested_separation(namer, options, rows_of)
     fragment = fragment_terms(namer, options)
     chosen: dict[int, Name] = {}
-    heads: set[int] = set()
+    taken: set[int] = set()
     for topic in order:
-        best = max((name.coverage for name in options[topic]), default=0.0)
-        # A far candidate gives way only when a near one covers enough.
-        near = any(not far[topic][at] and name.coverage >= NEAR_SHARE * best for at, name in enumerate(options[topic]))
+        size, candidates = len(rows_of[topic]), options[topic]
+        heads = np.array([name.terms[0] for name in candidates], dtype=np.int64)
+        inside = np.array([name.coverage * size for name in candidates])
+        generic = namer.generic(heads, np.rint(inside)).tolist() if candidates else []
+        weak = [f or g for f, g in zip(far[topic], generic, strict=True)]
+        best = max((name.coverage for name in candidates), default=0.0)
+        # A far or generic candidate gives way only when a near, specific one covers enough.
+        strong = any(not w and n.coverage >= NEAR_SHARE * best for w, n in zip(weak, candidates, strict=True))
 
-        def rank(at: int, topic: int = topic, near: bool = near) -> tuple[bool, bool, bool, float, int]:
+        def rank(at: int, topic: int = topic, weak: list[bool] = weak, strong: bool = strong) -> RankKey:
             name = options[topic][at]
             fragments = any(fragment[term] for term in name.terms)
-            moved = near and far[topic][at]
+            moved = strong and weak[at]
             return (fragments, name.coverage < naming.COVERAGE_FLOOR, moved, -separation.get((topic, at), 0.0), at)
 
         ranked = sorted(range(len(options[topic])), key=rank)
-        pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in heads), None)
+        pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in taken), None)
         if pick is not None:
             chosen[topic] = pick
-            heads.add(pick.terms[0])
+            taken.add(pick.terms[0])
     names = spelled_names(namer.index, chosen)
     used = {name.casefold() for name in names.values()}
     for topic in order:

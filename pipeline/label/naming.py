@@ -48,7 +48,7 @@ MEANING_POWER = 0.25
 CONTINUED_SHARE = 0.5
 # A one-word name is specific to its topic when at least this share of the papers that write it are the
 # topic's, and fewer than GENERIC_SPREAD topics have COVERAGE_SPREAD of their papers write it; else it is
-# generic in this pile ("Optimization", "Energy") and names a topic only when nothing more specific does.
+# generic in this pile ("Optimization", "Energy"): it heads a name only when nothing specific covers enough.
 SPECIFIC_SHARE = 0.5
 COVERAGE_SPREAD = 0.2
 GENERIC_SPREAD = 3
@@ -181,7 +181,7 @@ class PhraseNamer:
         """
         ranked = rank_phrases(*counts, len(rows), self.totals, self.index.papers.shape[0])
         pool = self._pool(ranked)
-        mains = self._mains(ranked, pool, centroid=centroid, size=len(rows))[:n_mains]
+        mains = self._mains(ranked, pool, centroid=centroid)[:n_mains]
         if not mains:
             return []
         # A second phrase is one the authors put in a title too: "Fluid, prove" has none.
@@ -218,19 +218,12 @@ class PhraseNamer:
         return pool[np.maximum(self.prefix[ranked.terms[pool]], self.suffix[ranked.terms[pool]]) >= 0]
 
     def _mains(
-        self,
-        ranked: Ranked,
-        pool: np.ndarray,
-        min_lift: float = MIN_LIFT,
-        centroid: np.ndarray | None = None,
-        size: int | None = None,
+        self, ranked: Ranked, pool: np.ndarray, min_lift: float = MIN_LIFT, centroid: np.ndarray | None = None
     ) -> list[int]:
         """Main phrases, best first, each grown into the longest phrase that still covers enough.
 
-        Those that cover COVERAGE_FLOOR of the papers come first; with a ``size`` (the papers'
-        count: a topic's), one-word phrases generic in the pile (:meth:`generic`) come after the
-        others; with a ``centroid`` and an embedder, the MEANING_SHORTLIST best of them are
-        ordered by score times meaning.
+        Those that cover COVERAGE_FLOOR of the papers come first; with a ``centroid`` and an
+        embedder, the MEANING_SHORTLIST best of them are ordered by score times meaning.
         """
         head = min(SHORTLIST, len(ranked.terms))
         chosen: list[int] = []
@@ -244,17 +237,13 @@ class PhraseNamer:
         position = positions_of(ranked, chosen)
         score = {term: float(ranked.score[at]) for term, at in position.items()}
         coverage = {term: float(ranked.coverage[at]) for term, at in position.items()}
-        loose = dict.fromkeys(chosen, False)
-        if size is not None and chosen:
-            inside = np.array([coverage[term] * size for term in chosen])
-            loose = dict(zip(chosen, self.generic(np.array(chosen), np.rint(inside)).tolist(), strict=True))
-        ordered = sorted(chosen, key=lambda term: (coverage[term] < COVERAGE_FLOOR, loose[term], -score[term]))
+        ordered = sorted(chosen, key=lambda term: (coverage[term] < COVERAGE_FLOOR, -score[term]))
         if centroid is None or self.embed is None or len(ordered) < 2:
             return ordered
         best = ordered[:MEANING_SHORTLIST]
         weight = np.maximum(self.meaning(best, centroid), 0.0) ** MEANING_POWER
         weighed = {term: score[term] * w for term, w in zip(best, weight.tolist(), strict=True)}
-        best = sorted(best, key=lambda term: (coverage[term] < COVERAGE_FLOOR, loose[term], -weighed[term], term))
+        best = sorted(best, key=lambda term: (coverage[term] < COVERAGE_FLOOR, -weighed[term], term))
         return best + ordered[MEANING_SHORTLIST:]
 
     def _grow(self, at: int, ranked: Ranked, pool: np.ndarray) -> int:
