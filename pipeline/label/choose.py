@@ -50,7 +50,7 @@ OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "f
 # way to one that is neither only when that one covers at least this share of what the topic's best
 # candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
 NEAR_SHARE = 0.5
-RankKey = tuple[bool, bool, bool, float, int]
+RankKey = tuple[bool, bool, bool, bool, float, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -84,16 +84,20 @@ def topic_names(
         heads = np.array([name.terms[0] for name in candidates], dtype=np.int64)
         inside = np.array([name.coverage * size for name in candidates])
         generic = namer.generic(heads, np.rint(inside)).tolist() if candidates else []
-        weak = [f or g for f, g in zip(far[topic], generic, strict=True)]
         best = max((name.coverage for name in candidates), default=0.0)
-        # A far or generic candidate gives way only when a near, specific one covers enough.
-        strong = any(not w and n.coverage >= NEAR_SHARE * best for w, n in zip(weak, candidates, strict=True))
+        broad = [name.coverage >= NEAR_SHARE * best for name in candidates]
+        # A far or generic candidate gives way to a near, specific one that covers enough; else a far
+        # one gives way to a near one (generic or not) that covers enough.
+        specific = any(b and not f and not g for b, f, g in zip(broad, far[topic], generic, strict=True))
+        near = any(b and not f for b, f in zip(broad, far[topic], strict=True))
 
-        def rank(at: int, topic: int = topic, weak: list[bool] = weak, strong: bool = strong) -> RankKey:
-            name = options[topic][at]
+        def rank(at: int, topic: int = topic, generic: list[bool] = generic, specific: bool = specific,
+                 near: bool = near) -> RankKey:  # fmt: skip
+            name, is_far = options[topic][at], far[topic][at]
             fragments = any(fragment[term] for term in name.terms)
-            moved = strong and weak[at]
-            return (fragments, name.coverage < naming.COVERAGE_FLOOR, moved, -separation.get((topic, at), 0.0), at)
+            low = name.coverage < naming.COVERAGE_FLOOR
+            return (fragments, low, specific and (is_far or generic[at]), near and is_far,
+                    -separation.get((topic, at), 0.0), at)  # fmt: skip
 
         ranked = sorted(range(len(options[topic])), key=rank)
         pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in taken), None)
