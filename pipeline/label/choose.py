@@ -49,7 +49,7 @@ OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "f
 # A candidate nearer another topic's centroid, or headed by a one-word phrase generic in the pile, gives
 # way to one that is neither only when that one covers at least this share of what the topic's best
 # candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
-NEAR_SHARE = 0.5
+NEAR_SHARE = 0.7
 RankKey = tuple[bool, bool, bool, bool, float, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
