@@ -135,8 +135,11 @@ def is_fragment(tokens: PhraseTokens, phrase: str) -> bool:
 
 
 def head_phrase(name: str) -> str:
-    """A name's main phrase as counted (words folded): names that share it are twins."""
-    return " ".join(fold(word) for word in phrase_words(main_phrase(name)))
+    """A name's main phrase as counted (words folded, numbers dropped): names that share it are twins.
+
+    "Agents (12)", a name made unique by its topic number, is the twin of "Agents".
+    """
+    return " ".join(fold(word) for word in phrase_words(main_phrase(name)) if not word.isdigit())
 
 
 def twins(names: Mapping[Any, str]) -> set[Any]:
