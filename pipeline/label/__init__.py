@@ -7,10 +7,13 @@ The stage in order, one module each:
   centroid, the intertopic map and the topic tree (Ward linkage of the centroids).
 - ``keywords``: c-TF-IDF keywords per topic over 1- and 2-grams without stop words nor the
   boilerplate of abstracts, from cached token ids or through BERTopic's representation models.
-- ``phrases`` and ``naming``: topic and group names from the noun phrases the papers' authors
-  wrote, scored by coverage, lift and use in titles, unique among siblings; ``names`` builds a
-  name from the key phrases when no written phrase qualifies, renames topics and makes slugs.
+- ``phrases`` and ``naming``: candidate topic and group names from the noun phrases the papers'
+  authors wrote, scored by coverage, lift and use in titles; ``choose`` picks names that tell
+  the topics apart (no two at one level with one head phrase, nearest their own centroid, no
+  fragment, specific before generic); ``names`` builds a name from the key phrases when no
+  written phrase qualifies, renames topics and makes slugs.
 - ``audit``: how much of each topic its name speaks for (coverage and lift of its main phrase),
+  and what is wrong with it (fragment, twin, generic, far from its centroid, its centroid rank),
   as columns of the topics table and a summary for metrics.json.
 - ``llm``: optional names from a local LLM server (:func:`llm_names`, and :func:`llm_group_names` for
   the groups and the tree), applied after this stage's.

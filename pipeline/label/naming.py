@@ -6,10 +6,10 @@ into a longer phrase the texts write when that one still covers at least half as
 phrase is added only when it covers papers the first does not and shares no word with it
 (no "Language llms, large language models"). A phrase made only of :data:`GENERIC_WORDS`, or
 a single word shaped like an adjective ("visual", "contrastive"), is never a name on its
-own. No two topics share a name: a later (smaller) topic whose name is taken adds its next
-most telling phrase, or takes its next best one (Toponymy's disambiguation, without an LLM).
-A group of topics is named the same way from all its papers, or by its largest topic's main
-phrase when no phrase covers a fifth of the group.
+own, nor is a phrase the pile continues with one same word in most of the papers that write it
+(a fragment: "multimodal large" -> "language"). :class:`PhraseNamer` gives each topic or group
+its candidate names, best first; ``pipeline.label.choose`` picks among them so that names tell
+the topics apart (no shared head phrase, nearest their own centroid, specific before generic).
 
 **Meaning.** With an embedder (the run's embedding backend), the best-scored main phrases are
 also weighed by what they mean: the cosine of the phrase's vector to the topic's centroid (or
