@@ -1,18 +1,24 @@
-"""Topic names before (c-TF-IDF key phrases) and after (the authors' phrases), audited; prints a table.
+"""Whether topic names tell the topics apart, audited; prints a table (run it before and after a change).
 
     .venv/bin/python bench/names.py [--corpora ../shared/corpora] [--daily 10000] [--work outputs/bench/names]
 
 Runs the pipeline up to the cluster stage on the seed pages (data/samples), arxiv-kaggle-2000
 and the first ``--daily`` papers of arxiv-daily-cs (skipping a corpus that is absent, and
-saying so), then labels each run twice from the same clusters: the names this package builds
-now, and the names built from the c-TF-IDF key phrases as before (``names.topic_name``, the
-same rules and uniqueness loop as before). Both are audited as ``python -m pipeline evaluate``
-does (``pipeline.label.audit``): main-phrase coverage (mean, min, share of topics under 0.2),
-median lift, share of topics whose main phrase has lift >= 3, the names with a fault
-(``audit.name_faults``: a part no paper writes, a fragment, a lowercased acronym, only generic
-words; topics and groups), and the coverage of the coarse groups' names; NPMI and
-diversity are computed on the keywords, which naming leaves alone.
-``--show`` prints every topic's names before and after.
+saying so; ``--only`` picks some), then labels each run with this package's names and checks them:
+
+- nearest: the share of topics whose name's vector (the run's embedding backend) is nearer to
+  its own topic's centroid than to any other (``audit.centroid_ranks``);
+- fragments: names with a part the texts continue with one same word in most of its uses
+  ("Multimodal large": ``audit.is_fragment``);
+- twin topics / twin groups: topics (coarse groups) whose head phrase another one has too
+  ("Agents" and "Agents, environments": ``audit.twins``); repeats: topics named by their group's
+  head phrase alone;
+- generic: one-word names not specific to their topic in the pile (``audit.generic_names``);
+- as ``python -m pipeline evaluate`` does (``pipeline.label.audit``): main-phrase coverage
+  (mean, min, share under 0.2), median lift, share of topics with lift >= 3, names with a fault,
+  and the coverage of the coarse groups' names; NPMI and diversity of the keywords.
+
+``--show`` prints every topic's name, coverage, faults and group.
 """
 
 from __future__ import annotations
@@ -32,16 +38,22 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.embed import load_backend  # noqa: E402
-from pipeline.label import label_topics, term_counts_for  # noqa: E402
-from pipeline.label.audit import texts_name_audit  # noqa: E402
-from pipeline.label.keywords import ctfidf_keywords  # noqa: E402
-from pipeline.label.names import topic_name, writing  # noqa: E402
+from pipeline.label import label_topics  # noqa: E402
+from pipeline.label.audit import (  # noqa: E402
+    centroid_ranks,
+    generic_names,
+    head_phrase,
+    is_fragment,
+    texts_name_audit,
+    twins,
+)
+from pipeline.label.geometry import centroids_of  # noqa: E402
+from pipeline.label.phrases import phrase_tokens  # noqa: E402
 from pipeline.metrics import compute_metrics  # noqa: E402
 from pipeline.runner import run_pipeline  # noqa: E402
-from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC, paper_texts  # noqa: E402
+from pipeline.schema import OUTLIER_TOPIC, paper_texts  # noqa: E402
 from pipeline.stages import STAGE_NAMES  # noqa: E402
 from pipeline.store import ArtifactStore  # noqa: E402
-from pipeline.terms import tokenize_texts  # noqa: E402
 
 
 def corpora_inputs(corpora: Path, daily: int, work: Path) -> dict[str, list[dict]]:
@@ -66,29 +78,6 @@ def corpora_inputs(corpora: Path, daily: int, work: Path) -> dict[str, list[dict
     return inputs
 
 
-def keyword_names(papers: pd.DataFrame, topics: pd.DataFrame, assignments: pd.DataFrame, config) -> dict[int, str]:
-    """The names as built before: c-TF-IDF key phrases completed from the texts, unique in the run."""
-    tokens = tokenize_texts(paper_texts(papers))
-    per_paper = assignments["topic"].to_numpy()
-    _, keywords, group_words = ctfidf_keywords(term_counts_for(tokens, config), per_paper, config)
-    names, taken = {OUTLIER_TOPIC: OUTLIER_NAME}, set()
-    for topic in sorted(t for t in topics["topic"] if t != OUTLIER_TOPIC):
-        words = [word for word, _ in keywords.get(topic, [])]
-        write = writing(tokens, np.flatnonzero(per_paper == topic))
-        name, extra = topic_name(words, config.name_phrases, *write) or f"Topic {topic}", config.name_phrases
-        while name.casefold() in taken and extra < len(words):
-            extra += 1
-            name = topic_name(words, extra, *write) or name
-        names[topic] = name if name.casefold() not in taken else f"{name} ({topic})"
-        taken.add(names[topic].casefold())
-    for group, members in topics[topics["topic"] != OUTLIER_TOPIC].groupby("coarse_topic"):
-        leaves = sorted(members["topic"].tolist())
-        rows = np.flatnonzero(np.isin(per_paper, leaves))
-        name = topic_name(group_words(leaves), config.name_phrases, *writing(tokens, rows))
-        names[("group", group)] = name or names[leaves[0]]
-    return names
-
-
 def group_audit(
     papers: pd.DataFrame, topics: pd.DataFrame, assignments: pd.DataFrame, names: dict
 ) -> tuple[float, int]:
@@ -102,10 +91,34 @@ def group_audit(
     return audit["name_coverage_mean"], audit["name_faults"]
 
 
-def audit_row(papers, topics, assignments, names, groups, metrics, seconds) -> dict:
-    table = topics.assign(name=[names[t] for t in topics["topic"]])
-    audit = texts_name_audit(papers, table, assignments["topic"].to_numpy())
+def name_checks(papers, topics, assignments, encode, embeddings) -> dict:
+    """The checks of issue 30: nearest centroid, fragments, twins, repeats of the group's name, generic words."""
+    tokens = phrase_tokens(papers["title"].astype(str).tolist(), papers["abstract"].astype(str).tolist())
+    per_paper = assignments["topic"].to_numpy()
+    real = topics[topics["topic"] != OUTLIER_TOPIC]
+    names = dict(zip(real["topic"].astype(int), real["name"].astype(str), strict=True))
+    ranks = centroid_ranks(encode, names, centroids_of(embeddings, per_paper))
+    fragments = [t for t, name in names.items() if any(is_fragment(tokens, part) for part in name.split(", "))]
+    groups = dict(zip(real["coarse_topic"], real["coarse_name"], strict=True))
+    members = real.groupby("coarse_topic")["topic"].count()
+    repeats = [
+        t for t, g in zip(real["topic"], real["coarse_topic"], strict=True)
+        if members[g] > 1 and "," not in names[t] and head_phrase(names[t]) == head_phrase(groups[g])
+    ]  # fmt: skip
+    return {
+        "nearest": float(np.mean([rank == 1 for rank in ranks.values()])) if ranks else float("nan"),
+        "fragments": len(fragments),
+        "twin topics": len(twins(names)),
+        "twin groups": len(twins(groups)),
+        "repeats": len(repeats),
+        "generic": len(generic_names(tokens, per_paper, names)),
+    }
+
+
+def audit_row(papers, topics, assignments, metrics, seconds) -> dict:
+    audit = texts_name_audit(papers, topics, assignments["topic"].to_numpy())
     lifts = [row["lift"] for row in audit["name_audit"]]
+    groups = dict(zip(topics["coarse_topic"], topics["coarse_name"], strict=True))
     coverage, group_faults = group_audit(papers, topics, assignments, groups)
     return {
         "coverage mean": audit["name_coverage_mean"],
@@ -127,46 +140,42 @@ def main() -> None:
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     parser.add_argument("--daily", type=int, default=10_000)
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench" / "names")
-    parser.add_argument("--show", action="store_true", help="print every topic's names before and after")
+    parser.add_argument("--only", nargs="*", help="corpora to run, by the start of their name (seed, arxiv-kaggle...)")
+    parser.add_argument("--show", action="store_true", help="print every topic's name, coverage, faults and group")
     parser.add_argument("--json", type=Path, help="also write the table and the names here")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     table, shown = [], {}
     for corpus, inputs in corpora_inputs(args.corpora, args.daily, args.work).items():
+        if args.only and not any(corpus.startswith(prefix) for prefix in args.only):
+            continue
         slug = corpus.replace(" ", "-")
         path = args.work / f"{slug}.yaml"
         path.write_text(yaml.safe_dump({"name": slug, "output_dir": str(args.work), "inputs": inputs}))
         config = load_config(path)
         run_pipeline(config, until="cluster")
-        run = args.work / slug
-        store = ArtifactStore(run, config.cache_dir, STAGE_NAMES)
+        store = ArtifactStore(args.work / slug, config.cache_dir, STAGE_NAMES)
         papers = store.read_table("parse", "papers.parquet")
         stored = [("embed", "embeddings.npy"), ("cluster", "labels.npy"), ("cluster", "layout.npy")]
         arrays = [store.read_array(stage, name) for stage, name in stored]
         started = time.perf_counter()
-        result = label_topics(papers, *arrays, config.label, load_backend(config.embed).encode, seed=config.seed)
+        encode = load_backend(config.embed).encode
+        result = label_topics(papers, *arrays, config.label, encode, seed=config.seed)
         seconds = time.perf_counter() - started
         topics, assignments = result.topics, result.assignments
         labels = papers["label"].tolist() if (papers["label"] != "").any() else None
         words = {int(row.topic): list(row.keywords) for row in topics.itertuples()}
         metrics = compute_metrics(paper_texts(papers), assignments["topic"].tolist(), words, labels)
-        started = time.perf_counter()
-        before = keyword_names(papers, topics, assignments, config.label)
-        before_seconds = time.perf_counter() - started
-        after = dict(zip(topics["topic"], topics["name"], strict=True))
-        after_groups = dict(zip(topics["coarse_topic"], topics["coarse_name"], strict=True))
-        before_groups = {group: before[("group", group)] for group in set(topics["coarse_topic"]) if group >= 0}
-        for label, names, groups, spent in (("before", before, before_groups, before_seconds),
-                                            ("after", after, after_groups, seconds)):  # fmt: skip
-            row = audit_row(papers, topics, assignments, names, groups, metrics, spent)
-            table.append({"corpus": corpus, "papers": len(papers), "topics": len(words) - (OUTLIER_TOPIC in words),
-                          "names": label, **row})  # fmt: skip
+        row = name_checks(papers, topics, assignments, encode, arrays[0])
+        row |= audit_row(papers, topics, assignments, metrics, seconds)
+        table.append({"corpus": corpus, "papers": len(papers), "topics": len(words) - (OUTLIER_TOPIC in words), **row})
         shown[corpus] = [
-            {"topic": int(t), "size": int(s), "before": before[t], "after": after[t], "coverage": c, "faults": f}
-            for t, s, c, f in zip(
-                topics["topic"], topics["size"], topics["name_coverage"], topics["name_faults"], strict=True
+            {"topic": int(t), "size": int(s), "name": n, "coverage": c, "faults": f, "group": g}
+            for t, s, n, c, f, g in zip(
+                topics["topic"], topics["size"], topics["name"], topics["name_coverage"], topics["name_faults"],
+                topics["coarse_name"], strict=True,
             )
-        ] + [{"group": int(g), "before": before_groups[g], "after": after_groups[g]} for g in sorted(before_groups)]
+        ]  # fmt: skip
     frame = pd.DataFrame(table)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
         print(frame.to_string(index=False))

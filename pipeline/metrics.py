@@ -88,9 +88,11 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "name_coverage_min": ("least name coverage", "the topic whose name's main phrase the fewest of its papers write"),
     "name_low_coverage_share": ("names under 20%", "share of topics whose name fewer than 20% of their papers write"),
     "name_lift_median": ("name lift", "median of how many times more often a topic writes its name than the rest"),
+    "name_nearest_share": ("names nearest their topic", "share of topics whose name is nearest their own centroid"),
     "name_faults": (
         "faulty names",
-        "names with a part no paper writes, a fragment, a lowercased acronym or only generic words",
+        "names with a part no paper writes, a fragment, a lowercased acronym, only generic words, a word generic in"
+        " the pile, another topic's head phrase, or nearer another topic",
     ),
 }
 # The figures compute_metrics returns; the name_* ones come from pipeline.label.audit.

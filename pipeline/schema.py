@@ -24,8 +24,11 @@ topics (output of label), one row per topic including -1 when there are outliers
     name_coverage (float: share of the topic's papers whose title or abstract writes the name's
                    main phrase, NaN for outliers), name_lift (float: how many times more often
                    they write it than the rest of the pile; see pipeline.label.audit),
-    name_faults (str: what the name holds that a researcher would not write, joined by ", ";
-                 "" for none: pipeline.label.audit.name_faults)
+    name_rank (float: the rank of the topic's own centroid among all topics' centroids by cosine
+               to the name's vector, 1 = nearest; NaN for outliers and when unknown),
+    name_faults (str: what the name holds that a researcher would not write, or that does not
+                 tell it from the other topics, joined by ", "; "" for none:
+                 pipeline.label.audit.name_faults and pile_faults)
 
 hierarchy (output of label), one row per merge of two topic groups, as BERTopic's
 hierarchical_topics (leaf ids are topic ids, inner ids count up from max(topic) + 1):
@@ -37,8 +40,9 @@ metrics (JSON, output of label; written as metrics.json in the run folder): a fl
     n_topics, outlier_share, largest_topic_share, npmi, diversity, and, when papers carry
     labels, nmi, ami, ari; the name audit (pipeline.label.audit.audit_of_topics):
     name_coverage_mean, name_coverage_min, name_low_coverage_share, name_lift_median,
+    name_nearest_share (share of topics whose name is nearest to their own centroid),
     name_faults (how many names have a fault) and name_audit (one {topic, phrase, coverage,
-    lift, faults} per topic); a value is null when it cannot be computed.
+    lift, rank, faults} per topic); a value is null when it cannot be computed.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ PAPER_COLUMNS = ("paper_id", "title", "abstract", "authors", "date", "url", "lin
 ASSIGNMENT_COLUMNS = ("paper_id", "topic", "score", "x", "y")
 TOPIC_COLUMNS = (
     "topic", "name", "slug", "size", "keywords", "keyword_weights", "representative_ids", "x", "y",
-    "coarse_topic", "coarse_name", "name_coverage", "name_lift", "name_faults",
+    "coarse_topic", "coarse_name", "name_coverage", "name_lift", "name_rank", "name_faults",
 )  # fmt: skip
 HIERARCHY_COLUMNS = ("parent_id", "parent_name", "child_left_id", "child_right_id", "distance", "topics")
 OUTLIER_TOPIC = -1

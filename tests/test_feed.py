@@ -214,7 +214,8 @@ def test_a_grown_corpus_updates_the_run_and_a_forced_recluster_keeps_identity(tm
     from pipeline.label.audit import audit_of_topics, texts_name_audit
 
     topics2, papers2 = store.read_table("label", "topics.parquet"), store.read_table("parse", "papers.parquet")
-    audited = texts_name_audit(papers2, topics2[["topic", "name"]], after["topic"].to_numpy())
+    columns = ["topic", "name", "coarse_topic", "coarse_name", "name_rank"]  # twins and ranks need these
+    audited = texts_name_audit(papers2, topics2[columns], after["topic"].to_numpy())
     assert audit_of_topics(topics2)["name_audit"] == audited["name_audit"]
 
     forced = run_pipeline(day2, force_from="cluster")

@@ -394,8 +394,13 @@ def test_llm_group_names_keep_the_phrase_names_when_the_server_fails_and_stay_di
     server.script = [answer("Life science"), answer("Life science"), ("raw", (500, "{}"))]
     settings = LLMConfig(enabled=True, base_url=server.base_url, model="m", timeout_s=5, on_failure="keep")
     named, tree = llm_group_names(topics, hierarchy, papers, settings)
-    assert named["coarse_name"].tolist()[1:] == ["Life science", "Life science (1)", "Life science (1)"]
+    # Group 1's "Life science" has group 0's head phrase: a twin at this level, so it keeps its phrase name.
+    assert named["coarse_name"].tolist()[1:] == ["Life science", "Protein", "Protein"]
     assert tree["parent_name"].tolist() == ["Life science", "Graph"]  # the root's request failed: kept
+    # Nor is a group named by one of its topics' names alone.
+    server.script = [answer("Graph learning"), answer("Enzyme design"), answer("Science")]
+    named, _ = llm_group_names(topics, hierarchy, papers, settings)
+    assert named["coarse_name"].tolist()[1:] == ["Graph learning", "Protein", "Protein"]
     server.script = [("raw", (500, "{}"))]
     with pytest.raises(LLMLabelError, match="HTTP 500"):
         llm_group_names(topics, hierarchy, papers, settings.model_copy(update={"on_failure": "error"}))
@@ -426,5 +431,19 @@ def test_a_run_with_the_llm_names_its_topics_groups_and_tree(server, tmp_path):
     n_topics = int((topics["topic"] >= 0).sum())
     assert systems.count(llm_labeller.SYSTEM_PROMPT) == n_topics and llm_labeller.GROUP_PROMPT in systems
     real = topics[topics["topic"] >= 0]
-    assert all(name.startswith("Unscripted name") for name in real["name"].tolist() + real["coarse_name"].tolist())
+    # The same answer for every topic cannot be nearest to every topic's centroid: the names that fail
+    # the audit fall back to the phrase names, the others pass it.
+    from pipeline.label.choose import OTHER_NAME_FAULTS
+
+    asked = real["name"].str.startswith("Unscripted name")
+    assert (~asked).any()
+    assert not any(set(faults.split(", ")) & OTHER_NAME_FAULTS for faults in real.loc[asked, "name_faults"])
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump({**raw, "name": "plain", "label": {}}))
+    plain = load_config(tmp_path / "plain.yaml")
+    run_pipeline(plain, until="label")
+    phrase_names = ArtifactStore(plain.run_dir, plain.cache_dir, STAGE_NAMES).read_table("label", "topics.parquet")
+    phrase_of = dict(zip(phrase_names["topic"], phrase_names["name"], strict=True))
+    assert [phrase_of[topic] for topic in real.loc[~asked, "topic"]] == real.loc[~asked, "name"].tolist()
+    groups = real.drop_duplicates("coarse_topic")["coarse_name"]
+    assert groups.str.startswith("Unscripted name").sum() == 1  # the others would be its twins: phrase names
     assert len(hierarchy) and all(name == "Unscripted name" for name in hierarchy["parent_name"])

@@ -273,7 +273,9 @@ def test_llm_labeller_names_topics_through_a_local_server(tmp_path, seed_pages):
 
     topic_requests = [body for body in asked if body["messages"][0]["content"] == SYSTEM_PROMPT]
     assert len(topic_requests) == len(real) and asked[0]["model"] == "tiny"  # the rest name the groups
-    assert all(row["name"].startswith("Neural Network Pruning") for row in real)
+    # The same answer for every topic is the twin of itself and near one centroid at most: the topics
+    # whose LLM name fails the name audit keep their phrase names (pipeline.label.choose).
+    assert len(real) > 1 and sum(row["name"].startswith("Neural Network Pruning") for row in real) <= 1
     assert len({row["name"] for row in real}) == len(real)
 
 

@@ -7,10 +7,13 @@ The stage in order, one module each:
   centroid, the intertopic map and the topic tree (Ward linkage of the centroids).
 - ``keywords``: c-TF-IDF keywords per topic over 1- and 2-grams without stop words nor the
   boilerplate of abstracts, from cached token ids or through BERTopic's representation models.
-- ``phrases`` and ``naming``: topic and group names from the noun phrases the papers' authors
-  wrote, scored by coverage, lift and use in titles, unique among siblings; ``names`` builds a
-  name from the key phrases when no written phrase qualifies, renames topics and makes slugs.
+- ``phrases`` and ``naming``: candidate topic and group names from the noun phrases the papers'
+  authors wrote, scored by coverage, lift and use in titles; ``choose`` picks names that tell
+  the topics apart (no two at one level with one head phrase, nearest their own centroid, no
+  fragment, specific before generic); ``names`` builds a name from the key phrases when no
+  written phrase qualifies, renames topics and makes slugs.
 - ``audit``: how much of each topic its name speaks for (coverage and lift of its main phrase),
+  and what is wrong with it (fragment, twin, generic, far from its centroid, its centroid rank),
   as columns of the topics table and a summary for metrics.json.
 - ``llm``: optional names from a local LLM server (:func:`llm_names`, and :func:`llm_group_names` for
   the groups and the tree), applied after this stage's.
@@ -26,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import LabelConfig, RunConfig
-from pipeline.label.audit import audit_of_topics, name_audit_metrics, with_name_audit
+from pipeline.label.audit import audit_of_topics, centroid_ranks, name_audit_metrics, with_name_audit
+from pipeline.label.choose import group_namer, topic_names
 from pipeline.label.class_counts import ClassCounts, class_keywords
 from pipeline.label.geometry import (
     assignments_table,
@@ -53,7 +57,7 @@ from pipeline.label.keywords import (
 )
 from pipeline.label.llm import LLMLabelError, check_base_url, llm_group_names, llm_names, names_from_settings
 from pipeline.label.names import rename_topics, slugify, topic_name, writing
-from pipeline.label.naming import PhraseNamer, group_namer, topic_names
+from pipeline.label.naming import PhraseNamer
 from pipeline.label.phrases import PhraseIndex, build_phrase_index, phrase_tokens
 from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC, paper_texts
 from pipeline.terms import TermCounts, TokenizedTexts, tokenize_texts
@@ -194,7 +198,9 @@ def label_topics(
             }
         )
     assignments = assignments_table(papers["paper_id"], topics_per_paper, scores, layout)
-    topics = with_name_audit(pd.DataFrame(rows), text, topics_per_paper)
+    # Whether each name is nearest its own topic: the audit's "far" fault and name_rank.
+    ranks = None if word_embedder is None else centroid_ranks(word_embedder, names, centroids)
+    topics = with_name_audit(pd.DataFrame(rows), text, topics_per_paper, ranks)
     return LabelResult(assignments=assignments, topics=topics, hierarchy=hierarchy, notes=notes)
 
 

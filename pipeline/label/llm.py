@@ -30,7 +30,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -38,7 +38,9 @@ import pandas as pd
 
 from pipeline.config import LLMConfig
 from pipeline.errors import PapertopicsError
-from pipeline.label.audit import with_name_audit
+from pipeline.label.audit import head_phrase
+from pipeline.label.choose import phrase_names_where_faulty
+from pipeline.label.geometry import centroids_of
 from pipeline.label.names import rename_topics
 from pipeline.label.phrases import phrase_tokens
 from pipeline.schema import OUTLIER_TOPIC
@@ -271,14 +273,21 @@ def names_from_settings(topics: Sequence[Mapping[str, Any]], settings: LLMConfig
 
 
 def llm_names(
-    topics: pd.DataFrame, papers: pd.DataFrame, llm_config: LLMConfig, assignments: pd.DataFrame | None = None
+    topics: pd.DataFrame,
+    papers: pd.DataFrame,
+    llm_config: LLMConfig,
+    assignments: pd.DataFrame | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    embeddings: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The topics table renamed by the configured local LLM server, from keywords and best titles.
 
     The outlier row keeps its name; names stay unique and slugs are rebuilt (:func:`rename_topics`).
-    The name audit columns are computed again for the new names from ``assignments`` (the label
-    stage's), or set to NaN for every renamed topic without them. With the labeller disabled the
-    table comes back unchanged.
+    With ``assignments`` (the label stage's), the new names go through the name audit, and a topic
+    whose LLM name is a fragment, generic, another topic's head phrase or (with ``embed``, the run's
+    embedding backend, and ``embeddings``, the papers' vectors) nearer another topic's centroid
+    keeps its phrase name (``choose.phrase_names_where_faulty``); without them the audit columns of
+    every renamed topic are NaN. With the labeller disabled the table comes back unchanged.
     """
     if not llm_config.enabled:
         return topics
@@ -298,7 +307,9 @@ def llm_names(
         return renamed
     if assignments is not None:
         tokens = phrase_tokens(papers["title"].astype(str).tolist(), papers["abstract"].astype(str).tolist())
-        return with_name_audit(renamed, tokens, assignments["topic"].to_numpy())
+        per_paper = assignments["topic"].to_numpy()
+        centroids = None if embeddings is None else centroids_of(embeddings, per_paper)
+        return phrase_names_where_faulty(topics, renamed, tokens, per_paper, embed, centroids)
     changed = (renamed["name"] != topics["name"]).to_numpy()
     return renamed.assign(
         name_coverage=np.where(changed, np.nan, renamed["name_coverage"]),
@@ -313,9 +324,10 @@ def llm_group_names(
 
     A group is described by its topics' names (the LLM's, when :func:`llm_names` ran first),
     largest first, and the best title of each of its five largest topics; a group of the same
-    topics is asked once, whether it is a coarse group, a node of the tree or both. Coarse
-    groups that get the same name are told apart by their group number. With the labeller
-    disabled both tables come back unchanged.
+    topics is asked once, whether it is a coarse group, a node of the tree or both. A coarse
+    group whose LLM name has the head phrase of a larger group's name, or of one of its topics'
+    names alone, keeps its phrase name; coarse groups that still get the same name are told
+    apart by their group number. With the labeller disabled both tables come back unchanged.
     """
     if not llm_config.enabled:
         return topics, hierarchy
@@ -353,10 +365,16 @@ def llm_group_names(
     new_name = dict(zip(groups, names_from_settings(requests, llm_config) or [], strict=True))
     coarse_names: dict[int, str] = {}
     taken: set[str] = set()
+    heads: set[str] = set()
     for group, leaves in sorted(coarse.items(), key=lambda item: (-sum(size_of[t] for t in item[1]), item[0])):
         name = new_name.get(leaves, old_name[leaves])
+        # The audit of one level: no larger group's head phrase, nor one of its topics' names alone.
+        alone = {head_phrase(name_of[leaf]) for leaf in leaves if "," not in name_of[leaf] and len(leaves) > 1}
+        if head_phrase(name) in heads | alone:
+            name = old_name[leaves]
         coarse_names[group] = name if name.casefold() not in taken else f"{name} ({group})"
         taken.add(coarse_names[group].casefold())
+        heads.add(head_phrase(name))
     topics = topics.assign(
         coarse_name=[
             coarse_names.get(int(group), str(name))

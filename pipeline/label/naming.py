@@ -6,10 +6,10 @@ into a longer phrase the texts write when that one still covers at least half as
 phrase is added only when it covers papers the first does not and shares no word with it
 (no "Language llms, large language models"). A phrase made only of :data:`GENERIC_WORDS`, or
 a single word shaped like an adjective ("visual", "contrastive"), is never a name on its
-own. No two topics share a name: a later (smaller) topic whose name is taken adds its next
-most telling phrase, or takes its next best one (Toponymy's disambiguation, without an LLM).
-A group of topics is named the same way from all its papers, or by its largest topic's main
-phrase when no phrase covers a fifth of the group.
+own, nor is a phrase the pile continues with one same word in most of the papers that write it
+(a fragment: "multimodal large" -> "language"). :class:`PhraseNamer` gives each topic or group
+its candidate names, best first; ``pipeline.label.choose`` picks among them so that names tell
+the topics apart (no shared head phrase, nearest their own centroid, specific before generic).
 
 **Meaning.** With an embedder (the run's embedding backend), the best-scored main phrases are
 also weighed by what they mean: the cosine of the phrase's vector to the topic's centroid (or
@@ -28,7 +28,6 @@ from scipy import sparse
 
 from pipeline.label.names import _abbreviates
 from pipeline.label.phrases import PhraseIndex, Ranked, extensions, positions_of, rank_phrases
-from pipeline.label.spelling import spell
 
 # A name's phrase must occur at least this many times more often in its topic than in the rest.
 MIN_LIFT = 3.0
@@ -39,15 +38,20 @@ GROW_SHARE = 0.5
 COVERAGE_FLOOR = 0.2
 # A second phrase must name at least this share of the topic's papers that the first does not.
 SECOND_GAIN = 0.15
-# Below this coverage a group takes its largest topic's main phrase.
-GROUP_MIN_COVERAGE = 0.2
-# A group's phrase must have at least this share of the highest lift the group's size allows (or MIN_LIFT).
-GROUP_LIFT_SHARE = 0.3
 SHORTLIST = 40
 # How many of the best-scored main phrases are weighed by their meaning, and how much it weighs:
 # a main phrase's order is its score times max(cosine to the centroid, 0) ** MEANING_POWER.
 MEANING_SHORTLIST = 10
 MEANING_POWER = 0.25
+# A phrase the texts continue with one same word in more than this share of its uses is a fragment
+# ("multimodal large" -> "language"); in the pile, by the papers that write it and its continuation.
+CONTINUED_SHARE = 0.5
+# A one-word name is specific to its topic when at least this share of the papers that write it are the
+# topic's, and fewer than GENERIC_SPREAD topics have COVERAGE_SPREAD of their papers write it; else it is
+# generic in this pile ("Optimization", "Energy"): it heads a name only when nothing specific covers enough.
+SPECIFIC_SHARE = 0.5
+COVERAGE_SPREAD = 0.2
+GENERIC_SPREAD = 3
 # A name with two phrases has at most this many words.
 MAX_NAME_WORDS = 5
 GENERIC_WORDS = frozenset(
@@ -117,6 +121,25 @@ class PhraseNamer:
             ]
             or [np.zeros(0, dtype=bool)]
         )
+        self.fragment = fragments(self.prefix, self.totals)
+        self.barred |= self.fragment
+        self.spread: np.ndarray | None = None  # per term, how many topics COVERAGE_SPREAD of whose papers write it
+
+    def count_spread(self, rows_of: Mapping[Any, np.ndarray]) -> None:
+        """Count, per term, the topics ``rows_of`` that COVERAGE_SPREAD of whose papers write it (for genericness)."""
+        spread = np.zeros(self.index.papers.shape[1], dtype=np.int64)
+        for key, rows in rows_of.items():
+            counts = self.counts(rows, key=key)[0].tocsr()
+            spread[counts.indices[counts.data >= COVERAGE_SPREAD * max(len(rows), 1)]] += 1
+        self.spread = spread
+
+    def generic(self, terms: np.ndarray, inside: np.ndarray) -> np.ndarray:
+        """Which one-word ``terms``, written by ``inside`` papers of a topic, are generic in the pile (bool)."""
+        terms = np.asarray(terms, dtype=np.int64)
+        one_word = terms < len(self.index.ngrams[0])
+        loose = np.asarray(inside) < SPECIFIC_SHARE * self.totals[terms]
+        shared = self.spread[terms] >= GENERIC_SPREAD if self.spread is not None else np.zeros(len(terms), bool)
+        return one_word & (loose | shared)
 
     def counts(self, rows: np.ndarray, key: Any = None) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
         """The (1, n_terms) paper counts of the papers ``rows``, title or abstract and title only.
@@ -290,111 +313,13 @@ def _abbreviation(word: str, phrase: list[str]) -> bool:
     return len(parts) > 1 and _abbreviates(word, parts)
 
 
-def topic_names(
-    namer: PhraseNamer,
-    rows_of: dict[int, np.ndarray],
-    fallback: Callable[[int], str],
-    centroids: Mapping[int, np.ndarray] | None = None,
-) -> tuple[dict[int, str], dict[int, Name]]:
-    """Unique names for the topics ``rows_of`` (largest first choose first), and each name's terms.
+def fragments(prefix: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Which terms the pile continues with one same word, bool ndarray of shape (n_terms,).
 
-    ``fallback(topic)`` names a topic for which no phrase qualifies (then it has no :class:`Name`).
-    ``centroids``: each topic's unit centroid, to weigh phrases by meaning.
+    A term is continued when more than CONTINUED_SHARE of the papers that write it write one of
+    its one-word-longer terms (``prefix``: each term's first n-1 words, -1 for none).
     """
-    order = sorted(rows_of, key=lambda topic: (-len(rows_of[topic]), topic))
-    chosen: dict[int, Name] = {}
-    taken: set[tuple[int, ...]] = set()
-    for topic in order:
-        centroid = None if centroids is None else centroids.get(topic)
-        options = namer.options(rows_of[topic], namer.counts(rows_of[topic], key=topic), centroid=centroid)
-        pick = next((name for name in options if name.terms not in taken), None)
-        if pick is not None:
-            chosen[topic] = pick
-            taken.add(pick.terms)
-    names = spelled_names(namer.index, chosen)
-    used = {name.casefold() for name in names.values()}
-    for topic in order:
-        if topic not in names:
-            name = fallback(topic)
-            names[topic] = name if name.casefold() not in used else f"{name} ({topic})"
-            used.add(names[topic].casefold())
-    return names, chosen
-
-
-def spelled_names(index: PhraseIndex, chosen: Mapping[Any, Name]) -> dict[Any, str]:
-    """Each name's phrases as the texts spell them, joined by ", ", first letter capitalised."""
-    spelled = spell(index, {term for name in chosen.values() for term in name.terms})
-    names = {}
-    for key, name in chosen.items():
-        text = ", ".join(spelled[term] for term in name.terms)
-        names[key] = text[0].upper() + text[1:] if text[:1].islower() else text
-    return names
-
-
-def group_namer(
-    namer: PhraseNamer,
-    topics: list[int],
-    rows_of: dict[int, np.ndarray],
-    chosen: dict[int, Name],
-    names: dict[int, str],
-    tree: Callable[[Callable[[list[int]], str]], tuple[Any, dict[int, int]]],
-    centroids: Mapping[int, np.ndarray] | None = None,
-) -> Callable[[list[int]], str]:
-    """A function naming any group of the topic tree (its leaves -> a name), every name spelled in one pass.
-
-    ``tree(name_group)`` builds the tree with a namer; it is called once here with a namer that only
-    records which groups the tree names (its merges and its coarse groups).
-    """
-    seen: list[tuple[int, ...]] = []
-
-    def record(leaves: list[int]) -> str:
-        seen.append(tuple(leaves))
-        return ""
-
-    _, coarse_of = tree(record)
-    seen += [tuple(t for t in topics if coarse_of[t] == group) for group in sorted(set(coarse_of.values()))]
-    found = {leaves: group_name(namer, leaves, rows_of, chosen, centroids) for leaves in dict.fromkeys(seen)}
-    spelled = spelled_names(namer.index, {leaves: name for leaves, name in found.items() if name is not None})
-    return lambda leaves: spelled.get(tuple(leaves)) or names[leaves[0]]
-
-
-def group_name(
-    namer: PhraseNamer,
-    leaves: Sequence[int],
-    rows_of: dict[int, np.ndarray],
-    chosen: dict[int, Name],
-    centroids: Mapping[int, np.ndarray] | None = None,
-) -> Name | None:
-    """A group of topics' name: a phrase common to its topics, else its own best, else its largest topic's.
-
-    Common: the group's best main phrase that covers GROUP_MIN_COVERAGE of the group's papers and
-    a tenth of the papers of more than half its topics; else its best main phrase that covers
-    GROUP_MIN_COVERAGE; else its largest topic's main phrase.
-    """
-    size = sum(len(rows_of[leaf]) for leaf in leaves)
-    children = [namer.counts(rows_of[leaf], key=leaf) for leaf in leaves]
-    papers = sparse.vstack([counts for counts, _ in children]).tocsc()  # (n_leaves, n_terms)
-    titles = sparse.vstack([counts for _, counts in children])
-    ones = sparse.csr_matrix(np.ones((1, len(leaves)), dtype=np.int32))
-    ranked = rank_phrases(ones @ papers, ones @ titles, size, namer.totals, namer.index.papers.shape[0])
-    # A group of a third of the pile cannot be 3 times more frequent inside than outside: it needs
-    # GROUP_LIFT_SHARE of the lift it could have at most.
-    min_lift = min(MIN_LIFT, GROUP_LIFT_SHARE * namer.index.papers.shape[0] / max(size, 1))
-    centroid: np.ndarray | None = None
-    if centroids is not None and all(leaf in centroids for leaf in leaves):
-        total = np.sum([len(rows_of[leaf]) * centroids[leaf] for leaf in leaves], axis=0)
-        centroid = total / max(float(np.linalg.norm(total)), 1e-12)
-    mains = namer._mains(ranked, namer._pool(ranked, min_lift), min_lift, centroid)
-    if mains:
-        position = positions_of(ranked, mains)
-        bar = 0.1 * np.array([len(rows_of[leaf]) for leaf in leaves])
-        common = (papers[:, mains].toarray() >= bar[:, None]).sum(axis=0)
-        covering = [main for main in mains if ranked.coverage[position[main]] >= GROUP_MIN_COVERAGE]
-        shared = [main for main, n in zip(mains, common.tolist(), strict=True) if n * 2 > len(leaves)]
-        best = next((main for main in covering if main in shared), covering[0] if covering else None)
-        if best is not None:
-            return Name((best,), float(ranked.coverage[position[best]]), float(ranked.lift[position[best]]))
-    largest = max(leaves, key=lambda leaf: (len(rows_of[leaf]), -leaf))
-    return (
-        Name(chosen[largest].terms[:1], chosen[largest].coverage, chosen[largest].lift) if largest in chosen else None
-    )
+    longest = np.zeros(len(totals), dtype=np.int64)
+    longer = np.flatnonzero(prefix >= 0)
+    np.maximum.at(longest, prefix[longer], totals[longer])
+    return longest > CONTINUED_SHARE * totals

@@ -17,7 +17,7 @@ from pipeline.report.text import safe_url
 from pipeline.schema import ASSIGNMENT_COLUMNS, OUTLIER_NAME, OUTLIER_TOPIC, PAPER_COLUMNS, TOPIC_COLUMNS
 
 COARSE_COLUMNS = ("coarse_topic", "coarse_name")
-NAME_AUDIT_COLUMNS = ("name_coverage", "name_lift")
+NAME_AUDIT_COLUMNS = ("name_coverage", "name_lift", "name_rank")
 # The label stage adds the coarse level and the name audit later than the rest; a topics table
 # without them is still a valid input (the map then shows the topic names only, without coverage).
 NAME_FAULTS_COLUMN = "name_faults"

@@ -41,6 +41,7 @@ METRIC_FORMATS: dict[str, str] = {
     "name_coverage_min": "percent",
     "name_low_coverage_share": "percent",
     "name_lift_median": "{:.1f}",
+    "name_nearest_share": "percent",
     "name_faults": "{:d}",
 }
 METRICS_SHOWN_ELSEWHERE = {"n_topics", "outlier_share"}
@@ -117,6 +118,7 @@ def topic_rows(report: ReportData) -> list[dict[str, Any]]:
                 if is_outlier or math.isnan(row.name_coverage)
                 else f"{100 * row.name_coverage:.0f}%",
                 "name_phrase": row.name.split(", ")[0],
+                "name_faults": "" if is_outlier else row.name_faults,
                 "coarse_name": row.coarse_name if report.coarse and not is_outlier else "",
                 "size": int(row.size),
                 "share": percent(int((joined["topic"] == topic).sum()), n_papers),

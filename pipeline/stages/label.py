@@ -265,7 +265,12 @@ def _named_and_stable(
     from pipeline.label import llm_group_names, llm_names, with_name_audit
 
     config, result, phrases = context.config, labelled.result, labelled.phrases
-    topics = llm_names(result.topics, papers, config.label.llm, result.assignments)
+    embed = None
+    if config.label.llm.enabled:  # the audit of the LLM's names ranks them among the topics' centroids
+        from pipeline.embed import load_backend
+
+        embed = load_backend(config.embed).encode
+    topics = llm_names(result.topics, papers, config.label.llm, result.assignments, embed, embeddings)
     topics, hierarchy = llm_group_names(topics, result.hierarchy, papers, config.label.llm)
     topics = topics.assign(**{AUDITED: topics["name"]})  # the names the audit columns speak of
     assignments, topics, hierarchy, feed_outputs, feed_notes = _stable_ids(
