@@ -38,8 +38,10 @@ How a paper is placed, with S = its ``k`` nearest reference papers by cosine:
   topic (all of S when none does, or for an outlier), so that a paper lands inside its topic's
   island on the map, not between two islands.
 
-Equal similarities are broken by the lower sample row, so a paper's topic and position depend
-on its own vector alone, never on the block or part it was placed in.
+Equal similarities are broken by the lower sample row, and every similarity and weighted mean
+is computed exactly or in a fixed order (``pipeline.exact``), so a paper's topic and position
+depend on its own vector alone, bit for bit, never on the block or part it was placed in nor
+on the CPU's BLAS kernels.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
+from pipeline.exact import grid_dot, on_grid, weighted_mean
 
 if TYPE_CHECKING:
     from pipeline.cluster import ClusterResult
@@ -72,9 +75,10 @@ AUTO_FIT_SAMPLE = 100_000
 # (bench/assign_speed.py).
 ASSIGN_REFERENCE = 20_000
 # Similarities computed at once: a block of papers is compared with the whole reference, so it
-# holds BLOCK_ELEMENTS // n_reference papers (838 against 20,000). Its similarity matrix
-# (float32) and the mask of the entries kept for the top k take 5 bytes an element: 80 MB.
-BLOCK_ELEMENTS = 1 << 24
+# holds BLOCK_ELEMENTS // n_reference papers (419 against 20,000). Its similarity matrix
+# (float64, exact: pipeline.exact) and the mask of the entries kept for the top k take 9 bytes
+# an element: 75 MB.
+BLOCK_ELEMENTS = 1 << 23
 # Columns per group in nearest_columns: the group maxima (1/64 of the similarities) are
 # partitioned instead of the whole rows.
 NEAREST_GROUP = 64
@@ -145,11 +149,12 @@ def topic_bars(sample_embeddings: np.ndarray, sample_labels: np.ndarray, outlier
     floors = np.zeros(len(ids), dtype=np.float64)
     bars = np.zeros(len(ids), dtype=np.float64)
     for index, topic in enumerate(ids.tolist()):
-        members = sample_embeddings[sample_labels == topic]
-        mean = members.mean(axis=0)
-        norm = np.linalg.norm(mean)
-        centroids[index] = mean / norm if norm > 0 else mean
-        cosines = members @ centroids[index]
+        members = on_grid(sample_embeddings[sample_labels == topic])
+        mean = on_grid(members.mean(axis=0)[None, :])  # an exact sum: grid values, whatever the order
+        norm = float(np.sqrt(grid_dot(mean, mean.T)[0, 0]))
+        centroids[index] = mean[0] / norm if norm > 0 else mean[0]
+        # The members' cosines as the papers to place get theirs (exact products on the grid).
+        cosines = grid_dot(members, on_grid(centroids[index][:, None]))[:, 0]
         floors[index] = cosines.min()
         bars[index] = np.percentile(cosines, outlier_percentile)
     return TopicBars(ids, centroids, floors, bars)
@@ -215,10 +220,10 @@ def assign_rest(
     n_rest, dims = rest_embeddings.shape[0], sample_layout.shape[1]
     labels = np.empty(n_rest, dtype=np.int64)
     positions = np.empty((n_rest, dims), dtype=np.float32)
-    reference_t = np.ascontiguousarray(sample_embeddings[rows].T, dtype=np.float32)
+    reference_t = np.ascontiguousarray(on_grid(sample_embeddings[rows]).T)
     layout = np.asarray(sample_layout, dtype=np.float64)[rows]
     for start in range(0, n_rest, block_rows):
-        block = np.ascontiguousarray(rest_embeddings[start : start + block_rows], dtype=np.float32)
+        block = on_grid(rest_embeddings[start : start + block_rows])
         labels[start : start + len(block)], positions[start : start + len(block)] = _assign_block(
             block, reference_t, label_columns, candidates, layout, k, bars, reassign=outlier_percentile is not None
         )
@@ -261,7 +266,8 @@ def _assign_block(
     bars: TopicBars,
     reassign: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    nearest, similarity = nearest_columns(block @ reference_t, k)  # (b, k) each
+    # block and reference_t on the grid (pipeline.exact): exact similarities, the same for any block.
+    nearest, similarity = nearest_columns(grid_dot(block, reference_t), k)  # (b, k) each
     weights = np.clip(similarity, 1e-6, None).astype(np.float64)
     columns = label_columns[nearest]  # (b, k)
     n_candidates = len(candidates)
@@ -269,7 +275,7 @@ def _assign_block(
     votes = np.bincount(flat, weights=weights.ravel(), minlength=len(block) * n_candidates)
     labels = candidates[votes.reshape(len(block), n_candidates).argmax(axis=1)]
     if len(bars.ids):
-        to_centroids = block @ bars.centroids.T  # (b, n_topics)
+        to_centroids = grid_dot(block, on_grid(bars.centroids).T)  # (b, n_topics)
         voted = np.flatnonzero(labels != OUTLIER)
         column = np.searchsorted(bars.ids, labels[voted])
         beyond = to_centroids[voted, column] < bars.floors[column]
@@ -281,9 +287,7 @@ def _assign_block(
             labels[outliers[accepted]] = bars.ids[best[accepted]]
     same_topic = (candidates[columns] == labels[:, None]) & (labels[:, None] != OUTLIER)
     use = np.where(same_topic.any(axis=1, keepdims=True), same_topic, True)
-    position_weights = weights * use
-    position_weights /= position_weights.sum(axis=1, keepdims=True)
-    positions = np.einsum("bk,bkd->bd", position_weights, layout[nearest])
+    positions = weighted_mean(weights * use, layout[nearest])
     return labels, positions.astype(np.float32)
 
 

@@ -175,7 +175,7 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="cluster",
-    code_version=8,
+    code_version=9,
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
     outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy", "guide.npy"),
     config_slice=_settings,
@@ -186,6 +186,7 @@ STAGE = Stage(
         "pipeline.parallel",
         "pipeline.feed.update",
         "pipeline.sample_fit",
+        "pipeline.exact",
     ),
     uses_engine=True,
 )
