@@ -265,18 +265,20 @@ def extend_clusters(
     coordinates. old_embeddings: (n_old, dim) in the order of ``previous``; new_embeddings:
     (n_new, dim). Returns labels (n_new,), reduced (n_new, k) and layout (n_new, 2).
     """
-    from pipeline.exact import grid_dot, on_grid, row_sums, weighted_mean
-    from pipeline.sample_fit import BLOCK_ELEMENTS, nearest_columns
+    from pipeline.exact import nearest_exact, on_grid, row_sums, weighted_mean
+    from pipeline.sample_fit import BLOCK_ELEMENTS
 
     k = max(1, min(n_neighbors, old_embeddings.shape[0]))
     n_new = new_embeddings.shape[0]
     nearest = np.empty((n_new, k), dtype=np.int64)
     weights = np.empty((n_new, k), dtype=np.float64)
     block = max(1, BLOCK_ELEMENTS // max(1, old_embeddings.shape[0]))  # bounds the similarities held at once
-    old_t = np.ascontiguousarray(on_grid(old_embeddings).T)
+    old = np.ascontiguousarray(old_embeddings, dtype=np.float32)
+    old_grid, old_t = on_grid(old), np.ascontiguousarray(old.T)
     for start in range(0, n_new, block):
         # Exact similarities (pipeline.exact): a paper's neighbours do not depend on its block or the CPU.
-        found = nearest_columns(grid_dot(on_grid(new_embeddings[start : start + block]), old_t), k)
+        new = np.ascontiguousarray(new_embeddings[start : start + block], dtype=np.float32)
+        found = nearest_exact(new, old_t, on_grid(new), old_grid, k)
         nearest[start : start + block], weights[start : start + block] = found
     weights = np.clip(weights, 1e-6, None)
     weights = weights / row_sums(weights)[:, None]

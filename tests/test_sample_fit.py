@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.engine import LocalEngine
+from pipeline.exact import grid_dot, nearest_columns, nearest_exact, on_grid
 from pipeline.label import reassign_outliers
 from pipeline.sample_fit import (
     ASSIGN_REFERENCE,
@@ -19,7 +20,6 @@ from pipeline.sample_fit import (
     assign_rest,
     choose_sample,
     fit_sample_size,
-    nearest_columns,
     rest_of,
     topic_bars,
 )
@@ -281,6 +281,19 @@ def test_nearest_columns_are_the_exact_top_k_with_ties_to_the_lower_column(n, k)
     assert np.array_equal(columns, expected)
     assert np.array_equal(values, np.take_along_axis(similarity, expected, axis=1))
     assert columns[0].tolist() == list(range(k))
+
+
+def test_nearest_exact_is_the_top_k_of_the_exact_similarities_even_among_near_ties():
+    rng = np.random.default_rng(5)
+    reference = unit(rng.normal(size=(300, 64)))
+    # Rows a hair apart from each other: float32 products cannot order them, the exact ones do.
+    reference[100:140] = unit(reference[[100]] + rng.normal(0, 1e-6, (40, 64)))
+    block = unit(reference[[100, 100, 7]] + rng.normal(0, 1e-3, (3, 64)))
+    block_grid, reference_grid = on_grid(block), on_grid(reference)
+    columns, values = nearest_exact(block, np.ascontiguousarray(reference.T), block_grid, reference_grid, 12)
+    expected_columns, expected_values = nearest_columns(grid_dot(block_grid, reference_grid.T), 12)
+    assert np.array_equal(columns, expected_columns) and np.array_equal(values, expected_values)
+    assert set(columns[0].tolist()) <= set(range(100, 140))
 
 
 def test_nearest_columns_rejects_a_k_beyond_the_columns():
