@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import RunConfig
-from pipeline.files import json_to_bytes
+from pipeline.files import hash_json, json_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
+from pipeline.store import ArtifactStore
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
@@ -25,6 +26,22 @@ def _published_files_present(context: StageContext) -> bool:
     except (FileNotFoundError, ValueError):
         return False
     return all((context.store.run_dir / path).is_file() for path in listing)
+
+
+def _stability_card(store: ArtifactStore) -> dict[str, str] | None:
+    """The card of ``evaluate --stability`` when it measured the clustering this report shows."""
+    from pipeline.stability import STABILITY_FILE, stability_card
+
+    record = store.finished("cluster")
+    labels_hash = "" if record is None else record.output_hashes.get("labels.npy", "")
+    return stability_card(store.read_evaluation(STABILITY_FILE), labels_hash)
+
+
+def _stability_key(context: StageContext) -> list[str]:
+    # A stability result computed after the run is shown by the next run, which redoes only the report.
+    from pipeline.stability import STABILITY_FILE
+
+    return [hash_json(context.store.read_evaluation(STABILITY_FILE))]
 
 
 def run(context: StageContext) -> StageResult:
@@ -56,6 +73,7 @@ def run(context: StageContext) -> StageResult:
         hierarchy=store.read_table("label", "hierarchy.parquet"), metrics=metrics,
         feed=FeedTables(store.read_table("label", "topic_history.parquet"),
                         store.read_table("label", "topics_registry.parquet"), store.read_json("label", "feed.json")),
+        stability=_stability_card(store),
     )  # fmt: skip
     files["metrics.json"] = json_to_bytes(metrics)
     store.publish_report(files)
@@ -74,5 +92,6 @@ STAGE = Stage(
     config_slice=_settings,
     run=run,
     intact=_published_files_present,
-    modules=("pipeline.stages.report", "pipeline.report", "pipeline.parallel"),
+    extra_key=_stability_key,
+    modules=("pipeline.stages.report", "pipeline.report", "pipeline.parallel", "pipeline.stability"),
 )  # fmt: skip
