@@ -14,7 +14,9 @@ one run only). NPMI needs the label stage's keywords and is not computed here.
 
 Approaches (each the cluster stage's own fit, ``pipeline.sample_fit.fit_on_sample``):
 - ``today``: the run's cluster settings;
-- ``neighbours 30, components 10``: UMAP sees twice the neighbours and gives HDBSCAN ten dimensions.
+- ``neighbours 30, components 10``: UMAP sees twice the neighbours and gives HDBSCAN ten dimensions;
+- ``spectral kNN graph``: no UMAP for the clusters: HDBSCAN (same sizes) on a 5-D spectral embedding
+  of the symmetric cosine 15-NN graph (scikit-learn), deterministic but for ARPACK's start vector.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +42,29 @@ from pipeline.stability import pairwise_ari  # noqa: E402
 from pipeline.store import ArtifactStore  # noqa: E402
 
 NOISE = 1e-4
-APPROACHES = {
-    "today": {},
-    "neighbours 30, components 10": {"n_neighbors": 30, "n_components": 10},
+Fit = Callable[[np.ndarray, ClusterConfig, int, "float | None"], np.ndarray]
+
+
+def stage_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
+    return fit_on_sample(embeddings, config, seed, LocalEngine(), percentile).labels
+
+
+def spectral_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
+    from sklearn.manifold import spectral_embedding
+    from sklearn.neighbors import kneighbors_graph
+
+    from pipeline.cluster import auto_min_cluster_size, hdbscan_labels
+
+    graph = kneighbors_graph(embeddings, config.n_neighbors, metric="cosine", mode="connectivity")
+    reduced = spectral_embedding(0.5 * (graph + graph.T), n_components=config.n_components, random_state=seed)
+    size = auto_min_cluster_size(len(embeddings)) if config.min_cluster_size == "auto" else config.min_cluster_size
+    return hdbscan_labels(reduced, size, max(1, size // 4))
+
+
+APPROACHES: dict[str, tuple[Fit, dict]] = {
+    "today": (stage_fit, {}),
+    "neighbours 30, components 10": (stage_fit, {"n_neighbors": 30, "n_components": 10}),
+    "spectral kNN graph": (spectral_fit, {}),
 }
 
 
@@ -58,10 +81,10 @@ def load_run(run_dir: Path, first: int | None) -> tuple[np.ndarray, list[str], C
     return vectors, labels, config.cluster, config.label.outlier_percentile
 
 
-def measure(vectors: np.ndarray, categories: list[str], config: ClusterConfig, percentile: float | None, seeds: int):
+def measure(vectors: np.ndarray, categories: list[str], approach: Fit, config: ClusterConfig, percentile, seeds: int):
     def fit(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
-        labels = fit_on_sample(embeddings, config, seed, LocalEngine(), percentile).labels
+        labels = approach(embeddings, config, seed, percentile)
         return labels, time.perf_counter() - start
 
     runs = [fit(vectors, seed) for seed in range(1, seeds + 1)]
@@ -94,9 +117,9 @@ def main() -> None:
     )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
-    for run_dir, (name, change) in itertools.product(args.runs, APPROACHES.items()):
+    for run_dir, (name, (approach, change)) in itertools.product(args.runs, APPROACHES.items()):
         vectors, categories, config, percentile = load_run(run_dir, args.first)
-        row = measure(vectors, categories, config.model_copy(update=change), percentile, args.seeds)
+        row = measure(vectors, categories, approach, config.model_copy(update=change), percentile, args.seeds)
         print(
             f"| {run_dir.name} | {len(vectors):,} | {name} | {row['ari_mean']:.3f} / {row['ari_min']:.3f} "
             f"| {row['ari_noise']:.3f} | {row['topics']} | {row['nmi']:.3f} | {100 * row['outliers']:.1f}% "
