@@ -122,6 +122,13 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="topic quality of a finished run: NPMI, diversity, outliers, NMI")
     evaluate.add_argument("run_dir", help="a run folder, e.g. outputs/default")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument(
+        "--stability",
+        type=int,
+        metavar="N",
+        help="also recluster the run's vectors with N other seeds: pairwise ARI and the range of topic counts "
+        "(kept in the run folder; the dashboard shows it after the next run of the config)",
+    )
     return parser
 
 
@@ -142,6 +149,13 @@ def evaluate_command(args: argparse.Namespace, handlers: list[logging.Handler]) 
     from pipeline.metrics import METRIC_LABELS
 
     metrics = evaluate_run(Path(args.run_dir))
+    if args.stability is not None:
+        from pipeline.stability import evaluate_stability
+
+        try:
+            metrics["stability"] = evaluate_stability(Path(args.run_dir), args.stability)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
         return 0
@@ -153,6 +167,8 @@ def evaluate_command(args: argparse.Namespace, handlers: list[logging.Handler]) 
         shown = "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
         table.add_row(label, shown, meaning)
     Console().print(table)
+    if "stability" in metrics:
+        Console().print(_stability_table(metrics["stability"]))
     if metrics.get("name_audit"):
         names = Table(title="name audit: the main phrase of each topic's name", header_style="bold")
         for column in ("topic", "main phrase", "coverage", "lift"):
@@ -229,6 +245,19 @@ def rollback_command(args: argparse.Namespace, handlers: list[logging.Handler]) 
         "the next run is an update of it"
     )
     return 0
+
+
+def _stability_table(stability: dict) -> Table:
+    table = Table(title="seed stability: the cluster stage redone with other seeds", header_style="bold")
+    for column in ("seed", "topics", "outlier share"):
+        table.add_column(column)
+    for seed, count, share in zip(stability["seeds"], stability["n_topics"], stability["outlier_shares"], strict=True):
+        table.add_row(str(seed), str(count), f"{100 * share:.1f}%")
+    table.caption = (
+        f"pairwise ARI: mean {stability['ari_mean']:.3f}, lowest {stability['ari_min']:.3f} "
+        f"(1 = the same grouping); topics {stability['n_topics_min']} to {stability['n_topics_max']}"
+    )
+    return table
 
 
 def run_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:

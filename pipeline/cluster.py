@@ -265,26 +265,31 @@ def extend_clusters(
     coordinates. old_embeddings: (n_old, dim) in the order of ``previous``; new_embeddings:
     (n_new, dim). Returns labels (n_new,), reduced (n_new, k) and layout (n_new, 2).
     """
-    from pipeline.sample_fit import BLOCK_ELEMENTS, nearest_columns
+    from pipeline.exact import nearest_exact, on_grid, row_sums, weighted_mean
+    from pipeline.sample_fit import BLOCK_ELEMENTS
 
     k = max(1, min(n_neighbors, old_embeddings.shape[0]))
     n_new = new_embeddings.shape[0]
     nearest = np.empty((n_new, k), dtype=np.int64)
-    weights = np.empty((n_new, k), dtype=new_embeddings.dtype)
+    weights = np.empty((n_new, k), dtype=np.float64)
     block = max(1, BLOCK_ELEMENTS // max(1, old_embeddings.shape[0]))  # bounds the similarities held at once
+    old = np.ascontiguousarray(old_embeddings, dtype=np.float32)
+    old_grid, old_t = on_grid(old), np.ascontiguousarray(old.T)
     for start in range(0, n_new, block):
-        found = nearest_columns(new_embeddings[start : start + block] @ old_embeddings.T, k)
+        # Exact similarities (pipeline.exact): a paper's neighbours do not depend on its block or the CPU.
+        new = np.ascontiguousarray(new_embeddings[start : start + block], dtype=np.float32)
+        found = nearest_exact(new, old_t, on_grid(new), old_grid, k)
         nearest[start : start + block], weights[start : start + block] = found
     weights = np.clip(weights, 1e-6, None)
-    weights = weights / weights.sum(axis=1, keepdims=True)
+    weights = weights / row_sums(weights)[:, None]
     labels = np.empty(new_embeddings.shape[0], dtype=np.int64)
     for row in range(new_embeddings.shape[0]):
         votes: dict[int, float] = {}
         for neighbour, weight in zip(previous.labels[nearest[row]].tolist(), weights[row].tolist(), strict=True):
             votes[neighbour] = votes.get(neighbour, 0.0) + weight
         labels[row] = max(sorted(votes), key=lambda label: votes[label])
-    reduced = np.einsum("nk,nkd->nd", weights, previous.reduced[nearest]).astype(np.float32)
-    layout = np.einsum("nk,nkd->nd", weights, previous.layout[nearest]).astype(np.float32)
+    reduced = weighted_mean(weights, previous.reduced[nearest]).astype(np.float32)
+    layout = weighted_mean(weights, previous.layout[nearest]).astype(np.float32)
     return labels, reduced, layout
 
 

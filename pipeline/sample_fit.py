@@ -19,7 +19,7 @@ UMAP, spark-rapids-ml's ``sample_fraction``, BERTopic's advice for 10M documents
    (``pipeline.engine``), and in blocks (``BLOCK_ELEMENTS``) so that memory stays bounded.
    Its neighbours are looked for among at most ``ASSIGN_REFERENCE`` sample papers (a seeded
    sample of the sample), so its cost per paper does not grow with the sample: one
-   matrix product per block and an exact top k (:func:`nearest_columns`), no loop per paper.
+   matrix product per block and an exact top k (``pipeline.exact.nearest_exact``), no loop per paper.
 
 How a paper is placed, with S = its ``k`` nearest reference papers by cosine:
 
@@ -38,8 +38,10 @@ How a paper is placed, with S = its ``k`` nearest reference papers by cosine:
   topic (all of S when none does, or for an outlier), so that a paper lands inside its topic's
   island on the map, not between two islands.
 
-Equal similarities are broken by the lower sample row, so a paper's topic and position depend
-on its own vector alone, never on the block or part it was placed in.
+Equal similarities are broken by the lower sample row, and every similarity and weighted mean
+is computed exactly or in a fixed order (``pipeline.exact``), so a paper's topic and position
+depend on its own vector alone, bit for bit, never on the block or part it was placed in nor
+on the CPU's BLAS kernels.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
+from pipeline.exact import grid_dot, nearest_exact, on_grid, weighted_mean
 
 if TYPE_CHECKING:
     from pipeline.cluster import ClusterResult
@@ -72,12 +75,10 @@ AUTO_FIT_SAMPLE = 100_000
 # (bench/assign_speed.py).
 ASSIGN_REFERENCE = 20_000
 # Similarities computed at once: a block of papers is compared with the whole reference, so it
-# holds BLOCK_ELEMENTS // n_reference papers (838 against 20,000). Its similarity matrix
-# (float32) and the mask of the entries kept for the top k take 5 bytes an element: 80 MB.
-BLOCK_ELEMENTS = 1 << 24
-# Columns per group in nearest_columns: the group maxima (1/64 of the similarities) are
-# partitioned instead of the whole rows.
-NEAREST_GROUP = 64
+# holds BLOCK_ELEMENTS // n_reference papers (419 against 20,000). Its similarity matrix
+# (float32) and the mask of the entries kept take 5 bytes an element (40 MB), and the exact
+# recomputation of the candidates (pipeline.exact.nearest_exact) about as much again.
+BLOCK_ELEMENTS = 1 << 23
 FitSample = int | Literal["auto", "all"]
 
 
@@ -145,11 +146,12 @@ def topic_bars(sample_embeddings: np.ndarray, sample_labels: np.ndarray, outlier
     floors = np.zeros(len(ids), dtype=np.float64)
     bars = np.zeros(len(ids), dtype=np.float64)
     for index, topic in enumerate(ids.tolist()):
-        members = sample_embeddings[sample_labels == topic]
-        mean = members.mean(axis=0)
-        norm = np.linalg.norm(mean)
-        centroids[index] = mean / norm if norm > 0 else mean
-        cosines = members @ centroids[index]
+        members = on_grid(sample_embeddings[sample_labels == topic])
+        mean = on_grid(members.mean(axis=0)[None, :])  # an exact sum: grid values, whatever the order
+        norm = float(np.sqrt(grid_dot(mean, mean.T)[0, 0]))
+        centroids[index] = mean[0] / norm if norm > 0 else mean[0]
+        # The members' cosines as the papers to place get theirs (exact products on the grid).
+        cosines = grid_dot(members, on_grid(centroids[index][:, None]))[:, 0]
         floors[index] = cosines.min()
         bars[index] = np.percentile(cosines, outlier_percentile)
     return TopicBars(ids, centroids, floors, bars)
@@ -215,61 +217,39 @@ def assign_rest(
     n_rest, dims = rest_embeddings.shape[0], sample_layout.shape[1]
     labels = np.empty(n_rest, dtype=np.int64)
     positions = np.empty((n_rest, dims), dtype=np.float32)
-    reference_t = np.ascontiguousarray(sample_embeddings[rows].T, dtype=np.float32)
+    reference_rows = np.ascontiguousarray(sample_embeddings[rows], dtype=np.float32)
+    reference_grid, reference_t = on_grid(reference_rows), np.ascontiguousarray(reference_rows.T)
+    centroids_t = on_grid(bars.centroids).T
     layout = np.asarray(sample_layout, dtype=np.float64)[rows]
     for start in range(0, n_rest, block_rows):
         block = np.ascontiguousarray(rest_embeddings[start : start + block_rows], dtype=np.float32)
+        block_grid = on_grid(block)
+        nearest, similarity = nearest_exact(block, reference_t, block_grid, reference_grid, k)  # (b, k) each
         labels[start : start + len(block)], positions[start : start + len(block)] = _assign_block(
-            block, reference_t, label_columns, candidates, layout, k, bars, reassign=outlier_percentile is not None
-        )
+            nearest, similarity, grid_dot(block_grid, centroids_t), label_columns, candidates, layout, bars,
+            reassign=outlier_percentile is not None,
+        )  # fmt: skip
     return labels, positions
 
 
-def nearest_columns(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` largest entries, largest first, the lower column first among equals.
-
-    similarity: ndarray of shape (b, n), 1 <= k <= n. Returns the columns, ndarray of shape (b, k)
-    int64, and their values, ndarray of shape (b, k). Exact, and 5-10x faster than argpartition
-    on whole rows: the columns are cut into groups of ``NEAREST_GROUP``; at least k groups have
-    a maximum as large as the k-th largest group maximum, so at least k entries are, and every
-    one of a row's k largest is: only the (few) entries at or above it are sorted.
-    """
-    b, n = similarity.shape
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be between 1 and the {n} columns, not {k}")
-    group = max(1, min(NEAREST_GROUP, n // k))
-    whole = n - n % group
-    maxima = similarity[:, :whole].reshape(b, whole // group, group).max(axis=2)
-    if whole < n:
-        maxima = np.hstack([maxima, similarity[:, whole:].max(axis=1, keepdims=True)])
-    bound = np.partition(maxima, maxima.shape[1] - k, axis=1)[:, maxima.shape[1] - k]
-    rows, columns = np.nonzero(similarity >= bound[:, None])
-    values = similarity[rows, columns]
-    order = np.lexsort((columns, -values, rows))
-    starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=b))[:-1]])
-    take = order[starts[:, None] + np.arange(k)]
-    return columns[take].astype(np.int64), values[take]
-
-
 def _assign_block(
-    block: np.ndarray,
-    reference_t: np.ndarray,
+    nearest: np.ndarray,
+    similarity: np.ndarray,
+    to_centroids: np.ndarray,
     label_columns: np.ndarray,
     candidates: np.ndarray,
     layout: np.ndarray,
-    k: int,
     bars: TopicBars,
     reassign: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    nearest, similarity = nearest_columns(block @ reference_t, k)  # (b, k) each
+    """Topics and positions of a block from its papers' nearest reference papers (b, k) and cosines to the topics."""
     weights = np.clip(similarity, 1e-6, None).astype(np.float64)
     columns = label_columns[nearest]  # (b, k)
-    n_candidates = len(candidates)
-    flat = (np.arange(len(block))[:, None] * n_candidates + columns).ravel()
-    votes = np.bincount(flat, weights=weights.ravel(), minlength=len(block) * n_candidates)
-    labels = candidates[votes.reshape(len(block), n_candidates).argmax(axis=1)]
+    n_candidates, b = len(candidates), len(nearest)
+    flat = (np.arange(b)[:, None] * n_candidates + columns).ravel()
+    votes = np.bincount(flat, weights=weights.ravel(), minlength=b * n_candidates)
+    labels = candidates[votes.reshape(b, n_candidates).argmax(axis=1)]
     if len(bars.ids):
-        to_centroids = block @ bars.centroids.T  # (b, n_topics)
         voted = np.flatnonzero(labels != OUTLIER)
         column = np.searchsorted(bars.ids, labels[voted])
         beyond = to_centroids[voted, column] < bars.floors[column]
@@ -281,9 +261,7 @@ def _assign_block(
             labels[outliers[accepted]] = bars.ids[best[accepted]]
     same_topic = (candidates[columns] == labels[:, None]) & (labels[:, None] != OUTLIER)
     use = np.where(same_topic.any(axis=1, keepdims=True), same_topic, True)
-    position_weights = weights * use
-    position_weights /= position_weights.sum(axis=1, keepdims=True)
-    positions = np.einsum("bk,bkd->bd", position_weights, layout[nearest])
+    positions = weighted_mean(weights * use, layout[nearest])
     return labels, positions.astype(np.float32)
 
 

@@ -66,5 +66,15 @@ class StageStore:
         self._check(stage, name)
         return self._store.read_json(stage, name)
 
+    def input_hash(self, stage: str, name: str) -> str:
+        """The sha256 recorded for a declared input ("" when its stage has not finished)."""
+        self._check(stage, name)
+        record = self._store.finished(stage)
+        return "" if record is None else record.output_hashes.get(name, "")
+
+    def read_evaluation(self, name: str) -> Any | None:
+        """A run-level evaluation (``evaluate --stability``), written after a run, not by a stage."""
+        return self._store.read_evaluation(name)
+
     def publish_report(self, files: Mapping[str, bytes]) -> None:
         self._store.publish_report(files)

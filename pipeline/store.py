@@ -295,6 +295,17 @@ class ArtifactStore:
         """Where a file the report published (``published.json`` lists them) lies: ``index.html``, ``topics/…``."""
         return self.run_dir / relative
 
+    # -- evaluations of a finished run (``evaluate --stability``), at the top of the run folder ----
+    def write_evaluation(self, name: str, value: Mapping[str, Any]) -> None:
+        atomic_write_bytes(self.run_dir / name, json_to_bytes(dict(value)))
+
+    def read_evaluation(self, name: str) -> Any | None:
+        """An evaluation written before, or None when there is none (or it is unreadable: it is redone then)."""
+        try:
+            return json.loads((self.run_dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
     # -- one writer at a time ------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -153,13 +153,19 @@ def test_a_guided_recluster_draws_the_earlier_topics_back_and_weight_zero_ignore
     quarter = (angle // (np.pi / 2)).astype(np.int64)
     guide = np.where(rng.random(400) < 0.2, -1, quarter)  # a fifth had no topic before (outliers, new papers)
 
-    def agreement(weight: float) -> tuple[float, list[str]]:
-        result = cluster_papers(points, ClusterConfig(min_cluster_size=20, recluster_guide=weight), seed=5, guide=guide)
+    def agreement(weight: float, seed: int = 5) -> tuple[float, list[str]]:
+        config = ClusterConfig(min_cluster_size=20, recluster_guide=weight)
+        result = cluster_papers(points, config, seed=seed, guide=guide)
         return adjusted_rand_score(quarter, result.labels), result.notes
 
     fresh, fresh_notes = agreement(0.0)
     guided, guided_notes = agreement(0.3)
-    assert guided > fresh + 0.1
+    # Over two seeds, not one: UMAP's layout (and so these ARIs) differs with the CPU's BLAS kernels.
+    # Seed 5 alone gave 0.403 -> 0.556 with OpenBLAS's AVX-512 kernels but 0.395 -> 0.486 with its
+    # AVX2 ones (OPENBLAS_CORETYPE=Haswell); seeds 5 and 6 together gain 0.21 and 0.16.
+    fresh_6, guided_6 = agreement(0.0, seed=6)[0], agreement(0.3, seed=6)[0]
+    assert guided > fresh and guided_6 > fresh_6
+    assert (guided + guided_6) / 2 > (fresh + fresh_6) / 2 + 0.1
     assert any(note.startswith("guided by the topics of the clustering before") for note in guided_notes)
     assert not any(note.startswith("guided") for note in fresh_notes)
     unguided = cluster_papers(points, ClusterConfig(min_cluster_size=20), seed=5)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from pipeline.engine import LocalEngine
+from pipeline.exact import grid_dot, nearest_columns, nearest_exact, on_grid
 from pipeline.label import reassign_outliers
 from pipeline.sample_fit import (
     ASSIGN_REFERENCE,
@@ -13,7 +20,6 @@ from pipeline.sample_fit import (
     assign_rest,
     choose_sample,
     fit_sample_size,
-    nearest_columns,
     rest_of,
     topic_bars,
 )
@@ -170,8 +176,11 @@ def test_blocks_and_partitions_give_the_same_result_as_one_call(corpus):
     rest = unit(rng.normal(0, 1, (203, corpus["sample"].shape[1])) + np.repeat(corpus["centres"], [70, 70, 63], axis=0))
     arguments = (corpus["sample"], corpus["labels"], corpus["layout"])
     whole = assign_rest(*arguments, rest, k=15, outlier_percentile=5.0)
-    blocked = assign_rest(*arguments, rest, k=15, outlier_percentile=5.0, block_rows=16)
-    assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
+    # Bit for bit on every CPU: the similarities are exact and the means summed in a fixed order
+    # (pipeline.exact), so matrix products of other shapes taking other BLAS kernels change nothing.
+    for block_rows in (1, 7, 16, 64):
+        blocked = assign_rest(*arguments, rest, k=15, outlier_percentile=5.0, block_rows=block_rows)
+        assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
     parts = np.array_split(np.arange(len(rest)), 5)
     mapped = LocalEngine().map(
         lambda rows: assign_rest(*arguments, rest[rows], k=15, outlier_percentile=5.0), parts, timeout_s=60
@@ -208,6 +217,52 @@ def test_bad_shapes_are_errors(corpus):
         assign_rest(corpus["sample"], corpus["labels"], corpus["layout"], np.zeros((3, 7), np.float32), 5, 5.0)
 
 
+ASSIGN_SCRIPT = """
+import hashlib, sys
+import numpy as np
+from pipeline.sample_fit import assign_rest
+rng = np.random.default_rng(3)
+def unit(rows):
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+centres = rng.normal(0, 1, (6, 384)) * 3
+sample = unit(centres[rng.integers(0, 6, 1500)] + rng.normal(0, 1, (1500, 384)))
+labels = np.where(rng.random(1500) < 0.2, -1, np.argmax(sample @ centres.T, axis=1))
+layout = rng.normal(0, 1, (1500, 7))
+rest = unit(centres[rng.integers(0, 6, 700)] + rng.normal(0, 1, (700, 384)))
+placed, positions = assign_rest(sample, labels, layout, rest, k=15, outlier_percentile=5.0, block_rows=int(sys.argv[1]))
+print(hashlib.sha256(placed.tobytes() + positions.tobytes()).hexdigest())
+"""
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
+@pytest.mark.slow
+def test_the_assignment_is_the_same_bit_for_bit_with_every_blas_kernel_this_cpu_runs():
+    """OpenBLAS picks its kernels by CPU; OPENBLAS_CORETYPE forces older ones (SSE3, AVX, AVX2).
+
+    Before pipeline.exact, the AVX2 (Haswell) and SSE3 (Prescott) kernels gave other last bits
+    than the AVX-512 ones for the same papers, so an AVX2-only machine got other map positions.
+    """
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("OpenBLAS core types are named for x86-64 CPUs only")
+    flags = cpu_flags()
+    kernels = ["Prescott"] + (["Sandybridge"] if "avx" in flags else []) + (["Haswell"] if "avx2" in flags else [])
+    digests = {}
+    for kernel, block_rows in [("", 700), *((kernel, 32) for kernel in kernels)]:
+        env = {**os.environ, "OPENBLAS_CORETYPE": kernel}
+        done = subprocess.run(
+            [sys.executable, "-c", ASSIGN_SCRIPT, str(block_rows)], env=env, capture_output=True, text=True, check=True
+        )
+        digests[kernel or "native"] = done.stdout.split()[-1]
+    assert len(set(digests.values())) == 1, digests
+
+
 # ---- the top k and the reference cap ----
 
 
@@ -226,6 +281,19 @@ def test_nearest_columns_are_the_exact_top_k_with_ties_to_the_lower_column(n, k)
     assert np.array_equal(columns, expected)
     assert np.array_equal(values, np.take_along_axis(similarity, expected, axis=1))
     assert columns[0].tolist() == list(range(k))
+
+
+def test_nearest_exact_is_the_top_k_of_the_exact_similarities_even_among_near_ties():
+    rng = np.random.default_rng(5)
+    reference = unit(rng.normal(size=(300, 64)))
+    # Rows a hair apart from each other: float32 products cannot order them, the exact ones do.
+    reference[100:140] = unit(reference[[100]] + rng.normal(0, 1e-6, (40, 64)))
+    block = unit(reference[[100, 100, 7]] + rng.normal(0, 1e-3, (3, 64)))
+    block_grid, reference_grid = on_grid(block), on_grid(reference)
+    columns, values = nearest_exact(block, np.ascontiguousarray(reference.T), block_grid, reference_grid, 12)
+    expected_columns, expected_values = nearest_columns(grid_dot(block_grid, reference_grid.T), 12)
+    assert np.array_equal(columns, expected_columns) and np.array_equal(values, expected_values)
+    assert set(columns[0].tolist()) <= set(range(100, 140))
 
 
 def test_nearest_columns_rejects_a_k_beyond_the_columns():

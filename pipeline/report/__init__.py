@@ -63,6 +63,7 @@ def build_report(
     hierarchy: pd.DataFrame | None = None,
     metrics: Mapping[str, Any] | None = None,
     feed: FeedTables | None = None,
+    stability: dict[str, str] | None = None,
     fork_min_papers: int = FORK_MIN_PAPERS,
     map_points_cap: int = MAP_POINTS_CAP,
 ) -> dict[str, bytes]:
@@ -81,6 +82,8 @@ def build_report(
         metrics: the label stage's quality figures (a flat dict); None leaves them out.
         feed: the label stage's topic history, registry and feed entries; None leaves
             ``new.html``, ``digest.md`` and ``feed.atom`` out (``pipeline.report.whats_new``).
+        stability: the seed-stability card (``pipeline.stability.stability_card``), shown beside
+            the quality figures; None leaves it out.
         fork_min_papers: from this many papers (up to FORK_MAX_PAPERS), the map and charts pages are built in a
             forked process while this one builds the other files (Linux only; same files).
         map_points_cap: above this many papers the map draws a seeded sample of this many and
@@ -118,6 +121,7 @@ def build_report(
         sources=source_split(joined),
         tree=dendrogram(hierarchy, real_ids),
         metrics=dict(metrics) if metrics is not None else None,
+        stability=stability,
     )
 
     files: dict[str, bytes] = {pages.plotly_asset_path(): pages.plotly_asset()}

@@ -66,6 +66,8 @@ class ReportData:
     sources: pd.DataFrame | None
     tree: Dendrogram | None
     metrics: dict[str, Any] | None
+    # The seed-stability card (pipeline.stability.stability_card) when it was computed for this clustering.
+    stability: dict[str, str] | None = None
 
     @property
     def names(self) -> dict[int, str]:
@@ -239,7 +241,7 @@ def index_page(report: ReportData) -> bytes:
         "n_read": int(summary.get("n_read", n_papers)),
         "n_duplicates": int(summary.get("n_duplicates", 0)),
         "n_skipped": int(summary.get("n_skipped", 0)),
-        "metrics": _metric_cards(report.metrics, n_papers),
+        "metrics": _metric_cards(report.metrics, n_papers) + ([report.stability] if report.stability else []),
         "topics": [r for r in rows if not r["is_outlier"]],
         "outliers": [r for r in rows if r["is_outlier"]],
         "has_labels": bool(summary.get("has_labels", False)),

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import RunConfig
-from pipeline.files import json_to_bytes
+from pipeline.files import hash_json, json_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
+from pipeline.stage_store import StageStore
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
@@ -30,6 +31,23 @@ def _published_files_present(context: StageContext) -> bool:
 def _state_notes(context: StageContext) -> list[str]:
     """Warnings about the run's history (a damaged generation skipped) are part of the report."""
     return list(context.state_notes)
+
+
+def _stability_card(store: StageStore) -> dict[str, str] | None:
+    """The card of ``evaluate --stability`` when it measured the clustering this report shows."""
+    from pipeline.report.stability_card import STABILITY_FILE, stability_card
+
+    return stability_card(store.read_evaluation(STABILITY_FILE), store.input_hash("cluster", "labels.npy"))
+
+
+def _key_parts(context: StageContext) -> list[str]:
+    """The history's warnings and any stability result computed after the run.
+
+    A stability result is shown by the next run, which redoes only the report.
+    """
+    from pipeline.report.stability_card import STABILITY_FILE
+
+    return [*_state_notes(context), hash_json(context.store.read_evaluation(STABILITY_FILE))]
 
 
 def run(context: StageContext) -> StageResult:
@@ -62,6 +80,7 @@ def run(context: StageContext) -> StageResult:
         hierarchy=store.read_table("label", "hierarchy.parquet"), metrics=metrics,
         feed=FeedTables(store.read_table("label", "topic_history.parquet"),
                         store.read_table("label", "topics_registry.parquet"), store.read_json("label", "feed.json")),
+        stability=_stability_card(store),
     )  # fmt: skip
     files["metrics.json"] = json_to_bytes(metrics)
     store.publish_report(files)
@@ -72,6 +91,7 @@ def run(context: StageContext) -> StageResult:
 STAGE = Stage(
     name="report",
     inputs=(("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
+            ("cluster", "labels.npy"),
             ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
             ("label", "label.json"), ("label", "metrics.json"), ("label", "topic_history.parquet"),
             ("label", "topics_registry.parquet"), ("label", "feed.json")),
@@ -80,5 +100,5 @@ STAGE = Stage(
     run=run,
     module=__name__,
     intact=_published_files_present,
-    extra_key=_state_notes,
+    extra_key=_key_parts,
 )  # fmt: skip
