@@ -154,8 +154,11 @@ def run_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> in
     if run_log is not None:
         handlers.append(run_log)
         log.debug("papertopics run %s (pid %d)", args.config, os.getpid())
-    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk.
-    os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
+    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk:
+    # once per user and machine (not per output folder), before anything imports numba; a set variable wins.
+    from pipeline.embed.models import user_cache_dir
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", str((user_cache_dir() / "numba").resolve()))
     from pipeline.runner import run_pipeline
 
     columns = (

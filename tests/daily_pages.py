@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
-CHROME = ["new", "Get trending papers in your email inbox!", "Subscribe", "Daily Papers", "byAK and the research community"]
+# The site's lines at the top of a saved page, as the seed pages have them.
+CHROME = ["new", "Get trending papers in your email inbox!", "Subscribe", "Daily Papers",
+          "byAK and the research community"]  # fmt: skip
 SUBTITLES = ["a closer look", "revisited", "further evidence", "an extended study", "lessons learned", "in practice"]
 SUBJECT_FROM = 12  # the first day with papers on the new subject
 LONERS = [  # one paper each, on subjects far from the seeds and from each other
@@ -68,9 +70,9 @@ def subject_paper(subject: str, rng: np.random.Generator, serial: int) -> tuple[
 
 def seed_papers() -> list[tuple[str, str]]:
     """(title, abstract) of the 64 papers of the two seed pages, read by the project's page reader."""
+    from pipeline.config import InputSpec
     from pipeline.parse.hf_pages import read_hf_page
     from pipeline.parse.records import RawPaper
-    from pipeline.config import InputSpec
     from pipeline.sources import collect_sources
 
     sources = collect_sources([InputSpec(path=str(SAMPLES / "*.txt"))])
