@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.feed.identity import kept_share, silent_changes
 from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC
-from tests.daily_pages import LONERS, daily_pages, page_text, subject_paper
+from tests.daily_pages import CHROME, LONERS, daily_pages, page_text, subject_paper
 
 NO_RECLUSTER = {"cluster": {"incremental_max_share": 5.0, "update_drift": 1.0}}
 
@@ -130,7 +130,15 @@ def test_a_daily_feed_replayed_keeps_ids_finds_its_new_subject_and_reclusters_on
     (feed / pages[6].name).write_text(text)
     run_pipeline(config)
     reason = store.read_json("cluster", "cluster.json")["recluster"]
-    assert reason == "an input changed: 1 of the last clustering's papers are gone"
+    assert reason == "an input changed: 1 of the papers clustered last time are gone"
     assert f"All papers were clustered again:</b> {reason}" in (config.run_dir / "new.html").read_text()
+    # The same paper with another abstract is a changed input too.
+    blocks = (feed / pages[7].name).read_text().split("\n\n")
+    blocks[len(CHROME) + 2] = "Revised. " + blocks[len(CHROME) + 2]  # the first paper's abstract
+    (feed / pages[7].name).write_text("\n\n".join(blocks))
+    run_pipeline(config)
+    assert store.read_json("cluster", "cluster.json")["recluster"] == (
+        "an input changed: papers clustered last time have another title or abstract"
+    )
     run_pipeline(config, force_from="cluster")
     assert store.read_json("cluster", "cluster.json")["recluster"].startswith("forced")

@@ -1,9 +1,12 @@
 """Cluster stage: the vectors in, topic labels, the reduced vectors and the 2-D map out.
 
-When the last clustering was made with the same settings and model and the corpus grew,
-the new papers join it (``pipeline.feed.update``: nearest centroid under the outlier bar,
-dense groups of the papers that fit nowhere become new clusters) instead of a full
-recluster, until the drift bar there is passed or ``--force cluster`` is given.
+When the last clustering was made with the same settings and model and every paper of it
+is still there with the same text (read from any file: a renamed file changes nothing), the
+new papers join it (``pipeline.feed.update``: nearest centroid under the outlier bar, dense
+groups of the papers that fit nowhere become new clusters) instead of a full recluster,
+until the recluster rule there asks for one (growth, drift) or ``--force cluster`` is given.
+Every full clustering says why, in the log and in ``cluster.json`` ("recluster"), which the
+report shows on ``new.html``.
 
 A full recluster of a run clustered before with the same settings and model is guided by
 that clustering (semi-supervised UMAP, ``cluster.recluster_guide``): topics that still hold
@@ -33,9 +36,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# When to recluster instead of placing new papers (pipeline.feed.update); they shape no clustering.
+RULE_KEYS = ("incremental", "incremental_max_share", "incremental_min_growth", "update_drift")
+
+
 def _settings(config: RunConfig) -> dict[str, Any]:
     # New papers join a cluster under the label stage's outlier bar (pipeline.feed.update).
     return {"seed": config.seed, **config.cluster.model_dump(), "outlier_percentile": config.label.outlier_percentile}
+
+
+def _clustering_settings(config: RunConfig) -> str:
+    """The hash of the settings a clustering is made with: one made under others is not updated.
+
+    The recluster rule's keys are left out: tuning when to recluster redoes no clustering.
+    """
+    settings = _settings(config)
+    return hash_json({key: value for key, value in settings.items() if key not in RULE_KEYS})
 
 
 @dataclass(frozen=True)
@@ -70,7 +86,7 @@ def _last_clustering(context: StageContext) -> _Previous | None:
         guide = store.read_array("cluster", "guide.npy")
     except (FileNotFoundError, KeyError, ValueError):
         return None
-    if meta.get("settings") != hash_json(_settings(config)) or meta.get("model") != model_identity(config.embed):
+    if meta.get("settings") != _clustering_settings(config) or meta.get("model") != model_identity(config.embed):
         return None
     if len(pool) != len(old_ids) or len(labels) != len(old_ids):
         return None
@@ -111,10 +127,10 @@ def _not_joinable(context: StageContext, last: _Previous | None, papers: pd.Data
     kept = paper_ids.isin(set(last.paper_ids))
     gone = len(last.paper_ids) - int(kept.sum())
     if gone:
-        return f"an input changed: {gone} of the last clustering's papers are gone"
+        return f"an input changed: {gone} of the papers clustered last time are gone"
     old = papers.set_index(paper_ids).loc[last.paper_ids]
     if last.texts and _texts_key(old) != last.texts:
-        return "an input changed: some of the last clustering's papers have another title or abstract"
+        return "an input changed: papers clustered last time have another title or abstract"
     return None
 
 
@@ -192,7 +208,7 @@ def run(context: StageContext) -> StageResult:
     meta = {
         "params": result.params,
         "notes": result.notes,
-        "settings": hash_json(_settings(config)),
+        "settings": _clustering_settings(config),
         "model": model_identity(config.embed),
         "base_papers": base_papers,
         "texts": _texts_key(papers),
