@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -154,6 +155,7 @@ def small_feed(args: argparse.Namespace, day_files: list[Path]) -> int:
         day.rename(staging / day.name)
     rest = days[start_days:]
     config_path = write_config(args.work, staging, args.backend, name="feed-replay-small")
+    shutil.rmtree(load_config(config_path).run_dir, ignore_errors=True)  # a fresh feed; the caches stay
     print(f"backend {args.backend}; small feed: {args.small_per_day} papers from each listing day, "
           f"{start_days} days to start, then {len(rest)} days, one per run")  # fmt: skip
     print(HEADER)

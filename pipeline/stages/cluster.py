@@ -230,7 +230,7 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="cluster",
-    code_version=8,
+    code_version=9,
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
     outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy", "guide.npy"),
     config_slice=_settings,

@@ -336,7 +336,7 @@ def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
 
 STAGE = Stage(
     name="label",
-    code_version=18,
+    code_version=19,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
     outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json",

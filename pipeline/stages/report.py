@@ -67,7 +67,7 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="report",
-    code_version=8,
+    code_version=9,
     inputs=(("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
             ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
             ("label", "label.json"), ("label", "metrics.json"), ("label", "topic_history.parquet"),
