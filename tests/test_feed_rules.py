@@ -142,3 +142,20 @@ def test_a_daily_feed_replayed_keeps_ids_finds_its_new_subject_and_reclusters_on
     )
     run_pipeline(config, force_from="cluster")
     assert store.read_json("cluster", "cluster.json")["recluster"].startswith("forced")
+
+
+def test_numba_compiles_once_per_user_not_once_per_output_folder(tmp_path, monkeypatch, seed_pages):
+    """`python -m pipeline run` points numba's cache at the user's cache folder, unless NUMBA_CACHE_DIR is set."""
+    import os
+
+    from pipeline.cli import main
+    from tests.test_pipeline import make_config
+
+    config = make_config(tmp_path, [str(seed_pages[0])], name="numba")
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("PAPERTOPICS_CACHE", str(tmp_path / "user-cache"))
+    assert main(["run", str(config), "--until", "parse"]) == 0
+    assert os.environ["NUMBA_CACHE_DIR"] == str((tmp_path / "user-cache" / "numba").resolve())
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))  # a variable the user set wins
+    assert main(["run", str(config), "--until", "parse"]) == 0
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
