@@ -18,6 +18,7 @@ recluster of exactly the papers of a full clustering repeats that clustering's o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -101,12 +102,19 @@ def _last_clustering(context: StageContext) -> _Previous | None:
     return _Previous(previous, old_ids, pool.astype(bool), base_papers, guide, str(meta.get("texts", "")))
 
 
-def _texts_key(papers: pd.DataFrame) -> str:
-    """The content of the papers (their texts, in order), not where they were read from: a renamed file keeps it."""
+def _texts_key(papers: pd.DataFrame, block: int = 10_000) -> str:
+    """The content of the papers (their texts, in order), not where they were read from: a renamed file keeps it.
+
+    The texts are made ``block`` papers at a time (all at once they would hold ~1 GB at 1M papers).
+    """
     from pipeline.memo import text_key
     from pipeline.schema import paper_texts
 
-    return sha256_bytes(b"".join(text_key(text) for text in paper_texts(papers)))
+    digest = hashlib.sha256()
+    for start in range(0, len(papers), block):
+        for text in paper_texts(papers.iloc[start : start + block]):
+            digest.update(text_key(text))
+    return digest.hexdigest()
 
 
 def _not_joinable(context: StageContext, last: _Previous | None, papers: pd.DataFrame) -> str | None:
