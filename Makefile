@@ -2,14 +2,15 @@
 #   make run    builds .venv, then runs configs/default.yaml on the bundled seed pages
 #   make test   builds .venv (with the test tools and Debian's chromium), then runs the tests
 #   make lint   ruff (lint and format) and mypy, as CI runs them
+#   make docs   the docs site into site/ (mkdocs build --strict)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/default.yaml
-# Numba's compiled code is cached once per user (python -m pipeline sets NUMBA_CACHE_DIR to
+# Numba's compiled code is cached once per user (every run sets NUMBA_CACHE_DIR to
 # ~/.cache/papertopics/numba unless it is set), so a new output folder does not compile again.
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint docs clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +35,8 @@ lint: setup
 	$(VENV)/bin/ruff format --check pipeline tests bench
 	$(VENV)/bin/mypy
 
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) outputs/*/ outputs/.cache
+	rm -rf $(VENV) outputs/*/ outputs/.cache site

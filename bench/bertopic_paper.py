@@ -55,8 +55,8 @@ PAPER = {  # Grootendorst (2022), Tables 1 and 2: NPMI / topic diversity
 
 def load(dataset: str, vocabulary: str) -> tuple[list[str], list[str]]:
     """Preprocessed documents and their labels; ``vocabulary`` "octis" keeps OCTIS' vocabulary size."""
+    from bench.octis import octis_preprocess
     from pipeline.config import InputSpec, ParseConfig
-    from pipeline.octis import octis_preprocess
     from pipeline.parse import parse
     from pipeline.schema import paper_texts
     from pipeline.sources import collect_sources

@@ -34,6 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.stages import STAGE_NAMES  # noqa: E402
+from pipeline.store import ArtifactStore  # noqa: E402
+
 COMPILE_SAMPLE = 2000
 _STAGE_ON_SAMPLE = """
 import sys, time
@@ -67,7 +70,9 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--sample", type=int, default=0, help="cluster only the first N vectors (0: all)")
     args = parser.parse_args()
-    embeddings = args.run_dir / "02_embed" / "embeddings.npy"
+    embeddings = (
+        ArtifactStore(args.run_dir, args.run_dir.parent / ".cache", STAGE_NAMES).stage_dir("embed") / "embeddings.npy"
+    )
     if not embeddings.is_file():
         print(f"{embeddings} is missing: give a finished run folder", file=sys.stderr)
         return 2

@@ -34,9 +34,11 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import yaml
 from sklearn.metrics import normalized_mutual_info_score
+
+from pipeline.stages import STAGE_NAMES
+from pipeline.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpora" / "arxiv-daily-cs" / "data"
@@ -101,10 +103,11 @@ def write_config(name: str, files: list[Path], extra: dict | None = None) -> Pat
 
 
 def papertopics_quality(run_dir: Path) -> dict:
-    papers = pd.read_parquet(run_dir / "01_parse" / "papers.parquet")
-    assignments = pd.read_parquet(run_dir / "04_label" / "assignments.parquet")
+    store = ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES)
+    papers = store.read_table("parse", "papers.parquet")
+    assignments = store.read_table("label", "assignments.parquet")
     topics = assignments["topic"].to_numpy()
-    metrics = json.loads((run_dir / "04_label" / "metrics.json").read_text())
+    metrics = store.read_json("label", "metrics.json")
     return {
         "papers": len(papers),
         "n_topics": len(set(topics.tolist()) - {-1}),
@@ -162,8 +165,9 @@ def bench_size(size: str, preview: bool, plain: bool = True, reference_vectors: 
     if preview and not plain:
         return rows
 
-    papers_path = run_dir / "01_parse" / "papers.parquet"
-    own_vectors = run_dir / "02_embed" / "embeddings.npy"
+    store = ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES)
+    papers_path = store.stage_dir("parse") / "papers.parquet"  # plain BERTopic reads them in its own process
+    own_vectors = store.stage_dir("embed") / "embeddings.npy"
     if size == "full" and not reference_vectors:
         # Plain BERTopic's own vectors would cost it about 50 minutes of embedding here: its embedding
         # time is scaled from a sample, and it clusters papertopics' vectors of the same papers.

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import shutil
 import sys
@@ -38,14 +37,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.embed.models import user_cache_dir  # noqa: E402
-
-# As `python -m pipeline` does: numba's compiled code once per user, before anything imports numba.
-os.environ.setdefault("NUMBA_CACHE_DIR", str(user_cache_dir() / "numba"))
-
 from pipeline.config import load_config  # noqa: E402
 from pipeline.feed.identity import kept_share, silent_changes  # noqa: E402
 from pipeline.runner import run_pipeline  # noqa: E402
+from pipeline.stages import STAGE_NAMES  # noqa: E402
 from pipeline.store import ArtifactStore  # noqa: E402
 
 HEADER = (
@@ -69,7 +64,7 @@ def write_config(work: Path, staging: Path, backend: str, name: str = "feed-repl
 def one_run(config_path: Path, since: str, force_from: str | None = None) -> dict:
     """One plain run (or forced from a stage); ``since``: the last starting day, to tell added papers apart."""
     config = load_config(config_path)
-    store = ArtifactStore(config.run_dir, config.cache_dir)
+    store = ArtifactStore(config.run_dir, config.cache_dir, STAGE_NAMES)
     before = store.read_table("label", "assignments.parquet") if store.finished("label") else None
     tick, cpu = time.perf_counter(), time.process_time()
     result = run_pipeline(config, force_from=force_from)

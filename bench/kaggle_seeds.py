@@ -26,6 +26,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from compare_bertopic import REFERENCE_CACHE, WORK, papertopics_quality, timed, write_config  # noqa: E402
 
+from pipeline.stages import STAGE_NAMES  # noqa: E402
+from pipeline.store import ArtifactStore  # noqa: E402
+
 COLUMNS = ("nmi", "npmi", "diversity", "outlier_share", "n_topics")
 
 
@@ -44,8 +47,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     source = WORK / "pt-kaggle"
-    papers = source / "pt-kaggle" / "01_parse" / "papers.parquet"
-    vectors = source / "pt-kaggle" / "02_embed" / "embeddings.npy"
+    store = ArtifactStore(source / "pt-kaggle", source / ".cache", STAGE_NAMES)
+    papers = store.stage_dir("parse") / "papers.parquet"  # paths: plain_bertopic.py reads them in its own process
+    vectors = store.stage_dir("embed") / "embeddings.npy"
     if not papers.is_file():
         sys.exit(f"bench: {papers} is missing: run bench/compare_bertopic.py --sizes kaggle first")
     plain = [sys.executable, str(ROOT / "bench" / "plain_bertopic.py"), str(papers)]

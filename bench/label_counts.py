@@ -61,9 +61,10 @@ def write_config(out: Path, corpora: Path, fit_sample: str | int, workers: int) 
 
 
 def label_tables(run_dir: Path) -> tuple[pd.DataFrame, float]:
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
 
-    store = ArtifactStore(run_dir, run_dir.parent / ".cache")
+    store = ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES)
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     return store.read_table("label", "topics.parquet"), float(manifest["stages"]["label"]["seconds"])
 
@@ -76,10 +77,11 @@ def sample_only_keywords(run_dir: Path, config_path: Path, sample: int) -> dict[
     from pipeline.label.class_counts import class_keywords, counted_in_parts
     from pipeline.label.sample import stratified_rows
     from pipeline.schema import paper_texts
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
 
     config = load_config(config_path)
-    store = ArtifactStore(run_dir, run_dir.parent / ".cache")
+    store = ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES)
     papers = store.read_table("parse", "papers.parquet")
     labels, _ = merged_clusters(
         store.read_array("cluster", "labels.npy"), store.read_array("embed", "embeddings.npy"), config.label

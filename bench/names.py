@@ -39,6 +39,8 @@ from pipeline.label.names import topic_name, writing  # noqa: E402
 from pipeline.metrics import compute_metrics  # noqa: E402
 from pipeline.runner import run_pipeline  # noqa: E402
 from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC, paper_texts  # noqa: E402
+from pipeline.stages import STAGE_NAMES  # noqa: E402
+from pipeline.store import ArtifactStore  # noqa: E402
 from pipeline.terms import tokenize_texts  # noqa: E402
 
 
@@ -137,9 +139,10 @@ def main() -> None:
         config = load_config(path)
         run_pipeline(config, until="cluster")
         run = args.work / slug
-        papers = pd.read_parquet(run / "01_parse" / "papers.parquet")
-        stored = [("02_embed", "embeddings.npy"), ("03_cluster", "labels.npy"), ("03_cluster", "layout.npy")]
-        arrays = [np.load(run / folder / name) for folder, name in stored]
+        store = ArtifactStore(run, config.cache_dir, STAGE_NAMES)
+        papers = store.read_table("parse", "papers.parquet")
+        stored = [("embed", "embeddings.npy"), ("cluster", "labels.npy"), ("cluster", "layout.npy")]
+        arrays = [store.read_array(stage, name) for stage, name in stored]
         started = time.perf_counter()
         result = label_topics(papers, *arrays, config.label, load_backend(config.embed).encode, seed=config.seed)
         seconds = time.perf_counter() - started

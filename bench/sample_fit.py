@@ -45,6 +45,8 @@ from pipeline.label import AUTO_MAX_TOPICS, reassign_outliers  # noqa: E402
 from pipeline.label.geometry import merge_to_target  # noqa: E402
 from pipeline.metrics import label_agreement  # noqa: E402
 from pipeline.sample_fit import assign_rest, choose_sample, rest_of  # noqa: E402
+from pipeline.stages import STAGE_NAMES  # noqa: E402
+from pipeline.store import ArtifactStore  # noqa: E402
 
 OUTLIER_PERCENTILE = 5.0  # label.outlier_percentile's default
 
@@ -108,8 +110,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    papers = pd.read_parquet(args.run_dir / "01_parse" / "papers.parquet", columns=["label"])
-    embeddings = np.load(args.run_dir / "02_embed" / "embeddings.npy")
+    store = ArtifactStore(args.run_dir, args.run_dir.parent / ".cache", STAGE_NAMES)
+    papers = store.read_table("parse", "papers.parquet")[["label"]]
+    embeddings = store.read_array("embed", "embeddings.npy")
     categories = [str(label) if label is not None else "" for label in papers["label"].tolist()]
     manifest = json.loads((args.run_dir / "manifest.json").read_text())
     embed = manifest.get("config", {}).get("embed", {})

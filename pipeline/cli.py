@@ -1,5 +1,9 @@
 """Command line: ``python -m pipeline run CONFIG`` (also installed as ``papertopics``).
 
+``run FILES...`` (anything that is not a ``.yaml`` file) runs input files with every default
+and ``init FILES...`` prints a commented config for them; both first say what they decided
+for the files (``pipeline.zeroconfig``). ``evaluate RUN_DIR`` prints a finished run's quality.
+
 This is the only layer that prints: a progress line per stage (rich), papertopics' own log
 messages, and one line for a user's mistake (exit code 2, no traceback). Everything logged,
 by papertopics and by the libraries it runs (onnxruntime's quantiser alone writes about 60
@@ -30,8 +34,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pipeline.config import load_config
+from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, PapertopicsError, one_line
+from pipeline.offline import apply_offline_policy
 
 EXIT_USER_ERROR = 2
 console = Console(stderr=True)
@@ -63,19 +68,9 @@ class ProgressDisplay:
 
 
 def _offline_and_quiet_third_party() -> None:
-    # Offline for good, for every library that could reach a model hub: models are loaded from
-    # local folders only (the embed backends also pass local_files_only), never fetched.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    # onnxruntime (from 1.29 on Linux too) sends usage events to Microsoft and keeps a device id
-    # and an event queue in ~/.cache/Microsoft. Only this variable, read when onnxruntime starts
-    # (before any import of it, so here), turns all of it off; disable_telemetry_events() does not
-    # cover the event sent when its environment is created. Child processes inherit it.
-    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
-    # Model loading libraries print progress bars and load reports meant for notebooks.
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Offline for good (pipeline.offline: the runner applies it too, for runs started from Python),
+    # set here before anything else so that every command, evaluate included, runs under it.
+    apply_offline_policy()
     for noisy in ("transformers", "sentence_transformers", "model2vec", "BERTopic", "numba", "umap", "pynndescent"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
@@ -87,8 +82,15 @@ def _build_parser() -> argparse.ArgumentParser:
     from pipeline.stages import STAGE_NAMES
 
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the pipeline for a YAML config")
-    run.add_argument("config", help="path of the YAML config, e.g. configs/default.yaml")
+    run = commands.add_parser("run", help="run the pipeline for a YAML config, or for input files with the defaults")
+    run.add_argument(
+        "config",
+        nargs="+",
+        metavar="CONFIG_OR_FILES",
+        help="a YAML config (e.g. configs/default.yaml), or input files, folders or globs to run with every default",
+    )
+    run.add_argument("--name", help="the run's name (its output folder); default: the config's, or the first input's")
+    run.add_argument("--out", help="the output folder (default: the config's output_dir, else outputs)")
     run.add_argument("--until", choices=STAGE_NAMES, default=STAGE_NAMES[-1], help="stop after this stage")
     run.add_argument(
         "--force",
@@ -99,6 +101,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="recompute this stage and the ones after it even if cached (alone: every stage)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
+    init = commands.add_parser(
+        "init", help="print a commented config for input files: papertopics init FILES > my.yaml"
+    )
+    init.add_argument("files", nargs="+", help="input files, folders or globs")
+    init.add_argument("--name", help="the run's name (default: the first input's)")
+    init.add_argument("--out", help="the output folder (default: outputs)")
     evaluate = commands.add_parser("evaluate", help="topic quality of a finished run: NPMI, diversity, outliers, NMI")
     evaluate.add_argument("run_dir", help="a run folder, e.g. outputs/default")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -118,8 +126,8 @@ def _summary_table(result) -> Table:
 def evaluate_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
     import json
 
+    from pipeline.evaluate import evaluate_run
     from pipeline.metrics import METRIC_LABELS
-    from pipeline.stages.label import evaluate_run
 
     metrics = evaluate_run(Path(args.run_dir))
     if args.json:
@@ -143,22 +151,48 @@ def evaluate_command(args: argparse.Namespace, handlers: list[logging.Handler]) 
     return 0
 
 
+def _say(lines: list[str]) -> None:
+    """What a run without a config decided, on the screen (stderr: ``init`` writes the config to stdout)."""
+    for line in lines:
+        console.print(f"[cyan]papertopics:[/cyan] {escape(one_line(line))}", highlight=False, soft_wrap=True)
+
+
+def _run_config(args: argparse.Namespace) -> tuple[RunConfig, str | None]:
+    """The run's config: the YAML file given, or (for input files) every default, said on the screen."""
+    from pipeline.api import resolve_config
+    from pipeline.zeroconfig import decide, is_config_path
+
+    overrides = {key: value for key, value in (("name", args.name), ("output_dir", args.out)) if value is not None}
+    if len(args.config) == 1 and is_config_path(args.config[0]):
+        return resolve_config(args.config[0], overrides)
+    yaml_args = [argument for argument in args.config if is_config_path(argument)]
+    if yaml_args:
+        raise ConfigError(f"{yaml_args[0]}: a YAML config is run alone, not with other files")
+    decisions = decide(args.config, name=args.name, output_dir=args.out)
+    _say(decisions.lines())
+    return decisions.config, None
+
+
+def init_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
+    from pipeline.config_doc import commented_config
+    from pipeline.zeroconfig import decide
+
+    decisions = decide(args.files, name=args.name, output_dir=args.out)
+    _say(decisions.lines())
+    entries, notes = decisions.input_entries()
+    sys.stdout.write(commented_config(decisions.config.name, entries, notes, decisions.config.output_dir))
+    return 0
+
+
 def run_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> int:
-    if Path(args.config).is_dir():
-        raise ConfigError(f"{args.config}: is a folder; give the path of a YAML config file, e.g. configs/default.yaml")
-    config = load_config(args.config)
+    config, config_path = _run_config(args)
     from pipeline.preflight import preflight
 
-    preflight(config, source=args.config)  # the runner checks again; here it fails before the progress display
+    preflight(config, source=config_path or "<command line>")  # the runner checks again; here before the display
     run_log = _log_to_file(config.run_dir)
     if run_log is not None:
         handlers.append(run_log)
-        log.debug("papertopics run %s (pid %d)", args.config, os.getpid())
-    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk:
-    # once per user and machine (not per output folder), before anything imports numba; a set variable wins.
-    from pipeline.embed.models import user_cache_dir
-
-    os.environ.setdefault("NUMBA_CACHE_DIR", str((user_cache_dir() / "numba").resolve()))
+        log.debug("papertopics run %s (pid %d)", " ".join(args.config), os.getpid())
     from pipeline.runner import run_pipeline
 
     columns = (
@@ -170,7 +204,7 @@ def run_command(args: argparse.Namespace, handlers: list[logging.Handler]) -> in
     )
     with Progress(*columns, console=console, transient=False) as progress:
         result = run_pipeline(
-            config, until=args.until, force_from=args.force, observer=ProgressDisplay(progress), config_path=args.config
+            config, until=args.until, force_from=args.force, observer=ProgressDisplay(progress), config_path=config_path
         )
     console.print(_summary_table(result))
     index = Path(result.run_dir) / "index.html"
@@ -229,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     levels = root.level, own.level
     handlers = [_log_to_screen(getattr(args, "verbose", False))]
     try:
-        return {"run": run_command, "evaluate": evaluate_command}[args.command](args, handlers)
+        commands = {"run": run_command, "init": init_command, "evaluate": evaluate_command}
+        return commands[args.command](args, handlers)
     except PapertopicsError as exc:
         # The message quotes file names and input text: escape rich markup ("[/]") and control characters.
         console.print(f"[bold red]error:[/bold red] {escape(one_line(str(exc)))}", highlight=False, soft_wrap=True)

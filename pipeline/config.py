@@ -2,8 +2,9 @@
 
 Every default lives in the models below and nowhere else; ``configs/default.yaml``
 repeats them with a comment saying why, and a test checks that the two agree.
-A mistake (unknown key, wrong type, bad value, input that matches no file) raises
-``ConfigError`` with one line naming the file, the key and what is allowed.
+A mistake (unknown key, wrong type, bad value) raises ``ConfigError`` with one line naming
+the file, the key and what is allowed. What the config is checked against the machine for
+(inputs that match no file, folders that cannot be written) is ``pipeline.preflight``'s.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class ParseConfig(_Strict):
 EmbedBackend = Literal["onnx-int8", "onnx", "sentence-transformers", "model2vec"]
 # Word pieces read per text when embed.max_tokens is "auto". int8 MiniLM, the default, reads
 # a title and about the first 110 word pieces of its abstract: 2.2x faster than 256 and
-# within 0.01 NMI of fp32 MiniLM at 256 against the arXiv category (README, "Embedding
+# within 0.01 NMI of fp32 MiniLM at 256 against the arXiv category (docs/benchmarks.md, "Embedding
 # backends"), which is what brings 75,000 papers under 15 minutes on 2 cores. The fp32
 # references and the static preview model read 256, MiniLM's own limit.
 AUTO_MAX_TOKENS: dict[str, int] = {"onnx-int8": 128, "onnx": 256, "sentence-transformers": 256, "model2vec": 256}
@@ -283,7 +284,7 @@ def _describe(error: dict[str, Any], alternatives: list[str]) -> str:
     key = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
         owner = _section_model(loc)
-        allowed = ", ".join(owner.model_fields) if owner else "see the config reference in README.md"
+        allowed = ", ".join(owner.model_fields) if owner else "see docs/configuration.md"
         return f"unknown key '{shorten(key)}' (allowed here: {allowed})"
     if error["type"] == "missing":
         return f"missing required key '{key}'"
@@ -362,15 +363,9 @@ def read_yaml(path: Path) -> Any:
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """Read, validate and check a YAML config; the inputs must exist before any work starts."""
+    """Read and validate a YAML config (``pipeline.preflight`` checks that its inputs exist)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     raw = read_yaml(path)
-    config = parse_config(raw, source=str(path))
-    from pipeline.sources import first_match  # sources imports this module
-
-    for index, spec in enumerate(config.inputs):
-        if first_match(spec.path) is None:
-            raise ConfigError(f"{path}: key 'inputs.{index}.path': '{shorten(spec.path)}' matches no file or folder")
-    return config
+    return parse_config(raw, source=str(path))

@@ -42,6 +42,10 @@ class RunLockedError(PapertopicsError):
     """Another papertopics process is writing to the same output folder."""
 
 
+class RunFolderError(PapertopicsError):
+    """A folder opened as a finished run is not one, or lacks what was asked of it (a stage, a topic)."""
+
+
 def shorten(text: str, limit: int = MAX_ECHO_CHARS) -> str:
     """``text`` cut to ``limit`` characters for a message, saying how many were left out."""
     if len(text) <= limit:

@@ -69,7 +69,7 @@ WORD_PATTERN = (
     r"(?u)(?<!\\)\b[^\W\d_][^\W_]+\b|(?<=\\)(?:alpha|beta|chi|delta|epsilon|eta|gamma|iota|kappa|lambda|mu|nu|"
     r"omega|omicron|phi|pi|psi|rho|sigma|tau|theta|upsilon|varepsilon|varphi|varpi|varrho|varsigma|vartheta|xi|zeta)\b"
 )
-# For texts that are already tokens joined by spaces (the output of octis_preprocess).
+# For texts that are already tokens joined by spaces (the output of bench/octis.py: octis_preprocess).
 PRESPLIT_PATTERN = r"\S+"
 # What each figure of metrics.json is called and measures, for the CLI's evaluate table and the dashboard.
 METRIC_LABELS: dict[str, tuple[str, str]] = {

@@ -1,10 +1,10 @@
 """Checks that could otherwise fail only late, run once before any work.
 
-``load_config`` checks the config on its own (keys, types, ranges, inputs that exist);
-``preflight`` checks it against the machine: that the run folder and the cache folder can
-be written, and that an enabled LLM labeller points at a server on this machine. Without
-it a read-only cache folder was reported after embedding and clustering, and a remote LLM
-url after the whole run but the label stage.
+``load_config`` checks the config on its own (keys, types, ranges); ``preflight`` checks it
+against the machine: that each input matches a file or folder, that the run folder and the
+cache folder can be written, and that an enabled LLM labeller points at a server on this
+machine. Without it a read-only cache folder was reported after embedding and clustering,
+and a remote LLM url after the whole run but the label stage.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, shorten
 from pipeline.files import TEMP_SUFFIX, output_error
 from pipeline.label.llm import LLMLabelError, check_base_url
+from pipeline.sources import first_match
 
 
 def preflight(config: RunConfig, source: str = "<config>") -> None:
@@ -26,16 +27,27 @@ def preflight(config: RunConfig, source: str = "<config>") -> None:
     they are missing (the run would create them first thing anyway).
 
     Raises:
+        ConfigError: an input path or pattern matches no file or folder (checked first, before
+            any folder is created).
         OutputError: the run folder or the cache folder cannot be created or written.
         ConfigError: ``label.llm.enabled`` with a base url that is not a local http(s) url
             (unless ``label.llm.allow_remote``).
     """
+    check_inputs(config, source)
     if config.label.llm.enabled:
         _check_llm_url(config, source)
     from pipeline.embed.models import model_cache_dir
 
     for folder in (config.run_dir, config.cache_dir, model_cache_dir(config.embed)):
         _check_writable(folder)
+
+
+def check_inputs(config: RunConfig, source: str) -> RunConfig:
+    """``config`` if each of its inputs matches a file or folder, else ConfigError naming the first that does not."""
+    for index, spec in enumerate(config.inputs):
+        if first_match(spec.path) is None:
+            raise ConfigError(f"{source}: key 'inputs.{index}.path': '{shorten(spec.path)}' matches no file or folder")
+    return config
 
 
 def _check_llm_url(config: RunConfig, source: str) -> None:

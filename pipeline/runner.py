@@ -1,7 +1,7 @@
 """Runs the stages of ``pipeline.stages.STAGES`` in order, each reused or computed.
 
-A stage is reused when its cache key (name, code version, its config slice, the hashes of
-its inputs and its extra key parts) matches the key recorded by the last time it finished,
+A stage is reused when its cache key (name, the hash of its code, its config slice, the
+hashes of its inputs and its extra key parts) matches the key recorded by the last time it finished,
 and what it put outside its folder is intact; otherwise it is recomputed and everything it
 wrote is replaced. The runner knows no stage by name: what a stage reads, writes and depends
 on is declared by the stage itself (``pipeline.stage.Stage``).
@@ -10,6 +10,7 @@ on is declared by the stage itself (``pipeline.stage.Stage``).
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -19,10 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline import __version__
+from pipeline.code_hash import code_hash
 from pipeline.config import RunConfig
 from pipeline.engine import run_engine
+from pipeline.offline import apply_offline_policy
 from pipeline.parallel import return_freed_memory
 from pipeline.stage import Stage, StageContext
+from pipeline.stage_store import StageStore
 from pipeline.stages import STAGE_NAMES, STAGES
 from pipeline.store import ArtifactStore, stage_cache_key
 
@@ -57,23 +61,22 @@ class RunResult:
     manifest: dict[str, Any]
 
 
-def _stage_key(stage: Stage, context: StageContext) -> str:
-    store = context.store
+def _stage_key(stage: Stage, store: ArtifactStore, context: StageContext) -> str:
     input_hashes = []
     for source, artifact in stage.inputs:
         record = store.finished(source)
         if record is None:
             raise RuntimeError(f"stage {stage.name} needs {source}, which has not finished")
         input_hashes.append(record.output_hashes[artifact])
+    code = code_hash(stage.module)  # the source of every module of the package the stage's module imports
     return stage_cache_key(
-        stage.name, stage.code_version, stage.config_slice(context.config), input_hashes + stage.extra_key(context)
+        stage.name, code, stage.config_slice(context.config), input_hashes + stage.extra_key(context)
     )
 
 
-def _run_stage(stage: Stage, context: StageContext, force: bool) -> StageOutcome:
+def _run_stage(stage: Stage, store: ArtifactStore, context: StageContext, force: bool) -> StageOutcome:
     """Reuse the stage's finished outputs when its key matches, else compute and save them."""
-    store = context.store
-    key = _stage_key(stage, context)
+    key = _stage_key(stage, store, context)
     record = store.finished(stage.name)
     if not force and record is not None and record.key == key and stage.intact(context):
         return StageOutcome(stage.name, "reused", record.seconds, record.counts)
@@ -103,12 +106,18 @@ def run_pipeline(
     ``today`` (default: the UTC date now) is the run's day, recorded in the manifest.
     """
     today = today or datetime.now(UTC).date()
+    apply_offline_policy()  # before any stage imports a model library, whoever started the run
+    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk:
+    # once per user and machine (not per output folder), before any stage imports numba; a set variable wins.
+    from pipeline.embed.models import user_cache_dir
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", str((user_cache_dir() / "numba").resolve()))
     from pipeline.preflight import preflight
     from pipeline.sources import collect_sources
 
     # What could fail only late (an unwritable folder, a remote LLM url) fails before any work.
     preflight(config, source=config_path or "<config>")
-    store = ArtifactStore(config.run_dir, config.cache_dir)
+    store = ArtifactStore(config.run_dir, config.cache_dir, STAGE_NAMES)
     last = STAGE_NAMES.index(until)
     forced_from = STAGE_NAMES.index(force_from) if force_from else len(STAGE_NAMES)
     started = time.perf_counter()
@@ -129,9 +138,10 @@ def run_pipeline(
                 if observer is not None:
                     observer.stage_progress(name, done, total)
 
-            context = StageContext(config, store, sources if stage.reads_sources else [], today, engine,
+            view = StageStore(store, stage.name, stage.inputs, stage.outputs)  # what it declares, nothing else
+            context = StageContext(config, view, sources if stage.reads_sources else [], today, engine,
                                    stage_seconds=dict(stage_seconds), progress=progress)  # fmt: skip
-            outcome = _run_stage(stage, context, force=index >= forced_from)
+            outcome = _run_stage(stage, store, context, force=index >= forced_from)
             if index == last_reader:
                 sources = []  # no later stage reads the input files' bytes
             if stage.uses_engine:

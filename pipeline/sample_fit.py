@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 OUTLIER = -1
 # Up to this many papers the clusters are fitted on all of them ("auto"): every corpus measured
 # so far keeps today's topics, and the full fit is still cheap (85 s for 74,428 papers on an
-# idle 2-core machine, README; about 2 minutes at 100,000). bench/sample_fit.py on those papers
+# idle 2-core machine, docs/benchmarks.md; about 2 minutes at 100,000). bench/sample_fit.py on those papers
 # (preview vectors, a busy machine): a fit on a 20,000 sample plus the assignment scores the
 # full fit's NMI (0.180 vs 0.179) with 0.5 points more outliers after the label stage, in
 # about a third of the time (64 vs 184 CPU seconds; half of its wall time is the assignment, which

@@ -6,8 +6,10 @@ inputs of its key (the input files, the embedding model), and its run function. 
 module in ``pipeline/stages/`` declares one ``STAGE``; ``pipeline.stages.STAGES`` lists
 them in order, and ``pipeline.runner`` reuses or computes each without knowing which it is.
 
-A run function reads its inputs from ``context.store``, calls the stage's pure functions and
-returns the bytes of its artifacts and a few counts for the progress line and the manifest.
+A run function reads its inputs from ``context.store``, which lets it read only the artifacts
+it declares (``pipeline.stage_store``), calls the stage's pure functions and returns the
+bytes of its artifacts and a few counts for the progress line and the manifest. Its cache key
+holds the hash of its module's import closure (``pipeline.code_hash``): no version number.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from pipeline.config import RunConfig
 from pipeline.engine import Engine
 from pipeline.sources import SourceFile
+from pipeline.stage_store import StageStore
 from pipeline.store import ArtifactStore, StageRecord
 
 StageResult = tuple[dict[str, bytes], dict[str, Any]]  # (artifact name -> bytes, counts)
@@ -35,7 +38,7 @@ class StageContext:
     """What a stage's run function gets besides the config: the store, the inputs, its history."""
 
     config: RunConfig
-    store: ArtifactStore
+    store: StageStore  # reads only the stage's declared inputs and its own outputs
     sources: list[SourceFile]
     today: date  # the run's day (UTC), read once per run: what "the latest past Feb 10" and "future" mean
     # Where the stage's parallel parts run: the run's engine (``pipeline.engine.run_engine``), shared by its stages.
@@ -64,21 +67,19 @@ class Stage:
     """One step of the pipeline, as the runner sees it."""
 
     name: str
-    # Bump when the stage's output for the same inputs changes; tests/test_stage_versions.py
-    # fails when a stage's code changes and this number does not.
-    code_version: int
     inputs: tuple[tuple[str, str], ...]  # (stage, artifact) pairs whose hashes key this stage
     outputs: tuple[str, ...]  # the artifacts it writes into its folder
     config_slice: Callable[[RunConfig], dict[str, Any]]  # the settings its output depends on
     run: Callable[[StageContext], StageResult]
+    # The module declaring the stage (its ``__name__``): its cache key holds the hash of that
+    # module's import closure (``pipeline.code_hash``), which a wrapped ``run`` keeps.
+    module: str
     # Inputs of its key that are not artifacts (the input files' hashes, the embedding model).
     extra_key: Callable[[StageContext], list[str]] = _no_extra_key
     # Whether what the stage put outside its folder is still there (the report's pages).
     intact: Callable[[StageContext], bool] = _always_intact
     # What the run's manifest.json shows of the stage's outputs, beside its status and counts.
     manifest_entries: Callable[[ArtifactStore], dict[str, Any]] = _no_manifest_entries
-    # The modules whose source the stage's code version covers (checked by a test).
-    modules: tuple[str, ...] = ()
     # Whether its run and key read the input files' bytes (``StageContext.sources``); the others
     # get none, and the runner lets the bytes go after the last stage that reads them (1.7 GB at
     # a million papers, held through every later stage before).

@@ -35,7 +35,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,17 +50,18 @@ from pipeline.memo import MemoStore
 # Bump when the layout or the meaning of a stored artifact changes: older folders are recomputed.
 STORE_FORMAT_VERSION = 1
 STAGE_MARKER = "_stage.json"
+MANIFEST = "manifest.json"
 LOCK_FILE = ".lock"
 STAGING_PREFIX = ".report-staging-"
 RETIRED_INFIX = ".old-"  # ".topics.old-1a2b3c4d": the previous report's folder, being replaced
 
 
-def stage_cache_key(stage: str, code_version: int, config_slice: Mapping[str, Any], input_hashes: list[str]) -> str:
-    """Content key of a stage: its name, code version, config slice and the hashes of its inputs."""
+def stage_cache_key(stage: str, code: str, config_slice: Mapping[str, Any], input_hashes: list[str]) -> str:
+    """Content key of a stage: its name, the hash of its code (``pipeline.code_hash``), config slice and inputs."""
     return hash_json(
         {
             "stage": stage,
-            "code_version": code_version,
+            "code": code,
             "store_format": STORE_FORMAT_VERSION,
             "config": dict(config_slice),
             "inputs": list(input_hashes),
@@ -82,9 +83,11 @@ class StageRecord:
 class ArtifactStore:
     """Paths, formats, atomic writes and stage markers for one run folder."""
 
-    def __init__(self, run_dir: Path, cache_dir: Path):
+    def __init__(self, run_dir: Path, cache_dir: Path, stage_names: Sequence[str]):
         self.run_dir = Path(run_dir)
         self.cache_dir = Path(cache_dir)
+        # The stages in pipeline order (``pipeline.stages.STAGE_NAMES``): they name and number the folders.
+        self.stage_names = tuple(stage_names)
         # Sub-results stages keep between runs (``memo`` / ``memo_rows``), shared by all runs here.
         self.cache = MemoStore(self.cache_dir)
         # Tables read during this run, by path, with the file's size and modification time: the
@@ -93,9 +96,7 @@ class ArtifactStore:
 
     # -- stage folders ---------------------------------------------------------------
     def stage_dir(self, stage: str) -> Path:
-        from pipeline.stages import STAGE_NAMES  # the stages import the store: resolved on first use
-
-        return self.run_dir / f"{STAGE_NAMES.index(stage) + 1:02d}_{stage}"
+        return self.run_dir / f"{self.stage_names.index(stage) + 1:02d}_{stage}"
 
     def finished(self, stage: str) -> StageRecord | None:
         """The stage's record if it finished completely under this store format, else None."""
@@ -237,7 +238,21 @@ class ArtifactStore:
         return removed
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        atomic_write_bytes(self.run_dir / "manifest.json", json_to_bytes(dict(manifest)))
+        atomic_write_bytes(self.run_dir / MANIFEST, json_to_bytes(dict(manifest)))
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The run's manifest, or None when the run folder has none (no run finished there)."""
+        try:
+            manifest = json.loads((self.run_dir / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"{self.run_dir / MANIFEST}: cannot read the run's manifest ({exc})") from None
+        return manifest if isinstance(manifest, dict) else None
+
+    def report_path(self, relative: str) -> Path:
+        """Where a file the report published (``published.json`` lists them) lies: ``index.html``, ``topics/…``."""
+        return self.run_dir / relative
 
     # -- one writer at a time ------------------------------------------------------------
     @contextlib.contextmanager

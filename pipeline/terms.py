@@ -41,10 +41,6 @@ GREEK_LETTERS = frozenset(
     varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega""".split()
 )
 TOKEN_PATTERN = r"(?u)(?<!\\)\b[^\W\d_][^\W_]+\b|(?<=\\)(?:" + "|".join(sorted(GREEK_LETTERS)) + r")\b"
-# Bump when tokenize_texts would give other tokens for the same text (it keys the token cache).
-TOKENIZER_VERSION = 2
-# Bump when term_counts would count differently (it keys the cached document-term matrices).
-TERM_COUNTS_VERSION = 1
 # scikit-learn's English stop words (``sklearn.feature_extraction.text.ENGLISH_STOP_WORDS``; a
 # test keeps the two equal). Written out because importing scikit-learn for them costs about
 # a second, and the label stage, rerun whenever a label setting changes, needs nothing else from it.

@@ -32,6 +32,8 @@ from pipeline.config import InputSpec, ParseConfig
 from pipeline.errors import InputError
 from pipeline.parse import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, parse
 from pipeline.sources import SourceFile
+from pipeline.stages import STAGE_NAMES
+from pipeline.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_PAGE = ROOT / "data" / "samples" / "000_6472a1053a30b6b0.txt"
@@ -165,7 +167,7 @@ def test_unusable_file_stops_the_run_with_one_line(tmp_path, capsys, case):
     assert code == 2
     assert re.fullmatch(re.escape(str(tmp_path)) + "/" + message + ".*", the_error(err)), the_error(err)
     # Nothing was computed: no stage finished, no manifest.
-    assert not (tmp_path / "out" / "bad" / "01_parse" / "_stage.json").exists()
+    assert ArtifactStore(tmp_path / "out" / "bad", tmp_path / "out" / ".cache", STAGE_NAMES).finished("parse") is None
     assert not (tmp_path / "out" / "bad" / "manifest.json").exists()
 
 
@@ -187,10 +189,11 @@ def test_glob_matching_nothing_stops_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_folder_given_as_the_config_is_one_line(tmp_path, capsys):
+def test_empty_folder_given_to_run_is_one_line(tmp_path, capsys):
+    # Not a YAML file, so it is an input of a run with every default (pipeline.zeroconfig): it holds nothing.
     code, err = run_cli(tmp_path, capsys)
     assert code == 2
-    assert the_error(err) == f"{tmp_path}: is a folder; give the path of a YAML config file, e.g. configs/default.yaml"
+    assert the_error(err) == f"{tmp_path}: the folder holds no files"
 
 
 def test_folder_where_a_file_is_needed(tmp_path, capsys):

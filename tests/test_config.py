@@ -10,6 +10,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.config import RunConfig, load_config, parse_config
 from pipeline.errors import ConfigError
+from pipeline.preflight import preflight
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,6 @@ def test_bare_input_paths_are_accepted():
         ("name: x\ninputs: [papers.csv]\ncluster:\n  min_cluster_size: many\n", "key 'cluster.min_cluster_size'"),
         ("name: x\ninputs: [papers.csv]\ncluster:\n  n_neighbors: -3\n", "key 'cluster.n_neighbors'"),
         ("name: x\ninputs: [papers.csv]\nembed:\n  backend: word2vec\n", "'sentence-transformers'"),
-        ("name: x\ninputs: [nothing-here/*.jsonl]\n", "matches no file or folder"),
         ("name: x\n", "missing required key 'inputs'"),
         ("name: ../escape\ninputs: [papers.csv]\n", "key 'name'"),
         ("name: x\ninputs: [papers.csv\n", "not valid YAML"),
@@ -85,6 +85,20 @@ def test_mistakes_give_one_line_naming_file_and_key(tmp_path, monkeypatch, text,
     assert expected in message
     assert str(path) in message
     assert "\n" not in message
+
+
+def test_an_input_that_matches_nothing_stops_the_run_in_preflight_before_any_folder_is_made(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, f"name: x\noutput_dir: {tmp_path / 'out'}\ninputs: [nothing-here/*.jsonl]\n")
+    config = load_config(path)  # the config itself is valid: whether its inputs exist is the machine's matter
+    with pytest.raises(ConfigError) as caught:
+        preflight(config, source=str(path))
+    assert str(caught.value) == f"{path}: key 'inputs.0.path': 'nothing-here/*.jsonl' matches no file or folder"
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "nothing-here").mkdir()
+    (tmp_path / "nothing-here" / "a.jsonl").write_text("{}\n")
+    preflight(config, source=str(path))
+    assert (tmp_path / "out" / "x").is_dir()
 
 
 def test_unknown_key_lists_the_allowed_keys(tmp_path, monkeypatch):

@@ -22,11 +22,11 @@ import yaml
 from conftest import block_network
 
 from pipeline.cli import main
-from pipeline.store import ArtifactStore
+from pipeline.stages import STAGE_NAMES
+from pipeline.store import STAGE_MARKER, ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_PAGE = ROOT / "data" / "samples" / "000_6472a1053a30b6b0.txt"
-STAGE_FOLDERS = {"parse": "01_parse", "embed": "02_embed", "cluster": "03_cluster", "label": "04_label"}
 CHILD_TIMEOUT = 300
 
 # Loaded by every child process (-c): the network is off there too.
@@ -84,12 +84,18 @@ def report_csvs(run_dir: Path) -> dict[str, bytes]:
 
 def report_files(run_dir: Path) -> dict[str, bytes]:
     """Every file of the published report (pages, CSVs, assets), by relative path."""
-    listing = json.loads((run_dir / "05_report" / "published.json").read_text())
+    listing = ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES).read_json("report", "published.json")
     return {name: (run_dir / name).read_bytes() for name in listing}
 
 
+def stage_dir(run_dir: Path, stage: str) -> Path:
+    """A stage's folder, as the store names it."""
+    return ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES).stage_dir(stage)
+
+
 def finished_stages(run_dir: Path) -> set[str]:
-    return {path.parent.name.split("_", 1)[1] for path in run_dir.glob("0*_*/_stage.json")}
+    store = ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES)
+    return {stage for stage in STAGE_NAMES if (store.stage_dir(stage) / STAGE_MARKER).is_file()}
 
 
 def leftovers(run_dir: Path) -> list[str]:
@@ -110,7 +116,8 @@ HOLD_LOCK = NO_NETWORK + textwrap.dedent(
     """
     import sys, time
     from pipeline.store import ArtifactStore
-    with ArtifactStore(sys.argv[1], sys.argv[1] + "/.cache").lock():
+    from pipeline.stages import STAGE_NAMES
+    with ArtifactStore(sys.argv[1], sys.argv[1] + "/.cache", STAGE_NAMES).lock():
         print("locked", flush=True)
         time.sleep(120)
     """
@@ -133,7 +140,7 @@ def test_second_run_is_refused_while_the_first_is_alive_and_a_dead_ones_lock_doe
             "wait for it to finish or use another output folder"
         ]
         assert "Traceback" not in err
-        assert not (run_dir / "01_parse").exists()  # the refused run did no work
+        assert not stage_dir(run_dir, "parse").exists()  # the refused run did no work
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
@@ -145,7 +152,7 @@ def test_second_run_is_refused_while_the_first_is_alive_and_a_dead_ones_lock_doe
 
 
 def test_lock_file_with_garbage_or_a_live_stranger_pid_does_not_block(tmp_path):
-    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
     store.run_dir.mkdir()
     # Only a process holding the lock blocks: a pid written by someone else (here pid 1, alive) does not.
     for content in ("", "not a pid", "1"):
@@ -221,11 +228,11 @@ def test_disk_full_keeps_the_previous_report_and_the_next_run_completes(baseline
 
     # The disk fills up while the label stage saves its outputs.
     with pytest.MonkeyPatch.context() as fault:
-        write_to_dev_full(fault, "04_label")
+        write_to_dev_full(fault, stage_dir(run_dir, "label").name)
         assert main(["run", str(config), "--force", "label"]) == 2
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
-        f"error: {run_dir}/04_label/assignments.parquet: cannot write the output (No space left on device); "
+        f"error: {stage_dir(run_dir, 'label')}/assignments.parquet: cannot write the output (No space left on device); "
         "free some space and run again"
     ]
     assert report_files(run_dir) == before
@@ -255,13 +262,14 @@ def test_disk_full_keeps_the_previous_report_and_the_next_run_completes(baseline
     assert report_csvs(run_dir) == report_csvs(baseline)
 
 
-# Where each child is killed: (stage, folder whose renames are counted, kill after the N-th rename).
-# The cluster child is killed from outside instead, as soon as the stage has started.
+# Where each child is killed: (stage, whose folder's renames are counted (the stage's, or "." for the
+# run folder), kill after the N-th rename). The cluster child is killed from outside instead, as soon
+# as the stage has started.
 KILL_POINTS = [
-    ("parse", "01_parse", 1),  # papers.parquet written, file_reports.json and the marker not
-    ("embed", "02_embed", 1),  # embeddings.npy written, the marker not
+    ("parse", "parse", 1),  # papers.parquet written, file_reports.json and the marker not
+    ("embed", "embed", 1),  # embeddings.npy written, the marker not
     ("cluster", None, 0),  # SIGKILL from the test process while UMAP runs
-    ("label", "04_label", 2),  # assignments and topics written, not the rest
+    ("label", "label", 2),  # assignments and topics written, not the rest
     ("report", ".", 3),  # three of the report's top-level files swapped in, the rest still in staging
 ]
 
@@ -279,9 +287,9 @@ def test_run_killed_during_each_stage_resumes_to_the_same_outputs(baseline, tmp_
     run_dir = out / "page"
     for stage, folder, count in KILL_POINTS:
         if folder is None:
-            _kill_from_outside(config, run_dir, started=run_dir / "02_embed" / "_stage.json")
+            _kill_from_outside(config, run_dir, started=stage_dir(run_dir, "embed") / STAGE_MARKER)
         else:
-            target = run_dir / folder
+            target = run_dir if folder == "." else stage_dir(run_dir, folder)
             child = subprocess.run(
                 [sys.executable, "-c", KILL_AT_RENAME, str(target), str(count), str(config)],
                 env=child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd=tmp_path,

@@ -189,13 +189,14 @@ def test_a_grown_corpus_updates_the_run_and_a_forced_recluster_keeps_identity(tm
     """Day 1: one seed page; day 2: both. A plain run updates; --force cluster reclusters, ids kept by overlap."""
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
     from tests.test_pipeline import make_config
 
     extra = {"cluster": {"incremental_max_share": 5.0, "update_drift": 1.0}}
     day1 = load_config(make_config(tmp_path, [str(seed_pages[0])], name="feed", **extra))
     run_pipeline(day1, until="label")
-    store = ArtifactStore(day1.run_dir, day1.cache_dir)
+    store = ArtifactStore(day1.run_dir, day1.cache_dir, STAGE_NAMES)
     assert not any(note.startswith("guided") for note in store.read_json("cluster", "cluster.json")["notes"])
     before = store.read_table("label", "assignments.parquet")
     registry1 = store.read_table("label", "topics_registry.parquet")
@@ -288,6 +289,7 @@ def test_a_new_dense_subject_in_a_new_day_becomes_a_new_topic_with_its_first_dat
     from pipeline.config import load_config
     from pipeline.report.timeline import build_timeline
     from pipeline.runner import run_pipeline
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
     from tests.test_pipeline import make_config
 
@@ -300,7 +302,7 @@ def test_a_new_dense_subject_in_a_new_day_becomes_a_new_topic_with_its_first_dat
         pages.append(str(copy))
     day1 = load_config(make_config(tmp_path, pages, name="feed", **extra))
     run_pipeline(day1)
-    store = ArtifactStore(day1.run_dir, day1.cache_dir)
+    store = ArtifactStore(day1.run_dir, day1.cache_dir, STAGE_NAMES)
     before = store.read_table("label", "assignments.parquet")
     first_ids = set(store.read_table("label", "topics_registry.parquet")["topic"].astype(int))
     reefs = tmp_path / "reefs.csv"
@@ -348,6 +350,7 @@ def test_a_recluster_under_other_settings_is_not_guided_by_the_clustering_before
     """Tuning a setting gives what a fresh run gives: only a recluster of the same settings is guided."""
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
     from tests.test_pipeline import make_config
 
@@ -355,12 +358,12 @@ def test_a_recluster_under_other_settings_is_not_guided_by_the_clustering_before
     run_pipeline(load_config(make_config(tmp_path, pages, name="tune")), until="cluster")
     tuned = load_config(make_config(tmp_path, pages, name="tune", cluster={"min_cluster_size": 4}))
     run_pipeline(tuned, until="cluster")
-    store = ArtifactStore(tuned.run_dir, tuned.cache_dir)
+    store = ArtifactStore(tuned.run_dir, tuned.cache_dir, STAGE_NAMES)
     labels = store.read_array("cluster", "labels.npy")
     assert not any(note.startswith("guided") for note in store.read_json("cluster", "cluster.json")["notes"])
     (tmp_path / "fresh").mkdir()
     fresh = load_config(make_config((tmp_path / "fresh"), pages, name="tune", cluster={"min_cluster_size": 4}))
     run_pipeline(fresh, until="cluster")
     np.testing.assert_array_equal(
-        labels, ArtifactStore(fresh.run_dir, fresh.cache_dir).read_array("cluster", "labels.npy")
+        labels, ArtifactStore(fresh.run_dir, fresh.cache_dir, STAGE_NAMES).read_array("cluster", "labels.npy")
     )

@@ -145,7 +145,7 @@ def test_a_daily_feed_replayed_keeps_ids_finds_its_new_subject_and_reclusters_on
 
 
 def test_numba_compiles_once_per_user_not_once_per_output_folder(tmp_path, monkeypatch, seed_pages):
-    """`python -m pipeline run` points numba's cache at the user's cache folder, unless NUMBA_CACHE_DIR is set."""
+    """A run points numba's cache at the user's cache folder, unless NUMBA_CACHE_DIR is set."""
     import os
 
     from pipeline.cli import main

@@ -17,12 +17,13 @@ from pydantic import BaseModel
 from pipeline.config import RunConfig, load_config
 from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.files import atomic_write_bytes
+from pipeline.stages import STAGE_NAMES
 from pipeline.store import ArtifactStore
 
 
 @pytest.fixture
 def store(tmp_path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "run", tmp_path / "cache")
+    return ArtifactStore(tmp_path / "run", tmp_path / "cache", STAGE_NAMES)
 
 
 # -- item 5: links planted where the store writes ------------------------------------------------
@@ -481,11 +482,12 @@ import os, sys
 from pathlib import Path
 from pipeline.errors import OutputError
 from pipeline.store import ArtifactStore
+from pipeline.stages import STAGE_NAMES
 if os.getuid() == 0:  # imports first: the unprivileged user may not read the interpreter's files
     os.setgid(65534)
     os.setuid(65534)
 run = Path(sys.argv[1])
-store = ArtifactStore(run, run.parent / ".cache")
+store = ArtifactStore(run, run.parent / ".cache", STAGE_NAMES)
 store.publish_report({"index.html": b"old", "topics/01-a.html": b"old"})
 os.chmod(run / "topics", 0o555)
 try:

@@ -32,6 +32,7 @@ def test_a_sampled_label_keeps_every_papers_topic_and_describes_it_from_the_samp
 
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
     from tests.test_pipeline import make_config
 
@@ -41,7 +42,7 @@ def test_a_sampled_label_keeps_every_papers_topic_and_describes_it_from_the_samp
     for name, setting in (("whole", "all"), ("sampled", 30)):
         config = load_config(make_config(tmp_path, pages, name=name, label={"fit_sample": setting}))
         run_pipeline(config, until="label")
-        store = ArtifactStore(config.run_dir, config.cache_dir)
+        store = ArtifactStore(config.run_dir, config.cache_dir, STAGE_NAMES)
         tables[name] = {
             table: store.read_table("label", f"{table}.parquet") for table in ("assignments", "topics", "hierarchy")
         }

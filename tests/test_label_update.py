@@ -141,6 +141,7 @@ def test_an_update_is_labelled_from_the_last_runs_sums_and_equals_the_full_path(
     """Day 2 adds papers to existing topics: the update path labels them; a forced full label agrees."""
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
     from tests.test_pipeline import make_config
 
@@ -148,7 +149,7 @@ def test_an_update_is_labelled_from_the_last_runs_sums_and_equals_the_full_path(
     pages = seed_copies(tmp_path, seed_pages)
     day1 = load_config(make_config(tmp_path, pages, name="feed", **extra))
     run_pipeline(day1, until="label")
-    store = ArtifactStore(day1.run_dir, day1.cache_dir)
+    store = ArtifactStore(day1.run_dir, day1.cache_dir, STAGE_NAMES)
     papers = store.read_table("parse", "papers.parquet")
     first_hierarchy = store.read_table("label", "hierarchy.parquet")
     # Day 2: six papers that restate six seed papers in other words (they join those papers' topics).

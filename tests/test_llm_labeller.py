@@ -409,6 +409,7 @@ def test_a_run_with_the_llm_names_its_topics_groups_and_tree(server, tmp_path):
 
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
 
     pages = sorted((Path(__file__).resolve().parents[1] / "data" / "samples").glob("*.txt"))
@@ -418,7 +419,7 @@ def test_a_run_with_the_llm_names_its_topics_groups_and_tree(server, tmp_path):
     (tmp_path / "llm.yaml").write_text(yaml.safe_dump(raw))
     config = load_config(tmp_path / "llm.yaml")
     run_pipeline(config, until="label")
-    store = ArtifactStore(config.run_dir, config.cache_dir)
+    store = ArtifactStore(config.run_dir, config.cache_dir, STAGE_NAMES)
     topics = store.read_table("label", "topics.parquet")
     hierarchy = store.read_table("label", "hierarchy.parquet")
     systems = [body["messages"][0]["content"] for _, _, body in server.requests]

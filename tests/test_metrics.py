@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.octis import octis_preprocess
 from pipeline import metrics
 from pipeline.agreement import label_agreement
 from pipeline.metrics import (
@@ -22,7 +23,6 @@ from pipeline.metrics import (
     outlier_share,
     top_words,
 )
-from pipeline.octis import octis_preprocess
 
 GRAPHS = ["graph", "neural", "node", "edge", "message", "passing"]
 PROTEINS = ["protein", "folding", "amino", "residue", "enzyme", "binding"]

@@ -2,8 +2,9 @@
 
 The Python-level socket guard in conftest cannot see native libraries (onnxruntime's
 telemetry uploader resolves its host with libc's getaddrinfo from a C++ thread), so this
-runs the CLI in a child process under ``strace -f -e trace=network`` and reads every
-connect/send it made. Unix sockets and the loopback are fine; anything else fails.
+runs the CLI and a library call (``pipeline.run``) in a child process under
+``strace -f -e trace=network`` and reads every connect/send it made. Unix sockets and the
+loopback are fine; anything else fails.
 """
 
 from __future__ import annotations
@@ -57,19 +58,28 @@ def test_outside_loopback_reads_strace_lines():
     assert outside_loopback("\n".join(lines)) == [lines[0], lines[3]]
 
 
+# The same run from the command line and from Python (a notebook's call): the library sets the
+# offline policy itself, so neither needs the environment to say it.
+HOW = {
+    "cli": ["-m", "pipeline", "run"],
+    "library": ["-c", "import sys, pipeline; pipeline.run(sys.argv[1])"],
+}
+
+
 @pytest.mark.skipif(not Path(STRACE).is_file(), reason="strace is not installed (Debian: apt-get install strace)")
-def test_a_run_on_the_seed_pages_makes_no_network_call_outside_the_loopback(tmp_path):
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_run_on_the_seed_pages_makes_no_network_call_outside_the_loopback(tmp_path, how):
     raw = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text(encoding="utf-8"))
     raw["output_dir"] = str(tmp_path / "out")
     raw["inputs"] = [str(SAMPLES / "*.txt")]
     config = tmp_path / "default.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
     # The run must switch native telemetry off by itself: not inherited from this test process.
-    env = {key: value for key, value in os.environ.items() if key != "ORT_DISABLE_TELEMETRY"}
+    env = {key: value for key, value in os.environ.items() if key not in ("ORT_DISABLE_TELEMETRY", "HF_HUB_OFFLINE")}
     env["HOME"] = str(tmp_path / "home")  # onnxruntime's event queue would land in ~/.cache/Microsoft
     trace = tmp_path / "trace.txt"
     result = subprocess.run(
-        [STRACE, "-f", "-e", "trace=network", "-o", str(trace), sys.executable, "-m", "pipeline", "run", str(config)],
+        [STRACE, "-f", "-e", "trace=network", "-o", str(trace), sys.executable, *HOW[how], str(config)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -23,6 +23,8 @@ from pipeline.memo import MemoStore
 from pipeline.parse import parse
 from pipeline.runner import run_pipeline
 from pipeline.sources import collect_sources
+from pipeline.stages import STAGE_NAMES
+from pipeline.store import ArtifactStore
 from tests.test_pipeline import make_config
 
 pytestmark = pytest.mark.slow
@@ -108,7 +110,7 @@ def _stage_outputs(tmp_path: Path, name: str, inputs: list[dict[str, Any]], engi
     config = load_config(make_config(tmp_path / name, inputs, name=name, engine=engine))
     result = run_pipeline(config, until="parse")
     assert [outcome.status for outcome in result.outcomes] == ["computed"]
-    folder = result.run_dir / "01_parse"
+    folder = ArtifactStore(result.run_dir, config.cache_dir, STAGE_NAMES).stage_dir("parse")
     return {file: (folder / file).read_bytes() for file in ("papers.parquet", "file_reports.json")}
 
 

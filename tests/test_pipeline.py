@@ -7,10 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
+import pipeline
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.runner import run_pipeline
@@ -138,7 +138,7 @@ def test_cached_class_weights_follow_their_settings(tmp_path, seed_pages, settin
     def keywords(value) -> list[list[tuple[str, float]]]:
         config = load_config(make_config(tmp_path, [str(seed_pages[0])], name="tfidf", label={setting: value}))
         run_pipeline(config, until="label")
-        topics = pd.read_parquet(tmp_path / "out" / "tfidf" / "04_label" / "topics.parquet")
+        topics = pipeline.open_run(tmp_path / "out" / "tfidf").topics
         return [list(zip(row.keywords, row.keyword_weights, strict=True)) for row in topics.itertuples()]
 
     first = keywords(default)
@@ -217,9 +217,10 @@ def test_a_few_new_papers_join_the_existing_clusters(tmp_path, seed_pages):
     extra = {"cluster": {"incremental_max_share": 0.5}}
     first = load_config(make_config(tmp_path, [str(earlier)], name="inc", **extra))
     run_pipeline(first, until="cluster")
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
 
-    store = ArtifactStore(first.run_dir, first.cache_dir)
+    store = ArtifactStore(first.run_dir, first.cache_dir, STAGE_NAMES)
     old_labels = dict(zip(store.read_table("cluster", "paper_ids.parquet")["paper_id"],
                           store.read_array("cluster", "labels.npy").tolist(), strict=True))  # fmt: skip
     grown = load_config(make_config(tmp_path, [str(later)], name="inc", **extra))
@@ -296,3 +297,14 @@ def test_only_the_stages_that_read_the_input_files_get_their_bytes(tmp_path, see
     assert given == {"parse": size, "embed": 0, "cluster": 0, "label": 0, "report": 0}
     # The manifest still says which files went in, and how large they were.
     assert [(entry["path"], entry["bytes"]) for entry in result.manifest["inputs"]] == [(str(seed_pages[0]), size)]
+
+
+def test_evaluate_recomputes_the_metrics_of_a_finished_run(seed_run, capsys):
+    _, run_dir = seed_run
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--json"]) == 0
+    recomputed = json.loads(capsys.readouterr().out)
+    written = json.loads((run_dir / "metrics.json").read_text())
+    assert recomputed["n_topics"] == written["n_topics"] and recomputed["npmi"] == pytest.approx(written["npmi"])
+    assert main(["evaluate", str(run_dir.parent / "no-such-run")]) == 2
+    assert "no such run folder" in capsys.readouterr().err

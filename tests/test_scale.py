@@ -10,6 +10,8 @@ from pipeline.config import ClusterConfig, load_config
 from pipeline.engine import LocalEngine
 from pipeline.runner import run_pipeline
 from pipeline.sample_fit import fit_on_sample
+from pipeline.stages import STAGE_NAMES
+from pipeline.store import ArtifactStore
 from tests.test_pipeline import make_config
 
 pytestmark = pytest.mark.slow
@@ -32,7 +34,6 @@ def outputs(tmp_path, seed_pages, name: str, engine: dict, fit_sample) -> dict[s
 def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages, fit_sample, monkeypatch):
     """With a sample (40 of 64 papers), clusters are placed and topic terms counted on the workers."""
     import contextlib
-    import json
 
     import pipeline.engine as engine_module
 
@@ -64,7 +65,9 @@ def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages,
     assert opened and opened == ["open", "closed"] * (len(opened) // 2) and len(opened) <= 8
     assert len(local) > len(COMPARED)  # topics to compare
     assert on_dask == local
-    notes = json.loads((tmp_path / "dask" / "out" / "dask" / "04_label" / "label.json").read_text())["notes"]
+    notes = ArtifactStore(
+        tmp_path / "dask" / "out" / "dask", tmp_path / "dask" / "out" / ".cache", STAGE_NAMES
+    ).read_json("label", "label.json")["notes"]
     counted_on = [note for note in notes if "term counts of all 64 papers, counted in" in note]
     assert len(counted_on) == (0 if fit_sample == "all" else 1)
     assert all(note.endswith("on 2 worker(s)") for note in counted_on)

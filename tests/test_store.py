@@ -14,12 +14,13 @@ import pytest
 from pipeline.errors import RunLockedError
 from pipeline.files import array_to_bytes, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.memo import MemoStore, VectorRows, text_key
+from pipeline.stages import STAGE_NAMES
 from pipeline.store import ArtifactStore, stage_cache_key
 
 
 @pytest.fixture
 def store(tmp_path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    return ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
 
 
 def test_stage_round_trip_of_every_artifact_kind(store):
@@ -29,7 +30,10 @@ def test_stage_round_trip_of_every_artifact_kind(store):
         "cluster", "k1", {"t.parquet": table_to_bytes(table), "a.npy": array_to_bytes(array),
                           "m.json": json_to_bytes({"notes": ["x"]})}, 1.5, {"papers": 2},
     )  # fmt: skip
-    assert store.stage_dir("cluster").name == "03_cluster"
+    # Numbered in pipeline order, so that a listing of the run folder reads like the pipeline.
+    assert [store.stage_dir(stage).name for stage in STAGE_NAMES] == [
+        f"{number:02d}_{stage}" for number, stage in enumerate(STAGE_NAMES, start=1)
+    ]
     pd.testing.assert_frame_equal(store.read_table("cluster", "t.parquet"), table)
     np.testing.assert_array_equal(store.read_array("cluster", "a.npy"), array)
     assert store.read_array("cluster", "a.npy").dtype == np.float32
@@ -76,12 +80,12 @@ def test_unfinished_or_damaged_stage_is_not_trusted(store):
 
 
 def test_cache_key_changes_with_each_part():
-    base = stage_cache_key("label", 1, {"n": 10}, ["h1"])
-    assert base == stage_cache_key("label", 1, {"n": 10}, ["h1"])
-    assert base != stage_cache_key("cluster", 1, {"n": 10}, ["h1"])
-    assert base != stage_cache_key("label", 2, {"n": 10}, ["h1"])
-    assert base != stage_cache_key("label", 1, {"n": 11}, ["h1"])
-    assert base != stage_cache_key("label", 1, {"n": 10}, ["h2"])
+    base = stage_cache_key("label", "c1", {"n": 10}, ["h1"])
+    assert base == stage_cache_key("label", "c1", {"n": 10}, ["h1"])
+    assert base != stage_cache_key("cluster", "c1", {"n": 10}, ["h1"])
+    assert base != stage_cache_key("label", "c2", {"n": 10}, ["h1"])
+    assert base != stage_cache_key("label", "c1", {"n": 11}, ["h1"])
+    assert base != stage_cache_key("label", "c1", {"n": 10}, ["h2"])
 
 
 def test_publish_report_replaces_old_files_and_drops_stale_topic_csvs(store):
@@ -191,7 +195,7 @@ def test_a_text_whose_key_ends_in_a_nul_byte_is_tokenised_once(tmp_path, monkeyp
     from pipeline.label.cache import cached_tokens
     from pipeline.terms import tokenize_texts
 
-    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
     texts = [*texts_whose_key_ends_in_nul(1), "graph neural networks"]
     cached_tokens(store.cache, texts)
     tokenised: list[list[str]] = []
@@ -206,11 +210,11 @@ def test_a_text_whose_key_ends_in_a_nul_byte_is_tokenised_once(tmp_path, monkeyp
 
 
 def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_run(tmp_path, monkeypatch):
-    from pipeline.label.cache import ASSEMBLED_TOKENS_KEPT, cached_tokens
-    from pipeline.terms import TOKENIZER_VERSION, tokenize_texts
+    from pipeline.label.cache import ASSEMBLED_TOKENS_KEPT, cached_tokens, tokens_namespace
+    from pipeline.terms import tokenize_texts
 
-    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
-    folder = store.cache.folder(f"tokens/v{TOKENIZER_VERSION}")
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
+    folder = store.cache.folder(tokens_namespace())
     first = [f"graph neural networks paper {i}" for i in range(5)]
     cached_tokens(store.cache, first)
     assert not list(folder.glob("assembled-*"))  # one shard holds exactly these texts: nothing to keep
@@ -232,11 +236,11 @@ def test_texts_assembled_from_several_token_shards_are_kept_whole_for_the_next_r
 
 
 def test_a_grown_feed_reads_its_last_assembled_tokens_and_tokenises_only_the_new_texts(tmp_path, monkeypatch):
-    from pipeline.label.cache import cached_tokens
-    from pipeline.terms import TOKENIZER_VERSION, tokenize_texts
+    from pipeline.label.cache import cached_tokens, tokens_namespace
+    from pipeline.terms import tokenize_texts
 
-    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
-    folder = store.cache.folder(f"tokens/v{TOKENIZER_VERSION}")
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
+    folder = store.cache.folder(tokens_namespace())
     days = [[f"day {day} paper {i} about graphs" for i in range(3)] for day in range(4)]
     seen: list[str] = []
     for day in range(3):  # three runs of a growing feed: the third is assembled from three shards
@@ -277,7 +281,7 @@ def test_class_weights_are_reused_while_every_paper_keeps_its_topic(tmp_path, mo
     from pipeline.label.cache import cached_class_weights
     from pipeline.terms import term_counts, tokenize_texts
 
-    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache")
+    store = ArtifactStore(tmp_path / "run", tmp_path / ".cache", STAGE_NAMES)
     counts = term_counts(tokenize_texts(["graph neural networks", "graph networks", "speech recognition"]), [], 1)
     topics = np.array([0, 0, 1])
     first = cached_class_weights(store.cache, counts, "counts-key", topics, True, 0.1)

@@ -17,7 +17,7 @@ scales a matrix product's activations by the largest value in the batch, so in b
 same text got another vector in other company (up to 0.022 per element; cosine 0.993), and
 with padding even fp32 sums in another order. One single-threaded session per core takes
 texts from a shared queue, longest first; onnxruntime releases the GIL while it runs. This
-is faster than padded batches of 64 on one two-threaded session (README, "Embedding
+is faster than padded batches of 64 on one two-threaded session (docs/benchmarks.md, "Embedding
 backends": no padding is wasted and both cores stay busy), and the thread count of a session
 never changes a vector.
 """

@@ -3,7 +3,7 @@
 ``model2vec``'s distillation runs every token of the model's vocabulary through the
 transformer once, reduces the token vectors with PCA and weights them by token frequency;
 a text's vector is then the mean of its tokens' vectors: no network at embedding time, so
-tens of times faster than MiniLM on a CPU, at the price of coarser topics (the README's
+tens of times faster than MiniLM on a CPU, at the price of coarser topics (docs/benchmarks.md's
 "Embedding backends" table has the numbers). The distilled model is cached in
 ``<model cache>/models/<key>/``, keyed by the source model's weights digest.
 """

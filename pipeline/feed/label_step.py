@@ -31,9 +31,10 @@ FEED_FORMAT = 1
 
 def naming_key(context: StageContext) -> str:
     """What topic names depend on besides the topic: the label settings and the label code."""
-    from pipeline.stages.label import STAGE
+    from pipeline.code_hash import code_hash
 
-    return hash_json({"label": context.config.label.model_dump(mode="json"), "code": STAGE.code_version})
+    code = code_hash("pipeline.stages.label")  # the source of the label stage's import closure
+    return hash_json({"label": context.config.label.model_dump(mode="json"), "code": code})
 
 
 def previous_topics(context: StageContext) -> tuple[PreviousTopics | None, dict[str, Any] | None]:

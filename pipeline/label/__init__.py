@@ -40,7 +40,6 @@ from pipeline.label.geometry import (
 )
 from pipeline.label.keywords import (
     ABSTRACT_BOILERPLATE,
-    CLASS_WEIGHTS_VERSION,
     ClassWeightsOf,
     WordEmbedder,
     bertopic_keywords,
@@ -61,7 +60,6 @@ from pipeline.terms import TermCounts, TokenizedTexts, tokenize_texts
 
 __all__ = [
     "ABSTRACT_BOILERPLATE",
-    "CLASS_WEIGHTS_VERSION",
     "OUTLIER_NAME",
     "LLMLabelError",
     "LabelResult",

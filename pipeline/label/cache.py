@@ -26,6 +26,31 @@ if TYPE_CHECKING:
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
+
+def tokens_namespace() -> str:
+    """Where each text's tokens are kept: one folder per source of the tokenizer and its codec.
+
+    Named by the hash of the code that makes and stores them (``pipeline.code_hash``), so a
+    change to it starts a new folder instead of serving old tokens; the old folder is a cache
+    like any other (deleting it costs a tokenisation).
+    """
+    from pipeline.code_hash import code_hash
+
+    return f"tokens/{hash_json([code_hash('pipeline.terms'), code_hash('pipeline.token_rows')])[:16]}"
+
+
+def _code() -> str:
+    """The source of the code computing the sub-results below: this module's import closure.
+
+    It lazily imports every function they run (term counts, c-TF-IDF, class counts, the phrase
+    index) and their codecs; a change to any of them moves every key here, and the memo keeps
+    only the latest two values of each kind, so no stale value is served and none piles up.
+    """
+    from pipeline.code_hash import code_hash
+
+    return code_hash(__name__)
+
+
 # A run's tokens assembled from several shards (after papers were added) are kept whole so that
 # the next label change reads one file instead of assembling them again (1.8 s at 75k papers);
 # each is as large as the texts' shards, so only the two most recently used are kept.
@@ -39,7 +64,7 @@ def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, l
 
     keys = [text_key(text) for text in texts]
     tokens, _ = cache.memo_rows(
-        f"tokens/v{terms.TOKENIZER_VERSION}",
+        tokens_namespace(),
         keys,
         lambda indices: terms.tokenize_texts([texts[index] for index in indices]),
         TokenRows(),
@@ -49,25 +74,15 @@ def cached_tokens(cache: MemoStore, texts: list[str]) -> tuple[TokenizedTexts, l
 
 
 def counts_settings(config: RunConfig) -> str:
-    """What term counts depend on besides the texts: the tokenizer, the stop words and the n-grams."""
+    """What term counts depend on besides the texts: the code, the stop words and the n-grams."""
     from pipeline.label import stop_words
-    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
 
-    return hash_json(
-        {"tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label), "ngram_max": config.label.ngram_max,
-         "terms_version": TERM_COUNTS_VERSION}
-    )  # fmt: skip
+    return hash_json({"code": _code(), "stop_words": stop_words(config.label), "ngram_max": config.label.ngram_max})
 
 
 def term_counts_key(text_digest: str, config: RunConfig) -> str:
-    """What the label stage's document-term matrix depends on: the texts, stop words and n-grams."""
-    from pipeline.label import stop_words
-    from pipeline.terms import TERM_COUNTS_VERSION, TOKENIZER_VERSION
-
-    return hash_json(
-        {"texts": text_digest, "tokenizer": TOKENIZER_VERSION, "stop_words": stop_words(config.label),
-         "ngram_max": config.label.ngram_max, "terms_version": TERM_COUNTS_VERSION}
-    )  # fmt: skip
+    """What the label stage's document-term matrix depends on: the texts, the code, stop words and n-grams."""
+    return hash_json({"texts": text_digest, "counts": counts_settings(config)})
 
 
 def cached_term_counts(cache: MemoStore, tokens: TokenizedTexts, key: str, config: RunConfig) -> TermCounts:
@@ -93,7 +108,7 @@ def cached_class_weights(
         {
             "counts": counts_key,
             "topics": sha256_bytes(array_to_bytes(topic_per_paper)),
-            "version": label.CLASS_WEIGHTS_VERSION,
+            "code": _code(),
             "reduce_frequent_words": reduce_frequent_words,
             "min_topic_share": min_topic_share,
         }
@@ -113,12 +128,10 @@ def cached_class_counts(
 
     See ``pipeline.label.class_counts``; kept while the texts, topics and counts settings stay.
     """
-    from pipeline.label.class_counts import CLASS_COUNTS_VERSION, ClassCountsArrays, counted_in_parts
+    from pipeline.label.class_counts import ClassCountsArrays, counted_in_parts
 
-    key = hash_json(
-        {"counts": term_counts_key(text_digest, config), "topics": sha256_bytes(array_to_bytes(topics)),
-         "version": CLASS_COUNTS_VERSION}
-    )  # fmt: skip
+    # term_counts_key holds the code's hash (_code).
+    key = hash_json({"counts": term_counts_key(text_digest, config), "topics": sha256_bytes(array_to_bytes(topics))})
     found = cache.get("class-counts", key, ClassCountsArrays())
     if found is not None:
         return found, f"keywords from the term counts of all {len(texts):,} papers (kept from an earlier run)"
@@ -133,12 +146,10 @@ def cached_class_counts(
 def cached_phrase_index(cache: MemoStore, papers: pd.DataFrame, config: RunConfig) -> PhraseIndex:
     """The candidate names of the papers, reused while their titles, abstracts and stop words stay."""
     from pipeline.label import phrase_index, stop_words
-    from pipeline.label.phrases import PHRASE_INDEX_VERSION, PhraseIndexArrays
+    from pipeline.label.phrases import PhraseIndexArrays
 
     digest = hashlib.sha256()
     for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist(), strict=True):
         digest.update(f"{title}\x00{abstract}\x00".encode())
-    key = hash_json(
-        {"texts": digest.hexdigest(), "stop_words": stop_words(config.label), "version": PHRASE_INDEX_VERSION}
-    )
+    key = hash_json({"texts": digest.hexdigest(), "stop_words": stop_words(config.label), "code": _code()})
     return cache.memo("phrases", key, lambda: phrase_index(papers, config.label), PhraseIndexArrays())

@@ -49,8 +49,6 @@ from pipeline.terms import (
 if TYPE_CHECKING:
     from pipeline.engine import Engine
 
-# Bump when the parts would be counted or summed differently (it keys the kept sums).
-CLASS_COUNTS_VERSION = 1
 # Papers per part counted on one worker: tokens and the document-term matrix of 50,000
 # abstracts take about 0.3 GB there, and 1M papers make 20 parts.
 PART_PAPERS = 50_000

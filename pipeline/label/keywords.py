@@ -72,8 +72,6 @@ AUTO_KEYWORD_MIN_PAPERS = 5
 # -> 0.180 / 0.868, BBC 0.191 / 0.943 -> 0.196 / 0.941. 0.15 and 0.2 lowered diversity
 # everywhere measured and NPMI at 7,701 papers.
 AUTO_KEYWORD_MIN_SHARE = 0.1
-# Bump when class_weights would weigh the same counts and topics differently (it keys their cache).
-CLASS_WEIGHTS_VERSION = 1
 AUTO_KEYWORD_CORPUS = 1000
 
 WordEmbedder = Callable[[list[str]], np.ndarray]

@@ -282,9 +282,6 @@ def _hash(block: np.ndarray, base: int) -> np.ndarray:
     return hashed
 
 
-# Bump when phrase_tokens or build_phrase_index would give another index for the same texts
-# (it keys the index kept between runs).
-PHRASE_INDEX_VERSION = 1
 _SEPARATOR = "\x00"  # words never hold a NUL byte
 
 

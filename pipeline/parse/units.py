@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.code_hash import code_hash
 from pipeline.config import ParseConfig
 from pipeline.errors import InputError
 from pipeline.files import hash_json
@@ -184,8 +185,6 @@ class _UnitReadCodec:
         return _UnitRead(**data, candidates=candidates)
 
 
-# Bump when reading a unit would give other candidates for the same bytes (it keys the kept reads).
-UNIT_READ_VERSION = 2
 # Kept unit reads: one per input file of the runs that share the output folder's cache.
 UNIT_READS_KEPT = 100_000
 
@@ -239,7 +238,8 @@ def _unit_key(unit: list[SourceFile], path: str, config: ParseConfig) -> str:
     first = unit[0]
     return hash_json(
         {
-            "version": UNIT_READ_VERSION,
+            # The source of the readers (this module's import closure): changed code reads again.
+            "code": code_hash(__name__),
             "files": [[source.path, source.sha256] for source in unit],
             "path": path,
             "format": first.format or first.spec.format,

@@ -348,3 +348,28 @@ def date_histogram_layout() -> dict[str, object]:
         margin={"l": 40, "r": 10, "t": 4, "b": 24},
     )
     return fig.to_plotly_json()["layout"]
+
+
+def document_map(papers: pd.DataFrame, names: dict[int, str], colors: dict[int, str]) -> go.Figure:
+    """Every paper at its map position, one trace per topic (click a legend entry to hide it).
+
+    ``papers`` has columns topic (int), x, y (float) and title (str); ``names`` and ``colors``
+    map each topic to its name and colour. The notebook's map (``pipeline.Run.map``); the
+    report's ``map.html`` draws the same layout in the browser from its compact data.
+    """
+    fig = go.Figure(layout=document_map_layout())
+    for topic, rows in papers.groupby("topic", sort=True):
+        topic = int(topic)
+        label = plot_text(names[topic])
+        fig.add_trace(
+            go.Scattergl(
+                x=rows["x"].to_numpy(dtype=float),
+                y=rows["y"].to_numpy(dtype=float),
+                mode="markers",
+                name=label if topic == OUTLIER_TOPIC else f"{topic}: {label}",
+                marker={"size": 5, "color": colors[topic], "opacity": 0.5 if topic == OUTLIER_TOPIC else 0.85},
+                hovertext=[wrapped_plot_text(str(title), HOVER_WIDTH) for title in rows["title"]],
+                hoverinfo="text",
+            )
+        )
+    return fig

@@ -238,17 +238,10 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="cluster",
-    code_version=9,
     inputs=(("embed", "embeddings.npy"), ("parse", "papers.parquet")),
     outputs=("labels.npy", "reduced.npy", "layout.npy", "paper_ids.parquet", "cluster.json", "pool.npy", "guide.npy"),
     config_slice=_settings,
     run=run,
-    modules=(
-        "pipeline.stages.cluster",
-        "pipeline.cluster",
-        "pipeline.parallel",
-        "pipeline.feed.update",
-        "pipeline.sample_fit",
-    ),
+    module=__name__,
     uses_engine=True,
 )

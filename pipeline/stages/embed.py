@@ -120,12 +120,11 @@ def embeddings_for(cache_dir: Path, backend: EmbeddingBackend, texts: list[str])
 
 STAGE = Stage(
     name="embed",
-    code_version=3,
     inputs=(("parse", "papers.parquet"),),
     outputs=("embeddings.npy",),
     config_slice=_settings,
     run=run,
+    module=__name__,
     extra_key=_model,
-    modules=("pipeline.stages.embed", "pipeline.embed", "pipeline.engine"),
     uses_engine=True,
 )

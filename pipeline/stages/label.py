@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.config import RunConfig
-from pipeline.errors import InputError
 from pipeline.feed.label_step import FEED_OUTPUTS, keep_placements, previous_topics
 from pipeline.feed.label_step import stable_ids as _stable_ids
 from pipeline.files import json_to_bytes, sha256_bytes, table_to_bytes
@@ -37,7 +35,6 @@ from pipeline.label.cache import (
 from pipeline.memo import text_key
 from pipeline.schema import OUTLIER_TOPIC, paper_texts
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.store import ArtifactStore
 
 if TYPE_CHECKING:
     from pipeline.config import LabelConfig
@@ -308,45 +305,15 @@ def run_metrics(
     return {**metrics, **name_audit_metrics(papers, assignments, topics)}
 
 
-def evaluate_run(run_dir: Path) -> dict[str, Any]:
-    """Recompute the topic-quality metrics of a finished run from its stored tables."""
-    store = ArtifactStore(run_dir, run_dir.parent / ".cache")
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: no such run folder")
-    if store.finished("parse") is None or store.finished("label") is None:
-        raise InputError(f"{run_dir}: not a finished papertopics run (no finished label stage in it)")
-    return run_metrics(
-        store.read_table("parse", "papers.parquet"),
-        store.read_table("label", "assignments.parquet"),
-        store.read_table("label", "topics.parquet"),
-    )
-
-
-def load_run_tables(config: RunConfig) -> dict[str, pd.DataFrame]:
-    """The papers, assignments and topics tables of a finished run (for the CLI summary and tests)."""
-    store = ArtifactStore(config.run_dir, config.cache_dir)
-    if store.finished("label") is None:
-        raise InputError(f"{config.run_dir}: no finished label stage; run `python -m pipeline run` first")
-    return {
-        "papers": store.read_table("parse", "papers.parquet"),
-        "assignments": store.read_table("label", "assignments.parquet"),
-        "topics": store.read_table("label", "topics.parquet"),
-    }
-
-
 STAGE = Stage(
     name="label",
-    code_version=19,
     inputs=(("parse", "papers.parquet"), ("embed", "embeddings.npy"), ("cluster", "labels.npy"),
             ("cluster", "layout.npy")),
     outputs=("assignments.parquet", "topics.parquet", "hierarchy.parquet", "label.json", "metrics.json",
              *FEED_OUTPUTS),
     config_slice=_settings,
     run=run,
+    module=__name__,
     extra_key=_model,
     uses_engine=True,
-    modules=("pipeline.stages.label", "pipeline.label", "pipeline.terms", "pipeline.token_rows",
-             "pipeline.factorize", "pipeline.metrics",
-             "pipeline.agreement", "pipeline.engine",
-             "pipeline.feed"),
 )  # fmt: skip

@@ -59,14 +59,13 @@ def _file_reports(store: ArtifactStore) -> dict[str, Any]:
 
 STAGE = Stage(
     name="parse",
-    code_version=6,
     inputs=(),
     outputs=("papers.parquet", "file_reports.json"),
     config_slice=_settings,
     run=run,
+    module=__name__,
     extra_key=_input_files,
     manifest_entries=_file_reports,
     reads_sources=True,
     uses_engine=True,
-    modules=("pipeline.stages.parse", "pipeline.sources", "pipeline.parse", "pipeline.schema", "pipeline.engine"),
 )

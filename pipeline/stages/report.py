@@ -67,7 +67,6 @@ def run(context: StageContext) -> StageResult:
 
 STAGE = Stage(
     name="report",
-    code_version=9,
     inputs=(("parse", "papers.parquet"), ("parse", "file_reports.json"), ("cluster", "cluster.json"),
             ("label", "assignments.parquet"), ("label", "topics.parquet"), ("label", "hierarchy.parquet"),
             ("label", "label.json"), ("label", "metrics.json"), ("label", "topic_history.parquet"),
@@ -75,6 +74,6 @@ STAGE = Stage(
     outputs=("published.json",),
     config_slice=_settings,
     run=run,
+    module=__name__,
     intact=_published_files_present,
-    modules=("pipeline.stages.report", "pipeline.report", "pipeline.parallel"),
 )  # fmt: skip
