@@ -22,6 +22,7 @@ def test_an_outlier_may_appear_in_an_update_after_a_run_without_any(tmp_path):
     """The last run had no outlier paper, the update has one: it is labelled, not a KeyError (issue 27, item 7)."""
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
     from tests.test_pipeline import make_config
 
@@ -31,7 +32,7 @@ def test_an_outlier_may_appear_in_an_update_after_a_run_without_any(tmp_path):
     day1.write_text(page_text(1, papers))
     config = load_config(make_config(tmp_path, [{"path": str(tmp_path / "*.txt"), "year": 2026}], **NO_RECLUSTER))
     run_pipeline(config)
-    store = ArtifactStore(config.run_dir, config.cache_dir)
+    store = ArtifactStore(config.run_dir, config.cache_dir, STAGE_NAMES)
     before = store.read_table("label", "assignments.parquet")
     assert not (before["topic"] == OUTLIER_TOPIC).any()  # the case: no outlier in the last run
     day2.write_text(page_text(2, [LONERS[0]]))
@@ -82,6 +83,7 @@ def test_a_daily_feed_replayed_keeps_ids_finds_its_new_subject_and_reclusters_on
     """
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
+    from pipeline.stages import STAGE_NAMES
     from pipeline.store import ArtifactStore
     from tests.test_pipeline import make_config
 
@@ -92,7 +94,7 @@ def test_a_daily_feed_replayed_keeps_ids_finds_its_new_subject_and_reclusters_on
         shutil.copy(page, feed / page.name)
     config = load_config(make_config(tmp_path, [{"path": str(feed / "*.txt"), "year": 2026}], name="daily"))
     run_pipeline(config)
-    store = ArtifactStore(config.run_dir, config.cache_dir)
+    store = ArtifactStore(config.run_dir, config.cache_dir, STAGE_NAMES)
     assert store.read_json("cluster", "cluster.json")["recluster"] == "the first clustering of this run folder"
     first = len(store.read_table("parse", "papers.parquet"))
     for run, page in enumerate(pages[4:], start=2):
