@@ -161,3 +161,22 @@ def test_numba_compiles_once_per_user_not_once_per_output_folder(tmp_path, monke
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))  # a variable the user set wins
     assert main(["run", str(config), "--until", "parse"]) == 0
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_an_update_keeps_the_notes_of_the_last_full_clustering_and_its_own_only():
+    """Notes are logged at every run: one more line per update would grow the log of a year-old feed by 365."""
+    from pipeline.cluster import ClusterResult
+    from pipeline.feed.update import update_clusters
+    from tests.test_feed import blobs
+
+    old = blobs([0, 1], [30, 30])
+    params = {"min_cluster_size": 10, "min_samples": 3, "n_neighbors": 5}
+    previous = ClusterResult(np.repeat([0, 1], 30), old[:, :5], old[:, :2], params, ["min_cluster_size auto: 10"])
+    new = blobs([0], [9], seed=3)
+    result = previous
+    for day in (1, 2, 3):  # three papers a day, each update made from the one before
+        rows = np.arange(len(result.labels))
+        embeddings = np.vstack([old, new[: 3 * day]])
+        result = update_clusters(result, np.zeros(len(rows), dtype=bool), embeddings, rows, 5.0, 60).result
+    assert result.notes[0] == "min_cluster_size auto: 10" and len(result.notes) == 2
+    assert result.notes[1].startswith("incremental update: 3 new papers")

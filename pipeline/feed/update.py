@@ -41,6 +41,7 @@ from pipeline.config import DEFAULT_N_NEIGHBORS
 from pipeline.label.geometry import centroid_bars
 
 POOL_DIMENSIONS = 16
+UPDATE_NOTE = "incremental update"  # how an update's note starts
 # At least this many clustered papers (else as many as the pool holds) surround the pool when it is clustered.
 BACKGROUND_MIN = 500
 
@@ -127,11 +128,13 @@ def update_clusters(
     added = n_papers - base_papers
     pool_share = float(pool.sum() / added) if added > 0 else 0.0
     note = (
-        f"incremental update: {len(new_rows)} new papers, {int(fits.sum())} joined their nearest cluster, "
+        f"{UPDATE_NOTE}: {len(new_rows)} new papers, {int(fits.sum())} joined their nearest cluster, "
         f"{born} new cluster(s) formed in the pool, {int(pool.sum())} papers wait in the pool "
         f"(run with --force cluster to recluster everything)"
     )
-    result = ClusterResult(labels, reduced, layout, previous.params, [*previous.notes, note])
+    # The notes of the last full clustering and of this update (not one more line per update, run after run).
+    kept_notes = [line for line in previous.notes if not line.startswith(UPDATE_NOTE)]
+    result = ClusterResult(labels, reduced, layout, previous.params, [*kept_notes, note])
     return Update(result, pool, int(fits.sum()), born, round(pool_share, 6), round(base_miss, 6), unborn)
 
 
