@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/default.yaml
-export NUMBA_CACHE_DIR ?= $(CURDIR)/outputs/.cache/numba
+# Numba's compiled code is cached once per user (every run sets NUMBA_CACHE_DIR to
+# ~/.cache/papertopics/numba unless it is set), so a new output folder does not compile again.
 
 .PHONY: setup run test lint docs clean
 

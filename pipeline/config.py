@@ -128,7 +128,10 @@ class ClusterConfig(_Strict):
     # Papers added since the last full clustering, as a share of it, beyond which all is reclustered
     # (guided by the topics, so ids hold): how new subjects that joined a broad topic get their own.
     incremental_max_share: Annotated[float, Field(gt=0.0, le=10.0)] = 0.25
-    # Reclustered when the share of added papers that fit no topic exceeds the clustered papers' own by this.
+    # ...and at least this many of them (a small feed is not reclustered every few days: ids hold).
+    incremental_min_growth: PaperCount = 1000
+    # Reclustered when the share of added papers that fit no topic exceeds the clustered papers' own by this
+    # and the pool holds a dense group that clustered papers share (pipeline.feed.update).
     update_drift: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
     # Papers UMAP and HDBSCAN are fitted on: "auto" = all up to 100,000 (pipeline.sample_fit),
     # a seeded sample of that many above; "all"; or a number. The rest join by nearest neighbours.

@@ -209,8 +209,11 @@ def run_pipeline(
     """
     today = today or datetime.now(UTC).date()
     apply_offline_policy()  # before any stage imports a model library, whoever started the run
-    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk.
-    os.environ.setdefault("NUMBA_CACHE_DIR", str((config.cache_dir / "numba").resolve()))
+    # Numba compiles UMAP's and pynndescent's code in every fresh process unless it may cache it on disk:
+    # once per user and machine (not per output folder), before any stage imports numba; a set variable wins.
+    from pipeline.embed.models import user_cache_dir
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", str((user_cache_dir() / "numba").resolve()))
     from pipeline.preflight import preflight
     from pipeline.sources import collect_sources
 

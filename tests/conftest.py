@@ -12,8 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 CORPORA = ROOT.parent / "shared" / "corpora"
 
-# Numba compiles UMAP's code once per process unless it can cache it; the cache survives test runs.
-os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "outputs" / ".cache" / "numba"))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,7 +20,10 @@ os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # as the CLI sets it: no usage events
 # Built models go to the user's cache folder (~/.cache/papertopics) unless this says otherwise:
 # the tests keep theirs beside the repository, shared by every test (and every run of the
 # tests), so that the int8 model is built once (about 15 s), not once per test.
-os.environ["PAPERTOPICS_CACHE"] = str(ROOT / "outputs" / ".cache")
+TEST_CACHE = ROOT / "outputs" / ".cache"
+os.environ["PAPERTOPICS_CACHE"] = str(TEST_CACHE)
+# Numba compiles UMAP's code once per process unless it can cache it: in that same cache, as the CLI does.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(TEST_CACHE / "numba"))
 
 
 @pytest.fixture

@@ -91,6 +91,14 @@ def model_cache_dir(config: EmbedConfig) -> Path:
     """
     if config.model_cache is not None:
         return Path(config.model_cache).expanduser()
+    return user_cache_dir()
+
+
+def user_cache_dir() -> Path:
+    """The user's papertopics cache, shared by every project folder and run (built models, compiled code).
+
+    ``$PAPERTOPICS_CACHE``, else ``$XDG_CACHE_HOME/papertopics``, else ``~/.cache/papertopics``.
+    """
     if os.environ.get("PAPERTOPICS_CACHE"):
         return Path(os.environ["PAPERTOPICS_CACHE"]).expanduser()
     if os.environ.get("XDG_CACHE_HOME"):

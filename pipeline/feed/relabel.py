@@ -25,10 +25,15 @@ from pipeline.feed.label_update import (
     state_key,
     state_keywords,
 )
-from pipeline.schema import OUTLIER_TOPIC
+from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC
 
 if TYPE_CHECKING:
     from pipeline.stage import StageContext
+
+
+# The outliers' row when the last run had none (its other columns come from this run's papers).
+OUTLIER_ROW = {"name": OUTLIER_NAME, "slug": "outliers", "coarse_topic": OUTLIER_TOPIC, "coarse_name": OUTLIER_NAME,
+               "name_faults": ""}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,12 +134,13 @@ def updated_labels(
     topic_rows = []
     for topic in sorted(set(topic_of.tolist())):
         members = np.flatnonzero(topic_of == topic)
-        old = old_by_topic.loc[topic]
+        # Only the outliers may have no row from the last run (the check above): they come and go freely.
+        old = old_by_topic.loc[topic].to_dict() if topic in old_by_topic.index else OUTLIER_ROW
         x, y = positions.get(topic, (np.nan, np.nan))
         coverage, lift = audit.get(topic, (np.nan, np.nan))
         topic_rows.append(
             {
-                **old.to_dict(),
+                **old,
                 "topic": topic,
                 "name": stable.names.get(topic, old["name"]),
                 "size": len(members),

@@ -12,13 +12,22 @@ at least min_cluster_size of them, into a new cluster; the rest stay outliers in
 New papers are placed on the map (and in the reduced space) at the similarity-weighted mean
 of their nearest old papers (``pipeline.cluster.extend_clusters``).
 
-The drift bar (:func:`drifted`): the clustering was learnt on the papers of the last full
+The recluster rule (:func:`drifted`): the clustering was learnt on the papers of the last full
 clustering (the base); everything is reclustered when either
-- the papers added since then exceed ``max_growth`` times the base (0.25 by default: a quarter more), or
-- at least min_cluster_size papers were added, and the share of them left in the pool exceeds
-  by more than ``max_drift`` the share of the clustered papers that miss the same bar (the
-  pool share the clustering itself would give its own papers): new papers no longer look like
-  the papers the clusters were made of.
+- the papers added since then exceed ``max_growth`` times the base (0.25 by default: a quarter
+  more) and number at least ``min_growth`` (1,000 by default: a small feed of 600 papers that
+  grows by 20 a day is reclustered after 50 days, not after 8), or
+- the new papers drifted away from the clusters: at least min_cluster_size papers were added,
+  the share of them left in the pool exceeds by more than ``max_drift`` the share of the
+  clustered papers that miss the same bar (the pool share the clustering itself would give its
+  own papers), and more than ``max_drift`` of them (and at least min_cluster_size) sit in dense
+  groups of the pool that could not become topics of their own because clustered papers share
+  them (``Update.unborn``): new papers crowd the edge of a topic, which only a recluster can
+  redraw. Pool papers that form no dense group are outliers that wait; a dense group made
+  mostly of pool papers is born as a topic here, without a recluster.
+On small feeds (Daily Papers pages, ~30 papers a day) a day's papers often start a subject of
+their own: under the share test alone that reclustered nearly every day and moved 5% of the
+placed papers' ids; they now wait in the pool until they are dense enough to be a topic.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from pipeline.config import DEFAULT_N_NEIGHBORS
 from pipeline.label.geometry import centroid_bars
 
 POOL_DIMENSIONS = 16
+UPDATE_NOTE = "incremental update"  # how an update's note starts
 # At least this many clustered papers (else as many as the pool holds) surround the pool when it is clustered.
 BACKGROUND_MIN = 500
 
@@ -46,6 +56,7 @@ class Update:
     born: int  # clusters made from the pool
     pool_share: float  # share of the papers added since the base left in the pool
     base_miss_share: float  # share of the clustered papers below the bar of their nearest cluster
+    unborn: int = 0  # pool papers in dense groups that could not become a topic (clustered papers share them)
 
 
 def _pca(vectors: np.ndarray, dimensions: int) -> np.ndarray:
@@ -88,7 +99,7 @@ def update_clusters(
     pool[new_rows[~fits]] = True
     min_cluster_size = int(previous.params.get("min_cluster_size", 2))
     min_samples = previous.params.get("min_samples")
-    born = 0
+    born, unborn = 0, 0
     pool_rows = np.flatnonzero(pool)
     if len(pool_rows) >= min_cluster_size:
         # The pool is clustered among a sample of clustered papers, so that density is judged
@@ -102,6 +113,7 @@ def update_clusters(
         for cluster in sorted(set(found.tolist()) - {-1}):
             members = pool_rows[found == cluster]
             if len(members) < min_cluster_size or 2 * len(members) <= int((found_all == cluster).sum()):
+                unborn += len(members)
                 continue
             labels[members] = next_label + born
             pool[members] = False
@@ -116,24 +128,31 @@ def update_clusters(
     added = n_papers - base_papers
     pool_share = float(pool.sum() / added) if added > 0 else 0.0
     note = (
-        f"incremental update: {len(new_rows)} new papers, {int(fits.sum())} joined their nearest cluster, "
+        f"{UPDATE_NOTE}: {len(new_rows)} new papers, {int(fits.sum())} joined their nearest cluster, "
         f"{born} new cluster(s) formed in the pool, {int(pool.sum())} papers wait in the pool "
         f"(run with --force cluster to recluster everything)"
     )
-    result = ClusterResult(labels, reduced, layout, previous.params, [*previous.notes, note])
-    return Update(result, pool, int(fits.sum()), born, round(pool_share, 6), round(base_miss, 6))
+    # The notes of the last full clustering and of this update (not one more line per update, run after run).
+    kept_notes = [line for line in previous.notes if not line.startswith(UPDATE_NOTE)]
+    result = ClusterResult(labels, reduced, layout, previous.params, [*kept_notes, note])
+    return Update(result, pool, int(fits.sum()), born, round(pool_share, 6), round(base_miss, 6), unborn)
 
 
-def drifted(update: Update, base_papers: int, max_growth: float, max_drift: float) -> str | None:
+def drifted(update: Update, base_papers: int, max_growth: float, max_drift: float, min_growth: int) -> str | None:
     """Why the updated clustering should be redone from scratch, or None (see the module docstring)."""
     n_papers = len(update.pool)
     added = n_papers - base_papers
     min_cluster_size = int(update.result.params.get("min_cluster_size", 2))
-    if added > max_growth * base_papers:
-        return f"{added} papers added since the last full clustering of {base_papers} (over {max_growth:g}x)"
-    if added >= min_cluster_size and update.pool_share - update.base_miss_share > max_drift:
+    if added > max_growth * base_papers and added >= min_growth:
         return (
-            f"{update.pool_share:.0%} of the {added} papers added since the last full clustering fit no topic, "
-            f"against {update.base_miss_share:.0%} of the clustered papers (drift bar {max_drift:.0%})"
+            f"growth: {added} papers added since the last full clustering of {base_papers} "
+            f"(over {max_growth:g}x and at least {min_growth:,})"
+        )
+    drifting = added >= min_cluster_size and update.pool_share - update.base_miss_share > max_drift
+    if drifting and update.unborn >= min_cluster_size and update.unborn > max_drift * added:
+        return (
+            f"drift: {update.pool_share:.0%} of the {added} papers added since the last full clustering fit no "
+            f"topic, against {update.base_miss_share:.0%} of the clustered papers (drift bar {max_drift:.0%}), "
+            f"and {update.unborn} of them sit in dense groups that clustered papers share"
         )
     return None

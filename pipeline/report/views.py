@@ -76,7 +76,7 @@ class ReportData:
     def common(self, page: str) -> dict[str, Any]:
         title = self.config.title or f"{self.summary['name']} · papertopics"
         return {"title": title, "run_name": self.summary["name"], "created": self.summary.get("created", ""),
-                "page": page}  # fmt: skip
+                "page": page, "recluster": self.summary.get("recluster")}  # fmt: skip
 
 
 def percent(part: float, whole: float) -> str:

@@ -1,9 +1,12 @@
 """Cluster stage: the vectors in, topic labels, the reduced vectors and the 2-D map out.
 
-When the last clustering was made with the same settings and model and the corpus grew,
-the new papers join it (``pipeline.feed.update``: nearest centroid under the outlier bar,
-dense groups of the papers that fit nowhere become new clusters) instead of a full
-recluster, until the drift bar there is passed or ``--force cluster`` is given.
+When the last clustering was made with the same settings and model and every paper of it
+is still there with the same text (read from any file: a renamed file changes nothing), the
+new papers join it (``pipeline.feed.update``: nearest centroid under the outlier bar, dense
+groups of the papers that fit nowhere become new clusters) instead of a full recluster,
+until the recluster rule there asks for one (growth, drift) or ``--force cluster`` is given.
+Every full clustering says why, in the log and in ``cluster.json`` ("recluster"), which the
+report shows on ``new.html``.
 
 A full recluster of a run clustered before with the same settings and model is guided by
 that clustering (semi-supervised UMAP, ``cluster.recluster_guide``): topics that still hold
@@ -15,6 +18,7 @@ recluster of exactly the papers of a full clustering repeats that clustering's o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,9 +38,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# When to recluster instead of placing new papers (pipeline.feed.update); they shape no clustering.
+RULE_KEYS = ("incremental", "incremental_max_share", "incremental_min_growth", "update_drift")
+
+
 def _settings(config: RunConfig) -> dict[str, Any]:
     # New papers join a cluster under the label stage's outlier bar (pipeline.feed.update).
     return {"seed": config.seed, **config.cluster.model_dump(), "outlier_percentile": config.label.outlier_percentile}
+
+
+def _clustering_settings(config: RunConfig) -> str:
+    """The hash of the settings a clustering is made with: one made under others is not updated.
+
+    The recluster rule's keys are left out: tuning when to recluster redoes no clustering.
+    """
+    settings = _settings(config)
+    return hash_json({key: value for key, value in settings.items() if key not in RULE_KEYS})
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,7 @@ class _Previous:
     pool: np.ndarray  # bool per old paper: fit no cluster since the last full clustering
     base_papers: int  # papers of the last full clustering
     guide: np.ndarray  # the guide the last clustering was made with, when a full one (empty: none)
+    texts: str  # the key of its papers' texts (_texts_key), "" when it recorded none
 
 
 def _last_clustering(context: StageContext) -> _Previous | None:
@@ -65,7 +83,7 @@ def _last_clustering(context: StageContext) -> _Previous | None:
     pool = state.read_array("cluster", "pool.npy")
     labels = state.read_array("cluster", "labels.npy")
     guide = state.read_array("cluster", "guide.npy")
-    if meta.get("settings") != hash_json(_settings(config)) or meta.get("model") != model_identity(config.embed):
+    if meta.get("settings") != _clustering_settings(config) or meta.get("model") != model_identity(config.embed):
         return None
     if len(pool) != len(old_ids) or len(labels) != len(old_ids):
         raise StateDamagedError(
@@ -79,14 +97,48 @@ def _last_clustering(context: StageContext) -> _Previous | None:
         params=meta["params"],
         notes=meta["notes"],
     )
-    return _Previous(previous, old_ids, pool.astype(bool), int(meta.get("base_papers", len(old_ids))), guide)
+    base_papers = int(meta.get("base_papers", len(old_ids)))
+    return _Previous(previous, old_ids, pool.astype(bool), base_papers, guide, str(meta.get("texts", "")))
 
 
-def _joinable(config: RunConfig, last: _Previous | None, paper_ids: list[str], forced: bool) -> bool:
-    """The papers added since ``last`` may simply join it: updates are on, not forced, and it only grew."""
-    if last is None or forced or not config.cluster.incremental:
-        return False
-    return set(last.paper_ids) <= set(paper_ids) and len(paper_ids) > len(last.paper_ids)
+def _texts_key(papers: pd.DataFrame, block: int = 10_000) -> str:
+    """The content of the papers (their texts, in order), not where they were read from: a renamed file keeps it.
+
+    The texts are made ``block`` papers at a time (all at once they would hold ~1 GB at 1M papers).
+    """
+    from pipeline.memo import text_key
+    from pipeline.schema import paper_texts
+
+    digest = hashlib.sha256()
+    for start in range(0, len(papers), block):
+        for text in paper_texts(papers.iloc[start : start + block]):
+            digest.update(text_key(text))
+    return digest.hexdigest()
+
+
+def _not_joinable(context: StageContext, last: _Previous | None, papers: pd.DataFrame) -> str | None:
+    """Why the papers cannot simply join the last clustering (a full clustering is due), or None when they can.
+
+    They can when updates are on, the stage is not forced, and every paper of the last
+    clustering is still there with the same text: the papers may be read from other files.
+    """
+    if context.forced:
+        return "forced (--force cluster or an earlier stage)"
+    if not context.config.cluster.incremental:
+        return "cluster.incremental is false"
+    if last is None:
+        if context.state is None:
+            return "the first clustering of this run folder"
+        return "the last clustering was made with other settings or another model, or its files changed"
+    paper_ids = papers["paper_id"].astype(str)
+    kept = paper_ids.isin(set(last.paper_ids))
+    gone = len(last.paper_ids) - int(kept.sum())
+    if gone:
+        return f"an input changed: {gone} of the papers clustered last time are gone"
+    old = papers.set_index(paper_ids).loc[last.paper_ids]
+    if last.texts and _texts_key(old) != last.texts:
+        return "an input changed: papers clustered last time have another title or abstract"
+    return None
 
 
 def _guide(last: _Previous | None, paper_ids: list[str]) -> np.ndarray | None:
@@ -103,8 +155,10 @@ def _guide(last: _Previous | None, paper_ids: list[str]) -> np.ndarray | None:
     return np.array([topic_of.get(paper_id, -1) for paper_id in paper_ids], dtype=np.int64)
 
 
-def _updated(config: RunConfig, embeddings: np.ndarray, paper_ids: list[str], found: _Previous) -> Update | None:
-    """The previous clustering with the new papers placed, or None when it drifted past the bar."""
+def _updated(
+    config: RunConfig, embeddings: np.ndarray, paper_ids: list[str], found: _Previous
+) -> tuple[Update, str | None]:
+    """The previous clustering with the new papers placed, and why to recluster instead (None: no reason)."""
     from pipeline.feed.update import drifted, update_clusters
 
     row_of = {paper_id: row for row, paper_id in enumerate(paper_ids)}
@@ -112,11 +166,11 @@ def _updated(config: RunConfig, embeddings: np.ndarray, paper_ids: list[str], fo
     update = update_clusters(
         found.result, found.pool, embeddings, old_rows, config.label.outlier_percentile, found.base_papers
     )
-    reason = drifted(update, found.base_papers, config.cluster.incremental_max_share, config.cluster.update_drift)
-    if reason is not None:
-        log.info("cluster: reclustering everything: %s", reason)
-        return None
-    return update
+    cluster = config.cluster
+    reason = drifted(
+        update, found.base_papers, cluster.incremental_max_share, cluster.update_drift, cluster.incremental_min_growth
+    )
+    return update, reason
 
 
 def run(context: StageContext) -> StageResult:
@@ -126,11 +180,17 @@ def run(context: StageContext) -> StageResult:
 
     config = context.config
     embeddings = context.store.read_array("embed", "embeddings.npy")
-    paper_ids = context.store.read_table("parse", "papers.parquet")["paper_id"].tolist()
+    papers = context.store.read_table("parse", "papers.parquet")
+    paper_ids = papers["paper_id"].tolist()
     last = _last_clustering(context)
-    found = last if _joinable(config, last, paper_ids, context.forced) else None
-    update = None if found is None else _updated(config, embeddings, paper_ids, found)
+    reason = _not_joinable(context, last, papers)
+    found = last if reason is None else None
+    update = None
+    if found is not None:
+        update, reason = _updated(config, embeddings, paper_ids, found)
+        update = update if reason is None else None
     if update is None:
+        log.info("cluster: full clustering: %s", reason)
         # A recluster of this run keeps what still holds of its topics (config.cluster.recluster_guide).
         guide = _guide(last, paper_ids)
         try:
@@ -155,9 +215,12 @@ def run(context: StageContext) -> StageResult:
     meta = {
         "params": result.params,
         "notes": result.notes,
-        "settings": hash_json(_settings(config)),
+        "settings": _clustering_settings(config),
         "model": model_identity(config.embed),
         "base_papers": base_papers,
+        "texts": _texts_key(papers),
+        # Why this run clustered everything (None: the new papers joined the last clustering).
+        "recluster": reason,
     }
     ids_table = pd.DataFrame({"paper_id": pd.Series(paper_ids, dtype="string")})
     outputs = {

@@ -57,7 +57,8 @@ def run(context: StageContext) -> StageResult:
     store, config = context.store, context.config
     papers = store.read_table("parse", "papers.parquet")
     reports = store.read_json("parse", "file_reports.json")
-    notes = store.read_json("cluster", "cluster.json")["notes"] + store.read_json("label", "label.json")["notes"]
+    clustering = store.read_json("cluster", "cluster.json")
+    notes = clustering["notes"] + store.read_json("label", "label.json")["notes"]
     notes += list(context.state_notes)  # the run's history was damaged: said on the report's first page
     summary = {
         "name": config.name,
@@ -72,6 +73,7 @@ def run(context: StageContext) -> StageResult:
         "has_labels": bool((papers["label"] != "").any()),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": notes,
+        "recluster": clustering.get("recluster"),  # why all papers were clustered again (None: an update)
     }
     metrics = store.read_json("label", "metrics.json")
     files = build_report(
