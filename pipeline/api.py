@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import RunConfig, load_config, parse_config, read_yaml
+from pipeline.config import RunConfig, load_config, parse_config
 from pipeline.errors import ConfigError, RunFolderError
 from pipeline.preflight import check_inputs
 from pipeline.stages import STAGE_NAMES
 from pipeline.store import ArtifactStore
+from pipeline.yaml_read import read_yaml
 
 if TYPE_CHECKING:
     import pandas as pd

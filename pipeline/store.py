@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import shutil
@@ -45,15 +44,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import OutputError, PapertopicsError, RunLockedError
+from pipeline.errors import OutputError, PapertopicsError
 from pipeline.files import TEMP_SUFFIX, atomic_write_bytes, hash_json, json_to_bytes, output_error, sha256_bytes
 from pipeline.memo import MemoStore
+from pipeline.run_lock import run_folder_lock
 
 # Bump when the layout or the meaning of a stored artifact changes: older folders are recomputed.
 STORE_FORMAT_VERSION = 1
 STAGE_MARKER = "_stage.json"
 MANIFEST = "manifest.json"
-LOCK_FILE = ".lock"
 STAGING_PREFIX = ".report-staging-"
 RETIRED_INFIX = ".old-"  # ".topics.old-1a2b3c4d": the previous report's folder, being replaced
 
@@ -309,31 +308,13 @@ class ArtifactStore:
     # -- one writer at a time ------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Refuse a second run on the same folder while the first is alive.
+        """Refuse a second run on the same folder while the first is alive (``pipeline.run_lock``).
 
-        An exclusive ``flock`` on ``.lock`` (pid written inside, for the message): the kernel
-        drops it when its process dies, however it dies. Raises RunLockedError when another
-        process holds it, OutputError when the run folder cannot be created.
+        Once the lock is held, what a dead run left half-done is swept.
         """
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise output_error(self.run_dir, exc) from exc
-        lock_path = self.run_dir / LOCK_FILE
-        descriptor = _take_lock(lock_path, self.run_dir)
-        try:
-            try:
-                os.ftruncate(descriptor, 0)
-                os.write(descriptor, str(os.getpid()).encode())
-            except OSError as exc:  # a disk with 0 bytes free: the same line as any other full-disk write
-                raise output_error(lock_path, exc) from exc
+        with run_folder_lock(self.run_dir):
             self.sweep_leftovers()
             yield
-        finally:
-            # Unlink while still holding the lock, so no one locks a file that is gone.
-            with contextlib.suppress(OSError):
-                lock_path.unlink()
-            os.close(descriptor)
 
 
 def _entries(folder: Path) -> list[os.DirEntry[str]]:
@@ -364,45 +345,3 @@ def _check_removable(folder: Path) -> None:
                 f"{current}: the previous report's folder is read-only, so the new report cannot replace it; "
                 "make it writable (chmod -R u+w) and run again; the previous report is left as it was"
             )
-
-
-def _take_lock(lock_path: Path, run_dir: Path) -> int:
-    """An open descriptor of ``lock_path`` holding its exclusive flock."""
-    while True:
-        try:
-            # Never through a link: "ftruncate + write pid" would clobber the file it points to.
-            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise OutputError(
-                    f"{lock_path}: is a symbolic link; the run lock must be a plain file "
-                    "(delete the link and run again)"
-                ) from None
-            raise output_error(lock_path, exc) from exc
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(lock_path)
-            os.close(descriptor)
-            raise RunLockedError(
-                f"{run_dir}: another papertopics run (pid {holder or 'unknown'}) is writing here; "
-                "wait for it to finish or use another output folder"
-            ) from None
-        # The holder we waited on may have unlinked the file before we locked it: then the
-        # lock is on a file no one else will open, so start again with the current one.
-        try:
-            current = os.stat(lock_path)
-        except FileNotFoundError:
-            os.close(descriptor)
-            continue
-        opened = os.fstat(descriptor)
-        if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
-            return descriptor
-        os.close(descriptor)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None

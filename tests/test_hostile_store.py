@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -63,19 +64,22 @@ def test_a_run_until_parse_leaves_a_linked_stage_folders_files_alone(tmp_path, o
     config = write_config(tmp_path)
     run_dir = tmp_path / "out" / "run"
     run_dir.mkdir(parents=True)
-    (run_dir / "02_embed").symlink_to(outside, target_is_directory=True)
+    embed_dir = ArtifactStore(run_dir, tmp_path / "out" / ".cache", STAGE_NAMES).stage_dir("embed")
+    embed_dir.symlink_to(outside, target_is_directory=True)
     assert main(["run", str(config), "--until", "parse"]) == 0, capsys.readouterr().err
     assert untouched(outside)  # the sweep deleted .x.tmp through the link
-    assert (run_dir / "02_embed").is_symlink()
+    assert embed_dir.is_symlink()
 
 
 def test_a_linked_stage_folder_is_never_trusted_written_or_cleared(store, outside):
     store.run_dir.mkdir(parents=True)
-    (store.run_dir / "02_embed").symlink_to(outside, target_is_directory=True)
+    embed_dir = store.stage_dir("embed")
+    embed_dir.symlink_to(outside, target_is_directory=True)
     assert store.finished("embed") is None
-    with pytest.raises(OutputError, match=r"02_embed: is a symbolic link; a stage folder must be a plain folder"):
+    linked = re.escape(f"{embed_dir.name}: is a symbolic link")
+    with pytest.raises(OutputError, match=linked + "; a stage folder must be a plain folder"):
         store.invalidate("embed")  # would delete outside/_stage.json
-    with pytest.raises(OutputError, match=r"02_embed: is a symbolic link"):
+    with pytest.raises(OutputError, match=linked):
         store.save_stage("embed", "key", {"embeddings.npy": b"x"}, 0.1, {})
     assert untouched(outside)
     # A plain stage folder beside it is written as always.
@@ -90,14 +94,15 @@ def test_the_sweep_follows_no_link_to_a_folder_or_a_file(store, outside, tmp_pat
     (store.run_dir / ".report-staging-12345678").symlink_to(outside, target_is_directory=True)
     (store.run_dir / ".topics.old-12345678").symlink_to(outside, target_is_directory=True)
     (store.run_dir / ".papers.csv.12345678.tmp").symlink_to(victim)
-    (store.run_dir / "01_parse").mkdir()
-    (store.run_dir / "01_parse" / ".papers.parquet.1234abcd.tmp").write_bytes(b"half")  # a real leftover
+    parse_dir = store.stage_dir("parse")
+    parse_dir.mkdir()
+    (parse_dir / ".papers.parquet.1234abcd.tmp").write_bytes(b"half")  # a real leftover
     (store.run_dir / ".report-staging-abcdef01").mkdir()  # and a real staging folder, with a link inside
     (store.run_dir / ".report-staging-abcdef01" / "out").symlink_to(outside, target_is_directory=True)
     with store.lock():
         pass
     assert untouched(outside) and victim.read_text() == "not the run's"
-    assert not (store.run_dir / "01_parse" / ".papers.parquet.1234abcd.tmp").exists()
+    assert not (parse_dir / ".papers.parquet.1234abcd.tmp").exists()
     assert not (store.run_dir / ".report-staging-abcdef01").exists()
     assert all((store.run_dir / name).is_symlink() for name in (".report-staging-12345678", ".topics.old-12345678"))
 
