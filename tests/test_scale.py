@@ -48,15 +48,15 @@ def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages,
         opened.append("closed")
 
     monkeypatch.setattr(engine_module, "open_engine", counted)
-    import pipeline.stages.label as label_stage
+    import pipeline.label.paths as label_paths
 
-    real_label_all, at_naming = label_stage._label_all, []
+    real_label_all, at_naming = label_paths._label_all, []
 
-    def label_all(context, *args, **kwargs):
+    def label_all(inputs, *args, **kwargs):
         at_naming.append(opened[-1] if opened else None)
-        return real_label_all(context, *args, **kwargs)
+        return real_label_all(inputs, *args, **kwargs)
 
-    monkeypatch.setattr(label_stage, "_label_all", label_all)
+    monkeypatch.setattr(label_paths, "_label_all", label_all)
     dask = {"kind": "dask", "workers": 2}
     local = outputs(tmp_path, seed_pages, "local", {"kind": "local"}, fit_sample)
     assert opened == []  # the local engine starts nothing
