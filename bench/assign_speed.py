@@ -10,7 +10,7 @@ Both sides run in this process, one after the other, on the same vectors:
 - before: the first version of ``assign_rest``, kept here verbatim in ``before_assign``: each
   block against the whole sample, ``np.argpartition`` on whole similarity rows, ``np.add.at``
   votes;
-- now: ``pipeline.sample_fit.assign_rest``: at most ``ASSIGN_REFERENCE`` (20,000) reference
+- now: ``pipeline.cluster.sample_fit.assign_rest``: at most ``ASSIGN_REFERENCE`` (20,000) reference
   papers, an exact top k from group maxima (``nearest_columns``), ``np.bincount`` votes.
 
 Rows: a 20,000-paper sample (the reference cap changes nothing there: speed of the top k
@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.sample_fit import ASSIGN_REFERENCE, OUTLIER, assign_rest, topic_bars  # noqa: E402
+from pipeline.cluster.sample_fit import ASSIGN_REFERENCE, OUTLIER, assign_rest, topic_bars  # noqa: E402
 
 K, PERCENTILE, CLUSTERS = 15, 5.0, 50
 

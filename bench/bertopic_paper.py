@@ -108,7 +108,7 @@ def plain_bertopic(texts: list[str], embeddings: np.ndarray, seed: int) -> dict[
 
 
 def papertopics(texts: list[str], embeddings: np.ndarray, backend, seed: int) -> dict[int, tuple[float, float, float]]:
-    from pipeline.cluster import cluster_papers
+    from pipeline.cluster.fit import cluster_papers
     from pipeline.config import ClusterConfig, LabelConfig
     from pipeline.label import label_topics
     from pipeline.metrics import top_words

@@ -8,7 +8,7 @@ RUN_DIR is a finished run (its ``02_embed/embeddings.npy`` is clustered), e.g.
 - numba's compile cache: the cluster stage on 2,000 of the vectors in a fresh process with
   an empty ``NUMBA_CACHE_DIR`` (what every run paid before the cache) and in a fresh process
   with the cache warm (what a run pays now);
-- the steps of ``pipeline.cluster.cluster_papers``: the nearest-neighbour graph, UMAP to 5-D
+- the steps of ``pipeline.cluster.fit.cluster_papers``: the nearest-neighbour graph, UMAP to 5-D
   and to 2-D reusing it, and, for comparison, UMAP to 2-D building its own graph (what the
   second layout cost before the graph was shared);
 - the whole ``cluster_papers`` with the 2-D map laid out in this process and in a spawned
@@ -43,7 +43,7 @@ import sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 start = time.perf_counter()
-from pipeline.cluster import cluster_papers
+from pipeline.cluster.fit import cluster_papers
 from pipeline.config import ClusterConfig
 vectors = np.load({path!r})[:{n}]
 cluster_papers(vectors, ClusterConfig(), seed=42)
@@ -90,7 +90,7 @@ def main() -> int:
 
     from sklearn.metrics import adjusted_rand_score
 
-    from pipeline.cluster import (
+    from pipeline.cluster.fit import (
         _nearest_neighbours,
         _umap,
         auto_min_cluster_size,
@@ -132,7 +132,7 @@ def main() -> int:
             (f"HDBSCAN, fast_hdbscan, first call: {fast.max() + 1} clusters, ARI {agreement:.2f}", f"{first_s:.1f}"),
             ("HDBSCAN, fast_hdbscan, second call", f"{again_s:.1f}"),
         ]
-    from pipeline.cluster import cluster_papers
+    from pipeline.cluster.fit import cluster_papers
     from pipeline.config import ClusterConfig
 
     serial, serial_s = timed(cluster_papers, vectors, ClusterConfig(), 42, parallel_layout=False)

@@ -12,7 +12,7 @@ the pipeline builds it. Prints one table per corpus:
   sentence-transformers fp32 at 256 tokens measured in the same round;
 - NMI (k-means): k-means with k = number of primary categories, on the unit vectors,
   mean and standard deviation over 5 seeds, NMI against the primary category;
-- topics, NMI (topics), outliers, NPMI: ``pipeline.cluster.cluster_papers`` with the default
+- topics, NMI (topics), outliers, NPMI: ``pipeline.cluster.fit.cluster_papers`` with the default
   cluster settings (UMAP + HDBSCAN, seed 42), NMI of its topics (outliers as one group)
   against the primary category, the outlier share, and the mean NPMI of each topic's 10
   top words (c-TF-IDF over unigrams without English stop words; co-occurrence in documents
@@ -206,7 +206,7 @@ def topic_scores(vectors: np.ndarray, texts: list[str], labels: list[str], seeds
     import pandas as pd
     from sklearn.metrics import normalized_mutual_info_score
 
-    from pipeline.cluster import cluster_papers
+    from pipeline.cluster.fit import cluster_papers
     from pipeline.config import LabelConfig
     from pipeline.label import label_topics
     from pipeline.metrics import compute_metrics

@@ -8,9 +8,9 @@ RUN_DIR is a run stopped after embed or later (``--until embed``): its
 papers). The embedding backend is whatever that run used (its manifest says; printed).
 
 Rows:
-- full fit: ``pipeline.cluster.cluster_papers`` on every paper (the cluster stage today);
+- full fit: ``pipeline.cluster.fit.cluster_papers`` on every paper (the cluster stage today);
 - sample + assign: ``cluster_papers`` on a seeded sample of ``--sample`` papers, then
-  ``pipeline.sample_fit.assign_rest`` for the others (labels, and the 2-D map and reduced
+  ``pipeline.cluster.sample_fit.assign_rest`` for the others (labels, and the 2-D map and reduced
   coordinates from the neighbours), with the outlier bar (``outlier_percentile`` 5, as
   ``label.reduce_outliers`` does) and without it (outliers as the neighbours vote).
 
@@ -39,12 +39,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.cluster import cluster_papers  # noqa: E402
+from pipeline.cluster.fit import cluster_papers  # noqa: E402
+from pipeline.cluster.sample_fit import assign_rest, choose_sample, rest_of  # noqa: E402
 from pipeline.config import ClusterConfig  # noqa: E402
 from pipeline.label import AUTO_MAX_TOPICS, reassign_outliers  # noqa: E402
 from pipeline.label.geometry import merge_to_target  # noqa: E402
 from pipeline.metrics import label_agreement  # noqa: E402
-from pipeline.sample_fit import assign_rest, choose_sample, rest_of  # noqa: E402
 from pipeline.stages import STAGE_NAMES  # noqa: E402
 from pipeline.store import ArtifactStore  # noqa: E402
 

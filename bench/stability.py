@@ -12,7 +12,7 @@ papers' categories (outliers as one group, pipeline.agreement), the outlier shar
 label stage, and the seconds of one clustering (mean; a shared 2-core machine: compare within
 one run only). NPMI needs the label stage's keywords and is not computed here.
 
-Approaches (each the cluster stage's own fit, ``pipeline.sample_fit.fit_on_sample``):
+Approaches (each the cluster stage's own fit, ``pipeline.cluster.sample_fit.fit_on_sample``):
 - ``today``: the run's cluster settings;
 - ``neighbours 30, components 10``: UMAP sees twice the neighbours and gives HDBSCAN ten dimensions;
 - ``spectral kNN graph``: no UMAP for the clusters: HDBSCAN (same sizes) on a 5-D spectral embedding
@@ -50,9 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.agreement import label_agreement  # noqa: E402
+from pipeline.cluster.sample_fit import fit_on_sample  # noqa: E402
 from pipeline.config import ClusterConfig, parse_config  # noqa: E402
 from pipeline.engine import LocalEngine  # noqa: E402
-from pipeline.sample_fit import fit_on_sample  # noqa: E402
 from pipeline.stability import pairwise_ari  # noqa: E402
 from pipeline.stages import STAGE_NAMES  # noqa: E402
 from pipeline.store import ArtifactStore  # noqa: E402
@@ -69,7 +69,7 @@ def spectral_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, perce
     from sklearn.manifold import spectral_embedding
     from sklearn.neighbors import kneighbors_graph
 
-    from pipeline.cluster import auto_min_cluster_size, hdbscan_labels
+    from pipeline.cluster.fit import auto_min_cluster_size, hdbscan_labels
 
     graph = kneighbors_graph(embeddings, config.n_neighbors, metric="cosine", mode="connectivity")
     reduced = spectral_embedding(0.5 * (graph + graph.T), n_components=config.n_components, random_state=seed)

@@ -133,7 +133,7 @@ class ClusterConfig(_Strict):
     # Reclustered when the share of added papers that fit no topic exceeds the clustered papers' own by this
     # and the pool holds a dense group that clustered papers share (pipeline.feed.update).
     update_drift: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
-    # Papers UMAP and HDBSCAN are fitted on: "auto" = all up to 100,000 (pipeline.sample_fit),
+    # Papers UMAP and HDBSCAN are fitted on: "auto" = all up to 100,000 (pipeline.cluster.sample_fit),
     # a seeded sample of that many above; "all"; or a number. The rest join by nearest neighbours.
     fit_sample: Annotated[int, Field(ge=2, le=MAX_PAPERS)] | Literal["auto", "all"] = "auto"
     # A recluster of a run clustered before (the drift bar, --force cluster) semi-supervises UMAP

@@ -50,7 +50,7 @@ def seed_stability(
 
     embeddings: ndarray of shape (n_papers, dim); labels: the run's clusters, ndarray (n_papers,),
     -1 = outlier. ``cluster`` (vectors, settings, seed) -> labels defaults to the cluster stage's
-    own fit (``pipeline.sample_fit.fit_on_sample`` on this process, unguided). Returns a JSON-ready
+    own fit (``pipeline.cluster.sample_fit.fit_on_sample`` on this process, unguided). Returns a JSON-ready
     dict: the seeds, each clustering's topic count, the pairwise ARIs with their minimum and mean.
     """
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or not 1 <= n_seeds <= MAX_STABILITY_SEEDS:
@@ -76,8 +76,8 @@ def seed_stability(
 
 
 def _stage_clustering(outlier_percentile: float | None) -> Callable[[np.ndarray, ClusterConfig, int], np.ndarray]:
+    from pipeline.cluster.sample_fit import fit_on_sample
     from pipeline.engine import LocalEngine
-    from pipeline.sample_fit import fit_on_sample
 
     def cluster(embeddings: np.ndarray, config: ClusterConfig, seed: int) -> np.ndarray:
         return fit_on_sample(embeddings, config, seed, LocalEngine(), outlier_percentile).labels

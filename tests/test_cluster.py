@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.cluster import (
+from pipeline.cluster.fit import (
     CLUSTER_CAP_FLOOR,
     MIN_PAPERS_TO_CLUSTER,
     auto_min_cluster_size,
@@ -66,11 +66,11 @@ def test_same_seed_same_result_other_seed_other_map():
 
 
 def test_no_dense_group_makes_every_paper_one_topic(monkeypatch):
-    import pipeline.cluster
+    import pipeline.cluster.fit
 
     rng = np.random.default_rng(3)
     noise = rng.normal(size=(40, 32)).astype(np.float32)
-    monkeypatch.setattr(pipeline.cluster, "hdbscan_labels", lambda reduced, *args: np.full(len(reduced), -1))
+    monkeypatch.setattr(pipeline.cluster.fit, "hdbscan_labels", lambda reduced, *args: np.full(len(reduced), -1))
     result = cluster_papers(noise, ClusterConfig(min_cluster_size=15), seed=5)
     assert result.labels.tolist() == [0] * 40
     assert any("no dense group" in note for note in result.notes)

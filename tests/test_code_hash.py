@@ -149,6 +149,8 @@ def two_trees(tmp_path):
         ("pipeline/label/geometry.py", {"cluster", "label"}),
         ("pipeline/parse/units.py", {"parse"}),
         ("pipeline/feed/update.py", {"cluster"}),
+        ("pipeline/cluster/neighbours.py", {"cluster"}),  # the leaf the sampled fit and the update share
+        ("pipeline/cluster/__init__.py", {"cluster"}),  # a package runs before its modules
         ("pipeline/terms.py", {"label", "report"}),
         ("pipeline/stages/report.py", {"report"}),
         ("pipeline/store.py", {"parse", "embed", "cluster", "label", "report"}),

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from pipeline.cluster.sample_fit import assign_rest
 from pipeline.engine import (
     DaskEngine,
     EngineConfig,
@@ -24,7 +25,6 @@ from pipeline.engine import (
     worker_cached,
 )
 from pipeline.errors import PapertopicsError, WorkerDiedError
-from pipeline.sample_fit import assign_rest
 
 MAP_TIMEOUT_S = 120.0
 

@@ -8,7 +8,7 @@ import operator
 import numpy as np
 import pytest
 
-from pipeline.exact import GRID_BITS, MAX_NORM, grid_dot, on_grid, row_sums, weighted_mean
+from pipeline.cluster.neighbours import GRID_BITS, MAX_NORM, grid_dot, on_grid, row_sums, weighted_mean
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from pipeline.cluster import ClusterResult
+from pipeline.cluster.fit import ClusterResult
 from pipeline.feed.identity import (
     PreviousTopics,
     apply_stable_ids,

@@ -55,7 +55,7 @@ def test_an_outlier_may_appear_in_an_update_after_a_run_without_any(tmp_path):
 
 def test_new_papers_crowding_the_edge_of_a_topic_are_drift_and_force_a_recluster():
     """A dense group of new papers that HDBSCAN finds together with a topic's papers: only a recluster redraws it."""
-    from pipeline.cluster import ClusterResult
+    from pipeline.cluster.fit import ClusterResult
     from pipeline.feed.update import drifted, update_clusters
     from tests.test_feed import blobs, unit_rows
 
@@ -165,7 +165,7 @@ def test_numba_compiles_once_per_user_not_once_per_output_folder(tmp_path, monke
 
 def test_an_update_keeps_the_notes_of_the_last_full_clustering_and_its_own_only():
     """Notes are logged at every run: one more line per update would grow the log of a year-old feed by 365."""
-    from pipeline.cluster import ClusterResult
+    from pipeline.cluster.fit import ClusterResult
     from pipeline.feed.update import update_clusters
     from tests.test_feed import blobs
 

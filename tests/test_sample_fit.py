@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.engine import LocalEngine
-from pipeline.exact import grid_dot, nearest_columns, nearest_exact, on_grid
-from pipeline.label import reassign_outliers
-from pipeline.sample_fit import (
+from pipeline.cluster.neighbours import grid_dot, nearest_columns, nearest_exact, on_grid
+from pipeline.cluster.sample_fit import (
     ASSIGN_REFERENCE,
     AUTO_FIT_SAMPLE,
     assign_rest,
@@ -23,6 +21,8 @@ from pipeline.sample_fit import (
     rest_of,
     topic_bars,
 )
+from pipeline.engine import LocalEngine
+from pipeline.label import reassign_outliers
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -177,7 +177,7 @@ def test_blocks_and_partitions_give_the_same_result_as_one_call(corpus):
     arguments = (corpus["sample"], corpus["labels"], corpus["layout"])
     whole = assign_rest(*arguments, rest, k=15, outlier_percentile=5.0)
     # Bit for bit on every CPU: the similarities are exact and the means summed in a fixed order
-    # (pipeline.exact), so matrix products of other shapes taking other BLAS kernels change nothing.
+    # (pipeline.cluster.neighbours), so matrix products of other shapes taking other BLAS kernels change nothing.
     for block_rows in (1, 7, 16, 64):
         blocked = assign_rest(*arguments, rest, k=15, outlier_percentile=5.0, block_rows=block_rows)
         assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
@@ -220,7 +220,7 @@ def test_bad_shapes_are_errors(corpus):
 ASSIGN_SCRIPT = """
 import hashlib, sys
 import numpy as np
-from pipeline.sample_fit import assign_rest
+from pipeline.cluster.sample_fit import assign_rest
 rng = np.random.default_rng(3)
 def unit(rows):
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
@@ -246,7 +246,7 @@ def cpu_flags() -> set[str]:
 def test_the_assignment_is_the_same_bit_for_bit_with_every_blas_kernel_this_cpu_runs():
     """OpenBLAS picks its kernels by CPU; OPENBLAS_CORETYPE forces older ones (SSE3, AVX, AVX2).
 
-    Before pipeline.exact, the AVX2 (Haswell) and SSE3 (Prescott) kernels gave other last bits
+    Before pipeline.cluster.neighbours, the AVX2 (Haswell) and SSE3 (Prescott) kernels gave other last bits
     than the AVX-512 ones for the same papers, so an AVX2-only machine got other map positions.
     """
     if platform.machine() not in ("x86_64", "AMD64"):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.cluster import cluster_papers
+from pipeline.cluster.fit import cluster_papers
+from pipeline.cluster.sample_fit import fit_on_sample
 from pipeline.config import ClusterConfig, load_config
 from pipeline.engine import LocalEngine
 from pipeline.runner import run_pipeline
-from pipeline.sample_fit import fit_on_sample
 from pipeline.stages import STAGE_NAMES
 from pipeline.store import ArtifactStore
 from tests.test_pipeline import make_config
@@ -48,15 +48,15 @@ def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages,
         opened.append("closed")
 
     monkeypatch.setattr(engine_module, "open_engine", counted)
-    import pipeline.stages.label as label_stage
+    import pipeline.label.paths as label_paths
 
-    real_label_all, at_naming = label_stage._label_all, []
+    real_label_all, at_naming = label_paths._label_all, []
 
-    def label_all(context, *args, **kwargs):
+    def label_all(inputs, *args, **kwargs):
         at_naming.append(opened[-1] if opened else None)
-        return real_label_all(context, *args, **kwargs)
+        return real_label_all(inputs, *args, **kwargs)
 
-    monkeypatch.setattr(label_stage, "_label_all", label_all)
+    monkeypatch.setattr(label_paths, "_label_all", label_all)
     dask = {"kind": "dask", "workers": 2}
     local = outputs(tmp_path, seed_pages, "local", {"kind": "local"}, fit_sample)
     assert opened == []  # the local engine starts nothing
@@ -85,7 +85,7 @@ def test_a_fit_on_a_sample_places_every_paper_and_keeps_the_samples_clusters():
     result = fit_on_sample(embeddings, config, 3, LocalEngine(), 5.0)
     assert result.labels.shape == (240,) and result.layout.shape == (240, 2)
     assert result.params["fit_sample"] == 120 and any("sample of 120" in note for note in result.notes)
-    from pipeline.sample_fit import choose_sample
+    from pipeline.cluster.sample_fit import choose_sample
 
     sample = choose_sample(240, 120, 3)
     alone = cluster_papers(embeddings[sample], config, 3)

@@ -1,9 +1,9 @@
-"""The label stage's part in following a feed: read the last run's topics, write this run's.
+"""The label stage's part in following a feed: the last run's topics in, this run's feed files out.
 
-The label stage calls :func:`stable_ids` once its topics are named. It reads what the last
-successful run carried (``context.state``, the run's history, checked when the run started),
-matches the topics
-(``pipeline.feed.identity``) and returns the renumbered tables and three more artifacts:
+Plain data in and out: the label stage reads what the last successful run carried (the run's
+history, checked when the run started) and hands it to :func:`previous_topics`; once its
+topics are named it calls :func:`stable_ids`, which matches them (``pipeline.feed.identity``)
+and returns the renumbered tables and three more artifacts:
 
     topics_registry.parquet  every topic id ever given (see identity.REGISTRY_COLUMNS)
     topic_history.parquet    the events of every run (see identity.HISTORY_COLUMNS)
@@ -13,17 +13,15 @@ matches the topics
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.feed.identity import PreviousTopics, StableTopics, apply_stable_ids, stable_topics
-from pipeline.files import hash_json, json_to_bytes, table_to_bytes
-
-if TYPE_CHECKING:
-    from pipeline.stage import StageContext
+from pipeline.files import json_to_bytes, table_to_bytes
 
 FEED_OUTPUTS = ("topics_registry.parquet", "topic_history.parquet", "feed.json")
 # What the label stage carries to the next run (``Stage.carries``): the feed's files, and the
@@ -32,33 +30,39 @@ LABEL_CARRIED = ("assignments.parquet", "topics.parquet", "hierarchy.parquet", *
 FEED_FORMAT = 1
 
 
-def naming_key(context: StageContext) -> str:
-    """What topic names depend on besides the topic: the label settings and the label code."""
-    from pipeline.code_hash import code_hash
+@dataclass(frozen=True)
+class FeedKeys:
+    """What this run's topics are made with: a last run made otherwise keeps its ids but not its names.
 
-    code = code_hash("pipeline.stages.label")  # the source of the label stage's import closure
-    return hash_json({"label": context.config.label.model_dump(mode="json"), "code": code})
+    model: the embedding model's identity (``pipeline.embed.model_identity``); naming: the hash
+    of the label settings and the label code (the label stage computes it).
+    """
+
+    model: str
+    naming: str
 
 
-def previous_topics(context: StageContext) -> tuple[PreviousTopics | None, dict[str, Any] | None]:
-    """The topics, registry, history and feed the last successful run carried (``context.state``)."""
-    from pipeline.embed import model_identity
+def previous_topics(
+    feed: dict[str, Any],
+    assignments: pd.DataFrame,
+    registry: pd.DataFrame,
+    history: pd.DataFrame,
+    keys: FeedKeys,
+) -> PreviousTopics | None:
+    """The last run's topics from the files its label stage carried; None when its feed has another format.
 
-    state = context.state
-    if state is None or not state.holds("label", LABEL_CARRIED):
-        return None, None
-    feed = state.read_json("label", "feed.json")
+    feed: its ``feed.json``; assignments, registry, history: its tables of those names.
+    """
     if feed.get("format") != FEED_FORMAT:
-        return None, None
-    previous = PreviousTopics(
-        assignments=state.read_table("label", "assignments.parquet")[["paper_id", "topic"]],
-        registry=state.read_table("label", "topics_registry.parquet"),
-        history=state.read_table("label", "topic_history.parquet"),
+        return None
+    return PreviousTopics(
+        assignments=assignments[["paper_id", "topic"]],
+        registry=registry,
+        history=history,
         run=int(feed["runs"][-1]["run"]),
-        same_model=feed.get("model") == model_identity(context.config.embed),
-        same_names=feed.get("naming") == naming_key(context),
+        same_model=feed.get("model") == keys.model,
+        same_names=feed.get("naming") == keys.naming,
     )
-    return previous, feed
 
 
 def keep_placements(
@@ -101,7 +105,7 @@ def newest_date(dates: pd.Series) -> str:
 
 
 def stable_ids(
-    context: StageContext,
+    keys: FeedKeys,
     previous: PreviousTopics | None,
     feed: dict[str, Any] | None,
     papers: pd.DataFrame,
@@ -117,11 +121,11 @@ def stable_ids(
     paper_ids = papers["paper_id"].astype(str).tolist()
     stable = stable_topics(paper_ids, local, centroids_of(embeddings, local), previous)
     assignments, topics, hierarchy, registry = apply_stable_ids(stable, assignments, topics, hierarchy)
-    return assignments, topics, hierarchy, feed_files(context, previous, feed, papers, stable, registry), stable.notes
+    return assignments, topics, hierarchy, feed_files(keys, previous, feed, papers, stable, registry), stable.notes
 
 
 def feed_files(
-    context: StageContext,
+    keys: FeedKeys,
     previous: PreviousTopics | None,
     feed: dict[str, Any] | None,
     papers: pd.DataFrame,
@@ -129,8 +133,6 @@ def feed_files(
     registry: pd.DataFrame,
 ) -> dict[str, bytes]:
     """The feed artifacts of a run whose topics got the stable ids of ``stable`` (``registry``: named)."""
-    from pipeline.embed import model_identity
-
     paper_ids = papers["paper_id"].astype(str).tolist()
     known = set(previous.assignments["paper_id"].tolist()) if previous is not None else set()
     new_papers = [paper for paper in paper_ids if paper not in known]
@@ -147,8 +149,8 @@ def feed_files(
     )
     feed_json = {
         "format": FEED_FORMAT,
-        "model": model_identity(context.config.embed),
-        "naming": naming_key(context),
+        "model": keys.model,
+        "naming": keys.naming,
         "runs": runs,
         "new_paper_ids": new_papers,
     }

@@ -6,8 +6,8 @@ keywords (c-TF-IDF over the topic's term counts), its name audit (how many of it
 write its name), sizes, scores and representatives. The full path rebuilds the document-term
 matrix and the phrase index of every paper (about 30 s at 75k papers) to get them.
 
-After each run the stage keeps a :class:`LabelState` (``store.cache``, namespace
-``label-state``, keyed by the run's assignments): per stable topic the summed term counts,
+After each run the label stage keeps a :class:`LabelState` (keyed by :func:`state_key`:
+the run's assignments and what its term counts depend on): per stable topic the summed term counts,
 how many of its papers hold each term, and how many write its name's main phrase. The next
 run, when every topic keeps its id and name and none is born or fades
 (:func:`update_blockers`), adds the rows of the papers that are new or changed topic
@@ -38,7 +38,6 @@ from pipeline.terms import TermCounts, packed_ngrams
 
 # Bump when LabelState would hold other sums for the same run (it keys the stored states).
 STATE_VERSION = 1
-STATE_NAMESPACE = "label-state"
 _DECIMALS = 4  # as the name audit rounds coverage (lift: 2)
 
 

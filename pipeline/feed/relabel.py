@@ -1,9 +1,10 @@
-"""The label stage's update path end to end: when it applies, and the label tables it gives.
+"""The label stage's update path: this run's topics matched to the last run's, then labelled from its sums.
 
-:func:`updated_labels` returns the same tables the full path gives after ``stable_ids``
-(assignments, topics, hierarchy under stable ids, the feed artifacts) or, when the update
-path does not apply, the reason, which the stage writes in its notes before taking the full
-path. See ``pipeline.feed.label_update`` for the sums it works from.
+Plain data in and out. :func:`matched` matches this run's clusters to the last run's topics and
+says what stops an update from sums (None when nothing does); :func:`relabelled` then gives
+the same tables the full path gives after ``stable_ids`` (assignments, topics, hierarchy under
+stable ids, the feed artifacts) and the sums the next run starts from. See
+``pipeline.feed.label_update`` for the sums.
 """
 
 from __future__ import annotations
@@ -14,21 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipeline.feed.identity import PreviousTopics
-from pipeline.feed.label_step import feed_files
-from pipeline.feed.label_update import (
-    STATE_NAMESPACE,
-    LabelState,
-    LabelStateArrays,
-    grown_state,
-    state_audit,
-    state_key,
-    state_keywords,
-)
+from pipeline.feed.identity import PreviousTopics, StableTopics
+from pipeline.feed.label_step import FeedKeys, feed_files
+from pipeline.feed.label_update import LabelState, grown_state, state_audit, state_keywords
 from pipeline.schema import OUTLIER_NAME, OUTLIER_TOPIC
 
 if TYPE_CHECKING:
-    from pipeline.stage import StageContext
+    from pipeline.config import LabelConfig
 
 
 # The outliers' row when the last run had none (its other columns come from this run's papers).
@@ -48,62 +41,58 @@ class Updated:
     state: LabelState
 
 
-def _previous_table(context: StageContext, name: str) -> pd.DataFrame:
-    """A table the last successful run's label stage carried (``context.state``)."""
-    if context.state is None:
-        raise KeyError(name)
-    return context.state.read_table("label", name)
+@dataclass(frozen=True)
+class Prior:
+    """What the last run left that an update from sums starts from: its sums and its topic tables."""
+
+    state: LabelState
+    topics: pd.DataFrame
+    hierarchy: pd.DataFrame
 
 
-def updated_labels(
-    context: StageContext,
+@dataclass(frozen=True)
+class Matched:
+    """This run's clusters matched to the last run's topics; ``blocker``: why no update from sums (None: none).
+
+    labels: merged clusters per paper; local: them renumbered by size; topic_of: each paper's
+    stable id (empty when blocked before the match); row_of_state: each of the state's papers'
+    row in this run.
+    """
+
+    blocker: str | None
+    notes: list[str]
+    local_centroids: dict[int, np.ndarray]
+    stable: StableTopics | None
+    topic_of: np.ndarray
+    row_of_state: np.ndarray
+
+
+def blocked(reason: str) -> Matched:
+    """A match that never ran: ``reason`` blocks the update from sums."""
+    return Matched(reason, [], {}, None, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+def matched(
+    prior: Prior,
     previous: PreviousTopics,
-    feed: dict[str, Any] | None,
-    papers: pd.DataFrame,
+    paper_ids: list[str],
     text_keys: list[bytes],
     embeddings: np.ndarray,
     cluster_labels: np.ndarray,
-    layout: np.ndarray,
-    counts_settings: str,
-) -> Updated | str:
-    """The label tables of an update from the last run's state, or why the full path must run."""
+    config: LabelConfig,
+) -> Matched:
+    """This run's topics under stable ids, and what stops an update from ``prior`` (a paper gone, a topic born...)."""
     from pipeline.feed.identity import stable_topics
-    from pipeline.label import merged_clusters, phrase_tokens, term_counts_for
-    from pipeline.label.geometry import (
-        assignments_table,
-        best_papers,
-        centroids_of,
-        intertopic_positions,
-        paper_scores,
-    )
+    from pipeline.label import merged_clusters
+    from pipeline.label.geometry import centroids_of
     from pipeline.label.keywords import renumber_by_size
-    from pipeline.schema import paper_texts
-    from pipeline.terms import tokenize_texts
 
-    config = context.config.label
-    if context.forced:
-        return "the label stage was forced"
-    if config.representation != "none":
-        return f"keywords come from the {config.representation!r} representation"
-    if not previous.same_names or context.state is None:
-        return "the naming settings or code changed since the last run"
-    key = state_key(context.state.digest("label", "assignments.parquet") or "", counts_settings)
-    state = context.store.cache.get(STATE_NAMESPACE, key, LabelStateArrays())
-    if state is None:
-        return "the last run left no label state"
-    try:
-        old_topics, hierarchy = (
-            _previous_table(context, "topics.parquet"),
-            _previous_table(context, "hierarchy.parquet"),
-        )
-    except (OSError, KeyError, ValueError) as exc:
-        return f"the last run's tables cannot be read ({exc})"
-    paper_ids = papers["paper_id"].astype(str).tolist()
+    state = prior.state
     row_of_state = pd.Index(paper_ids).get_indexer(pd.Index(state.paper_ids))
     if (row_of_state < 0).any():
-        return f"{int((row_of_state < 0).sum())} papers of the last run are gone"
+        return blocked(f"{int((row_of_state < 0).sum())} papers of the last run are gone")
     if not np.array_equal(np.asarray(text_keys, dtype="S16")[row_of_state], state.text_keys):
-        return "papers of the last run have another title or abstract"
+        return blocked("papers of the last run have another title or abstract")
 
     labels, notes = merged_clusters(cluster_labels, embeddings, config)
     local = renumber_by_size(labels)
@@ -112,14 +101,41 @@ def updated_labels(
     events = stable.history.loc[stable.history["run"] == stable.run, "event"]
     if events.isin(["born", "faded", "merged", "split"]).any():
         changes = events[events.isin(["born", "faded", "merged", "split"])].value_counts()
-        return "topics changed: " + ", ".join(f"{n} {event}" for event, n in sorted(changes.items()))
+        return blocked("topics changed: " + ", ".join(f"{n} {event}" for event, n in sorted(changes.items())))
     topic_of = np.array([stable.ids[int(k)] for k in local.tolist()], dtype=np.int64)
+    if not set(topic_of[topic_of >= 0].tolist()) <= set(stable.names) & set(prior.topics["topic"].tolist()):
+        return blocked("a topic has no name kept from the last run")
+    return Matched(None, notes, local_centroids, stable, topic_of, row_of_state)
+
+
+def relabelled(
+    match: Matched,
+    prior: Prior,
+    previous: PreviousTopics,
+    feed: dict[str, Any] | None,
+    keys: FeedKeys,
+    papers: pd.DataFrame,
+    text_keys: list[bytes],
+    embeddings: np.ndarray,
+    layout: np.ndarray,
+    config: LabelConfig,
+) -> Updated:
+    """The label tables of an update from the last run's sums (``match``: unblocked, from :func:`matched`)."""
+    from pipeline.label import phrase_tokens, term_counts_for
+    from pipeline.label.geometry import assignments_table, best_papers, intertopic_positions, paper_scores
+    from pipeline.schema import paper_texts
+    from pipeline.terms import tokenize_texts
+
+    if match.blocker is not None or match.stable is None:
+        raise ValueError(f"no update from the last run's sums: {match.blocker}")
+    state, stable, topic_of, local_centroids = prior.state, match.stable, match.topic_of, match.local_centroids
+    old_topics, hierarchy = prior.topics, prior.hierarchy
     old_by_topic = old_topics.set_index("topic")
-    if not set(topic_of[topic_of >= 0].tolist()) <= set(stable.names) & set(old_by_topic.index):
-        return "a topic has no name kept from the last run"
+    paper_ids = papers["paper_id"].astype(str).tolist()
+    notes = list(match.notes)
 
     before = np.full(len(paper_ids), OUTLIER_TOPIC - 1, dtype=np.int64)
-    before[row_of_state] = state.topics
+    before[match.row_of_state] = state.topics
     changed = np.flatnonzero(before != topic_of)
     texts = paper_texts(papers.iloc[changed])
     changed_counts = term_counts_for(tokenize_texts(texts), config)
@@ -161,6 +177,6 @@ def updated_labels(
     registry = stable.registry.assign(
         name=[name_of.get(t, n) for t, n in zip(stable.registry["topic"], stable.registry["name"], strict=True)]
     )
-    outputs = feed_files(context, previous, feed, papers, stable, registry)
+    outputs = feed_files(keys, previous, feed, papers, stable, registry)
     notes += [f"labelled from the last run's sums: {len(changed)} papers new or in another topic", *stable.notes]
     return Updated(assignments, topics.reset_index(drop=True), hierarchy, outputs, notes, grown)

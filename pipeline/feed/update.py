@@ -10,7 +10,7 @@ pool among an even sample of the clustered papers (as many as the pool, at least
 min_cluster_size and min_samples) turns each dense group made mostly of pool papers, with
 at least min_cluster_size of them, into a new cluster; the rest stay outliers in the pool.
 New papers are placed on the map (and in the reduced space) at the similarity-weighted mean
-of their nearest old papers (``pipeline.cluster.extend_clusters``).
+of their nearest old papers (``pipeline.cluster.update.extend_clusters``).
 
 The recluster rule (:func:`drifted`): the clustering was learnt on the papers of the last full
 clustering (the base); everything is reclustered when either
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.cluster import ClusterResult, extend_clusters, hdbscan_labels
+from pipeline.cluster.fit import ClusterResult, hdbscan_labels
+from pipeline.cluster.update import extend_clusters
 from pipeline.config import DEFAULT_N_NEIGHBORS
 from pipeline.label.geometry import centroid_bars
 

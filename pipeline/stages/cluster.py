@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipeline.cluster import ClusterResult
+from pipeline.cluster.fit import ClusterResult
 from pipeline.config import RunConfig
 from pipeline.errors import StateDamagedError
 from pipeline.files import array_to_bytes, hash_json, json_to_bytes, table_to_bytes
@@ -174,9 +174,9 @@ def _updated(
 
 
 def run(context: StageContext) -> StageResult:
+    from pipeline.cluster.sample_fit import fit_on_sample
     from pipeline.embed import model_identity
     from pipeline.parallel import release_joblib_workers
-    from pipeline.sample_fit import fit_on_sample
 
     config = context.config
     embeddings = context.store.read_array("embed", "embeddings.npy")

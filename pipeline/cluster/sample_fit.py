@@ -7,7 +7,7 @@ UMAP, spark-rapids-ml's ``sample_fraction``, BERTopic's advice for 10M documents
 1. :func:`fit_sample_size` says how many papers the fit sees (``cluster.fit_sample``):
    all of them up to ``AUTO_FIT_SAMPLE``, a fixed number above it;
 2. :func:`choose_sample` picks them: a seeded uniform random sample, in corpus order;
-3. ``pipeline.cluster.cluster_papers`` fits UMAP + HDBSCAN on the sample (the caller does it),
+3. ``pipeline.cluster.fit.cluster_papers`` fits UMAP + HDBSCAN on the sample (the caller does it),
    with the cluster settings as they are: min_cluster_size "auto" is the sample's own (47 for
    20,000 papers). Scaled from the whole corpus's instead (24 = 91 x 20,000 / 74,728: a topic
    needs the same share of the papers) it found 90 topics, not 42, but NMI fell from 0.180 to
@@ -16,15 +16,15 @@ UMAP, spark-rapids-ml's ``sample_fraction``, BERTopic's advice for 10M documents
 4. :func:`assign_rest` places every other paper from its nearest sample papers in embedding
    space, not with ``UMAP.transform`` (which costs nearly a fit). It is a pure function of
    the sample and a block of papers, so it runs per partition on workers
-   (``pipeline.engine``), and in blocks (``BLOCK_ELEMENTS``) so that memory stays bounded.
+   (``pipeline.engine``), and in blocks (``pipeline.cluster.neighbours.BLOCK_ELEMENTS``) so that memory stays bounded.
    Its neighbours are looked for among at most ``ASSIGN_REFERENCE`` sample papers (a seeded
    sample of the sample), so its cost per paper does not grow with the sample: one
-   matrix product per block and an exact top k (``pipeline.exact.nearest_exact``), no loop per paper.
+   matrix product per block and an exact top k (``pipeline.cluster.neighbours.nearest_exact``), no loop per paper.
 
 How a paper is placed, with S = its ``k`` nearest reference papers by cosine:
 
 - topic: the similarity-weighted majority of S's cluster labels, the outlier label (-1)
-  counting as one more candidate, as in ``cluster.extend_clusters``: a paper among HDBSCAN's
+  counting as one more candidate, as in ``pipeline.cluster.update.extend_clusters``: a paper among HDBSCAN's
   outliers is an outlier, as HDBSCAN would have made it. A paper less typical of the topic
   it was voted into than every sample member of it (a lower cosine to the topic's centroid
   than the least typical one) is an outlier too: far from everything, its few nearest
@@ -39,7 +39,7 @@ How a paper is placed, with S = its ``k`` nearest reference papers by cosine:
   island on the map, not between two islands.
 
 Equal similarities are broken by the lower sample row, and every similarity and weighted mean
-is computed exactly or in a fixed order (``pipeline.exact``), so a paper's topic and position
+is computed exactly or in a fixed order (``pipeline.cluster.neighbours``), so a paper's topic and position
 depend on its own vector alone, bit for bit, never on the block or part it was placed in nor
 on the CPU's BLAS kernels.
 """
@@ -51,11 +51,11 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from pipeline.cluster.fit import ClusterResult, cluster_papers
+from pipeline.cluster.neighbours import BLOCK_ELEMENTS, grid_dot, nearest_exact, on_grid, weighted_mean
 from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
-from pipeline.exact import grid_dot, nearest_exact, on_grid, weighted_mean
 
 if TYPE_CHECKING:
-    from pipeline.cluster import ClusterResult
     from pipeline.engine import Engine
 
 OUTLIER = -1
@@ -74,11 +74,6 @@ AUTO_FIT_SAMPLE = 100_000
 # 0.179). Against the 100,000 of an "auto" sample the assignment would take 5x longer
 # (bench/assign_speed.py).
 ASSIGN_REFERENCE = 20_000
-# Similarities computed at once: a block of papers is compared with the whole reference, so it
-# holds BLOCK_ELEMENTS // n_reference papers (419 against 20,000). Its similarity matrix
-# (float32) and the mask of the entries kept take 5 bytes an element (40 MB), and the exact
-# recomputation of the candidates (pipeline.exact.nearest_exact) about as much again.
-BLOCK_ELEMENTS = 1 << 23
 FitSample = int | Literal["auto", "all"]
 
 
@@ -294,15 +289,13 @@ def fit_on_sample(
     """Clusters and layouts of every paper, fitted on ``cluster.fit_sample`` of them.
 
     ``guide``: (n_papers,) the topics of the clustering before, -1 = none (see
-    :func:`pipeline.cluster.cluster_papers`); the fit on a sample is guided by the sample's.
+    :func:`pipeline.cluster.fit.cluster_papers`); the fit on a sample is guided by the sample's.
 
-    With a sample that covers every paper this is :func:`pipeline.cluster.cluster_papers` itself,
+    With a sample that covers every paper this is :func:`pipeline.cluster.fit.cluster_papers` itself,
     so small and medium piles get exactly today's result. Above it, UMAP and HDBSCAN fit on a
     seeded sample here, and the other papers are placed by :func:`assign_rest` in parts spread
     over ``engine``'s workers. embeddings: ndarray of shape (n_papers, dim), unit rows.
     """
-    from pipeline.cluster import ClusterResult, cluster_papers
-
     n_papers = embeddings.shape[0]
     size = fit_sample_size(n_papers, config.fit_sample)
     if size >= n_papers:

@@ -1,4 +1,6 @@
-"""Cosines and weighted means whose every bit is the same for any block shape, BLAS kernel or CPU.
+"""Nearest neighbours of the cluster package (placing papers by their neighbours), exact.
+
+Cosines and weighted means whose every bit is the same for any block shape, BLAS kernel or CPU.
 
 A float32 matrix product sums its terms in an order chosen by the BLAS kernel, and the kernel
 depends on the shapes and the CPU: on an AVX2-only CPU, the same paper's similarities came out
@@ -30,6 +32,11 @@ _SCALE = float(2**GRID_BITS)
 # Rows longer than this could make a partial sum reach 16 and lose the exactness; embeddings
 # are unit rows, so this only rejects inputs that are not embeddings at all.
 MAX_NORM = 4.0
+# Similarities computed at once: a block of papers is compared with the whole reference, so it
+# holds BLOCK_ELEMENTS // n_reference papers (419 against 20,000). Its similarity matrix
+# (float32) and the mask of the entries kept take 5 bytes an element (40 MB), and the exact
+# recomputation of the candidates (:func:`nearest_exact`) about as much again.
+BLOCK_ELEMENTS = 1 << 23
 
 
 def on_grid(vectors: np.ndarray) -> np.ndarray:
@@ -133,7 +140,7 @@ def _first_k(
 def nearest_exact(
     block: np.ndarray, reference_t: np.ndarray, block_grid: np.ndarray, reference_grid: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`nearest_columns` of the exact similarities (``pipeline.exact``) at about a float32 product's cost.
+    """:func:`nearest_columns` of the exact similarities (this module) at about a float32 product's cost.
 
     block: (b, dim) float32 and block_grid the same on the grid; reference_t: (dim, n) float32 and
     reference_grid: (n, dim) the same on the grid. The float32 product (whose last bits depend on
