@@ -23,7 +23,12 @@ from pydantic import BaseModel
 from pipeline.config import ColumnMapping, InputSpec, RunConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
-SECTIONS = ("parse", "embed", "cluster", "label", "report", "engine")
+# The config's sections (parse, embed, ..., history): every field of the model that is a model itself.
+SECTIONS = tuple(
+    name
+    for name, field in RunConfig.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+)
 _KEY_LINE = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[a-z_]+):(?P<value>[^#]*)(?:#\s?(?P<comment>.*))?$")
 _COMMENT_LINE = re.compile(r"^\s+#\s?(?P<comment>.*)$")
 
