@@ -50,7 +50,7 @@ OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "f
 # way to one that is neither only when that one covers at least this share of what the topic's best
 # candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
 NEAR_SHARE = 0.7
-RankKey = tuple[bool, bool, bool, bool, float, int]
+RankKey = tuple[bool, bool, bool, bool, bool, float, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -96,7 +96,8 @@ def topic_names(
             name, is_far = options[topic][at], far[topic][at]
             fragments = any(fragment[term] for term in name.terms)
             low = name.coverage < naming.COVERAGE_FLOOR
-            return (fragments, low, specific and (is_far or generic[at]), near and is_far,
+            yields = separation.get((topic, at), 0.0) < 0  # a rival's shared head: it covers the rival more
+            return (fragments, low, yields, specific and (is_far or generic[at]), near and is_far,
                     -separation.get((topic, at), 0.0), at)  # fmt: skip
 
         ranked = sorted(range(len(options[topic])), key=rank)

@@ -114,6 +114,12 @@ class PhraseNamer:
         )
         # A single word that starts with a digit says too little alone ("3D", "360-degree").
         digit = np.array([key[:1].isdigit() for key in keys], dtype=bool)
+        # One generic word ("equation"): no main phrase, but it may head a name with a telling second
+        # phrase where no main phrase covers COVERAGE_FLOOR (:meth:`_broad_generic`).
+        self.generic_word = np.zeros(sum(len(block) for block in index.ngrams), dtype=bool)
+        if index.ngrams:
+            single = index.ngrams[0][:, 0]
+            self.generic_word[: len(single)] = generic[single] & ~adjective[single] & ~digit[single]
         self.barred = np.concatenate(
             [
                 generic[block].all(axis=1) | adjective[block[:, -1]] | (digit[block[:, 0]] & (block.shape[1] == 1))
@@ -139,7 +145,7 @@ class PhraseNamer:
         one_word = terms < len(self.index.ngrams[0])
         loose = np.asarray(inside) < SPECIFIC_SHARE * self.totals[terms]
         shared = self.spread[terms] >= GENERIC_SPREAD if self.spread is not None else np.zeros(len(terms), bool)
-        return one_word & (loose | shared)
+        return one_word & (loose | shared | self.generic_word[terms])
 
     def counts(self, rows: np.ndarray, key: Any = None) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
         """The (1, n_terms) paper counts of the papers ``rows``, title or abstract and title only.
@@ -206,7 +212,34 @@ class PhraseNamer:
                 variants += [(main, o) for o in distinct[:5] if (main, o) not in variants and self._fits(main, o)]
             coverage, lift = float(ranked.coverage[position[main]]), float(ranked.lift[position[main]])
             names += [Name(terms, coverage, lift) for terms in variants]
+        if n_mains > 1 and all(name.coverage < COVERAGE_FLOOR for name in names):
+            names += self._broad_generic(ranked, telling, position, pool)
         return names
+
+    def _broad_generic(
+        self, ranked: Ranked, telling: list[int], position: dict[int, int], pool: np.ndarray
+    ) -> list[Name]:
+        """Names headed by the generic word that covers most papers, each with a telling second phrase.
+
+        For a topic that no main phrase covers COVERAGE_FLOOR of ("Flow", 16% of a topic on partial
+        differential equations): the word must cover COVERAGE_FLOOR and have MIN_LIFT
+        ("Equations, incompressible fluids", 62%); never alone. Empty when none qualifies.
+        """
+        head = min(SHORTLIST, len(ranked.terms))
+        found = [
+            at for at in range(head)
+            if self.generic_word[ranked.terms[at]] and ranked.lift[at] >= MIN_LIFT and ranked.coverage[at] >= COVERAGE_FLOOR
+        ]  # fmt: skip
+        if not found:
+            return []
+        at = max(found, key=lambda at: (float(ranked.coverage[at]), -at))
+        word = int(ranked.terms[at])
+        grown = [self._grown_second(word, second, position, ranked, pool) for second in telling]
+        seconds = [
+            term for term in dict.fromkeys(grown)
+            if term is not None and not self.barred[term] and not self._related(word, term) and self._fits(word, term)
+        ]  # fmt: skip
+        return [Name((word, second), float(ranked.coverage[at]), float(ranked.lift[at])) for second in seconds[:3]]
 
     def _pool(self, ranked: Ranked, min_lift: float = MIN_LIFT) -> np.ndarray:
         """Where in ``ranked`` a shortlisted phrase may grow to: telling phrases of 2+ words that cover enough."""
