@@ -50,7 +50,7 @@ OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "f
 # way to one that is neither only when that one covers at least this share of what the topic's best
 # candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
 NEAR_SHARE = 0.7
-RankKey = tuple[bool, bool, bool, bool, bool, float, int]
+RankKey = tuple[bool, bool, bool, bool, bool, float, float, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -97,8 +97,10 @@ def topic_names(
             fragments = any(fragment[term] for term in name.terms)
             low = name.coverage < naming.COVERAGE_FLOOR
             yields = separation.get((topic, at), 0.0) < 0  # a rival's shared head: it covers the rival more
+            # Where no specific head covers enough, genericness tells nothing: the near head covering most wins.
+            broadest = 0.0 if specific or is_far else -name.coverage
             return (fragments, low, yields, specific and (is_far or generic[at]), near and is_far,
-                    -separation.get((topic, at), 0.0), at)  # fmt: skip
+                    -separation.get((topic, at), 0.0), broadest, at)  # fmt: skip
 
         ranked = sorted(range(len(options[topic])), key=rank)
         pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in taken), None)

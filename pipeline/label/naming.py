@@ -226,10 +226,8 @@ class PhraseNamer:
         ("Equations, incompressible fluids", 62%); never alone. Empty when none qualifies.
         """
         head = min(SHORTLIST, len(ranked.terms))
-        found = [
-            at for at in range(head)
-            if self.generic_word[ranked.terms[at]] and ranked.lift[at] >= MIN_LIFT and ranked.coverage[at] >= COVERAGE_FLOOR
-        ]  # fmt: skip
+        enough = (ranked.lift[:head] >= MIN_LIFT) & (ranked.coverage[:head] >= COVERAGE_FLOOR)
+        found = np.flatnonzero(self.generic_word[ranked.terms[:head]] & enough).tolist()
         if not found:
             return []
         at = max(found, key=lambda at: (float(ranked.coverage[at]), -at))
