@@ -50,7 +50,7 @@ OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "f
 # way to one that is neither only when that one covers at least this share of what the topic's best
 # candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
 NEAR_SHARE = 0.7
-RankKey = tuple[bool, bool, bool, bool, bool, float, float, int]
+RankKey = tuple[bool, bool, bool, bool, bool, bool, float, float, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -90,16 +90,19 @@ def topic_names(
         # one gives way to a near one (generic or not) that covers enough.
         specific = any(b and not f and not g for b, f, g in zip(broad, far[topic], generic, strict=True))
         near = any(b and not f for b, f in zip(broad, far[topic], strict=True))
+        paired = {name.terms[0] for name in candidates if len(name.terms) > 1} if namer.n_phrases > 1 else set()
 
         def rank(at: int, topic: int = topic, generic: list[bool] = generic, specific: bool = specific,
-                 near: bool = near) -> RankKey:  # fmt: skip
+                 near: bool = near, paired: set[int] = paired) -> RankKey:  # fmt: skip
             name, is_far = options[topic][at], far[topic][at]
             fragments = any(fragment[term] for term in name.terms)
             low = name.coverage < naming.COVERAGE_FLOOR
             yields = separation.get((topic, at), 0.0) < 0  # a rival's shared head: it covers the rival more
             # Where no specific head covers enough, genericness tells nothing: the near head covering most wins.
             broadest = 0.0 if specific or is_far else -name.coverage
-            return (fragments, low, yields, specific and (is_far or generic[at]), near and is_far,
+            # A generic word alone ("Reasoning") says less than with a second phrase ("Reasoning, mathematics").
+            lone = generic[at] and len(name.terms) == 1 and name.terms[0] in paired
+            return (fragments, low, yields, specific and (is_far or generic[at]), near and is_far, lone,
                     -separation.get((topic, at), 0.0), broadest, at)  # fmt: skip
 
         ranked = sorted(range(len(options[topic])), key=rank)

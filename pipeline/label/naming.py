@@ -212,7 +212,7 @@ class PhraseNamer:
                 variants += [(main, o) for o in distinct[:5] if (main, o) not in variants and self._fits(main, o)]
             coverage, lift = float(ranked.coverage[position[main]]), float(ranked.lift[position[main]])
             names += [Name(terms, coverage, lift) for terms in variants]
-        if n_mains > 1 and all(name.coverage < COVERAGE_FLOOR for name in names):
+        if n_mains > 1 and self.n_phrases > 1 and all(name.coverage < COVERAGE_FLOOR for name in names):
             names += self._broad_generic(ranked, telling, position, pool)
         return names
 
