@@ -87,3 +87,26 @@ def test_a_generic_word_heads_a_name_with_a_second_phrase_not_alone():
     assert generic_names(tokens, per_paper, {0: "Reasoning"}) == {0}  # alone, the audit flags it
     assert generic_names(tokens, per_paper, names) == set()
     assert named(titles, rows_of, n_phrases=1)[0] == "Reasoning"  # one phrase asked: the word alone
+
+
+def test_after_a_generic_head_a_specific_second_phrase_comes_before_a_generic_one():
+    # "LLMs" (8 of topic 0's 10 papers, and 3 of 10 of topics 1 and 2: generic) scores above
+    # "chain-of-thought" (4 of 10, only topic 0's); after the generic "Reasoning" the specific one tells more.
+    titles = [f"Reasoning {i} with LLMs: chain-of-thought" for i in range(2)]
+    titles += [f"Reasoning {i}: chain-of-thought" for i in range(2, 4)] + [
+        f"Reasoning {i} with LLMs" for i in range(4, 10)
+    ]
+    titles += spread_fillers("reasoning") + spread_fillers("LLMs", ("Sea ice", "Ocean waves"))
+    titles += [f"Weather forecasting {i}" for i in range(60)]
+    rows_of = {topic: np.arange(10 * topic, 10 * topic + 10) for topic in range(5)} | {5: np.arange(50, 110)}
+    assert named(titles, rows_of)[0] == "Reasoning, chain-of-thought"
+
+
+def test_a_second_phrase_shares_no_part_of_a_hyphenated_word_with_the_first():
+    titles = [f"Video {i}: video-language models" for i in range(6)] + [f"Video {i}: long clips" for i in range(6, 9)]
+    index = build_phrase_index(phrase_tokens(titles, [""] * len(titles)), STOP, 2)
+    namer = PhraseNamer(index, 2)
+    term = {index.key_text(t): t for t in range(index.papers.shape[1])}
+    assert namer._related(term["video"], term["video-language"])
+    assert namer._related(term["video-language model"], term["video"])
+    assert not namer._related(term["video"], term["long clip"])

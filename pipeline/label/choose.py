@@ -50,7 +50,7 @@ OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "f
 # way to one that is neither only when that one covers at least this share of what the topic's best
 # candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
 NEAR_SHARE = 0.7
-RankKey = tuple[bool, bool, bool, bool, bool, bool, float, float, int]
+RankKey = tuple[bool, bool, bool, bool, bool, bool, float, float, int, bool, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -84,6 +84,14 @@ def topic_names(
         heads = np.array([name.terms[0] for name in candidates], dtype=np.int64)
         inside = np.array([name.coverage * size for name in candidates])
         generic = namer.generic(heads, np.rint(inside)).tolist() if candidates else []
+        # After a generic head, a generic second phrase ("Reasoning, LLMs", "Video, long") tells less than a
+        # specific one: it comes after the head's other variants (the head's place, first of its variants, stays).
+        seconds = np.array([name.terms[-1] for name in candidates], dtype=np.int64)
+        written = namer.counts(rows_of[topic], key=topic)[0][:, seconds].toarray().ravel()
+        vague = (namer.generic(seconds, written) & (np.array([len(n.terms) for n in candidates]) > 1)).tolist()
+        first = {}
+        for at, name in enumerate(candidates):
+            first.setdefault(name.terms[0], at)
         best = max((name.coverage for name in candidates), default=0.0)
         broad = [name.coverage >= NEAR_SHARE * best for name in candidates]
         # A far or generic candidate gives way to a near, specific one that covers enough; else a far
@@ -93,7 +101,8 @@ def topic_names(
         paired = {name.terms[0] for name in candidates if len(name.terms) > 1} if namer.n_phrases > 1 else set()
 
         def rank(at: int, topic: int = topic, generic: list[bool] = generic, specific: bool = specific,
-                 near: bool = near, paired: set[int] = paired) -> RankKey:  # fmt: skip
+                 near: bool = near, paired: set[int] = paired, vague: list[bool] = vague,
+                 first: dict[int, int] = first) -> RankKey:  # fmt: skip
             name, is_far = options[topic][at], far[topic][at]
             fragments = any(fragment[term] for term in name.terms)
             low = name.coverage < naming.COVERAGE_FLOOR
@@ -103,7 +112,8 @@ def topic_names(
             # A generic word alone ("Reasoning") says less than with a second phrase ("Reasoning, mathematics").
             lone = generic[at] and len(name.terms) == 1 and name.terms[0] in paired
             return (fragments, low, yields, specific and (is_far or generic[at]), near and is_far, lone,
-                    -separation.get((topic, at), 0.0), broadest, at)  # fmt: skip
+                    -separation.get((topic, at), 0.0), broadest, first[name.terms[0]], generic[at] and vague[at],
+                    at)  # fmt: skip
 
         ranked = sorted(range(len(options[topic])), key=rank)
         pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in taken), None)

@@ -298,9 +298,9 @@ class PhraseNamer:
         return grown if not self._related(main, grown) else None
 
     def _related(self, main: int, other: int) -> bool:
-        """Whether two phrases share a word or one abbreviates the other ("GRB, gamma-ray bursts")."""
+        """Whether two phrases share a word (or part of one: "Video, video-language") or one abbreviates the other."""
         first, second = self.words(main), self.words(other)
-        if set(first) & set(second) or any(_abbreviation(word, first) for word in second):
+        if set(_parts(first)) & set(_parts(second)) or any(_abbreviation(word, first) for word in second):
             return True
         if any(_same_stem(a, b) for a in first for b in second):  # "biases" is counted as "biase", "bias" as "bia"
             return True
@@ -330,6 +330,11 @@ class PhraseNamer:
             if gained >= max(2, SECOND_GAIN * len(main_uses)):
                 seconds.append(term)
         return seconds, distinct
+
+
+def _parts(words: list[str]) -> list[str]:
+    """The words of a phrase and the parts of its hyphenated words ("video-language": "video", "language")."""
+    return words + [part for word in words if "-" in word for part in word.split("-") if part]
 
 
 def _same_stem(first: str, second: str) -> bool:
