@@ -6,8 +6,11 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
 - **no twins**: no two topics share a head phrase (a name's main phrase: no "Agents" beside
   "Agents, environments"). Topics whose best candidates start with the same phrase weigh each
   candidate by how well it separates them: its coverage in the topic less its highest coverage
-  in the others (Toponymy's disambiguation pass, done with phrases); then the largest topic
-  chooses first, and a later one takes its best candidate whose head is still free;
+  in the others (Toponymy's disambiguation pass, done with phrases). The topic the shared head
+  covers most keeps it: the others' candidates with that head come after all their others, even
+  generic ones ("Black hole" names the topic it covers 82% of, not the larger one it covers 63%
+  of); then the largest topic chooses first, and a later one takes its best candidate whose head
+  is still free;
 - **meaning checked**: with an embedder (the run's backend), every candidate's vector is compared
   with all topics' centroids; a candidate nearer another topic's centroid than its own is *far*;
 - **maximal phrases**: a candidate with a part the texts continue with one same word in most of its
@@ -15,7 +18,10 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
 - **specific before generic**: a candidate headed by a one-word phrase generic in the pile
   (:meth:`~pipeline.label.naming.PhraseNamer.generic`, counted over these topics) is *generic*;
   far and generic candidates come after the others when one of those covers NEAR_SHARE of what
-  the topic's best candidate covers (coverage, lift and use in titles still count);
+  the topic's best candidate covers (coverage, lift and use in titles still count). Where none
+  does, genericness tells nothing: the near candidate whose head covers most papers comes first.
+  A generic head comes with a second phrase, not alone, when the names have two phrases
+  ("Reasoning, LLMs", not "Reasoning"), a specific second before a generic one;
 - names from elsewhere (an LLM's) go through the same audit, and a topic whose name fails it keeps
   its phrase name (:func:`phrase_names_where_faulty`);
 - a coarse group of several topics is not named by the head phrase of one of its topics whose

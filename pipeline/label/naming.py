@@ -7,7 +7,10 @@ phrase is added only when it covers papers the first does not and shares no word
 (no "Language llms, large language models"). A phrase made only of :data:`GENERIC_WORDS`, or
 a single word shaped like an adjective ("visual", "contrastive"), is never a name on its
 own, nor is a phrase the pile continues with one same word in most of the papers that write it
-(a fragment: "multimodal large" -> "language"). :class:`PhraseNamer` gives each topic or group
+(a fragment: "multimodal large" -> "language"). One exception: a topic that no main phrase covers
+COVERAGE_FLOOR of may be headed by the generic word covering most of it, followed by a telling
+phrase ("Equation, incompressible fluids" for partial differential equations, where "Flow" covers
+16%). :class:`PhraseNamer` gives each topic or group
 its candidate names, best first; ``pipeline.label.choose`` picks among them so that names tell
 the topics apart (no shared head phrase, nearest their own centroid, specific before generic).
 
