@@ -95,9 +95,9 @@ def topic_names(
         seconds = np.array([name.terms[-1] for name in candidates], dtype=np.int64)
         written = namer.counts(rows_of[topic], key=topic)[0][:, seconds].toarray().ravel()
         vague = (namer.generic(seconds, written) & (np.array([len(n.terms) for n in candidates]) > 1)).tolist()
-        first = {}
-        for at, name in enumerate(candidates):
-            first.setdefault(name.terms[0], at)
+        first: dict[int, int] = {}
+        for at, candidate in enumerate(candidates):
+            first.setdefault(candidate.terms[0], at)
         best = max((name.coverage for name in candidates), default=0.0)
         broad = [name.coverage >= NEAR_SHARE * best for name in candidates]
         # A far or generic candidate gives way to a near, specific one that covers enough; else a far
