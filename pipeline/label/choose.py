@@ -6,8 +6,11 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
 - **no twins**: no two topics share a head phrase (a name's main phrase: no "Agents" beside
   "Agents, environments"). Topics whose best candidates start with the same phrase weigh each
   candidate by how well it separates them: its coverage in the topic less its highest coverage
-  in the others (Toponymy's disambiguation pass, done with phrases); then the largest topic
-  chooses first, and a later one takes its best candidate whose head is still free;
+  in the others (Toponymy's disambiguation pass, done with phrases). The topic the shared head
+  covers most keeps it: the others' candidates with that head come after all their others, even
+  generic ones ("Black hole" names the topic it covers 82% of, not the larger one it covers 63%
+  of); then the largest topic chooses first, and a later one takes its best candidate whose head
+  is still free;
 - **meaning checked**: with an embedder (the run's backend), every candidate's vector is compared
   with all topics' centroids; a candidate nearer another topic's centroid than its own is *far*;
 - **maximal phrases**: a candidate with a part the texts continue with one same word in most of its
@@ -15,7 +18,10 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
 - **specific before generic**: a candidate headed by a one-word phrase generic in the pile
   (:meth:`~pipeline.label.naming.PhraseNamer.generic`, counted over these topics) is *generic*;
   far and generic candidates come after the others when one of those covers NEAR_SHARE of what
-  the topic's best candidate covers (coverage, lift and use in titles still count);
+  the topic's best candidate covers (coverage, lift and use in titles still count). Where none
+  does, genericness tells nothing: the near candidate whose head covers most papers comes first.
+  A generic head comes with a second phrase, not alone, when the names have two phrases
+  ("Reasoning, LLMs", not "Reasoning"), a specific second before a generic one;
 - names from elsewhere (an LLM's) go through the same audit, and a topic whose name fails it keeps
   its phrase name (:func:`phrase_names_where_faulty`);
 - a coarse group of several topics is not named by the head phrase of one of its topics whose
@@ -50,7 +56,7 @@ OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "f
 # way to one that is neither only when that one covers at least this share of what the topic's best
 # candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
 NEAR_SHARE = 0.7
-RankKey = tuple[bool, bool, bool, bool, float, int]
+RankKey = tuple[bool, bool, bool, bool, bool, bool, float, float, int, bool, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
 
@@ -84,20 +90,36 @@ def topic_names(
         heads = np.array([name.terms[0] for name in candidates], dtype=np.int64)
         inside = np.array([name.coverage * size for name in candidates])
         generic = namer.generic(heads, np.rint(inside)).tolist() if candidates else []
+        # After a generic head, a generic second phrase ("Reasoning, LLMs", "Video, long") tells less than a
+        # specific one: it comes after the head's other variants (the head's place, first of its variants, stays).
+        seconds = np.array([name.terms[-1] for name in candidates], dtype=np.int64)
+        written = namer.counts(rows_of[topic], key=topic)[0][:, seconds].toarray().ravel()
+        vague = (namer.generic(seconds, written) & (np.array([len(n.terms) for n in candidates]) > 1)).tolist()
+        first: dict[int, int] = {}
+        for at, candidate in enumerate(candidates):
+            first.setdefault(candidate.terms[0], at)
         best = max((name.coverage for name in candidates), default=0.0)
         broad = [name.coverage >= NEAR_SHARE * best for name in candidates]
         # A far or generic candidate gives way to a near, specific one that covers enough; else a far
         # one gives way to a near one (generic or not) that covers enough.
         specific = any(b and not f and not g for b, f, g in zip(broad, far[topic], generic, strict=True))
         near = any(b and not f for b, f in zip(broad, far[topic], strict=True))
+        paired = {name.terms[0] for name in candidates if len(name.terms) > 1} if namer.n_phrases > 1 else set()
 
         def rank(at: int, topic: int = topic, generic: list[bool] = generic, specific: bool = specific,
-                 near: bool = near) -> RankKey:  # fmt: skip
+                 near: bool = near, paired: set[int] = paired, vague: list[bool] = vague,
+                 first: dict[int, int] = first) -> RankKey:  # fmt: skip
             name, is_far = options[topic][at], far[topic][at]
             fragments = any(fragment[term] for term in name.terms)
             low = name.coverage < naming.COVERAGE_FLOOR
-            return (fragments, low, specific and (is_far or generic[at]), near and is_far,
-                    -separation.get((topic, at), 0.0), at)  # fmt: skip
+            yields = separation.get((topic, at), 0.0) < 0  # a rival's shared head: it covers the rival more
+            # Where no specific head covers enough, genericness tells nothing: the near head covering most wins.
+            broadest = 0.0 if specific or is_far else -name.coverage
+            # A generic word alone ("Reasoning") says less than with a second phrase ("Reasoning, mathematics").
+            lone = generic[at] and len(name.terms) == 1 and name.terms[0] in paired
+            return (fragments, low, yields, specific and (is_far or generic[at]), near and is_far, lone,
+                    -separation.get((topic, at), 0.0), broadest, first[name.terms[0]], generic[at] and vague[at],
+                    at)  # fmt: skip
 
         ranked = sorted(range(len(options[topic])), key=rank)
         pick = next((options[topic][at] for at in ranked if options[topic][at].terms[0] not in taken), None)

@@ -7,7 +7,10 @@ phrase is added only when it covers papers the first does not and shares no word
 (no "Language llms, large language models"). A phrase made only of :data:`GENERIC_WORDS`, or
 a single word shaped like an adjective ("visual", "contrastive"), is never a name on its
 own, nor is a phrase the pile continues with one same word in most of the papers that write it
-(a fragment: "multimodal large" -> "language"). :class:`PhraseNamer` gives each topic or group
+(a fragment: "multimodal large" -> "language"). One exception: a topic that no main phrase covers
+COVERAGE_FLOOR of may be headed by the generic word covering most of it, followed by a telling
+phrase ("Equation, incompressible fluids" for partial differential equations, where "Flow" covers
+16%). :class:`PhraseNamer` gives each topic or group
 its candidate names, best first; ``pipeline.label.choose`` picks among them so that names tell
 the topics apart (no shared head phrase, nearest their own centroid, specific before generic).
 
@@ -114,6 +117,12 @@ class PhraseNamer:
         )
         # A single word that starts with a digit says too little alone ("3D", "360-degree").
         digit = np.array([key[:1].isdigit() for key in keys], dtype=bool)
+        # One generic word ("equation"): no main phrase, but it may head a name with a telling second
+        # phrase where no main phrase covers COVERAGE_FLOOR (:meth:`_broad_generic`).
+        self.generic_word = np.zeros(sum(len(block) for block in index.ngrams), dtype=bool)
+        if index.ngrams:
+            single = index.ngrams[0][:, 0]
+            self.generic_word[: len(single)] = generic[single] & ~adjective[single] & ~digit[single]
         self.barred = np.concatenate(
             [
                 generic[block].all(axis=1) | adjective[block[:, -1]] | (digit[block[:, 0]] & (block.shape[1] == 1))
@@ -139,7 +148,7 @@ class PhraseNamer:
         one_word = terms < len(self.index.ngrams[0])
         loose = np.asarray(inside) < SPECIFIC_SHARE * self.totals[terms]
         shared = self.spread[terms] >= GENERIC_SPREAD if self.spread is not None else np.zeros(len(terms), bool)
-        return one_word & (loose | shared)
+        return one_word & (loose | shared | self.generic_word[terms])
 
     def counts(self, rows: np.ndarray, key: Any = None) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
         """The (1, n_terms) paper counts of the papers ``rows``, title or abstract and title only.
@@ -206,7 +215,32 @@ class PhraseNamer:
                 variants += [(main, o) for o in distinct[:5] if (main, o) not in variants and self._fits(main, o)]
             coverage, lift = float(ranked.coverage[position[main]]), float(ranked.lift[position[main]])
             names += [Name(terms, coverage, lift) for terms in variants]
+        if n_mains > 1 and self.n_phrases > 1 and all(name.coverage < COVERAGE_FLOOR for name in names):
+            names += self._broad_generic(ranked, telling, position, pool)
         return names
+
+    def _broad_generic(
+        self, ranked: Ranked, telling: list[int], position: dict[int, int], pool: np.ndarray
+    ) -> list[Name]:
+        """Names headed by the generic word that covers most papers, each with a telling second phrase.
+
+        For a topic that no main phrase covers COVERAGE_FLOOR of ("Flow", 16% of a topic on partial
+        differential equations): the word must cover COVERAGE_FLOOR and have MIN_LIFT
+        ("Equations, incompressible fluids", 62%); never alone. Empty when none qualifies.
+        """
+        head = min(SHORTLIST, len(ranked.terms))
+        enough = (ranked.lift[:head] >= MIN_LIFT) & (ranked.coverage[:head] >= COVERAGE_FLOOR)
+        found = np.flatnonzero(self.generic_word[ranked.terms[:head]] & enough).tolist()
+        if not found:
+            return []
+        at = max(found, key=lambda at: (float(ranked.coverage[at]), -at))
+        word = int(ranked.terms[at])
+        grown = [self._grown_second(word, second, position, ranked, pool) for second in telling]
+        seconds = [
+            term for term in dict.fromkeys(grown)
+            if term is not None and not self.barred[term] and not self._related(word, term) and self._fits(word, term)
+        ]  # fmt: skip
+        return [Name((word, second), float(ranked.coverage[at]), float(ranked.lift[at])) for second in seconds[:3]]
 
     def _pool(self, ranked: Ranked, min_lift: float = MIN_LIFT) -> np.ndarray:
         """Where in ``ranked`` a shortlisted phrase may grow to: telling phrases of 2+ words that cover enough."""
@@ -267,9 +301,9 @@ class PhraseNamer:
         return grown if not self._related(main, grown) else None
 
     def _related(self, main: int, other: int) -> bool:
-        """Whether two phrases share a word or one abbreviates the other ("GRB, gamma-ray bursts")."""
+        """Whether two phrases share a word (or part of one: "Video, video-language") or one abbreviates the other."""
         first, second = self.words(main), self.words(other)
-        if set(first) & set(second) or any(_abbreviation(word, first) for word in second):
+        if set(_parts(first)) & set(_parts(second)) or any(_abbreviation(word, first) for word in second):
             return True
         if any(_same_stem(a, b) for a in first for b in second):  # "biases" is counted as "biase", "bias" as "bia"
             return True
@@ -299,6 +333,11 @@ class PhraseNamer:
             if gained >= max(2, SECOND_GAIN * len(main_uses)):
                 seconds.append(term)
         return seconds, distinct
+
+
+def _parts(words: list[str]) -> list[str]:
+    """The words of a phrase and the parts of its hyphenated words ("video-language": "video", "language")."""
+    return words + [part for word in words if "-" in word for part in word.split("-") if part]
 
 
 def _same_stem(first: str, second: str) -> bool:
