@@ -37,11 +37,11 @@ because it hardly uses the seed; under noise and at 7.7k papers it collapses to 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.agreement import label_agreement  # noqa: E402
 from pipeline.cluster.sample_fit import fit_on_sample  # noqa: E402
-from pipeline.config import ClusterConfig, parse_config  # noqa: E402
+from pipeline.config import ClusterConfig, LabelConfig, parse_config  # noqa: E402
 from pipeline.engine import LocalEngine  # noqa: E402
 from pipeline.stability import pairwise_ari  # noqa: E402
 from pipeline.stages import STAGE_NAMES  # noqa: E402
@@ -65,58 +65,159 @@ def stage_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percenti
     return fit_on_sample(embeddings, config, seed, LocalEngine(), percentile).labels
 
 
+def _sizes(n_papers: int, config: ClusterConfig) -> tuple[int, int]:
+    from pipeline.cluster.fit import auto_min_cluster_size, auto_min_samples
+
+    size = auto_min_cluster_size(n_papers) if config.min_cluster_size == "auto" else config.min_cluster_size
+    return size, auto_min_samples(size) if config.min_samples == "auto" else config.min_samples
+
+
 def spectral_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
     from sklearn.manifold import spectral_embedding
     from sklearn.neighbors import kneighbors_graph
 
-    from pipeline.cluster.fit import auto_min_cluster_size, hdbscan_labels
+    from pipeline.cluster.fit import hdbscan_labels
 
     graph = kneighbors_graph(embeddings, config.n_neighbors, metric="cosine", mode="connectivity")
     reduced = spectral_embedding(0.5 * (graph + graph.T), n_components=config.n_components, random_state=seed)
-    size = auto_min_cluster_size(len(embeddings)) if config.min_cluster_size == "auto" else config.min_cluster_size
-    return hdbscan_labels(reduced, size, max(1, size // 4))
+    return hdbscan_labels(reduced, *_sizes(len(embeddings), config))
 
 
+def knn_graph_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
+    """HDBSCAN on the exact cosine k-NN graph itself (sparse distances, no UMAP): no seed at all."""
+    import hdbscan
+    from scipy.sparse import csr_matrix
+
+    from pipeline.cluster.consensus import exact_neighbours
+    from pipeline.cluster.fit import largest_cluster_allowed
+
+    n = len(embeddings)
+    indices, distances = exact_neighbours(embeddings, 4 * int(config.n_neighbors))
+    graph = csr_matrix(
+        (distances.ravel() + 1e-6, indices.ravel(), np.arange(0, n * indices.shape[1] + 1, indices.shape[1])),
+        shape=(n, n),
+    )
+    graph = graph.maximum(graph.T)
+    size, samples = _sizes(n, config)
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=size, min_samples=samples, metric="precomputed",
+        max_cluster_size=largest_cluster_allowed(n, size, config.max_topic_share),
+    )  # fmt: skip
+    return clusterer.fit_predict(graph).astype(np.int64)
+
+
+def umap_consensus_fit(
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None
+) -> np.ndarray:
+    """HDBSCAN on 10 UMAP layouts (50 epochs each) of one exact k-NN graph, then the groups most of them share.
+
+    The co-association of each k-NN edge (``pipeline.cluster.consensus``) over the 10 clusterings;
+    the topics are the components of the edges kept by more than half (smaller than
+    min_cluster_size: outliers). Measured here only: it is not a cluster.method.
+    """
+    from pipeline.cluster.consensus import coassociation, consensus_labels, exact_neighbours, member_seeds
+    from pipeline.cluster.fit import _umap, hdbscan_labels, largest_cluster_allowed
+
+    n, k = len(embeddings), int(config.n_neighbors)
+    knn = exact_neighbours(embeddings, k)
+    size, samples = _sizes(n, config)
+    cap = largest_cluster_allowed(n, size, config.max_topic_share)
+    clusterings = [
+        hdbscan_labels(_umap(embeddings, knn, k, config.n_components, 0.0, member, None, 50), size, samples, cap)
+        for member in member_seeds(seed, 10)
+    ]
+    edges = np.column_stack([np.repeat(np.arange(n), k), knn[0].ravel()]).astype(np.int64)
+    edges = edges[edges[:, 0] != edges[:, 1]]
+    return consensus_labels(n, edges, coassociation(edges, clusterings), size)
+
+
+LEIDEN = {"method": "leiden"}
 APPROACHES: dict[str, tuple[Fit, dict]] = {
     "today": (stage_fit, {}),
     "neighbours 30, components 10": (stage_fit, {"n_neighbors": 30, "n_components": 10}),
     "spectral kNN graph": (spectral_fit, {}),
+    "HDBSCAN on the kNN graph": (knn_graph_fit, {}),
+    "UMAP consensus 10 x 50 epochs": (umap_consensus_fit, {}),
+    "Leiden, 1 partition": (stage_fit, {**LEIDEN, "leiden_members": 1}),
+    "Leiden consensus (default settings)": (stage_fit, LEIDEN),
+    "Leiden consensus, resolution 3": (stage_fit, {**LEIDEN, "leiden_resolution": 3.0}),
 }
 
 
-def load_run(run_dir: Path, first: int | None) -> tuple[np.ndarray, list[str], ClusterConfig, float | None]:
-    """The run's vectors, the papers' categories, its cluster settings and outlier percentile."""
+@dataclass(frozen=True)
+class Run:
+    """What one run folder gives the bench: its vectors, the papers' categories and words, its settings."""
+
+    vectors: np.ndarray
+    categories: list[str]
+    texts: list[str]
+    tokens: object  # pipeline.terms.TokenizedTexts
+    counts: object  # pipeline.terms.TermCounts
+    cluster: ClusterConfig
+    label: LabelConfig
+
+
+def load_run(run_dir: Path, first: int | None) -> Run:
+    """The run's vectors, categories, texts (tokenised and counted as the label stage does) and settings."""
+    from pipeline.label.keywords import term_counts_for
+    from pipeline.schema import paper_texts
+    from pipeline.terms import tokenize_texts
+
     store = ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES)
     if store.finished("embed") is None or not (run_dir / "manifest.json").is_file():
         sys.exit(f"bench: {run_dir} has no finished embed stage: run its config with --until embed first")
     config = parse_config(json.loads((run_dir / "manifest.json").read_text())["config"])
     vectors = store.read_array("embed", "embeddings.npy")
-    labels = store.read_table("parse", "papers.parquet")["label"].astype(str).tolist()
+    papers = store.read_table("parse", "papers.parquet")
     if first is not None:
-        vectors, labels = vectors[:first], labels[:first]
-    return vectors, labels, config.cluster, config.label.outlier_percentile
+        vectors, papers = vectors[:first], papers.iloc[:first].reset_index(drop=True)
+    texts = paper_texts(papers)
+    tokens = tokenize_texts(texts)
+    counts = term_counts_for(tokens, config.label)
+    return Run(vectors, papers["label"].astype(str).tolist(), texts, tokens, counts, config.cluster, config.label)
 
 
-def measure(vectors: np.ndarray, categories: list[str], approach: Fit, config: ClusterConfig, percentile, seeds: int):
+def label_stage(run: Run, labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """The label stage's topics of a clustering (merged, outliers reassigned) and their NPMI.
+
+    The keywords are the label stage's c-TF-IDF keywords (representation "none") and NPMI is
+    ``pipeline.metrics.npmi`` of their top words over the papers' texts, as in metrics.json.
+    """
+    from pipeline.label import merged_clusters
+    from pipeline.label.keywords import ctfidf_keywords
+    from pipeline.metrics import npmi, top_words
+
+    merged, _ = merged_clusters(labels, run.vectors, run.label)
+    topics, keywords, _ = ctfidf_keywords(run.counts, merged, run.label)  # type: ignore[arg-type]
+    words = [top_words([word for word, _ in keywords[topic]]) for topic in sorted(keywords) if topic >= 0]
+    value = npmi(words, run.texts, tokens=run.tokens)  # type: ignore[arg-type]
+    return topics, float("nan") if value is None else value
+
+
+def measure(run: Run, approach: Fit, config: ClusterConfig, seeds: int) -> dict:
+    percentile = run.label.outlier_percentile
+
     def fit(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         labels = approach(embeddings, config, seed, percentile)
         return labels, time.perf_counter() - start
 
-    runs = [fit(vectors, seed) for seed in range(1, seeds + 1)]
-    noisy = vectors + np.random.default_rng(0).normal(0, NOISE, vectors.shape)
+    runs = [fit(run.vectors, seed) for seed in range(1, seeds + 1)]
+    noisy = run.vectors + np.random.default_rng(0).normal(0, NOISE, run.vectors.shape)
     noisy = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
     perturbed, _ = fit(noisy, 1)
     clusterings = [labels for labels, _ in runs]
-    aris = pairwise_ari(clusterings)
+    labelled = [label_stage(run, labels) for labels in clusterings]
     counts = [len(set(labels.tolist()) - {-1}) for labels in clusterings]
-    nmis = [label_agreement(labels.tolist(), categories)["nmi"] or float("nan") for labels in clusterings]
+    nmis = [label_agreement(labels.tolist(), run.categories)["nmi"] or float("nan") for labels in clusterings]
     return {
-        "ari_mean": float(np.mean(aris)),
-        "ari_min": min(aris),
+        "ari_mean": float(np.mean(pairwise_ari(clusterings))),
+        "ari_min": min(pairwise_ari(clusterings)),
         "ari_noise": pairwise_ari([clusterings[0], perturbed])[0],
+        "ari_labelled": float(np.mean(pairwise_ari([topics for topics, _ in labelled]))),
         "topics": f"{min(counts)}-{max(counts)}",
         "nmi": float(np.mean(nmis)),
+        "npmi": float(np.mean([value for _, value in labelled])),
         "outliers": float(np.mean([(labels < 0).mean() for labels in clusterings])),
         "seconds": float(np.mean([seconds for _, seconds in runs])),
     }
@@ -127,21 +228,25 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with a finished embed stage")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first", type=int, default=None, help="keep only the first N papers")
+    parser.add_argument("--only", action="append", choices=sorted(APPROACHES), help="measure only these approaches")
     args = parser.parse_args()
     header = (
-        "| run | papers | approach | ARI seeds (mean / lowest) | ARI noise 1e-4 | topics | NMI | outliers | s / fit |"
+        "| run | papers | approach | ARI seeds (mean / lowest) | ARI noise 1e-4 | ARI after label stage "
+        "| topics | NMI | NPMI | outliers | cluster s |"
     )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
-    for run_dir, (name, (approach, change)) in itertools.product(args.runs, APPROACHES.items()):
-        vectors, categories, config, percentile = load_run(run_dir, args.first)
-        row = measure(vectors, categories, approach, config.model_copy(update=change), percentile, args.seeds)
-        print(
-            f"| {run_dir.name} | {len(vectors):,} | {name} | {row['ari_mean']:.3f} / {row['ari_min']:.3f} "
-            f"| {row['ari_noise']:.3f} | {row['topics']} | {row['nmi']:.3f} | {100 * row['outliers']:.1f}% "
-            f"| {row['seconds']:.1f} |",
-            flush=True,
-        )
+    chosen = {name: APPROACHES[name] for name in args.only} if args.only else APPROACHES
+    for run_dir in args.runs:
+        run = load_run(run_dir, args.first)
+        for name, (approach, change) in chosen.items():
+            row = measure(run, approach, run.cluster.model_copy(update=change), args.seeds)
+            print(
+                f"| {run_dir.name} | {len(run.vectors):,} | {name} | {row['ari_mean']:.3f} / {row['ari_min']:.3f} "
+                f"| {row['ari_noise']:.3f} | {row['ari_labelled']:.3f} | {row['topics']} | {row['nmi']:.3f} "
+                f"| {row['npmi']:.3f} | {100 * row['outliers']:.1f}% | {row['seconds']:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -139,6 +139,13 @@ class ClusterConfig(_Strict):
     # A recluster of a run clustered before (the drift bar, --force cluster) semi-supervises UMAP
     # with the topics before, at this weight (0 = a recluster that ignores them).
     recluster_guide: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    # How the topics are found: "umap-hdbscan" = HDBSCAN on one seeded UMAP layout of the papers;
+    # "leiden" = the communities that leiden_members seeded Leiden partitions of the exact k-NN graph
+    # agree on (pipeline.cluster.consensus): topics that hardly hinge on the seed or the CPU.
+    method: Literal["umap-hdbscan", "leiden"] = "umap-hdbscan"
+    leiden_members: Annotated[int, Field(ge=1, le=100)] = 20
+    # Leiden's modularity resolution: higher = more, smaller topics; "auto" grows with the corpus.
+    leiden_resolution: Annotated[float, Field(gt=0.0, le=100.0)] | Literal["auto"] = "auto"
 
 
 class LLMConfig(_Strict):

@@ -1,0 +1,122 @@
+"""Leiden consensus clustering (cluster.method "leiden"): topics that do not hinge on the seed or on tiny changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from pipeline.cluster import consensus
+from pipeline.cluster.consensus import (
+    OUTLIER,
+    coassociation,
+    consensus_labels,
+    exact_neighbours,
+    graph_edges,
+    leiden_consensus,
+    leiden_partitions,
+    member_seeds,
+)
+from pipeline.cluster.fit import cluster_papers
+from pipeline.config import ClusterConfig, ConfigError, parse_config
+
+pytest.importorskip("igraph")
+
+
+def overlapping_blobs(spread: float, n_per_blob: int = 60, n_blobs: int = 8, dim: int = 32, seed: int = 0):
+    """Unit vectors around ``n_blobs`` random directions; at a spread of 1.6 the groups touch."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_blobs, dim))
+    points = np.concatenate([centre + spread * rng.normal(size=(n_per_blob, dim)) for centre in centres])
+    truth = np.repeat(np.arange(n_blobs), n_per_blob)
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32), truth
+
+
+def perturbed(vectors: np.ndarray, sigma: float = 1e-4, seed: int = 9) -> np.ndarray:
+    noisy = vectors + np.random.default_rng(seed).normal(0, sigma, vectors.shape)
+    return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_exact_neighbours_are_the_brute_force_ones_self_first_and_block_independent(monkeypatch):
+    vectors, _ = overlapping_blobs(1.0, n_per_blob=25, n_blobs=4)
+    vectors = np.vstack([vectors, vectors[:3]])  # duplicates: a paper must still come first in its own row
+    indices, distances = exact_neighbours(vectors, 6)
+    assert indices.shape == (103, 6) and (indices[:, 0] == np.arange(103)).all()
+    assert (distances[:, 0] == 0).all() and (np.diff(distances, axis=1) >= -1e-7).all()
+    similarity = vectors.astype(np.float64) @ vectors.T.astype(np.float64)
+    kth = np.sort(similarity, axis=1)[:, -6]
+    found = np.take_along_axis(similarity, indices.astype(np.int64), axis=1)
+    assert (found >= kth[:, None] - 1e-6).all()  # every neighbour found is among the 6 nearest
+    monkeypatch.setattr(consensus, "BLOCK_ELEMENTS", 7 * 103)  # blocks of 7 papers
+    blocked = exact_neighbours(vectors, 6)
+    assert np.array_equal(blocked[0], indices) and np.array_equal(blocked[1], distances)
+
+
+def test_coassociation_counts_the_partitions_that_join_each_edge_and_outliers_join_nothing():
+    edges = np.array([[0, 1], [1, 2], [2, 3], [0, 3]])
+    partitions = [np.array([0, 0, 1, 1]), np.array([5, 5, 5, 5]), np.array([OUTLIER, OUTLIER, 2, 2])]
+    assert coassociation(edges, partitions).tolist() == pytest.approx([2 / 3, 1 / 3, 1.0, 1 / 3])
+
+
+def test_consensus_labels_are_components_of_kept_edges_numbered_by_their_first_paper():
+    edges = np.array([[0, 4], [4, 5], [1, 2], [2, 3], [3, 6], [5, 7]])
+    together = np.array([1.0, 0.9, 0.6, 1.0, 0.5, 0.2])  # 0.5 is not more than half: (3, 6) is cut
+    labels = consensus_labels(8, edges, together, min_cluster_size=3)
+    assert labels.tolist() == [0, 1, 1, 1, 0, 0, OUTLIER, OUTLIER]
+    assert consensus_labels(8, edges, together, min_cluster_size=4).tolist() == [OUTLIER] * 8
+
+
+def test_member_seeds_are_distinct_and_differ_between_runs():
+    assert len(set(member_seeds(1, 20))) == 20
+    assert not set(member_seeds(1, 20)) & set(member_seeds(2, 20))
+
+
+def test_single_partitions_hinge_on_the_seed_but_the_consensus_does_not():
+    vectors, truth = overlapping_blobs(1.6)
+    knn = exact_neighbours(vectors, 15)
+    edges, weights = graph_edges(vectors, *knn)
+    singles = leiden_partitions(len(vectors), edges, weights, 1.0, [1, 2, 3, 4, 5])
+    assert min(adjusted_rand_score(singles[0], other) for other in singles[1:]) < 0.97  # the seed matters here
+    results = [leiden_consensus(vectors, knn, seed, 30, 1.0, 5)[0] for seed in (1, 2, 3, 4, 5)]
+    pairs = [adjusted_rand_score(a, b) for i, a in enumerate(results) for b in results[i + 1 :]]
+    assert min(pairs) >= 0.97
+    assert adjusted_rand_score(truth, results[0]) >= 0.8
+
+
+def test_the_consensus_moves_little_when_every_vector_moves_by_1e4():
+    vectors, _ = overlapping_blobs(1.6)
+    first, _ = leiden_consensus(vectors, exact_neighbours(vectors, 15), 1, 30, 1.0, 5)
+    noisy = perturbed(vectors)
+    second, _ = leiden_consensus(noisy, exact_neighbours(noisy, 15), 1, 30, 1.0, 5)
+    assert adjusted_rand_score(first, second) >= 0.95
+
+
+def test_repeated_runs_give_the_same_bytes():
+    vectors, _ = overlapping_blobs(1.3)
+    config = ClusterConfig(method="leiden", leiden_members=5)
+    first, second = cluster_papers(vectors, config, seed=4), cluster_papers(vectors, config, seed=4)
+    assert first.labels.tobytes() == second.labels.tobytes()
+    assert first.layout.tobytes() == second.layout.tobytes()
+
+
+def test_the_cluster_stage_finds_the_groups_and_says_how():
+    vectors, truth = overlapping_blobs(1.0)
+    result = cluster_papers(vectors, ClusterConfig(method="leiden", leiden_members=5, leiden_resolution=1.0), seed=1)
+    assert adjusted_rand_score(truth, result.labels) >= 0.95
+    assert result.params["method"] == "leiden-consensus"
+    assert result.params["leiden_members"] == 5 and result.params["leiden_resolution"] == 1.0
+    assert 1 <= result.params["consensus_rounds"] <= consensus.CONSENSUS_ROUNDS
+    assert result.layout.shape == (480, 2) and np.array_equal(result.reduced, result.layout)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"method": "louvain"}, "method"),
+        ({"leiden_members": 0}, "leiden_members"),
+        ({"leiden_resolution": -1}, "leiden_resolution"),
+    ],
+)
+def test_bad_consensus_settings_are_one_clear_config_error(change, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"name": "x", "inputs": [{"path": "x.csv"}], "cluster": change})
