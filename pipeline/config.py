@@ -143,7 +143,7 @@ class ClusterConfig(_Strict):
     # "leiden" = the communities that leiden_members seeded Leiden partitions of the exact k-NN graph
     # agree on (pipeline.cluster.consensus): topics that hardly hinge on the seed or the CPU.
     method: Literal["umap-hdbscan", "leiden"] = "umap-hdbscan"
-    leiden_members: Annotated[int, Field(ge=1, le=100)] = 20
+    leiden_members: Annotated[int, Field(ge=1, le=200)] = 50
     # Leiden's modularity resolution: higher = more, smaller topics; "auto" grows with the corpus.
     leiden_resolution: Annotated[float, Field(gt=0.0, le=100.0)] | Literal["auto"] = "auto"
 

@@ -16,6 +16,7 @@ from pipeline.cluster.consensus import (
     leiden_consensus,
     leiden_partitions,
     member_seeds,
+    starting_membership,
 )
 from pipeline.cluster.fit import cluster_papers
 from pipeline.config import ClusterConfig, ConfigError, parse_config
@@ -120,3 +121,8 @@ def test_the_cluster_stage_finds_the_groups_and_says_how():
 def test_bad_consensus_settings_are_one_clear_config_error(change, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({"name": "x", "inputs": [{"path": "x.csv"}], "cluster": change})
+
+
+
+def test_a_guide_becomes_a_starting_partition_with_each_unguided_paper_alone():
+    assert starting_membership(np.array([3, -1, 3, 7, -1])).tolist() == [0, 2, 0, 1, 3]

@@ -103,7 +103,8 @@ def cluster_papers(
     ``PARALLEL_LAYOUT_MIN_PAPERS`` papers); the result is the same either way.
     ``guide``: (n_papers,) int, the topics an earlier clustering gave (-1 = none): both UMAP
     layouts are then semi-supervised by them with weight ``config.recluster_guide``
-    (:func:`_umap`), so that a recluster keeps what still holds of the topics before it.
+    (:func:`_umap`), so that a recluster keeps what still holds of the topics before it; with
+    ``cluster.method: leiden`` the Leiden partitions start from them instead (``pipeline.cluster.consensus``).
     """
     n_papers = embeddings.shape[0]
     if n_papers < MIN_PAPERS_TO_CLUSTER:
@@ -157,7 +158,8 @@ def cluster_papers(
         if consensus:
             resolution = leiden_resolution(n_papers, config.leiden_resolution)
             members = config.leiden_members
-            labels, rounds = leiden_consensus(embeddings, knn, seed, members, resolution, min_cluster_size)
+            start = None if target is None else target[0]
+            labels, rounds = leiden_consensus(embeddings, knn, seed, members, resolution, min_cluster_size, start)
             extra = {"leiden_members": members, "leiden_resolution": resolution, "consensus_rounds": rounds}
         else:
             reduced = _umap(embeddings, knn, n_neighbors, n_components, min_dist=0.0, seed=seed, target=target)
