@@ -126,3 +126,15 @@ def test_bad_consensus_settings_are_one_clear_config_error(change, message):
 
 def test_a_guide_becomes_a_starting_partition_with_each_unguided_paper_alone():
     assert starting_membership(np.array([3, -1, 3, 7, -1])).tolist() == [0, 2, 0, 1, 3]
+
+
+def test_the_sampled_fit_places_every_other_paper_in_a_consensus_topic():
+    from pipeline.cluster.sample_fit import fit_on_sample
+    from pipeline.engine import LocalEngine
+
+    vectors, truth = overlapping_blobs(1.0)
+    config = ClusterConfig(method="leiden", leiden_members=5, leiden_resolution=1.0, fit_sample=240)
+    result = fit_on_sample(vectors, config, 1, LocalEngine(), None)
+    assert result.labels.shape == (480,) and result.layout.shape == (480, 2) and result.reduced.shape == (480, 2)
+    assert result.params["fit_sample"] == 240 and result.params["method"] == "leiden-consensus"
+    assert adjusted_rand_score(truth, result.labels) >= 0.9
