@@ -123,7 +123,6 @@ def test_bad_consensus_settings_are_one_clear_config_error(change, message):
         parse_config({"name": "x", "inputs": [{"path": "x.csv"}], "cluster": change})
 
 
-
 def test_a_guide_becomes_a_starting_partition_with_each_unguided_paper_alone():
     assert starting_membership(np.array([3, -1, 3, 7, -1])).tolist() == [0, 2, 0, 1, 3]
 
