@@ -29,7 +29,8 @@ members instead of 50 the 2,000 papers agreed at 0.903 (0.854 under noise).
 What it costs: an exact k-NN search (quadratic in the papers) and ``members`` Leiden runs per
 round, 2 to 4 rounds: about 50 CPU seconds for 7,701 papers, so it is not the default; above a
 few tens of thousands of papers use it with ``cluster.fit_sample`` (the sample's topics, the
-other papers placed by their nearest sample papers).
+other papers placed by their nearest sample papers; the sample is drawn with the run's seed, so
+the topics then hinge on the seed through it: not measured yet).
 """
 
 from __future__ import annotations
