@@ -41,7 +41,7 @@ Measured 2026-12-07 (AVX-512 VNNI, int8 vectors; kaggle = arxiv-kaggle-2000, dai
 47 files of arxiv-daily-cs; ARI labelled = after the label stage; load average 12-24 on the 2
 shared cores, so the seconds are far above an idle machine's: compare them within a table only):
 
-| run | papers | approach | ARI seeds mean/low | ARI noise | ARI labelled | topics | NMI | NPMI | outliers | s wall/CPU |
+| run | papers | approach | ARI seeds mean/low | ARI noise | ARI labelled | topics | NMI | NPMI | outl. | s wall/cpu|
 |---|---|---|---|---|---|---|---|---|---|---|
 | kaggle | 2,000 | today | 0.489 / 0.404 | 0.355 | 0.548 | 38-48 | 0.515 | 0.056 | 22.7% | 36.7 / 5.3 |
 | kaggle | 2,000 | HDBSCAN on the kNN graph | 1.000 / 1.000 | 0.997 | 1.000 | 11 | 0.222 | 0.131 | 74.0% | 11.9 / 1.4 |
