@@ -19,15 +19,17 @@ agreed with an ARI of 0.43 to 0.49, and a change of 1e-4 in the vectors moved th
 
 A single Leiden partition already moves less with the seed than HDBSCAN on a UMAP layout, and
 the consensus removes most of what is left: the communities that most seeds agree on. Measured
-on int8 MiniLM vectors (seeds 1-3, bench/stability.py has the 5-seed table): 2,000 arXiv papers,
-ARI between seeds 0.940 (today's UMAP + HDBSCAN 0.43), 0.974 against the same run on vectors
-moved by noise of 1e-4, 23 topics, NMI 0.567 (today 38-48 topics, 0.515); 7,701 arXiv CS
-papers, 0.975 and 0.976, 41 topics, NMI 0.266 (today 0.65, 64-73 topics, 0.229). At resolution
-3 the 7,701 papers gave 56 topics but agreed less (0.948, 0.919 under noise), and with 30
-members instead of 50 the 2,000 papers agreed at 0.903 (0.854 under noise).
+on int8 MiniLM vectors, seeds 1-5 (bench/stability.py): 2,000 arXiv papers, ARI between seeds
+0.917 (lowest pair 0.870; today's UMAP + HDBSCAN 0.489), 0.974 against the same run on vectors
+moved by noise of 1e-4 (today 0.355), 23 topics, NMI 0.565, NPMI 0.044 (today 38-48 topics, NMI
+0.515, NPMI 0.056); 7,701 arXiv CS papers, 0.961 (lowest 0.939) and 0.976 (today 0.646, 0.651),
+40-41 topics, NMI 0.265, NPMI 0.123 (today 64-73, 0.229, 0.130). Almost no paper is an outlier
+(0.4%, today 23-28%). At resolution 3 the 2,000 papers gave 35 topics at 0.981 but an NPMI of
+0.025; with 30 members instead of 50 they agreed at 0.903 (seeds 1-3; 0.854 under noise).
 
 What it costs: an exact k-NN search (quadratic in the papers) and ``members`` Leiden runs per
-round, 2 to 4 rounds: about 50 CPU seconds for 7,701 papers, so it is not the default; above a
+round, 2 to 4 rounds: 31.6 CPU seconds for 7,701 papers against today's 25.7, growing faster than
+the papers; with the lower NPMI and its unmeasured cost at 75k it is not the default; above a
 few tens of thousands of papers use it with ``cluster.fit_sample`` (the sample's topics, the
 other papers placed by their nearest sample papers; the sample is drawn with the run's seed, so
 the topics then hinge on the seed through it: not measured yet).
