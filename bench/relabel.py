@@ -1,0 +1,158 @@
+"""A label setting changed on a finished 75k run: the rerun's seconds before and after a code change, in one run.
+
+    .venv/bin/python bench/relabel.py [--before main] [--repeats 3] [--out /tmp/papertopics-relabel]
+        [--settings n_keywords name_phrases] [--corpora ../shared/corpora] [--quality]
+
+Runs all of arxiv-daily-cs (../shared/corpora/arxiv-daily-cs, 74,728 papers; the script stops
+with a message when the folder is absent) once in preview mode (``embed.backend: model2vec``;
+``--quality``: the default embedding, about 50 minutes here) into ``<out>/base`` (kept, and
+reused by later runs of the script while its parse, embed and cluster stages stay valid). Then
+two sides get a copy of that folder (hard links: the store replaces files, never rewrites them):
+
+- ``before``: the package of git ref ``--before`` (``git archive``), run from its own folder;
+- ``after``: this working tree's package.
+
+Each side first runs the default label settings once (untimed: its own label caches filled, as
+after any finished run), then, ``--repeats`` times for each changed setting, a rerun with a new
+value of it (a value neither side has labelled before, so no stage output is reused), the two
+sides alternating so that they share the machine's load. Prints, per side and setting, the
+median wall seconds of ``python -m pipeline run`` and of each stage it computed (from the
+manifest), the values run, the load average, and whether the two sides' papers.csv,
+topics.csv and metrics.json are byte-identical at every value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
+NAME = "relabel"
+# New values per changed setting, one per repetition; the default (in pipeline.config) is not among them.
+VALUES: dict[str, list[object]] = {
+    "n_keywords": [8, 9, 11, 12, 7],
+    "name_phrases": [1, 3, 4, 1, 3],
+    "keyword_min_share": [0.02, 0.04, 0.06, 0.08, 0.1],
+    "extra_stop_words": [["model"], ["method"], ["data"], ["task"], ["results"]],
+}
+COMPARED = ("papers.csv", "topics.csv", "metrics.json")
+
+
+def write_config(folder: Path, corpora: Path, quality: bool, label: dict[str, object]) -> Path:
+    config: dict[str, object] = {
+        "name": NAME,
+        "output_dir": str(folder),
+        "inputs": [{"path": str(corpora / "arxiv-daily-cs" / "data" / "*.jsonl"), "format": "arxiv-daily"}],
+        **({} if quality else {"embed": {"backend": "model2vec"}}),
+        **({"label": label} if label else {}),
+    }
+    path = folder.parent / f"{folder.name}.yaml"
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def run(source: Path, config: Path) -> float:
+    """Wall seconds of ``python -m pipeline run config`` with the package in ``source``."""
+    start = time.perf_counter()
+    completed = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config)], cwd=source,
+                               capture_output=True, text=True, check=False)  # fmt: skip
+    seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        sys.exit(f"relabel: {config} failed with the package in {source}:\n{completed.stderr[-3000:]}")
+    return seconds
+
+
+def computed_stages(run_dir: Path) -> dict[str, float]:
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    return {stage: info["seconds"] for stage, info in manifest["stages"].items() if info["status"] == "computed"}
+
+
+def digests(run_dir: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in COMPARED}
+
+
+def linked_copy(base: Path, folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(base, folder, copy_function=os.link)
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", default="main", help="git ref of the code to compare against")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "papertopics-relabel")
+    parser.add_argument("--settings", nargs="+", default=["n_keywords", "name_phrases"], choices=sorted(VALUES))
+    parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
+    parser.add_argument("--quality", action="store_true", help="the default embedding instead of model2vec")
+    args = parser.parse_args()
+    if not (args.corpora / "arxiv-daily-cs" / "data").is_dir():
+        sys.exit(f"relabel: {args.corpora / 'arxiv-daily-cs'} is absent; this benchmark needs the real corpus")
+    if not 1 <= args.repeats <= len(next(iter(VALUES.values()))):
+        sys.exit(f"relabel: --repeats must be 1 to {len(next(iter(VALUES.values())))}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    before_source = args.out / "before-source"
+    shutil.rmtree(before_source, ignore_errors=True)
+    before_source.mkdir()
+    archive = subprocess.run(["git", "archive", args.before, "pipeline"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(before_source)], input=archive.stdout, check=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", args.before], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()  # fmt: skip
+    sources = {f"before ({args.before} {commit})": before_source, "after (this tree)": ROOT}
+
+    base = args.out / "base"
+    seconds = run(ROOT, write_config(base, args.corpora, args.quality, {}))
+    print(f"base run (this tree, default label settings): {seconds:.1f} s, stages computed "
+          f"{computed_stages(base / NAME)}", flush=True)  # fmt: skip
+    folders = {}
+    for index, (side, source) in enumerate(sources.items()):
+        folder = args.out / f"side{index}"
+        linked_copy(base, folder)
+        seconds = run(source, write_config(folder, args.corpora, args.quality, {}))
+        print(f"{side}: warm-up with the default settings {seconds:.1f} s, computed {computed_stages(folder / NAME)}",
+              flush=True)  # fmt: skip
+        folders[side] = folder
+
+    rows = []
+    for setting in args.settings:
+        walls: dict[str, list[float]] = {side: [] for side in sources}
+        stages: dict[str, list[dict[str, float]]] = {side: [] for side in sources}
+        identical = []
+        for value in VALUES[setting][: args.repeats]:
+            seen = {}
+            for side, source in sources.items():
+                folder = folders[side]
+                walls[side].append(run(source, write_config(folder, args.corpora, args.quality, {setting: value})))
+                stages[side].append(computed_stages(folder / NAME))
+                seen[side] = digests(folder / NAME)
+            identical.append(len({json.dumps(found, sort_keys=True) for found in seen.values()}) == 1)
+            print(f"{setting}={value!r}: " + ", ".join(f"{side} {walls[side][-1]:.2f} s" for side in sources)
+                  + f" (load {load()})", flush=True)  # fmt: skip
+        for side in sources:
+            names = sorted({stage for found in stages[side] for stage in found})
+            per_stage = {name: statistics.median(found.get(name, 0.0) for found in stages[side]) for name in names}
+            rows.append((setting, side, statistics.median(walls[side]), per_stage, all(identical)))
+    print(f"\nmedian of {args.repeats} reruns per side, load average now {load()}")
+    print("| setting changed | code | wall s | label s | report s | other stages computed | outputs equal |")
+    print("|---|---|---|---|---|---|---|")
+    for setting, side, wall, per_stage, same in rows:
+        other = ", ".join(f"{name} {value:.2f}" for name, value in per_stage.items() if name not in ("label", "report"))
+        print(f"| {setting} | {side} | {wall:.2f} | {per_stage.get('label', 0.0):.2f} | "
+              f"{per_stage.get('report', 0.0):.2f} | {other or '-'} | {'yes' if same else 'NO'} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
