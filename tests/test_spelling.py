@@ -87,3 +87,13 @@ def test_distinct_rows_are_numpys_unique_rows(wide):
     found_rows, found_counts = _distinct_rows(rows)
     np.testing.assert_array_equal(found_rows, expected_rows)
     np.testing.assert_array_equal(found_counts, expected_counts)
+
+
+def test_a_words_places_are_those_of_a_stable_sort():
+    titles = ["Graph neural networks for graphs", "Neural graph models. Graph of graphs", "Models of neural models"]
+    tokens = phrase_tokens(titles * 40, ["A graph, a model and a network."] * 120)
+    order = np.argsort(tokens.words, kind="stable")
+    for key in range(-1, len(tokens.keys)):
+        expected = order[tokens.words[order] == key]
+        np.testing.assert_array_equal(tokens.positions(key), expected)
+    assert len(tokens.positions(tokens.key_id["graph"])) > 100

@@ -86,7 +86,14 @@ class PhraseTokens:
 
     @functools.cached_property
     def _by_word(self) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(self.words, kind="stable")
+        # A stable sort by word key as a counting sort (scipy's COO to CSR keeps each row's entries
+        # in the given column order): linear, where numpy's stable argsort of int64 is a merge sort.
+        n = len(self.words)
+        by_key = sparse.coo_matrix(
+            (np.ones(n, dtype=np.int8), (self.words + 1, np.arange(n, dtype=np.int64))),
+            shape=(int(self.words.max(initial=-1)) + 2, n),
+        ).tocsr()
+        order = by_key.indices.astype(np.int64)
         return order, self.words[order]
 
     @functools.cached_property
