@@ -1,16 +1,18 @@
 """A label setting changed on a finished 75k run: the rerun's seconds before and after a code change, in one run.
 
-    .venv/bin/python bench/relabel.py [--before main] [--repeats 3] [--out /tmp/papertopics-relabel]
-        [--settings n_keywords name_phrases] [--corpora ../shared/corpora] [--quality]
+    .venv/bin/python bench/relabel.py [--before main] [--after HEAD] [--repeats 3]
+        [--out /tmp/papertopics-relabel] [--base DIR --name NAME] [--settings n_keywords name_phrases]
+        [--corpora ../shared/corpora] [--quality]
 
 Runs all of arxiv-daily-cs (../shared/corpora/arxiv-daily-cs, 74,728 papers; the script stops
 with a message when the folder is absent) once in preview mode (``embed.backend: model2vec``;
 ``--quality``: the default embedding, about 50 minutes here) into ``<out>/base`` (kept, and
-reused by later runs of the script while its parse, embed and cluster stages stay valid). Then
-two sides get a copy of that folder (hard links: the store replaces files, never rewrites them):
+reused by later runs of the script), or takes the finished run ``--base`` (an output folder
+holding the run ``--name`` of the same inputs and embedding). Then two sides get a copy of that
+folder (hard links: the store replaces files, never rewrites them):
 
 - ``before``: the package of git ref ``--before`` (``git archive``), run from its own folder;
-- ``after``: this working tree's package.
+- ``after``: the package of git ref ``--after`` the same way, or this working tree's without it.
 
 Each side first runs the default label settings once (untimed: its own label caches filled, as
 after any finished run), then, ``--repeats`` times for each changed setting, a rerun with a new
@@ -37,7 +39,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
-NAME = "relabel"
 # New values per changed setting, one per repetition; the default (in pipeline.config) is not among them.
 VALUES: dict[str, list[object]] = {
     "n_keywords": [8, 9, 11, 12, 7],
@@ -48,9 +49,9 @@ VALUES: dict[str, list[object]] = {
 COMPARED = ("papers.csv", "topics.csv", "metrics.json")
 
 
-def write_config(folder: Path, corpora: Path, quality: bool, label: dict[str, object]) -> Path:
+def write_config(folder: Path, name: str, corpora: Path, quality: bool, label: dict[str, object]) -> Path:
     config: dict[str, object] = {
-        "name": NAME,
+        "name": name,
         "output_dir": str(folder),
         "inputs": [{"path": str(corpora / "arxiv-daily-cs" / "data" / "*.jsonl"), "format": "arxiv-daily"}],
         **({} if quality else {"embed": {"backend": "model2vec"}}),
@@ -78,7 +79,7 @@ def computed_stages(run_dir: Path) -> dict[str, float]:
 
 
 def digests(run_dir: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in COMPARED}
+    return {file: hashlib.sha256((run_dir / file).read_bytes()).hexdigest() for file in COMPARED}
 
 
 def linked_copy(base: Path, folder: Path) -> None:
@@ -93,6 +94,9 @@ def load() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", default="main", help="git ref of the code to compare against")
+    parser.add_argument("--after", default=None, help="git ref of the code compared (default: this working tree)")
+    parser.add_argument("--base", type=Path, default=None, help="an output folder with a finished run to copy")
+    parser.add_argument("--name", default="relabel", help="the run's name in --base")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "papertopics-relabel")
     parser.add_argument("--settings", nargs="+", default=["n_keywords", "name_phrases"], choices=sorted(VALUES))
@@ -104,25 +108,34 @@ def main() -> None:
     if not 1 <= args.repeats <= len(next(iter(VALUES.values()))):
         sys.exit(f"relabel: --repeats must be 1 to {len(next(iter(VALUES.values())))}")
     args.out.mkdir(parents=True, exist_ok=True)
-    before_source = args.out / "before-source"
-    shutil.rmtree(before_source, ignore_errors=True)
-    before_source.mkdir()
-    archive = subprocess.run(["git", "archive", args.before, "pipeline"], cwd=ROOT, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(before_source)], input=archive.stdout, check=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", args.before], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip()  # fmt: skip
-    sources = {f"before ({args.before} {commit})": before_source, "after (this tree)": ROOT}
+    sources = {}
+    for side, ref in (("before", args.before), ("after", args.after)):
+        if ref is None:
+            sources["after (this tree)"] = ROOT
+            continue
+        source = args.out / f"{side}-source"
+        shutil.rmtree(source, ignore_errors=True)
+        source.mkdir()
+        archive = subprocess.run(["git", "archive", ref, "pipeline"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+        commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()  # fmt: skip
+        sources[f"{side} ({ref} {commit})"] = source
 
-    base = args.out / "base"
-    seconds = run(ROOT, write_config(base, args.corpora, args.quality, {}))
-    print(f"base run (this tree, default label settings): {seconds:.1f} s, stages computed "
-          f"{computed_stages(base / NAME)}", flush=True)  # fmt: skip
+    name, base = args.name, args.base
+    if base is None:
+        base = args.out / "base"
+        seconds = run(ROOT, write_config(base, name, args.corpora, args.quality, {}))
+        print(f"base run (this tree, default label settings): {seconds:.1f} s, stages computed "
+              f"{computed_stages(base / name)}", flush=True)  # fmt: skip
+    elif not (base / name / "manifest.json").is_file():
+        sys.exit(f"relabel: {base / name} holds no finished run")
     folders = {}
     for index, (side, source) in enumerate(sources.items()):
         folder = args.out / f"side{index}"
         linked_copy(base, folder)
-        seconds = run(source, write_config(folder, args.corpora, args.quality, {}))
-        print(f"{side}: warm-up with the default settings {seconds:.1f} s, computed {computed_stages(folder / NAME)}",
+        seconds = run(source, write_config(folder, name, args.corpora, args.quality, {}))
+        print(f"{side}: warm-up with the default settings {seconds:.1f} s, computed {computed_stages(folder / name)}",
               flush=True)  # fmt: skip
         folders[side] = folder
 
@@ -135,21 +148,26 @@ def main() -> None:
             seen = {}
             for side, source in sources.items():
                 folder = folders[side]
-                walls[side].append(run(source, write_config(folder, args.corpora, args.quality, {setting: value})))
-                stages[side].append(computed_stages(folder / NAME))
-                seen[side] = digests(folder / NAME)
+                config = write_config(folder, name, args.corpora, args.quality, {setting: value})
+                walls[side].append(run(source, config))
+                stages[side].append(computed_stages(folder / name))
+                seen[side] = digests(folder / name)
             identical.append(len({json.dumps(found, sort_keys=True) for found in seen.values()}) == 1)
             print(f"{setting}={value!r}: " + ", ".join(f"{side} {walls[side][-1]:.2f} s" for side in sources)
                   + f" (load {load()})", flush=True)  # fmt: skip
         for side in sources:
-            names = sorted({stage for found in stages[side] for stage in found})
-            per_stage = {name: statistics.median(found.get(name, 0.0) for found in stages[side]) for name in names}
+            computed = sorted({stage for found in stages[side] for stage in found})
+            per_stage = {
+                stage: statistics.median(found.get(stage, 0.0) for found in stages[side]) for stage in computed
+            }
             rows.append((setting, side, statistics.median(walls[side]), per_stage, all(identical)))
     print(f"\nmedian of {args.repeats} reruns per side, load average now {load()}")
     print("| setting changed | code | wall s | label s | report s | other stages computed | outputs equal |")
     print("|---|---|---|---|---|---|---|")
     for setting, side, wall, per_stage, same in rows:
-        other = ", ".join(f"{name} {value:.2f}" for name, value in per_stage.items() if name not in ("label", "report"))
+        other = ", ".join(
+            f"{stage} {value:.2f}" for stage, value in per_stage.items() if stage not in ("label", "report")
+        )
         print(f"| {setting} | {side} | {wall:.2f} | {per_stage.get('label', 0.0):.2f} | "
               f"{per_stage.get('report', 0.0):.2f} | {other or '-'} | {'yes' if same else 'NO'} |")  # fmt: skip
 
