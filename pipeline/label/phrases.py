@@ -248,7 +248,7 @@ def rank_phrases(
     """
     row, title_row = topic_counts.tocsr(), title_counts.tocsr()
     terms, counts = row.indices, row.data.astype(np.float64)
-    in_titles = np.asarray(title_row[:, terms].todense()).ravel() if len(terms) else np.zeros(0)
+    in_titles = _row_values(title_row, terms) if len(terms) else np.zeros(0)
     rest = n_papers - size
     coverage = counts / max(size, 1)
     lift = coverage / ((totals[terms] - counts + 1) / (rest + 1))
@@ -256,6 +256,18 @@ def rank_phrases(
     score = coverage * (1 + title_coverage) * np.log(np.clip(lift, 1.0, LIFT_CAP))
     order = np.lexsort((terms, -score))
     return Ranked(terms[order], coverage[order], title_coverage[order], lift[order], score[order])
+
+
+def _row_values(row: sparse.csr_matrix, columns: np.ndarray) -> np.ndarray:
+    """The values of a (1, n) csr matrix at ``columns``, 0 where it holds none (``row[:, columns]`` densified).
+
+    A search in its sorted columns: scipy's column indexing costs a pass over all n columns per call.
+    """
+    row = row.copy()
+    row.sum_duplicates()  # sorted columns, each once
+    at = np.minimum(np.searchsorted(row.indices, columns), max(len(row.indices) - 1, 0))
+    found = (row.indices[at] == columns) if len(row.indices) else np.zeros(len(columns), dtype=bool)
+    return np.where(found, row.data[at] if len(row.data) else 0, 0).astype(row.dtype)
 
 
 def positions_of(ranked: Ranked, terms: Sequence[int]) -> dict[int, int]:

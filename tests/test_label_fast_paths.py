@@ -1,4 +1,4 @@
-"""Spelling terms as the texts write them: the fast search of their uses finds every use a full scan finds."""
+"""The label stage's fast paths give what the plain computations give: spellings, places, sums, row values."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from pipeline.config import LabelConfig
 from pipeline.label import stop_words
-from pipeline.label.phrases import PhraseIndex, _hash, build_phrase_index, phrase_tokens
+from pipeline.label.phrases import PhraseIndex, _hash, _row_values, build_phrase_index, phrase_tokens
 from pipeline.label.spelling import _distinct_rows, _word_cases, spell
 
 
@@ -97,3 +98,16 @@ def test_a_words_places_are_those_of_a_stable_sort():
         expected = order[tokens.words[order] == key]
         np.testing.assert_array_equal(tokens.positions(key), expected)
     assert len(tokens.positions(tokens.key_id["graph"])) > 100
+
+
+def test_row_values_are_scipys_column_indexing():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, k = int(rng.integers(1, 500)), int(rng.integers(0, 50))
+        columns = rng.integers(0, n, k)
+        row = sparse.csr_matrix((rng.integers(1, 5, k).astype(np.int32), columns, [0, k]), shape=(1, n))  # unsorted
+        wanted = rng.integers(0, n, int(rng.integers(1, 60)))
+        expected = np.asarray(row[:, wanted].todense()).ravel()
+        found = _row_values(row, wanted)
+        np.testing.assert_array_equal(found, expected)
+        assert found.dtype == expected.dtype
