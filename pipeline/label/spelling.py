@@ -59,7 +59,8 @@ def _occurrences(index: PhraseIndex, word: np.ndarray, n: int, wanted: dict[int,
     A term's uses are the places whose ``n`` words hash (``phrases._hash``) to its hash. While
     ``n_keys ** n`` fits in int64 a hash is exact, and only the places that start with a term's
     first word are hashed; above, the hashes wrap (and the index's stored keys of such a term are
-    not its words), and every place is hashed, as a full scan does.
+    not its words), and the places of the papers that the index says write one of the terms are
+    hashed: a term's uses lie in them, as a use never spans two papers (each field ends a piece).
     """
     count, n_keys = max(len(word) - n + 1, 0), max(len(index.keys), 1)
     hashes = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
@@ -69,8 +70,12 @@ def _occurrences(index: PhraseIndex, word: np.ndarray, n: int, wanted: dict[int,
         first = np.zeros(n_keys + 1, dtype=bool)  # by word key + 1: a piece's end (-1) starts no term
         first[[int(index.term_keys(term)[0]) + 1 for term in terms.tolist()]] = True
         at = np.flatnonzero(first[word[:count] + 1])
-    else:
-        at = np.arange(count)
+    else:  # only the papers that write one of the terms (by the index) hold its uses
+        papers = np.unique(index.papers[:, terms].tocoo().row)
+        starts = np.searchsorted(index.text.paper_of, papers)
+        lengths = np.searchsorted(index.text.paper_of, papers, side="right") - starts
+        at = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+        at = at[at < count]
     hashed, ok = np.zeros(len(at), dtype=np.int64), np.ones(len(at), dtype=bool)
     for offset in range(n):
         ids = word[at + offset]
