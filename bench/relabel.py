@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,15 +63,18 @@ def write_config(folder: Path, name: str, corpora: Path, quality: bool, label: d
     return path
 
 
-def run(source: Path, config: Path) -> float:
-    """Wall seconds of ``python -m pipeline run config`` with the package in ``source``."""
-    start = time.perf_counter()
+def run(source: Path, config: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of ``python -m pipeline run config`` with the package in ``source``.
+
+    CPU seconds say what the run cost on a machine that others share; wall seconds what a user waits.
+    """
+    start, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     completed = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config)], cwd=source,
                                capture_output=True, text=True, check=False)  # fmt: skip
-    seconds = time.perf_counter() - start
+    seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if completed.returncode != 0:
         sys.exit(f"relabel: {config} failed with the package in {source}:\n{completed.stderr[-3000:]}")
-    return seconds
+    return seconds, (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)
 
 
 def computed_stages(run_dir: Path) -> dict[str, float]:
@@ -125,7 +129,7 @@ def main() -> None:
     name, base = args.name, args.base
     if base is None:
         base = args.out / "base"
-        seconds = run(ROOT, write_config(base, name, args.corpora, args.quality, {}))
+        seconds, _ = run(ROOT, write_config(base, name, args.corpora, args.quality, {}))
         print(f"base run (this tree, default label settings): {seconds:.1f} s, stages computed "
               f"{computed_stages(base / name)}", flush=True)  # fmt: skip
     elif not (base / name / "manifest.json").is_file():
@@ -134,7 +138,7 @@ def main() -> None:
     for index, (side, source) in enumerate(sources.items()):
         folder = args.out / f"side{index}"
         linked_copy(base, folder)
-        seconds = run(source, write_config(folder, name, args.corpora, args.quality, {}))
+        seconds, _ = run(source, write_config(folder, name, args.corpora, args.quality, {}))
         print(f"{side}: warm-up with the default settings {seconds:.1f} s, computed {computed_stages(folder / name)}",
               flush=True)  # fmt: skip
         folders[side] = folder
@@ -142,6 +146,7 @@ def main() -> None:
     rows = []
     for setting in args.settings:
         walls: dict[str, list[float]] = {side: [] for side in sources}
+        cpus: dict[str, list[float]] = {side: [] for side in sources}
         stages: dict[str, list[dict[str, float]]] = {side: [] for side in sources}
         identical = []
         for value in VALUES[setting][: args.repeats]:
@@ -149,26 +154,30 @@ def main() -> None:
             for side, source in sources.items():
                 folder = folders[side]
                 config = write_config(folder, name, args.corpora, args.quality, {setting: value})
-                walls[side].append(run(source, config))
+                wall, cpu = run(source, config)
+                walls[side].append(wall)
+                cpus[side].append(cpu)
                 stages[side].append(computed_stages(folder / name))
                 seen[side] = digests(folder / name)
             identical.append(len({json.dumps(found, sort_keys=True) for found in seen.values()}) == 1)
-            print(f"{setting}={value!r}: " + ", ".join(f"{side} {walls[side][-1]:.2f} s" for side in sources)
+            print(f"{setting}={value!r}: " + ", ".join(f"{side} {walls[side][-1]:.2f} s ({cpus[side][-1]:.2f} s CPU)"
+                                                       for side in sources)
                   + f" (load {load()})", flush=True)  # fmt: skip
         for side in sources:
             computed = sorted({stage for found in stages[side] for stage in found})
             per_stage = {
                 stage: statistics.median(found.get(stage, 0.0) for found in stages[side]) for stage in computed
             }
-            rows.append((setting, side, statistics.median(walls[side]), per_stage, all(identical)))
+            rows.append((setting, side, statistics.median(walls[side]), statistics.median(cpus[side]), per_stage,
+                         all(identical)))  # fmt: skip
     print(f"\nmedian of {args.repeats} reruns per side, load average now {load()}")
-    print("| setting changed | code | wall s | label s | report s | other stages computed | outputs equal |")
-    print("|---|---|---|---|---|---|---|")
-    for setting, side, wall, per_stage, same in rows:
+    print("| setting changed | code | wall s | CPU s | label s | report s | other stages computed | outputs equal |")
+    print("|---|---|---|---|---|---|---|---|")
+    for setting, side, wall, cpu, per_stage, same in rows:
         other = ", ".join(
             f"{stage} {value:.2f}" for stage, value in per_stage.items() if stage not in ("label", "report")
         )
-        print(f"| {setting} | {side} | {wall:.2f} | {per_stage.get('label', 0.0):.2f} | "
+        print(f"| {setting} | {side} | {wall:.2f} | {cpu:.2f} | {per_stage.get('label', 0.0):.2f} | "
               f"{per_stage.get('report', 0.0):.2f} | {other or '-'} | {'yes' if same else 'NO'} |")  # fmt: skip
 
 
