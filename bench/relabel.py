@@ -18,9 +18,11 @@ Each side first runs the default label settings once (untimed: its own label cac
 after any finished run), then, ``--repeats`` times for each changed setting, a rerun with a new
 value of it (a value neither side has labelled before, so no stage output is reused), the two
 sides alternating so that they share the machine's load. Prints, per side and setting, the
-median wall seconds of ``python -m pipeline run`` and of each stage it computed (from the
-manifest), the values run, the load average, and whether the two sides' papers.csv,
-topics.csv and metrics.json are byte-identical at every value.
+median wall and CPU seconds of ``python -m pipeline run`` and the wall seconds of each stage it
+computed (from the manifest), the values run, the load average, and whether the two sides'
+papers.csv, topics.csv and metrics.json are byte-identical at every value (both sides start from
+the same run history: a rerun keeps the last run's placements, so it is compared with the other
+side's rerun, not with a run in an empty folder).
 """
 
 from __future__ import annotations
