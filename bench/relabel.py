@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--after", default=None, help="git ref of the code compared (default: this working tree)")
     parser.add_argument("--base", type=Path, default=None, help="an output folder with a finished run to copy")
     parser.add_argument("--name", default="relabel", help="the run's name in --base")
+    parser.add_argument("--reuse-sides", action="store_true", help="go on in the sides' folders of an earlier run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "papertopics-relabel")
     parser.add_argument("--settings", nargs="+", default=["n_keywords", "name_phrases"], choices=sorted(VALUES))
@@ -129,7 +130,11 @@ def main() -> None:
         sources[f"{side} ({ref} {commit})"] = source
 
     name, base = args.name, args.base
-    if base is None:
+    if args.reuse_sides:
+        missing = [f"side{i}" for i in range(len(sources)) if not (args.out / f"side{i}" / name).is_dir()]
+        if missing:
+            sys.exit(f"relabel: --reuse-sides, but {args.out} holds no {', '.join(missing)} of run {name}")
+    elif base is None:
         base = args.out / "base"
         seconds, _ = run(ROOT, write_config(base, name, args.corpora, args.quality, {}))
         print(f"base run (this tree, default label settings): {seconds:.1f} s, stages computed "
@@ -139,10 +144,13 @@ def main() -> None:
     folders = {}
     for index, (side, source) in enumerate(sources.items()):
         folder = args.out / f"side{index}"
-        linked_copy(base, folder)
-        seconds, _ = run(source, write_config(folder, name, args.corpora, args.quality, {}))
-        print(f"{side}: warm-up with the default settings {seconds:.1f} s, computed {computed_stages(folder / name)}",
-              flush=True)  # fmt: skip
+        if args.reuse_sides:
+            print(f"{side}: goes on in {folder}", flush=True)
+        else:
+            linked_copy(base, folder)
+            seconds, _ = run(source, write_config(folder, name, args.corpora, args.quality, {}))
+            print(f"{side}: warm-up with the default settings {seconds:.1f} s, computed "
+                  f"{computed_stages(folder / name)}", flush=True)  # fmt: skip
         folders[side] = folder
 
     rows = []
