@@ -10,29 +10,23 @@ from scipy import sparse
 
 from pipeline.config import LabelConfig
 from pipeline.label import stop_words
-from pipeline.label.phrases import PhraseIndex, _hash, _row_values, build_phrase_index, phrase_tokens
+from pipeline.label.phrases import PhraseIndex, _row_values, build_phrase_index, phrase_tokens
 from pipeline.label.spelling import _distinct_rows, _word_cases, spell
 
 
 def scanned_spelling(index: PhraseIndex, terms: list[int], sample: np.ndarray | None = None) -> dict[int, str]:
     """``spell`` as a full scan: every place of the texts hashed and looked up (the reference)."""
     forms: dict[int, Counter[tuple[int, ...]]] = {term: Counter() for term in terms}
-    n_keys, text = max(len(index.keys), 1), index.text
+    text = index.text
     word = text.words if sample is None else np.where(np.isin(text.paper_of, sample), text.words, -1)
-    by_length: dict[int, dict[int, int]] = {}
-    for term in forms:
-        keys = index.term_keys(term).astype(np.int64)
-        by_length.setdefault(len(keys), {})[int(_hash(keys[None, :], n_keys)[0])] = term
+    wanted = {tuple(index.term_keys(term).tolist()): term for term in forms}
     evidence: Counter[tuple[int, bool]] = Counter()
-    for n, wanted in by_length.items():
-        count = len(word) - n + 1
-        hashed, ok = np.zeros(count, dtype=np.int64), np.ones(count, dtype=bool)
-        for offset in range(n):
-            ids = word[offset : offset + count]
-            ok &= ids >= 0
-            hashed = hashed * n_keys + np.maximum(ids, 0)
-        for at in np.flatnonzero(ok & np.isin(hashed, list(wanted))).tolist():
-            forms[wanted[int(hashed[at])]][tuple(text.tokens[at : at + n].tolist())] += 1
+    for n in sorted({len(keys) for keys in wanted}):
+        for at in range(len(word) - n + 1):
+            term = wanted.get(tuple(word[at : at + n].tolist()))
+            if term is None:
+                continue
+            forms[term][tuple(text.tokens[at : at + n].tolist())] += 1
             for o in range(n):
                 evidence[(int(text.tokens[at + o]), bool(~text.in_title[at + o] & ~text.opens[at + o]))] += 1
     case_of = _word_cases(evidence, text.surfaces)
@@ -56,7 +50,7 @@ PHRASES = ["Large Language Models", "large language models", "LLMs", "Chain-of-T
 @pytest.mark.parametrize("n_words", [300, 60_000])
 def test_spelling_finds_the_uses_a_full_scan_finds(n_words):
     # 60,000 distinct words, all written before the phrases: their words get ids above 60,000 and
-    # 4-word hashes pass 2 ** 63 and wrap (a search from a term's first word would not be exact).
+    # 4 word ids pass 2 ** 63 in one packed key (the index keeps them in two).
     rng = np.random.default_rng(7)
     vocabulary = np.array([f"w{index}x" for index in range(n_words)])
     titles = [" ".join(vocabulary[(np.arange(60) + 60 * paper) % n_words].tolist()) for paper in range(1000)]

@@ -29,7 +29,7 @@ from scipy import sparse
 
 from pipeline.factorize import FACTORIZE_CHUNK_TEXTS, ChunkedFactorizer
 from pipeline.memo import csr_fields, csr_from
-from pipeline.terms import ENGLISH_STOP_WORDS, unique_ngrams
+from pipeline.terms import ENGLISH_STOP_WORDS, packed_rows, rows_found, unique_ngrams
 
 MAX_WORDS = 4
 # Lift past which a phrase scores no higher for telling its topic apart (see the module docstring).
@@ -188,18 +188,16 @@ def build_phrase_index(text: PhraseTokens, stop_words: Collection[str], min_pape
             continue
         ok = np.ones(count, dtype=bool)
         inner_stops = np.zeros(count, dtype=np.int64)
-        hashed = np.zeros(count, dtype=np.int64)
         for offset in range(n):
             ids = word[offset : offset + count]
             ok &= ids >= 0
-            safe = np.maximum(ids, 0)
             if 0 < offset < n - 1:
-                inner_stops += key_english[safe]
-            hashed = hashed * n_keys + safe
+                inner_stops += key_english[np.maximum(ids, 0)]
         first, last = np.maximum(word[:count], 0), np.maximum(word[n - 1 :], 0)
         ok &= ~key_stop[first] & (~key_stop[last] | (key_tail[last] & (n > 1))) & (inner_stops <= 1)
         at = np.flatnonzero(ok)
-        block, term = unique_ngrams(hashed[at], n, n_keys)
+        # Exact keys (several int64 columns where n words overflow one): a wrapped key's words are not the term's.
+        block, term = unique_ngrams(packed_rows([word[at + offset] for offset in range(n)], n_keys), n, n_keys)
         blocks.append(block)
         rows.append(paper_of[at])
         columns.append(term + n_terms)
@@ -284,21 +282,17 @@ def extensions(index: PhraseIndex) -> tuple[np.ndarray, np.ndarray]:
     prefix = np.full(sizes[-1], -1, dtype=np.int64)
     suffix = np.full(sizes[-1], -1, dtype=np.int64)
     for n in range(2, len(index.ngrams) + 1):
-        block, shorter = index.ngrams[n - 1].astype(np.int64), index.ngrams[n - 2].astype(np.int64)
-        shorter_keys = _hash(shorter, n_keys)
+        block, shorter = index.ngrams[n - 1], index.ngrams[n - 2]
+        shorter_keys = term_rows(shorter, n_keys)
         for target, part in ((prefix, block[:, :-1]), (suffix, block[:, 1:])):
-            wanted = _hash(part, n_keys)
-            at = np.minimum(np.searchsorted(shorter_keys, wanted), max(len(shorter_keys) - 1, 0))
-            found = (shorter_keys[at] == wanted) if len(shorter_keys) else np.zeros(len(wanted), bool)
-            target[sizes[n - 1] : sizes[n]] = np.where(found, at + sizes[n - 2], -1)
+            at = rows_found(shorter_keys, term_rows(part, n_keys))
+            target[sizes[n - 1] : sizes[n]] = np.where(at >= 0, at + sizes[n - 2], -1)
     return prefix, suffix
 
 
-def _hash(block: np.ndarray, base: int) -> np.ndarray:
-    hashed = np.zeros(len(block), dtype=np.int64)
-    for column in range(block.shape[1]):
-        hashed = hashed * base + block[:, column]
-    return hashed
+def term_rows(block: np.ndarray, base: int) -> np.ndarray:
+    """Rows of word keys (int (m, n)) as exact packed keys (:func:`pipeline.terms.packed_rows`)."""
+    return packed_rows([block[:, column] for column in range(block.shape[1])], base)
 
 
 _SEPARATOR = "\x00"  # words never hold a NUL byte

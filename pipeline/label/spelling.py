@@ -7,7 +7,8 @@ from collections.abc import Collection
 
 import numpy as np
 
-from pipeline.label.phrases import PhraseIndex, _hash
+from pipeline.label.phrases import PhraseIndex, term_rows
+from pipeline.terms import rows_found
 
 
 def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None = None) -> dict[int, str]:
@@ -21,12 +22,11 @@ def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None 
     forms: dict[int, Counter[tuple[int, ...]]] = {term: Counter() for term in terms}
     if not forms:
         return {}
-    n_keys, text = max(len(index.keys), 1), index.text
+    text = index.text
     word = text.words if sample is None else np.where(np.isin(text.paper_of, sample), text.words, -1)
-    by_length: dict[int, dict[int, int]] = {}
+    by_length: dict[int, list[int]] = {}
     for term in forms:
-        keys = index.term_keys(term).astype(np.int64)
-        by_length.setdefault(len(keys), {})[int(_hash(keys[None, :], n_keys)[0])] = term
+        by_length.setdefault(len(index.term_keys(term)), []).append(term)
     evidence: Counter[tuple[int, bool]] = Counter()  # (surface, capitalised inside a sentence) -> uses
     for n, wanted in by_length.items():
         at, term_of = _occurrences(index, word, n, wanted)
@@ -53,37 +53,24 @@ def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None 
     return spelled
 
 
-def _occurrences(index: PhraseIndex, word: np.ndarray, n: int, wanted: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Where the texts write the ``n``-word terms ``wanted`` (their hash -> term), and which term, in text order.
+def _occurrences(index: PhraseIndex, word: np.ndarray, n: int, wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the texts write the ``n``-word terms ``wanted``, and which term, in text order.
 
-    A term's uses are the places whose ``n`` words hash (``phrases._hash``) to its hash. While
-    ``n_keys ** n`` fits in int64 a hash is exact, and only the places that start with a term's
-    first word are hashed; above, the hashes wrap (and the index's stored keys of such a term are
-    not its words), and the places of the papers that the index says write one of the terms are
-    hashed: a term's uses lie in them, as a use never spans two papers (each field ends a piece).
+    Only the places that start with a term's first word are looked at; their ``n`` words are
+    matched exactly (packed keys that never wrap) against the terms' words.
     """
     count, n_keys = max(len(word) - n + 1, 0), max(len(index.keys), 1)
-    hashes = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
-    order = np.argsort(hashes)
-    hashes, terms = hashes[order], np.array(list(wanted.values()), dtype=np.int64)[order]
-    if n_keys**n < 2**63:
-        first = np.zeros(n_keys + 1, dtype=bool)  # by word key + 1: a piece's end (-1) starts no term
-        first[[int(index.term_keys(term)[0]) + 1 for term in terms.tolist()]] = True
-        at = np.flatnonzero(first[word[:count] + 1])
-    else:  # only the papers that write one of the terms (by the index) hold its uses
-        papers = np.unique(index.papers[:, terms].tocoo().row)
-        starts = np.searchsorted(index.text.paper_of, papers)
-        lengths = np.searchsorted(index.text.paper_of, papers, side="right") - starts
-        at = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
-        at = at[at < count]
-    hashed, ok = np.zeros(len(at), dtype=np.int64), np.ones(len(at), dtype=bool)
+    terms = np.asarray(wanted, dtype=np.int64)
+    words = np.stack([index.term_keys(term) for term in wanted]).astype(np.int64)
+    first = np.zeros(n_keys + 1, dtype=bool)  # by word key + 1: a piece's end (-1) starts no term
+    first[words[:, 0] + 1] = True
+    at = np.flatnonzero(first[word[:count] + 1])
+    ok = np.ones(len(at), dtype=bool)
     for offset in range(n):
-        ids = word[at + offset]
-        ok &= ids >= 0
-        hashed = hashed * n_keys + np.maximum(ids, 0)
-    place = np.minimum(np.searchsorted(hashes, hashed), len(hashes) - 1)
-    hit = ok & (hashes[place] == hashed)
-    return at[hit], terms[place[hit]]
+        ok &= word[at + offset] >= 0
+    at = at[ok]
+    found = rows_found(term_rows(words, n_keys), term_rows(np.stack([word[at + o] for o in range(n)], axis=1), n_keys))
+    return at[found >= 0], terms[found[found >= 0]]
 
 
 def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
