@@ -174,31 +174,89 @@ def term_names(vocabulary: np.ndarray, ngrams: Sequence[np.ndarray], term_ids: S
     return names
 
 
-def unique_ngrams(keys: np.ndarray, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct n-grams among ``keys`` (each n word ids packed as digits in ``base``) and each key's index.
+def words_per_key(base: int) -> int:
+    """How many word ids (digits in ``base``) one int64 key holds without overflowing."""
+    width = 1
+    while width < 64 and max(base, 2) ** (width + 1) < 2**63:
+        width += 1
+    return width
 
-    Returns int32 (n_distinct, n) word ids in sorted key order, and int (len(keys),) the row of each key.
+
+def packed_rows(columns: Sequence[np.ndarray], base: int) -> np.ndarray:
+    """Rows of word ids (one array per word) packed as digits in ``base``: int64 (n_rows, n_keys).
+
+    Each key holds :func:`words_per_key` words, so no key overflows, and the rows of keys sort
+    as the rows of words do (lexicographically); while all words fit one key there is one column.
     """
-    unique_keys, index = np.unique(keys, return_inverse=True)
+    width = words_per_key(base)
+    n_rows = len(columns[0]) if columns else 0
+    keys = np.zeros((n_rows, max(-(-len(columns) // width), 1)), dtype=np.int64)
+    for offset, ids in enumerate(columns):
+        keys[:, offset // width] = keys[:, offset // width] * base + np.asarray(ids, dtype=np.int64)
+    return keys
+
+
+def unique_ngrams(keys: np.ndarray, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct n-grams among ``keys`` (rows of :func:`packed_rows`) and each row's index.
+
+    Returns int32 (n_distinct, n) word ids in sorted (lexicographic) order, and int (n_rows,) the row of each key.
+    """
+    unique_keys, index = _unique_rows(keys)
     return unpacked_ngrams(unique_keys, n, base), index
 
 
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of int64 (m, k) keys, sorted, and the row of each key (one 1-D sort for k = 1)."""
+    if keys.shape[1] == 1:
+        unique_keys, index = np.unique(keys[:, 0], return_inverse=True)
+        return unique_keys[:, None], index.reshape(-1)
+    order = np.lexsort(keys.T[::-1])
+    ordered = keys[order]
+    new = np.ones(len(ordered), dtype=bool)
+    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    index = np.empty(len(keys), dtype=np.int64)
+    index[order] = np.cumsum(new) - 1
+    return ordered[new], index
+
+
+def rows_found(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Where each of ``rows`` is in ``table`` (distinct rows; both of :func:`packed_rows`), -1 where it is not."""
+    if len(table) == 0 or len(rows) == 0:
+        return np.full(len(rows), -1, dtype=np.int64)
+    unique_keys, index = _unique_rows(np.concatenate([table, rows]))
+    at = np.full(len(unique_keys), -1, dtype=np.int64)
+    at[index[: len(table)]] = np.arange(len(table))
+    return at[index[len(table) :]]
+
+
 def unpacked_ngrams(keys: np.ndarray, n: int, base: int) -> np.ndarray:
-    """The n word ids packed in each key (digits in ``base``), int32 (len(keys), n): :func:`packed_ngrams` undone."""
+    """The n word ids packed in each key (digits in ``base``), int32 (len(keys), n): :func:`packed_rows` undone.
+
+    ``keys`` is 1-D (all n words in one key, as :func:`packed_ngrams` packs them) or rows of
+    :func:`packed_rows`; n word ids that one key cannot hold are refused, never read from a wrapped key.
+    """
+    width = words_per_key(base)
+    keys = keys[:, None] if keys.ndim == 1 else keys
+    if keys.shape[1] != max(-(-n // width), 1):
+        raise ValueError(f"{n} word ids of {base} words are not packed in {keys.shape[1]} int64 keys")
     words = np.zeros((len(keys), n), dtype=np.int32)
-    remainder = keys.copy()
-    for offset in reversed(range(n)):
-        words[:, offset] = remainder % base
-        remainder //= base
+    for column in range(keys.shape[1]):
+        remainder = keys[:, column].copy()
+        for offset in reversed(range(column * width, min(n, (column + 1) * width))):
+            words[:, offset] = remainder % base
+            remainder //= base
     return words
 
 
 def packed_ngrams(block: np.ndarray, base: int) -> np.ndarray:
-    """Each row of n word ids (an n-gram block) packed as digits in ``base``: the keys :func:`unique_ngrams` reads."""
-    keys = np.zeros(len(block), dtype=np.int64)
-    for offset in range(block.shape[1] if block.ndim == 2 else 0):
-        keys = keys * base + block[:, offset].astype(np.int64)
-    return keys
+    """Each row of n word ids (an n-gram block) packed as digits in ``base`` in one int64 key, sorted as the rows.
+
+    Refuses n-grams whose keys could overflow (see :func:`packed_rows` for those).
+    """
+    n = block.shape[1] if block.ndim == 2 else 0
+    if n > words_per_key(base):
+        raise ValueError(f"a vocabulary of {base} words is too large for {n}-grams")
+    return packed_rows([block[:, offset] for offset in range(n)], base)[:, 0] if n else np.zeros(len(block), np.int64)
 
 
 def term_counts(texts: TokenizedTexts, stop_words: Collection[str], ngram_max: int) -> TermCounts:
@@ -218,9 +276,7 @@ def term_counts(texts: TokenizedTexts, stop_words: Collection[str], ngram_max: i
         count = len(tokens) - n + 1
         same_text = text_of[:count] == text_of[n - 1 :]
         starts = np.flatnonzero(same_text)
-        keys = np.zeros(len(starts), dtype=np.int64)
-        for offset in range(n):
-            keys = keys * n_words + tokens[starts + offset]
+        keys = packed_rows([tokens[starts + offset] for offset in range(n)], n_words)
         words, term = unique_ngrams(keys, n, n_words)
         blocks.append(words)
         rows.append(text_of[starts])

@@ -248,9 +248,10 @@ def test_a_paper_hdbscan_left_out_stays_in_the_topic_it_was_placed_in():
     old = pd.DataFrame({"paper_id": ids, "topic": [7] * 5 + [3] * 4 + [-1]})
     previous = PreviousTopics(old, pd.DataFrame(), pd.DataFrame(), 1, True, True)
     clusters = np.array([0, 0, 0, 0, -1, 1, 1, 1, -1, -1])
-    labels, note = keep_placements(clusters, ids, previous)
+    labels, kept, note = keep_placements(clusters, ids, previous)
     assert labels.tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, -1]
-    assert note.startswith("2 papers")
+    assert np.flatnonzero(kept).tolist() == [4, 8]
+    assert note is not None and note.startswith("2 papers")
     assert keep_placements(clusters, ids, None)[0] is clusters
     # A topic whose papers no longer mostly form one cluster keeps no one.
     split = np.array([0, 0, 2, 2, -1, 1, 1, 1, -1, -1])

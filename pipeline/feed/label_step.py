@@ -67,7 +67,7 @@ def previous_topics(
 
 def keep_placements(
     cluster_labels: np.ndarray, paper_ids: list[str], previous: PreviousTopics | None
-) -> tuple[np.ndarray, str | None]:
+) -> tuple[np.ndarray, np.ndarray, str | None]:
     """Cluster labels where a paper HDBSCAN left out (-1) stays in the topic it was placed in last run.
 
     The label stage gives outliers to their nearest topic under a bar (``reassign_outliers``);
@@ -76,9 +76,14 @@ def keep_placements(
     that topic's papers still mostly form one cluster: it gets that cluster's label. Measured
     on arxiv-daily-cs (model2vec, 50k papers): without this, about 1-1.7% of the placed papers
     changed topic per one-day update, nearly all of them outliers given to a topic.
+
+    Returns the labels, which papers kept a placement (bool per paper: ``merged_clusters``
+    lets them move no centroid, bar or merge, so a rerun on the same clusters places every
+    paper as the run before), and a note (None when none did).
     """
+    none = np.zeros(len(cluster_labels), dtype=bool)
     if previous is None:
-        return cluster_labels, None
+        return cluster_labels, none, None
     old_of = dict(zip(previous.assignments["paper_id"].tolist(), previous.assignments["topic"].tolist(), strict=True))
     old = np.array([old_of.get(paper, -2) for paper in paper_ids], dtype=np.int64)
     clustered = (cluster_labels >= 0) & (old >= 0)
@@ -92,10 +97,10 @@ def keep_placements(
     stay = np.flatnonzero((cluster_labels < 0) & (old >= 0))
     kept = [row for row in stay.tolist() if int(old[row]) in cluster_of]
     if not kept:
-        return cluster_labels, None
-    labels = cluster_labels.copy()
-    labels[kept] = [cluster_of[int(old[row])] for row in kept]
-    return labels, f"{len(kept)} papers HDBSCAN left out stay in the topic they were placed in by the last run"
+        return cluster_labels, none, None
+    labels, placed = cluster_labels.copy(), none.copy()
+    labels[kept], placed[kept] = [cluster_of[int(old[row])] for row in kept], True
+    return labels, placed, f"{len(kept)} papers HDBSCAN left out stay in the topic they were placed in by the last run"
 
 
 def newest_date(dates: pd.Series) -> str:

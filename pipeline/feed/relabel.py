@@ -80,6 +80,7 @@ def matched(
     embeddings: np.ndarray,
     cluster_labels: np.ndarray,
     config: LabelConfig,
+    kept: np.ndarray | None = None,
 ) -> Matched:
     """This run's topics under stable ids, and what stops an update from ``prior`` (a paper gone, a topic born...)."""
     from pipeline.feed.identity import stable_topics
@@ -94,7 +95,7 @@ def matched(
     if not np.array_equal(np.asarray(text_keys, dtype="S16")[row_of_state], state.text_keys):
         return blocked("papers of the last run have another title or abstract")
 
-    labels, notes = merged_clusters(cluster_labels, embeddings, config)
+    labels, notes = merged_clusters(cluster_labels, embeddings, config, kept)
     local = renumber_by_size(labels)
     local_centroids = centroids_of(embeddings, local)
     stable = stable_topics(paper_ids, local, local_centroids, previous)

@@ -115,6 +115,7 @@ def label_topics(
     seed: int = DEFAULT_SEED,
     phrases: PhraseIndex | None = None,
     class_counts: ClassCounts | None = None,
+    kept: np.ndarray | None = None,
 ) -> LabelResult:
     """Describe each cluster. embeddings: (n_papers, dim); cluster_labels: (n_papers,); layout: (n_papers, 2).
 
@@ -128,13 +129,14 @@ def label_topics(
     :func:`phrase_index`, which names topics) may come from a cache; it is built when absent.
     ``class_counts``: when ``papers`` are a sample of a larger pile, the term counts of all its
     papers per cluster (``pipeline.label.class_counts``, summed over parts); the keywords then
-    come from them (representation "none" only), all else from ``papers``.
+    come from them (representation "none" only), all else from ``papers``. ``kept``: the papers
+    that keep the last run's placement (see :func:`merged_clusters`).
     """
     if tokens is None:
         tokens = tokenize_texts(paper_texts(papers))
     if len(tokens) != len(papers):
         raise ValueError(f"{len(papers)} papers but {len(tokens)} tokenised texts")
-    labels, notes = merged_clusters(cluster_labels, embeddings, config)
+    labels, notes = merged_clusters(cluster_labels, embeddings, config, kept)
     if class_counts is not None:
         if config.representation != "none":
             raise ValueError("keywords from class counts are c-TF-IDF keywords: representation must be 'none'")
@@ -211,15 +213,30 @@ def phrase_index(papers: pd.DataFrame, config: LabelConfig) -> PhraseIndex:
 
 
 def merged_clusters(
-    cluster_labels: np.ndarray, embeddings: np.ndarray, config: LabelConfig
+    cluster_labels: np.ndarray, embeddings: np.ndarray, config: LabelConfig, kept: np.ndarray | None = None
 ) -> tuple[np.ndarray, list[str]]:
-    """The clusters merged to the asked topic count and outliers reassigned, with notes saying what changed."""
+    """The clusters merged to the asked topic count and outliers reassigned, with notes saying what changed.
+
+    kept: bool per paper, the papers HDBSCAN left out that keep the last run's placement
+    (``pipeline.feed.label_step.keep_placements``; their label is that cluster's). They take
+    their cluster's topic, but the merges, centroids and bars come from HDBSCAN's own members:
+    otherwise each rerun's kept papers would move them, and other outliers with them.
+    """
     labels, notes = np.asarray(cluster_labels, dtype=np.int64), []
+    held = np.zeros(len(labels), dtype=bool) if kept is None else np.asarray(kept, dtype=bool)
+    clusters = labels
+    if held.any():
+        labels = labels.copy()
+        labels[held] = OUTLIER_TOPIC
     target = AUTO_MAX_TOPICS if config.n_topics == "auto" else config.n_topics
     if config.n_topics != "auto" or len(set(labels.tolist()) - {OUTLIER_TOPIC}) > target:
         labels, note = merge_to_target(labels, embeddings, target)
         notes += [note] if note else []
     if config.reduce_outliers:
-        labels, note = reassign_outliers(labels, embeddings, config.outlier_percentile)
+        labels, note = reassign_outliers(labels, embeddings, config.outlier_percentile, held)
         notes += [note] if note else []
+    if held.any():  # each cluster's topic, read from its own members (merges move whole clusters)
+        members = ~held & (clusters != OUTLIER_TOPIC)
+        topic_of = dict(zip(clusters[members].tolist(), labels[members].tolist(), strict=True))
+        labels[held] = [topic_of[cluster] for cluster in clusters[held].tolist()]
     return labels, notes

@@ -92,34 +92,16 @@ def class_sums(
     if len(topics) and ((row >= len(classes)).any() or (classes[np.minimum(row, len(classes) - 1)] != topics).any()):
         raise ValueError("a paper's topic is not among the classes counted")
     matrix = sparse.csr_matrix(matrix)
-    class_of_entry = np.repeat(row, np.diff(matrix.indptr))
     # Each stored entry is one paper holding the term: its count adds to ``counts``, 1 to ``holding``.
-    counts, holding = _entry_sums(
-        class_of_entry, matrix.indices, (matrix.data, np.ones(len(matrix.data))), (len(classes), matrix.shape[1])
+    # Sums by a product with the papers' class membership (integer ones: no float copy of the counts).
+    membership = sparse.csr_matrix(
+        (np.ones(len(topics), dtype=matrix.dtype), (row, np.arange(len(topics)))), shape=(len(classes), matrix.shape[0])
     )
+    present = sparse.csr_matrix((np.ones_like(matrix.data), matrix.indices, matrix.indptr), shape=matrix.shape)
+    counts, holding = membership @ matrix, membership @ present
+    for summed in (counts, holding):
+        summed.sort_indices()
     return classes, counts.astype(np.int32), holding.astype(np.int32)
-
-
-def _entry_sums(
-    rows: np.ndarray, columns: np.ndarray, values: tuple[np.ndarray, ...], shape: tuple[int, int]
-) -> tuple[sparse.csr_matrix, ...]:
-    """Per distinct (row, column), the sum of each of ``values``: csr matrices (int64) of the same sorted entries.
-
-    One sort of the packed (row, column) keys serves every matrix (two sparse sums cost two).
-    """
-    keys = rows.astype(np.int64) * max(shape[1], 1) + columns.astype(np.int64)
-    unique, inverse = np.unique(keys, return_inverse=True)
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(unique // max(shape[1], 1), minlength=shape[0]), out=indptr[1:])
-    indices = (unique % max(shape[1], 1)).astype(np.int32)
-    # Sums of integers below 2**53 are exact in bincount's float64.
-    return tuple(
-        sparse.csr_matrix(
-            (np.rint(np.bincount(inverse, weights=data, minlength=len(unique))).astype(np.int64), indices, indptr),
-            shape=shape,
-        )
-        for data in values
-    )
 
 
 def class_counts_of(counts: TermCounts, topics: np.ndarray, classes: np.ndarray) -> ClassCounts:

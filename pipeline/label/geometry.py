@@ -36,15 +36,20 @@ def centroids_of(embeddings: np.ndarray, topics_per_paper: np.ndarray) -> dict[i
     }
 
 
-def reassign_outliers(labels: np.ndarray, embeddings: np.ndarray, percentile: float) -> tuple[np.ndarray, str | None]:
-    """Give each outlier to its nearest topic when it is close enough to belong there.
+def reassign_outliers(
+    labels: np.ndarray, embeddings: np.ndarray, percentile: float, placed: np.ndarray | None = None
+) -> tuple[np.ndarray, str | None]:
+    """Give each outlier (but those ``placed`` elsewhere, bool per paper) to its nearest topic when it is close enough.
 
     "Close enough": its cosine to the topic's centroid is at least that of the topic's own
     `percentile`% least typical papers. The bar is set per topic by the topic itself, so it
     needs no tuning per corpus or embedding model, and a paper far from every topic stays -1.
     labels: ndarray (n_papers,); embeddings: ndarray (n_papers, dim), unit rows.
     """
-    outliers = np.flatnonzero(labels == OUTLIER_TOPIC)
+    free = labels == OUTLIER_TOPIC
+    if placed is not None:
+        free &= ~placed
+    outliers = np.flatnonzero(free)
     cluster_ids = sorted(set(labels.tolist()) - {OUTLIER_TOPIC})
     if outliers.size == 0 or not cluster_ids:
         return labels, None

@@ -79,6 +79,7 @@ class LabelInput:
     engine: Engine
     prior: Prior | None = None
     match: Matched | None = None
+    kept: np.ndarray | None = None  # bool per paper: HDBSCAN's outliers kept in last run's topic (keep_placements)
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,9 @@ def full(inputs: LabelInput) -> LabelOutput:
     if inputs.tokens is None:
         raise ValueError("the full path needs every paper's tokens")
     labelled = _label_all(
-        inputs, inputs.papers, inputs.tokens, inputs.text_keys, inputs.embeddings, inputs.cluster_labels, inputs.layout
-    )
+        inputs, inputs.papers, inputs.tokens, inputs.text_keys, inputs.embeddings, inputs.cluster_labels, inputs.layout,
+        kept=inputs.kept,
+    )  # fmt: skip
     return _named_and_stable(inputs, labelled, None, inputs.tokens)
 
 
@@ -160,6 +162,7 @@ def _label_all(
     layout: np.ndarray,
     label_config: LabelConfig | None = None,
     class_counts: ClassCounts | None = None,
+    kept: np.ndarray | None = None,
 ) -> _Labelled:
     """The label tables from every paper of ``papers`` (``label_config``: instead of the run's label settings).
 
@@ -191,6 +194,7 @@ def _label_all(
         seed=config.seed,
         phrases=(phrases := cached_phrase_index(cache, papers, config)),
         class_counts=class_counts,
+        kept=kept,
     )
     return _Labelled(result, phrases, counts)
 
@@ -208,7 +212,7 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
     config, papers, texts, embeddings, layout = (
         inputs.config, inputs.papers, inputs.texts, inputs.embeddings, inputs.layout
     )  # fmt: skip
-    labels, notes = merged_clusters(inputs.cluster_labels, embeddings, config.label)
+    labels, notes = merged_clusters(inputs.cluster_labels, embeddings, config.label, inputs.kept)
     rows = stratified_rows(labels, inputs.sample_size, config.seed)
     sample = papers.iloc[rows].reset_index(drop=True)
     tokens, keys = cached_tokens(inputs.cache, [texts[row] for row in rows.tolist()])

@@ -29,7 +29,7 @@ from scipy import sparse
 
 from pipeline.factorize import FACTORIZE_CHUNK_TEXTS, ChunkedFactorizer
 from pipeline.memo import csr_fields, csr_from
-from pipeline.terms import ENGLISH_STOP_WORDS, unique_ngrams
+from pipeline.terms import ENGLISH_STOP_WORDS, packed_rows, rows_found, unique_ngrams
 
 MAX_WORDS = 4
 # Lift past which a phrase scores no higher for telling its topic apart (see the module docstring).
@@ -86,7 +86,14 @@ class PhraseTokens:
 
     @functools.cached_property
     def _by_word(self) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(self.words, kind="stable")
+        # A stable sort by word key as a counting sort (scipy's COO to CSR keeps each row's entries
+        # in the given column order): linear, where numpy's stable argsort of int64 is a merge sort.
+        n = len(self.words)
+        by_key = sparse.coo_matrix(
+            (np.ones(n, dtype=np.int8), (self.words + 1, np.arange(n, dtype=np.int64))),
+            shape=(int(self.words.max(initial=-1)) + 2, n),
+        ).tocsr()
+        order = by_key.indices.astype(np.int64)
         return order, self.words[order]
 
     @functools.cached_property
@@ -181,18 +188,16 @@ def build_phrase_index(text: PhraseTokens, stop_words: Collection[str], min_pape
             continue
         ok = np.ones(count, dtype=bool)
         inner_stops = np.zeros(count, dtype=np.int64)
-        hashed = np.zeros(count, dtype=np.int64)
         for offset in range(n):
             ids = word[offset : offset + count]
             ok &= ids >= 0
-            safe = np.maximum(ids, 0)
             if 0 < offset < n - 1:
-                inner_stops += key_english[safe]
-            hashed = hashed * n_keys + safe
+                inner_stops += key_english[np.maximum(ids, 0)]
         first, last = np.maximum(word[:count], 0), np.maximum(word[n - 1 :], 0)
         ok &= ~key_stop[first] & (~key_stop[last] | (key_tail[last] & (n > 1))) & (inner_stops <= 1)
         at = np.flatnonzero(ok)
-        block, term = unique_ngrams(hashed[at], n, n_keys)
+        # Exact keys (several int64 columns where n words overflow one): a wrapped key's words are not the term's.
+        block, term = unique_ngrams(packed_rows([word[at + offset] for offset in range(n)], n_keys), n, n_keys)
         blocks.append(block)
         rows.append(paper_of[at])
         columns.append(term + n_terms)
@@ -241,7 +246,7 @@ def rank_phrases(
     """
     row, title_row = topic_counts.tocsr(), title_counts.tocsr()
     terms, counts = row.indices, row.data.astype(np.float64)
-    in_titles = np.asarray(title_row[:, terms].todense()).ravel() if len(terms) else np.zeros(0)
+    in_titles = _row_values(title_row, terms) if len(terms) else np.zeros(0)
     rest = n_papers - size
     coverage = counts / max(size, 1)
     lift = coverage / ((totals[terms] - counts + 1) / (rest + 1))
@@ -249,6 +254,18 @@ def rank_phrases(
     score = coverage * (1 + title_coverage) * np.log(np.clip(lift, 1.0, LIFT_CAP))
     order = np.lexsort((terms, -score))
     return Ranked(terms[order], coverage[order], title_coverage[order], lift[order], score[order])
+
+
+def _row_values(row: sparse.csr_matrix, columns: np.ndarray) -> np.ndarray:
+    """The values of a (1, n) csr matrix at ``columns``, 0 where it holds none (``row[:, columns]`` densified).
+
+    A search in its sorted columns: scipy's column indexing costs a pass over all n columns per call.
+    """
+    row = row.copy()
+    row.sum_duplicates()  # sorted columns, each once
+    at = np.minimum(np.searchsorted(row.indices, columns), max(len(row.indices) - 1, 0))
+    found = (row.indices[at] == columns) if len(row.indices) else np.zeros(len(columns), dtype=bool)
+    return np.where(found, row.data[at] if len(row.data) else 0, 0).astype(row.dtype)
 
 
 def positions_of(ranked: Ranked, terms: Sequence[int]) -> dict[int, int]:
@@ -265,21 +282,17 @@ def extensions(index: PhraseIndex) -> tuple[np.ndarray, np.ndarray]:
     prefix = np.full(sizes[-1], -1, dtype=np.int64)
     suffix = np.full(sizes[-1], -1, dtype=np.int64)
     for n in range(2, len(index.ngrams) + 1):
-        block, shorter = index.ngrams[n - 1].astype(np.int64), index.ngrams[n - 2].astype(np.int64)
-        shorter_keys = _hash(shorter, n_keys)
+        block, shorter = index.ngrams[n - 1], index.ngrams[n - 2]
+        shorter_keys = term_rows(shorter, n_keys)
         for target, part in ((prefix, block[:, :-1]), (suffix, block[:, 1:])):
-            wanted = _hash(part, n_keys)
-            at = np.minimum(np.searchsorted(shorter_keys, wanted), max(len(shorter_keys) - 1, 0))
-            found = (shorter_keys[at] == wanted) if len(shorter_keys) else np.zeros(len(wanted), bool)
-            target[sizes[n - 1] : sizes[n]] = np.where(found, at + sizes[n - 2], -1)
+            at = rows_found(shorter_keys, term_rows(part, n_keys))
+            target[sizes[n - 1] : sizes[n]] = np.where(at >= 0, at + sizes[n - 2], -1)
     return prefix, suffix
 
 
-def _hash(block: np.ndarray, base: int) -> np.ndarray:
-    hashed = np.zeros(len(block), dtype=np.int64)
-    for column in range(block.shape[1]):
-        hashed = hashed * base + block[:, column]
-    return hashed
+def term_rows(block: np.ndarray, base: int) -> np.ndarray:
+    """Rows of word keys (int (m, n)) as exact packed keys (:func:`pipeline.terms.packed_rows`)."""
+    return packed_rows([block[:, column] for column in range(block.shape[1])], base)
 
 
 _SEPARATOR = "\x00"  # words never hold a NUL byte

@@ -7,7 +7,8 @@ from collections.abc import Collection
 
 import numpy as np
 
-from pipeline.label.phrases import PhraseIndex, _hash
+from pipeline.label.phrases import PhraseIndex, term_rows
+from pipeline.terms import rows_found
 
 
 def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None = None) -> dict[int, str]:
@@ -21,26 +22,23 @@ def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None 
     forms: dict[int, Counter[tuple[int, ...]]] = {term: Counter() for term in terms}
     if not forms:
         return {}
-    n_keys, text = max(len(index.keys), 1), index.text
+    text = index.text
     word = text.words if sample is None else np.where(np.isin(text.paper_of, sample), text.words, -1)
-    by_length: dict[int, dict[int, int]] = {}
+    by_length: dict[int, list[int]] = {}
     for term in forms:
-        keys = index.term_keys(term).astype(np.int64)
-        by_length.setdefault(len(keys), {})[int(_hash(keys[None, :], n_keys)[0])] = term
+        by_length.setdefault(len(index.term_keys(term)), []).append(term)
     evidence: Counter[tuple[int, bool]] = Counter()  # (surface, capitalised inside a sentence) -> uses
     for n, wanted in by_length.items():
-        count = len(word) - n + 1
-        hashed, ok = np.zeros(max(count, 0), dtype=np.int64), np.ones(max(count, 0), dtype=bool)
-        for offset in range(n):
-            ids = word[offset : offset + count]
-            ok &= ids >= 0
-            hashed = hashed * n_keys + np.maximum(ids, 0)
-        at = np.flatnonzero(ok & np.isin(hashed, np.fromiter(wanted, dtype=np.int64)))
-        surfaces = np.stack([text.tokens[at + offset] for offset in range(n)], axis=1)
+        at, term_of = _occurrences(index, word, n, wanted)
+        surfaces = np.stack([text.tokens[at + offset] for offset in range(n)], axis=1).astype(np.int64)
         inside = np.stack([~text.in_title[at + o] & ~text.opens[at + o] for o in range(n)], axis=1)
-        for key, row in zip(hashed[at].tolist(), surfaces.tolist(), strict=True):
-            forms[wanted[key]][tuple(row)] += 1
-        evidence.update(zip(surfaces.ravel().tolist(), inside.ravel().tolist(), strict=True))
+        # Each (term, written form) once, with its uses: a Python step per form, not per use.
+        rows, uses = _distinct_rows(np.column_stack([term_of, surfaces]))
+        for row, count in zip(rows.tolist(), uses.tolist(), strict=True):
+            forms[row[0]][tuple(row[1:])] += count
+        pairs, uses = np.unique(surfaces.ravel() * 2 + inside.ravel(), return_counts=True)
+        for pair, count in zip(pairs.tolist(), uses.tolist(), strict=True):
+            evidence[(pair // 2, pair % 2 == 1)] += count
     case_of = _word_cases(evidence, text.surfaces)
     spelled = {}
     for term, counter in forms.items():
@@ -53,6 +51,47 @@ def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None 
         best = max(lower, key=lambda f: (lower[f], f))
         spelled[term] = " ".join(case_of.get(w, w) for w in best)
     return spelled
+
+
+def _occurrences(index: PhraseIndex, word: np.ndarray, n: int, wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the texts write the ``n``-word terms ``wanted``, and which term, in text order.
+
+    Only the places that start with a term's first word are looked at; their ``n`` words are
+    matched exactly (packed keys that never wrap) against the terms' words.
+    """
+    count, n_keys = max(len(word) - n + 1, 0), max(len(index.keys), 1)
+    terms = np.asarray(wanted, dtype=np.int64)
+    words = np.stack([index.term_keys(term) for term in wanted]).astype(np.int64)
+    first = np.zeros(n_keys + 1, dtype=bool)  # by word key + 1: a piece's end (-1) starts no term
+    first[words[:, 0] + 1] = True
+    at = np.flatnonzero(first[word[:count] + 1])
+    ok = np.ones(len(at), dtype=bool)
+    for offset in range(n):
+        ok &= word[at + offset] >= 0
+    at = at[ok]
+    found = rows_found(term_rows(words, n_keys), term_rows(np.stack([word[at + o] for o in range(n)], axis=1), n_keys))
+    return at[found >= 0], terms[found[found >= 0]]
+
+
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of an int64 (m, k) array in lexicographic order, and how often each occurs.
+
+    As ``np.unique(rows, axis=0, return_counts=True)``, but each column is ranked and the ranks
+    joined into one int64 key when their product fits (one 1-D sort instead of a sort of rows).
+    """
+    columns = [np.unique(column, return_inverse=True) for column in rows.T]
+    if rows.shape[0] == 0 or np.prod([float(len(values)) for values, _ in columns]) >= 2.0**62:
+        return np.unique(rows, axis=0, return_counts=True)
+    key = np.zeros(rows.shape[0], dtype=np.int64)
+    for values, ranks in columns:
+        key = key * len(values) + ranks.reshape(-1)
+    keys, counts = np.unique(key, return_counts=True)
+    found = np.empty((len(keys), rows.shape[1]), dtype=rows.dtype)
+    for at in range(rows.shape[1] - 1, -1, -1):
+        values = columns[at][0]
+        keys, rank = np.divmod(keys, len(values))
+        found[:, at] = values[rank]
+    return found, counts
 
 
 def _word_cases(evidence: Counter[tuple[int, bool]], surfaces: np.ndarray) -> dict[str, str]:

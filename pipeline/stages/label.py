@@ -83,6 +83,7 @@ def _relabel_match(
     text_keys: list[bytes],
     embeddings: np.ndarray,
     cluster_labels: np.ndarray,
+    kept: np.ndarray,
 ) -> tuple[Prior | None, Matched | None]:
     """The last run's sums and this run's topics matched to its; the match says what blocks a relabel.
 
@@ -109,7 +110,7 @@ def _relabel_match(
     except (OSError, KeyError, ValueError) as exc:
         return None, blocked(f"the last run's tables cannot be read ({exc})")
     prior = Prior(sums, topics, hierarchy)
-    return prior, matched(prior, previous, paper_ids, text_keys, embeddings, cluster_labels, config)
+    return prior, matched(prior, previous, paper_ids, text_keys, embeddings, cluster_labels, config, kept)
 
 
 def run(context: StageContext) -> StageResult:
@@ -134,12 +135,12 @@ def run(context: StageContext) -> StageResult:
     keys = feed_keys(config)
     previous, feed = _previous(context.state, keys)
     paper_ids = papers["paper_id"].astype(str).tolist()
-    cluster_labels, kept_note = keep_placements(store.read_array("cluster", "labels.npy"), paper_ids, previous)
+    cluster_labels, kept, kept_note = keep_placements(store.read_array("cluster", "labels.npy"), paper_ids, previous)
     embeddings, layout = store.read_array("embed", "embeddings.npy"), store.read_array("cluster", "layout.npy")
-    prior, match = _relabel_match(context, previous, settings, paper_ids, text_keys, embeddings, cluster_labels)
+    prior, match = _relabel_match(context, previous, settings, paper_ids, text_keys, embeddings, cluster_labels, kept)
     inputs = LabelInput(
         config, papers, texts, text_keys, tokens, sample_size, embeddings, cluster_labels, layout, previous, feed,
-        keys, store.cache, context.engine, prior, match,
+        keys, store.cache, context.engine, prior, match, kept,
     )  # fmt: skip
     path = path_for(inputs)
     labelled = PATHS[path](inputs)
