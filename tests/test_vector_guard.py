@@ -39,6 +39,8 @@ MODEL_CACHE = ROOT / "outputs" / ".cache"
 # catches a machine whose int8 vectors drift a tenth of the way towards another model's.
 MIN_COSINE = 0.999
 CPU_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+# numpy's names for the features that pick int8 and float kernels (x86-64 and arm64).
+PROCESS_FLAGS = ("AVX2", "FMA3", "AVX512F", "AVX512BW", "AVX512VNNI", "ASIMDDP", "SVE")
 
 
 def cpu_features() -> str:
@@ -53,7 +55,19 @@ def cpu_features() -> str:
             flags.update(line.split(":", 1)[1].split())
     model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
     present = [flag for flag in CPU_FLAGS if flag in flags]
-    return f"CPU {model!r} with {', '.join(present) or 'none'} of {', '.join(CPU_FLAGS)}"
+    return f"CPU {model!r} with {', '.join(present) or 'none'} of {', '.join(CPU_FLAGS)}; {process_cpu_features()}"
+
+
+def process_cpu_features() -> str:
+    """The vector-relevant features this process may use (CPUID and the OS's support, as numpy detected them).
+
+    Libraries pick their kernels from these. /proc/cpuinfo can list more than a process gets: under
+    emulation (``qemu-x86_64 -cpu Haswell-v4``) it shows the host's flags.
+    """
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    present = [name for name in PROCESS_FLAGS if __cpu_features__.get(name)]
+    return f"this process uses {', '.join(present) or 'none'} of {', '.join(PROCESS_FLAGS)}"
 
 
 def seed_papers() -> tuple[list[str], list[str]]:
