@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # Below this many papers, density clustering has nothing to find: report one topic.
 MIN_PAPERS_TO_CLUSTER = 8
-# Up to this size an exact neighbour search is cheap; above it pynndescent's approximate one is used.
+# Up to this size an exact neighbour search is cheap (and the same bits on every CPU); above it
+# pynndescent's approximate one is used.
 EXACT_KNN_LIMIT = 4096
 # From this size the 2-D map layout runs in a second process (pipeline/parallel.py). Starting it
 # and importing UMAP there takes a few seconds: below about 20,000 papers one layout costs less.
@@ -187,13 +188,16 @@ def _pca_layout(embeddings: np.ndarray) -> np.ndarray:
 
 
 def _nearest_neighbours(embeddings: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, distances), each ndarray of shape (n_papers, n_neighbors), self first."""
-    if embeddings.shape[0] <= EXACT_KNN_LIMIT:
-        from sklearn.neighbors import NearestNeighbors
+    """(indices, distances), each ndarray of shape (n_papers, n_neighbors), self first.
 
-        search = NearestNeighbors(n_neighbors=n_neighbors, metric="cosine", algorithm="brute").fit(embeddings)
-        distances, indices = search.kneighbors(embeddings)
-        return indices.astype(np.int32), distances.astype(np.float32)
+    Up to ``EXACT_KNN_LIMIT`` papers the search is exact and its distances the same bits on every
+    CPU (:func:`pipeline.cluster.neighbours.cosine_knn`), so a seeded UMAP on the same vectors
+    gives the same layout on AVX2 and AVX-512 machines.
+    """
+    if embeddings.shape[0] <= EXACT_KNN_LIMIT:
+        from pipeline.cluster.neighbours import cosine_knn
+
+        return cosine_knn(embeddings, n_neighbors)
     from umap.umap_ import nearest_neighbors
 
     indices, distances, _forest = nearest_neighbors(
