@@ -69,8 +69,8 @@ def test_cosine_knn_is_the_exact_top_k_by_cosine_with_itself_first_and_ties_to_t
     rows, distances = cosine_knn(vectors, 10)
     assert rows.dtype == np.int32 and distances.dtype == np.float32 and rows.shape == distances.shape == (300, 10)
     # The brute force in integers: each row divided by its norm on the grid, then exact integer dot products.
-    grid = on_grid(vectors)
-    normed = on_grid(grid / np.sqrt((grid * grid).sum(axis=1))[:, None])
+    wide = vectors.astype(np.float64)
+    normed = on_grid(wide / np.sqrt([functools.reduce(operator.add, row.tolist(), 0.0) for row in wide * wide])[:, None])
     steps = np.rint(normed * 2.0**GRID_BITS).astype(np.int64)
     exact = (steps @ steps.T).astype(np.float64) / 2.0 ** (2 * GRID_BITS)
     ranked = [sorted(range(300), key=lambda column: (-row[column], column)) for row in exact]
@@ -84,6 +84,10 @@ def test_cosine_knn_is_the_exact_top_k_by_cosine_with_itself_first_and_ties_to_t
     want[:, 0] = 0.0
     assert np.array_equal(distances, want)
     assert rows[8, 1] == 50 and rows[50, 1] == 8 and 0 < distances[8, 1] < 1e-6
+    # Cosine distances: rows of any length (here up to 30) give the neighbours of their directions.
+    lengths = rng.uniform(0.01, 30.0, (300, 1))
+    longer_rows, longer_distances = cosine_knn(vectors * lengths, 10)
+    assert (longer_rows == rows).mean() > 0.99 and np.abs(longer_distances - distances).max() < 1e-6
     # The float32 cosine distances scikit-learn computed before: the same neighbours, within float32 rounding.
     from sklearn.neighbors import NearestNeighbors
 
