@@ -68,9 +68,11 @@ def test_cosine_knn_is_the_exact_top_k_by_cosine_with_itself_first_and_ties_to_t
     vectors[50] = unit(vectors[8:9] + 1e-4 * rng.normal(size=(1, 64)))[0]  # a near-duplicate of row 8
     rows, distances = cosine_knn(vectors, 10)
     assert rows.dtype == np.int32 and distances.dtype == np.float32 and rows.shape == distances.shape == (300, 10)
-    # The brute force in integers: each row divided by its norm on the grid, then exact integer dot products.
+    # The brute force in integers: each row divided by its norm (summed left to right), put on the grid,
+    # then exact integer dot products.
     wide = vectors.astype(np.float64)
-    normed = on_grid(wide / np.sqrt([functools.reduce(operator.add, row.tolist(), 0.0) for row in wide * wide])[:, None])
+    norms = np.sqrt([functools.reduce(operator.add, row.tolist(), 0.0) for row in wide * wide])
+    normed = on_grid(wide / norms[:, None])
     steps = np.rint(normed * 2.0**GRID_BITS).astype(np.int64)
     exact = (steps @ steps.T).astype(np.float64) / 2.0 ** (2 * GRID_BITS)
     ranked = [sorted(range(300), key=lambda column: (-row[column], column)) for row in exact]
@@ -103,12 +105,14 @@ rng = np.random.default_rng(5)
 vectors = rng.normal(size=(1200, 384)).astype(np.float32)
 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
 rows, distances = cosine_knn(vectors, 15)
-print(hashlib.sha256(rows.tobytes() + distances.tobytes()).hexdigest())
+from pipeline.cluster.fit import curve_parameters
+curves = np.array([curve_parameters(0.0), curve_parameters(0.1)])
+print(hashlib.sha256(rows.tobytes() + distances.tobytes() + curves.tobytes()).hexdigest())
 """
 
 
 @pytest.mark.slow
-def test_cosine_knn_is_the_same_bit_for_bit_with_every_blas_and_numpy_kernel_this_cpu_runs():
+def test_cosine_knn_and_umaps_curve_are_the_same_bits_with_every_blas_and_numpy_kernel_this_cpu_runs():
     """OpenBLAS and numpy pick kernels by CPU; OPENBLAS_CORETYPE and NPY_DISABLE_CPU_FEATURES force older ones.
 
     With scikit-learn's float32 search, the seed papers' UMAP layout, hence their topics, changed with either
@@ -127,3 +131,14 @@ def test_cosine_knn_is_the_same_bit_for_bit_with_every_blas_and_numpy_kernel_thi
         done = subprocess.run([sys.executable, "-c", KNN_SCRIPT], env=env, capture_output=True, text=True, check=True)
         digests[str(setting)] = done.stdout.split()[-1]
     assert len(set(digests.values())) == 1, digests
+
+
+def test_umaps_curve_parameters_are_umaps_fit_rounded_to_six_digits():
+    from umap.umap_ import find_ab_params
+
+    from pipeline.cluster.fit import CURVE_DIGITS, curve_parameters
+
+    for min_dist in (0.0, 0.1, 0.5):
+        fitted, rounded = find_ab_params(1.0, min_dist), curve_parameters(min_dist)
+        assert np.allclose(rounded, fitted, rtol=1e-5) and rounded != tuple(fitted)
+        assert all(len(f"{value:.12g}".replace(".", "").lstrip("0")) <= CURVE_DIGITS for value in rounded)
