@@ -171,10 +171,10 @@ def cosine_knn(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     shape (n, k) int32, and the cosine distances, ndarray of shape (n, k) float32 (0 to itself).
     Each row is divided by its norm (summed in a fixed order) and put on the grid, so the
     similarities are exact dot products (:func:`nearest_exact`) and every later step is
-    IEEE-rounded element-wise arithmetic: no BLAS
-    kernel, block shape or CPU changes a bit. (A float32 product, as scikit-learn's brute-force
-    search computes it, gave distances up to 4e-7 apart under OpenBLAS's AVX2 and AVX-512
-    kernels, and UMAP's layout of the seed papers, so their topics, followed: 10 instead of 11.)
+    IEEE-rounded element-wise arithmetic: no BLAS kernel, block shape or CPU changes a bit. (A
+    float32 product, as scikit-learn's brute-force search computes it, gave distances up to 4e-7
+    apart under OpenBLAS's AVX2 and AVX-512 kernels, and UMAP's layout of the seed papers, so
+    their topics, followed: 10 instead of 11.)
     After itself, equal similarities go to the lower row.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
