@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.cluster.neighbours import GRID_BITS, MAX_NORM, grid_dot, on_grid, row_sums, weighted_mean
+from pipeline.cluster.neighbours import GRID_BITS, MAX_NORM, cosine_knn, grid_dot, on_grid, row_sums, weighted_mean
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -54,3 +59,86 @@ def test_weighted_mean_of_a_row_depends_on_that_row_alone():
     # Left to right, as Python adds floats: not numpy's pairwise sum, whose order varies with the SIMD width.
     in_order = [functools.reduce(operator.add, row.tolist(), 0.0) for row in weights]
     assert row_sums(weights).tolist() == in_order
+
+
+def test_cosine_knn_is_the_exact_top_k_by_cosine_with_itself_first_and_ties_to_the_lower_row():
+    rng = np.random.default_rng(2)
+    vectors = unit(rng.normal(size=(300, 64)))
+    vectors[[40, 41]] = vectors[7]  # exact duplicates of row 7: equal similarities, lower row first
+    vectors[50] = unit(vectors[8:9] + 1e-4 * rng.normal(size=(1, 64)))[0]  # a near-duplicate of row 8
+    rows, distances = cosine_knn(vectors, 10)
+    assert rows.dtype == np.int32 and distances.dtype == np.float32 and rows.shape == distances.shape == (300, 10)
+    # The brute force in integers: each row divided by its norm (summed left to right), put on the grid,
+    # then exact integer dot products.
+    wide = vectors.astype(np.float64)
+    norms = np.sqrt([functools.reduce(operator.add, row.tolist(), 0.0) for row in wide * wide])
+    normed = on_grid(wide / norms[:, None])
+    steps = np.rint(normed * 2.0**GRID_BITS).astype(np.int64)
+    exact = (steps @ steps.T).astype(np.float64) / 2.0 ** (2 * GRID_BITS)
+    ranked = [sorted(range(300), key=lambda column: (-row[column], column)) for row in exact]
+    # Itself first, whatever its duplicates score; then the others, equal ones by row.
+    expected = np.array(
+        [[index, *[column for column in row if column != index][:9]] for index, row in enumerate(ranked)]
+    )
+    assert expected[40, :3].tolist() == [40, 7, 41] and expected[50, :2].tolist() == [50, 8]
+    assert np.array_equal(rows, expected)
+    want = np.clip(1.0 - np.take_along_axis(exact, expected, axis=1), 0.0, 2.0).astype(np.float32)
+    want[:, 0] = 0.0
+    assert np.array_equal(distances, want)
+    assert rows[8, 1] == 50 and rows[50, 1] == 8 and 0 < distances[8, 1] < 1e-6
+    # Cosine distances: rows of any length (here up to 30) give the neighbours of their directions.
+    lengths = rng.uniform(0.01, 30.0, (300, 1))
+    longer_rows, longer_distances = cosine_knn(vectors * lengths, 10)
+    assert (longer_rows == rows).mean() > 0.99 and np.abs(longer_distances - distances).max() < 1e-6
+    # The float32 cosine distances scikit-learn computed before: the same neighbours, within float32 rounding.
+    from sklearn.neighbors import NearestNeighbors
+
+    sk_distances, _ = NearestNeighbors(n_neighbors=10, metric="cosine", algorithm="brute").fit(vectors).kneighbors()
+    assert np.abs(distances[:, 1:] - sk_distances[:, :9]).max() < 1e-6
+
+
+KNN_SCRIPT = """
+import hashlib
+import numpy as np
+from pipeline.cluster.neighbours import cosine_knn
+rng = np.random.default_rng(5)
+vectors = rng.normal(size=(1200, 384)).astype(np.float32)
+vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+rows, distances = cosine_knn(vectors, 15)
+from pipeline.cluster.fit import curve_parameters
+curves = np.array([curve_parameters(0.0), curve_parameters(0.1)])
+print(hashlib.sha256(rows.tobytes() + distances.tobytes() + curves.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_cosine_knn_and_umaps_curve_are_the_same_bits_with_every_blas_and_numpy_kernel_this_cpu_runs():
+    """OpenBLAS and numpy pick kernels by CPU; OPENBLAS_CORETYPE and NPY_DISABLE_CPU_FEATURES force older ones.
+
+    With scikit-learn's float32 search, the seed papers' UMAP layout, hence their topics, changed with either
+    (11 topics; 10 with OpenBLAS's Haswell kernels, 12 with numpy's AVX2 ones).
+    """
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("OpenBLAS core types and numpy's X86_V4 are named for x86-64 CPUs only")
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    flags = set(next((line.split() for line in lines if line.startswith("flags")), []))
+    settings = [{}, {"OPENBLAS_CORETYPE": "Prescott"}]
+    settings += [{"OPENBLAS_CORETYPE": "Haswell"}] if "avx2" in flags else []
+    settings += [{"NPY_DISABLE_CPU_FEATURES": "X86_V4", "OPENBLAS_CORETYPE": "Haswell"}] if "avx512f" in flags else []
+    digests = {}
+    for setting in settings:
+        env = {**os.environ, **setting}
+        done = subprocess.run([sys.executable, "-c", KNN_SCRIPT], env=env, capture_output=True, text=True, check=True)
+        digests[str(setting)] = done.stdout.split()[-1]
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_umaps_curve_parameters_are_umaps_fit_rounded_to_six_digits():
+    from umap.umap_ import find_ab_params
+
+    from pipeline.cluster.fit import CURVE_DIGITS, curve_parameters
+
+    for min_dist in (0.0, 0.1, 0.5):
+        fitted, rounded = find_ab_params(1.0, min_dist), curve_parameters(min_dist)
+        assert np.allclose(rounded, fitted, rtol=1e-5) and rounded != tuple(fitted)
+        assert all(len(f"{value:.12g}".replace(".", "").lstrip("0")) <= CURVE_DIGITS for value in rounded)

@@ -32,8 +32,12 @@ log = logging.getLogger(__name__)
 
 # Below this many papers, density clustering has nothing to find: report one topic.
 MIN_PAPERS_TO_CLUSTER = 8
-# Up to this size an exact neighbour search is cheap; above it pynndescent's approximate one is used.
+# Up to this size an exact neighbour search is cheap (and the same bits on every CPU); above it
+# pynndescent's approximate one is used.
 EXACT_KNN_LIMIT = 4096
+# Significant digits kept of UMAP's curve parameters a and b (curve_parameters): CPUs differ
+# from the 9th; 6 change no layout measurably.
+CURVE_DIGITS = 6
 # From this size the 2-D map layout runs in a second process (pipeline/parallel.py). Starting it
 # and importing UMAP there takes a few seconds: below about 20,000 papers one layout costs less.
 PARALLEL_LAYOUT_MIN_PAPERS = 20_000
@@ -200,13 +204,16 @@ def _pca_layout(embeddings: np.ndarray) -> np.ndarray:
 
 
 def _nearest_neighbours(embeddings: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, distances), each ndarray of shape (n_papers, n_neighbors), self first."""
-    if embeddings.shape[0] <= EXACT_KNN_LIMIT:
-        from sklearn.neighbors import NearestNeighbors
+    """(indices, distances), each ndarray of shape (n_papers, n_neighbors), self first.
 
-        search = NearestNeighbors(n_neighbors=n_neighbors, metric="cosine", algorithm="brute").fit(embeddings)
-        distances, indices = search.kneighbors(embeddings)
-        return indices.astype(np.int32), distances.astype(np.float32)
+    Up to ``EXACT_KNN_LIMIT`` papers the search is exact and its distances the same bits on every
+    CPU (:func:`pipeline.cluster.neighbours.cosine_knn`), so a seeded UMAP on the same vectors
+    gives the same layout on AVX2 and AVX-512 machines.
+    """
+    if embeddings.shape[0] <= EXACT_KNN_LIMIT:
+        from pipeline.cluster.neighbours import cosine_knn
+
+        return cosine_knn(embeddings, n_neighbors)
     from umap.umap_ import nearest_neighbors
 
     indices, distances, _forest = nearest_neighbors(
@@ -238,10 +245,13 @@ def _umap(
     from umap import UMAP
 
     supervision = {} if target is None else {"target_metric": "categorical", "target_weight": target[1]}
+    a, b = curve_parameters(min_dist)
     reducer = UMAP(
         n_neighbors=n_neighbors,
         n_components=n_components,
         min_dist=min_dist,
+        a=a,
+        b=b,
         metric="cosine",
         random_state=seed,  # seeded, so the same inputs give the same topics (UMAP then runs single-threaded)
         precomputed_knn=(knn[0], knn[1], None),
@@ -254,6 +264,19 @@ def _umap(
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")
         warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
         return reducer.fit_transform(embeddings, y=None if target is None else target[0])
+
+
+def curve_parameters(min_dist: float) -> tuple[float, float]:
+    """UMAP's a and b for ``min_dist`` (spread 1), rounded to ``CURVE_DIGITS`` significant digits.
+
+    umap-learn fits them with numpy's power and exp, whose last bits differ by CPU (numpy's
+    AVX-512 and AVX2 kernels: a = 1.93280839734315 vs 1.9328083980052901 for min_dist 0), and
+    the layout, so the topics, followed those bits. Rounded, they are the same on every CPU.
+    """
+    from umap.umap_ import find_ab_params
+
+    a, b = find_ab_params(1.0, min_dist)
+    return float(f"{a:.{CURVE_DIGITS}g}"), float(f"{b:.{CURVE_DIGITS}g}")
 
 
 def hdbscan_labels(
