@@ -1,18 +1,28 @@
 """Embedding backends compared on labelled arXiv papers: speed, and whether the topics hold up.
 
     .venv/bin/python bench/embeddings.py [--sample 5000] [--timing-texts 256] [--rounds 3] [--no-topics]
+        [--variants PART ...] [--quality-variants PART ...]
 
 Reads ../shared/corpora (arxiv-daily-cs: a seeded sample of unique papers; arxiv-kaggle-2000:
 all 2,000), label = primary category (first of ``categories``), text = title + abstract as
-the pipeline builds it. Prints one table per corpus:
+the pipeline builds it. Prints the CPU (model name and int8-relevant flags from ``lscpu``)
+and the ``uptime`` load before and after the timing, then:
 
-- docs/s: every backend embeds the same ``--timing-texts`` daily-cs texts, once per round, in
-  a rotated order within the same process (the machine is shared, so variants are
-  interleaved); the median over rounds, and the median of the per-round ratio to
-  sentence-transformers fp32 at 256 tokens measured in the same round;
-- NMI (k-means): k-means with k = number of primary categories, on the unit vectors,
-  mean and standard deviation over 5 seeds, NMI against the primary category;
-- topics, NMI (topics), outliers, NPMI: ``pipeline.cluster.fit.cluster_papers`` with the default
+- one side-by-side table of every variant (``VARIANTS``): the backends, and the onnx int8
+  model built and run other ways (``pipeline.embed.onnx.Recipe``: SkipLayerNormalization
+  fused as before, 7-bit weights, uint8 weights; static QDQ int8 calibrated on 256 fixed
+  texts; the sessions' optimisation level; 1 session x 2 threads instead of one single-threaded
+  session per core; token budgets). Every variant embeds the same ``--timing-texts``
+  daily-cs texts, once per round, in a rotated order within the same process (the machine
+  is shared, so variants are interleaved). Columns: docs/s (wall, median round), the median
+  per-round speed ratio to the int8 build before this change, CPU ms per doc (this
+  process's CPU time, all threads: robust to other load, unlike wall time), the mean / min
+  cosine to sentence-transformers fp32 at the variant's own token budget (what quantisation
+  costs) and at 256 (what truncation costs too), the first variant above with bit-identical
+  vectors, and k-means NMI on each corpus once scored;
+- per corpus, quality: NMI (k-means): k-means with k = number of primary categories, on the
+  unit vectors, mean and standard deviation over 5 seeds, NMI against the primary category;
+  topics, NMI (topics), outliers, NPMI: ``pipeline.cluster.fit.cluster_papers`` with the default
   cluster settings (UMAP + HDBSCAN, seed 42), NMI of its topics (outliers as one group)
   against the primary category, the outlier share, and the mean NPMI of each topic's 10
   top words (c-TF-IDF over unigrams without English stop words; co-occurrence in documents
@@ -361,6 +371,34 @@ def topic_scores(vectors: np.ndarray, texts: list[str], labels: list[str], seeds
     return scores
 
 
+def print_timing(
+    timing: dict[str, dict[str, float | str]], quality: dict[str, dict[str, dict[str, float]]], texts: int, rounds: int
+) -> None:
+    """The side-by-side table: speed, cosines and (once scored) k-means NMI per variant."""
+    if timing:
+        print(
+            f"\n{texts} arxiv-daily-cs texts, {rounds} interleaved rounds (median), "
+            f"{cpu_cores()} cores; CPU = this process's CPU time (all threads) per doc"
+        )
+        nmi_heads = "".join(f" k-means NMI {corpus} |" for corpus in quality)
+        print(
+            "| variant | docs/s (wall) | × before | CPU ms / doc | cosine to ST fp32, same tokens (mean / min) "
+            f"| cosine to ST fp32 256 | same vectors as |{nmi_heads}"
+        )
+        print("|---|---|---|---|---|---|---|" + "---|" * len(quality))
+    for name, row in timing.items():
+        nmis = "".join(
+            f" {rows[name]['nmi_kmeans']:.3f} ± {rows[name]['nmi_kmeans_std']:.3f} |" if name in rows else " - |"
+            for rows in quality.values()
+        )
+        print(
+            f"| {name} | {row['docs_per_s']:.1f} | {row['vs_before']:.2f} | {row['cpu_ms_per_doc']:.2f} "
+            f"| {row['cos_own']:.4f} / {row['cos_own_min']:.4f} | {row['cos_256']:.4f} | {row['same_as'] or '-'} |"
+            f"{nmis}",
+            flush=True,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=5000, help="arxiv-daily-cs papers (seeded sample)")
@@ -371,6 +409,7 @@ def main() -> int:
     parser.add_argument("--topic-seeds", type=int, default=1, help="UMAP seeds per topic score (mean, sd)")
     parser.add_argument("--no-timing", action="store_true", help="skip the timing rounds")
     parser.add_argument("--variants", nargs="*", help="only variants whose name contains one of these")
+    parser.add_argument("--quality-variants", nargs="*", help="score only these of the timed variants (name parts)")
     parser.add_argument("--corpora", nargs="*", default=["arxiv-daily-cs", "arxiv-kaggle-2000"])
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "outputs" / ".cache")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -402,11 +441,15 @@ def main() -> int:
         timing = time_variants(wanted, timing_texts, args.rounds, args.cache_dir, calibration)
     after = machine()
 
+    print(f"\nbefore timing: {before}\nafter timing:  {after}", flush=True)
+    print_timing(timing, {}, args.timing_texts, args.rounds)  # now, in case the scoring is cut short
     quality: dict[str, dict[str, dict[str, float]]] = {}
     for corpus, (texts, labels) in corpora.items():
         quality[corpus] = {}
         for variant in wanted:
-            if not variant.quality:
+            if not variant.quality or (
+                args.quality_variants and not any(part in variant.name for part in args.quality_variants)
+            ):
                 continue
             print(f"{corpus}: {variant.name}", file=sys.stderr, flush=True)
             vectors = cached_embeddings(texts, make_backend(variant, args.cache_dir, calibration), args.cache_dir)
@@ -417,28 +460,7 @@ def main() -> int:
             quality[corpus][variant.name] = scores
             print(f"  {scores}", file=sys.stderr, flush=True)
 
-    print(f"\nbefore timing: {before}\nafter timing:  {after}")
-    if timing:
-        print(
-            f"\n{args.timing_texts} arxiv-daily-cs texts, {args.rounds} interleaved rounds (median), "
-            f"{cpu_cores()} cores; CPU = this process's CPU time (all threads) per doc"
-        )
-        nmi_heads = " | ".join(f"k-means NMI {corpus}" for corpus in quality)
-        print(
-            "| variant | docs/s (wall) | × before | CPU ms / doc | cosine to ST fp32, same tokens (mean / min) "
-            f"| cosine to ST fp32 256 | same vectors as | {nmi_heads} |"
-        )
-        print("|---|---|---|---|---|---|---|" + "---|" * len(quality))
-    for name, row in timing.items():
-        nmis = " | ".join(
-            f"{rows[name]['nmi_kmeans']:.3f} ± {rows[name]['nmi_kmeans_std']:.3f}" if name in rows else "-"
-            for rows in quality.values()
-        )
-        print(
-            f"| {name} | {row['docs_per_s']:.1f} | {row['vs_before']:.2f} | {row['cpu_ms_per_doc']:.2f} "
-            f"| {row['cos_own']:.4f} / {row['cos_own_min']:.4f} | {row['cos_256']:.4f} | {row['same_as'] or '-'} "
-            f"| {nmis} |"
-        )
+    print_timing(timing, quality, args.timing_texts, args.rounds)
     for corpus, rows in quality.items():
         texts, labels = corpora[corpus]
         print(f"\n{corpus}: {len(texts)} papers, {len(set(labels))} primary categories")
