@@ -272,9 +272,8 @@ def machine() -> str:
     )
 
 
-def cached_embeddings(texts: list[str], config: EmbedConfig, cache_dir: Path) -> np.ndarray:
+def cached_embeddings(texts: list[str], backend: EmbeddingBackend, cache_dir: Path) -> np.ndarray:
     """Vectors of `texts`, embedding only those not in the pipeline's embedding cache."""
-    backend = load_backend(config, cache_dir)
     started = time.perf_counter()
     vectors, embedded = cached_vectors(MemoStore(cache_dir), backend, texts)
     if embedded:
