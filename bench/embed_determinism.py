@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.embeddings import DAILY, KAGGLE, kmeans_nmi, load_daily, load_kaggle  # noqa: E402
 from pipeline.embed import resolve_model_dir  # noqa: E402
-from pipeline.embed.onnx import MODEL_FILE, cpu_cores, model_folder  # noqa: E402
+from pipeline.embed.onnx import MODEL_FILE, Recipe, cpu_cores, model_folder, open_session  # noqa: E402
 
 TOKENS = 128
 BATCH = 64
@@ -59,14 +59,7 @@ def tokenizer(model_dir: Path):
 
 
 def session(path: Path, threads: int):
-    import onnxruntime
-
-    onnxruntime.disable_telemetry_events()
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, Recipe(), threads)
 
 
 def run_one(sess, ids: list[int]) -> np.ndarray:
@@ -182,8 +175,8 @@ def main() -> int:
 
     model_dir = resolve_model_dir("all-MiniLM-L6-v2")
     tok = tokenizer(model_dir)
-    fp32 = model_folder("all-MiniLM-L6-v2", model_dir, "fp32", args.cache_dir) / MODEL_FILE
-    int8 = model_folder("all-MiniLM-L6-v2", model_dir, "int8", args.cache_dir) / MODEL_FILE
+    fp32 = model_folder("all-MiniLM-L6-v2", model_dir, "fp32", args.cache_dir, Recipe()) / MODEL_FILE
+    int8 = model_folder("all-MiniLM-L6-v2", model_dir, "int8", args.cache_dir, Recipe()) / MODEL_FILE
     daily, _ = load_daily(args.timing_texts + args.calibration, seed=0)
     timing_texts, calibration = daily[: args.timing_texts], daily[args.timing_texts :]
     qdq = static_int8(fp32, args.cache_dir / "bench-static-int8" / MODEL_FILE, tok, calibration)

@@ -1,18 +1,28 @@
 """Embedding backends compared on labelled arXiv papers: speed, and whether the topics hold up.
 
     .venv/bin/python bench/embeddings.py [--sample 5000] [--timing-texts 256] [--rounds 3] [--no-topics]
+        [--variants PART ...] [--quality-variants PART ...]
 
 Reads ../shared/corpora (arxiv-daily-cs: a seeded sample of unique papers; arxiv-kaggle-2000:
 all 2,000), label = primary category (first of ``categories``), text = title + abstract as
-the pipeline builds it. Prints one table per corpus:
+the pipeline builds it. Prints the CPU (model name and int8-relevant flags from ``lscpu``)
+and the ``uptime`` load before and after the timing, then:
 
-- docs/s: every backend embeds the same ``--timing-texts`` daily-cs texts, once per round, in
-  a rotated order within the same process (the machine is shared, so variants are
-  interleaved); the median over rounds, and the median of the per-round ratio to
-  sentence-transformers fp32 at 256 tokens measured in the same round;
-- NMI (k-means): k-means with k = number of primary categories, on the unit vectors,
-  mean and standard deviation over 5 seeds, NMI against the primary category;
-- topics, NMI (topics), outliers, NPMI: ``pipeline.cluster.fit.cluster_papers`` with the default
+- one side-by-side table of every variant (``VARIANTS``): the backends, and the onnx int8
+  model built and run other ways (``pipeline.embed.onnx.Recipe``: SkipLayerNormalization
+  fused as before, 7-bit weights, uint8 weights; static QDQ int8 calibrated on 256 fixed
+  texts; the sessions' optimisation level; 1 session x 2 threads instead of one single-threaded
+  session per core; token budgets). Every variant embeds the same ``--timing-texts``
+  daily-cs texts, once per round, in a rotated order within the same process (the machine
+  is shared, so variants are interleaved). Columns: docs/s (wall, median round), the median
+  per-round speed ratio to the int8 build before this change, CPU ms per doc (this
+  process's CPU time, all threads: robust to other load, unlike wall time), the mean / min
+  cosine to sentence-transformers fp32 at the variant's own token budget (what quantisation
+  costs) and at 256 (what truncation costs too), the first variant above with bit-identical
+  vectors, and k-means NMI on each corpus once scored;
+- per corpus, quality: NMI (k-means): k-means with k = number of primary categories, on the
+  unit vectors, mean and standard deviation over 5 seeds, NMI against the primary category;
+  topics, NMI (topics), outliers, NPMI: ``pipeline.cluster.fit.cluster_papers`` with the default
   cluster settings (UMAP + HDBSCAN, seed 42), NMI of its topics (outliers as one group)
   against the primary category, the outlier share, and the mean NPMI of each topic's 10
   top words (c-TF-IDF over unigrams without English stop words; co-occurrence in documents
@@ -27,13 +37,14 @@ rerun only re-times and re-clusters.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +57,8 @@ DAILY = CORPORA / "arxiv-daily-cs" / "data"
 KAGGLE = CORPORA / "arxiv-kaggle-2000" / "arxiv_data.csv"
 
 from pipeline.config import ClusterConfig, EmbedConfig  # noqa: E402
-from pipeline.embed import embed_texts, load_backend  # noqa: E402
+from pipeline.embed import EmbeddingBackend, embed_texts, load_backend  # noqa: E402
+from pipeline.embed.onnx import MODEL_FILE, OnnxBackend, Recipe, cpu_cores, open_session  # noqa: E402
 from pipeline.memo import MemoStore  # noqa: E402
 from pipeline.stages.embed import cached_embeddings as cached_vectors  # noqa: E402
 
@@ -56,16 +68,39 @@ class Variant:
     name: str
     config: EmbedConfig
     quality: bool = True  # embed the corpora and score the topics
+    # onnx backends only: how the model is built, how many intra-op threads each session has
+    # (sessions = cores // threads), the sessions' graph optimisation level, and static int8.
+    recipe: Recipe = field(default_factory=Recipe)
+    threads: int = 1
+    level: str = "all"
+    static: bool = False
 
 
 REFERENCE = "sentence-transformers fp32, 256 tok"
 QUALITY_REFERENCE = "onnx fp32, 256 tok"
+BEFORE = "onnx int8, 128 tok, SkipLayerNorm fused (before: BUILD_VERSION 1)"
+DEFAULT = "onnx int8, 128 tok (default)"
+INT8 = EmbedConfig(backend="onnx-int8", max_tokens=128)
 VARIANTS = (
     Variant(REFERENCE, EmbedConfig(backend="sentence-transformers", max_tokens=256), quality=False),
     Variant(QUALITY_REFERENCE, EmbedConfig(backend="onnx", max_tokens=256)),
     Variant("onnx fp32, 128 tok", EmbedConfig(backend="onnx", max_tokens=128), quality=False),
     Variant("onnx int8, 256 tok", EmbedConfig(backend="onnx-int8", max_tokens=256)),
-    Variant("onnx int8, 128 tok", EmbedConfig(backend="onnx-int8", max_tokens=128)),
+    Variant(BEFORE, INT8, recipe=Recipe(skip_layer_norm=True)),
+    Variant(
+        f"{BEFORE}, session level EXTENDED",
+        INT8,
+        quality=False,
+        recipe=Recipe(skip_layer_norm=True),
+        level="extended",
+    ),
+    Variant(DEFAULT, INT8),
+    Variant(f"{DEFAULT}, 1 session x 2 threads", INT8, quality=False, threads=2),
+    Variant("onnx int8, 128 tok, reduce_range (7-bit weights)", INT8, recipe=Recipe(reduce_range=True)),
+    Variant("onnx int8, 128 tok, uint8 weights (u8u8 kernels)", INT8, recipe=Recipe(weights="uint8")),
+    Variant("onnx int8, 128 tok, static QDQ (calibrated)", INT8, static=True),
+    Variant("onnx int8, 112 tok", EmbedConfig(backend="onnx-int8", max_tokens=112)),
+    Variant("onnx int8, 96 tok", EmbedConfig(backend="onnx-int8", max_tokens=96)),
     Variant("model2vec (preview), 256 tok", EmbedConfig(backend="model2vec", max_tokens=256)),
 )
 
@@ -104,13 +139,83 @@ def load_kaggle(limit: int) -> tuple[list[str], list[str]]:
     return texts, [categories.split()[0] for categories in table["categories"]]
 
 
-def time_variants(texts: list[str], rounds: int, cache_dir: Path) -> dict[str, dict[str, float]]:
-    """docs/s per variant, and the median per-round speed-up over the reference."""
+@dataclass
+class BenchOnnx(OnnxBackend):
+    """The onnx backend with the bench's knobs: threads and level of the sessions, static int8."""
+
+    threads: int = 1
+    level: str = "all"
+    calibration: tuple[str, ...] = ()  # static int8 (QDQ) calibrated on these texts when given
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.calibration:
+            self.model_key += f"-static{len(self.calibration)}"
+
+    @functools.cached_property
+    def folder(self) -> Path:
+        if not self.calibration:
+            return super().folder
+        from bench.embed_determinism import static_int8
+        from pipeline.embed.models import built_model_dir
+        from pipeline.embed.onnx import model_folder
+
+        fp32 = model_folder(self.name, self.model_dir, "fp32", self.model_cache, self.recipe) / MODEL_FILE
+        key = f"{fp32.parent.name}-static-qdq-{len(self.calibration)}"
+
+        def build(folder: Path) -> dict[str, object]:
+            static_int8(fp32, folder / MODEL_FILE, self._tokenizer, list(self.calibration))
+            return {"static_from": fp32.parent.name, "calibration_texts": len(self.calibration)}
+
+        return built_model_dir(self.model_cache, key, build)
+
+    @functools.cached_property
+    def _sessions(self) -> list:
+        if self.level == "all":
+            path = self.folder / MODEL_FILE
+            return [open_session(path, self.recipe, self.threads) for _ in range(max(1, cpu_cores() // self.threads))]
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        path, count = str(self.folder / MODEL_FILE), max(1, cpu_cores() // self.threads)
+        return [onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]) for _ in range(count)]
+
+
+def make_backend(variant: Variant, cache_dir: Path, calibration: list[str]) -> EmbeddingBackend:
+    """The backend of `variant`: the pipeline's own, or the onnx backend with the variant's knobs."""
+    plain = Variant(variant.name, variant.config, variant.quality)
+    if variant == plain or not variant.config.backend.startswith("onnx"):
+        return load_backend(variant.config, cache_dir)
+    from pipeline.embed import model_name, resolve_model_dir
+
+    return BenchOnnx(
+        model_name(variant.config.model),
+        resolve_model_dir(variant.config.model),
+        "int8" if variant.config.backend == "onnx-int8" else "fp32",
+        variant.config.tokens,
+        cache_dir,
+        recipe=variant.recipe,
+        threads=variant.threads,
+        level=variant.level,
+        calibration=tuple(calibration) if variant.static else (),
+    )
+
+
+def time_variants(
+    variants: list[Variant], texts: list[str], rounds: int, cache_dir: Path, calibration: list[str]
+) -> dict[str, dict[str, float | str]]:
+    """Wall docs/s, process CPU seconds per doc and cosines per variant, all timed in one process.
+
+    Cosines: to sentence-transformers fp32 at 256 tokens, and at the variant's own token
+    budget (what quantisation alone costs); "same vectors as" names the first variant above
+    it whose vectors are bit-identical on the timing texts.
+    """
     encoders = {}
-    for variant in VARIANTS:
-        backend = load_backend(variant.config, cache_dir)
-        encode = (lambda b: lambda batch: embed_texts(batch, b))(backend)
-        encoders[variant.name] = encode
+    for variant in variants:
+        backend = make_backend(variant, cache_dir, calibration)
+        encoders[variant.name] = (lambda b: lambda batch: embed_texts(batch, b))(backend)
         started = time.perf_counter()
         encoders[variant.name](texts[:8])  # load or build the model outside the timing
         print(f"  loaded {variant.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
@@ -126,24 +231,49 @@ def time_variants(texts: list[str], rounds: int, cache_dir: Path) -> dict[str, d
             seconds[name].append(time.perf_counter() - wall)
             cpu[name].append(time.process_time() - process)
         print(f"  timing round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)
-    reference = vectors[REFERENCE]
-    result = {}
-    for name in names:
-        ratios = [ref / own for ref, own in zip(seconds[REFERENCE], seconds[name], strict=True)]
-        cosine = (vectors[name] * reference).sum(axis=1) if vectors[name].shape == reference.shape else None
+    references: dict[int, np.ndarray] = {}
+    result: dict[str, dict[str, float | str]] = {}
+    for variant in variants:
+        name, tokens = variant.name, variant.config.tokens
+        if tokens not in references:  # fp32 at this token budget, untimed
+            config = EmbedConfig(backend="sentence-transformers", max_tokens=tokens)
+            references[tokens] = embed_texts(texts, load_backend(config, cache_dir))
+        own = vectors[name]
+        same = next((other for other in names[: names.index(name)] if np.array_equal(vectors[other], own)), "")
+        at_256 = (own * vectors[REFERENCE]).sum(axis=1) if own.shape == vectors[REFERENCE].shape else None
+        at_own = (own * references[tokens]).sum(axis=1) if own.shape == references[tokens].shape else None
         result[name] = {
             "docs_per_s": len(texts) / statistics.median(seconds[name]),
-            "speedup": statistics.median(ratios),
-            "cpu_s_per_1k": 1000 * statistics.median(cpu[name]) / len(texts),
-            "cos_mean": float(cosine.mean()) if cosine is not None else float("nan"),
-            "cos_min": float(cosine.min()) if cosine is not None else float("nan"),
+            "vs_before": statistics.median(
+                [ref / mine for ref, mine in zip(seconds.get(BEFORE, seconds[name]), seconds[name], strict=True)]
+            ),
+            "cpu_ms_per_doc": 1000 * statistics.median(cpu[name]) / len(texts),
+            "cos_256": float(at_256.mean()) if at_256 is not None else float("nan"),
+            "cos_own": float(at_own.mean()) if at_own is not None else float("nan"),
+            "cos_own_min": float(at_own.min()) if at_own is not None else float("nan"),
+            "same_as": same,
         }
     return result
 
 
-def cached_embeddings(texts: list[str], config: EmbedConfig, cache_dir: Path) -> np.ndarray:
+def machine() -> str:
+    """The CPU's model name and int8-relevant flags (lscpu), and the load average (uptime)."""
+    import subprocess
+
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+    flags = set(fields.get("Flags", "").split())
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+    load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+    return (
+        f"CPU: {fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, "
+        f"flags {' '.join(flag for flag in wanted if flag in flags) or 'none of ' + ' '.join(wanted)}; "
+        f"uptime: {load}"
+    )
+
+
+def cached_embeddings(texts: list[str], backend: EmbeddingBackend, cache_dir: Path) -> np.ndarray:
     """Vectors of `texts`, embedding only those not in the pipeline's embedding cache."""
-    backend = load_backend(config, cache_dir)
     started = time.perf_counter()
     vectors, embedded = cached_vectors(MemoStore(cache_dir), backend, texts)
     if embedded:
@@ -240,6 +370,34 @@ def topic_scores(vectors: np.ndarray, texts: list[str], labels: list[str], seeds
     return scores
 
 
+def print_timing(
+    timing: dict[str, dict[str, float | str]], quality: dict[str, dict[str, dict[str, float]]], texts: int, rounds: int
+) -> None:
+    """The side-by-side table: speed, cosines and (once scored) k-means NMI per variant."""
+    if timing:
+        print(
+            f"\n{texts} arxiv-daily-cs texts, {rounds} interleaved rounds (median), "
+            f"{cpu_cores()} cores; CPU = this process's CPU time (all threads) per doc"
+        )
+        nmi_heads = "".join(f" k-means NMI {corpus} |" for corpus in quality)
+        print(
+            "| variant | docs/s (wall) | × before | CPU ms / doc | cosine to ST fp32, same tokens (mean / min) "
+            f"| cosine to ST fp32 256 | same vectors as |{nmi_heads}"
+        )
+        print("|---|---|---|---|---|---|---|" + "---|" * len(quality))
+    for name, row in timing.items():
+        nmis = "".join(
+            f" {rows[name]['nmi_kmeans']:.3f} ± {rows[name]['nmi_kmeans_std']:.3f} |" if name in rows else " - |"
+            for rows in quality.values()
+        )
+        print(
+            f"| {name} | {row['docs_per_s']:.1f} | {row['vs_before']:.2f} | {row['cpu_ms_per_doc']:.2f} "
+            f"| {row['cos_own']:.4f} / {row['cos_own_min']:.4f} | {row['cos_256']:.4f} | {row['same_as'] or '-'} |"
+            f"{nmis}",
+            flush=True,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=5000, help="arxiv-daily-cs papers (seeded sample)")
@@ -250,6 +408,7 @@ def main() -> int:
     parser.add_argument("--topic-seeds", type=int, default=1, help="UMAP seeds per topic score (mean, sd)")
     parser.add_argument("--no-timing", action="store_true", help="skip the timing rounds")
     parser.add_argument("--variants", nargs="*", help="only variants whose name contains one of these")
+    parser.add_argument("--quality-variants", nargs="*", help="score only these of the timed variants (name parts)")
     parser.add_argument("--corpora", nargs="*", default=["arxiv-daily-cs", "arxiv-kaggle-2000"])
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "outputs" / ".cache")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -270,19 +429,29 @@ def main() -> int:
     }
     corpora = {name: loaders[name]() for name in args.corpora}
     wanted = [v for v in VARIANTS if not args.variants or any(part in v.name for part in args.variants)]
+    print(machine(), file=sys.stderr, flush=True)
+    before = machine()
+    # Static int8 is calibrated on the 256 texts after the timing texts in the same seeded
+    # sample: a fixed set, none of them timed.
+    daily = load_daily(args.timing_texts + 256, seed=0)[0]
+    timing_texts, calibration = daily[: args.timing_texts], daily[args.timing_texts :]
     timing = {}
     if not args.no_timing:
-        daily = corpora.get("arxiv-daily-cs") or loaders["arxiv-daily-cs"]()
-        timing = time_variants(daily[0][: args.timing_texts], args.rounds, args.cache_dir)
+        timing = time_variants(wanted, timing_texts, args.rounds, args.cache_dir, calibration)
+    after = machine()
 
+    print(f"\nbefore timing: {before}\nafter timing:  {after}", flush=True)
+    print_timing(timing, {}, args.timing_texts, args.rounds)  # now, in case the scoring is cut short
     quality: dict[str, dict[str, dict[str, float]]] = {}
     for corpus, (texts, labels) in corpora.items():
         quality[corpus] = {}
         for variant in wanted:
-            if not variant.quality:
+            if not variant.quality or (
+                args.quality_variants and not any(part in variant.name for part in args.quality_variants)
+            ):
                 continue
             print(f"{corpus}: {variant.name}", file=sys.stderr, flush=True)
-            vectors = cached_embeddings(texts, variant.config, args.cache_dir)
+            vectors = cached_embeddings(texts, make_backend(variant, args.cache_dir, calibration), args.cache_dir)
             scores: dict[str, float] = {}
             scores["nmi_kmeans"], scores["nmi_kmeans_std"] = kmeans_nmi(vectors, labels)
             if not args.no_topics:
@@ -290,15 +459,7 @@ def main() -> int:
             quality[corpus][variant.name] = scores
             print(f"  {scores}", file=sys.stderr, flush=True)
 
-    if timing:
-        print(f"\nTiming: {args.timing_texts} arxiv-daily-cs texts, {args.rounds} interleaved rounds, median")
-        print("| backend | docs/s | × ST fp32 256 | CPU s / 1k docs | cosine to ST fp32 256 (mean / min) |")
-        print("|---|---|---|---|---|")
-    for name, row in timing.items():
-        print(
-            f"| {name} | {row['docs_per_s']:.1f} | {row['speedup']:.2f} | {row['cpu_s_per_1k']:.0f} "
-            f"| {row['cos_mean']:.4f} / {row['cos_min']:.4f} |"
-        )
+    print_timing(timing, quality, args.timing_texts, args.rounds)
     for corpus, rows in quality.items():
         texts, labels = corpora[corpus]
         print(f"\n{corpus}: {len(texts)} papers, {len(set(labels))} primary categories")
@@ -319,7 +480,7 @@ def main() -> int:
             )
             print(f"| {name} | {row['nmi_kmeans']:.3f} ± {row['nmi_kmeans_std']:.3f} | {topics} |")
     if args.json:
-        args.json.write_text(json.dumps({"timing": timing, "quality": quality}, indent=2))
+        args.json.write_text(json.dumps({"machine": [before, after], "timing": timing, "quality": quality}, indent=2))
     return 0
 
 

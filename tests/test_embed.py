@@ -390,3 +390,59 @@ def test_preview_backend_gives_unit_vectors_and_is_distilled_once(tmp_path, monk
     embed.load_backend.cache_clear()
     assert np.allclose(embed.load_backend(config, tmp_path).encode(texts), vectors)
     assert len(distills) == 1
+
+
+# --- how the onnx model is built (pipeline/embed/onnx.py: Recipe) ---------------------------------
+
+
+def test_every_build_recipe_has_its_own_model_key():
+    from pipeline.embed import onnx as embed_onnx
+    from pipeline.embed.onnx import Recipe
+
+    model_dir = embed.resolve_model_dir("all-MiniLM-L6-v2")
+    recipes = [Recipe(), Recipe(skip_layer_norm=True), Recipe(reduce_range=True), Recipe(weights="uint8")]
+    int8_keys = [embed_onnx.build_key("m", model_dir, "int8", recipe) for recipe in recipes]
+    assert len(set(int8_keys)) == len(recipes)
+    assert Recipe().tag == "" and int8_keys[0].endswith(f"-onnx-int8-v{embed_onnx.BUILD_VERSION}")
+    assert embed_onnx.BUILD_VERSION >= 2  # version 1 fused SkipLayerNormalization: its models are not reused
+    # The fp32 export knows nothing of quantisation: those recipes share one fp32 build.
+    fp32_keys = {recipe: embed_onnx.build_key("m", model_dir, "fp32", recipe) for recipe in recipes}
+    assert fp32_keys[Recipe()] == fp32_keys[Recipe(reduce_range=True)] == fp32_keys[Recipe(weights="uint8")]
+    assert fp32_keys[Recipe()] != fp32_keys[Recipe(skip_layer_norm=True)]
+    # The embedding cache key follows the build.
+    backends = [embed_onnx.OnnxBackend("m", model_dir, "int8", 128, Path("cache"), recipe=recipe) for recipe in recipes]
+    assert len({backend.model_key for backend in backends}) == len(recipes)
+    assert embed.model_identity(EmbedConfig()) == backends[0].model_key.replace("m-", "all-MiniLM-L6-v2-", 1)
+
+
+@pytest.mark.slow
+def test_the_default_build_keeps_add_and_layer_norm_apart_in_the_file_and_the_session(
+    tmp_path, monkeypatch, tiny_model
+):
+    # onnxruntime's SkipLayerNormalization CPU kernel takes ~4x the time of the Add +
+    # LayerNormalization it replaces; the session optimiser must not fuse them back either.
+    import onnx
+    import onnxruntime
+
+    from pipeline.embed.onnx import MODEL_FILE, Recipe, model_folder, open_session
+
+    def ops(path: Path) -> set[str]:
+        return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+    real_options = onnxruntime.SessionOptions
+    optimised = tmp_path / "session.onnx"
+
+    def options_that_save_the_session_graph():
+        options = real_options()
+        options.optimized_model_filepath = str(optimised)
+        return options
+
+    monkeypatch.setattr(onnxruntime, "SessionOptions", options_that_save_the_session_graph)
+    for recipe, fused in ((Recipe(), False), (Recipe(skip_layer_norm=True), True)):
+        built = model_folder("tiny", tiny_model, "int8", tmp_path, recipe) / MODEL_FILE
+        assert ("SkipLayerNormalization" in ops(built)) is fused
+        assert ("LayerNormalization" in ops(built)) is not fused
+        assert "QAttention" in ops(built) and "BiasGelu" in ops(built)  # the other fusions stay
+        open_session(built, recipe)
+        assert ("SkipLayerNormalization" in ops(optimised)) is fused
+    assert json.loads((built.parent / "build.json").read_text())["recipe"]["skip_layer_norm"] is True

@@ -5,7 +5,11 @@ The build (once per source model and variant, cached by ``models.built_model_dir
 1. ``torch.onnx.export`` of the transformer with mean pooling over the attention mask and
    L2 normalisation inside the graph, so the graph's output is the sentence-transformers
    vector (not ``optimum``: it pins transformers below 5 and breaks sentence-transformers 6);
-2. onnxruntime's BERT fusions (attention, layer norm, GELU) for BERT-type models;
+2. onnxruntime's BERT fusions (attention, embedding layer norm, GELU) for BERT-type models,
+   but not SkipLayerNormalization: onnxruntime's CPU kernel for it (residual add + layer norm
+   in one op) takes about 4x the time of the Add and LayerNormalization it replaces, which
+   made it ~15% of the int8 model's time; the sessions are told not to fuse it either
+   (``Recipe``, bench/embeddings.py);
 3. for ``int8``: dynamic quantisation of the weights, per channel (per tensor loses too much:
    mean cosine 0.93 to fp32 instead of 0.995). int8 matrix products are the fast path of
    CPUs with AVX-512 VNNI or AVX-VNNI.
@@ -32,9 +36,9 @@ import os
 import queue
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,13 +48,15 @@ from pipeline.errors import ConfigError
 log = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same source model: it keys the model cache
-# and the embedding cache.
-BUILD_VERSION = 1
+# and the embedding cache (2: SkipLayerNormalization no longer fused).
+BUILD_VERSION = 2
 # Bump when the way texts are fed to a built model changes its vectors: it keys the embedding
 # cache only (2: every text alone, no padding; 1 was length-sorted padded batches).
 ENCODE_VERSION = 2
 OPSET = 17
 MODEL_FILE = "model.onnx"
+# onnxruntime's session-level optimiser would fuse Add + LayerNormalization back into this.
+SKIP_LAYER_NORM_FUSION = "SkipLayerNormFusion"
 # sentence-transformers modules this exporter reproduces: anything else (a Dense layer, CLS
 # pooling) would silently give other vectors, so it is refused.
 SUPPORTED_MODULES = {
@@ -61,6 +67,36 @@ SUPPORTED_MODULES = {
     "sentence_transformers.base.modules.Pooling",
     "sentence_transformers.base.modules.Normalize",
 }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is built beyond its variant. The defaults are what the backends use.
+
+    The other values exist so that bench/embeddings.py can build and time, side by side,
+    what the defaults were chosen against; each one gives the built model another key.
+    """
+
+    # Fuse Add + LayerNormalization into SkipLayerNormalization (BUILD_VERSION 1 did): slower.
+    skip_layer_norm: bool = False
+    # int8 weights in 7 bits, so that the AVX2 u8s8 kernel's 16-bit pair sums cannot saturate.
+    # Not the default: on the 64 seed papers it brings an AVX2 CPU's vectors (emulated) from
+    # cosine >= 0.990 to >= 0.998 of an AVX-512 VNNI CPU's, but costs 0.001 of mean cosine
+    # to fp32 (0.9938 against 0.9949), at the same speed on VNNI.
+    reduce_range: bool = False
+    # Weight type for int8: "int8" runs the u8s8 kernels (VNNI's), "uint8" the u8u8 ones.
+    weights: Literal["int8", "uint8"] = "int8"
+
+    @property
+    def tag(self) -> str:
+        """The part of the build key that names what differs from the defaults ("" for the defaults)."""
+        default = Recipe()
+        parts = [
+            ("-sln", self.skip_layer_norm != default.skip_layer_norm),
+            ("-rr", self.reduce_range != default.reduce_range),
+            (f"-w{self.weights}", self.weights != default.weights),
+        ]
+        return "".join(part for part, differs in parts if differs)
 
 
 def check_exportable(model_dir: Path) -> None:
@@ -97,7 +133,7 @@ def _onnxruntime():
     return onnxruntime
 
 
-def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
+def export_fp32(model_dir: Path, path: Path, recipe: Recipe) -> dict[str, Any]:
     """Export the transformer + mean pooling + normalisation to `path` (fp32, fused when BERT-type)."""
     require_modules("onnx export", {"torch": "torch", "transformers": "transformers", "onnx": "onnx"})
     import torch
@@ -144,14 +180,18 @@ def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
     facts: dict[str, Any] = {"torch": torch.__version__, "opset": OPSET}
     if model.config.model_type == "bert":
         _onnxruntime()
+        from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
 
+        fusions = FusionOptions("bert")
+        fusions.enable_skip_layer_norm = fusions.enable_bias_skip_layer_norm = recipe.skip_layer_norm
         optimized = optimize_model(
             str(raw),
             model_type="bert",
             num_heads=model.config.num_attention_heads,
             hidden_size=model.config.hidden_size,
             opt_level=1,
+            optimization_options=fusions,
         )
         facts["fused"] = {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
         optimized.save_model_to_file(str(path))
@@ -161,7 +201,7 @@ def export_fp32(model_dir: Path, path: Path) -> dict[str, Any]:
     return facts
 
 
-def quantize_int8(source: Path, target: Path) -> None:
+def quantize_int8(source: Path, target: Path, recipe: Recipe) -> None:
     """Dynamic int8 quantisation of every weight matrix, per output channel."""
     import onnx
 
@@ -178,8 +218,9 @@ def quantize_int8(source: Path, target: Path) -> None:
         quantize_dynamic(
             str(source),
             str(target),
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8,
             per_channel=True,
+            reduce_range=recipe.reduce_range,
             # The fused graph's outputs have no inferred type; they are all float.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
@@ -197,29 +238,57 @@ class _DropRecords(logging.Filter):
         return self.text not in record.getMessage()
 
 
-def build_key(name: str, model_dir: Path, variant: str) -> str:
-    """The model cache folder name of `variant` of the model in `model_dir`."""
-    return f"{name}-{weights_digest(model_dir)}-onnx-{variant}-v{BUILD_VERSION}"
+def build_key(name: str, model_dir: Path, variant: str, recipe: Recipe) -> str:
+    """The model cache folder name of `variant` of the model in `model_dir`, built by `recipe`."""
+    return f"{name}-{weights_digest(model_dir)}-onnx-{variant}{_own_part(variant, recipe).tag}-v{BUILD_VERSION}"
 
 
-def model_folder(name: str, model_dir: Path, variant: str, model_cache: Path) -> Path:
+def _own_part(variant: str, recipe: Recipe) -> Recipe:
+    """The part of `recipe` that shapes `variant`: the fp32 export knows nothing of quantisation."""
+    return recipe if variant == "int8" else Recipe(skip_layer_norm=recipe.skip_layer_norm)
+
+
+def model_folder(name: str, model_dir: Path, variant: str, model_cache: Path, recipe: Recipe) -> Path:
     """The cached folder holding ``model.onnx`` of `variant` ("fp32" or "int8"), built when missing.
 
     int8 is quantised from the cached fp32 build, so both together cost one export.
     """
     onnxruntime = _onnxruntime()
+    recipe = _own_part(variant, recipe)
 
     def build(folder: Path) -> dict[str, Any]:
         log.info("building the %s ONNX model of %s (once; cached in %s)", variant, name, folder.parent)
         if variant == "fp32":
-            facts = export_fp32(model_dir, folder / MODEL_FILE)
+            facts = export_fp32(model_dir, folder / MODEL_FILE, recipe)
         else:
-            fp32 = model_folder(name, model_dir, "fp32", model_cache)
-            quantize_int8(fp32 / MODEL_FILE, folder / MODEL_FILE)
+            fp32 = model_folder(name, model_dir, "fp32", model_cache, recipe)
+            quantize_int8(fp32 / MODEL_FILE, folder / MODEL_FILE, recipe)
             facts = {"quantized_from": fp32.name}
-        return {"source": str(model_dir), "variant": variant, "onnxruntime": onnxruntime.__version__, **facts}
+        return {
+            "source": str(model_dir),
+            "variant": variant,
+            "recipe": asdict(recipe),
+            "onnxruntime": onnxruntime.__version__,
+            **facts,
+        }
 
-    return built_model_dir(model_cache, build_key(name, model_dir, variant), build)
+    return built_model_dir(model_cache, build_key(name, model_dir, variant, recipe), build)
+
+
+def open_session(path: Path, recipe: Recipe, threads: int = 1):
+    """An onnxruntime CPU session of the model at `path` with `threads` intra-op threads.
+
+    The thread count never changes a vector (onnxruntime splits work, not sums, across threads).
+    """
+    onnxruntime = _onnxruntime()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    disabled = [] if recipe.skip_layer_norm else [SKIP_LAYER_NORM_FUSION]
+    return onnxruntime.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+    )
 
 
 def cpu_cores() -> int:
@@ -239,30 +308,24 @@ class OnnxBackend:
     variant: str  # "fp32" | "int8"
     max_tokens: int
     model_cache: Path
+    recipe: Recipe = Recipe()
     model_key: str = ""
 
     def __post_init__(self) -> None:
         check_exportable(self.model_dir)
-        self.model_key = f"{build_key(self.name, self.model_dir, self.variant)}-t{self.max_tokens}-e{ENCODE_VERSION}"
+        key = build_key(self.name, self.model_dir, self.variant, self.recipe)
+        self.model_key = f"{key}-t{self.max_tokens}-e{ENCODE_VERSION}"
 
     @functools.cached_property
     def folder(self) -> Path:
         """The built model's folder, built on first use."""
-        return model_folder(self.name, self.model_dir, self.variant, self.model_cache)
+        return model_folder(self.name, self.model_dir, self.variant, self.model_cache, self.recipe)
 
     @functools.cached_property
     def _sessions(self) -> list:
         """One single-threaded session per core: the same kernels, so the same vector, whichever runs a text."""
         require_modules("onnx", {"onnxruntime": "onnxruntime"})
-        onnxruntime = _onnxruntime()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        path = str(self.folder / MODEL_FILE)
-        return [
-            onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]) for _ in range(cpu_cores())
-        ]
+        return [open_session(self.folder / MODEL_FILE, self.recipe) for _ in range(cpu_cores())]
 
     @functools.cached_property
     def _tokenizer(self):
