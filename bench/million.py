@@ -54,6 +54,7 @@ class TreeMemory(threading.Thread):
         self.peak_processes = 0
         self.peak_driver = 0  # the run's own process at the peak (the rest: Dask workers, nannies, children)
         self.start_time = time.perf_counter()
+        self.timeline: list[tuple[float, int]] = []  # (seconds since the start, summed RSS), each sample
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -68,6 +69,7 @@ class TreeMemory(threading.Thread):
                     sizes.append(process.memory_info().rss)
                 except psutil.NoSuchProcess:  # a child that ended between the listing and the reading
                     sizes.append(0)
+            self.timeline.append((round(time.perf_counter() - self.start_time, 1), sum(sizes)))
             if sum(sizes) > self.peak:
                 self.peak, self.peak_at = sum(sizes), time.perf_counter() - self.start_time
                 self.peak_processes, self.peak_driver = len(processes), sizes[0]
@@ -194,6 +196,7 @@ def main() -> None:
         "map_papers_js_mb": rest.stat().st_size / 1e6 if rest.exists() else 0.0,
         "map": opened,
         "load_before": load_before,
+        "rss_timeline_gb": [(at, round(size / 1e9, 3)) for at, size in memory.timeline],
         "load_after": os.getloadavg(),
         "cores": os.cpu_count(),
         "memory_gb": psutil.virtual_memory().total / 1e9,
