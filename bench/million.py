@@ -13,8 +13,9 @@ process tree (the run, its Dask workers and any child) about once a second. Then
 map.html in headless Chromium (Debian's, through Playwright, nothing outside file://) and times
 it until the map is drawn and interactive (the page's data-ready flag, set when plotly's first
 draw has finished). Prints a table: each stage's seconds (from the run's manifest.json), the
-whole run's wall time, peak RSS (sum over the tree), the sizes of map.html and map-papers.js,
-and the map's time to draw. Results also go to ``--big``/out-N-MODE/bench.json.
+whole run's wall time and CPU seconds (all processes: on a shared machine they say more than the
+wall clock), peak RSS (sum over the tree), the sizes of map.html and map-papers.js, and the map's
+time to draw. Results also go to ``--big``/out-N-MODE/bench.json, with the RSS and CPU timeline.
 
 The corpus is synthetic (see bench/synth_corpus.py): times and memory are realistic, topic
 quality figures are not (quality is measured on the real 75k papers).
@@ -54,7 +55,16 @@ class TreeMemory(threading.Thread):
         self.peak_processes = 0
         self.peak_driver = 0  # the run's own process at the peak (the rest: Dask workers, nannies, children)
         self.start_time = time.perf_counter()
+        # Each sample: seconds since the start, summed RSS, CPU seconds of the tree so far (on a
+        # shared machine the CPU seconds say more than the wall clock).
+        self.timeline: list[tuple[float, int, float]] = []
+        self.cpu: dict[tuple[int, float], float] = {}  # per process (pid, start): its CPU seconds when last seen
         self.stopped = threading.Event()
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of every process of the tree seen so far (an ended one as last seen)."""
+        return round(sum(self.cpu.values()), 1)
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -66,8 +76,11 @@ class TreeMemory(threading.Thread):
             for process in processes:
                 try:
                     sizes.append(process.memory_info().rss)
+                    times = process.cpu_times()
+                    self.cpu[(process.pid, process.create_time())] = times.user + times.system
                 except psutil.NoSuchProcess:  # a child that ended between the listing and the reading
                     sizes.append(0)
+            self.timeline.append((round(time.perf_counter() - self.start_time, 1), sum(sizes), self.cpu_s))
             if sum(sizes) > self.peak:
                 self.peak, self.peak_at = sum(sizes), time.perf_counter() - self.start_time
                 self.peak_processes, self.peak_driver = len(processes), sizes[0]
@@ -194,6 +207,8 @@ def main() -> None:
         "map_papers_js_mb": rest.stat().st_size / 1e6 if rest.exists() else 0.0,
         "map": opened,
         "load_before": load_before,
+        "cpu_s": memory.cpu_s,
+        "timeline": [(at, round(size / 1e9, 3), cpu) for at, size, cpu in memory.timeline],
         "load_after": os.getloadavg(),
         "cores": os.cpu_count(),
         "memory_gb": psutil.virtual_memory().total / 1e9,
@@ -204,7 +219,8 @@ def main() -> None:
               "end to end and peak memory are this run's")  # fmt: skip
     print(f"{args.n:,} synthetic papers, {args.mode} mode ({BACKENDS[args.mode]}), engine dask with {args.workers} "
           f"local workers; {result['cores']} cores, {result['memory_gb']:.0f} GB; load average "
-          f"{load_before[0]:.2f} before, {result['load_after'][0]:.2f} after")  # fmt: skip
+          f"{load_before[0]:.2f} before, {result['load_after'][0]:.2f} after; {memory.cpu_s:,.0f} CPU seconds "
+          "in all processes")  # fmt: skip
     columns = [*STAGES, "end to end", "peak RSS, all processes", "map.html", "map-papers.js", "map drawn"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * (len(STAGES) + 5))

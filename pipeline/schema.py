@@ -48,7 +48,10 @@ metrics (JSON, output of label; written as metrics.json in the run folder): a fl
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
+from typing import overload
 
+import numpy as np
 import pandas as pd
 
 PAPER_COLUMNS = ("paper_id", "title", "abstract", "authors", "date", "url", "links", "source", "label")
@@ -82,3 +85,45 @@ def paper_texts(papers: pd.DataFrame) -> list[str]:
         f"{title}. {abstract}".strip(". ") if title and abstract else (title or abstract)
         for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist(), strict=True)
     ]
+
+
+class PaperTexts(Sequence[str]):
+    """The papers' texts (:func:`paper_texts`), made when asked for, a slice or a set of rows at a time.
+
+    At a million papers all texts at once are ~1.5 GB of Python strings beside the table's own
+    Arrow-backed columns; a stage that needs each text once (its key, a part sent to a worker)
+    or only a sample's takes them from here instead.
+    """
+
+    def __init__(self, papers: pd.DataFrame) -> None:
+        self.papers = papers
+
+    def __len__(self) -> int:
+        return len(self.papers)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return paper_texts(self.papers.iloc[index])
+        return paper_texts(self.papers.iloc[[index]])[0]
+
+    def __iter__(self) -> Iterator[str]:
+        for block in self.blocks():
+            yield from block
+
+    def take(self, rows: np.ndarray) -> list[str]:
+        """The texts of ``rows`` (positions), in that order."""
+        return paper_texts(self.papers.iloc[rows])
+
+    def blocks(self, size: int = 10_000) -> Iterator[list[str]]:
+        """All texts in order, ``size`` at a time (lists)."""
+        for start in range(0, len(self.papers), size):
+            yield paper_texts(self.papers.iloc[start : start + size])
+
+
+def texts_at(texts: Sequence[str], rows: np.ndarray) -> list[str]:
+    """The texts of ``rows`` from a list of texts or a :class:`PaperTexts`."""
+    return texts.take(rows) if isinstance(texts, PaperTexts) else [texts[row] for row in rows.tolist()]

@@ -102,11 +102,33 @@ class StaticBackend:
 
         return StaticModel.from_pretrained(str(self.folder))
 
+    @functools.cached_property
+    def _word_ids(self):
+        """Tokens looked up word by word (``word_ids.py``), for a model of the shape it imitates; else None."""
+        from pipeline.embed.word_ids import WordIds, fits
+
+        return WordIds(self._model.tokenizer, drop_id=self._model.unk_token_id) if fits(self._model) else None
+
+    @functools.cached_property
+    def _table(self) -> np.ndarray:
+        """The model's token vectors in float32, ndarray of shape (vocabulary, dim)."""
+        return np.asarray(self._model.embedding, dtype=np.float32)
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 vectors in input order, ndarray of shape (len(texts), dim)."""
-        vectors = self._model.encode(
-            list(texts), max_length=self.max_tokens, show_progress_bar=False, use_multiprocessing=False
-        )
+        model = self._model
+        if self._word_ids is None:
+            vectors = model.encode(
+                list(texts), max_length=self.max_tokens, show_progress_bar=False, use_multiprocessing=False
+            )
+        else:
+            from pipeline.embed.word_ids import mean_vectors
+
+            # model2vec's encode: each text cut to max_tokens times its median token length in characters, then
+            # its ids to max_tokens; the same vectors, bit for bit (tests/test_word_ids.py).
+            characters = self.max_tokens * model.median_token_length
+            ids, counts = self._word_ids([text[:characters] for text in texts], self.max_tokens)
+            vectors = mean_vectors(self._table, model.embedding.dtype, ids, counts, model.normalize)
         vectors = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)

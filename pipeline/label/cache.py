@@ -9,6 +9,7 @@ index (while the titles, abstracts and stop words stay).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -122,7 +123,7 @@ def cached_class_weights(
 
 
 def cached_class_counts(
-    cache: MemoStore, texts: list[str], text_digest: str, topics: np.ndarray, config: RunConfig, engine: Engine
+    cache: MemoStore, texts: Sequence[str], text_digest: str, topics: np.ndarray, config: RunConfig, engine: Engine
 ) -> tuple[ClassCounts, str]:
     """The term counts per topic of all ``texts``, counted in parts on the run's engine, and a note saying how.
 

@@ -14,7 +14,7 @@ full. The full and sampled paths say in their notes what blocked the relabel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ from pipeline.label.cache import (
     term_counts_key,
 )
 from pipeline.memo import MemoStore
-from pipeline.schema import OUTLIER_TOPIC
+from pipeline.schema import OUTLIER_TOPIC, texts_at
 
 if TYPE_CHECKING:
     from pipeline.config import LabelConfig
@@ -65,7 +65,7 @@ class LabelInput:
 
     config: RunConfig
     papers: pd.DataFrame
-    texts: list[str]
+    texts: Sequence[str]  # a list, or made when asked for (schema.PaperTexts) on the sampled path
     text_keys: list[bytes]
     tokens: TokenizedTexts | None
     sample_size: int
@@ -215,7 +215,7 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
     labels, notes = merged_clusters(inputs.cluster_labels, embeddings, config.label, inputs.kept)
     rows = stratified_rows(labels, inputs.sample_size, config.seed)
     sample = papers.iloc[rows].reset_index(drop=True)
-    tokens, keys = cached_tokens(inputs.cache, [texts[row] for row in rows.tolist()])
+    tokens, keys = cached_tokens(inputs.cache, texts_at(texts, rows))
     n_topics = len(set(labels.tolist()) - {OUTLIER_TOPIC})
     # The clusters are merged and outliers placed already, over all papers: the sample keeps them.
     sample_config = config.label.model_copy(update={"reduce_outliers": False, "n_topics": max(n_topics, 1)})

@@ -7,6 +7,7 @@ no run has embedded yet.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from pipeline.config import EmbedConfig, RunConfig
 from pipeline.files import array_to_bytes
 from pipeline.memo import MemoStore, VectorRows, text_key
-from pipeline.schema import paper_texts
+from pipeline.schema import PaperTexts, texts_at
 from pipeline.stage import ProgressCallback, Stage, StageContext, StageResult
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def _embed_part(texts: list[str], *, config: EmbedConfig) -> np.ndarray:
 def cached_embeddings(
     cache: MemoStore,
     backend: EmbeddingBackend,
-    texts: list[str],
+    texts: Sequence[str],
     progress: ProgressCallback | None = None,
     engine: Engine | None = None,
     embed_config: EmbedConfig | None = None,
@@ -87,7 +88,7 @@ def cached_embeddings(
     def compute(indices: list[int]) -> np.ndarray:
         nonlocal built
         if engine is None or engine.n_workers <= 1 or embed_config is None:
-            return embed_texts([texts[index] for index in indices], backend)
+            return embed_texts(texts_at(texts, np.asarray(indices)), backend)
         if not built:
             # A backend builds its model (ONNX export, model2vec distillation) on first use, in a
             # child process: here, once, not on each worker, where a daemonic worker may not start
@@ -96,7 +97,7 @@ def cached_embeddings(
             built = True
         parts = [part for part in np.array_split(np.asarray(indices), engine.n_workers * 2) if len(part)]
         vectors = engine.map(
-            _embed_part, [[texts[index] for index in part] for part in parts], timeout_s=EMBED_PART_TIMEOUT_S,
+            _embed_part, [texts_at(texts, part) for part in parts], timeout_s=EMBED_PART_TIMEOUT_S,
             common={"config": embed_config},
         )  # fmt: skip
         return np.concatenate(vectors)
@@ -117,7 +118,8 @@ def cached_embeddings(
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
 
-    texts = paper_texts(context.store.read_table("parse", "papers.parquet"))
+    # Each text is needed once (its key, then the shard that embeds it): made when asked for.
+    texts = PaperTexts(context.store.read_table("parse", "papers.parquet"))
     backend = load_backend(context.config.embed)
     embeddings, embedded = cached_embeddings(
         context.store.cache, backend, texts, context.progress, context.engine, context.config.embed

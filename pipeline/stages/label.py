@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -18,7 +19,7 @@ from pipeline.feed.label_step import FEED_OUTPUTS, LABEL_CARRIED, FeedKeys, keep
 from pipeline.files import hash_json, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.label.cache import cached_tokens, counts_settings
 from pipeline.memo import text_key
-from pipeline.schema import paper_texts
+from pipeline.schema import PaperTexts, paper_texts, texts_at
 from pipeline.stage import Stage, StageContext, StageResult
 
 if TYPE_CHECKING:
@@ -124,12 +125,15 @@ def run(context: StageContext) -> StageResult:
     npmi_ready = threading.Thread(target=_prepare_npmi, name="prepare-npmi", daemon=True)
     npmi_ready.start()
     papers = store.read_table("parse", "papers.parquet")
-    texts = paper_texts(papers)
     sample_size = label_sample_size(len(papers), config.label.fit_sample)
     tokens: TokenizedTexts | None
+    texts: Sequence[str]
     if sample_size < len(papers):  # only a sample's words are read (pipeline.label.sample)
+        # Every text is needed once (its key, its part of the term counts): made when asked for.
+        texts = PaperTexts(papers)
         tokens, text_keys = None, [text_key(text) for text in texts]
     else:
+        texts = paper_texts(papers)
         tokens, text_keys = cached_tokens(store.cache, texts)
     settings = counts_settings(config)
     keys = feed_keys(config)
@@ -147,11 +151,11 @@ def run(context: StageContext) -> StageResult:
     assignments, topics, rows = labelled.assignments, labelled.topics, labelled.rows
     npmi_ready.join()
     if rows is None:
-        metrics = run_metrics(papers, assignments, topics, labelled.tokens, texts)
+        metrics = run_metrics(papers, assignments, topics, labelled.tokens, texts if isinstance(texts, list) else None)
     else:
         sample = papers.iloc[rows].reset_index(drop=True)
         metrics = run_metrics(sample, assignments.iloc[rows].reset_index(drop=True), topics, labelled.tokens,
-                              [texts[row] for row in rows.tolist()])  # fmt: skip
+                              texts_at(texts, rows))  # fmt: skip
     feed_outputs = labelled.feed_outputs
     counts_summary = {
         "topics": int((topics["topic"] >= 0).sum()),
