@@ -1,21 +1,20 @@
 """The seed papers' vectors on each CPU kernel path: how far they move, and why.
 
-    .venv/bin/python bench/cpu_kernels.py [--cpu Haswell-v4 ...] [--variants int8,reduce-range,u8u8,fp32]
+    .venv/bin/python bench/cpu_kernels.py [--cpu Haswell-v4 ...] [--variants int8,8-bit,u8u8,fp32]
 
 onnxruntime (its MLAS library) and OpenBLAS pick their kernels by CPU. This script embeds the
 64 seed papers on each kernel path: this CPU natively, and each ``--cpu`` model emulated by
 QEMU user mode (``qemu-x86_64 -cpu Haswell-v4``: AVX2 and FMA, no AVX-512) when it is
 installed. Emulation checks which numbers come out, never how fast: it is 5-30x slower.
 
-Model variants, all quantised here from the one fp32 build (``--work`` keeps them), so every
-path runs the same model bytes:
+Model variants, each the pipeline's own build (``pipeline.embed.onnx.Recipe``, cached in the
+model cache), so every path runs the same model bytes:
 
-- ``int8``: the default ``onnx-int8`` build (int8 weights per channel, uint8 activations:
-  onnxruntime's "u8s8" products);
-- ``reduce-range``: the same with 7-bit weights (``quantize_dynamic(reduce_range=True)``),
-  which onnxruntime advises for u8s8 on CPUs without VNNI: their AVX2 and AVX-512BW kernels
-  add pairs of uint8 x int8 products in int16 (``vpmaddubsw``), which saturates at 32,767,
-  where VNNI (``vpdpbusd``) adds in int32;
+- ``int8``: the default ``onnx-int8`` build (int8 weights per channel in 7 bits, uint8
+  activations: onnxruntime's "u8s8" products, summed exactly on every CPU);
+- ``8-bit``: the same with 8-bit weights (BUILD_VERSION 2's default). CPUs without VNNI (their
+  AVX2 and AVX-512BW kernels) add pairs of uint8 x int8 products in int16 (``vpmaddubsw``),
+  which saturates at 32,767, where VNNI (``vpdpbusd``) adds in int32;
 - ``u8u8``: uint8 weights, whose AVX2 kernels widen to int16 before multiplying (no saturation);
 - ``fp32``: the fp32 build (the quality reference; float kernels differ only in rounding).
 
@@ -45,44 +44,29 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import EmbedConfig  # noqa: E402
 from pipeline.embed import load_backend  # noqa: E402
-from pipeline.embed.onnx import MODEL_FILE, OnnxBackend, model_folder  # noqa: E402
+from pipeline.embed.onnx import MODEL_FILE, OnnxBackend, Recipe, model_folder  # noqa: E402
 from tests.test_vector_guard import REFERENCE, process_cpu_features, seed_papers  # noqa: E402
 
-VARIANTS = ("int8", "reduce-range", "u8u8", "fp32")
+VARIANTS = ("int8", "8-bit", "u8u8", "fp32")
 QEMU = "qemu-x86_64"
 # TCG (QEMU's emulator) lacks these Haswell features; naming them off keeps QEMU from warning.
 QEMU_QUIET = ",-pcid,-x2apic,-tsc-deadline,-invpcid,-spec-ctrl"
 
 
 def variant_models(work: Path) -> dict[str, Path]:
-    """Each variant's model file, built natively once in `work` from the default backend's fp32 build."""
+    """Each variant's model file, built natively once by the pipeline (`work` is not needed for them)."""
     backend = load_backend(EmbedConfig())
     assert isinstance(backend, OnnxBackend)
-    fp32 = model_folder(backend.name, backend.model_dir, "fp32", backend.model_cache) / MODEL_FILE
-    models = {"int8": backend.folder / MODEL_FILE, "fp32": fp32}
-    options = {"reduce-range": {"reduce_range": True}, "u8u8": {"weight_type": "QUInt8"}}
-    for variant, option in options.items():
-        target = work / variant / MODEL_FILE
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            quantize(fp32, target, **option)
-        models[variant] = target
-    return models
-
-
-def quantize(source: Path, target: Path, reduce_range: bool = False, weight_type: str = "QInt8") -> None:
-    """The default build's dynamic quantisation (pipeline.embed.onnx.quantize_int8) with one option changed."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        str(source),
-        str(target),
-        weight_type=QuantType[weight_type],
-        per_channel=True,
-        reduce_range=reduce_range,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    recipes = {
+        "int8": ("int8", Recipe()),
+        "8-bit": ("int8", Recipe(reduce_range=False)),
+        "u8u8": ("int8", Recipe(reduce_range=False, weights="uint8")),
+        "fp32": ("fp32", Recipe()),
+    }
+    return {
+        name: model_folder(backend.name, backend.model_dir, variant, backend.model_cache, recipe) / MODEL_FILE
+        for name, (variant, recipe) in recipes.items()
+    }
 
 
 def exact_products() -> str:

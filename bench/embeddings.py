@@ -78,7 +78,7 @@ class Variant:
 
 REFERENCE = "sentence-transformers fp32, 256 tok"
 QUALITY_REFERENCE = "onnx fp32, 256 tok"
-BEFORE = "onnx int8, 128 tok, SkipLayerNorm fused (before: BUILD_VERSION 1)"
+BEFORE = "onnx int8, 128 tok, SkipLayerNorm fused, 8-bit weights (before: BUILD_VERSION 1)"
 DEFAULT = "onnx int8, 128 tok (default)"
 INT8 = EmbedConfig(backend="onnx-int8", max_tokens=128)
 VARIANTS = (
@@ -86,18 +86,20 @@ VARIANTS = (
     Variant(QUALITY_REFERENCE, EmbedConfig(backend="onnx", max_tokens=256)),
     Variant("onnx fp32, 128 tok", EmbedConfig(backend="onnx", max_tokens=128), quality=False),
     Variant("onnx int8, 256 tok", EmbedConfig(backend="onnx-int8", max_tokens=256)),
-    Variant(BEFORE, INT8, recipe=Recipe(skip_layer_norm=True)),
+    Variant(BEFORE, INT8, recipe=Recipe(skip_layer_norm=True, reduce_range=False)),
     Variant(
         f"{BEFORE}, session level EXTENDED",
         INT8,
         quality=False,
-        recipe=Recipe(skip_layer_norm=True),
+        recipe=Recipe(skip_layer_norm=True, reduce_range=False),
         level="extended",
     ),
     Variant(DEFAULT, INT8),
     Variant(f"{DEFAULT}, 1 session x 2 threads", INT8, quality=False, threads=2),
-    Variant("onnx int8, 128 tok, reduce_range (7-bit weights)", INT8, recipe=Recipe(reduce_range=True)),
-    Variant("onnx int8, 128 tok, uint8 weights (u8u8 kernels)", INT8, recipe=Recipe(weights="uint8")),
+    Variant("onnx int8, 128 tok, 8-bit weights (BUILD_VERSION 2)", INT8, recipe=Recipe(reduce_range=False)),
+    Variant(
+        "onnx int8, 128 tok, uint8 weights (u8u8 kernels)", INT8, recipe=Recipe(reduce_range=False, weights="uint8")
+    ),
     Variant("onnx int8, 128 tok, static QDQ (calibrated)", INT8, static=True),
     Variant("onnx int8, 112 tok", EmbedConfig(backend="onnx-int8", max_tokens=112)),
     Variant("onnx int8, 96 tok", EmbedConfig(backend="onnx-int8", max_tokens=96)),

@@ -405,14 +405,14 @@ def test_every_build_recipe_has_its_own_model_key():
     from pipeline.embed.onnx import Recipe
 
     model_dir = embed.resolve_model_dir("all-MiniLM-L6-v2")
-    recipes = [Recipe(), Recipe(skip_layer_norm=True), Recipe(reduce_range=True), Recipe(weights="uint8")]
+    recipes = [Recipe(), Recipe(skip_layer_norm=True), Recipe(reduce_range=False), Recipe(weights="uint8")]
     int8_keys = [embed_onnx.build_key("m", model_dir, "int8", recipe) for recipe in recipes]
     assert len(set(int8_keys)) == len(recipes)
     assert Recipe().tag == "" and int8_keys[0].endswith(f"-onnx-int8-v{embed_onnx.BUILD_VERSION}")
     assert embed_onnx.BUILD_VERSION >= 2  # version 1 fused SkipLayerNormalization: its models are not reused
     # The fp32 export knows nothing of quantisation: those recipes share one fp32 build.
     fp32_keys = {recipe: embed_onnx.build_key("m", model_dir, "fp32", recipe) for recipe in recipes}
-    assert fp32_keys[Recipe()] == fp32_keys[Recipe(reduce_range=True)] == fp32_keys[Recipe(weights="uint8")]
+    assert fp32_keys[Recipe()] == fp32_keys[Recipe(reduce_range=False)] == fp32_keys[Recipe(weights="uint8")]
     assert fp32_keys[Recipe()] != fp32_keys[Recipe(skip_layer_norm=True)]
     # The embedding cache key follows the build.
     backends = [embed_onnx.OnnxBackend("m", model_dir, "int8", 128, Path("cache"), recipe=recipe) for recipe in recipes]

@@ -48,8 +48,8 @@ from pipeline.errors import ConfigError
 log = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same source model: it keys the model cache
-# and the embedding cache (2: SkipLayerNormalization no longer fused).
-BUILD_VERSION = 2
+# and the embedding cache (2: SkipLayerNormalization no longer fused; 3: int8 weights in 7 bits).
+BUILD_VERSION = 3
 # Bump when the way texts are fed to a built model changes its vectors: it keys the embedding
 # cache only (2: every text alone, no padding; 1 was length-sorted padded batches).
 ENCODE_VERSION = 2
@@ -79,11 +79,13 @@ class Recipe:
 
     # Fuse Add + LayerNormalization into SkipLayerNormalization (BUILD_VERSION 1 did): slower.
     skip_layer_norm: bool = False
-    # int8 weights in 7 bits, so that the AVX2 u8s8 kernel's 16-bit pair sums cannot saturate.
-    # Not the default: on the 64 seed papers it brings an AVX2 CPU's vectors (emulated) from
-    # cosine >= 0.990 to >= 0.998 of an AVX-512 VNNI CPU's, but costs 0.001 of mean cosine
-    # to fp32 (0.9938 against 0.9949), at the same speed on VNNI.
-    reduce_range: bool = False
+    # int8 weights in 7 bits (the default since BUILD_VERSION 3), so that the u8s8 kernels of CPUs
+    # without VNNI (AVX2, AVX-512BW: vpmaddubsw adds pairs of products in int16, saturating) sum
+    # exactly. On the 64 seed papers it brings an AVX2 CPU's vectors (emulated, qemu Haswell-v4)
+    # from cosine >= 0.990 to >= 0.998 of an AVX-512 VNNI CPU's, at the same speed on VNNI; it
+    # costs 0.001 of mean cosine to fp32 (0.9936 against 0.9948), and k-means NMI stays within
+    # 0.003 (bench/embeddings.py: daily-cs 0.308 vs 0.310, kaggle 0.576 vs 0.579).
+    reduce_range: bool = True
     # Weight type for int8: "int8" runs the u8s8 kernels (VNNI's), "uint8" the u8u8 ones.
     weights: Literal["int8", "uint8"] = "int8"
 
@@ -93,7 +95,7 @@ class Recipe:
         default = Recipe()
         parts = [
             ("-sln", self.skip_layer_norm != default.skip_layer_norm),
-            ("-rr", self.reduce_range != default.reduce_range),
+            ("-rr" if self.reduce_range else "-fullrange", self.reduce_range != default.reduce_range),
             (f"-w{self.weights}", self.weights != default.weights),
         ]
         return "".join(part for part, differs in parts if differs)
