@@ -11,7 +11,7 @@ from scipy import sparse
 from pipeline.config import LabelConfig
 from pipeline.label import stop_words
 from pipeline.label.phrases import PhraseIndex, _row_values, build_phrase_index, phrase_tokens
-from pipeline.label.spelling import _distinct_rows, _word_cases, spell
+from pipeline.label.spelling import _distinct_rows, chosen_spellings, spell
 
 
 def scanned_spelling(index: PhraseIndex, terms: list[int], sample: np.ndarray | None = None) -> dict[int, str]:
@@ -29,18 +29,8 @@ def scanned_spelling(index: PhraseIndex, terms: list[int], sample: np.ndarray | 
             forms[term][tuple(text.tokens[at : at + n].tolist())] += 1
             for o in range(n):
                 evidence[(int(text.tokens[at + o]), bool(~text.in_title[at + o] & ~text.opens[at + o]))] += 1
-    case_of = _word_cases(evidence, text.surfaces)
-    spelled = {}
-    for term, counter in forms.items():
-        if not counter:
-            spelled[term] = index.key_text(term)
-            continue
-        lower: Counter[tuple[str, ...]] = Counter()
-        for form, n in counter.items():
-            lower[tuple(w.lower() for w in text.surfaces[list(form)].tolist())] += n
-        best = max(lower, key=lambda f: (lower[f], f))
-        spelled[term] = " ".join(case_of.get(w, w) for w in best)
-    return spelled
+    # The counting above is the reference; picking the form from the counts is shared.
+    return chosen_spellings(index, forms, evidence)
 
 
 PHRASES = ["Large Language Models", "large language models", "LLMs", "Chain-of-Thought prompting", "3D scenes",

@@ -39,6 +39,14 @@ def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None 
         pairs, uses = np.unique(surfaces.ravel() * 2 + inside.ravel(), return_counts=True)
         for pair, count in zip(pairs.tolist(), uses.tolist(), strict=True):
             evidence[(pair // 2, pair % 2 == 1)] += count
+    return chosen_spellings(index, forms, evidence)
+
+
+def chosen_spellings(
+    index: PhraseIndex, forms: dict[int, Counter[tuple[int, ...]]], evidence: Counter[tuple[int, bool]]
+) -> dict[int, str]:
+    """Each term's most used written form (`forms`: surfaces -> uses), each word in the case `evidence` gives it."""
+    text = index.text
     case_of = _word_cases(evidence, text.surfaces)
     spelled = {}
     for term, counter in forms.items():
