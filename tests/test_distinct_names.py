@@ -128,6 +128,25 @@ def test_a_word_many_topics_write_names_no_topic_alone():
     assert generic_names(tokens, per_paper, {2: "Segmentation", 1: "Protein folding"}) == set()
 
 
+def test_in_a_small_topic_one_paper_less_does_not_make_a_specific_phrase_lose_to_a_generic_word():
+    # Topic 0 has 5 papers: all write "optimization" (generic: 3 of the 10 papers of three other topics
+    # write it too), 3 write "contrastive learning" (no other paper does). 3 papers are 60% of the topic,
+    # under 70% of what "optimization" covers (3.5 papers) by half a paper: chance at this size, so
+    # the specific phrase names the topic (seed pages: "Loss" instead of "Contrastive learning").
+    titles = [f"Optimization: contrastive learning {i}" for i in range(3)] + [f"Optimization {i}" for i in range(2)]
+    for subject in ("Protein folding", "Image segmentation", "Quantum gravity"):
+        titles += [f"{subject} optimization {i}" for i in range(3)] + [f"{subject} {i}" for i in range(7)]
+    titles += [f"Weather forecasting {i}" for i in range(60)]
+    rows_of = {0: np.arange(5)} | {topic: np.arange(10 * topic - 5, 10 * topic + 5) for topic in (1, 2, 3)}
+    rows_of |= {4: np.arange(35, 95)}
+    names, _ = topic_names(namer_of(titles), rows_of, lambda topic: f"Topic {topic}")
+    assert names[0] == "Contrastive learning"
+    # Two papers less is not chance: with only 2 of the 5 writing it, the broad word names the topic.
+    titles[2] = "Optimization 2b"
+    names, _ = topic_names(namer_of(titles), rows_of, lambda topic: f"Topic {topic}")
+    assert names[0] != "Contrastive learning"
+
+
 def test_a_name_nearer_another_topics_centroid_is_not_chosen_and_the_audit_ranks_it():
     # Topic 0's best-scored phrase is "sea ice" (every paper), then "polynyas" (6 of 10). By the
     # embedder, "sea ice" is close to topic 0's centroid (cosine 0.6) but closer to topic 1's (0.8),

@@ -18,8 +18,9 @@ lift and use in titles). Among them, at one level (the topics; the coarse groups
 - **specific before generic**: a candidate headed by a one-word phrase generic in the pile
   (:meth:`~pipeline.label.naming.PhraseNamer.generic`, counted over these topics) is *generic*;
   far and generic candidates come after the others when one of those covers NEAR_SHARE of what
-  the topic's best candidate covers (coverage, lift and use in titles still count). Where none
-  does, genericness tells nothing: the near candidate whose head covers most papers comes first.
+  the topic's best candidate covers, give or take NEAR_SLACK papers (coverage, lift and use in
+  titles still count). Where none does, genericness tells nothing: the near candidate whose head
+  covers most papers comes first.
   A generic head comes with a second phrase, not alone, when the names have two phrases
   ("Reasoning, LLMs", not "Reasoning"), a specific second before a generic one;
 - names from elsewhere (an LLM's) go through the same audit, and a topic whose name fails it keeps
@@ -56,6 +57,8 @@ OTHER_NAME_FAULTS = frozenset({"fragment", "generic only", "generic", "twin", "f
 # way to one that is neither only when that one covers at least this share of what the topic's best
 # candidate covers ("Hallucinations", 97% of its topic, is not "Mitigating hallucinations", 32%).
 NEAR_SHARE = 0.7
+# ... give or take this many papers: in a topic of 5, covering 2 papers rather than 3 is chance, not breadth.
+NEAR_SLACK = 1
 RankKey = tuple[bool, bool, bool, bool, bool, bool, float, float, int, bool, int]
 # Main phrases a topic's candidates are drawn from: enough that twins still find a free head.
 TOPIC_MAINS = 6
@@ -99,7 +102,7 @@ def topic_names(
         for at, candidate in enumerate(candidates):
             first.setdefault(candidate.terms[0], at)
         best = max((name.coverage for name in candidates), default=0.0)
-        broad = [name.coverage >= NEAR_SHARE * best for name in candidates]
+        broad = [(name.coverage - NEAR_SHARE * best) * size >= -NEAR_SLACK for name in candidates]
         # A far or generic candidate gives way to a near, specific one that covers enough; else a far
         # one gives way to a near one (generic or not) that covers enough.
         specific = any(b and not f and not g for b, f, g in zip(broad, far[topic], generic, strict=True))
