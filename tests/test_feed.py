@@ -185,30 +185,6 @@ def test_papers_that_fit_nowhere_and_form_no_dense_group_wait_in_the_pool_withou
     assert drifted(update, 60, max_growth=1.0, max_drift=0.15, min_growth=1) is None
 
 
-def test_an_update_run_again_with_no_new_papers_changes_nothing():
-    """The update of an update's own result with no new papers is that result: no topic is born from its pool.
-
-    The pool is clustered among an even sample of the clustered papers, and the papers that
-    joined in the update make the sample sparser (every 2nd of 1,008 instead of all 999):
-    judged again, a group the update found shared with clustered papers became a topic.
-    """
-    # The last clustering: topics 0 and 1, five of topic 1's papers off on a subject of their own.
-    old = np.vstack([blobs([0, 1], [600, 394]), blobs([5], [5], seed=1)])
-    params = {"min_cluster_size": 5, "min_samples": 3, "n_neighbors": 5}
-    labels = np.repeat([0, 1], [600, 399])
-    previous = ClusterResult(labels, old[:, :5].astype(np.float32), old[:, :2].astype(np.float32), params)
-    # The update: 10 papers like topic 0's, and 5 beside topic 1's stray papers, which wait in the pool.
-    embeddings = np.vstack([old, blobs([0], [10], seed=2), blobs([5], [5], seed=3)])
-    update = update_clusters(previous, np.zeros(999, dtype=bool), embeddings, np.arange(999), 5.0, base_papers=999)
-    assert update.joined >= 5 and update.pool[-5:].all()
-    rerun = update_clusters(update.result, update.pool, embeddings, np.arange(1014), 5.0, base_papers=999)
-    assert rerun.born == 0 and rerun.joined == 0
-    np.testing.assert_array_equal(rerun.result.labels, update.result.labels)
-    np.testing.assert_array_equal(rerun.pool, update.pool)
-    np.testing.assert_array_equal(rerun.result.layout, update.result.layout)
-    assert drifted(rerun, 999, max_growth=0.25, max_drift=0.15, min_growth=1) is None
-
-
 def test_a_grown_corpus_updates_the_run_and_a_forced_recluster_keeps_identity(tmp_path, seed_pages):
     """Day 1: one seed page; day 2: both. A plain run updates; --force cluster reclusters, ids kept by overlap."""
     from pipeline.config import load_config
@@ -280,6 +256,9 @@ def test_a_paper_hdbscan_left_out_stays_in_the_topic_it_was_placed_in():
     # A topic whose papers no longer mostly form one cluster keeps no one.
     split = np.array([0, 0, 2, 2, -1, 1, 1, 1, -1, -1])
     assert keep_placements(split, ids, previous)[0].tolist() == [0, 0, 2, 2, -1, 1, 1, 1, 1, -1]
+    # Unless the label stage merges those clusters into one topic (groups): p4 stays, with one of them.
+    groups = np.array([0, 0, 0, 0, -1, 1, 1, 1, -1, -1])
+    assert keep_placements(split, ids, previous, groups)[0].tolist() == [0, 0, 2, 2, 0, 1, 1, 1, 1, -1]
 
 
 REEF_SPECIES = ["Acropora", "Porites", "Pocillopora", "Montipora", "Favia", "Goniastrea", "Stylophora", "Diploria"]

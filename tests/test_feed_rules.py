@@ -158,6 +158,14 @@ def test_a_daily_feed_replayed_keeps_ids_finds_its_new_subject_and_reclusters_on
     )
     run_pipeline(config, force_from="cluster")
     assert store.read_json("cluster", "cluster.json")["recluster"].startswith("forced")
+    # After a recluster (its topics born, split or merged), a rerun with no new papers moves nothing either.
+    forced = store.read_table("label", "assignments.parquet")
+    (feed / pages[8].name).rename(feed / f"renamed-{pages[8].name}")
+    result = run_pipeline(config)
+    assert {o.stage: o.counts for o in result.outcomes}["cluster"]["incremental"] == 0
+    was = forced.set_index("paper_id")["topic"].to_dict()
+    now = store.read_table("label", "assignments.parquet").set_index("paper_id")["topic"].to_dict()
+    assert now == was
 
 
 def test_numba_compiles_once_per_user_not_once_per_output_folder(tmp_path, monkeypatch, seed_pages):
