@@ -101,8 +101,8 @@ def keep_placements(
     in_group = pairs[["old", "group"]].value_counts()
     majority = {old_topic: group for (old_topic, group), n in in_group.items() if 2 * n > totals[old_topic]}
     # The cluster of that group holding most of the topic's papers (ties: the smallest label).
-    counts = pairs[[majority.get(topic) == group for topic, group in zip(pairs["old"], pairs["group"], strict=True)]]
-    counts = counts[["old", "cluster"]].value_counts().reset_index(name="n")
+    inside = pairs[pairs["old"].map(majority).eq(pairs["group"])]
+    counts = inside[["old", "cluster"]].value_counts().reset_index(name="n")
     counts = counts.sort_values(["old", "n", "cluster"], ascending=[True, False, True]).drop_duplicates("old")
     cluster_of = {int(row.old): int(row.cluster) for row in counts.itertuples()}
     stay = np.flatnonzero((cluster_labels < 0) & (old >= 0))
