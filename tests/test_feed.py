@@ -256,6 +256,9 @@ def test_a_paper_hdbscan_left_out_stays_in_the_topic_it_was_placed_in():
     # A topic whose papers no longer mostly form one cluster keeps no one.
     split = np.array([0, 0, 2, 2, -1, 1, 1, 1, -1, -1])
     assert keep_placements(split, ids, previous)[0].tolist() == [0, 0, 2, 2, -1, 1, 1, 1, 1, -1]
+    # Unless the label stage merges those clusters into one topic (groups): p4 stays, with one of them.
+    groups = np.array([0, 0, 0, 0, -1, 1, 1, 1, -1, -1])
+    assert keep_placements(split, ids, previous, groups)[0].tolist() == [0, 0, 2, 2, 0, 1, 1, 1, 1, -1]
 
 
 REEF_SPECIES = ["Acropora", "Porites", "Pocillopora", "Montipora", "Favia", "Goniastrea", "Stylophora", "Diploria"]

@@ -66,16 +66,24 @@ def previous_topics(
 
 
 def keep_placements(
-    cluster_labels: np.ndarray, paper_ids: list[str], previous: PreviousTopics | None
+    cluster_labels: np.ndarray,
+    paper_ids: list[str],
+    previous: PreviousTopics | None,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str | None]:
     """Cluster labels where a paper HDBSCAN left out (-1) stays in the topic it was placed in last run.
 
     The label stage gives outliers to their nearest topic under a bar (``reassign_outliers``);
     as centroids move a little with each update, a paper near two topics or near the bar
     would otherwise change topic from run to run. Such a paper keeps its previous topic when
-    that topic's papers still mostly form one cluster: it gets that cluster's label. Measured
-    on arxiv-daily-cs (model2vec, 50k papers): without this, about 1-1.7% of the placed papers
-    changed topic per one-day update, nearly all of them outliers given to a topic.
+    that topic's papers still mostly form one topic of this run: it gets the label of the
+    cluster of that topic holding most of them. Measured on arxiv-daily-cs (model2vec, 50k
+    papers): without this, about 1-1.7% of the placed papers changed topic per one-day update,
+    nearly all of them outliers given to a topic.
+
+    groups: each paper's topic once the clusters are merged to the topic count
+    (``pipeline.label.merged_to_target``); None when no cluster is merged. A topic made of
+    merged clusters holds its papers although none of its clusters holds most of them.
 
     Returns the labels, which papers kept a placement (bool per paper: ``merged_clusters``
     lets them move no centroid, bar or merge, so a rerun on the same clusters places every
@@ -84,16 +92,19 @@ def keep_placements(
     none = np.zeros(len(cluster_labels), dtype=bool)
     if previous is None:
         return cluster_labels, none, None
+    groups = cluster_labels if groups is None else np.asarray(groups)
     old_of = dict(zip(previous.assignments["paper_id"].tolist(), previous.assignments["topic"].tolist(), strict=True))
     old = np.array([old_of.get(paper, -2) for paper in paper_ids], dtype=np.int64)
     clustered = (cluster_labels >= 0) & (old >= 0)
-    pairs = pd.DataFrame({"old": old[clustered], "cluster": cluster_labels[clustered]})
-    counts = (
-        pairs.value_counts().reset_index(name="n").sort_values(["old", "n", "cluster"], ascending=[True, False, True])
-    )
-    majority = counts.drop_duplicates("old")
+    pairs = pd.DataFrame({"old": old[clustered], "group": groups[clustered], "cluster": cluster_labels[clustered]})
     totals = pairs["old"].value_counts()
-    cluster_of = {int(row.old): int(row.cluster) for row in majority.itertuples() if 2 * row.n > totals[row.old]}
+    in_group = pairs[["old", "group"]].value_counts()
+    majority = {old_topic: group for (old_topic, group), n in in_group.items() if 2 * n > totals[old_topic]}
+    # The cluster of that group holding most of the topic's papers (ties: the smallest label).
+    inside = pairs[pairs["old"].map(majority).eq(pairs["group"])]
+    counts = inside[["old", "cluster"]].value_counts().reset_index(name="n")
+    counts = counts.sort_values(["old", "n", "cluster"], ascending=[True, False, True]).drop_duplicates("old")
+    cluster_of = {int(row.old): int(row.cluster) for row in counts.itertuples()}
     stay = np.flatnonzero((cluster_labels < 0) & (old >= 0))
     kept = [row for row in stay.tolist() if int(old[row]) in cluster_of]
     if not kept:

@@ -9,6 +9,8 @@ pool among an even sample of the clustered papers (as many as the pool, at least
 ``BACKGROUND_MIN``; embeddings reduced by PCA to ``POOL_DIMENSIONS``; the run's
 min_cluster_size and min_samples) turns each dense group made mostly of pool papers, with
 at least min_cluster_size of them, into a new cluster; the rest stay outliers in the pool.
+The pool is clustered only by an update that added papers to it: an unchanged pool keeps the
+verdict of the update that last changed it, so a rerun with no new papers changes nothing.
 New papers are placed on the map (and in the reduced space) at the similarity-weighted mean
 of their nearest old papers (``pipeline.cluster.update.extend_clusters``).
 
@@ -57,7 +59,9 @@ class Update:
     born: int  # clusters made from the pool
     pool_share: float  # share of the papers added since the base left in the pool
     base_miss_share: float  # share of the clustered papers below the bar of their nearest cluster
-    unborn: int = 0  # pool papers in dense groups that could not become a topic (clustered papers share them)
+    # Pool papers in dense groups that could not become a topic (clustered papers share them); 0 when no
+    # paper entered the pool (it is not clustered again).
+    unborn: int = 0
 
 
 def _pca(vectors: np.ndarray, dimensions: int) -> np.ndarray:
@@ -102,7 +106,10 @@ def update_clusters(
     min_samples = previous.params.get("min_samples")
     born, unborn = 0, 0
     pool_rows = np.flatnonzero(pool)
-    if len(pool_rows) >= min_cluster_size:
+    # Only papers that entered the pool can make a new group of it. An unchanged pool was judged
+    # by the update that last added to it; judged again among the papers that joined since (another
+    # sample of the clustered papers), the same papers could become a topic on a rerun with nothing new.
+    if (~fits).any() and len(pool_rows) >= min_cluster_size:
         # The pool is clustered among a sample of clustered papers, so that density is judged
         # against the corpus (HDBSCAN alone on a pool of one dense group finds nothing).
         background = clustered[:: max(1, len(clustered) // max(BACKGROUND_MIN, len(pool_rows)))]

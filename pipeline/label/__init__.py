@@ -212,6 +212,20 @@ def phrase_index(papers: pd.DataFrame, config: LabelConfig) -> PhraseIndex:
     return build_phrase_index(text, stop_words(config))
 
 
+def merged_to_target(
+    cluster_labels: np.ndarray, embeddings: np.ndarray, config: LabelConfig
+) -> tuple[np.ndarray, str | None]:
+    """The clusters merged along the topic tree to ``config.n_topics`` (auto: at most ``AUTO_MAX_TOPICS``); -1 stays.
+
+    Returns each paper's group of clusters (numbered anew when any were merged, else the cluster
+    labels themselves) and a note (None when nothing had to change).
+    """
+    target = AUTO_MAX_TOPICS if config.n_topics == "auto" else config.n_topics
+    if config.n_topics != "auto" or len(set(cluster_labels.tolist()) - {OUTLIER_TOPIC}) > target:
+        return merge_to_target(cluster_labels, embeddings, target)
+    return cluster_labels, None
+
+
 def merged_clusters(
     cluster_labels: np.ndarray, embeddings: np.ndarray, config: LabelConfig, kept: np.ndarray | None = None
 ) -> tuple[np.ndarray, list[str]]:
@@ -228,10 +242,8 @@ def merged_clusters(
     if held.any():
         labels = labels.copy()
         labels[held] = OUTLIER_TOPIC
-    target = AUTO_MAX_TOPICS if config.n_topics == "auto" else config.n_topics
-    if config.n_topics != "auto" or len(set(labels.tolist()) - {OUTLIER_TOPIC}) > target:
-        labels, note = merge_to_target(labels, embeddings, target)
-        notes += [note] if note else []
+    labels, note = merged_to_target(labels, embeddings, config)
+    notes += [note] if note else []
     if config.reduce_outliers:
         labels, note = reassign_outliers(labels, embeddings, config.outlier_percentile, held)
         notes += [note] if note else []

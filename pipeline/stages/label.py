@@ -116,6 +116,7 @@ def _relabel_match(
 
 def run(context: StageContext) -> StageResult:
     from pipeline.feed.label_update import LabelStateArrays, state_key
+    from pipeline.label import merged_to_target
     from pipeline.label.paths import PATHS, LabelInput, path_for
     from pipeline.label.sample import label_sample_size
 
@@ -139,8 +140,11 @@ def run(context: StageContext) -> StageResult:
     keys = feed_keys(config)
     previous, feed = _previous(context.state, keys)
     paper_ids = papers["paper_id"].astype(str).tolist()
-    cluster_labels, kept, kept_note = keep_placements(store.read_array("cluster", "labels.npy"), paper_ids, previous)
     embeddings, layout = store.read_array("embed", "embeddings.npy"), store.read_array("cluster", "layout.npy")
+    clusters = store.read_array("cluster", "labels.npy")
+    # A paper keeps its topic when that topic's papers mostly form one topic of this run, merged clusters or not.
+    groups = merged_to_target(clusters, embeddings, config.label)[0] if previous is not None else None
+    cluster_labels, kept, kept_note = keep_placements(clusters, paper_ids, previous, groups)
     prior, match = _relabel_match(context, previous, settings, paper_ids, text_keys, embeddings, cluster_labels, kept)
     inputs = LabelInput(
         config, papers, texts, text_keys, tokens, sample_size, embeddings, cluster_labels, layout, previous, feed,
