@@ -89,10 +89,12 @@ class Recipe:
     # Weight type for int8: "int8" runs the u8s8 kernels (VNNI's), "uint8" the u8u8 ones.
     weights: Literal["int8", "uint8"] = "int8"
     # Self-attention as onnxruntime's fused Attention op (QAttention once quantised), as plain
-    # MatMul/Softmax nodes, or as MultiHeadAttention after Q/K/V MatMuls: the same speed or slower
-    # on VNNI (bench/embeddings.py, issue 32).
+    # MatMul/Softmax nodes, or as MultiHeadAttention after Q/K/V MatMuls; and GELU exact (erf,
+    # BiasGelu) or its tanh approximation (FastGelu). On AVX-512 VNNI each costs within 3% of the
+    # default's CPU time per text (13.7, 14.2 and 14.0 ms against 13.8: bench/embeddings.py, issue
+    # 32): the int8 weight products are half of a text's time and already at the kernels' peak
+    # (bench/onnx_profile.py), so the defaults stay.
     attention: Literal["fused", "unfused", "multihead"] = "fused"
-    # GELU exact (erf, BiasGelu) or its tanh approximation (FastGelu): no faster on VNNI.
     gelu: Literal["erf", "tanh"] = "erf"
 
     @property
