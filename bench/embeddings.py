@@ -10,16 +10,19 @@ and the ``uptime`` load before and after the timing, then:
 
 - one side-by-side table of every variant (``VARIANTS``): the backends, and the onnx int8
   model built and run other ways (``pipeline.embed.onnx.Recipe``: SkipLayerNormalization
-  fused as before, 7-bit weights, uint8 weights; static QDQ int8 calibrated on 256 fixed
-  texts; the sessions' optimisation level; 1 session x 2 threads instead of one single-threaded
-  session per core; token budgets). Every variant embeds the same ``--timing-texts``
-  daily-cs texts, once per round, in a rotated order within the same process (the machine
-  is shared, so variants are interleaved). Columns: docs/s (wall, median round), the median
-  per-round speed ratio to the int8 build before this change, CPU ms per doc (this
-  process's CPU time, all threads: robust to other load, unlike wall time), the mean / min
-  cosine to sentence-transformers fp32 at the variant's own token budget (what quantisation
-  costs) and at 256 (what truncation costs too), the first variant above with bit-identical
-  vectors, and k-means NMI on each corpus once scored;
+  fused as before, 7-bit weights, uint8 weights, attention unfused or as MultiHeadAttention,
+  GELU's tanh approximation; ``bench/onnx_variants.py``: static QDQ int8 calibrated on 256
+  fixed texts, MatMulNBits weights with int8 compute, the sessions' optimisation level, 1
+  session x 2 threads instead of one single-threaded session per core, one session run by
+  every worker; token budgets). Every variant embeds the same ``--timing-texts`` daily-cs
+  texts, once per round, in a rotated order within the same process (the machine is shared,
+  so variants are interleaved). Columns: docs/s (wall, median round), the median per-round
+  speed ratio to the int8 build before this change (or to the default when that is not
+  timed), CPU ms per doc (this process's CPU time, all threads: robust to other load, unlike
+  wall time), the mean / min cosine to sentence-transformers fp32 at the variant's own token
+  budget (what quantisation costs), at 256 (what truncation costs too) and to the default,
+  the first variant above with bit-identical vectors, and k-means NMI on each corpus once
+  scored;
 - per corpus, quality: NMI (k-means): k-means with k = number of primary categories, on the
   unit vectors, mean and standard deviation over 5 seeds, NMI against the primary category;
   topics, NMI (topics), outliers, NPMI: ``pipeline.cluster.fit.cluster_papers`` with the default
@@ -37,14 +40,12 @@ rerun only re-times and re-clusters.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,25 +57,12 @@ CORPORA = Path(os.environ.get("PAPERTOPICS_CORPORA", ROOT.parent / "shared" / "c
 DAILY = CORPORA / "arxiv-daily-cs" / "data"
 KAGGLE = CORPORA / "arxiv-kaggle-2000" / "arxiv_data.csv"
 
+from bench.onnx_variants import Variant, make_backend, nbits_rows_are_independent  # noqa: E402
 from pipeline.config import ClusterConfig, EmbedConfig  # noqa: E402
 from pipeline.embed import EmbeddingBackend, embed_texts, load_backend  # noqa: E402
-from pipeline.embed.onnx import MODEL_FILE, OnnxBackend, Recipe, cpu_cores, open_session  # noqa: E402
+from pipeline.embed.onnx import Recipe, cpu_cores  # noqa: E402
 from pipeline.memo import MemoStore  # noqa: E402
 from pipeline.stages.embed import cached_embeddings as cached_vectors  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    config: EmbedConfig
-    quality: bool = True  # embed the corpora and score the topics
-    # onnx backends only: how the model is built, how many intra-op threads each session has
-    # (sessions = cores // threads), the sessions' graph optimisation level, and static int8.
-    recipe: Recipe = field(default_factory=Recipe)
-    threads: int = 1
-    level: str = "all"
-    static: bool = False
-
 
 REFERENCE = "sentence-transformers fp32, 256 tok"
 QUALITY_REFERENCE = "onnx fp32, 256 tok"
@@ -101,6 +89,24 @@ VARIANTS = (
         "onnx int8, 128 tok, uint8 weights (u8u8 kernels)", INT8, recipe=Recipe(reduce_range=False, weights="uint8")
     ),
     Variant("onnx int8, 128 tok, static QDQ (calibrated)", INT8, static=True),
+    Variant(f"{DEFAULT}, one session run by every worker at once", INT8, quality=False, shared=True),
+    Variant(
+        "onnx int8, 128 tok, attention unfused (int8 Q/K/V, fp32 scores)", INT8, recipe=Recipe(attention="unfused")
+    ),
+    Variant("onnx int8, 128 tok, MultiHeadAttention op", INT8, quality=False, recipe=Recipe(attention="multihead")),
+    Variant("onnx int8, 128 tok, GELU tanh approximation (FastGelu)", INT8, recipe=Recipe(gelu="tanh")),
+    Variant(
+        "onnx MatMulNBits 8-bit, block 128, int8 compute, 128 tok",
+        INT8,
+        recipe=Recipe(attention="unfused"),
+        nbits=(8, 128),
+    ),
+    Variant(
+        "onnx MatMulNBits 4-bit, block 32, int8 compute, 128 tok",
+        INT8,
+        recipe=Recipe(attention="unfused"),
+        nbits=(4, 32),
+    ),
     Variant("onnx int8, 112 tok", EmbedConfig(backend="onnx-int8", max_tokens=112)),
     Variant("onnx int8, 96 tok", EmbedConfig(backend="onnx-int8", max_tokens=96)),
     Variant("model2vec (preview), 256 tok", EmbedConfig(backend="model2vec", max_tokens=256)),
@@ -141,82 +147,23 @@ def load_kaggle(limit: int) -> tuple[list[str], list[str]]:
     return texts, [categories.split()[0] for categories in table["categories"]]
 
 
-@dataclass
-class BenchOnnx(OnnxBackend):
-    """The onnx backend with the bench's knobs: threads and level of the sessions, static int8."""
-
-    threads: int = 1
-    level: str = "all"
-    calibration: tuple[str, ...] = ()  # static int8 (QDQ) calibrated on these texts when given
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.calibration:
-            self.model_key += f"-static{len(self.calibration)}"
-
-    @functools.cached_property
-    def folder(self) -> Path:
-        if not self.calibration:
-            return super().folder
-        from bench.embed_determinism import static_int8
-        from pipeline.embed.models import built_model_dir
-        from pipeline.embed.onnx import model_folder
-
-        fp32 = model_folder(self.name, self.model_dir, "fp32", self.model_cache, self.recipe) / MODEL_FILE
-        key = f"{fp32.parent.name}-static-qdq-{len(self.calibration)}"
-
-        def build(folder: Path) -> dict[str, object]:
-            static_int8(fp32, folder / MODEL_FILE, self._tokenizer, list(self.calibration))
-            return {"static_from": fp32.parent.name, "calibration_texts": len(self.calibration)}
-
-        return built_model_dir(self.model_cache, key, build)
-
-    @functools.cached_property
-    def _sessions(self) -> list:
-        if self.level == "all":
-            path = self.folder / MODEL_FILE
-            return [open_session(path, self.recipe, self.threads) for _ in range(max(1, cpu_cores() // self.threads))]
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        path, count = str(self.folder / MODEL_FILE), max(1, cpu_cores() // self.threads)
-        return [onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]) for _ in range(count)]
-
-
-def make_backend(variant: Variant, cache_dir: Path, calibration: list[str]) -> EmbeddingBackend:
-    """The backend of `variant`: the pipeline's own, or the onnx backend with the variant's knobs."""
-    plain = Variant(variant.name, variant.config, variant.quality)
-    if variant == plain or not variant.config.backend.startswith("onnx"):
-        return load_backend(variant.config, cache_dir)
-    from pipeline.embed import model_name, resolve_model_dir
-
-    return BenchOnnx(
-        model_name(variant.config.model),
-        resolve_model_dir(variant.config.model),
-        "int8" if variant.config.backend == "onnx-int8" else "fp32",
-        variant.config.tokens,
-        cache_dir,
-        recipe=variant.recipe,
-        threads=variant.threads,
-        level=variant.level,
-        calibration=tuple(calibration) if variant.static else (),
-    )
-
-
 def time_variants(
     variants: list[Variant], texts: list[str], rounds: int, cache_dir: Path, calibration: list[str]
 ) -> dict[str, dict[str, float | str]]:
     """Wall docs/s, process CPU seconds per doc and cosines per variant, all timed in one process.
 
-    Cosines: to sentence-transformers fp32 at 256 tokens, and at the variant's own token
-    budget (what quantisation alone costs); "same vectors as" names the first variant above
-    it whose vectors are bit-identical on the timing texts.
+    Cosines: to sentence-transformers fp32 at 256 tokens (when timed), at the variant's own token
+    budget (what quantisation alone costs), and to the default; "same vectors as" names the first
+    variant above it whose vectors are bit-identical on the timing texts. MatMulNBits variants
+    also run texts of one token count alone and in shuffled batches of 8: "batched" gives the
+    largest element difference and the share of bit-identical vectors.
     """
-    encoders = {}
+    encoders, batched = {}, {}
     for variant in variants:
         backend = make_backend(variant, cache_dir, calibration)
+        if variant.nbits:
+            difference, identical = nbits_rows_are_independent(backend, texts[:96])  # type: ignore[arg-type]
+            batched[variant.name] = f"{difference:.1g} / {identical:.0%}"
         encoders[variant.name] = (lambda b: lambda batch: embed_texts(batch, b))(backend)
         started = time.perf_counter()
         encoders[variant.name](texts[:8])  # load or build the model outside the timing
@@ -235,6 +182,8 @@ def time_variants(
         print(f"  timing round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)
     references: dict[int, np.ndarray] = {}
     result: dict[str, dict[str, float | str]] = {}
+    baseline = BEFORE if BEFORE in seconds else DEFAULT
+    nan = np.full(len(texts), np.nan)
     for variant in variants:
         name, tokens = variant.name, variant.config.tokens
         if tokens not in references:  # fp32 at this token budget, untimed
@@ -242,18 +191,23 @@ def time_variants(
             references[tokens] = embed_texts(texts, load_backend(config, cache_dir))
         own = vectors[name]
         same = next((other for other in names[: names.index(name)] if np.array_equal(vectors[other], own)), "")
-        at_256 = (own * vectors[REFERENCE]).sum(axis=1) if own.shape == vectors[REFERENCE].shape else None
-        at_own = (own * references[tokens]).sum(axis=1) if own.shape == references[tokens].shape else None
+        at_256 = (own * vectors.get(REFERENCE, nan[:, None])).sum(axis=1) if own.shape[0] == len(texts) else nan
+        at_own = (own * references[tokens]).sum(axis=1) if own.shape == references[tokens].shape else nan
+        at_default = (own * vectors[DEFAULT]).sum(axis=1) if DEFAULT in vectors else nan
         result[name] = {
             "docs_per_s": len(texts) / statistics.median(seconds[name]),
             "vs_before": statistics.median(
-                [ref / mine for ref, mine in zip(seconds.get(BEFORE, seconds[name]), seconds[name], strict=True)]
+                [ref / mine for ref, mine in zip(seconds.get(baseline, seconds[name]), seconds[name], strict=True)]
             ),
+            "baseline": baseline if baseline in seconds else name,
             "cpu_ms_per_doc": 1000 * statistics.median(cpu[name]) / len(texts),
-            "cos_256": float(at_256.mean()) if at_256 is not None else float("nan"),
-            "cos_own": float(at_own.mean()) if at_own is not None else float("nan"),
-            "cos_own_min": float(at_own.min()) if at_own is not None else float("nan"),
+            "cos_256": float(at_256.mean()),
+            "cos_own": float(at_own.mean()),
+            "cos_own_min": float(at_own.min()),
+            "cos_default": float(at_default.mean()),
+            "cos_default_min": float(at_default.min()),
             "same_as": same,
+            "batched": batched.get(name, "-"),
         }
     return result
 
@@ -381,12 +335,14 @@ def print_timing(
             f"\n{texts} arxiv-daily-cs texts, {rounds} interleaved rounds (median), "
             f"{cpu_cores()} cores; CPU = this process's CPU time (all threads) per doc"
         )
+        print(f"× = median per-round speed ratio to: {next(iter(timing.values()))['baseline']}")
         nmi_heads = "".join(f" k-means NMI {corpus} |" for corpus in quality)
         print(
-            "| variant | docs/s (wall) | × before | CPU ms / doc | cosine to ST fp32, same tokens (mean / min) "
-            f"| cosine to ST fp32 256 | same vectors as |{nmi_heads}"
+            "| variant | docs/s (wall) | × | CPU ms / doc | cosine to ST fp32, same tokens (mean / min) "
+            "| cosine to ST fp32 256 | cosine to the default (mean / min) | same vectors as "
+            f"| batched: max diff / identical |{nmi_heads}"
         )
-        print("|---|---|---|---|---|---|---|" + "---|" * len(quality))
+        print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(quality))
     for name, row in timing.items():
         nmis = "".join(
             f" {rows[name]['nmi_kmeans']:.3f} ± {rows[name]['nmi_kmeans_std']:.3f} |" if name in rows else " - |"
@@ -394,7 +350,8 @@ def print_timing(
         )
         print(
             f"| {name} | {row['docs_per_s']:.1f} | {row['vs_before']:.2f} | {row['cpu_ms_per_doc']:.2f} "
-            f"| {row['cos_own']:.4f} / {row['cos_own_min']:.4f} | {row['cos_256']:.4f} | {row['same_as'] or '-'} |"
+            f"| {row['cos_own']:.4f} / {row['cos_own_min']:.4f} | {row['cos_256']:.4f} "
+            f"| {row['cos_default']:.4f} / {row['cos_default_min']:.4f} | {row['same_as'] or '-'} | {row['batched']} |"
             f"{nmis}",
             flush=True,
         )

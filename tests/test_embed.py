@@ -405,7 +405,15 @@ def test_every_build_recipe_has_its_own_model_key():
     from pipeline.embed.onnx import Recipe
 
     model_dir = embed.resolve_model_dir("all-MiniLM-L6-v2")
-    recipes = [Recipe(), Recipe(skip_layer_norm=True), Recipe(reduce_range=False), Recipe(weights="uint8")]
+    recipes = [
+        Recipe(),
+        Recipe(skip_layer_norm=True),
+        Recipe(reduce_range=False),
+        Recipe(weights="uint8"),
+        Recipe(attention="unfused"),
+        Recipe(attention="multihead"),
+        Recipe(gelu="tanh"),
+    ]
     int8_keys = [embed_onnx.build_key("m", model_dir, "int8", recipe) for recipe in recipes]
     assert len(set(int8_keys)) == len(recipes)
     assert Recipe().tag == "" and int8_keys[0].endswith(f"-onnx-int8-v{embed_onnx.BUILD_VERSION}")
@@ -413,7 +421,9 @@ def test_every_build_recipe_has_its_own_model_key():
     # The fp32 export knows nothing of quantisation: those recipes share one fp32 build.
     fp32_keys = {recipe: embed_onnx.build_key("m", model_dir, "fp32", recipe) for recipe in recipes}
     assert fp32_keys[Recipe()] == fp32_keys[Recipe(reduce_range=False)] == fp32_keys[Recipe(weights="uint8")]
-    assert fp32_keys[Recipe()] != fp32_keys[Recipe(skip_layer_norm=True)]
+    # The fusions shape the fp32 export itself: each gets its own.
+    shaped = [Recipe(), Recipe(skip_layer_norm=True), Recipe(attention="unfused"), Recipe(attention="multihead")]
+    assert len({fp32_keys[recipe] for recipe in [*shaped, Recipe(gelu="tanh")]}) == 5
     # The embedding cache key follows the build.
     backends = [embed_onnx.OnnxBackend("m", model_dir, "int8", 128, Path("cache"), recipe=recipe) for recipe in recipes]
     assert len({backend.model_key for backend in backends}) == len(recipes)
@@ -451,3 +461,22 @@ def test_the_default_build_keeps_add_and_layer_norm_apart_in_the_file_and_the_se
         open_session(built, recipe)
         assert ("SkipLayerNormalization" in ops(optimised)) is fused
     assert json.loads((built.parent / "build.json").read_text())["recipe"]["skip_layer_norm"] is True
+
+
+@pytest.mark.slow
+def test_the_attention_and_gelu_recipes_build_the_graphs_they_name(tmp_path, tiny_model):
+    # bench/embeddings.py times these against the default (issue 32); each must build what it says.
+    import onnx
+
+    from pipeline.embed.onnx import MODEL_FILE, Recipe, model_folder
+
+    def ops(recipe: Recipe) -> set[str]:
+        built = model_folder("tiny", tiny_model, "int8", tmp_path, recipe) / MODEL_FILE
+        return {node.op_type for node in onnx.load(str(built)).graph.node}
+
+    default, unfused = ops(Recipe()), ops(Recipe(attention="unfused"))
+    multihead, tanh = ops(Recipe(attention="multihead")), ops(Recipe(gelu="tanh"))
+    assert "QAttention" in default and "BiasGelu" in default and "FastGelu" not in default
+    assert not unfused & {"QAttention", "Attention", "MultiHeadAttention"} and {"Softmax", "MatMulInteger"} <= unfused
+    assert "MultiHeadAttention" in multihead and "QAttention" not in multihead
+    assert "FastGelu" in tanh and "BiasGelu" not in tanh and "QAttention" in tanh

@@ -88,6 +88,14 @@ class Recipe:
     reduce_range: bool = True
     # Weight type for int8: "int8" runs the u8s8 kernels (VNNI's), "uint8" the u8u8 ones.
     weights: Literal["int8", "uint8"] = "int8"
+    # Self-attention as onnxruntime's fused Attention op (QAttention once quantised), as plain
+    # MatMul/Softmax nodes, or as MultiHeadAttention after Q/K/V MatMuls; and GELU exact (erf,
+    # BiasGelu) or its tanh approximation (FastGelu). On AVX-512 VNNI each costs within 3% of the
+    # default's CPU time per text (13.7, 14.2 and 14.0 ms against 13.8: bench/embeddings.py, issue
+    # 32): the int8 weight products are half of a text's time and already at the kernels' peak
+    # (bench/onnx_profile.py), so the defaults stay.
+    attention: Literal["fused", "unfused", "multihead"] = "fused"
+    gelu: Literal["erf", "tanh"] = "erf"
 
     @property
     def tag(self) -> str:
@@ -97,6 +105,8 @@ class Recipe:
             ("-sln", self.skip_layer_norm != default.skip_layer_norm),
             ("-rr" if self.reduce_range else "-fullrange", self.reduce_range != default.reduce_range),
             (f"-w{self.weights}", self.weights != default.weights),
+            (f"-att{self.attention}", self.attention != default.attention),
+            (f"-gelu{self.gelu}", self.gelu != default.gelu),
         ]
         return "".join(part for part, differs in parts if differs)
 
@@ -187,6 +197,9 @@ def export_fp32(model_dir: Path, path: Path, recipe: Recipe) -> dict[str, Any]:
 
         fusions = FusionOptions("bert")
         fusions.enable_skip_layer_norm = fusions.enable_bias_skip_layer_norm = recipe.skip_layer_norm
+        fusions.enable_attention = recipe.attention != "unfused"
+        fusions.use_multi_head_attention = recipe.attention == "multihead"
+        fusions.enable_gelu_approximation = recipe.gelu == "tanh"
         optimized = optimize_model(
             str(raw),
             model_type="bert",
@@ -247,7 +260,9 @@ def build_key(name: str, model_dir: Path, variant: str, recipe: Recipe) -> str:
 
 def _own_part(variant: str, recipe: Recipe) -> Recipe:
     """The part of `recipe` that shapes `variant`: the fp32 export knows nothing of quantisation."""
-    return recipe if variant == "int8" else Recipe(skip_layer_norm=recipe.skip_layer_norm)
+    if variant == "int8":
+        return recipe
+    return Recipe(skip_layer_norm=recipe.skip_layer_norm, attention=recipe.attention, gelu=recipe.gelu)
 
 
 def model_folder(name: str, model_dir: Path, variant: str, model_cache: Path, recipe: Recipe) -> Path:
