@@ -31,6 +31,7 @@ from pipeline.label.cache import (
     cached_phrase_index,
     cached_term_counts,
     cached_tokens,
+    cached_topic_sums,
     term_counts_key,
 )
 from pipeline.memo import MemoStore
@@ -150,6 +151,7 @@ class _Labelled:
     result: LabelResult
     phrases: PhraseIndex
     counts: TermCounts | None
+    counts_key: str | None = None  # the key of ``counts`` (``cache.term_counts_key``)
 
 
 def _label_all(
@@ -196,7 +198,7 @@ def _label_all(
         class_counts=class_counts,
         kept=kept,
     )
-    return _Labelled(result, phrases, counts)
+    return _Labelled(result, phrases, counts, counts_key)
 
 
 def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, TokenizedTexts]:
@@ -272,7 +274,10 @@ def _named_and_stable(
         names = dict(zip(topics["topic"].astype(int).tolist(), topics["name"].astype(str).tolist(), strict=True))
         paper_ids = papers["paper_id"].astype(str).tolist()
         topic_of = assignments["topic"].to_numpy()
-        state = build_state(paper_ids, inputs.text_keys, topic_of, labelled.counts, phrases.text, names)
+        sums = None
+        if labelled.counts_key is not None:  # summed once per matrix and topics (cache.cached_topic_sums)
+            sums = cached_topic_sums(inputs.cache, labelled.counts, labelled.counts_key, topic_of)
+        state = build_state(paper_ids, inputs.text_keys, topic_of, labelled.counts, phrases.text, names, sums)
     # Why the relabel did not run (no note on a first run).
     blocked = [f"labelled in full: {inputs.match.blocker}"] if inputs.match is not None else []
     notes = blocked + result.notes + feed_notes
