@@ -195,3 +195,19 @@ def test_the_continuation_of_a_phrase_is_its_most_written_follower_ties_to_the_f
     assert found == [_continuation_by_python_sort(tokens, phrase) for phrase in phrases]
     # Some phrases' most written followers tie: the other tie-break would pick another word there.
     assert found != [_continuation_by_python_sort(tokens, phrase, tie=-1) for phrase in phrases]
+
+
+def test_fragments_are_worked_out_once_per_folded_phrase_whatever_the_order_of_the_questions():
+    titles = [f"Multimodal large language models for {i}" for i in range(24)] + [
+        f"Multimodal large vision {i}" for i in range(6)
+    ] + [f"Remote sensing of {i}" for i in range(10)]  # fmt: skip
+    phrases = ["multimodal large", "Multimodal Large", "multimodal large language models", "remote sensing",
+               "Multimodal large language model", "large language", "sensing"]  # fmt: skip
+    asked = phrase_tokens(titles, [""] * len(titles))
+    answers = [is_fragment(asked, phrase) for phrase in phrases]
+    for phrase, answer in zip(reversed(phrases), reversed(answers), strict=True):  # a fresh index, other order
+        assert is_fragment(phrase_tokens(titles, [""] * len(titles)), phrase) == answer, phrase
+        assert is_fragment(asked, phrase) == answer, phrase
+    assert answers[:2] == [True, True] and answers[2:4] == [False, False]
+    assert set(asked.fragments) == {("multimodal", "large"), ("multimodal", "large", "language", "model"),
+                                    ("remote", "sensing"), ("large", "language"), ("sensing",)}  # fmt: skip

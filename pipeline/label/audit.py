@@ -128,11 +128,17 @@ def continuation(tokens: PhraseTokens, phrase: str) -> tuple[str, float]:
 def is_fragment(tokens: PhraseTokens, phrase: str) -> bool:
     """Whether the texts continue ``phrase`` with one same word in most of its uses ("multimodal large").
 
-    Twice at least: a phrase written once is no pattern ("judges agree").
+    Twice at least: a phrase written once is no pattern ("judges agree"). The answer depends on
+    the phrase's folded words alone; each is worked out once per ``tokens`` (``tokens.fragments``):
+    the names chose among candidates that were asked already, and the audit asks again.
     """
-    word, share = continuation(tokens, phrase)
-    uses = papers_writing(tokens, f"{phrase} {word}").sum() if word else 0
-    return share > CONTINUED_SHARE and uses >= 2
+    words = tuple(fold(word) for word in phrase_words(phrase))
+    found = tokens.fragments.get(words)
+    if found is None:
+        word, share = continuation(tokens, phrase)
+        uses = papers_writing(tokens, f"{phrase} {word}").sum() if word else 0
+        found = tokens.fragments[words] = bool(share > CONTINUED_SHARE and uses >= 2)
+    return found
 
 
 def head_phrase(name: str) -> str:
