@@ -9,13 +9,13 @@ its topic) and the phrase index (while the titles, abstracts and stop words stay
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import RunConfig
+from pipeline.config import LabelConfig, RunConfig
 from pipeline.files import array_to_bytes, hash_json, sha256_bytes
 from pipeline.memo import MemoStore, SparseMatrix, text_key
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from pipeline.engine import Engine
     from pipeline.label.class_counts import ClassCounts, ClassSums
+    from pipeline.label.named import Naming, NamingMemo
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
@@ -168,13 +169,49 @@ def cached_class_counts(
     )
 
 
-def cached_phrase_index(cache: MemoStore, papers: pd.DataFrame, config: RunConfig) -> PhraseIndex:
-    """The candidate names of the papers, reused while their titles, abstracts and stop words stay."""
-    from pipeline.label import phrase_index, stop_words
-    from pipeline.label.phrases import PhraseIndexArrays
+def phrase_index_key(papers: pd.DataFrame, config: RunConfig) -> str:
+    """What the phrase index depends on: the papers' titles and abstracts, the stop words and the code."""
+    from pipeline.label import stop_words
 
     digest = hashlib.sha256()
     for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist(), strict=True):
         digest.update(f"{title}\x00{abstract}\x00".encode())
-    key = hash_json({"texts": digest.hexdigest(), "stop_words": stop_words(config.label), "code": _code()})
+    return hash_json({"texts": digest.hexdigest(), "stop_words": stop_words(config.label), "code": _code()})
+
+
+def cached_phrase_index(
+    cache: MemoStore, papers: pd.DataFrame, config: RunConfig, key: str | None = None
+) -> PhraseIndex:
+    """The candidate names of the papers, reused while their titles, abstracts and stop words stay.
+
+    ``key``: :func:`phrase_index_key` of the papers and config, when the caller has it.
+    """
+    from pipeline.label import phrase_index
+    from pipeline.label.phrases import PhraseIndexArrays
+
+    key = phrase_index_key(papers, config) if key is None else key
     return cache.memo("phrases", key, lambda: phrase_index(papers, config.label), PhraseIndexArrays())
+
+
+def naming_memo(cache: MemoStore, phrases_key: str, config: RunConfig, label_config: LabelConfig) -> NamingMemo:
+    """Names, tree and audit kept between runs (``label.named``), keyed by all they are made from.
+
+    That is: the phrase index, the embedding model, the label settings naming reads and the
+    code, and the topics and centroids (``parts``, from ``label_topics``).
+    """
+    from pipeline.embed import model_identity
+    from pipeline.label.named import NamingArrays, naming_settings
+
+    common = {"phrases": phrases_key, "model": model_identity(config.embed), "seed": config.seed,
+              "label": naming_settings(label_config), "code": _code()}  # fmt: skip
+
+    def memo(parts: Mapping[str, str], work_out: Callable[[], Naming], valid: Callable[[Naming], bool]) -> Naming:
+        key = hash_json({**common, **parts})
+        found = cache.get("names", key, NamingArrays())
+        if found is not None and valid(found):
+            return found
+        naming = work_out()
+        cache.put("names", key, naming, NamingArrays())
+        return naming
+
+    return memo

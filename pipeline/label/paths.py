@@ -32,6 +32,8 @@ from pipeline.label.cache import (
     cached_term_counts,
     cached_tokens,
     cached_topic_sums,
+    naming_memo,
+    phrase_index_key,
     term_counts_key,
 )
 from pipeline.memo import MemoStore
@@ -178,6 +180,7 @@ def _label_all(
     # The run's embedding backend: it weighs name phrases by meaning, and embeds key phrases for mmr/keybert.
     word_embedder = load_backend(config.embed).encode
     counts_key = term_counts_key(sha256_bytes(b"".join(text_keys)), config)
+    phrases_key = phrase_index_key(papers, config)
     counts = None
     if label_config.representation == "none" and class_counts is None:
         counts = cached_term_counts(cache, tokens, counts_key, config)
@@ -194,9 +197,10 @@ def _label_all(
             cache, counts, counts_key, topics, label_config.reduce_frequent_words, keyword_min_share(label_config)
         ),
         seed=config.seed,
-        phrases=(phrases := cached_phrase_index(cache, papers, config)),
+        phrases=(phrases := cached_phrase_index(cache, papers, config, phrases_key)),
         class_counts=class_counts,
         kept=kept,
+        naming_memo=naming_memo(cache, phrases_key, config, label_config),
     )
     return _Labelled(result, phrases, counts, counts_key)
 
