@@ -117,3 +117,15 @@ def test_a_naming_is_read_back_as_it_was_stored():
     assert table_to_bytes(back.hierarchy) == table_to_bytes(naming.hierarchy)
     empty = Naming({}, pd.DataFrame({c: [] for c in naming.hierarchy.columns}), {}, {}, naming.audit, {})
     assert table_to_bytes(codec.decode(codec.encode(empty)).hierarchy) == table_to_bytes(empty.hierarchy)
+
+
+def test_names_of_earlier_naming_settings_stay_kept_beside_newer_ones(tmp_path):
+    """Trying naming settings one after another keeps the names of each (a few KB): going back reads them."""
+    from pipeline.label.cache import NAMINGS_KEPT
+
+    cache, made = MemoStore(tmp_path), []
+    for n_phrases in (2, 1, 3, 4, 2, 1):
+        label = LabelConfig(name_phrases=n_phrases)
+        memo = naming_memo(cache, "p", RUN, label)
+        memo({"topics": "t"}, lambda n=n_phrases: made.append(n) or toy_naming(), lambda naming: True)
+    assert made == [2, 1, 3, 4] and NAMINGS_KEPT >= 4

@@ -193,6 +193,12 @@ def cached_phrase_index(
     return cache.memo("phrases", key, lambda: phrase_index(papers, config.label), PhraseIndexArrays())
 
 
+# Namings kept per output folder: each is a few kilobytes (16 KB at 75k papers), so one for every
+# recent combination of naming settings, topics and texts; the memo's default of two was evicted by
+# two naming settings tried in a row, and the next keyword setting named every topic again.
+NAMINGS_KEPT = 32
+
+
 def naming_memo(cache: MemoStore, phrases_key: str, config: RunConfig, label_config: LabelConfig) -> NamingMemo:
     """Names, tree and audit kept between runs (``label.named``), keyed by all they are made from.
 
@@ -211,7 +217,7 @@ def naming_memo(cache: MemoStore, phrases_key: str, config: RunConfig, label_con
         if found is not None and valid(found):
             return found
         naming = work_out()
-        cache.put("names", key, naming, NamingArrays())
+        cache.put("names", key, naming, NamingArrays(), keep=NAMINGS_KEPT)
         return naming
 
     return memo
