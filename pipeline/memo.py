@@ -19,6 +19,7 @@ import os
 import struct
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -79,7 +80,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     ``np.load`` copies a member 256 KB at a time, releasing the GIL on each read: with another
     thread busy (the label stage loads compiled code beside its reads) each read waited for the
     GIL, and reading 600 MB of memos took 9 s instead of 0.3 s. Members stored uncompressed (as
-    :func:`_npz_bytes` writes them) become arrays over the one buffer; others go through ``np.load``.
+    :func:`_npz_bytes` writes them) become arrays over the one buffer, once their bytes match the
+    CRC-32 the archive holds for them (a damaged file raises ValueError: its value is computed again,
+    never trusted; 0.02 s per 100 MB); others go through ``np.load``, which checks it.
     """
     raw = bytearray(path.stat().st_size)
     with path.open("rb") as file:
@@ -98,6 +101,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                 with archive.open(info) as member:
                     arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
                 continue
+            if zlib.crc32(memoryview(raw)[start : start + info.file_size]) != info.CRC:
+                raise ValueError(f"{path}: {info.filename} does not match its checksum")
             shape, fortran_order, dtype = _NPY_HEADERS[version](header)
             if dtype.hasobject:
                 raise ValueError(f"{path}: {info.filename} holds Python objects")

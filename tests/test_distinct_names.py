@@ -9,9 +9,11 @@ from pipeline.config import LabelConfig
 from pipeline.label import stop_words
 from pipeline.label.audit import (
     centroid_ranks,
+    continuation,
     generic_names,
     is_fragment,
     name_faults,
+    phrase_words,
     pile_faults,
     twins,
     with_name_audit,
@@ -169,3 +171,62 @@ def test_a_name_nearer_another_topics_centroid_is_not_chosen_and_the_audit_ranks
     audited = with_name_audit(table, tokens, np.repeat([0, 1, 2], [10, 20, 20]), {0: 2, 1: 1, 2: 1})
     assert audited["name_rank"].tolist() == [2.0, 1.0, 1.0]
     assert audited["name_faults"].tolist() == ["far", "", ""]
+
+
+def _continuation_by_python_sort(tokens, phrase, tie=1):
+    """The reference: every follower sorted in Python by (most uses, lower key), the first that qualifies.
+
+    ``tie=-1``: ties to the higher key instead (what a wrong order would pick).
+    """
+    from pipeline.label.names import _abbreviates
+    from pipeline.label.phrases import fold
+    from pipeline.terms import ENGLISH_STOP_WORDS
+
+    words = [fold(word) for word in phrase_words(phrase)]
+    ids = [tokens.key_id.get(word, -1) for word in words]
+    if not ids or min(ids) < 0:
+        return "", 0.0
+    starts = tokens.positions(ids[0])
+    for offset, key in enumerate(ids[1:], start=1):
+        starts = starts[starts + offset < len(tokens.words)]
+        starts = starts[tokens.words[starts + offset] == key]
+    if not len(starts):
+        return "", 0.0
+    after = starts + len(ids)
+    followers = tokens.words[after[after < len(tokens.words)]]
+    keys, counts = np.unique(followers[followers >= 0], return_counts=True)
+    for key, count in sorted(zip(keys.tolist(), counts.tolist(), strict=True), key=lambda kc: (-kc[1], tie * kc[0])):
+        word = str(tokens.keys[key])
+        if word not in ENGLISH_STOP_WORDS and not _abbreviates(word, words):
+            return word, count / len(starts)
+    return "", 0.0
+
+
+def test_the_continuation_of_a_phrase_is_its_most_written_follower_ties_to_the_first_counted_word():
+    """Many ties (a few words, short texts): the numpy ordering picks what a Python sort of every follower picks."""
+    rng = np.random.default_rng(7)
+    vocabulary = "graph neural network the of learning model data deep rl reinforcement agents".split()
+    titles = [" ".join(rng.choice(vocabulary, size=4)) for _ in range(60)]
+    abstracts = [" ".join(rng.choice(vocabulary, size=12)) for _ in range(60)]
+    tokens = phrase_tokens(titles, abstracts)
+    phrases = [*vocabulary, "graph neural", "deep learning", "reinforcement learning", "neural network model"]
+    found = [continuation(tokens, phrase) for phrase in phrases]
+    assert found == [_continuation_by_python_sort(tokens, phrase) for phrase in phrases]
+    # Some phrases' most written followers tie: the other tie-break would pick another word there.
+    assert found != [_continuation_by_python_sort(tokens, phrase, tie=-1) for phrase in phrases]
+
+
+def test_fragments_are_worked_out_once_per_folded_phrase_whatever_the_order_of_the_questions():
+    titles = [f"Multimodal large language models for {i}" for i in range(24)] + [
+        f"Multimodal large vision {i}" for i in range(6)
+    ] + [f"Remote sensing of {i}" for i in range(10)]  # fmt: skip
+    phrases = ["multimodal large", "Multimodal Large", "multimodal large language models", "remote sensing",
+               "Multimodal large language model", "large language", "sensing"]  # fmt: skip
+    asked = phrase_tokens(titles, [""] * len(titles))
+    answers = [is_fragment(asked, phrase) for phrase in phrases]
+    for phrase, answer in zip(reversed(phrases), reversed(answers), strict=True):  # a fresh index, other order
+        assert is_fragment(phrase_tokens(titles, [""] * len(titles)), phrase) == answer, phrase
+        assert is_fragment(asked, phrase) == answer, phrase
+    assert answers[:2] == [True, True] and answers[2:4] == [False, False]
+    assert set(asked.fragments) == {("multimodal", "large"), ("multimodal", "large", "language", "model"),
+                                    ("remote", "sensing"), ("large", "language"), ("sensing",)}  # fmt: skip

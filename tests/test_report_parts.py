@@ -210,3 +210,18 @@ def test_dendrogram_rejects_a_node_with_two_parents():
     bad.loc[1, "child_right_id"] = 1  # topic 1 under both merges
     with pytest.raises(ValueError, match="two parents"):
         dendrogram(bad, [0, 1, 2])
+
+
+def test_pair_counts_equal_pandas_crosstab_with_missing_values_strings_and_ints():
+    from pipeline.report.timeline import pair_counts
+
+    rng = np.random.default_rng(3)
+    topics = pd.Series(rng.integers(-1, 6, size=400), name="topic")
+    sources = pd.Series(rng.choice(["b.jsonl", "a.jsonl", "c/d.txt"], size=400), name="source", dtype="str")
+    sources[rng.random(400) < 0.1] = None  # missing: left out, as crosstab leaves them out
+    periods = pd.Series(rng.choice(["2024-02", "2024-01", "2023-12"], size=400), name="period", dtype="str")
+    for rows, columns in ((sources, topics), (topics, periods), (topics, sources)):
+        expected = pd.crosstab(rows, columns)
+        found = pair_counts(rows, columns)
+        pd.testing.assert_frame_equal(found, expected)
+        assert int(found.to_numpy().sum()) == int((rows.notna() & columns.notna()).sum())

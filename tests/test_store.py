@@ -405,3 +405,22 @@ class VectorRowsArray:
 
     def decode(self, arrays):
         return arrays["value"]
+
+
+def test_a_memo_file_whose_bytes_changed_inside_an_array_is_computed_again(tmp_path):
+    """A flipped byte in a stored member's data (a readable file, sizes intact) fails its CRC-32: never served."""
+    from pipeline.memo import _read_npz
+
+    memo = MemoStore(tmp_path / "cache")
+    assert memo.memo("values", "key", lambda: np.arange(1000), VectorRowsArray()).tolist() == list(range(1000))
+    path = memo.folder("values") / "key.npz"
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(np.arange(1000).tobytes()) + 8 * 500  # the value 500, inside the array
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum"):
+        _read_npz(path)
+    assert memo.get("values", "key", VectorRowsArray()) is None
+    again = memo.memo("values", "key", lambda: np.arange(1000) * 2, VectorRowsArray())
+    assert again[500] == 1000  # recomputed, not the damaged 501
+    assert memo.get("values", "key", VectorRowsArray())[500] == 1000

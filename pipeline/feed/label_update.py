@@ -30,7 +30,7 @@ from scipy import sparse
 from pipeline.config import LabelConfig
 from pipeline.files import hash_json
 from pipeline.label.audit import main_phrase, papers_writing
-from pipeline.label.class_counts import ClassCounts, class_keywords, class_sums
+from pipeline.label.class_counts import ClassCounts, ClassSums, class_keywords, class_sums
 from pipeline.label.phrases import PhraseTokens
 from pipeline.memo import csr_fields, csr_from, words_from_array, words_to_array
 from pipeline.schema import OUTLIER_TOPIC
@@ -92,9 +92,13 @@ def build_state(
     counts: TermCounts,
     tokens: PhraseTokens,
     names: Mapping[int, str],
+    sums: ClassSums | None = None,
 ) -> LabelState:
-    """The state of a finished label stage (``topics``: each paper's stable topic; ``names``: topic -> name)."""
-    classes, class_counts, holding = class_sums(counts.matrix, topics)
+    """The state of a finished label stage (``topics``: each paper's stable topic; ``names``: topic -> name).
+
+    ``sums``: ``class_sums(counts.matrix, topics)``, when the caller has them (kept between runs).
+    """
+    classes, class_counts, holding = class_sums(counts.matrix, topics) if sums is None else sums
     audit = audit_counts(tokens, topics, names)
     return LabelState(
         np.asarray(paper_ids, dtype=object), np.asarray(text_keys, dtype="S16"), np.asarray(topics, dtype=np.int64),

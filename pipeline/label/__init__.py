@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import LabelConfig, RunConfig
+from pipeline.files import array_to_bytes, sha256_bytes
 from pipeline.label.audit import audit_of_topics, centroid_ranks, name_audit_metrics, with_name_audit
 from pipeline.label.choose import group_namer, topic_names
 from pipeline.label.class_counts import ClassCounts, class_keywords
@@ -56,6 +57,7 @@ from pipeline.label.keywords import (
     term_counts_for,
 )
 from pipeline.label.llm import LLMLabelError, check_base_url, llm_group_names, llm_names, names_from_settings
+from pipeline.label.named import AUDIT_COLUMNS, Naming, NamingMemo
 from pipeline.label.names import rename_topics, slugify, topic_name, writing
 from pipeline.label.naming import PhraseNamer
 from pipeline.label.phrases import PhraseIndex, build_phrase_index, phrase_tokens
@@ -116,6 +118,7 @@ def label_topics(
     phrases: PhraseIndex | None = None,
     class_counts: ClassCounts | None = None,
     kept: np.ndarray | None = None,
+    naming_memo: NamingMemo | None = None,
 ) -> LabelResult:
     """Describe each cluster. embeddings: (n_papers, dim); cluster_labels: (n_papers,); layout: (n_papers, 2).
 
@@ -130,7 +133,9 @@ def label_topics(
     ``class_counts``: when ``papers`` are a sample of a larger pile, the term counts of all its
     papers per cluster (``pipeline.label.class_counts``, summed over parts); the keywords then
     come from them (representation "none" only), all else from ``papers``. ``kept``: the papers
-    that keep the last run's placement (see :func:`merged_clusters`).
+    that keep the last run's placement (see :func:`merged_clusters`). ``naming_memo(parts, work_out,
+    valid)`` gives the names, tree and audit (``pipeline.label.named``): ``work_out()``, or a kept
+    value for what the caller keys them by and ``parts`` (the topics and centroids) that ``valid`` accepts.
     """
     if tokens is None:
         tokens = tokenize_texts(paper_texts(papers))
@@ -161,23 +166,44 @@ def label_topics(
     phrases = phrase_index(papers, config) if phrases is None else phrases
     if phrases.papers.shape[0] != len(papers):
         raise ValueError(f"{len(papers)} papers but a phrase index of {phrases.papers.shape[0]}")
-    text = phrases.text
-    namer = PhraseNamer(phrases, config.name_phrases, word_embedder)
+    words_of = {topic: [word for word, _ in keywords.get(topic, [])] for topic in topic_ids}
 
-    def keyword_name(topic: int) -> str:
-        """The name from c-TF-IDF key phrases, for a topic that no written phrase names."""
-        words = [word for word, _ in keywords.get(topic, [])]
-        return topic_name(words, config.name_phrases, *writing(tokens, rows_of[topic])) or f"Topic {topic}"
+    def work_out() -> Naming:
+        """Names, tree and audit from the phrases (the topics named from keywords recorded in ``fallback``)."""
+        namer = PhraseNamer(phrases, config.name_phrases, word_embedder)
+        fallback: dict[int, list[str]] = {}
 
-    names, chosen = topic_names(namer, {topic: rows_of[topic] for topic in real_topics}, keyword_name, centroids)
-    names[OUTLIER_TOPIC] = OUTLIER_NAME
-    name_group = group_namer(namer, real_topics, rows_of, chosen, names, lambda leaves: topic_tree(
-        real_topics, centroids, config, leaves), centroids)  # fmt: skip
-    hierarchy, coarse_of = topic_tree(real_topics, centroids, config, name_group)
-    coarse_names = {
-        group: name_group([topic for topic in real_topics if coarse_of[topic] == group])
-        for group in sorted(set(coarse_of.values()))
-    }
+        def keyword_name(topic: int) -> str:
+            """The name from c-TF-IDF key phrases, for a topic that no written phrase names."""
+            fallback[topic] = words_of[topic]
+            name = topic_name(words_of[topic], config.name_phrases, *writing(tokens, rows_of[topic]))
+            return name or f"Topic {topic}"
+
+        names, chosen = topic_names(namer, {topic: rows_of[topic] for topic in real_topics}, keyword_name, centroids)
+        names[OUTLIER_TOPIC] = OUTLIER_NAME
+        name_group = group_namer(namer, real_topics, rows_of, chosen, names, lambda leaves: topic_tree(
+            real_topics, centroids, config, leaves), centroids)  # fmt: skip
+        hierarchy, coarse_of = topic_tree(real_topics, centroids, config, name_group)
+        coarse_names = {
+            group: name_group([topic for topic in real_topics if coarse_of[topic] == group])
+            for group in sorted(set(coarse_of.values()))
+        }
+        # Whether each name is nearest its own topic: the audit's "far" fault and name_rank.
+        ranks = None if word_embedder is None else centroid_ranks(word_embedder, names, centroids)
+        coarse = [coarse_of.get(topic, OUTLIER_TOPIC) for topic in topic_ids]
+        named = pd.DataFrame({"topic": topic_ids, "name": [names[topic] for topic in topic_ids], "coarse_topic": coarse,
+                              "coarse_name": [coarse_names.get(group, OUTLIER_NAME) for group in coarse]})  # fmt: skip
+        audited = with_name_audit(named, phrases.text, topics_per_paper, ranks)
+        audit = {column: audited[column].tolist() for column in AUDIT_COLUMNS}
+        return Naming(names, hierarchy, coarse_of, coarse_names, audit, fallback)
+
+    if naming_memo is None:
+        naming = work_out()
+    else:  # kept names serve while the topics named from keywords keep their keywords
+        parts = {"topics": sha256_bytes(array_to_bytes(topics_per_paper)),
+                 "centroids": sha256_bytes(b"".join(array_to_bytes(centroids[t]) for t in real_topics))}  # fmt: skip
+        naming = naming_memo(parts, work_out, lambda kept: all(words_of.get(t) == w for t, w in kept.fallback.items()))
+    names, hierarchy, coarse_of, coarse_names = naming.names, naming.hierarchy, naming.coarse_of, naming.coarse_names
     positions = intertopic_positions(centroids)
     rows = []
     for topic in topic_ids:
@@ -200,9 +226,7 @@ def label_topics(
             }
         )
     assignments = assignments_table(papers["paper_id"], topics_per_paper, scores, layout)
-    # Whether each name is nearest its own topic: the audit's "far" fault and name_rank.
-    ranks = None if word_embedder is None else centroid_ranks(word_embedder, names, centroids)
-    topics = with_name_audit(pd.DataFrame(rows), text, topics_per_paper, ranks)
+    topics = pd.DataFrame(rows).assign(**{column: naming.audit[column] for column in AUDIT_COLUMNS})
     return LabelResult(assignments=assignments, topics=topics, hierarchy=hierarchy, notes=notes)
 
 

@@ -116,10 +116,11 @@ def continuation(tokens: PhraseTokens, phrase: str) -> tuple[str, float]:
     followers = followers[followers >= 0]
     keys, counts = np.unique(followers, return_counts=True)
     best, uses = "", 0
-    for key, count in sorted(zip(keys.tolist(), counts.tolist(), strict=True), key=lambda kc: (-kc[1], kc[0])):
-        word = str(tokens.keys[key])
+    # Most written first, ties to the lower key: one numpy sort, not a Python sort of every follower.
+    for at in np.lexsort((keys, -counts)).tolist():
+        word = str(tokens.keys[keys[at]])
         if word not in ENGLISH_STOP_WORDS and not _abbreviates(word, words):
-            best, uses = word, count
+            best, uses = word, int(counts[at])
             break
     return best, uses / len(starts)
 
@@ -127,11 +128,17 @@ def continuation(tokens: PhraseTokens, phrase: str) -> tuple[str, float]:
 def is_fragment(tokens: PhraseTokens, phrase: str) -> bool:
     """Whether the texts continue ``phrase`` with one same word in most of its uses ("multimodal large").
 
-    Twice at least: a phrase written once is no pattern ("judges agree").
+    Twice at least: a phrase written once is no pattern ("judges agree"). The answer depends on
+    the phrase's folded words alone; each is worked out once per ``tokens`` (``tokens.fragments``):
+    the names chose among candidates that were asked already, and the audit asks again.
     """
-    word, share = continuation(tokens, phrase)
-    uses = papers_writing(tokens, f"{phrase} {word}").sum() if word else 0
-    return share > CONTINUED_SHARE and uses >= 2
+    words = tuple(fold(word) for word in phrase_words(phrase))
+    found = tokens.fragments.get(words)
+    if found is None:
+        word, share = continuation(tokens, phrase)
+        uses = papers_writing(tokens, f"{phrase} {word}").sum() if word else 0
+        found = tokens.fragments[words] = bool(share > CONTINUED_SHARE and uses >= 2)
+    return found
 
 
 def head_phrase(name: str) -> str:

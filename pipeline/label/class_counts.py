@@ -104,6 +104,27 @@ def class_sums(
     return classes, counts.astype(np.int32), holding.astype(np.int32)
 
 
+ClassSums = tuple[np.ndarray, sparse.csr_matrix, sparse.csr_matrix]  # what class_sums returns
+
+
+class ClassSumsArrays:
+    """:func:`class_sums`' classes, counts and holding as arrays (``pipeline.memo`` codec; one index for both).
+
+    Decoding refuses arrays that do not make such sums (rows per class, one entry pattern).
+    """
+
+    def encode(self, value: ClassSums) -> dict[str, np.ndarray]:
+        classes, counts, holding = value
+        return {"classes": classes, **csr_fields(counts), "holding": holding.data}
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> ClassSums:
+        counts = csr_from(arrays)
+        if counts.shape[0] != len(arrays["classes"]) or len(arrays["holding"]) != len(counts.data):
+            raise ValueError("class sums whose rows or entries do not match their classes")
+        holding = sparse.csr_matrix((arrays["holding"], counts.indices, counts.indptr), shape=counts.shape)
+        return arrays["classes"], counts, holding
+
+
 def class_counts_of(counts: TermCounts, topics: np.ndarray, classes: np.ndarray) -> ClassCounts:
     """The class sums of a document-term matrix, with only the words its terms use in the vocabulary."""
     classes, class_counts, holding = class_sums(counts.matrix, topics, classes)

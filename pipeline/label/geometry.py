@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -158,7 +159,7 @@ def hierarchy_table(topic_ids: list[int], linkage: np.ndarray, name_group: Group
     ``topic_ids[i]`` is the topic of linkage leaf i; inner nodes get ids from max(topic) + 1.
     """
     if len(topic_ids) < 2:
-        return pd.DataFrame({column: [] for column in HIERARCHY_COLUMNS})
+        return hierarchy_frame([])
     first_inner = max(topic_ids) + 1
     leaves_of: dict[int, list[int]] = {index: [topic] for index, topic in enumerate(topic_ids)}
     node_id = {index: topic for index, topic in enumerate(topic_ids)}
@@ -178,6 +179,13 @@ def hierarchy_table(topic_ids: list[int], linkage: np.ndarray, name_group: Group
                 "topics": leaves_of[merged],
             }
         )
+    return hierarchy_frame(rows)
+
+
+def hierarchy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The topic tree's table of its merge rows (``hierarchy_table``); with none, its empty columns."""
+    if not rows:
+        return pd.DataFrame({column: [] for column in HIERARCHY_COLUMNS})
     return pd.DataFrame(rows, columns=list(HIERARCHY_COLUMNS))
 
 

@@ -31,6 +31,9 @@ from pipeline.label.cache import (
     cached_phrase_index,
     cached_term_counts,
     cached_tokens,
+    cached_topic_sums,
+    naming_memo,
+    phrase_index_key,
     term_counts_key,
 )
 from pipeline.memo import MemoStore
@@ -150,6 +153,7 @@ class _Labelled:
     result: LabelResult
     phrases: PhraseIndex
     counts: TermCounts | None
+    counts_key: str | None = None  # the key of ``counts`` (``cache.term_counts_key``)
 
 
 def _label_all(
@@ -176,6 +180,7 @@ def _label_all(
     # The run's embedding backend: it weighs name phrases by meaning, and embeds key phrases for mmr/keybert.
     word_embedder = load_backend(config.embed).encode
     counts_key = term_counts_key(sha256_bytes(b"".join(text_keys)), config)
+    phrases_key = phrase_index_key(papers, config)
     counts = None
     if label_config.representation == "none" and class_counts is None:
         counts = cached_term_counts(cache, tokens, counts_key, config)
@@ -192,11 +197,12 @@ def _label_all(
             cache, counts, counts_key, topics, label_config.reduce_frequent_words, keyword_min_share(label_config)
         ),
         seed=config.seed,
-        phrases=(phrases := cached_phrase_index(cache, papers, config)),
+        phrases=(phrases := cached_phrase_index(cache, papers, config, phrases_key)),
         class_counts=class_counts,
         kept=kept,
+        naming_memo=naming_memo(cache, phrases_key, config, label_config),
     )
-    return _Labelled(result, phrases, counts)
+    return _Labelled(result, phrases, counts, counts_key)
 
 
 def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, TokenizedTexts]:
@@ -272,7 +278,10 @@ def _named_and_stable(
         names = dict(zip(topics["topic"].astype(int).tolist(), topics["name"].astype(str).tolist(), strict=True))
         paper_ids = papers["paper_id"].astype(str).tolist()
         topic_of = assignments["topic"].to_numpy()
-        state = build_state(paper_ids, inputs.text_keys, topic_of, labelled.counts, phrases.text, names)
+        sums = None
+        if labelled.counts_key is not None:  # summed once per matrix and topics (cache.cached_topic_sums)
+            sums = cached_topic_sums(inputs.cache, labelled.counts, labelled.counts_key, topic_of)
+        state = build_state(paper_ids, inputs.text_keys, topic_of, labelled.counts, phrases.text, names, sums)
     # Why the relabel did not run (no note on a first run).
     blocked = [f"labelled in full: {inputs.match.blocker}"] if inputs.match is not None else []
     notes = blocked + result.notes + feed_notes

@@ -97,6 +97,11 @@ class PhraseTokens:
         return order, self.words[order]
 
     @functools.cached_property
+    def fragments(self) -> dict[tuple[str, ...], bool]:
+        """``audit.is_fragment``'s answers so far, by the phrase's folded words (filled as it is asked)."""
+        return {}
+
+    @functools.cached_property
     def surface_uses(self) -> np.ndarray:
         """How often each surface is written, int64 (n_surfaces,)."""
         return np.bincount(self.tokens[self.tokens >= 0], minlength=len(self.surfaces))

@@ -26,9 +26,10 @@ import pandas as pd
 from pipeline.config import ReportConfig
 from pipeline.parallel import built_beside
 from pipeline.report import figures, pages, views
-from pipeline.report.csv_export import paper_csvs, topic_csv_path, topic_number_width, topics_csv
+from pipeline.report.csv_export import paper_csvs, topic_csv_path, topic_csvs, topic_number_width, topics_csv
 from pipeline.report.docmap import MAP_POINTS_CAP
 from pipeline.report.hierarchy import dendrogram
+from pipeline.report.kept import ReportMemo, TopicCsvsArrays, computed
 from pipeline.report.tables import (
     has_coarse_level,
     join_tables,
@@ -66,6 +67,7 @@ def build_report(
     stability: dict[str, str] | None = None,
     fork_min_papers: int = FORK_MIN_PAPERS,
     map_points_cap: int = MAP_POINTS_CAP,
+    memo: ReportMemo = computed,
 ) -> dict[str, bytes]:
     """Every file of the report as relative path → content, in sorted path order.
 
@@ -88,6 +90,8 @@ def build_report(
             forked process while this one builds the other files (Linux only; same files).
         map_points_cap: above this many papers the map draws a seeded sample of this many and
             the rest as density; ``map-papers.js`` then holds the others for search (``docmap``).
+        memo: gives the topic CSVs and the topic pages' paper rows, computed or kept from an earlier
+            run of the same ``papers`` and ``assignments`` (``pipeline.report.kept``); the default keeps none.
 
     Returns:
         Relative path → file content, e.g. ``{"index.html": b"<!doctype html>..."}``.
@@ -134,13 +138,16 @@ def build_report(
     start_method: Literal["fork"] | None = "fork" if forked else None
     with built_beside(map_and_charts, start_method) as pages_built_beside:
         csv_of_topic = dict(zip(topics["topic"].astype(int), topics["csv"], strict=True))
-        files["papers.csv"], topic_files = paper_csvs(joined, csv_of_topic)
+        # The CSVs depend on the papers, the assignments and the topics' names (each paper's topic_name).
+        names = [[int(topic), str(name)] for topic, name in zip(topics["topic"], topics["name"], strict=True)]
+        csvs = memo("topic-csvs", {"names": names}, lambda: topic_csvs(joined), TopicCsvsArrays())
+        files["papers.csv"], topic_files = paper_csvs(joined, csv_of_topic, csvs)
         files["topics.csv"] = topics_csv(
             topics.assign(representative_titles=[[r["title"] for r in reps] for reps in topics["representatives"]])
         )
         files.update(topic_files)
         files["index.html"] = views.index_page(report)
-        files.update(topic_pages(report))
+        files.update(topic_pages(report, memo))
         if feed is not None:
             files.update(
                 whats_new_files(joined, topics, feed.history, feed.registry, feed.entries, report.common("new"))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.report.kept import TopicCsvs
 from pipeline.schema import BIDI_CONTROLS, OUTLIER_TOPIC
 
 OUTLIER_CSV_STEM = "outliers-unassigned"
@@ -124,13 +125,23 @@ def paper_order(joined: pd.DataFrame) -> np.ndarray:
     return ordered.index.to_numpy()
 
 
-def paper_csvs(joined: pd.DataFrame, csv_paths: dict[int, str]) -> tuple[bytes, dict[str, bytes]]:
+def paper_csvs(
+    joined: pd.DataFrame, csv_paths: dict[int, str], csvs: TopicCsvs | None = None
+) -> tuple[bytes, dict[str, bytes]]:
     """``papers.csv`` (every paper with its topic, topic name and score) and one CSV per topic.
 
     ``joined`` has the papers columns plus topic (int), topic_name (str), score (float);
     ``csv_paths`` maps a topic to its CSV's relative path. papers.csv is sorted by topic, so
     it is the topics' CSVs put end to end under one header: each row is formatted once.
+    ``csvs``: :func:`topic_csvs` of ``joined``, when the caller kept it.
     """
+    header, with_rows = topic_csvs(joined) if csvs is None else csvs
+    papers = b"".join([header, *(memoryview(data)[len(header) :] for data in with_rows.values())])
+    return papers, {path: with_rows.get(topic, header) for topic, path in sorted(csv_paths.items())}
+
+
+def topic_csvs(joined: pd.DataFrame) -> TopicCsvs:
+    """The CSV header, and each topic's CSV file (its header, then its rows best first) by topic in ascending order."""
     ordered = joined.iloc[paper_order(joined)]
     rows = _paper_rows(ordered)
     topics = ordered["topic"].to_numpy()
@@ -139,15 +150,13 @@ def paper_csvs(joined: pd.DataFrame, csv_paths: dict[int, str]) -> tuple[bytes, 
     bounds = np.flatnonzero(np.diff(topics)) + 1
     firsts, lasts = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(topics)]])
     # Each topic's file whole (its header, then its rows); papers.csv then joins the files' rows
-    # through views, not copies: at 1,000,000 papers the CSVs are gigabytes, held twice, not three times.
+    # through views, not copies (paper_csvs): at 1,000,000 papers the CSVs are gigabytes, held twice, not three times.
     with_rows = {
         int(topics[first]): header + _to_csv(rows.slice(first, last - first), header=False)
         for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True)
         if last > first
     }
-    del rows
-    papers = b"".join([header, *(memoryview(data)[len(header) :] for data in with_rows.values())])
-    return papers, {path: with_rows.get(topic, header) for topic, path in sorted(csv_paths.items())}
+    return header, with_rows
 
 
 def _paper_rows(ordered: pd.DataFrame) -> Any:

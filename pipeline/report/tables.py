@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline.report.csv_export import check_slug
 from pipeline.report.text import safe_url
+from pipeline.report.timeline import pair_counts
 from pipeline.schema import ASSIGNMENT_COLUMNS, OUTLIER_NAME, OUTLIER_TOPIC, PAPER_COLUMNS, TOPIC_COLUMNS
 
 COARSE_COLUMNS = ("coarse_topic", "coarse_name")
@@ -213,7 +214,7 @@ def source_split(joined: pd.DataFrame, max_sources: int = 12) -> pd.DataFrame | 
     if sources.nunique() < 2:
         return None
     names = source_names(sources)
-    table = pd.crosstab(sources.map(names), joined["topic"]).astype(int)
+    table = pair_counts(sources.map(names), joined["topic"]).astype(int)
     order = sorted(table.index, key=lambda s: (-int(table.loc[s].sum()), s))
     table = table.loc[order]
     if len(table) > max_sources:

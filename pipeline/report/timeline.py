@@ -91,6 +91,24 @@ class Timeline:
         return self.periods[-n_recent:]
 
 
+def pair_counts(rows: pd.Series, columns: pd.Series) -> pd.DataFrame:
+    """``pd.crosstab(rows, columns)``: how often each (row, column) pair occurs, pairs with a missing value left out.
+
+    Counted by one ``bincount``: crosstab counts group by group in Python (1.3 s at 75,000 papers).
+    Rows and columns are the values that occur, sorted, named as the two series.
+    """
+    keep = (rows.notna() & columns.notna()).to_numpy()
+    row_codes, row_values = pd.factorize(rows[keep], sort=True)
+    column_codes, column_values = pd.factorize(columns[keep], sort=True)
+    n_rows, n_columns = len(row_values), len(column_values)
+    counts = np.bincount(row_codes * n_columns + column_codes, minlength=n_rows * n_columns)
+    return pd.DataFrame(
+        counts.reshape(n_rows, n_columns).astype(np.int64),
+        index=pd.Index(row_values, name=rows.name),
+        columns=pd.Index(column_values, name=columns.name),
+    )
+
+
 def build_timeline(dates: pd.Series, topic_of: pd.Series, topic_ids: list[int]) -> Timeline | None:
     """Counts per topic and period, or None when fewer than two periods hold dated papers.
 
@@ -107,7 +125,7 @@ def build_timeline(dates: pd.Series, topic_of: pd.Series, topic_ids: list[int]) 
     labels, periods = _period_labels(stamps[dated], period)
     if len(periods) < 2:
         return None
-    counts = pd.crosstab(topic_of[dated].astype(int), labels).reindex(
+    counts = pair_counts(topic_of[dated].astype(int), labels).reindex(
         index=sorted(topic_ids), columns=periods, fill_value=0
     )
     counts = counts.astype(int)

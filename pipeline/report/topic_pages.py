@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 
 from pipeline.report import pages
 from pipeline.report.csv_export import paper_order
+from pipeline.report.kept import ReportMemo, TextRows, computed
 from pipeline.report.tables import source_names
 from pipeline.report.text import safe_url, shorten
 from pipeline.report.timeline import bar_chart, rising_rule
@@ -56,11 +57,13 @@ def _table_rows(cells: list[str]) -> Markup:
     return Markup("".join(f'<tr><td class="num">{rank}</td>{row}</tr>\n' for rank, row in enumerate(cells, start=1)))
 
 
-def topic_pages(report: ReportData) -> dict[str, bytes]:
+def topic_pages(report: ReportData, memo: ReportMemo = computed) -> dict[str, bytes]:
     """``topics/<NN>-<slug>.html`` for every topic (outliers included).
 
     Topic pages draw their two small charts (keywords, papers per period) as HTML and SVG:
     with no plotly.js to load, a page per topic opens at once and costs little to build.
+    ``memo`` gives the pages' paper rows (``pipeline.report.kept``): they depend on the papers,
+    their topics and scores, and how many rows a page lists.
     """
     names, colors, timeline = report.names, report.colors, report.timeline
     rows = {row["topic"]: row for row in topic_rows(report)}
@@ -73,7 +76,14 @@ def topic_pages(report: ReportData) -> dict[str, bytes]:
     members = pd.Series(topic_column).value_counts()
     listed = {topic: order[np.flatnonzero(topic_column == topic)[: report.config.topic_page_papers]]
               for topic in rows}  # fmt: skip
-    listed_rows = _paper_cells(report.joined.iloc[np.concatenate([np.zeros(0, dtype=np.int64), *listed.values()])])
+    listed_rows = memo(
+        "topic-page-rows",
+        {"topics": list(rows), "papers_per_page": report.config.topic_page_papers},
+        lambda: _paper_cells(report.joined.iloc[np.concatenate([np.zeros(0, dtype=np.int64), *listed.values()])]),
+        TextRows(),
+    )
+    if len(listed_rows) != sum(len(positions) for positions in listed.values()):
+        raise ValueError("topic pages: the paper rows do not match the papers listed")
     first_row, row_of_topic = 0, {}
     for topic, positions in listed.items():
         row_of_topic[topic] = listed_rows[first_row : first_row + len(positions)]

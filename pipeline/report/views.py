@@ -106,11 +106,13 @@ def topic_rows(report: ReportData) -> list[dict[str, Any]]:
     """One dict per topic (outliers included) with what the overview and topic pages show."""
     joined, n_papers = report.joined, len(report.joined)
     has_labels = bool(report.summary.get("has_labels", False))
+    # Each topic's papers counted once, not one comparison of every paper's topic per topic.
+    topic_of = joined["topic"].to_numpy()
+    sizes = pd.Series(topic_of).value_counts()
     rows = []
     for row in report.topics.itertuples(index=False):
         topic = int(row.topic)
         is_outlier = topic == OUTLIER_TOPIC
-        in_topic = joined.loc[joined["topic"] == topic, "label"]
         rows.append(
             {
                 "topic": topic,
@@ -123,10 +125,10 @@ def topic_rows(report: ReportData) -> list[dict[str, Any]]:
                 "name_faults": "" if is_outlier else row.name_faults,
                 "coarse_name": row.coarse_name if report.coarse and not is_outlier else "",
                 "size": int(row.size),
-                "share": percent(int((joined["topic"] == topic).sum()), n_papers),
+                "share": percent(int(sizes.get(topic, 0)), n_papers),
                 "keywords": row.keywords,
                 "representatives": row.representatives,
-                "labels": _top_labels(in_topic) if has_labels else "",
+                "labels": _top_labels(joined["label"][topic_of == topic]) if has_labels else "",
                 "csv": row.csv,
                 "csv_name": row.csv.rsplit("/", 1)[-1],
                 "page": row.page,

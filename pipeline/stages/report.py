@@ -6,13 +6,20 @@ the stage counts as finished only while all of them are still there.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.config import RunConfig
 from pipeline.files import hash_json, json_to_bytes
 from pipeline.stage import Stage, StageContext, StageResult
 from pipeline.stage_store import StageStore
+
+if TYPE_CHECKING:
+    from pipeline.memo import Codec
+    from pipeline.report.kept import ReportMemo
+
+T = TypeVar("T")
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
@@ -50,6 +57,28 @@ def _key_parts(context: StageContext) -> list[str]:
     return [*_state_notes(context), hash_json(context.store.read_evaluation(STABILITY_FILE))]
 
 
+# Up to this many papers the report keeps its largest parts between runs (``pipeline.report.kept``):
+# storing them copies them (the CSVs: about 1.6 KB a paper), which a million papers cannot spare.
+KEPT_PARTS_MAX_PAPERS = 300_000
+
+
+def _kept_parts(context: StageContext, n_papers: int) -> ReportMemo:
+    """The report's parts kept in the cache, keyed by the papers' and assignments' hashes and the report's code."""
+    from pipeline.code_hash import code_hash
+    from pipeline.report.kept import computed
+
+    store = context.store
+    tables = [store.input_hash("parse", "papers.parquet"), store.input_hash("label", "assignments.parquet")]
+    if n_papers > KEPT_PARTS_MAX_PAPERS or not all(tables):
+        return computed
+    common = {"tables": tables, "code": code_hash(__name__)}
+
+    def memo(part: str, key: Mapping[str, Any], compute: Callable[[], T], codec: Codec[T]) -> T:
+        return store.cache.memo(f"report-{part}", hash_json({**common, "part": part, **key}), compute, codec)
+
+    return memo
+
+
 def run(context: StageContext) -> StageResult:
     from pipeline.report import build_report
     from pipeline.report.whats_new import FeedTables
@@ -82,7 +111,7 @@ def run(context: StageContext) -> StageResult:
         hierarchy=store.read_table("label", "hierarchy.parquet"), metrics=metrics,
         feed=FeedTables(store.read_table("label", "topic_history.parquet"),
                         store.read_table("label", "topics_registry.parquet"), store.read_json("label", "feed.json")),
-        stability=_stability_card(store),
+        stability=_stability_card(store), memo=_kept_parts(context, len(papers)),
     )  # fmt: skip
     files["metrics.json"] = json_to_bytes(metrics)
     store.publish_report(files)
