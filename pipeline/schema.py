@@ -79,6 +79,10 @@ def empty_papers() -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype="string") for column in PAPER_COLUMNS})
 
 
+# The columns a paper's text is made of (paper_texts): what a stage that needs only the texts reads.
+TEXT_COLUMNS = ("title", "abstract")
+
+
 def paper_texts(papers: pd.DataFrame) -> list[str]:
     """The text each paper is embedded and labelled by: its title, then its abstract."""
     return [

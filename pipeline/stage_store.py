@@ -11,7 +11,7 @@ publishing pass through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,14 @@ class StageStore:
             raise UndeclaredReadError(f"stage {self._stage} asks for the folder of stage {stage}")
         return self._store.stage_dir(stage)
 
-    def read_table(self, stage: str, name: str) -> pd.DataFrame:
+    def read_table(self, stage: str, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         self._check(stage, name)
-        return self._store.read_table(stage, name)
+        return self._store.read_table(stage, name, columns)
+
+    def table_batches(self, stage: str, name: str, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
+        """The ``columns`` of a declared table, ``rows`` rows at a time (``ArtifactStore.table_batches``)."""
+        self._check(stage, name)
+        return self._store.table_batches(stage, name, columns, rows)
 
     def read_array(self, stage: str, name: str) -> np.ndarray:
         self._check(stage, name)
