@@ -58,6 +58,10 @@ class StageStore:
         self._check(stage, name)
         return self._store.read_table(stage, name, columns)
 
+    def table_rows(self, stage: str, name: str) -> int:
+        self._check(stage, name)
+        return self._store.table_rows(stage, name)
+
     def table_batches(self, stage: str, name: str, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
         """The ``columns`` of a declared table, ``rows`` rows at a time (``ArtifactStore.table_batches``)."""
         self._check(stage, name)

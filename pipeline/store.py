@@ -188,6 +188,13 @@ class ArtifactStore:
             for batch in table.iter_batches(batch_size=rows, columns=list(columns)):
                 yield batch.to_pandas()
 
+    def table_rows(self, stage: str, name: str) -> int:
+        """How many rows a table artifact has (its footer's count: nothing else is read)."""
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(self.stage_dir(stage) / name) as table:
+            return int(table.metadata.num_rows)
+
     def forget_tables(self) -> None:
         """Let go of the tables read so far: the runner calls this after each stage.
 

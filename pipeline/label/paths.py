@@ -14,6 +14,7 @@ full. The full and sampled paths say in their notes what blocked the relabel.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from pipeline.label.cache import (
     term_counts_key,
 )
 from pipeline.memo import MemoStore
-from pipeline.schema import OUTLIER_TOPIC, texts_at
+from pipeline.schema import OUTLIER_TOPIC, StreamedTexts, paper_texts
 
 if TYPE_CHECKING:
     from pipeline.config import LabelConfig
@@ -87,7 +88,7 @@ class LabelOutput:
     """The label tables under stable ids, the feed files, notes, and the sums the next run's relabel starts from.
 
     rows: the papers the metrics are computed on (the sample that described the topics), None
-    for all; tokens: those papers' tokens when read.
+    for all; tokens: those papers' tokens when read; sample: those papers' table.
     """
 
     assignments: pd.DataFrame
@@ -98,6 +99,7 @@ class LabelOutput:
     state: LabelState | None
     rows: np.ndarray | None
     tokens: TokenizedTexts | None
+    sample: pd.DataFrame | None = None  # the papers of ``rows``, every column (the pile may be read without texts)
 
 
 def path_for(inputs: LabelInput) -> str:
@@ -136,8 +138,9 @@ def full(inputs: LabelInput) -> LabelOutput:
 
 def sampled(inputs: LabelInput) -> LabelOutput:
     """The topics described from a sample of each topic's papers (``pipeline.label.sample``)."""
-    labelled, rows, tokens = _label_sampled(inputs)
-    return _named_and_stable(inputs, labelled, rows, tokens)
+    labelled, rows, tokens, sample = _label_sampled(inputs)
+    output = _named_and_stable(inputs, labelled, rows, tokens)
+    return dataclasses.replace(output, sample=sample)
 
 
 PATHS: dict[str, Callable[[LabelInput], LabelOutput]] = {"relabel": relabel, "full": full, "sampled": sampled}
@@ -199,12 +202,14 @@ def _label_all(
     return _Labelled(result, phrases, counts)
 
 
-def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, TokenizedTexts]:
+def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, TokenizedTexts, pd.DataFrame]:
     """The label tables of all papers, described from a sample of each topic (``pipeline.label.sample``).
 
     With c-TF-IDF keywords (representation "none") the keywords come from the term counts of
     all papers, counted in parts on the run's engine and summed (``pipeline.label.class_counts``).
-    Returns the tables, the sampled rows and the sample's tokens (the metrics are computed on the sample).
+    Returns the tables, the sampled rows, the sample's tokens and its papers (the metrics are computed on
+    the sample). With the texts read from the table (``schema.StreamedTexts``), ``inputs.papers`` lacks
+    the text columns: the sample's are read for its rows.
     """
     from pipeline.label import LabelResult, merged_clusters
     from pipeline.label.sample import expanded, stratified_rows
@@ -214,8 +219,11 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
     )  # fmt: skip
     labels, notes = merged_clusters(inputs.cluster_labels, embeddings, config.label, inputs.kept)
     rows = stratified_rows(labels, inputs.sample_size, config.seed)
-    sample = papers.iloc[rows].reset_index(drop=True)
-    tokens, keys = cached_tokens(inputs.cache, texts_at(texts, rows))
+    if isinstance(texts, StreamedTexts):
+        sample = texts.with_texts(papers.iloc[rows], rows)
+    else:
+        sample = papers.iloc[rows].reset_index(drop=True)
+    tokens, keys = cached_tokens(inputs.cache, paper_texts(sample))
     n_topics = len(set(labels.tolist()) - {OUTLIER_TOPIC})
     # The clusters are merged and outliers placed already, over all papers: the sample keeps them.
     sample_config = config.label.model_copy(update={"reduce_outliers": False, "n_topics": max(n_topics, 1)})
@@ -236,7 +244,7 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
     )  # fmt: skip
     note = f"topics named from a sample of {len(rows):,} of the {len(papers):,} papers (label.fit_sample)"
     whole = LabelResult(assignments, topics, hierarchy, [*notes, note, *([counts_note] if counts_note else [])])
-    return _Labelled(whole, labelled.phrases, None), rows, tokens
+    return _Labelled(whole, labelled.phrases, None), rows, tokens, sample
 
 
 def _named_and_stable(
