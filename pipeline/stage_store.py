@@ -67,9 +67,9 @@ class StageStore:
         self._check(stage, name)
         return self._store.table_batches(stage, name, columns, rows)
 
-    def read_array(self, stage: str, name: str) -> np.ndarray:
+    def read_array(self, stage: str, name: str, mapped: bool = False) -> np.ndarray:
         self._check(stage, name)
-        return self._store.read_array(stage, name)
+        return self._store.read_array(stage, name, mapped)
 
     def read_json(self, stage: str, name: str) -> Any:
         self._check(stage, name)

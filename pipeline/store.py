@@ -203,8 +203,9 @@ class ArtifactStore:
         """
         self._tables.clear()
 
-    def read_array(self, stage: str, name: str) -> np.ndarray:
-        return np.load(self.stage_dir(stage) / name, allow_pickle=False)
+    def read_array(self, stage: str, name: str, mapped: bool = False) -> np.ndarray:
+        """An array artifact; ``mapped``: a read-only memory map of its file (rows read when touched)."""
+        return np.load(self.stage_dir(stage) / name, allow_pickle=False, mmap_mode="r" if mapped else None)
 
     def read_json(self, stage: str, name: str) -> Any:
         return json.loads((self.stage_dir(stage) / name).read_text(encoding="utf-8"))

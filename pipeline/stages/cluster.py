@@ -191,7 +191,8 @@ def run(context: StageContext) -> StageResult:
     from pipeline.parallel import release_joblib_workers
 
     config = context.config
-    embeddings = context.store.read_array("embed", "embeddings.npy")
+    # Mapped: a fit on a sample reads the sample's rows here, and each worker its part's (sample_fit.MappedRows).
+    embeddings = context.store.read_array("embed", "embeddings.npy", mapped=True)
     ids = context.store.read_table("parse", "papers.parquet", ["paper_id"])["paper_id"]  # not the texts
     paper_ids = ids.tolist()
     last = _last_clustering(context)
@@ -199,7 +200,7 @@ def run(context: StageContext) -> StageResult:
     found = last if reason is None else None
     update = None
     if found is not None:
-        update, reason = _updated(config, embeddings, paper_ids, found)
+        update, reason = _updated(config, np.array(embeddings), paper_ids, found)  # read whole, as before
         update = update if reason is None else None
     if update is None:
         log.info("cluster: full clustering: %s", reason)
