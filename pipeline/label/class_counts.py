@@ -280,6 +280,23 @@ def class_keywords(counts: ClassCounts, config: LabelConfig) -> dict[int, list[t
     return keywords
 
 
+@dataclass(frozen=True)
+class ClassKeywords:
+    """The classes counted and each one's c-TF-IDF keywords (:func:`class_keywords`): what naming a sample needs.
+
+    The summed counts themselves (tens of millions of topic x term entries at a million papers) can
+    go once these are taken from them, before the sample's own words are read and named.
+    """
+
+    classes: np.ndarray
+    keywords: dict[int, list[tuple[str, float]]]
+
+
+def keywords_of(counts: ClassCounts, config: LabelConfig) -> ClassKeywords:
+    """:func:`class_keywords` of ``counts`` with the classes they were counted for."""
+    return ClassKeywords(counts.classes, class_keywords(counts, config))
+
+
 class ClassCountsArrays:
     """:class:`ClassCounts` as arrays (``pipeline.memo`` codec)."""
 

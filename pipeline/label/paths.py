@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from pipeline.feed.label_update import LabelState
     from pipeline.feed.relabel import Matched, Prior
     from pipeline.label import LabelResult
-    from pipeline.label.class_counts import ClassCounts
+    from pipeline.label.class_counts import ClassKeywords
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
@@ -164,12 +164,12 @@ def _label_all(
     cluster_labels: np.ndarray,
     layout: np.ndarray,
     label_config: LabelConfig | None = None,
-    class_counts: ClassCounts | None = None,
+    class_keywords: ClassKeywords | None = None,
     kept: np.ndarray | None = None,
 ) -> _Labelled:
     """The label tables from every paper of ``papers`` (``label_config``: instead of the run's label settings).
 
-    ``class_counts``: the keywords' term counts per cluster, when ``papers`` are a sample of the pile.
+    ``class_keywords``: the keywords per cluster from the pile's term counts, when ``papers`` are a sample of it.
     """
     from pipeline.embed import load_backend
     from pipeline.label import keyword_min_share, label_topics
@@ -180,7 +180,7 @@ def _label_all(
     word_embedder = load_backend(config.embed).encode
     counts_key = term_counts_key(sha256_bytes(b"".join(text_keys)), config)
     counts = None
-    if label_config.representation == "none" and class_counts is None:
+    if label_config.representation == "none" and class_keywords is None:
         counts = cached_term_counts(cache, tokens, counts_key, config)
     result = label_topics(
         papers,
@@ -196,7 +196,7 @@ def _label_all(
         ),
         seed=config.seed,
         phrases=(phrases := cached_phrase_index(cache, papers, config)),
-        class_counts=class_counts,
+        class_keywords=class_keywords,
         kept=kept,
     )
     return _Labelled(result, phrases, counts)
@@ -212,12 +212,24 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
     the text columns: the sample's are read for its rows.
     """
     from pipeline.label import LabelResult, merged_clusters
+    from pipeline.label.class_counts import keywords_of
     from pipeline.label.sample import expanded, stratified_rows
 
     config, papers, texts, embeddings, layout = (
         inputs.config, inputs.papers, inputs.texts, inputs.embeddings, inputs.layout
     )  # fmt: skip
     labels, notes = merged_clusters(inputs.cluster_labels, embeddings, config.label, inputs.kept)
+    keywords, counts_note = None, None
+    if config.label.representation == "none":
+        class_counts, counts_note = cached_class_counts(
+            inputs.cache, texts, sha256_bytes(b"".join(inputs.text_keys)), labels, config, inputs.engine
+        )
+        # Naming the sample needs no workers: theirs ~1.5 GB at 1M go before its ~2.5 GB (the stage's peak).
+        inputs.engine.release()
+        # Its keywords now (their settings are the run's), and the summed counts let go before the sample's
+        # words are read and named: they and the c-TF-IDF's copies of them are gigabytes at 1M papers.
+        keywords = keywords_of(class_counts, config.label)
+        del class_counts
     rows = stratified_rows(labels, inputs.sample_size, config.seed)
     if isinstance(texts, StreamedTexts):
         sample = texts.with_texts(papers.iloc[rows], rows)
@@ -227,15 +239,8 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
     n_topics = len(set(labels.tolist()) - {OUTLIER_TOPIC})
     # The clusters are merged and outliers placed already, over all papers: the sample keeps them.
     sample_config = config.label.model_copy(update={"reduce_outliers": False, "n_topics": max(n_topics, 1)})
-    class_counts, counts_note = None, None
-    if config.label.representation == "none":
-        class_counts, counts_note = cached_class_counts(
-            inputs.cache, texts, sha256_bytes(b"".join(inputs.text_keys)), labels, config, inputs.engine
-        )
-        # Naming the sample needs no workers: theirs ~1.5 GB at 1M go before its ~2.5 GB (the stage's peak).
-        inputs.engine.release()
     labelled = _label_all(
-        inputs, sample, tokens, keys, embeddings[rows], labels[rows], layout[rows], sample_config, class_counts
+        inputs, sample, tokens, keys, embeddings[rows], labels[rows], layout[rows], sample_config, keywords
     )
     result = labelled.result
     assignments, topics, hierarchy = expanded(
