@@ -120,8 +120,14 @@ def count_part(
     part: tuple[list[str], np.ndarray], *, classes: np.ndarray, stop_words: list[str], ngram_max: int
 ) -> ClassCounts:
     """The class sums of one part's texts and topics (on a worker): tokenised and counted there."""
+    from pipeline.parallel import return_freed_memory
+
     texts, topics = part
-    return class_counts_of(term_counts(tokenize_texts(texts), stop_words, ngram_max), topics, classes)
+    counts = class_counts_of(term_counts(tokenize_texts(texts), stop_words, ngram_max), topics, classes)
+    # The part's tokens and matrix are freed by now: handed back to the system, so that a worker counting
+    # part after part does not keep its high-water mark (1.1-2.6 GB each at 1M papers for ~0.3 GB in use).
+    return_freed_memory()
+    return counts
 
 
 def summed(parts: Sequence[ClassCounts]) -> ClassCounts:

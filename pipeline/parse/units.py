@@ -264,8 +264,12 @@ def read_unit(unit: list[SourceFile], path: str, config: ParseConfig) -> _UnitRe
 
 def read_unit_part(part: tuple[list[SourceFile], str], *, config: ParseConfig) -> HeldRead:
     """:func:`read_unit` of one (unit, path), encoded: a Dask worker's task per unit, opening its files by path."""
+    from pipeline.parallel import return_freed_memory
+
     unit, path = part
-    return HeldRead(_UnitReadCodec().encode(read_unit(unit, path, config)))
+    held = HeldRead(_UnitReadCodec().encode(read_unit(unit, path, config)))
+    return_freed_memory()  # the unit's records as Python objects are gone: a worker reads unit after unit
+    return held
 
 
 def _unit_key(unit: list[SourceFile], path: str, config: ParseConfig) -> str:
