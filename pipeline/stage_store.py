@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.files import JoinedBytes
 from pipeline.memo import MemoStore
 from pipeline.store import ArtifactStore
 
@@ -85,5 +86,5 @@ class StageStore:
         """A run-level evaluation (``evaluate --stability``), written after a run, not by a stage."""
         return self._store.read_evaluation(name)
 
-    def publish_report(self, files: Mapping[str, bytes]) -> None:
+    def publish_report(self, files: Mapping[str, bytes | JoinedBytes]) -> None:
         self._store.publish_report(files)

@@ -45,7 +45,15 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import OutputError, PapertopicsError
-from pipeline.files import TEMP_SUFFIX, atomic_write_bytes, hash_json, json_to_bytes, output_error, sha256_bytes
+from pipeline.files import (
+    TEMP_SUFFIX,
+    JoinedBytes,
+    atomic_write_bytes,
+    hash_json,
+    json_to_bytes,
+    output_error,
+    sha256_bytes,
+)
 from pipeline.memo import MemoStore
 from pipeline.run_lock import run_folder_lock
 
@@ -211,7 +219,7 @@ class ArtifactStore:
         return json.loads((self.stage_dir(stage) / name).read_text(encoding="utf-8"))
 
     # -- the report's files ------------------------------------------------------------
-    def publish_report(self, files: Mapping[str, bytes]) -> None:
+    def publish_report(self, files: Mapping[str, bytes | JoinedBytes]) -> None:
         """Put the report's files at the top of the run folder, replacing the previous report.
 
         The new files are first written in full to a staging folder beside the old report,
