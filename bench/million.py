@@ -56,8 +56,8 @@ class TreeMemory(threading.Thread):
         self.peak_driver = 0  # the run's own process at the peak (the rest: Dask workers, nannies, children)
         self.start_time = time.perf_counter()
         # Each sample: seconds since the start, summed RSS, CPU seconds of the tree so far (on a
-        # shared machine the CPU seconds say more than the wall clock).
-        self.timeline: list[tuple[float, int, float]] = []
+        # shared machine the CPU seconds say more than the wall clock), the run's own RSS.
+        self.timeline: list[tuple[float, int, float, int]] = []
         self.cpu: dict[tuple[int, float], float] = {}  # per process (pid, start): its CPU seconds when last seen
         self.stopped = threading.Event()
 
@@ -80,7 +80,7 @@ class TreeMemory(threading.Thread):
                     self.cpu[(process.pid, process.create_time())] = times.user + times.system
                 except psutil.NoSuchProcess:  # a child that ended between the listing and the reading
                     sizes.append(0)
-            self.timeline.append((round(time.perf_counter() - self.start_time, 1), sum(sizes), self.cpu_s))
+            self.timeline.append((round(time.perf_counter() - self.start_time, 1), sum(sizes), self.cpu_s, sizes[0]))
             if sum(sizes) > self.peak:
                 self.peak, self.peak_at = sum(sizes), time.perf_counter() - self.start_time
                 self.peak_processes, self.peak_driver = len(processes), sizes[0]
@@ -208,7 +208,8 @@ def main() -> None:
         "map": opened,
         "load_before": load_before,
         "cpu_s": memory.cpu_s,
-        "timeline": [(at, round(size / 1e9, 3), cpu) for at, size, cpu in memory.timeline],
+        # (seconds, GB of all processes, CPU seconds so far, GB of the run's own process)
+        "timeline": [(at, round(size / 1e9, 3), cpu, round(own / 1e9, 3)) for at, size, cpu, own in memory.timeline],
         "load_after": os.getloadavg(),
         "cores": os.cpu_count(),
         "memory_gb": psutil.virtual_memory().total / 1e9,

@@ -256,6 +256,7 @@ def run_pipeline(
                 # Workers keep what a stage left in their heaps (parse's records, the embedding model): a
                 # stage's cluster closes with it, as a million-paper run measured (19.1 GB shared, not 16).
                 engine.release()
+            store.forget_tables()  # each stage reads what it needs (the papers' columns, or none of them)
             if outcome.status == "computed":
                 return_freed_memory()
             stage_seconds[stage.name] = outcome.seconds

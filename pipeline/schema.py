@@ -47,8 +47,9 @@ metrics (JSON, output of label; written as metrics.json in the run folder): a fl
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import overload
 
 import numpy as np
@@ -77,6 +78,10 @@ BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 def empty_papers() -> pd.DataFrame:
     """A papers table with no rows and every column typed as string."""
     return pd.DataFrame({column: pd.Series(dtype="string") for column in PAPER_COLUMNS})
+
+
+# The columns a paper's text is made of (paper_texts): what a stage that needs only the texts reads.
+TEXT_COLUMNS = ("title", "abstract")
 
 
 def paper_texts(papers: pd.DataFrame) -> list[str]:
@@ -124,6 +129,85 @@ class PaperTexts(Sequence[str]):
             yield paper_texts(self.papers.iloc[start : start + size])
 
 
+class StreamedTexts(Sequence[str]):
+    """The papers' texts read from the papers table a block at a time, never all at once.
+
+    ``blocks()`` gives the table's title and abstract columns in order, a block of papers at a
+    time (``StageStore.table_batches``). For readers that go through the texts in order: each
+    iteration reads the table once, and slices asked for one after the other (the term count's
+    parts) go on from where the last one stopped; a slice before it starts again from the top.
+    At a million papers the table's text columns are ~1.5 GB, and the other columns ~0.3 GB.
+    """
+
+    def __init__(self, blocks: Callable[[], Iterator[pd.DataFrame]], n_papers: int) -> None:
+        self.blocks = blocks
+        self.n_papers = n_papers
+        self._cursor: Iterator[pd.DataFrame] | None = None
+        self._held: list[pd.DataFrame] = []  # read from the table and not handed out yet, from row _at on
+        self._at = 0
+
+    def __len__(self) -> int:
+        return self.n_papers
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, int):
+            return self[index : index + 1][0]
+        start, stop, step = index.indices(self.n_papers)
+        if step != 1:
+            raise ValueError("StreamedTexts: only contiguous slices")
+        return paper_texts(self._rows(start, stop))
+
+    def __iter__(self) -> Iterator[str]:
+        for block in self.blocks():
+            yield from paper_texts(block)
+
+    def take(self, rows: np.ndarray) -> list[str]:
+        """The texts of ``rows`` (positions, sorted), in that order: one read of the table."""
+        return paper_texts(self._picked(rows))
+
+    def with_texts(self, papers: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+        """``papers``, the table's rows ``rows`` (sorted) without its text columns, with their titles and abstracts."""
+        texts = self._picked(rows)
+        joined = papers.reset_index(drop=True).assign(**{column: texts[column] for column in TEXT_COLUMNS})
+        return joined[[column for column in PAPER_COLUMNS if column in joined.columns]]
+
+    def _picked(self, rows: np.ndarray) -> pd.DataFrame:
+        if len(rows) > 1 and (np.diff(rows) <= 0).any():
+            raise ValueError("StreamedTexts: rows must be sorted and distinct")
+        found, at = [], 0
+        for block in self.blocks():
+            mine = rows[(rows >= at) & (rows < at + len(block))]
+            if len(mine):
+                found.append(block.iloc[mine - at])
+            at += len(block)
+        return pd.concat(found, ignore_index=True) if found else empty_papers()[list(TEXT_COLUMNS)]
+
+    def _rows(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows ``start`` to ``stop`` of the text columns: on from the last slice when it ended before ``start``."""
+        if self._cursor is None or start < self._at:
+            self._cursor, self._held, self._at = self.blocks(), [], 0
+        cursor, held, at = self._cursor, self._held, self._at
+        self._held, pieces = [], []
+        for frame in itertools.chain(held, cursor):
+            end = at + len(frame)
+            if start < end:
+                pieces.append(frame.iloc[max(start - at, 0) : min(stop - at, len(frame))])
+            if end > stop:
+                self._held, at = [frame.iloc[stop - at :]], stop
+                break
+            at = end
+            if at == stop:
+                break
+        self._at = at
+        return pd.concat(pieces, ignore_index=True) if pieces else empty_papers()[list(TEXT_COLUMNS)]
+
+
 def texts_at(texts: Sequence[str], rows: np.ndarray) -> list[str]:
     """The texts of ``rows`` from a list of texts or a :class:`PaperTexts`."""
-    return texts.take(rows) if isinstance(texts, PaperTexts) else [texts[row] for row in rows.tolist()]
+    if isinstance(texts, PaperTexts | StreamedTexts):
+        return texts.take(rows)
+    return [texts[row] for row in rows.tolist()]

@@ -11,13 +11,14 @@ publishing pass through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline.files import JoinedBytes
 from pipeline.memo import MemoStore
 from pipeline.store import ArtifactStore
 
@@ -54,13 +55,22 @@ class StageStore:
             raise UndeclaredReadError(f"stage {self._stage} asks for the folder of stage {stage}")
         return self._store.stage_dir(stage)
 
-    def read_table(self, stage: str, name: str) -> pd.DataFrame:
+    def read_table(self, stage: str, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         self._check(stage, name)
-        return self._store.read_table(stage, name)
+        return self._store.read_table(stage, name, columns)
 
-    def read_array(self, stage: str, name: str) -> np.ndarray:
+    def table_rows(self, stage: str, name: str) -> int:
         self._check(stage, name)
-        return self._store.read_array(stage, name)
+        return self._store.table_rows(stage, name)
+
+    def table_batches(self, stage: str, name: str, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
+        """The ``columns`` of a declared table, ``rows`` rows at a time (``ArtifactStore.table_batches``)."""
+        self._check(stage, name)
+        return self._store.table_batches(stage, name, columns, rows)
+
+    def read_array(self, stage: str, name: str, mapped: bool = False) -> np.ndarray:
+        self._check(stage, name)
+        return self._store.read_array(stage, name, mapped)
 
     def read_json(self, stage: str, name: str) -> Any:
         self._check(stage, name)
@@ -76,5 +86,5 @@ class StageStore:
         """A run-level evaluation (``evaluate --stability``), written after a run, not by a stage."""
         return self._store.read_evaluation(name)
 
-    def publish_report(self, files: Mapping[str, bytes]) -> None:
+    def publish_report(self, files: Mapping[str, bytes | JoinedBytes]) -> None:
         self._store.publish_report(files)

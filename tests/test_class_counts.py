@@ -15,6 +15,7 @@ from pipeline.label.class_counts import (
     class_counts_of,
     class_keywords,
     counted_in_parts,
+    keywords_of,
     summed,
 )
 from pipeline.label.keywords import ctfidf_keywords, renumber_by_size, stop_words
@@ -136,7 +137,7 @@ def test_a_sample_named_with_whole_counts_gets_the_keywords_of_all_papers(monkey
     assert 50 < len(rows) < 70
     result = label_topics(
         papers.iloc[rows].reset_index(drop=True), embeddings[rows], topics[rows], np.zeros((len(rows), 2)), config,
-        None, class_counts=total,
+        None, class_keywords=keywords_of(total, config),
     )  # fmt: skip
     topic_of = dict(zip(topics[rows].tolist(), renumber_by_size(topics[rows]).tolist(), strict=True))
     table = result.topics.set_index("topic")
@@ -156,4 +157,5 @@ def test_class_counts_of_other_clusters_are_refused():
     total, _ = counted_in_parts(texts, topics, CONFIG, LocalEngine())
     with pytest.raises(ValueError, match="do not cover the sample's clusters"):
         label_topics(papers_frame(titles, abstracts), np.eye(3)[topics], topics + 5, np.zeros((40, 2)),
-                     CONFIG.model_copy(update={"reduce_outliers": False}), None, class_counts=total)  # fmt: skip
+                     CONFIG.model_copy(update={"reduce_outliers": False}), None,
+                     class_keywords=keywords_of(total, CONFIG))  # fmt: skip

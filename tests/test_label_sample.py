@@ -75,3 +75,29 @@ def test_a_sampled_label_keeps_every_papers_topic_and_describes_it_from_the_samp
         assert sorted(max(sampled["hierarchy"]["topics"], key=len)) == real
     assert topics.loc[real, "name"].str.len().gt(0).all() and topics.loc[real, "keywords"].map(len).gt(0).all()
     assert sampled["metrics"]["npmi"] is not None
+
+
+def test_the_summed_counts_are_let_go_before_the_sample_is_named(tmp_path, seed_pages, monkeypatch):
+    """The sampled path takes the keywords from the pile's counts, then names the sample without them."""
+    import gc
+
+    import pipeline.label.paths as paths
+    from pipeline.config import load_config
+    from pipeline.label.class_counts import ClassCounts, ClassKeywords
+    from pipeline.runner import run_pipeline
+    from tests.test_pipeline import make_config
+
+    monkeypatch.setattr("pipeline.label.sample.MIN_PER_TOPIC", 2)
+    alive: list[tuple[int, bool]] = []
+    naming = paths._label_all
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        gc.collect()
+        counts = sum(isinstance(thing, ClassCounts) for thing in gc.get_objects())
+        alive.append((counts, isinstance(args[8] if len(args) > 8 else kwargs.get("class_keywords"), ClassKeywords)))
+        return naming(*args, **kwargs)
+
+    monkeypatch.setattr(paths, "_label_all", watched)
+    config = load_config(make_config(tmp_path, [str(page) for page in seed_pages], label={"fit_sample": 30}))
+    run_pipeline(config, until="label")
+    assert alive == [(0, True)]  # named once, from the keywords, with no summed counts in memory

@@ -21,6 +21,7 @@ from pipeline.engine import DaskEngine, open_engine
 from pipeline.errors import InputError
 from pipeline.memo import MemoStore
 from pipeline.parse import parse
+from pipeline.parse.units import HeldRead
 from pipeline.runner import run_pipeline
 from pipeline.sources import collect_sources
 from pipeline.stages import STAGE_NAMES
@@ -165,6 +166,41 @@ def test_units_in_the_memo_are_not_sent_to_the_workers(tmp_path, dask_engine):
     assert [paths for _, paths in recorder.calls] == [[]]  # everything from the memo: nothing sent
     assert again.papers.equals(local.papers) and again.file_reports == local.file_reports
     assert os.getpid() not in recorder.pids
+
+
+def test_the_driver_holds_the_workers_reads_encoded_and_decodes_a_unit_only_when_needed(
+    tmp_path, dask_engine, monkeypatch
+):
+    inputs = write_corpus(tmp_path / "corpus")
+    sources = collect_sources([InputSpec(**spec) for spec in inputs])
+    recorder = RecordingEngine(dask_engine)
+    returned: list[Any] = []
+    recording_map = recorder.map
+
+    def keeping(*args: Any, **kwargs: Any) -> list[Any]:
+        returned.extend(results := recording_map(*args, **kwargs))
+        return results
+
+    monkeypatch.setattr(recorder, "map", keeping)
+    decoded: list[list[str]] = []
+    real_decoded = HeldRead.decoded
+
+    def counted(self: HeldRead) -> Any:
+        read = real_decoded(self)
+        decoded.append([candidate.row["title"] for candidate in read.candidates])
+        return read
+
+    monkeypatch.setattr(HeldRead, "decoded", counted)
+    result = parse(sources, ParseConfig(), engine=recorder)
+    local = parse(sources, ParseConfig())
+    assert result.papers.equals(local.papers) and result.file_reports == local.file_reports
+    # What came back from the workers is the memo's encoding (JSON bytes), not a million Python objects.
+    assert len(returned) == 4 and all(isinstance(read, HeldRead) for read in returned)
+    # Each unit is decoded in its turn; the two days holding 2503.10002 once more, to pick its kept record.
+    titles = sorted(tuple(titles) for titles in decoded)
+    assert len(decoded) == 6 and len(set(titles)) == 4
+    assert sorted(titles.count(unit) for unit in set(titles)) == [1, 1, 2, 2]
+    assert all("Graph Neural Solvers" in unit for unit in titles if titles.count(unit) == 2)
 
 
 def test_a_bad_record_on_a_worker_stops_the_run_with_the_local_message(tmp_path, dask_engine, monkeypatch):

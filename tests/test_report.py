@@ -21,6 +21,7 @@ import pytest
 
 from pipeline.config import ReportConfig
 from pipeline.errors import WorkerDiedError
+from pipeline.files import JoinedBytes, atomic_write_bytes
 from pipeline.parallel import built_beside, fork_available
 from pipeline.report import build_report, figures, views
 from pipeline.report.csv_export import csv_table, topic_csv_path, topic_number_width
@@ -164,8 +165,8 @@ def values(array: object) -> list:
     return list(array)
 
 
-def read_csv(content: bytes) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False)
+def read_csv(content: bytes | JoinedBytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(bytes(content)), dtype=str, keep_default_na=False)
 
 
 def map_points(page: str) -> dict:
@@ -306,7 +307,9 @@ def test_every_expected_file_is_present(files):
     assets = [path for path in files if path.startswith("assets/")]
     assert assets == [f"assets/plotly-{plotly.offline.get_plotlyjs_version()}.min.js"]
     assert set(files) - set(assets) == expected
-    assert all(isinstance(content, bytes) for content in files.values())
+    # papers.csv is its topics' CSV rows, written one after the other; every other file is bytes.
+    assert isinstance(files["papers.csv"], JoinedBytes)
+    assert all(isinstance(content, bytes) for path, content in files.items() if path != "papers.csv")
     assert files[assets[0]] == plotly.offline.get_plotlyjs().encode("utf-8")
 
 
@@ -654,7 +657,8 @@ def test_papers_csv_has_every_paper_sorted_by_topic_then_score(files):
     for _, group in table.groupby("topic"):
         scores = group["score"].astype(float).tolist()
         assert scores == sorted(scores, reverse=True)
-    assert files["papers.csv"].endswith(b"\n") and b"\r\n" not in files["papers.csv"]
+    written = bytes(files["papers.csv"])
+    assert written.endswith(b"\n") and b"\r\n" not in written
 
 
 def test_formula_cells_are_neutralised_but_numbers_are_not(files):
@@ -867,3 +871,17 @@ def test_above_the_points_cap_the_map_draws_a_sample_and_the_rest_goes_to_a_sear
     whole = build_report(papers, assignments, topics, make_summary(), make_config(), map_points_cap=600)
     assert "map-papers.js" not in whole and map_points(whole["map.html"].decode())["n"] == 600
     assert map_points(whole["map.html"].decode())["density"] is None
+
+
+def test_papers_csv_is_its_topics_csv_rows_by_reference_and_is_written_whole(files, tmp_path):
+    papers = files["papers.csv"]
+    assert isinstance(papers, JoinedBytes)
+    header, *rows = papers.parts
+    topic_files = [files[path] for path in sorted(files) if path.startswith("topics/") and path.endswith(".csv")]
+    # Each part after the header is a view of one topic's CSV (its rows), not a copy of it.
+    assert all(isinstance(part, memoryview) and any(part.obj is data for data in topic_files) for part in rows)
+    assert sorted(bytes(part) for part in rows) == sorted(data[len(header) :] for data in topic_files if data != header)
+    assert bytes(papers) == header + b"".join(rows)  # in topic order (checked above)
+    assert len(papers) == len(bytes(papers))
+    atomic_write_bytes(tmp_path / "papers.csv", papers)
+    assert (tmp_path / "papers.csv").read_bytes() == bytes(papers)

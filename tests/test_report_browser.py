@@ -17,11 +17,13 @@ import json
 import os
 import shutil
 import statistics
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from test_report import XSS_IMG, make_config, make_summary, make_synthetic_tables
 
+from pipeline.files import JoinedBytes
 from pipeline.report import build_report
 
 pytestmark = pytest.mark.browser
@@ -93,11 +95,11 @@ class Watched:
         self.context.close()
 
 
-def write_report(files: dict[str, bytes], folder: Path) -> Path:
+def write_report(files: Mapping[str, bytes | JoinedBytes], folder: Path) -> Path:
     for relative, content in files.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+        path.write_bytes(bytes(content))
     return folder
 
 

@@ -100,3 +100,32 @@ def test_a_fit_on_a_sample_places_every_paper_and_keeps_the_samples_clusters():
     np.testing.assert_array_equal(
         whole.labels, cluster_papers(embeddings, ClusterConfig(min_cluster_size=10), 3).labels
     )
+
+
+def test_a_memory_mapped_pile_sends_its_parts_as_rows_and_places_them_as_in_memory(tmp_path):
+    from pipeline.cluster.sample_fit import MappedRows
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 16))
+    embeddings = np.concatenate([centre + 0.2 * rng.normal(size=(50, 16)) for centre in centres])
+    embeddings = (embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(np.float32)
+    np.save(tmp_path / "embeddings.npy", embeddings)
+    mapped = np.load(tmp_path / "embeddings.npy", mmap_mode="r")
+    config = ClusterConfig(fit_sample=80, min_cluster_size=8)
+
+    handed: list[object] = []
+
+    class Recording(LocalEngine):
+        def map(self, fn, items, *, timeout_s, common=None):  # type: ignore[no-untyped-def]
+            handed.extend(items)
+            return super().map(fn, items, timeout_s=timeout_s, common=common)
+
+    in_memory = fit_on_sample(embeddings, config, 3, LocalEngine(), 5.0)
+    engine = Recording()
+    from_file = fit_on_sample(mapped, config, 3, engine, 5.0)
+    # Each part went out as its rows of the file, never as vectors, and the rows cover the rest.
+    assert handed and all(isinstance(item, MappedRows) for item in handed)
+    rows = np.concatenate([item.rows for item in handed])  # type: ignore[attr-defined]
+    assert len(rows) == 150 - 80 and len(set(rows.tolist())) == 70
+    for name in ("labels", "reduced", "layout"):
+        np.testing.assert_array_equal(getattr(from_file, name), getattr(in_memory, name))

@@ -59,6 +59,45 @@ def test_a_table_read_twice_is_read_once_and_a_rewritten_one_again(store, monkey
     assert len(reads) == 2
 
 
+def test_a_tables_columns_and_batches_are_its_own_and_a_forgotten_table_is_read_again(store, monkeypatch):
+    table = pd.DataFrame({column: pd.Series([f"{column}{row}" for row in range(7)], dtype="string")
+                          for column in ("paper_id", "title", "abstract")})  # fmt: skip
+    store.save_stage("parse", "k1", {"papers.parquet": table_to_bytes(table)}, 1.0, {})
+    only = store.read_table("parse", "papers.parquet", ["paper_id"])
+    pd.testing.assert_frame_equal(only, table[["paper_id"]])
+    pd.testing.assert_frame_equal(store.read_table("parse", "papers.parquet"), table)  # the whole, not the part
+    batches = list(store.table_batches("parse", "papers.parquet", ["title", "abstract"], 3))
+    assert [len(batch) for batch in batches] == [3, 3, 1]
+    assert pd.concat(batches, ignore_index=True)["abstract"].tolist() == table["abstract"].tolist()
+    assert list(batches[0].columns) == ["title", "abstract"]
+    reads = []
+    real_read = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda *args, **kwargs: reads.append(args) or real_read(*args, **kwargs))
+    store.read_table("parse", "papers.parquet", ["paper_id"])
+    assert reads == []  # kept while the stage runs
+    store.forget_tables()  # the runner, after each stage
+    store.read_table("parse", "papers.parquet", ["paper_id"])
+    assert len(reads) == 1
+
+
+@pytest.mark.parametrize(
+    "array",
+    [np.arange(6, dtype=np.float32).reshape(2, 3), np.zeros((0, 4), dtype=np.float32), np.array([True, False]),
+     np.arange(24, dtype=np.int64).reshape(2, 3, 4)[:, ::2], np.array(["ab", "c"]), np.float64(2.5)],
+)  # fmt: skip
+def test_array_bytes_are_what_np_save_writes(array):
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    assert array_to_bytes(array) == buffer.getvalue()
+
+
+def test_an_object_array_is_refused():
+    with pytest.raises(ValueError, match="object"):
+        array_to_bytes(np.array(["a", None], dtype=object))
+
+
 def test_array_hash_covers_shape_and_dtype():
     flat = np.zeros(6, dtype=np.float32)
     assert array_to_bytes(flat) != array_to_bytes(flat.reshape(2, 3))

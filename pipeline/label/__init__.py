@@ -32,7 +32,7 @@ from pipeline.config import LabelConfig, RunConfig
 from pipeline.files import array_to_bytes, sha256_bytes
 from pipeline.label.audit import audit_of_topics, centroid_ranks, name_audit_metrics, with_name_audit
 from pipeline.label.choose import group_namer, topic_names
-from pipeline.label.class_counts import ClassCounts, class_keywords
+from pipeline.label.class_counts import ClassKeywords
 from pipeline.label.geometry import (
     assignments_table,
     best_papers,
@@ -116,7 +116,7 @@ def label_topics(
     class_weights_of: ClassWeightsOf | None = None,
     seed: int = DEFAULT_SEED,
     phrases: PhraseIndex | None = None,
-    class_counts: ClassCounts | None = None,
+    class_keywords: ClassKeywords | None = None,
     kept: np.ndarray | None = None,
     naming_memo: NamingMemo | None = None,
 ) -> LabelResult:
@@ -130,27 +130,26 @@ def label_topics(
     (:func:`class_weights`, which is the default), and may take it from a cache. ``seed``
     (the run's ``seed``) seeds the KeyBERT-inspired refinement. ``phrases`` (the papers'
     :func:`phrase_index`, which names topics) may come from a cache; it is built when absent.
-    ``class_counts``: when ``papers`` are a sample of a larger pile, the term counts of all its
-    papers per cluster (``pipeline.label.class_counts``, summed over parts); the keywords then
-    come from them (representation "none" only), all else from ``papers``. ``kept``: the papers
-    that keep the last run's placement (see :func:`merged_clusters`). ``naming_memo(parts, work_out,
-    valid)`` gives the names, tree and audit (``pipeline.label.named``): ``work_out()``, or a kept
-    value for what the caller keys them by and ``parts`` (the topics and centroids) that ``valid`` accepts.
+    ``class_keywords``: when ``papers`` are a sample of a larger pile, the c-TF-IDF keywords per
+    cluster from the term counts of all its papers (``pipeline.label.class_counts``, summed over
+    parts); the keywords are those (representation "none" only), all else from ``papers``. ``kept``:
+    the papers that keep the last run's placement (see :func:`merged_clusters`). ``naming_memo(parts,
+    work_out, valid)`` gives the names, tree and audit (``pipeline.label.named``): ``work_out()``, or a
+    kept value for what the caller keys them by and ``parts`` (the topics and centroids) that ``valid`` accepts.
     """
     if tokens is None:
         tokens = tokenize_texts(paper_texts(papers))
     if len(tokens) != len(papers):
         raise ValueError(f"{len(papers)} papers but {len(tokens)} tokenised texts")
     labels, notes = merged_clusters(cluster_labels, embeddings, config, kept)
-    if class_counts is not None:
+    if class_keywords is not None:
         if config.representation != "none":
             raise ValueError("keywords from class counts are c-TF-IDF keywords: representation must be 'none'")
         topics_per_paper = renumber_by_size(labels)
         topic_of = dict(np.unique(np.stack([labels, topics_per_paper]), axis=1).T.tolist())
-        if not set(topic_of) <= set(class_counts.classes.tolist()):
+        if not set(topic_of) <= set(class_keywords.classes.tolist()):
             raise ValueError("the class counts do not cover the sample's clusters")
-        keywords = {topic_of[label]: words for label, words in class_keywords(class_counts, config).items()
-                    if label in topic_of}  # fmt: skip
+        keywords = {topic_of[label]: words for label, words in class_keywords.keywords.items() if label in topic_of}
     elif config.representation == "none":
         counts = term_counts_for(tokens, config) if counts is None else counts
         topics_per_paper, keywords, _ = ctfidf_keywords(counts, labels, config, class_weights_of)

@@ -14,6 +14,7 @@ full. The full and sampled paths say in their notes what blocked the relabel.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ from pipeline.label.cache import (
     term_counts_key,
 )
 from pipeline.memo import MemoStore
-from pipeline.schema import OUTLIER_TOPIC, texts_at
+from pipeline.schema import OUTLIER_TOPIC, StreamedTexts, paper_texts
 
 if TYPE_CHECKING:
     from pipeline.config import LabelConfig
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from pipeline.feed.label_update import LabelState
     from pipeline.feed.relabel import Matched, Prior
     from pipeline.label import LabelResult
-    from pipeline.label.class_counts import ClassCounts
+    from pipeline.label.class_counts import ClassKeywords
     from pipeline.label.phrases import PhraseIndex
     from pipeline.terms import TermCounts, TokenizedTexts
 
@@ -90,7 +91,7 @@ class LabelOutput:
     """The label tables under stable ids, the feed files, notes, and the sums the next run's relabel starts from.
 
     rows: the papers the metrics are computed on (the sample that described the topics), None
-    for all; tokens: those papers' tokens when read.
+    for all; tokens: those papers' tokens when read; sample: those papers' table.
     """
 
     assignments: pd.DataFrame
@@ -101,6 +102,7 @@ class LabelOutput:
     state: LabelState | None
     rows: np.ndarray | None
     tokens: TokenizedTexts | None
+    sample: pd.DataFrame | None = None  # the papers of ``rows``, every column (the pile may be read without texts)
 
 
 def path_for(inputs: LabelInput) -> str:
@@ -139,8 +141,9 @@ def full(inputs: LabelInput) -> LabelOutput:
 
 def sampled(inputs: LabelInput) -> LabelOutput:
     """The topics described from a sample of each topic's papers (``pipeline.label.sample``)."""
-    labelled, rows, tokens = _label_sampled(inputs)
-    return _named_and_stable(inputs, labelled, rows, tokens)
+    labelled, rows, tokens, sample = _label_sampled(inputs)
+    output = _named_and_stable(inputs, labelled, rows, tokens)
+    return dataclasses.replace(output, sample=sample)
 
 
 PATHS: dict[str, Callable[[LabelInput], LabelOutput]] = {"relabel": relabel, "full": full, "sampled": sampled}
@@ -165,12 +168,12 @@ def _label_all(
     cluster_labels: np.ndarray,
     layout: np.ndarray,
     label_config: LabelConfig | None = None,
-    class_counts: ClassCounts | None = None,
+    class_keywords: ClassKeywords | None = None,
     kept: np.ndarray | None = None,
 ) -> _Labelled:
     """The label tables from every paper of ``papers`` (``label_config``: instead of the run's label settings).
 
-    ``class_counts``: the keywords' term counts per cluster, when ``papers`` are a sample of the pile.
+    ``class_keywords``: the keywords per cluster from the pile's term counts, when ``papers`` are a sample of it.
     """
     from pipeline.embed import load_backend
     from pipeline.label import keyword_min_share, label_topics
@@ -182,7 +185,7 @@ def _label_all(
     counts_key = term_counts_key(sha256_bytes(b"".join(text_keys)), config)
     phrases_key = phrase_index_key(papers, config)
     counts = None
-    if label_config.representation == "none" and class_counts is None:
+    if label_config.representation == "none" and class_keywords is None:
         counts = cached_term_counts(cache, tokens, counts_key, config)
     result = label_topics(
         papers,
@@ -198,42 +201,52 @@ def _label_all(
         ),
         seed=config.seed,
         phrases=(phrases := cached_phrase_index(cache, papers, config, phrases_key)),
-        class_counts=class_counts,
+        class_keywords=class_keywords,
         kept=kept,
         naming_memo=naming_memo(cache, phrases_key, config, label_config),
     )
     return _Labelled(result, phrases, counts, counts_key)
 
 
-def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, TokenizedTexts]:
+def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, TokenizedTexts, pd.DataFrame]:
     """The label tables of all papers, described from a sample of each topic (``pipeline.label.sample``).
 
     With c-TF-IDF keywords (representation "none") the keywords come from the term counts of
     all papers, counted in parts on the run's engine and summed (``pipeline.label.class_counts``).
-    Returns the tables, the sampled rows and the sample's tokens (the metrics are computed on the sample).
+    Returns the tables, the sampled rows, the sample's tokens and its papers (the metrics are computed on
+    the sample). With the texts read from the table (``schema.StreamedTexts``), ``inputs.papers`` lacks
+    the text columns: the sample's are read for its rows.
     """
     from pipeline.label import LabelResult, merged_clusters
+    from pipeline.label.class_counts import keywords_of
     from pipeline.label.sample import expanded, stratified_rows
 
     config, papers, texts, embeddings, layout = (
         inputs.config, inputs.papers, inputs.texts, inputs.embeddings, inputs.layout
     )  # fmt: skip
     labels, notes = merged_clusters(inputs.cluster_labels, embeddings, config.label, inputs.kept)
-    rows = stratified_rows(labels, inputs.sample_size, config.seed)
-    sample = papers.iloc[rows].reset_index(drop=True)
-    tokens, keys = cached_tokens(inputs.cache, texts_at(texts, rows))
-    n_topics = len(set(labels.tolist()) - {OUTLIER_TOPIC})
-    # The clusters are merged and outliers placed already, over all papers: the sample keeps them.
-    sample_config = config.label.model_copy(update={"reduce_outliers": False, "n_topics": max(n_topics, 1)})
-    class_counts, counts_note = None, None
+    keywords, counts_note = None, None
     if config.label.representation == "none":
         class_counts, counts_note = cached_class_counts(
             inputs.cache, texts, sha256_bytes(b"".join(inputs.text_keys)), labels, config, inputs.engine
         )
         # Naming the sample needs no workers: theirs ~1.5 GB at 1M go before its ~2.5 GB (the stage's peak).
         inputs.engine.release()
+        # Its keywords now (their settings are the run's), and the summed counts let go before the sample's
+        # words are read and named: they and the c-TF-IDF's copies of them are gigabytes at 1M papers.
+        keywords = keywords_of(class_counts, config.label)
+        del class_counts
+    rows = stratified_rows(labels, inputs.sample_size, config.seed)
+    if isinstance(texts, StreamedTexts):
+        sample = texts.with_texts(papers.iloc[rows], rows)
+    else:
+        sample = papers.iloc[rows].reset_index(drop=True)
+    tokens, keys = cached_tokens(inputs.cache, paper_texts(sample))
+    n_topics = len(set(labels.tolist()) - {OUTLIER_TOPIC})
+    # The clusters are merged and outliers placed already, over all papers: the sample keeps them.
+    sample_config = config.label.model_copy(update={"reduce_outliers": False, "n_topics": max(n_topics, 1)})
     labelled = _label_all(
-        inputs, sample, tokens, keys, embeddings[rows], labels[rows], layout[rows], sample_config, class_counts
+        inputs, sample, tokens, keys, embeddings[rows], labels[rows], layout[rows], sample_config, keywords
     )
     result = labelled.result
     assignments, topics, hierarchy = expanded(
@@ -242,7 +255,7 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
     )  # fmt: skip
     note = f"topics named from a sample of {len(rows):,} of the {len(papers):,} papers (label.fit_sample)"
     whole = LabelResult(assignments, topics, hierarchy, [*notes, note, *([counts_note] if counts_note else [])])
-    return _Labelled(whole, labelled.phrases, None), rows, tokens
+    return _Labelled(whole, labelled.phrases, None), rows, tokens, sample
 
 
 def _named_and_stable(

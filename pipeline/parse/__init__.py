@@ -44,6 +44,9 @@ from pipeline.parse.units import (
     READERS,
     UNIT_READS_KEPT,
     FileReport,
+    HeldRead,
+    HeldReadCodec,
+    _Candidate,
     _unit_key,
     _UnitRead,
     _UnitReadCodec,
@@ -177,9 +180,9 @@ def _unit_read(
     *,
     one_of_many: bool,
     memo: MemoStore | None = None,
-    read_before: _UnitRead | None = None,
-) -> _UnitRead | FileReport:
-    """The unit's read (``read_before``: done on the workers), or its whole report when there is nothing to read.
+    read_before: HeldRead | None = None,
+) -> _UnitRead | HeldRead | FileReport:
+    """The unit's read (``read_before``: read on the workers, kept encoded), or its report when nothing is read.
 
     Raises InputError for a unit that holds no papers (see ``parse``).
     """
@@ -195,7 +198,9 @@ def _unit_read(
 
     # A unit's read depends on nothing read before it, so a run over grown inputs reads only the new files.
     if read_before is not None:
-        read = read_before
+        if read_before.arxiv_ids:  # it holds papers: decoded when its turn comes (_keep_unit)
+            return read_before
+        read = read_before.decoded()  # no candidate: small, and checked below
     else:
         read = compute() if memo is None else memo.memo(
             UNITS_MEMO, _unit_key(unit, path, config), compute, _UnitReadCodec(), keep=UNIT_READS_KEPT
@@ -210,7 +215,7 @@ def _unit_read(
 
 def _keep_unit(
     unit: list[SourceFile],
-    read: _UnitRead,
+    read: _UnitRead | HeldRead,
     config: ParseConfig,
     seen: Seen,
     kept: _Kept,
@@ -218,6 +223,8 @@ def _keep_unit(
     today: date,
 ) -> FileReport:
     """The report of the unit numbered ``kept.unit``, its kept papers appended to ``rows``."""
+    if isinstance(read, HeldRead):
+        read = read.decoded()
     first = unit[0]
     path = _unit_path(unit)
     report = FileReport(path=path, reader=read.reader, read=read.read, skipped=read.skipped,
@@ -265,21 +272,22 @@ def _read_on_workers(
     files_per_spec: Counter[InputSpec],
     memo: MemoStore | None,
     engine: Engine,
-) -> dict[int, _UnitRead]:
+) -> dict[int, HeldRead]:
     """The reads of the units to read, by unit index: from the memo, else read on ``engine``'s workers.
 
     One task per unit not in the memo, carrying its files' paths and hashes: the worker opens them
-    (``SourceFile.loaded``). What the workers return is stored in the memo here.
+    (``SourceFile.loaded``) and encodes its read. What the workers return is stored in the memo here
+    as it is, and every read stays encoded until its unit's turn (``HeldRead``).
     Skipped links and empty members of a folder are not read (``_read_unit`` reports them).
     """
-    reads: dict[int, _UnitRead] = {}
+    reads: dict[int, HeldRead] = {}
     todo: list[tuple[int, str, tuple[list[SourceFile], str]]] = []  # (index, memo key, part)
     for index, unit in enumerate(units):
         if unit[0].skipped is not None or _empty_member(unit, files_per_spec[unit[0].spec] > 1):
             continue
         path = _unit_path(unit)
         key = _unit_key(unit, path, config)
-        stored = None if memo is None else memo.get(UNITS_MEMO, key, _UnitReadCodec())
+        stored = None if memo is None else memo.get(UNITS_MEMO, key, HeldReadCodec())
         if stored is not None:
             reads[index] = stored
         else:
@@ -288,7 +296,7 @@ def _read_on_workers(
     fresh = engine.map(read_unit_part, parts, timeout_s=READ_TIMEOUT_S, common={"config": config})
     for (index, key, _), read in zip(todo, fresh, strict=True):
         if memo is not None:
-            memo.put(UNITS_MEMO, key, read, _UnitReadCodec(), keep=UNIT_READS_KEPT)
+            memo.put(UNITS_MEMO, key, read, HeldReadCodec(), keep=UNIT_READS_KEPT)
         reads[index] = read
     log.info("parse: %d unit(s) read on the workers, %d from the memo", len(todo), len(reads) - len(todo))
     return reads
@@ -325,25 +333,29 @@ def parse(
     today = today or utc_today()
     files_per_spec = Counter(source.spec for source in sources if source.skipped is None)
     units = _units(sources)
-    read_before: dict[int, _UnitRead] = {}
+    read_before: dict[int, HeldRead] = {}
     if engine is not None and not isinstance(engine, LocalEngine):
         read_before = _read_on_workers(units, config, files_per_spec, memo, engine)
-    reads: list[_UnitRead | FileReport | None] = [
+    reads: list[_UnitRead | HeldRead | FileReport | None] = [
         _unit_read(unit, config, one_of_many=files_per_spec[unit[0].spec] > 1, memo=memo,
                    read_before=read_before.pop(index, None))
         for index, unit in enumerate(units)
     ]  # fmt: skip
     # Which record of an arXiv id read twice is kept is decided over every unit at once, not by order.
-    candidates = [read.candidates if isinstance(read, _UnitRead) and config.dedupe else [] for read in reads]
-    kept = _Kept(*kept_records(candidates))
+    arxiv_ids = [_arxiv_ids(read) if config.dedupe else [] for read in reads]
+    kept = _Kept(*kept_records(arxiv_ids, lambda unit: _candidates(reads[unit])))
+    del arxiv_ids
     seen = Seen()
-    rows: list[dict[str, str]] = []
+    tables: list[pd.DataFrame] = []  # each unit's kept papers, as the table's string columns
     reports: list[FileReport] = []
     for index, unit in enumerate(units):
         read, reads[index] = reads[index], None  # its records become rows: the read itself can go
-        if isinstance(read, _UnitRead):
+        if isinstance(read, _UnitRead | HeldRead):
             kept.unit = index
+            rows: list[dict[str, str]] = []
             reports.append(_keep_unit(unit, read, config, seen, kept, rows, today))
+            if rows:  # a unit's rows become columns now: a million rows as dicts would wait for the last unit
+                tables.append(pd.DataFrame(rows, columns=list(PAPER_COLUMNS)).astype("string"))
         elif read is not None:
             reports.append(read)
     for spec in dict.fromkeys(source.spec for source in sources):
@@ -356,10 +368,24 @@ def parse(
             raise InputError(f"{spec.path}: matches only links to folders, which are not followed")
         if sum(report.kept + report.duplicates for report in found) == 0:
             raise InputError(f"{spec.path}: none of its {len(found)} files holds a paper (all are empty)")
-    if not rows:
+    if not tables:
         return ParseResult(papers=empty_papers(), file_reports=reports)
-    papers = pd.DataFrame(rows, columns=list(PAPER_COLUMNS)).astype("string")
+    papers = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     return ParseResult(papers=papers, file_reports=reports)
+
+
+def _arxiv_ids(read: _UnitRead | HeldRead | FileReport | None) -> list[str]:
+    """The arXiv id of each of a unit's records ("" for none); none for a unit with nothing read."""
+    if isinstance(read, HeldRead):
+        return read.arxiv_ids
+    return [candidate.arxiv_id for candidate in read.candidates] if isinstance(read, _UnitRead) else []
+
+
+def _candidates(read: _UnitRead | HeldRead | FileReport | None) -> list[_Candidate]:
+    """A unit's records, decoded when held encoded."""
+    if isinstance(read, HeldRead):
+        return read.decoded().candidates
+    return read.candidates if isinstance(read, _UnitRead) else []
 
 
 def date_key_parts(sources: list[SourceFile], today: date) -> list[str]:

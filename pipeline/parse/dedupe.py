@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.files import hash_json
@@ -47,33 +47,45 @@ def _record_rank(candidate: _Candidate) -> tuple[str, str]:
     return _date(candidate) or "~", hash_json(candidate.row)
 
 
-def kept_records(candidates: Sequence[Sequence[_Candidate]]) -> tuple[dict[str, Place], dict[str, str]]:
+def kept_records(
+    arxiv_ids: Sequence[Sequence[str]], candidates_of: Callable[[int], Sequence[_Candidate]]
+) -> tuple[dict[str, Place], dict[str, str]]:
     """For every arXiv id read more than once: where its kept record is, and its text.
 
-    ``candidates``: each unit's cleaned records, in input order. Ids read once are not listed
-    (their only record is kept).
+    ``arxiv_ids``: each unit's records' arXiv ids ("" for none), in input order;
+    ``candidates_of(unit)``: that unit's cleaned records, asked for once per unit that holds
+    an id read more than once (a Dask run holds the records encoded: ``units.HeldRead``). Ids
+    read once are not listed (their only record is kept).
     """
     first: dict[str, int] = {}  # id -> its first record, as unit << 32 | index (an int: 1M ids in ~100 MB)
     again: dict[str, list[Place]] = {}  # ids read more than once -> every record
-    for unit, records in enumerate(candidates):
-        for index, candidate in enumerate(records):
-            arxiv_id = candidate.arxiv_id
+    for unit, ids in enumerate(arxiv_ids):
+        for index, arxiv_id in enumerate(ids):
             if not arxiv_id:
                 continue
             seen = first.setdefault(arxiv_id, unit << 32 | index)
             if seen != unit << 32 | index:
                 again.setdefault(arxiv_id, [(seen >> 32, seen & 0xFFFFFFFF)]).append((unit, index))
     del first
+    wanted: dict[int, list[int]] = {}  # unit -> its records of an id read more than once
+    for found in again.values():
+        for unit, index in found:
+            wanted.setdefault(unit, []).append(index)
+    ranks: dict[Place, tuple[tuple[int, str, int, str], tuple[str, str], str]] = {}
+    for unit in sorted(wanted):
+        records = candidates_of(unit)
+        for index in wanted[unit]:
+            candidate = records[index]
+            ranks[unit, index] = (text_rank(candidate), _record_rank(candidate), _text(candidate))
     kept: dict[str, Place] = {}
     texts: dict[str, str] = {}
     for arxiv_id, found in again.items():
-        ranked = {place: text_rank(candidates[place[0]][place[1]]) for place in found}
-        best = max(ranked.values())
+        best = max(ranks[place][0] for place in found)
         # The best text, and version: its record listed first (a later date may hold the same text).
-        holders = [place for place, rank in ranked.items() if rank[0] == best[0] and rank[2:] == best[2:]]
-        place = min(holders, key=lambda place: _record_rank(candidates[place[0]][place[1]]))
+        holders = [place for place in found if ranks[place][0][0] == best[0] and ranks[place][0][2:] == best[2:]]
+        place = min(holders, key=lambda place: ranks[place][1])
         kept[arxiv_id] = place
-        texts[arxiv_id] = _text(candidates[place[0]][place[1]])
+        texts[arxiv_id] = ranks[place][2]
     return kept, texts
 
 

@@ -177,17 +177,52 @@ class _UnitRead:
 
 
 class _UnitReadCodec:
-    """A :class:`_UnitRead` as JSON bytes (``pipeline.memo`` codec)."""
+    """A :class:`_UnitRead` as JSON bytes, with its candidates' arXiv ids beside them (``pipeline.memo`` codec)."""
 
     def encode(self, value: _UnitRead) -> dict[str, np.ndarray]:
         # vars, not asdict: asdict deep-copies every row (a third of the time of storing a one-record file).
         data = {**vars(value), "candidates": [vars(candidate) for candidate in value.candidates]}
-        return {"json": np.frombuffer(json.dumps(data, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)}
+        return {
+            "json": np.frombuffer(json.dumps(data, ensure_ascii=False).encode("utf-8"), dtype=np.uint8),
+            # Deduplication looks at every unit's ids before any unit's records (HeldRead.arxiv_ids).
+            "arxiv_ids": np.array([candidate.arxiv_id for candidate in value.candidates], dtype=np.str_),
+        }
 
     def decode(self, arrays: Mapping[str, np.ndarray]) -> _UnitRead:
         data = json.loads(arrays["json"].tobytes().decode("utf-8"))
         candidates = [_Candidate(**candidate) for candidate in data.pop("candidates")]
         return _UnitRead(**data, candidates=candidates)
+
+
+@dataclass(frozen=True)
+class HeldRead:
+    """A unit's read as the memo stores it (:class:`_UnitReadCodec`'s arrays), decoded only when its turn comes.
+
+    The reads of a Dask run are held so in the driver: a million records as Python objects held
+    ~9 GB there (docs/scale.md), their JSON bytes ~1.7 GB; a Dask worker encodes its unit's read.
+    """
+
+    arrays: Mapping[str, np.ndarray]
+
+    @property
+    def arxiv_ids(self) -> list[str]:
+        """Each candidate's arXiv id ("" for none), in order, without decoding the records."""
+        return [str(arxiv_id) for arxiv_id in self.arrays["arxiv_ids"].tolist()]
+
+    def decoded(self) -> _UnitRead:
+        return _UnitReadCodec().decode(self.arrays)
+
+
+class HeldReadCodec:
+    """A :class:`HeldRead` in the memo: its arrays as they are, stored and read back without decoding."""
+
+    def encode(self, value: HeldRead) -> dict[str, np.ndarray]:
+        return dict(value.arrays)
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> HeldRead:
+        if "arxiv_ids" not in arrays:
+            raise KeyError("arxiv_ids")  # an entry of an older format: read again
+        return HeldRead(dict(arrays))
 
 
 # Kept unit reads: one per input file of the runs that share the output folder's cache.
@@ -227,10 +262,14 @@ def read_unit(unit: list[SourceFile], path: str, config: ParseConfig) -> _UnitRe
     return _read_candidates(loaded, path, _reader_name(loaded), config)
 
 
-def read_unit_part(part: tuple[list[SourceFile], str], *, config: ParseConfig) -> _UnitRead:
-    """:func:`read_unit` of one (unit, path): the task a Dask worker runs per unit, opening its files by path."""
+def read_unit_part(part: tuple[list[SourceFile], str], *, config: ParseConfig) -> HeldRead:
+    """:func:`read_unit` of one (unit, path), encoded: a Dask worker's task per unit, opening its files by path."""
+    from pipeline.parallel import return_freed_memory
+
     unit, path = part
-    return read_unit(unit, path, config)
+    held = HeldRead(_UnitReadCodec().encode(read_unit(unit, path, config)))
+    return_freed_memory()  # the unit's records as Python objects are gone: a worker reads unit after unit
+    return held
 
 
 def _unit_key(unit: list[SourceFile], path: str, config: ParseConfig) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from pipeline.config import ReportConfig
+from pipeline.files import JoinedBytes
 from pipeline.parallel import built_beside
 from pipeline.report import figures, pages, views
 from pipeline.report.csv_export import paper_csvs, topic_csv_path, topic_csvs, topic_number_width, topics_csv
@@ -68,7 +69,7 @@ def build_report(
     fork_min_papers: int = FORK_MIN_PAPERS,
     map_points_cap: int = MAP_POINTS_CAP,
     memo: ReportMemo = computed,
-) -> dict[str, bytes]:
+) -> dict[str, bytes | JoinedBytes]:
     """Every file of the report as relative path → content, in sorted path order.
 
     Args:
@@ -94,7 +95,8 @@ def build_report(
             run of the same ``papers`` and ``assignments`` (``pipeline.report.kept``); the default keeps none.
 
     Returns:
-        Relative path → file content, e.g. ``{"index.html": b"<!doctype html>..."}``.
+        Relative path → file content, e.g. ``{"index.html": b"<!doctype html>..."}``; papers.csv's is
+        a :class:`~pipeline.files.JoinedBytes` (its topics' CSV rows, written one after the other).
 
     Raises:
         ValueError: the tables break their contract (missing columns, papers without
@@ -128,7 +130,7 @@ def build_report(
         stability=stability,
     )
 
-    files: dict[str, bytes] = {pages.plotly_asset_path(): pages.plotly_asset()}
+    files: dict[str, bytes | JoinedBytes] = {pages.plotly_asset_path(): pages.plotly_asset()}
 
     def map_and_charts() -> dict[str, bytes]:
         return {**views.map_files(report, map_points_cap), "topics.html": views.charts_page(report)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from pipeline.cluster.fit import ClusterResult
 from pipeline.config import RunConfig
 from pipeline.errors import StateDamagedError
 from pipeline.files import array_to_bytes, hash_json, json_to_bytes, table_to_bytes
+from pipeline.schema import TEXT_COLUMNS
 from pipeline.stage import Stage, StageContext, StageResult
 
 if TYPE_CHECKING:
@@ -101,22 +103,31 @@ def _last_clustering(context: StageContext) -> _Previous | None:
     return _Previous(previous, old_ids, pool.astype(bool), base_papers, guide, str(meta.get("texts", "")))
 
 
-def _texts_key(papers: pd.DataFrame, block: int = 10_000) -> str:
+# Papers whose texts are made at once for the texts key (all at once they would hold ~1 GB at 1M papers).
+TEXTS_KEY_BLOCK = 10_000
+
+
+def _texts_key(blocks: Iterable[pd.DataFrame]) -> str:
     """The content of the papers (their texts, in order), not where they were read from: a renamed file keeps it.
 
-    The texts are made ``block`` papers at a time (all at once they would hold ~1 GB at 1M papers).
+    ``blocks``: the papers' title and abstract columns, a block of papers at a time, in order.
     """
     from pipeline.memo import text_key
     from pipeline.schema import paper_texts
 
     digest = hashlib.sha256()
-    for start in range(0, len(papers), block):
-        for text in paper_texts(papers.iloc[start : start + block]):
+    for block in blocks:
+        for text in paper_texts(block):
             digest.update(text_key(text))
     return digest.hexdigest()
 
 
-def _not_joinable(context: StageContext, last: _Previous | None, papers: pd.DataFrame) -> str | None:
+def _in_blocks(papers: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(papers), TEXTS_KEY_BLOCK):
+        yield papers.iloc[start : start + TEXTS_KEY_BLOCK]
+
+
+def _not_joinable(context: StageContext, last: _Previous | None, paper_ids: pd.Series) -> str | None:
     """Why the papers cannot simply join the last clustering (a full clustering is due), or None when they can.
 
     They can when updates are on, the stage is not forced, and every paper of the last
@@ -130,13 +141,14 @@ def _not_joinable(context: StageContext, last: _Previous | None, papers: pd.Data
         if context.state is None:
             return "the first clustering of this run folder"
         return "the last clustering was made with other settings or another model, or its files changed"
-    paper_ids = papers["paper_id"].astype(str)
+    paper_ids = paper_ids.astype(str)
     kept = paper_ids.isin(set(last.paper_ids))
     gone = len(last.paper_ids) - int(kept.sum())
     if gone:
         return f"an input changed: {gone} of the papers clustered last time are gone"
-    old = papers.set_index(paper_ids).loc[last.paper_ids]
-    if last.texts and _texts_key(old) != last.texts:
+    texts = context.store.read_table("parse", "papers.parquet", TEXT_COLUMNS)  # only here: an update's check
+    old = texts.set_index(paper_ids).loc[last.paper_ids]
+    if last.texts and _texts_key(_in_blocks(old)) != last.texts:
         return "an input changed: papers clustered last time have another title or abstract"
     return None
 
@@ -179,15 +191,16 @@ def run(context: StageContext) -> StageResult:
     from pipeline.parallel import release_joblib_workers
 
     config = context.config
-    embeddings = context.store.read_array("embed", "embeddings.npy")
-    papers = context.store.read_table("parse", "papers.parquet")
-    paper_ids = papers["paper_id"].tolist()
+    # Mapped: a fit on a sample reads the sample's rows here, and each worker its part's (sample_fit.MappedRows).
+    embeddings = context.store.read_array("embed", "embeddings.npy", mapped=True)
+    ids = context.store.read_table("parse", "papers.parquet", ["paper_id"])["paper_id"]  # not the texts
+    paper_ids = ids.tolist()
     last = _last_clustering(context)
-    reason = _not_joinable(context, last, papers)
+    reason = _not_joinable(context, last, ids)
     found = last if reason is None else None
     update = None
     if found is not None:
-        update, reason = _updated(config, embeddings, paper_ids, found)
+        update, reason = _updated(config, np.array(embeddings), paper_ids, found)  # read whole, as before
         update = update if reason is None else None
     if update is None:
         log.info("cluster: full clustering: %s", reason)
@@ -218,7 +231,8 @@ def run(context: StageContext) -> StageResult:
         "settings": _clustering_settings(config),
         "model": model_identity(config.embed),
         "base_papers": base_papers,
-        "texts": _texts_key(papers),
+        # Read a block at a time: the papers' texts are never all in memory here.
+        "texts": _texts_key(context.store.table_batches("parse", "papers.parquet", TEXT_COLUMNS, TEXTS_KEY_BLOCK)),
         # Why this run clustered everything (None: the new papers joined the last clustering).
         "recluster": reason,
     }

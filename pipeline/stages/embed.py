@@ -16,7 +16,7 @@ import numpy as np
 from pipeline.config import EmbedConfig, RunConfig
 from pipeline.files import array_to_bytes
 from pipeline.memo import MemoStore, VectorRows, text_key
-from pipeline.schema import PaperTexts, texts_at
+from pipeline.schema import TEXT_COLUMNS, PaperTexts, texts_at
 from pipeline.stage import ProgressCallback, Stage, StageContext, StageResult
 
 if TYPE_CHECKING:
@@ -112,14 +112,14 @@ def cached_embeddings(
         chunk_rows=CHUNK_ROWS if in_process else None,
         save_every_s=SAVE_EVERY_S,
     )
-    return vectors.astype(np.float32), embedded
+    return np.asarray(vectors, dtype=np.float32), embedded  # no copy of the float32 rows (1 GB at 1M papers)
 
 
 def run(context: StageContext) -> StageResult:
     from pipeline.embed import load_backend
 
     # Each text is needed once (its key, then the shard that embeds it): made when asked for.
-    texts = PaperTexts(context.store.read_table("parse", "papers.parquet"))
+    texts = PaperTexts(context.store.read_table("parse", "papers.parquet", TEXT_COLUMNS))
     backend = load_backend(context.config.embed)
     embeddings, embedded = cached_embeddings(
         context.store.cache, backend, texts, context.progress, context.engine, context.config.embed

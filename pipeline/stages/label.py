@@ -7,6 +7,7 @@ last run's sums, full, sampled), picked by ``paths.path_for`` and said in ``labe
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from pipeline.feed.label_step import FEED_OUTPUTS, LABEL_CARRIED, FeedKeys, keep
 from pipeline.files import hash_json, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.label.cache import cached_tokens, counts_settings
 from pipeline.memo import text_key
-from pipeline.schema import PaperTexts, paper_texts, texts_at
+from pipeline.schema import PAPER_COLUMNS, TEXT_COLUMNS, PaperTexts, StreamedTexts, paper_texts
 from pipeline.stage import Stage, StageContext, StageResult
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 # States for the update path (pipeline.feed.label_update): about 100 MB each at 75k papers; the
 # last run's is the one the next run needs, and one more covers a run that was not kept.
 LABEL_STATES_KEPT = 2
+# Papers whose texts are read from the table at once on the sampled path (schema.StreamedTexts).
+TEXT_BLOCK = 10_000
 # Where the label sums a relabel starts from are kept between runs (the output folder's cache).
 STATE_NAMESPACE = "label-state"
 
@@ -125,15 +128,23 @@ def run(context: StageContext) -> StageResult:
     # which waits on the disk with the GIL released.
     npmi_ready = threading.Thread(target=_prepare_npmi, name="prepare-npmi", daemon=True)
     npmi_ready.start()
-    papers = store.read_table("parse", "papers.parquet")
-    sample_size = label_sample_size(len(papers), config.label.fit_sample)
+    n_papers = store.table_rows("parse", "papers.parquet")
+    sample_size = label_sample_size(n_papers, config.label.fit_sample)
     tokens: TokenizedTexts | None
     texts: Sequence[str]
-    if sample_size < len(papers):  # only a sample's words are read (pipeline.label.sample)
-        # Every text is needed once (its key, its part of the term counts): made when asked for.
+    if sample_size < n_papers and not config.label.llm.enabled:  # only a sample's words are read
+        # Every text is needed once (its key, its part of the term counts): read from the table a block at a
+        # time, the sample's with its rows (pipeline.label.paths); the table is held without its texts.
+        papers = store.read_table("parse", "papers.parquet", [c for c in PAPER_COLUMNS if c not in TEXT_COLUMNS])
+        blocks = functools.partial(store.table_batches, "parse", "papers.parquet", TEXT_COLUMNS, TEXT_BLOCK)
+        texts = StreamedTexts(blocks, n_papers)
+        tokens, text_keys = None, [text_key(text) for text in texts]
+    elif sample_size < n_papers:  # the LLM's prompts take the titles of any paper: the whole table
+        papers = store.read_table("parse", "papers.parquet")
         texts = PaperTexts(papers)
         tokens, text_keys = None, [text_key(text) for text in texts]
     else:
+        papers = store.read_table("parse", "papers.parquet")
         texts = paper_texts(papers)
         tokens, text_keys = cached_tokens(store.cache, texts)
     settings = counts_settings(config)
@@ -157,9 +168,9 @@ def run(context: StageContext) -> StageResult:
     if rows is None:
         metrics = run_metrics(papers, assignments, topics, labelled.tokens, texts if isinstance(texts, list) else None)
     else:
-        sample = papers.iloc[rows].reset_index(drop=True)
+        sample = papers.iloc[rows].reset_index(drop=True) if labelled.sample is None else labelled.sample
         metrics = run_metrics(sample, assignments.iloc[rows].reset_index(drop=True), topics, labelled.tokens,
-                              texts_at(texts, rows))  # fmt: skip
+                              paper_texts(sample))  # fmt: skip
     feed_outputs = labelled.feed_outputs
     counts_summary = {
         "topics": int((topics["topic"] >= 0).sum()),
