@@ -16,7 +16,9 @@ from pipeline.cluster.consensus import (
     leiden_consensus,
     leiden_partitions,
     member_seeds,
+    neighbour_share,
     starting_membership,
+    without_loose_papers,
 )
 from pipeline.cluster.fit import cluster_papers
 from pipeline.config import ClusterConfig, ConfigError, parse_config
@@ -65,6 +67,35 @@ def test_consensus_labels_are_components_of_kept_edges_numbered_by_their_first_p
     labels = consensus_labels(8, edges, together, min_cluster_size=3)
     assert labels.tolist() == [0, 1, 1, 1, 0, 0, OUTLIER, OUTLIER]
     assert consensus_labels(8, edges, together, min_cluster_size=4).tolist() == [OUTLIER] * 8
+
+
+def test_neighbour_share_counts_the_nearest_papers_in_the_same_topic_leaving_the_paper_itself_out():
+    labels = np.array([0, 0, 1, OUTLIER])
+    indices = np.array([[0, 1, 2], [1, 0, 3], [2, 0, 1], [3, 3, 3]])  # the last one: an outlier's own row
+    assert neighbour_share(labels, indices).tolist() == [0.5, 0.5, 0.0, 0.0]
+
+
+def test_loose_papers_become_outliers_and_clusters_left_too_small_go_with_them():
+    labels = np.array([2, 2, 2, 0, 0, OUTLIER, 0, 2, 5, 5, 5])
+    share = np.array([1.0, 1.0, 0.2, 1.0, 0.39, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    # Paper 2 (0.2) leaves cluster 2, which keeps 3 papers; paper 4 (0.39) leaves cluster 0, which falls to 2.
+    kept = without_loose_papers(labels, share, 0.4, min_cluster_size=3)
+    assert kept.tolist() == [0, 0, OUTLIER, OUTLIER, OUTLIER, OUTLIER, OUTLIER, 0, 1, 1, 1]
+    assert without_loose_papers(labels, share, 0.0, 1).tolist() == [0, 0, 0, 1, 1, OUTLIER, 1, 0, 2, 2, 2]
+
+
+def test_where_groups_touch_the_papers_with_few_neighbours_in_their_topic_become_outliers():
+    vectors, truth = overlapping_blobs(1.6)
+    knn = exact_neighbours(vectors, 15)
+    plain, _ = leiden_consensus(vectors, knn, 1, 10, 1.0, 5)
+    share = neighbour_share(plain, knn[0])
+    assert (plain != OUTLIER).all() and (share < 0.4).any()  # loose papers that the plain consensus keeps
+    labels, _ = leiden_consensus(vectors, knn, 1, 10, 1.0, 5, least_share=0.4)
+    assert np.array_equal(labels, without_loose_papers(plain, share, 0.4, 5))
+    assert 0 < (labels == OUTLIER).mean() < 0.5
+    # The papers left are the clearer ones: they agree with the true groups better than all did.
+    members = labels != OUTLIER
+    assert adjusted_rand_score(truth[members], labels[members]) > adjusted_rand_score(truth, plain)
 
 
 def test_member_seeds_are_distinct_and_differ_between_runs():
