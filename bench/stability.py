@@ -174,6 +174,10 @@ APPROACHES: dict[str, tuple[Fit, dict]] = {
     "Leiden, 1 partition": (stage_fit, {**LEIDEN, "leiden_members": 1}),
     "Leiden consensus (default settings)": (stage_fit, LEIDEN),
     "Leiden consensus, resolution 3": (stage_fit, {**LEIDEN, "leiden_resolution": 3.0}),
+    "Leiden consensus, resolution 3, 100 members": (
+        stage_fit,
+        {**LEIDEN, "leiden_resolution": 3.0, "leiden_members": 100},
+    ),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -15,6 +17,7 @@ from pipeline.cluster.consensus import (
     graph_edges,
     leiden_consensus,
     leiden_partitions,
+    leiden_resolution,
     member_seeds,
     neighbour_share,
     starting_membership,
@@ -98,6 +101,18 @@ def test_where_groups_touch_the_papers_with_few_neighbours_in_their_topic_become
     assert adjusted_rand_score(truth[members], labels[members]) > adjusted_rand_score(truth, plain)
 
 
+def test_auto_resolution_is_held_outside_the_sizes_measured_and_falls_with_log_papers_between():
+    (small, high), (large, low) = consensus.AUTO_RESOLUTION
+    assert high > low
+    assert leiden_resolution(64, "auto") == leiden_resolution(small, "auto") == high
+    assert leiden_resolution(large, "auto") == leiden_resolution(75_000, "auto") == low
+    between = [leiden_resolution(n, "auto") for n in (small + 100, 3_000, 4_000, 6_000, large - 100)]
+    assert all(high > a > b > low for a, b in itertools.pairwise(between))
+    middle = round((small * large) ** 0.5)  # halfway in log(papers)
+    assert leiden_resolution(middle, "auto") == pytest.approx((high + low) / 2, abs=1e-3)
+    assert leiden_resolution(2_000, 1.5) == 1.5
+
+
 def test_member_seeds_are_distinct_and_differ_between_runs():
     assert len(set(member_seeds(1, 20))) == 20
     assert not set(member_seeds(1, 20)) & set(member_seeds(2, 20))
@@ -138,6 +153,7 @@ def test_the_cluster_stage_finds_the_groups_and_says_how():
     assert result.params["method"] == "leiden-consensus"
     assert result.params["leiden_members"] == 5 and result.params["leiden_resolution"] == 1.0
     assert 1 <= result.params["consensus_rounds"] <= consensus.CONSENSUS_ROUNDS
+    assert result.params["least_neighbour_share"] == consensus.LEAST_NEIGHBOUR_SHARE
     assert result.layout.shape == (480, 2) and np.array_equal(result.reduced, result.layout)
 
 
