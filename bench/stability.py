@@ -25,7 +25,8 @@ Approaches (the stage's own fit, ``pipeline.cluster.sample_fit.fit_on_sample``, 
 - ``UMAP consensus 10 x 50 epochs``: HDBSCAN on 10 UMAP layouts (50 epochs each) of one exact
   k-NN graph, the co-association of each edge, the components of the edges most of them keep;
 - ``Leiden, 1 partition``: ``cluster.method: leiden`` with ``leiden_members: 1``;
-- ``Leiden consensus (default)``: ``cluster.method: leiden`` (50 members, resolution 2);
+- ``Leiden consensus (default settings)``: ``cluster.method: leiden`` (50 members, resolution "auto":
+  3 up to 2,000 papers, 2 from 7,700; papers with under 20% of their neighbours in their topic out);
 - ``Leiden consensus, resolution 3``: the same at resolution 3.
 
 Measured last session (AVX-512 VNNI, int8 vectors; before NPMI and the graph approaches):
@@ -174,10 +175,6 @@ APPROACHES: dict[str, tuple[Fit, dict]] = {
     "Leiden, 1 partition": (stage_fit, {**LEIDEN, "leiden_members": 1}),
     "Leiden consensus (default settings)": (stage_fit, LEIDEN),
     "Leiden consensus, resolution 3": (stage_fit, {**LEIDEN, "leiden_resolution": 3.0}),
-    "Leiden consensus, resolution 3, 100 members": (
-        stage_fit,
-        {**LEIDEN, "leiden_resolution": 3.0, "leiden_members": 100},
-    ),
 }
 
 

@@ -15,24 +15,29 @@ agreed with an ARI of 0.43 to 0.49, and a change of 1e-4 in the vectors moved th
    (Lancichinetti and Fortunato's consensus clustering, Sci. Rep. 2, 336, 2012);
 4. the topics are the connected components of the edges kept by more than half of the last
    partitions (:func:`consensus_labels`); components smaller than ``min_cluster_size`` papers
-   are outliers.
+   are outliers;
+5. a paper with fewer than ``LEAST_NEIGHBOUR_SHARE`` of its nearest papers in its own topic
+   (:func:`neighbour_share`) is an outlier too, and a topic left under ``min_cluster_size`` with
+   it (:func:`without_loose_papers`): counts of integers on the exact graph, so the same on
+   every CPU.
 
-A single Leiden partition already moves less with the seed than HDBSCAN on a UMAP layout, and
-the consensus removes most of what is left: the communities that most seeds agree on. Measured
-on int8 MiniLM vectors, seeds 1-5 (bench/stability.py): 2,000 arXiv papers, ARI between seeds
-0.917 (lowest pair 0.870; today's UMAP + HDBSCAN 0.489), 0.974 against the same run on vectors
-moved by noise of 1e-4 (today 0.355), 23 topics, NMI 0.565, NPMI 0.044 (today 38-48 topics, NMI
-0.515, NPMI 0.056); 7,701 arXiv CS papers, 0.961 (lowest 0.939) and 0.976 (today 0.646, 0.651),
-40-41 topics, NMI 0.265, NPMI 0.123 (today 64-73, 0.229, 0.130). Almost no paper is an outlier
-(0.4%, today 23-28%). At resolution 3 the 2,000 papers gave 35 topics at 0.981 but an NPMI of
-0.025; with 30 members instead of 50 they agreed at 0.903 (seeds 1-3; 0.854 under noise).
+The resolution "auto" is 3 up to 2,000 papers and 2 from 7,700 (``AUTO_RESOLUTION``). Measured
+on int8 MiniLM vectors (BUILD_VERSION 3), seeds 1-5, noise 1e-4 (bench/stability.py and the same
+steps outside the stage, 2026-12-07): 2,000 arXiv papers, ARI between seeds 0.969 (lowest pair
+0.948; today's UMAP + HDBSCAN 0.459 / 0.359), 0.987 under noise (0.357), 36 topics (30-43), NMI
+0.569 (0.532), NPMI 0.043 (0.040), 1.8% outliers (19.0%); 7,701 arXiv CS papers, 0.947 (0.925;
+today 0.645 / 0.600), 0.955 (0.635), 41-42 topics (65-69), NMI 0.265 (0.226), NPMI 0.123
+(0.139: lower), 1.6% outliers (30.6%). At resolution 2 the 2,000 papers' lowest pair was 0.867; at
+3 the 7,701 papers' was 0.895. More loose papers out lift NPMI little and cost ARI: at share 0.4,
+0.134 on the 7,701 papers but 0.884 under noise.
 
 What it costs: an exact k-NN search (quadratic in the papers) and ``members`` Leiden runs per
-round, 2 to 4 rounds: 31.6 CPU seconds for 7,701 papers against today's 25.7, growing faster than
-the papers; with the lower NPMI and its unmeasured cost at 75k it is not the default; above a
-few tens of thousands of papers use it with ``cluster.fit_sample`` (the sample's topics, the
-other papers placed by their nearest sample papers; the sample is drawn with the run's seed, so
-the topics then hinge on the seed through it: not measured yet).
+round, 2 to 4 rounds. At 7,701 papers about as much as today's stage (5.3 vs 5.6 CPU seconds at
+2,000 papers); at 74,728 papers (model2vec vectors) the exact k-NN took 69 CPU seconds (pynndescent
+43, recall 0.94) and the consensus of 50 members more than 400, against 167 for today's whole
+stage: not the default. Above a few tens of thousands of papers use it with ``cluster.fit_sample``
+(the sample's topics, the other papers placed by their nearest sample papers; the sample is drawn
+with the run's seed, so the topics then hinge on the seed through it: not measured yet).
 """
 
 from __future__ import annotations
