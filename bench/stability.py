@@ -68,8 +68,8 @@ too; one run of the script per corpus, both rows in it, load 2-20 on the 2 share
 The Leiden consensus (resolution 3 at 2,000 papers, 2 at 7,701; papers with under 20% of their
 neighbours in their topic out) meets the ARI targets on both (every pair >= 0.9, >= 0.95 under
 noise) with a higher NMI and fewer outliers, and the NPMI on the 2,000 papers, but not the NPMI
-on the 7,701 (0.123 vs 0.139); at 74,728 papers its consensus alone took more than 600 CPU
-seconds against today's whole stage's 167 (bench/cluster_cost.py): it stays an option.
+on the 7,701 (0.123 vs 0.139); at 74,728 papers its consensus alone took 1,309 CPU seconds
+(50 members, 4 rounds) against today's whole stage's 167 (bench/cluster_cost.py): it stays an option.
 
 The kaggle rows (but resolution 3) came from one run of the script; the resolution-3 row and
 the daily rows from parallel runs of it (one per approach, to finish on the loaded machine).

@@ -32,12 +32,13 @@ today 0.645 / 0.600), 0.955 (0.635), 41-42 topics (65-69), NMI 0.265 (0.226), NP
 0.134 on the 7,701 papers but 0.884 under noise.
 
 What it costs: an exact k-NN search (quadratic in the papers) and ``members`` Leiden runs per
-round, 2 to 4 rounds. At 7,701 papers about as much as today's stage (5.3 vs 5.6 CPU seconds at
-2,000 papers); at 74,728 papers (model2vec vectors) the exact k-NN took 69 CPU seconds (pynndescent
-43, recall 0.94) and the consensus of 50 members more than 400, against 167 for today's whole
-stage: not the default. Above a few tens of thousands of papers use it with ``cluster.fit_sample``
-(the sample's topics, the other papers placed by their nearest sample papers; the sample is drawn
-with the run's seed, so the topics then hinge on the seed through it: not measured yet).
+round, 2 to 4 rounds. At 7,701 papers 32.2 CPU seconds against today's 26.7 (5.3 vs 5.6 at 2,000);
+at 74,728 papers (model2vec vectors) the exact k-NN took 69 CPU seconds (pynndescent 43, recall
+0.94), the consensus of 50 members (4 rounds) 1,309 and the 2-D map 41: about 1,420 against 167
+for today's whole stage (bench/cluster_cost.py): not the default. Above a few tens of thousands of
+papers use it with ``cluster.fit_sample`` (the sample's topics, the other papers placed by their
+nearest sample papers; the sample is drawn with the run's seed, so the topics then hinge on the
+seed through it: not measured yet).
 """
 
 from __future__ import annotations
