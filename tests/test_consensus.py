@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -15,8 +17,11 @@ from pipeline.cluster.consensus import (
     graph_edges,
     leiden_consensus,
     leiden_partitions,
+    leiden_resolution,
     member_seeds,
+    neighbour_share,
     starting_membership,
+    without_loose_papers,
 )
 from pipeline.cluster.fit import cluster_papers
 from pipeline.config import ClusterConfig, ConfigError, parse_config
@@ -67,6 +72,47 @@ def test_consensus_labels_are_components_of_kept_edges_numbered_by_their_first_p
     assert consensus_labels(8, edges, together, min_cluster_size=4).tolist() == [OUTLIER] * 8
 
 
+def test_neighbour_share_counts_the_nearest_papers_in_the_same_topic_leaving_the_paper_itself_out():
+    labels = np.array([0, 0, 1, OUTLIER])
+    indices = np.array([[0, 1, 2], [1, 0, 3], [2, 0, 1], [3, 3, 3]])  # the last one: an outlier's own row
+    assert neighbour_share(labels, indices).tolist() == [0.5, 0.5, 0.0, 0.0]
+
+
+def test_loose_papers_become_outliers_and_clusters_left_too_small_go_with_them():
+    labels = np.array([2, 2, 2, 0, 0, OUTLIER, 0, 2, 5, 5, 5])
+    share = np.array([1.0, 1.0, 0.2, 1.0, 0.39, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    # Paper 2 (0.2) leaves cluster 2, which keeps 3 papers; paper 4 (0.39) leaves cluster 0, which falls to 2.
+    kept = without_loose_papers(labels, share, 0.4, min_cluster_size=3)
+    assert kept.tolist() == [0, 0, OUTLIER, OUTLIER, OUTLIER, OUTLIER, OUTLIER, 0, 1, 1, 1]
+    assert without_loose_papers(labels, share, 0.0, 1).tolist() == [0, 0, 0, 1, 1, OUTLIER, 1, 0, 2, 2, 2]
+
+
+def test_where_groups_touch_the_papers_with_few_neighbours_in_their_topic_become_outliers():
+    vectors, truth = overlapping_blobs(1.6)
+    knn = exact_neighbours(vectors, 15)
+    plain, _ = leiden_consensus(vectors, knn, 1, 10, 1.0, 5)
+    share = neighbour_share(plain, knn[0])
+    assert (plain != OUTLIER).all() and (share < 0.4).any()  # loose papers that the plain consensus keeps
+    labels, _ = leiden_consensus(vectors, knn, 1, 10, 1.0, 5, least_share=0.4)
+    assert np.array_equal(labels, without_loose_papers(plain, share, 0.4, 5))
+    assert 0 < (labels == OUTLIER).mean() < 0.5
+    # The papers left are the clearer ones: they agree with the true groups better than all did.
+    members = labels != OUTLIER
+    assert adjusted_rand_score(truth[members], labels[members]) > adjusted_rand_score(truth, plain)
+
+
+def test_auto_resolution_is_held_outside_the_sizes_measured_and_falls_with_log_papers_between():
+    (small, high), (large, low) = consensus.AUTO_RESOLUTION
+    assert high > low
+    assert leiden_resolution(64, "auto") == leiden_resolution(small, "auto") == high
+    assert leiden_resolution(large, "auto") == leiden_resolution(75_000, "auto") == low
+    between = [leiden_resolution(n, "auto") for n in (small + 100, 3_000, 4_000, 6_000, large - 100)]
+    assert all(high > a > b > low for a, b in itertools.pairwise(between))
+    middle = round((small * large) ** 0.5)  # halfway in log(papers)
+    assert leiden_resolution(middle, "auto") == pytest.approx((high + low) / 2, abs=1e-3)
+    assert leiden_resolution(2_000, 1.5) == 1.5
+
+
 def test_member_seeds_are_distinct_and_differ_between_runs():
     assert len(set(member_seeds(1, 20))) == 20
     assert not set(member_seeds(1, 20)) & set(member_seeds(2, 20))
@@ -107,6 +153,7 @@ def test_the_cluster_stage_finds_the_groups_and_says_how():
     assert result.params["method"] == "leiden-consensus"
     assert result.params["leiden_members"] == 5 and result.params["leiden_resolution"] == 1.0
     assert 1 <= result.params["consensus_rounds"] <= consensus.CONSENSUS_ROUNDS
+    assert result.params["least_neighbour_share"] == consensus.LEAST_NEIGHBOUR_SHARE
     assert result.layout.shape == (480, 2) and np.array_equal(result.reduced, result.layout)
 
 

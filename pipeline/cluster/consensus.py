@@ -15,28 +15,35 @@ agreed with an ARI of 0.43 to 0.49, and a change of 1e-4 in the vectors moved th
    (Lancichinetti and Fortunato's consensus clustering, Sci. Rep. 2, 336, 2012);
 4. the topics are the connected components of the edges kept by more than half of the last
    partitions (:func:`consensus_labels`); components smaller than ``min_cluster_size`` papers
-   are outliers.
+   are outliers;
+5. a paper with fewer than ``LEAST_NEIGHBOUR_SHARE`` of its nearest papers in its own topic
+   (:func:`neighbour_share`) is an outlier too, and a topic left under ``min_cluster_size`` with
+   it (:func:`without_loose_papers`): counts of integers on the exact graph, so the same on
+   every CPU.
 
-A single Leiden partition already moves less with the seed than HDBSCAN on a UMAP layout, and
-the consensus removes most of what is left: the communities that most seeds agree on. Measured
-on int8 MiniLM vectors, seeds 1-5 (bench/stability.py): 2,000 arXiv papers, ARI between seeds
-0.917 (lowest pair 0.870; today's UMAP + HDBSCAN 0.489), 0.974 against the same run on vectors
-moved by noise of 1e-4 (today 0.355), 23 topics, NMI 0.565, NPMI 0.044 (today 38-48 topics, NMI
-0.515, NPMI 0.056); 7,701 arXiv CS papers, 0.961 (lowest 0.939) and 0.976 (today 0.646, 0.651),
-40-41 topics, NMI 0.265, NPMI 0.123 (today 64-73, 0.229, 0.130). Almost no paper is an outlier
-(0.4%, today 23-28%). At resolution 3 the 2,000 papers gave 35 topics at 0.981 but an NPMI of
-0.025; with 30 members instead of 50 they agreed at 0.903 (seeds 1-3; 0.854 under noise).
+The resolution "auto" is 3 up to 2,000 papers and 2 from 7,700 (``AUTO_RESOLUTION``). Measured
+on int8 MiniLM vectors (BUILD_VERSION 3), seeds 1-5, noise 1e-4 (bench/stability.py and the same
+steps outside the stage, 2026-12-07): 2,000 arXiv papers, ARI between seeds 0.969 (lowest pair
+0.948; today's UMAP + HDBSCAN 0.459 / 0.359), 0.987 under noise (0.357), 36 topics (30-43), NMI
+0.569 (0.532), NPMI 0.043 (0.040), 1.8% outliers (19.0%); 7,701 arXiv CS papers, 0.947 (0.925;
+today 0.645 / 0.600), 0.955 (0.635), 41-42 topics (65-69), NMI 0.265 (0.226), NPMI 0.123
+(0.139: lower), 1.6% outliers (30.6%). At resolution 2 the 2,000 papers' lowest pair was 0.867; at
+3 the 7,701 papers' was 0.895. More loose papers out lift NPMI little and cost ARI: at share 0.4,
+0.134 on the 7,701 papers but 0.884 under noise.
 
 What it costs: an exact k-NN search (quadratic in the papers) and ``members`` Leiden runs per
-round, 2 to 4 rounds: 31.6 CPU seconds for 7,701 papers against today's 25.7, growing faster than
-the papers; with the lower NPMI and its unmeasured cost at 75k it is not the default; above a
-few tens of thousands of papers use it with ``cluster.fit_sample`` (the sample's topics, the
-other papers placed by their nearest sample papers; the sample is drawn with the run's seed, so
-the topics then hinge on the seed through it: not measured yet).
+round, 2 to 4 rounds. At 7,701 papers 32.2 CPU seconds against today's 26.7 (5.3 vs 5.6 at 2,000);
+at 74,728 papers (model2vec vectors) the exact k-NN took 69 CPU seconds (pynndescent 43, recall
+0.94), the consensus of 50 members (4 rounds) 1,309 and the 2-D map 41: about 1,420 against 167
+for today's whole stage (bench/cluster_cost.py): not the default. Above a few tens of thousands of
+papers use it with ``cluster.fit_sample`` (the sample's topics, the other papers placed by their
+nearest sample papers; the sample is drawn with the run's seed, so the topics then hinge on the
+seed through it: not measured yet).
 """
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -48,17 +55,30 @@ OUTLIER = -1
 CONSENSUS_ROUNDS = 5
 # An edge is kept in the final topics when more than this share of the last round's partitions keep it.
 KEEP_SHARE = 0.5
-AUTO_RESOLUTION = 2.0
+# Resolution "auto": (papers, resolution) at the two sizes measured (bench/stability.py, seeds 1-5): 2,000
+# arXiv papers agreed at 0.969 (lowest pair 0.948) at resolution 3 but 0.913 (0.867) at 2; 7,701 arXiv CS
+# papers at 0.948 (0.926) at 2 but 0.930 (0.895) at 3. Between them it falls with log(papers); outside, it is held.
+AUTO_RESOLUTION = ((2_000, 3.0), (7_700, 2.0))
+# A paper is an outlier when fewer than this share of its nearest papers share its topic (neighbour_share):
+# at 0.2, 1.6-1.8% of the papers, and the seeds agree as well as without; at 0.3 (9-12%) the 7,701 papers'
+# ARI under noise fell from 0.955 to 0.935, at 0.4 (18-20%) to 0.884, for an NPMI of 0.125-0.134 (0.122 without).
+LEAST_NEIGHBOUR_SHARE = 0.2
 # Leiden passes per partition: -1 = until none improves (5x the time of igraph's default 2, and needed:
 # with 2, seeds 1-3 of 2,000 arXiv papers agreed with an ARI of 0.883, not 0.940, and under noise 0.918, not 0.974).
 LEIDEN_ITERATIONS = -1
 
 
 def leiden_resolution(n_papers: int, setting: float | str) -> float:
-    """Leiden's modularity resolution for ``n_papers``: the setting, or ``AUTO_RESOLUTION`` for "auto"."""
-    if setting == "auto":
-        return AUTO_RESOLUTION
-    return float(setting)
+    """Leiden's modularity resolution for ``n_papers``: the setting, or for "auto" one from ``AUTO_RESOLUTION``.
+
+    "auto": the first size's resolution up to it, the last's from it, and in between a straight
+    line in log(papers), rounded to 3 decimals (the same on every CPU).
+    """
+    if setting != "auto":
+        return float(setting)
+    (small, high), (large, low) = AUTO_RESOLUTION
+    position = (math.log(max(n_papers, 1)) - math.log(small)) / (math.log(large) - math.log(small))
+    return round(high + (low - high) * min(1.0, max(0.0, position)), 3)
 
 
 def member_seeds(seed: int, members: int) -> list[int]:
@@ -189,6 +209,37 @@ def consensus_labels(n: int, edges: np.ndarray, together: np.ndarray, min_cluste
     return number[component]
 
 
+def neighbour_share(labels: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Share of each paper's nearest papers (itself left out) in its own cluster: (n,) float64 in [0, 1].
+
+    labels: (n,) int; indices: (n, k) from :func:`exact_neighbours`, itself first. Counts of
+    integers: the same on every CPU for the same graph and labels. An outlier's share is 0.
+    """
+    others = indices[:, 1:]
+    same = (labels[others] == labels[:, None]) & (labels[:, None] != OUTLIER)
+    return same.sum(axis=1) / max(1, others.shape[1])
+
+
+def without_loose_papers(
+    labels: np.ndarray, share: np.ndarray, least_share: float, min_cluster_size: int
+) -> np.ndarray:
+    """``labels`` with each paper whose ``share`` is under ``least_share`` made an outlier.
+
+    Clusters then left with fewer than ``min_cluster_size`` papers become outliers too, and the
+    clusters are numbered again by their lowest paper row. Returns (n,) int64, -1 = outlier.
+    """
+    labels = np.where(share < least_share, OUTLIER, np.asarray(labels, dtype=np.int64))
+    member = labels != OUTLIER
+    sizes = np.bincount(labels[member], minlength=labels.max(initial=-1) + 1)
+    member &= sizes[np.where(member, labels, 0)] >= min_cluster_size
+    clusters, first_row = np.unique(labels[member], return_index=True)
+    number = np.full(len(clusters), OUTLIER, dtype=np.int64)
+    number[np.argsort(first_row, kind="stable")] = np.arange(len(clusters))
+    result = np.full(len(labels), OUTLIER, dtype=np.int64)
+    result[member] = number[np.searchsorted(clusters, labels[member])]
+    return result
+
+
 def leiden_consensus(
     embeddings: np.ndarray,
     knn: tuple[np.ndarray, np.ndarray],
@@ -197,12 +248,15 @@ def leiden_consensus(
     resolution: float,
     min_cluster_size: int,
     guide: np.ndarray | None = None,
+    least_share: float = 0.0,
 ) -> tuple[np.ndarray, int]:
     """The consensus topics of ``members`` Leiden partitions of the k-NN graph, and the rounds it took.
 
     embeddings: (n, dim) unit rows; knn: (indices, distances) from :func:`exact_neighbours`.
     ``guide``: (n,) the topics of an earlier clustering (-1 = none): the first round's partitions
     start from them instead of from single papers, so topics that still hold come back.
+    ``least_share``: papers with fewer of their nearest papers in their own topic
+    (:func:`neighbour_share`) are outliers (:func:`without_loose_papers`); 0 = none.
     Returns labels (n,) int64, -1 = outlier, and the number of rounds (1 to ``CONSENSUS_ROUNDS``).
     """
     n = embeddings.shape[0]
@@ -215,4 +269,7 @@ def leiden_consensus(
         edges, weights = edges[kept], together[kept]
         together = coassociation(edges, leiden_partitions(n, edges, weights, resolution, seeds))
         rounds += 1
-    return consensus_labels(n, edges, together, min_cluster_size), rounds
+    labels = consensus_labels(n, edges, together, min_cluster_size)
+    if least_share > 0:
+        labels = without_loose_papers(labels, neighbour_share(labels, knn[0]), least_share, min_cluster_size)
+    return labels, rounds

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cluster.consensus import exact_neighbours, leiden_consensus, leiden_resolution
+from pipeline.cluster.consensus import LEAST_NEIGHBOUR_SHARE, exact_neighbours, leiden_consensus, leiden_resolution
 from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
 from pipeline.parallel import built_beside
 
@@ -163,8 +163,15 @@ def cluster_papers(
             resolution = leiden_resolution(n_papers, config.leiden_resolution)
             members = config.leiden_members
             start = None if target is None else target[0]
-            labels, rounds = leiden_consensus(embeddings, knn, seed, members, resolution, min_cluster_size, start)
-            extra = {"leiden_members": members, "leiden_resolution": resolution, "consensus_rounds": rounds}
+            labels, rounds = leiden_consensus(
+                embeddings, knn, seed, members, resolution, min_cluster_size, start, LEAST_NEIGHBOUR_SHARE
+            )
+            extra = {
+                "leiden_members": members,
+                "leiden_resolution": resolution,
+                "consensus_rounds": rounds,
+                "least_neighbour_share": LEAST_NEIGHBOUR_SHARE,
+            }
         else:
             reduced = _umap(embeddings, knn, n_neighbors, n_components, min_dist=0.0, seed=seed, target=target)
             labels = hdbscan_labels(reduced, min_cluster_size, min_samples, max_cluster_size)
