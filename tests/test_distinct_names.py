@@ -10,10 +10,10 @@ from pipeline.label import stop_words
 from pipeline.label.audit import (
     centroid_ranks,
     continuation,
+    followers,
     generic_names,
     is_fragment,
     name_faults,
-    phrase_words,
     pile_faults,
     twins,
     with_name_audit,
@@ -179,26 +179,13 @@ def _continuation_by_python_sort(tokens, phrase, tie=1):
     ``tie=-1``: ties to the higher key instead (what a wrong order would pick).
     """
     from pipeline.label.names import _abbreviates
-    from pipeline.label.phrases import fold
     from pipeline.terms import ENGLISH_STOP_WORDS
 
-    words = [fold(word) for word in phrase_words(phrase)]
-    ids = [tokens.key_id.get(word, -1) for word in words]
-    if not ids or min(ids) < 0:
-        return "", 0.0
-    starts = tokens.positions(ids[0])
-    for offset, key in enumerate(ids[1:], start=1):
-        starts = starts[starts + offset < len(tokens.words)]
-        starts = starts[tokens.words[starts + offset] == key]
-    if not len(starts):
-        return "", 0.0
-    after = starts + len(ids)
-    followers = tokens.words[after[after < len(tokens.words)]]
-    keys, counts = np.unique(followers[followers >= 0], return_counts=True)
+    words, uses, keys, counts = followers(tokens, phrase)
     for key, count in sorted(zip(keys.tolist(), counts.tolist(), strict=True), key=lambda kc: (-kc[1], tie * kc[0])):
         word = str(tokens.keys[key])
         if word not in ENGLISH_STOP_WORDS and not _abbreviates(word, words):
-            return word, count / len(starts)
+            return word, count / uses
     return "", 0.0
 
 

@@ -101,20 +101,9 @@ def continuation(tokens: PhraseTokens, phrase: str) -> tuple[str, float]:
     """
     from pipeline.label.names import _abbreviates
 
-    words = [fold(word) for word in phrase_words(phrase)]
-    ids = [tokens.key_id.get(word, -1) for word in words]
-    if not ids or min(ids) < 0:
+    words, uses_of_phrase, keys, counts = followers(tokens, phrase)
+    if not uses_of_phrase:
         return "", 0.0
-    starts = tokens.positions(ids[0])
-    for offset, key in enumerate(ids[1:], start=1):
-        starts = starts[starts + offset < len(tokens.words)]
-        starts = starts[tokens.words[starts + offset] == key]
-    if not len(starts):
-        return "", 0.0
-    after = starts + len(ids)
-    followers = tokens.words[after[after < len(tokens.words)]]
-    followers = followers[followers >= 0]
-    keys, counts = np.unique(followers, return_counts=True)
     best, uses = "", 0
     # Most written first, ties to the lower key: one numpy sort, not a Python sort of every follower.
     for at in np.lexsort((keys, -counts)).tolist():
@@ -122,7 +111,27 @@ def continuation(tokens: PhraseTokens, phrase: str) -> tuple[str, float]:
         if word not in ENGLISH_STOP_WORDS and not _abbreviates(word, words):
             best, uses = word, int(counts[at])
             break
-    return best, uses / len(starts)
+    return best, uses / uses_of_phrase
+
+
+def followers(tokens: PhraseTokens, phrase: str) -> tuple[list[str], int, np.ndarray, np.ndarray]:
+    """``phrase``'s folded words, how often the texts write it, and the words that follow it (keys, counts).
+
+    Keys are sorted; a follower is a counting key (not a stop word's or punctuation's place).
+    """
+    words = [fold(word) for word in phrase_words(phrase)]
+    ids = [tokens.key_id.get(word, -1) for word in words]
+    none = np.zeros(0, dtype=np.int64)
+    if not ids or min(ids) < 0:
+        return words, 0, none, none
+    starts = tokens.positions(ids[0])
+    for offset, key in enumerate(ids[1:], start=1):
+        starts = starts[starts + offset < len(tokens.words)]
+        starts = starts[tokens.words[starts + offset] == key]
+    after = starts + len(ids)
+    following = tokens.words[after[after < len(tokens.words)]]
+    keys, counts = np.unique(following[following >= 0], return_counts=True)
+    return words, len(starts), keys, counts
 
 
 def is_fragment(tokens: PhraseTokens, phrase: str) -> bool:
