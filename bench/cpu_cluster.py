@@ -1,0 +1,193 @@
+"""The cluster stage on each CPU path: do the same vectors give the same neighbours, layouts and topics?
+
+    nice -n 10 .venv/bin/python bench/cpu_cluster.py VECTORS [--first 5000] [--cpu Haswell-v4 ...]
+        [--methods umap-hdbscan,leiden] [--seed 1] [--work DIR]
+
+VECTORS is a run folder whose embed stage has finished (its vectors read through the store) or
+an ``.npy`` file of vectors; ``--first N`` keeps the first N (above ``EXACT_KNN_LIMIT``, 4,096,
+the default's neighbours come from pynndescent). Each method's fit (``pipeline.cluster.fit``:
+the neighbour graph the method uses, then ``cluster_papers`` with the default settings but
+``cluster.method``) runs in a child process on these paths:
+
+- ``native``: this CPU (numpy, OpenBLAS and numba pick their kernels for it), and ``native again``,
+  a second process: what one machine promises;
+- ``native, numba <cpu>``: this CPU's numpy and BLAS, numba compiling for the emulated CPU's LLVM
+  target (``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` as QEMU reports them): numba's share alone. It
+  writes numba's cache that the emulated path then reads (the same target, so the same machine code);
+- ``<cpu>``: the whole process under ``qemu-x86_64 -cpu <cpu>`` (Haswell-v4: AVX2 and FMA, no
+  AVX-512), when QEMU is installed. Emulation checks which numbers come out, never how fast.
+
+Columns, each path against ``native``: the share of papers whose neighbour list (indices, in
+order) is identical and the largest distance difference; the largest coordinate difference of
+the reduced vectors HDBSCAN sees (5-D; for leiden the map) and of the 2-D map; topics (HDBSCAN's
+clusters or Leiden's, before the label stage), outlier share, ARI to native (outliers as one
+group) and whether the topics are identical; the child's seconds (emulated: meaningless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.cpu_kernels import QEMU, QEMU_QUIET  # noqa: E402
+from pipeline.cluster.fit import EXACT_KNN_LIMIT  # noqa: E402
+
+METHODS = ("umap-hdbscan", "leiden")
+PROBE = "import llvmlite.binding as ll; print(ll.get_host_cpu_name()); print(ll.get_host_cpu_features().flatten())"
+
+
+def load_vectors(source: Path, first: int | None) -> np.ndarray:
+    """The vectors of a run folder (its finished embed stage) or of an .npy file, the first ``first`` of them."""
+    if source.suffix == ".npy":
+        vectors = np.load(source)
+    else:
+        from pipeline.stages import STAGE_NAMES
+        from pipeline.store import ArtifactStore
+
+        store = ArtifactStore(source, source.parent / ".cache", STAGE_NAMES)
+        if store.finished("embed") is None:
+            sys.exit(f"bench: {source} has no finished embed stage: run its config with --until embed first")
+        vectors = store.read_array("embed", "embeddings.npy")
+    return np.ascontiguousarray(vectors[:first], dtype=np.float32)
+
+
+def fit_child(vectors_path: Path, method: str, seed: int, out: Path) -> None:
+    """In the child: the method's neighbour graph and ``cluster_papers``; write every array and what this process saw."""
+    from numba.core import config as numba_config
+
+    from pipeline.cluster.consensus import exact_neighbours
+    from pipeline.cluster.fit import _nearest_neighbours, cluster_papers
+    from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
+    from tests.test_vector_guard import process_cpu_features
+
+    vectors = np.load(vectors_path)
+    started = time.perf_counter()
+    if method == "leiden":
+        indices, distances = exact_neighbours(vectors, DEFAULT_N_NEIGHBORS)
+    else:
+        indices, distances = _nearest_neighbours(vectors, DEFAULT_N_NEIGHBORS, seed)
+    result = cluster_papers(vectors, ClusterConfig(method=method), seed, parallel_layout=False)
+    seconds = time.perf_counter() - started
+    import llvmlite.binding as ll
+
+    target = numba_config.CPU_NAME or ll.get_host_cpu_name()
+    facts = f"{process_cpu_features()}; numba compiles for {target}"
+    np.savez(
+        out,
+        indices=indices,
+        distances=distances,
+        reduced=result.reduced,
+        layout=result.layout,
+        labels=result.labels,
+        seconds=np.array(seconds),
+        facts=np.array(facts),
+    )
+
+
+def numba_target(cpu: str) -> dict[str, str]:
+    """``NUMBA_CPU_NAME`` and ``NUMBA_CPU_FEATURES`` for the LLVM target that QEMU's ``cpu`` reports."""
+    probe = subprocess.run(
+        [QEMU, "-cpu", qemu_cpu(cpu), sys.executable, "-c", PROBE], check=True, capture_output=True, text=True
+    )
+    name, features = probe.stdout.split()
+    return {"NUMBA_CPU_NAME": name, "NUMBA_CPU_FEATURES": features}
+
+
+def qemu_cpu(cpu: str) -> str:
+    return cpu + (QEMU_QUIET if cpu.startswith("Haswell") else "")
+
+
+def run_path(label: str, prefix: list[str], env: dict[str, str], vectors: Path, method: str, seed: int, work: Path):
+    """Run one child; its saved arrays."""
+    out = work / f"{method}-{label.replace(' ', '_').replace(',', '')}.npz"
+    command = [*prefix, sys.executable, __file__, "--child", str(out), str(vectors), method, str(seed)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **env})
+    print(f"  {method} {label}: {time.perf_counter() - started:.0f} s", flush=True)
+    with np.load(out) as saved:
+        return {key: saved[key] for key in saved.files}
+
+
+def table_row(path: str, method: str, saved: dict, native: dict) -> str:
+    from sklearn.metrics import adjusted_rand_score
+
+    same_lists = float((saved["indices"] == native["indices"]).all(axis=1).mean())
+    distance = float(np.abs(saved["distances"].astype(np.float64) - native["distances"]).max())
+    reduced = float(np.abs(saved["reduced"].astype(np.float64) - native["reduced"]).max())
+    layout = float(np.abs(saved["layout"].astype(np.float64) - native["layout"]).max())
+    labels = saved["labels"]
+    topics = int(labels.max()) + 1
+    ari = adjusted_rand_score(native["labels"], labels)
+    identical = "yes" if np.array_equal(labels, native["labels"]) else "no"
+    return (
+        f"| {method} | {path} | {same_lists:.1%} | {distance:.1e} | {reduced:.2e} | {layout:.2e} | {topics} "
+        f"| {float((labels < 0).mean()):.1%} | {ari:.3f} | {identical} | {float(saved['seconds']):.0f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("vectors", type=Path, nargs="?", help="a run folder with a finished embed stage, or an .npy file")
+    parser.add_argument("--first", type=int, default=5000, help="keep the first N vectors (default 5000)")
+    parser.add_argument("--cpu", nargs="*", default=["Haswell-v4"], help="QEMU CPU models to emulate (none: native)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=None, help="folder for the vectors and results (default: temp)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        fit_child(args.vectors, args.rest[0], int(args.rest[1]), args.child)
+        return
+    if args.vectors is None:
+        parser.error("VECTORS is required")
+    methods = [method for method in args.methods.split(",") if method]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    cpus = list(args.cpu)
+    if cpus and shutil.which(QEMU) is None:
+        print(f"{QEMU} is not installed: native paths only")
+        cpus = []
+    work = args.work or Path(tempfile.mkdtemp(prefix="cpu-cluster-"))
+    work.mkdir(parents=True, exist_ok=True)
+    vectors = load_vectors(args.vectors, args.first)
+    if vectors.shape[0] <= EXACT_KNN_LIMIT:
+        print(f"note: {vectors.shape[0]} papers: the default's neighbours are exact (pynndescent above {EXACT_KNN_LIMIT})")
+    vectors_path = work / "vectors.npy"
+    np.save(vectors_path, vectors)
+    from pipeline.embed.models import user_cache_dir
+
+    native_cache = {"NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(user_cache_dir() / "numba"))}
+    paths = [("native", [], native_cache), ("native again", [], native_cache)]
+    for cpu in cpus:
+        cache = {"NUMBA_CACHE_DIR": str(work / f"numba-{cpu}")}
+        paths.append((f"native, numba {cpu}", [], cache | numba_target(cpu)))
+        paths.append((cpu, [QEMU, "-cpu", qemu_cpu(cpu)], cache))
+    print(f"{vectors.shape[0]} vectors of {vectors.shape[1]} dimensions, seed {args.seed}; results in {work}")
+    rows, facts = [], {}
+    for method in methods:
+        runs = {label: run_path(label, prefix, env, vectors_path, method, args.seed, work) for label, prefix, env in paths}
+        rows += [table_row(label, method, saved, runs["native"]) for label, saved in runs.items()]
+        facts.update({label: str(saved["facts"]) for label, saved in runs.items()})
+    print("| method | path | same kNN lists | max dist diff | max diff reduced | max diff map | topics | outliers | ARI to native | same topics | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    for label, fact in facts.items():
+        print(f"{label}: {fact}")
+
+
+if __name__ == "__main__":
+    main()
