@@ -7,7 +7,8 @@ VECTORS is a run folder whose embed stage has finished (its vectors read through
 an ``.npy`` file of vectors; ``--first N`` keeps the first N (above ``EXACT_KNN_LIMIT``, 4,096,
 the default's neighbours come from pynndescent). Each method's fit (``pipeline.cluster.fit``:
 the neighbour graph the method uses, then ``cluster_papers`` with the default settings but
-``cluster.method``) runs in a child process on these paths:
+``cluster.method``; ``umap-hdbscan exact``: the default with the exact neighbours of
+``neighbours.cosine_knn`` at any size) runs in a child process on these paths:
 
 - ``native``: this CPU (numpy, OpenBLAS and numba pick their kernels for it), and ``native again``,
   a second process: what one machine promises;
@@ -27,7 +28,6 @@ group) and whether the topics are identical; the child's seconds (emulated: mean
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -44,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 from bench.cpu_kernels import QEMU, QEMU_QUIET  # noqa: E402
 from pipeline.cluster.fit import EXACT_KNN_LIMIT  # noqa: E402
 
-METHODS = ("umap-hdbscan", "leiden")
+# "umap-hdbscan exact": the default with the exact neighbours at any size (EXACT_KNN_LIMIT raised).
+METHODS = ("umap-hdbscan", "umap-hdbscan exact", "leiden")
 PROBE = "import llvmlite.binding as ll; print(ll.get_host_cpu_name()); print(ll.get_host_cpu_features().flatten())"
 
 
@@ -64,25 +66,28 @@ def load_vectors(source: Path, first: int | None) -> np.ndarray:
 
 
 def fit_child(vectors_path: Path, method: str, seed: int, out: Path) -> None:
-    """In the child: the method's neighbour graph and ``cluster_papers``; write every array and what this process saw."""
+    """In the child: the method's neighbour graph and ``cluster_papers``; write the arrays and what the process saw."""
     from numba.core import config as numba_config
 
+    from pipeline.cluster import fit
     from pipeline.cluster.consensus import exact_neighbours
-    from pipeline.cluster.fit import _nearest_neighbours, cluster_papers
     from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
     from tests.test_vector_guard import process_cpu_features
 
     vectors = np.load(vectors_path)
+    if method == "umap-hdbscan exact":
+        fit.EXACT_KNN_LIMIT = vectors.shape[0]
     started = time.perf_counter()
     if method == "leiden":
         indices, distances = exact_neighbours(vectors, DEFAULT_N_NEIGHBORS)
     else:
-        indices, distances = _nearest_neighbours(vectors, DEFAULT_N_NEIGHBORS, seed)
-    result = cluster_papers(vectors, ClusterConfig(method=method), seed, parallel_layout=False)
+        indices, distances = fit._nearest_neighbours(vectors, DEFAULT_N_NEIGHBORS, seed)
+    stage_method: Literal["umap-hdbscan", "leiden"] = "leiden" if method == "leiden" else "umap-hdbscan"
+    result = fit.cluster_papers(vectors, ClusterConfig(method=stage_method), seed, parallel_layout=False)
     seconds = time.perf_counter() - started
     import llvmlite.binding as ll
 
-    target = numba_config.CPU_NAME or ll.get_host_cpu_name()
+    target = getattr(numba_config, "CPU_NAME", None) or ll.get_host_cpu_name()
     facts = f"{process_cpu_features()}; numba compiles for {target}"
     np.savez(
         out,
@@ -110,12 +115,15 @@ def qemu_cpu(cpu: str) -> str:
 
 
 def run_path(label: str, prefix: list[str], env: dict[str, str], vectors: Path, method: str, seed: int, work: Path):
-    """Run one child; its saved arrays."""
-    out = work / f"{method}-{label.replace(' ', '_').replace(',', '')}.npz"
-    command = [*prefix, sys.executable, __file__, "--child", str(out), str(vectors), method, str(seed)]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **env})
-    print(f"  {method} {label}: {time.perf_counter() - started:.0f} s", flush=True)
+    """Run one child (unless ``work`` has its results already, from an earlier run); its saved arrays."""
+    out = work / f"{method}-{label}.npz".replace(" ", "_").replace(",", "")
+    if out.is_file():
+        print(f"  {method} {label}: kept from an earlier run ({out})", flush=True)
+    else:
+        command = [*prefix, sys.executable, __file__, "--child", str(out), str(vectors), method, str(seed)]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **env})
+        print(f"  {method} {label}: {time.perf_counter() - started:.0f} s", flush=True)
     with np.load(out) as saved:
         return {key: saved[key] for key in saved.files}
 
@@ -139,12 +147,16 @@ def table_row(path: str, method: str, saved: dict, native: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("vectors", type=Path, nargs="?", help="a run folder with a finished embed stage, or an .npy file")
+    parser.add_argument(
+        "vectors", type=Path, nargs="?", help="a run folder with a finished embed stage, or an .npy file"
+    )
     parser.add_argument("--first", type=int, default=5000, help="keep the first N vectors (default 5000)")
     parser.add_argument("--cpu", nargs="*", default=["Haswell-v4"], help="QEMU CPU models to emulate (none: native)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=None, help="folder for the vectors and results (default: temp)")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="folder for the vectors and results, kept ones reused (default: temp)"
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,13 +177,18 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     vectors = load_vectors(args.vectors, args.first)
     if vectors.shape[0] <= EXACT_KNN_LIMIT:
-        print(f"note: {vectors.shape[0]} papers: the default's neighbours are exact (pynndescent above {EXACT_KNN_LIMIT})")
+        print(
+            f"note: {vectors.shape[0]} papers: the default's neighbours are exact (pynndescent above {EXACT_KNN_LIMIT})"
+        )
     vectors_path = work / "vectors.npy"
     np.save(vectors_path, vectors)
     from pipeline.embed.models import user_cache_dir
 
     native_cache = {"NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(user_cache_dir() / "numba"))}
-    paths = [("native", [], native_cache), ("native again", [], native_cache)]
+    paths: list[tuple[str, list[str], dict[str, str]]] = [
+        ("native", [], native_cache),
+        ("native again", [], native_cache),
+    ]
     for cpu in cpus:
         cache = {"NUMBA_CACHE_DIR": str(work / f"numba-{cpu}")}
         paths.append((f"native, numba {cpu}", [], cache | numba_target(cpu)))
@@ -179,10 +196,13 @@ def main() -> None:
     print(f"{vectors.shape[0]} vectors of {vectors.shape[1]} dimensions, seed {args.seed}; results in {work}")
     rows, facts = [], {}
     for method in methods:
-        runs = {label: run_path(label, prefix, env, vectors_path, method, args.seed, work) for label, prefix, env in paths}
+        runs = {
+            label: run_path(label, prefix, env, vectors_path, method, args.seed, work) for label, prefix, env in paths
+        }
         rows += [table_row(label, method, saved, runs["native"]) for label, saved in runs.items()]
         facts.update({label: str(saved["facts"]) for label, saved in runs.items()})
-    print("| method | path | same kNN lists | max dist diff | max diff reduced | max diff map | topics | outliers | ARI to native | same topics | s |")
+    header = "| method | path | same kNN lists | max dist diff | max diff reduced | max diff map | topics | outliers"
+    print(header + " | ARI to native | same topics | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     for label, fact in facts.items():
