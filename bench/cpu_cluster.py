@@ -1,7 +1,7 @@
 """The cluster stage on each CPU path: do the same vectors give the same neighbours, layouts and topics?
 
     nice -n 10 .venv/bin/python bench/cpu_cluster.py VECTORS [--first 5000] [--cpu Haswell-v4 ...]
-        [--methods umap-hdbscan,leiden] [--seed 1] [--work DIR]
+        [--methods "umap-hdbscan,umap-hdbscan exact,leiden"] [--seed 1] [--work DIR]
 
 VECTORS is a run folder whose embed stage has finished (its vectors read through the store) or
 an ``.npy`` file of vectors; ``--first N`` keeps the first N (above ``EXACT_KNN_LIMIT``, 4,096,
@@ -12,9 +12,13 @@ the neighbour graph the method uses, then ``cluster_papers`` with the default se
 
 - ``native``: this CPU (numpy, OpenBLAS and numba pick their kernels for it), and ``native again``,
   a second process: what one machine promises;
-- ``native, numba <cpu>``: this CPU's numpy and BLAS, numba compiling for the emulated CPU's LLVM
-  target (``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` as QEMU reports them): numba's share alone. It
-  writes numba's cache that the emulated path then reads (the same target, so the same machine code);
+- on an AVX-512 CPU, ``native, numba haswell``: numba compiling for the emulated AVX2 CPU's LLVM
+  target (``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` as QEMU reports them; ``haswell`` without
+  QEMU), numpy and OpenBLAS as they are: numba's share alone; and ``native, AVX2 kernels``: numpy
+  and OpenBLAS forced to their AVX2 kernels too (``NPY_DISABLE_CPU_FEATURES``,
+  ``OPENBLAS_CORETYPE=Haswell``), a fast stand-in for an AVX2 CPU (compiled C, Cython and glibc
+  run as they are). Both write numba's cache that the emulated Haswell-v4 path then reads (the same
+  target, so the same machine code; umap-learn's uncached functions it compiles itself);
 - ``<cpu>``: the whole process under ``qemu-x86_64 -cpu <cpu>`` (Haswell-v4: AVX2 and FMA, no
   AVX-512), when QEMU is installed. Emulation checks which numbers come out, never how fast.
 
@@ -22,7 +26,7 @@ Columns, each path against ``native``: the share of papers whose neighbour list 
 order) is identical and the largest distance difference; the largest coordinate difference of
 the reduced vectors HDBSCAN sees (5-D; for leiden the map) and of the 2-D map; topics (HDBSCAN's
 clusters or Leiden's, before the label stage), outlier share, ARI to native (outliers as one
-group) and whether the topics are identical; the child's seconds (emulated: meaningless).
+group) and whether the topics are identical; the child's wall and CPU seconds for the fit (emulated: meaningless).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ from pipeline.cluster.fit import EXACT_KNN_LIMIT  # noqa: E402
 
 # "umap-hdbscan exact": the default with the exact neighbours at any size (EXACT_KNN_LIMIT raised).
 METHODS = ("umap-hdbscan", "umap-hdbscan exact", "leiden")
+# The emulated AVX2 CPU; on an AVX-512 CPU, these make numpy and OpenBLAS pick their AVX2 kernels natively.
+AVX2_CPU = "Haswell-v4"
+AVX2_LIBRARIES = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"}
 PROBE = "import llvmlite.binding as ll; print(ll.get_host_cpu_name()); print(ll.get_host_cpu_features().flatten())"
 
 
@@ -70,21 +77,27 @@ def fit_child(vectors_path: Path, method: str, seed: int, out: Path) -> None:
     from numba.core import config as numba_config
 
     from pipeline.cluster import fit
-    from pipeline.cluster.consensus import exact_neighbours
-    from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
+    from pipeline.config import ClusterConfig
     from tests.test_vector_guard import process_cpu_features
 
     vectors = np.load(vectors_path)
     if method == "umap-hdbscan exact":
         fit.EXACT_KNN_LIMIT = vectors.shape[0]
-    started = time.perf_counter()
-    if method == "leiden":
-        indices, distances = exact_neighbours(vectors, DEFAULT_N_NEIGHBORS)
-    else:
-        indices, distances = fit._nearest_neighbours(vectors, DEFAULT_N_NEIGHBORS, seed)
+    # The stage computes its neighbour graph once: keep what it returns (leiden's exact graph, else UMAP's).
+    search = "exact_neighbours" if method == "leiden" else "_nearest_neighbours"
+    graph: list[tuple[np.ndarray, np.ndarray]] = []
+    original = getattr(fit, search)
+
+    def kept(*args: object) -> tuple[np.ndarray, np.ndarray]:
+        graph.append(original(*args))
+        return graph[-1]
+
+    setattr(fit, search, kept)
     stage_method: Literal["umap-hdbscan", "leiden"] = "leiden" if method == "leiden" else "umap-hdbscan"
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = fit.cluster_papers(vectors, ClusterConfig(method=stage_method), seed, parallel_layout=False)
-    seconds = time.perf_counter() - started
+    seconds = [time.perf_counter() - started, time.process_time() - cpu_started]
+    (indices, distances), *_ = graph
     import llvmlite.binding as ll
 
     target = getattr(numba_config, "CPU_NAME", None) or ll.get_host_cpu_name()
@@ -136,12 +149,13 @@ def table_row(path: str, method: str, saved: dict, native: dict) -> str:
     reduced = float(np.abs(saved["reduced"].astype(np.float64) - native["reduced"]).max())
     layout = float(np.abs(saved["layout"].astype(np.float64) - native["layout"]).max())
     labels = saved["labels"]
+    wall, cpu = np.broadcast_to(saved["seconds"], 2)
     topics = int(labels.max()) + 1
     ari = adjusted_rand_score(native["labels"], labels)
     identical = "yes" if np.array_equal(labels, native["labels"]) else "no"
     return (
         f"| {method} | {path} | {same_lists:.1%} | {distance:.1e} | {reduced:.2e} | {layout:.2e} | {topics} "
-        f"| {float((labels < 0).mean()):.1%} | {ari:.3f} | {identical} | {float(saved['seconds']):.0f} |"
+        f"| {float((labels < 0).mean()):.1%} | {ari:.3f} | {identical} | {wall:.0f} / {cpu:.0f} |"
     )
 
 
@@ -151,7 +165,7 @@ def main() -> None:
         "vectors", type=Path, nargs="?", help="a run folder with a finished embed stage, or an .npy file"
     )
     parser.add_argument("--first", type=int, default=5000, help="keep the first N vectors (default 5000)")
-    parser.add_argument("--cpu", nargs="*", default=["Haswell-v4"], help="QEMU CPU models to emulate (none: native)")
+    parser.add_argument("--cpu", nargs="*", default=[AVX2_CPU], help="QEMU CPU models to emulate (none: native)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -189,9 +203,15 @@ def main() -> None:
         ("native", [], native_cache),
         ("native again", [], native_cache),
     ]
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    haswell_cache = {"NUMBA_CACHE_DIR": str(work / "numba-haswell")}
+    if __cpu_features__.get("AVX512F"):
+        target = numba_target(AVX2_CPU) if cpus else {"NUMBA_CPU_NAME": "haswell"}
+        paths.append(("native, numba haswell", [], haswell_cache | target))
+        paths.append(("native, AVX2 kernels", [], haswell_cache | target | AVX2_LIBRARIES))
     for cpu in cpus:
-        cache = {"NUMBA_CACHE_DIR": str(work / f"numba-{cpu}")}
-        paths.append((f"native, numba {cpu}", [], cache | numba_target(cpu)))
+        cache = haswell_cache if cpu == AVX2_CPU else {"NUMBA_CACHE_DIR": str(work / f"numba-{cpu}")}
         paths.append((cpu, [QEMU, "-cpu", qemu_cpu(cpu)], cache))
     print(f"{vectors.shape[0]} vectors of {vectors.shape[1]} dimensions, seed {args.seed}; results in {work}")
     rows, facts = [], {}
@@ -202,7 +222,7 @@ def main() -> None:
         rows += [table_row(label, method, saved, runs["native"]) for label, saved in runs.items()]
         facts.update({label: str(saved["facts"]) for label, saved in runs.items()})
     header = "| method | path | same kNN lists | max dist diff | max diff reduced | max diff map | topics | outliers"
-    print(header + " | ARI to native | same topics | s |")
+    print(header + " | ARI to native | same topics | s wall / CPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     for label, fact in facts.items():
