@@ -99,9 +99,14 @@ def fit_child(vectors_path: Path, method: str, seed: int, out: Path) -> None:
     seconds = [time.perf_counter() - started, time.process_time() - cpu_started]
     (indices, distances), *_ = graph
     import llvmlite.binding as ll
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    from threadpoolctl import threadpool_info
 
     target = getattr(numba_config, "CPU_NAME", None) or ll.get_host_cpu_name()
-    facts = f"{process_cpu_features()}; numba compiles for {target}"
+    dispatch = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    blas = sorted({f"{pool['internal_api']} {pool.get('architecture', '?')}" for pool in threadpool_info()})
+    facts = f"{process_cpu_features()}; numpy dispatches {', '.join(dispatch) or 'baseline only'}; "
+    facts += f"{', '.join(blas)}; numba compiles for {target}"
     np.savez(
         out,
         indices=indices,
