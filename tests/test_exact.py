@@ -97,6 +97,20 @@ def test_cosine_knn_is_the_exact_top_k_by_cosine_with_itself_first_and_ties_to_t
     assert np.abs(distances[:, 1:] - sk_distances[:, :9]).max() < 1e-6
 
 
+def test_cosine_knn_in_blocks_of_rows_is_the_same_bits_as_in_one(monkeypatch):
+    """Blocks bound its memory at any size (the default's neighbours could be exact above 4,096 papers)."""
+    from pipeline.cluster import neighbours
+
+    rng = np.random.default_rng(4)
+    vectors = unit(rng.normal(size=(500, 48)))
+    vectors[[70, 400]] = vectors[3]  # duplicates across blocks: itself first, then the lower row
+    whole = cosine_knn(vectors, 12)
+    monkeypatch.setattr(neighbours, "BLOCK_ELEMENTS", 500 * 37)  # blocks of 37 rows, the last one short
+    blocked = neighbours.cosine_knn(vectors, 12)
+    assert blocked[0].tolist() == whole[0].tolist() and blocked[1].tobytes() == whole[1].tobytes()
+    assert whole[0][400, :3].tolist() == [400, 3, 70] and whole[0][3, :3].tolist() == [3, 70, 400]
+
+
 KNN_SCRIPT = """
 import hashlib
 import numpy as np

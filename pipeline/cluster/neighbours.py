@@ -175,13 +175,21 @@ def cosine_knn(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     float32 product, as scikit-learn's brute-force search computes it, gave distances up to 4e-7
     apart under OpenBLAS's AVX2 and AVX-512 kernels, and UMAP's layout of the seed papers, so
     their topics, followed: 10 instead of 11.)
-    After itself, equal similarities go to the lower row.
+    After itself, equal similarities go to the lower row. Rows are compared in blocks of
+    ``BLOCK_ELEMENTS`` similarities, so memory stays bounded at any size.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     norms = np.sqrt(row_sums(vectors * vectors))  # a fixed order of IEEE-rounded steps: any length, every CPU
     unit = on_grid(vectors / np.where(norms > 0, norms, 1.0)[:, None])
     unit32 = unit.astype(np.float32)  # multiples of 2^-24 below 1 in magnitude: float32 holds them exactly
-    rows, similarity = nearest_exact(unit32, np.ascontiguousarray(unit32.T), unit, unit, k)
+    unit32_t = np.ascontiguousarray(unit32.T)
+    # Blocks of rows against all of them (BLOCK_ELEMENTS similarities at once): exact, so any block gives the same bits.
+    block = max(1, BLOCK_ELEMENTS // max(len(unit), 1))
+    found = [
+        nearest_exact(unit32[start : start + block], unit32_t, unit[start : start + block], unit, k)
+        for start in range(0, max(len(unit), 1), block)
+    ]
+    rows, similarity = np.concatenate([part[0] for part in found]), np.concatenate([part[1] for part in found])
     # Itself first (a duplicate, or a near one whose norm rounds larger, can score as high), the rest in order.
     me = np.arange(len(rows))[:, None]
     missing = ~(rows == me).any(axis=1)
