@@ -14,11 +14,12 @@ the neighbour graph the method uses, then ``cluster_papers`` with the default se
   a second process: what one machine promises;
 - on an AVX-512 CPU, ``native, numba haswell``: numba compiling for the emulated AVX2 CPU's LLVM
   target (``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` as QEMU reports them; ``haswell`` without
-  QEMU), numpy and OpenBLAS as they are: numba's share alone; and ``native, AVX2 kernels``: numpy
-  and OpenBLAS forced to their AVX2 kernels too (``NPY_DISABLE_CPU_FEATURES``,
-  ``OPENBLAS_CORETYPE=Haswell``), a fast stand-in for an AVX2 CPU (compiled C, Cython and glibc
-  run as they are). Both write numba's cache that the emulated Haswell-v4 path then reads (the same
-  target, so the same machine code; umap-learn's uncached functions it compiles itself);
+  QEMU), numpy and OpenBLAS as they are: numba's share alone; ``native, AVX2 numpy and BLAS``:
+  numpy and OpenBLAS forced to their AVX2 kernels (``NPY_DISABLE_CPU_FEATURES``,
+  ``OPENBLAS_CORETYPE=Haswell``), numba as it is: their share alone; and ``native, AVX2 kernels``:
+  both, a fast stand-in for an AVX2 CPU (compiled C, Cython and glibc run as they are). The
+  haswell paths write numba's cache that the emulated Haswell-v4 path then reads (the same target,
+  so the same machine code; umap-learn's uncached functions it compiles itself);
 - ``<cpu>``: the whole process under ``qemu-x86_64 -cpu <cpu>`` (Haswell-v4: AVX2 and FMA, no
   AVX-512), when QEMU is installed. Emulation checks which numbers come out, never how fast.
 
@@ -212,8 +213,9 @@ def main() -> None:
 
     haswell_cache = {"NUMBA_CACHE_DIR": str(work / "numba-haswell")}
     if __cpu_features__.get("AVX512F"):
-        target = numba_target(AVX2_CPU) if cpus else {"NUMBA_CPU_NAME": "haswell"}
+        target = numba_target(AVX2_CPU) if shutil.which(QEMU) else {"NUMBA_CPU_NAME": "haswell"}
         paths.append(("native, numba haswell", [], haswell_cache | target))
+        paths.append(("native, AVX2 numpy and BLAS", [], native_cache | AVX2_LIBRARIES))
         paths.append(("native, AVX2 kernels", [], haswell_cache | target | AVX2_LIBRARIES))
     for cpu in cpus:
         cache = haswell_cache if cpu == AVX2_CPU else {"NUMBA_CACHE_DIR": str(work / f"numba-{cpu}")}
