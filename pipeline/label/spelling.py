@@ -64,15 +64,17 @@ def chosen_spellings(
 def _occurrences(index: PhraseIndex, word: np.ndarray, n: int, wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Where the texts write the ``n``-word terms ``wanted``, and which term, in text order.
 
-    Only the places that start with a term's first word are looked at; their ``n`` words are
-    matched exactly (packed keys that never wrap) against the terms' words.
+    Only the places that start with a term's first word are looked at (found in the texts' word
+    order, ``PhraseTokens.positions``, not by a pass over every token); their ``n`` words are
+    matched exactly (packed keys that never wrap) against the terms' words. ``word``: the texts'
+    word keys, -1 where a sentence piece ends or outside the papers looked at.
     """
     count, n_keys = max(len(word) - n + 1, 0), max(len(index.keys), 1)
     terms = np.asarray(wanted, dtype=np.int64)
     words = np.stack([index.term_keys(term) for term in wanted]).astype(np.int64)
-    first = np.zeros(n_keys + 1, dtype=bool)  # by word key + 1: a piece's end (-1) starts no term
-    first[words[:, 0] + 1] = True
-    at = np.flatnonzero(first[word[:count] + 1])
+    starts = [index.text.positions(key) for key in np.unique(words[:, 0]).tolist()]
+    at = np.sort(np.concatenate(starts)) if starts else np.zeros(0, dtype=np.int64)
+    at = at[at < count]
     ok = np.ones(len(at), dtype=bool)
     for offset in range(n):
         ok &= word[at + offset] >= 0
