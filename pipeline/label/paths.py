@@ -33,6 +33,7 @@ from pipeline.label.cache import (
     cached_term_counts,
     cached_tokens,
     cached_topic_sums,
+    kept_fragments,
     naming_memo,
     phrase_index_key,
     term_counts_key,
@@ -187,6 +188,8 @@ def _label_all(
     counts = None
     if label_config.representation == "none" and class_keywords is None:
         counts = cached_term_counts(cache, tokens, counts_key, config)
+    phrases = cached_phrase_index(cache, papers, config, phrases_key)
+    keep_fragments = kept_fragments(cache, phrases_key, phrases.text)
     result = label_topics(
         papers,
         embeddings,
@@ -200,11 +203,12 @@ def _label_all(
             cache, counts, counts_key, topics, label_config.reduce_frequent_words, keyword_min_share(label_config)
         ),
         seed=config.seed,
-        phrases=(phrases := cached_phrase_index(cache, papers, config, phrases_key)),
+        phrases=phrases,
         class_keywords=class_keywords,
         kept=kept,
         naming_memo=naming_memo(cache, phrases_key, config, label_config),
     )
+    keep_fragments()
     return _Labelled(result, phrases, counts, counts_key)
 
 
