@@ -268,8 +268,22 @@ def rank_phrases(
     lift = coverage / ((totals[terms] - counts + 1) / (rest + 1))
     title_coverage = in_titles / max(size, 1)
     score = coverage * (1 + title_coverage) * np.log(np.clip(lift, 1.0, LIFT_CAP))
-    order = np.lexsort((terms, -score))
+    order = best_first(terms, score)
     return Ranked(terms[order], coverage[order], title_coverage[order], lift[order], score[order])
+
+
+def best_first(terms: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The order of ``np.lexsort((terms, -score))`` for distinct ``terms`` and scores >= 0.
+
+    Most of a large group's phrases score 0 (lift at most 1): they come last in term order, one
+    sort of integers, and only the others are sorted by score (a group of most of the pile holds
+    millions of phrases, and its ranking was most of naming its tree).
+    """
+    scored = np.flatnonzero(score > 0)
+    unscored = np.flatnonzero(~(score > 0))
+    return np.concatenate(
+        [scored[np.lexsort((terms[scored], -score[scored]))], unscored[np.argsort(terms[unscored], kind="stable")]]
+    ).astype(np.intp)
 
 
 def _row_values(row: sparse.csr_matrix, columns: np.ndarray) -> np.ndarray:
