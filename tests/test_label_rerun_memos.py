@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.label import audit
+from pipeline.config import LabelConfig
+from pipeline.label import audit, phrase_index, spelling
 from pipeline.label.audit import is_fragment
-from pipeline.label.cache import kept_fragments, kept_npmi
+from pipeline.label.cache import FragmentAnswers, SpellingUses, kept_answers, kept_npmi
 from pipeline.label.phrases import phrase_tokens
+from pipeline.label.spelling import spell
 from pipeline.memo import MemoStore
 
 TITLES = ["Multimodal large language models for charts", "Multimodal large language models see", "Graph networks"]
 ABSTRACTS = ["We test multimodal large language models.", "Multimodal large language models read.", "Graphs."]
 PHRASES = ["multimodal large", "multimodal large language", "large language models", "graph networks", "charts"]
+
+
+def kept_fragments(cache, key, text):
+    return kept_answers(cache, "fragments", key, text.fragments, FragmentAnswers())
 
 
 def damage(path):
@@ -87,3 +93,35 @@ def test_a_kept_npmi_that_is_not_a_number_is_not_served(tmp_path, value):
     else:
         with pytest.raises(ValueError, match="not a number"):
             NpmiValue().decode(arrays)
+
+
+def test_kept_spellings_spell_as_a_cold_index_and_a_damaged_file_is_worked_out_again(tmp_path, monkeypatch):
+    from test_naming import papers_of
+
+    papers = papers_of(TITLES * 2, ABSTRACTS * 2)
+    cache = MemoStore(tmp_path)
+    first = phrase_index(papers, LabelConfig())
+    terms = list(range(first.papers.shape[1]))
+    keep = kept_answers(cache, "spellings", "index", first.spellings, SpellingUses())
+    spelled = spell(first, terms[:4])
+    spelled |= spell(first, terms)  # the first four read from the index's own answers
+    keep()
+    cold = phrase_index(papers, LabelConfig())
+    assert spell(cold, terms) == spelled and "Multimodal large language models" not in spelled.values()
+    again = phrase_index(papers, LabelConfig())
+    kept_answers(cache, "spellings", "index", again.spellings, SpellingUses())
+    assert again.spellings == cold.spellings and set(again.spellings) == set(terms)
+
+    def never(*_):
+        raise AssertionError("a kept spelling was worked out again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(spelling, "_occurrences", never)
+        assert spell(again, terms) == spelled and spell(again, terms[2:5]) == spell(cold, terms[2:5])
+    (path,) = cache.folder("spellings").glob("*.npz")
+    data = bytearray(path.read_bytes())
+    data[bytes(data).index(b"[[") + 2] ^= 0x01  # inside the JSON document
+    path.write_bytes(bytes(data))
+    damaged = phrase_index(papers, LabelConfig())
+    kept_answers(cache, "spellings", "index", damaged.spellings, SpellingUses())
+    assert damaged.spellings == {} and spell(damaged, terms) == spelled

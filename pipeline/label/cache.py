@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.config import LabelConfig, RunConfig
 from pipeline.files import array_to_bytes, hash_json, sha256_bytes
-from pipeline.memo import MemoStore, SparseMatrix, text_key
+from pipeline.memo import Codec, MemoStore, SparseMatrix, text_key
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from pipeline.engine import Engine
     from pipeline.label.class_counts import ClassCounts, ClassSums
     from pipeline.label.named import Naming, NamingMemo
-    from pipeline.label.phrases import PhraseIndex, PhraseTokens
+    from pipeline.label.phrases import PhraseIndex, TermUses
     from pipeline.terms import TermCounts, TokenizedTexts
 
 
@@ -206,20 +207,47 @@ class FragmentAnswers:
         return {tuple(str(word) for word in words): bool(answer) for words, answer in document}
 
 
-def kept_fragments(cache: MemoStore, phrases_key: str, text: PhraseTokens) -> Callable[[], None]:
-    """Fill ``text.fragments`` with the answers kept for this phrase index; returns what keeps the answers known then.
+class SpellingUses:
+    """``PhraseIndex.spellings`` (``spelling.term_uses`` per term) as one JSON document (``pipeline.memo`` codec)."""
 
-    Whether the texts continue a phrase depends on the texts and the phrase alone: a naming
-    setting asks mostly what the run before asked (400 phrases, a tenth of a naming rerun at 75k
-    papers). Keyed by the phrase index's key (:func:`phrase_index_key`: texts, stop words, code).
+    def encode(self, value: dict[int, TermUses]) -> dict[str, np.ndarray]:
+        document = [
+            [
+                term,
+                [[*form, n] for form, n in forms.items()],
+                [[surface, inside, n] for (surface, inside), n in seen.items()],
+            ]
+            for term, (forms, seen) in sorted(value.items())
+        ]
+        return {"json": np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)}
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> dict[int, TermUses]:
+        document = json.loads(arrays["json"].tobytes().decode("utf-8"))
+        return {
+            int(term): (
+                Counter({tuple(int(s) for s in row[:-1]): int(row[-1]) for row in forms}),
+                Counter({(int(surface), bool(inside)): int(n) for surface, inside, n in seen}),
+            )
+            for term, forms, seen in document
+        }
+
+
+def kept_answers(
+    cache: MemoStore, namespace: str, key: str, answers: dict[Any, Any], codec: Codec[Any]
+) -> Callable[[], None]:
+    """Fill ``answers`` (filled as questions are asked) with those kept; returns what keeps the answers known then.
+
+    For what naming asks of the phrase index alone, keyed by its key (:func:`phrase_index_key`: texts,
+    stop words, code): whether the texts continue a phrase (``PhraseTokens.fragments``, 400 phrases)
+    and how they spell a term (``PhraseIndex.spellings``). A naming setting asks mostly what the run
+    before asked: a fifth of a naming rerun at 75k papers.
     """
-    found: dict[tuple[str, ...], bool] | None = cache.get("fragments", phrases_key, FragmentAnswers())
-    text.fragments.update(found or {})
-    known = len(text.fragments)
+    answers.update(cache.get(namespace, key, codec) or {})
+    known = len(answers)
 
     def keep() -> None:
-        if len(text.fragments) > known:
-            cache.put("fragments", phrases_key, dict(text.fragments), FragmentAnswers())
+        if len(answers) > known:
+            cache.put(namespace, key, dict(answers), codec)
 
     return keep
 

@@ -27,13 +27,15 @@ from pipeline.feed.label_step import FeedKeys
 from pipeline.feed.label_step import stable_ids as _stable_ids
 from pipeline.files import sha256_bytes
 from pipeline.label.cache import (
+    FragmentAnswers,
+    SpellingUses,
     cached_class_counts,
     cached_class_weights,
     cached_phrase_index,
     cached_term_counts,
     cached_tokens,
     cached_topic_sums,
-    kept_fragments,
+    kept_answers,
     naming_memo,
     phrase_index_key,
     term_counts_key,
@@ -189,7 +191,10 @@ def _label_all(
     if label_config.representation == "none" and class_keywords is None:
         counts = cached_term_counts(cache, tokens, counts_key, config)
     phrases = cached_phrase_index(cache, papers, config, phrases_key)
-    keep_fragments = kept_fragments(cache, phrases_key, phrases.text)
+    keep_answers = [
+        kept_answers(cache, "fragments", phrases_key, phrases.text.fragments, FragmentAnswers()),
+        kept_answers(cache, "spellings", phrases_key, phrases.spellings, SpellingUses()),
+    ]
     result = label_topics(
         papers,
         embeddings,
@@ -208,7 +213,8 @@ def _label_all(
         kept=kept,
         naming_memo=naming_memo(cache, phrases_key, config, label_config),
     )
-    keep_fragments()
+    for keep in keep_answers:
+        keep()
     return _Labelled(result, phrases, counts, counts_key)
 
 

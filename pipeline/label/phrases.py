@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -158,6 +159,10 @@ def phrase_tokens(titles: Sequence[str], abstracts: Sequence[str]) -> PhraseToke
     )  # fmt: skip
 
 
+# A term's written forms (surface ids -> uses) and its words' evidence ((surface, inside a sentence) -> uses).
+TermUses = tuple[Counter[tuple[int, ...]], Counter[tuple[int, bool]]]
+
+
 @dataclass(frozen=True)
 class PhraseIndex:
     """Every candidate phrase of a pile of papers and which papers write it.
@@ -175,6 +180,11 @@ class PhraseIndex:
     @property
     def keys(self) -> np.ndarray:
         return self.text.keys
+
+    @functools.cached_property
+    def spellings(self) -> dict[int, TermUses]:
+        """``spelling.term_uses`` of the terms spelled so far (filled as they are asked, kept between runs)."""
+        return {}
 
     @functools.cached_property
     def _starts(self) -> np.ndarray:
