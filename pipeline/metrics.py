@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -352,13 +352,15 @@ def compute_metrics(
     topic_words: Mapping[int, Sequence[str]],
     labels: Sequence[str | None] | None = None,
     tokens: TokenizedTexts | None = None,
+    npmi_of: Callable[[list[list[str]]], float | None] | None = None,
 ) -> dict[str, Any]:
     """The flat metrics dict of ``pipeline.schema``: one text, topic and (optional) label per paper.
 
     ``topic_words`` maps a topic id to its keywords, best first (key phrases allowed; the
     outlier topic -1 is ignored). Every key of ``METRIC_KEYS`` is present; a value that
     cannot be computed is ``None`` (no paper, no topic, no labels). Floats are rounded to
-    6 decimals. ``tokens``: the texts already tokenised (see :func:`npmi`).
+    6 decimals. ``tokens``: the texts already tokenised (see :func:`npmi`). ``npmi_of(words)``: the
+    :func:`npmi` of the topics' top words over ``texts``, when the caller keeps it between runs.
     """
     if len(texts) != len(topics_per_paper):
         raise ValueError(f"{len(texts)} texts but {len(topics_per_paper)} topics: one of each per paper")
@@ -370,7 +372,7 @@ def compute_metrics(
         "n_topics": n_topics(topics_per_paper),
         "outlier_share": outlier_share(topics_per_paper),
         "largest_topic_share": largest_topic_share(topics_per_paper),
-        "npmi": npmi(words, texts, tokens=tokens),
+        "npmi": npmi(words, texts, tokens=tokens) if npmi_of is None else npmi_of(words),
         "diversity": diversity(words),
         **agreement,
     }

@@ -95,3 +95,14 @@ def test_row_values_are_scipys_column_indexing():
         found = _row_values(row, wanted)
         np.testing.assert_array_equal(found, expected)
         assert found.dtype == expected.dtype
+
+
+def test_phrases_are_ranked_best_first_as_a_sort_by_score_then_term():
+    """best_first orders as np.lexsort((terms, -score)): zero scores (most of a large group's) last, by term."""
+    from pipeline.label.phrases import best_first
+
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 7, 500):
+        terms = rng.permutation(10 * size + 1)[:size].astype(np.int32)
+        score = np.where(rng.random(size) < 0.6, 0.0, rng.choice([0.5, 1.25, 2.0], size) * rng.random(size).round(1))
+        np.testing.assert_array_equal(best_first(terms, score), np.lexsort((terms, -score)))

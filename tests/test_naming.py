@@ -265,6 +265,16 @@ def test_the_phrase_index_kept_between_runs_is_the_index_built(tmp_path):
     assert terms_of(restored) == terms_of(built) and len(terms_of(built)) > 3
     assert (restored.papers != built.papers).nnz == 0 and (restored.titles != built.titles).nnz == 0
     assert restored.text.surfaces.tolist() == built.text.surfaces.tolist()
+    # The word order kept with it (so a rerun sorts no tokens) is the stable sort of the words, and
+    # every word's positions read from it are those of the index built.
+    words = built.text.words
+    np.testing.assert_array_equal(restored.text.by_word, np.argsort(words, kind="stable"))
+    for key in range(-1, len(built.keys)):
+        np.testing.assert_array_equal(restored.text.positions(key), np.flatnonzero(words == key))
+        np.testing.assert_array_equal(built.text.positions(key), np.flatnonzero(words == key))
+    damaged = PhraseIndexArrays().encode(built) | {"by_word": np.arange(3, dtype=np.int64)}
+    with pytest.raises(ValueError, match="word order"):
+        PhraseIndexArrays().decode(damaged)
     config = RunConfig(name="t", inputs=[{"path": "x"}])
     cache = MemoStore(tmp_path)
     first = cached_phrase_index(cache, papers, config)

@@ -463,3 +463,23 @@ def test_a_memo_file_whose_bytes_changed_inside_an_array_is_computed_again(tmp_p
     again = memo.memo("values", "key", lambda: np.arange(1000) * 2, VectorRowsArray())
     assert again[500] == 1000  # recomputed, not the damaged 501
     assert memo.get("values", "key", VectorRowsArray())[500] == 1000
+
+
+def test_arrays_read_from_a_memo_file_are_private_copies_of_it(tmp_path):
+    """Arrays read from a memo file are a private buffer: writing into one never changes the file nor a later read."""
+    from pipeline.memo import _npz_bytes, _read_npz
+
+    path = tmp_path / "values.npz"
+    path.write_bytes(_npz_bytes({"value": np.arange(1000, dtype=np.int64)}))
+    before = path.read_bytes()
+    first = _read_npz(path)["value"]
+    first[:] = -1  # as code that sums duplicates in place does to a cached matrix
+    assert path.read_bytes() == before
+    assert _read_npz(path)["value"].tolist() == list(range(1000))
+    path.write_bytes(_npz_bytes({"value": np.arange(1000, dtype=np.int64) * 3}))  # the file replaced
+    assert first.tolist() == [-1] * 1000
+    assert _read_npz(path)["value"][10] == 30
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(EOFError):
+        _read_npz(empty)

@@ -9,15 +9,17 @@ its topic) and the phrase index (while the titles, abstracts and stop words stay
 from __future__ import annotations
 
 import hashlib
+import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.config import LabelConfig, RunConfig
 from pipeline.files import array_to_bytes, hash_json, sha256_bytes
-from pipeline.memo import MemoStore, SparseMatrix, text_key
+from pipeline.memo import Codec, MemoStore, SparseMatrix, text_key
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from pipeline.engine import Engine
     from pipeline.label.class_counts import ClassCounts, ClassSums
     from pipeline.label.named import Naming, NamingMemo
-    from pipeline.label.phrases import PhraseIndex
+    from pipeline.label.phrases import PhraseIndex, TermUses
     from pipeline.terms import TermCounts, TokenizedTexts
 
 
@@ -191,6 +193,103 @@ def cached_phrase_index(
 
     key = phrase_index_key(papers, config) if key is None else key
     return cache.memo("phrases", key, lambda: phrase_index(papers, config.label), PhraseIndexArrays())
+
+
+class FragmentAnswers:
+    """``audit.is_fragment``'s answers (``PhraseTokens.fragments``) as one JSON document (``pipeline.memo`` codec)."""
+
+    def encode(self, value: dict[tuple[str, ...], bool]) -> dict[str, np.ndarray]:
+        document = sorted([list(words), bool(answer)] for words, answer in value.items())
+        return {"json": np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)}
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> dict[tuple[str, ...], bool]:
+        document = json.loads(arrays["json"].tobytes().decode("utf-8"))
+        return {tuple(str(word) for word in words): bool(answer) for words, answer in document}
+
+
+class SpellingUses:
+    """``PhraseIndex.spellings`` (``spelling.term_uses`` per term) as one JSON document (``pipeline.memo`` codec)."""
+
+    def encode(self, value: dict[int, TermUses]) -> dict[str, np.ndarray]:
+        document = [
+            [
+                term,
+                [[*form, n] for form, n in forms.items()],
+                [[surface, inside, n] for (surface, inside), n in seen.items()],
+            ]
+            for term, (forms, seen) in sorted(value.items())
+        ]
+        return {"json": np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)}
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> dict[int, TermUses]:
+        document = json.loads(arrays["json"].tobytes().decode("utf-8"))
+        return {
+            int(term): (
+                Counter({tuple(int(s) for s in row[:-1]): int(row[-1]) for row in forms}),
+                Counter({(int(surface), bool(inside)): int(n) for surface, inside, n in seen}),
+            )
+            for term, forms, seen in document
+        }
+
+
+def kept_answers(
+    cache: MemoStore, namespace: str, key: str, answers: dict[Any, Any], codec: Codec[Any]
+) -> Callable[[], None]:
+    """Fill ``answers`` (filled as questions are asked) with those kept; returns what keeps the answers known then.
+
+    For what naming asks of the phrase index alone, keyed by its key (:func:`phrase_index_key`: texts,
+    stop words, code): whether the texts continue a phrase (``PhraseTokens.fragments``, 400 phrases)
+    and how they spell a term (``PhraseIndex.spellings``). A naming setting asks mostly what the run
+    before asked: a fifth of a naming rerun at 75k papers.
+    """
+    answers.update(cache.get(namespace, key, codec) or {})
+    known = len(answers)
+
+    def keep() -> None:
+        if len(answers) > known:
+            cache.put(namespace, key, dict(answers), codec)
+
+    return keep
+
+
+class NpmiValue:
+    """``{"npmi": value}`` (a float, or None when no topic could be scored) as JSON (``pipeline.memo`` codec)."""
+
+    def encode(self, value: dict[str, float | None]) -> dict[str, np.ndarray]:
+        return {"json": np.frombuffer(json.dumps({"npmi": value["npmi"]}).encode("utf-8"), dtype=np.uint8)}
+
+    def decode(self, arrays: Mapping[str, np.ndarray]) -> dict[str, float | None]:
+        value = json.loads(arrays["json"].tobytes().decode("utf-8"))["npmi"]
+        if value is not None and not isinstance(value, float):
+            raise ValueError(f"kept NPMI: {value!r} is not a number")
+        return {"npmi": value}
+
+
+# NPMI values kept per output folder: a few bytes each, one per recent set of keywords.
+NPMI_KEPT = 32
+
+
+def kept_npmi(
+    cache: MemoStore, text_digest: str, compute: Callable[[list[list[str]]], float | None]
+) -> Callable[[list[list[str]]], float | None]:
+    """``compute(words)`` (the NPMI of the topics' top words over the texts), kept between runs.
+
+    Keyed by the texts (``text_digest``: of their keys), the words and the code of ``pipeline.metrics``
+    (with the tokenizer it imports): a naming setting keeps every keyword, and reads the value back
+    instead of counting word windows over every text again.
+    """
+    from pipeline.code_hash import code_hash
+
+    def npmi_of(words: list[list[str]]) -> float | None:
+        key = hash_json({"texts": text_digest, "words": words, "code": code_hash("pipeline.metrics")})
+        found = cache.get("npmi", key, NpmiValue())
+        if found is not None:
+            return found["npmi"]
+        value = compute(words)
+        cache.put("npmi", key, {"npmi": value}, NpmiValue(), keep=NPMI_KEPT)
+        return value
+
+    return npmi_of
 
 
 # Namings kept per output folder: each is a few kilobytes (16 KB at 75k papers), so one for every

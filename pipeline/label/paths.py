@@ -27,12 +27,15 @@ from pipeline.feed.label_step import FeedKeys
 from pipeline.feed.label_step import stable_ids as _stable_ids
 from pipeline.files import sha256_bytes
 from pipeline.label.cache import (
+    FragmentAnswers,
+    SpellingUses,
     cached_class_counts,
     cached_class_weights,
     cached_phrase_index,
     cached_term_counts,
     cached_tokens,
     cached_topic_sums,
+    kept_answers,
     naming_memo,
     phrase_index_key,
     term_counts_key,
@@ -187,6 +190,11 @@ def _label_all(
     counts = None
     if label_config.representation == "none" and class_keywords is None:
         counts = cached_term_counts(cache, tokens, counts_key, config)
+    phrases = cached_phrase_index(cache, papers, config, phrases_key)
+    keep_answers = [
+        kept_answers(cache, "fragments", phrases_key, phrases.text.fragments, FragmentAnswers()),
+        kept_answers(cache, "spellings", phrases_key, phrases.spellings, SpellingUses()),
+    ]
     result = label_topics(
         papers,
         embeddings,
@@ -200,11 +208,13 @@ def _label_all(
             cache, counts, counts_key, topics, label_config.reduce_frequent_words, keyword_min_share(label_config)
         ),
         seed=config.seed,
-        phrases=(phrases := cached_phrase_index(cache, papers, config, phrases_key)),
+        phrases=phrases,
         class_keywords=class_keywords,
         kept=kept,
         naming_memo=naming_memo(cache, phrases_key, config, label_config),
     )
+    for keep in keep_answers:
+        keep()
     return _Labelled(result, phrases, counts, counts_key)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Collection
 
 import numpy as np
 
-from pipeline.label.phrases import PhraseIndex, term_rows
+from pipeline.label.phrases import PhraseIndex, TermUses, term_rows
 from pipeline.terms import rows_found
 
 
@@ -19,15 +19,35 @@ def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None 
     lowercase; a capitalised word ("Bayesian") only when the texts never write it in lowercase and
     capitalise it inside an abstract's sentence, not only in titles or after a full stop.
     """
-    forms: dict[int, Counter[tuple[int, ...]]] = {term: Counter() for term in terms}
-    if not forms:
+    if not terms:
         return {}
-    text = index.text
-    word = text.words if sample is None else np.where(np.isin(text.paper_of, sample), text.words, -1)
-    by_length: dict[int, list[int]] = {}
-    for term in forms:
-        by_length.setdefault(len(index.term_keys(term)), []).append(term)
+    if sample is None:  # each term's uses over all papers, worked out once per index (and kept between runs)
+        known = index.spellings
+        missing = [term for term in dict.fromkeys(terms) if term not in known]
+        if missing:
+            known.update(term_uses(index, index.text.words, missing))
+        uses = {term: known[term] for term in terms}
+    else:
+        text = index.text
+        uses = term_uses(index, np.where(np.isin(text.paper_of, sample), text.words, -1), list(dict.fromkeys(terms)))
+    forms = {term: uses[term][0] for term in terms}
     evidence: Counter[tuple[int, bool]] = Counter()  # (surface, capitalised inside a sentence) -> uses
+    for term in forms:
+        evidence.update(uses[term][1])
+    return chosen_spellings(index, forms, evidence)
+
+
+def term_uses(index: PhraseIndex, word: np.ndarray, terms: list[int]) -> dict[int, TermUses]:
+    """Per term, its written forms (surface ids -> uses) and its words' evidence ((surface, inside) -> uses).
+
+    ``word``: the texts' word keys, -1 outside the papers looked at. Both add up over terms: a
+    set of terms' evidence is the sum of theirs, so each term's is worked out once.
+    """
+    text = index.text
+    found: dict[int, TermUses] = {term: (Counter(), Counter()) for term in terms}
+    by_length: dict[int, list[int]] = {}
+    for term in terms:
+        by_length.setdefault(len(index.term_keys(term)), []).append(term)
     for n, wanted in by_length.items():
         at, term_of = _occurrences(index, word, n, wanted)
         surfaces = np.stack([text.tokens[at + offset] for offset in range(n)], axis=1).astype(np.int64)
@@ -35,11 +55,12 @@ def spell(index: PhraseIndex, terms: Collection[int], sample: np.ndarray | None 
         # Each (term, written form) once, with its uses: a Python step per form, not per use.
         rows, uses = _distinct_rows(np.column_stack([term_of, surfaces]))
         for row, count in zip(rows.tolist(), uses.tolist(), strict=True):
-            forms[row[0]][tuple(row[1:])] += count
-        pairs, uses = np.unique(surfaces.ravel() * 2 + inside.ravel(), return_counts=True)
-        for pair, count in zip(pairs.tolist(), uses.tolist(), strict=True):
-            evidence[(pair // 2, pair % 2 == 1)] += count
-    return chosen_spellings(index, forms, evidence)
+            found[row[0]][0][tuple(row[1:])] += count
+        pairs = (surfaces * 2 + inside).reshape(-1)
+        rows, uses = _distinct_rows(np.column_stack([np.repeat(term_of, n), pairs]))
+        for (term, pair), count in zip(rows.tolist(), uses.tolist(), strict=True):
+            found[term][1][(pair // 2, pair % 2 == 1)] += count
+    return found
 
 
 def chosen_spellings(
@@ -64,15 +85,17 @@ def chosen_spellings(
 def _occurrences(index: PhraseIndex, word: np.ndarray, n: int, wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Where the texts write the ``n``-word terms ``wanted``, and which term, in text order.
 
-    Only the places that start with a term's first word are looked at; their ``n`` words are
-    matched exactly (packed keys that never wrap) against the terms' words.
+    Only the places that start with a term's first word are looked at (found in the texts' word
+    order, ``PhraseTokens.positions``, not by a pass over every token); their ``n`` words are
+    matched exactly (packed keys that never wrap) against the terms' words. ``word``: the texts'
+    word keys, -1 where a sentence piece ends or outside the papers looked at.
     """
     count, n_keys = max(len(word) - n + 1, 0), max(len(index.keys), 1)
     terms = np.asarray(wanted, dtype=np.int64)
     words = np.stack([index.term_keys(term) for term in wanted]).astype(np.int64)
-    first = np.zeros(n_keys + 1, dtype=bool)  # by word key + 1: a piece's end (-1) starts no term
-    first[words[:, 0] + 1] = True
-    at = np.flatnonzero(first[word[:count] + 1])
+    starts = [index.text.positions(key) for key in np.unique(words[:, 0]).tolist()]
+    at = np.sort(np.concatenate(starts)) if starts else np.zeros(0, dtype=np.int64)
+    at = at[at < count]
     ok = np.ones(len(at), dtype=bool)
     for offset in range(n):
         ok &= word[at + offset] >= 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.config import RunConfig
 from pipeline.feed.label_step import FEED_OUTPUTS, LABEL_CARRIED, FeedKeys, keep_placements, previous_topics
 from pipeline.files import hash_json, json_to_bytes, sha256_bytes, table_to_bytes
-from pipeline.label.cache import cached_tokens, counts_settings
+from pipeline.label.cache import cached_tokens, counts_settings, kept_npmi
 from pipeline.memo import text_key
 from pipeline.schema import PAPER_COLUMNS, TEXT_COLUMNS, PaperTexts, StreamedTexts, paper_texts
 from pipeline.stage import Stage, StageContext, StageResult
@@ -122,6 +122,7 @@ def run(context: StageContext) -> StageResult:
     from pipeline.label import merged_to_target
     from pipeline.label.paths import PATHS, LabelInput, path_for
     from pipeline.label.sample import label_sample_size
+    from pipeline.metrics import npmi
 
     store, config = context.store, context.config
     # Loading NPMI's compiled code (numba, about 1 s) overlaps the reading of this stage's caches,
@@ -166,7 +167,12 @@ def run(context: StageContext) -> StageResult:
     assignments, topics, rows = labelled.assignments, labelled.topics, labelled.rows
     npmi_ready.join()
     if rows is None:
-        metrics = run_metrics(papers, assignments, topics, labelled.tokens, texts if isinstance(texts, list) else None)
+        text_list = texts if isinstance(texts, list) else None
+        npmi_of = None
+        if text_list is not None and labelled.tokens is not None:  # every paper's texts and tokens: kept
+            npmi_of = kept_npmi(store.cache, sha256_bytes(b"".join(text_keys)), functools.partial(
+                npmi, texts=text_list, tokens=labelled.tokens))  # fmt: skip
+        metrics = run_metrics(papers, assignments, topics, labelled.tokens, text_list, npmi_of)
     else:
         sample = papers.iloc[rows].reset_index(drop=True) if labelled.sample is None else labelled.sample
         metrics = run_metrics(sample, assignments.iloc[rows].reset_index(drop=True), topics, labelled.tokens,
@@ -200,11 +206,13 @@ def run_metrics(
     topics: pd.DataFrame,
     tokens: TokenizedTexts | None = None,
     texts: list[str] | None = None,
+    npmi_of: Callable[[list[list[str]]], float | None] | None = None,
 ) -> dict[str, Any]:
     """Topic quality of a run: coherence, diversity, outliers, agreement with known labels.
 
     ``tokens``: the papers' texts tokenised (``pipeline.terms``), and ``texts`` the papers'
-    texts (``schema.paper_texts``), when the caller has them.
+    texts (``schema.paper_texts``), when the caller has them; ``npmi_of``: the NPMI of top words
+    over those texts, kept between runs (``label.cache.kept_npmi``).
     """
     from pipeline.label import name_audit_metrics
     from pipeline.metrics import compute_metrics
@@ -212,7 +220,7 @@ def run_metrics(
     labels = papers["label"].tolist() if (papers["label"] != "").any() else None
     topic_words = {int(row.topic): list(row.keywords) for row in topics.itertuples()}
     texts = paper_texts(papers) if texts is None else texts
-    metrics = compute_metrics(texts, assignments["topic"].tolist(), topic_words, labels, tokens)
+    metrics = compute_metrics(texts, assignments["topic"].tolist(), topic_words, labels, tokens, npmi_of)
     # How much of each topic its name speaks for (coverage and lift of the name's main phrase).
     return {**metrics, **name_audit_metrics(papers, assignments, topics)}
 
