@@ -159,3 +159,40 @@ def test_class_counts_of_other_clusters_are_refused():
         label_topics(papers_frame(titles, abstracts), np.eye(3)[topics], topics + 5, np.zeros((40, 2)),
                      CONFIG.model_copy(update={"reduce_outliers": False}), None,
                      class_keywords=keywords_of(total, CONFIG))  # fmt: skip
+
+
+class TwoWorkers(LocalEngine):
+    """The local engine posing as two workers, recording each map's part sizes and threads."""
+
+    def __init__(self) -> None:
+        self.maps: list[list[int]] = []
+        self.threads: set[str] = set()
+
+    @property
+    def n_workers(self) -> int:
+        return 2
+
+    def map(self, fn, items, *, timeout_s, common=None):
+        import threading
+
+        self.maps.append([len(texts) for texts, _ in items])
+        self.threads.add(threading.current_thread().name)
+        return super().map(fn, items, timeout_s=timeout_s, common=common)
+
+
+def test_parts_counted_a_batch_ahead_from_streamed_texts_sum_as_one_part_at_a_time():
+    from pipeline.schema import StreamedTexts
+
+    titles, abstracts, _ = corpus(330, 6)
+    _, topics = texts_and_topics(330, seed=6)
+    table = pd.DataFrame({"title": titles, "abstract": abstracts})
+    # Texts read from the table in blocks, slices one after the other (as the label stage reads them).
+    streamed = StreamedTexts(lambda: (table.iloc[start : start + 40] for start in range(0, 330, 40)), 330)
+    engine = TwoWorkers()
+    ahead, n_parts = counted_in_parts(streamed, topics, CONFIG, engine, part_papers=30)
+    alone, _ = counted_in_parts(list(streamed), topics, CONFIG, LocalEngine(), part_papers=30)
+    assert n_parts == 11 and engine.maps == [[30, 30]] * 5 + [[30]]  # a part per worker, in order
+    assert len(engine.threads) == 2  # the first batch here, the others in the look-ahead thread
+    assert ahead.vocabulary.tolist() == alone.vocabulary.tolist()
+    assert (ahead.counts != alone.counts).nnz == 0 and (ahead.holding != alone.holding).nnz == 0
+    assert np.array_equal(ahead.sizes, alone.sizes)
