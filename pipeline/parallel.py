@@ -123,9 +123,11 @@ def return_freed_memory() -> None:
     glibc can be trimmed; elsewhere (musl, macOS, Windows) that part is left as it is.
     """
     import ctypes
+    import gc
 
     import pyarrow as pa
 
+    gc.collect()  # objects in reference cycles (frames, closures) a stage left: freed before the trim
     pa.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
         try:

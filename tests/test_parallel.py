@@ -75,3 +75,25 @@ def test_an_error_is_raised_at_its_item_and_the_earlier_results_are_given_first(
             seen.append(result)
     assert seen == [("done", 0), ("done", 1)]
     assert 7 not in recorder.started  # items past the look-ahead never start
+
+
+def test_returning_freed_memory_collects_what_a_stage_left_in_reference_cycles():
+    import gc
+    import weakref
+
+    from pipeline.parallel import return_freed_memory
+
+    class Held:
+        pass
+
+    gc.disable()  # no automatic collection between here and the call
+    try:
+        cycle = Held()
+        cycle.me = cycle  # type: ignore[attr-defined]
+        alive = weakref.ref(cycle)
+        del cycle
+        assert alive() is not None  # reference counting alone cannot free a cycle
+        return_freed_memory()
+        assert alive() is None
+    finally:
+        gc.enable()
