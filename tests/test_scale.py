@@ -57,10 +57,6 @@ def test_dask_workers_give_the_same_outputs_as_one_process(tmp_path, seed_pages,
         return real_label_all(inputs, *args, **kwargs)
 
     monkeypatch.setattr(label_paths, "_label_all", label_all)
-    import pipeline.stages.embed as embed_stage
-
-    # Shards of 8 texts: on the workers, shards are embedded ahead while the driver stores one (threads).
-    monkeypatch.setattr(embed_stage, "SHARD_ROWS", 8)
     dask = {"kind": "dask", "workers": 2}
     local = outputs(tmp_path, seed_pages, "local", {"kind": "local"}, fit_sample)
     assert opened == []  # the local engine starts nothing

@@ -17,7 +17,6 @@ the same sums per stable topic and ranks its keywords with :func:`class_keywords
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 from collections.abc import Mapping, Sequence
@@ -37,7 +36,6 @@ from pipeline.label.keywords import (
     without_rare_terms,
 )
 from pipeline.memo import csr_fields, csr_from, words_from_array, words_to_array
-from pipeline.parallel import computed_in_order
 from pipeline.terms import (
     TermCounts,
     class_tfidf,
@@ -272,9 +270,9 @@ def counted_in_parts(
 ) -> tuple[ClassCounts, int]:
     """The class sums of all ``texts`` (one topic each), counted in parts on ``engine``'s workers.
 
-    Parts go out a batch (one per worker) at a time, the next batch while the driver adds the
-    last one's parts into the running total (:func:`summed`): the driver holds the total and two
-    batches, never every part. Returns the sums and the number of parts.
+    Parts go out a batch (two per worker) at a time, so that only one batch's texts are in
+    flight, and each returned part is added into the running total (:func:`summed`): the driver
+    holds the total and one batch, never every part. Returns the sums and the number of parts.
     """
     if len(texts) == 0 or len(texts) != len(topics):
         raise ValueError(f"{len(texts)} texts and {len(topics)} topics: no papers to count, or not one topic each")
@@ -284,19 +282,11 @@ def counted_in_parts(
     bounds = np.linspace(0, len(texts), n_parts + 1).round().astype(np.int64)
     spans = [(int(start), int(end)) for start, end in itertools.pairwise(bounds) if end > start]
     common = {"classes": classes, "stop_words": stop_words(config), "ngram_max": config.ngram_max}
-    batch = max(1, engine.n_workers)
-    batches = [spans[first : first + batch] for first in range(0, len(spans), batch)]
-
-    def counted(group: list[tuple[int, int]]) -> list[ClassCounts]:
-        items = [(list(texts[start:end]), topics[start:end]) for start, end in group]
-        return engine.map(count_part, items, timeout_s=PART_TIMEOUT_S, common=common)
-
-    # While the driver adds a batch into the total, the workers count the next (one batch ahead, one
-    # thread: ``texts`` is read in order). The same parts are added in the same order as one at a time.
     total: list[ClassCounts] = []
-    with contextlib.closing(computed_in_order(counted, batches, ahead=1)) as results:
-        for parts in results:
-            total = [summed(total + parts)]
+    batch = max(1, 2 * engine.n_workers)
+    for first in range(0, len(spans), batch):
+        items = [(list(texts[start:end]), topics[start:end]) for start, end in spans[first : first + batch]]
+        total = [summed(total + engine.map(count_part, items, timeout_s=PART_TIMEOUT_S, common=common))]
     return total[0], len(spans)
 
 
