@@ -55,9 +55,11 @@ class TreeMemory(threading.Thread):
         self.peak_processes = 0
         self.peak_driver = 0  # the run's own process at the peak (the rest: Dask workers, nannies, children)
         self.start_time = time.perf_counter()
+        self.start_epoch = time.time()  # the same moment on the wall clock (stage files carry wall-clock times)
         # Each sample: seconds since the start, summed RSS, CPU seconds of the tree so far (on a
-        # shared machine the CPU seconds say more than the wall clock), the run's own RSS.
-        self.timeline: list[tuple[float, int, float, int]] = []
+        # shared machine the CPU seconds say more than the wall clock), the run's own RSS, the run's
+        # own CPU seconds so far.
+        self.timeline: list[tuple[float, int, float, int, float]] = []
         self.cpu: dict[tuple[int, float], float] = {}  # per process (pid, start): its CPU seconds when last seen
         self.stopped = threading.Event()
 
@@ -72,15 +74,17 @@ class TreeMemory(threading.Thread):
                 processes = [self.root, *self.root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
-            sizes = []
+            sizes, own_cpu = [], 0.0
             for process in processes:
                 try:
                     sizes.append(process.memory_info().rss)
                     times = process.cpu_times()
                     self.cpu[(process.pid, process.create_time())] = times.user + times.system
+                    own_cpu = own_cpu or times.user + times.system  # the first process listed is the run
                 except psutil.NoSuchProcess:  # a child that ended between the listing and the reading
                     sizes.append(0)
-            self.timeline.append((round(time.perf_counter() - self.start_time, 1), sum(sizes), self.cpu_s, sizes[0]))
+            at = round(time.perf_counter() - self.start_time, 1)
+            self.timeline.append((at, sum(sizes), self.cpu_s, sizes[0], round(own_cpu, 1)))
             if sum(sizes) > self.peak:
                 self.peak, self.peak_at = sum(sizes), time.perf_counter() - self.start_time
                 self.peak_processes, self.peak_driver = len(processes), sizes[0]
@@ -114,6 +118,42 @@ def stage_seconds(run_dir: Path, stage: str) -> float | None:
     if folder is None or not (folder / "_stage.json").exists():
         return None
     return float(json.loads((folder / "_stage.json").read_text(encoding="utf-8"))["seconds"])
+
+
+def stage_windows(run_dir: Path, start_epoch: float) -> dict[str, tuple[float, float]]:
+    """(start, end) of each stage this run computed, seconds since ``start_epoch``: it ends with its _stage.json."""
+    windows = {}
+    for stage in STAGES:
+        folder = next(iter(sorted(run_dir.glob(f"0?_{stage}"))), None)
+        if folder is None or not (folder / "_stage.json").exists():
+            continue
+        end = (folder / "_stage.json").stat().st_mtime - start_epoch
+        if end > 0:  # written by this run, not kept from an earlier one
+            windows[stage] = (
+                end - float(json.loads((folder / "_stage.json").read_text(encoding="utf-8"))["seconds"]),
+                end,
+            )
+    return windows
+
+
+def stage_usage(
+    timeline: list[tuple[float, int, float, int, float]], windows: dict[str, tuple[float, float]]
+) -> dict[str, dict[str, float]]:
+    """Per stage: CPU seconds (all processes, the run's own) and peak RSS, from the samples in its window."""
+    usage = {}
+    for stage, (start, end) in windows.items():
+        inside = [sample for sample in timeline if start <= sample[0] <= end]
+        if len(inside) < 2:
+            continue
+        first, last = inside[0], inside[-1]
+        usage[stage] = {
+            "wall_s": end - start,
+            "cpu_s": last[2] - first[2],
+            "driver_cpu_s": last[4] - first[4],
+            "peak_gb": max(sample[1] for sample in inside) / 1e9,
+            "driver_peak_gb": max(sample[3] for sample in inside) / 1e9,
+        }
+    return usage
 
 
 def run_pipeline(config: Path, log: Path, force: bool = True) -> tuple[float, TreeMemory, int]:
@@ -192,6 +232,7 @@ def main() -> None:
         for stage in STAGES
     }
     map_html, rest = run_dir / "map.html", run_dir / "map-papers.js"
+    usage = stage_usage(memory.timeline, stage_windows(run_dir, memory.start_epoch))
     opened = time_map(map_html)
     result = {
         "n": args.n,
@@ -208,8 +249,12 @@ def main() -> None:
         "map": opened,
         "load_before": load_before,
         "cpu_s": memory.cpu_s,
-        # (seconds, GB of all processes, CPU seconds so far, GB of the run's own process)
-        "timeline": [(at, round(size / 1e9, 3), cpu, round(own / 1e9, 3)) for at, size, cpu, own in memory.timeline],
+        "stage_usage": usage,
+        # (seconds, GB of all processes, CPU seconds so far, GB of the run's own process, its CPU seconds so far)
+        "timeline": [
+            (at, round(size / 1e9, 3), cpu, round(own / 1e9, 3), own_cpu)
+            for at, size, cpu, own, own_cpu in memory.timeline
+        ],
         "load_after": os.getloadavg(),
         "cores": os.cpu_count(),
         "memory_gb": psutil.virtual_memory().total / 1e9,
@@ -235,6 +280,14 @@ def main() -> None:
         f"{opened['drawn_s']:.1f} s ({opened['points']:,} points)",
     ]
     print("| " + " | ".join(cells) + " |")
+    cores = result["cores"]
+    print(f"\nper stage (samples each second; cores busy = CPU s / wall, of {cores}):")
+    print("| stage | wall | CPU s, all processes | CPU s, the run's own | cores busy | peak RSS, all (the run's own) |")
+    print("|---|---|---|---|---|---|")
+    for stage, use in usage.items():
+        busy = use["cpu_s"] / use["wall_s"]
+        print(f"| {stage} | {use['wall_s']:,.0f} s | {use['cpu_s']:,.0f} | {use['driver_cpu_s']:,.0f} | "
+              f"{busy:.2f} | {use['peak_gb']:.1f} GB ({use['driver_peak_gb']:.1f}) |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.files import atomic_write_bytes, sha256_bytes
+from pipeline.parallel import computed_in_order
 
 TEXT_KEY_BYTES = 16
 T = TypeVar("T")
@@ -218,6 +219,7 @@ class MemoStore:
         progress: Callable[[int, int], None] | None = None,
         chunk_rows: int | None = None,
         save_every_s: float | None = None,
+        ahead: int = 0,
     ) -> tuple[T, int]:
         """One row per key, in the order of ``keys``, computing only the rows no run stored yet.
 
@@ -228,7 +230,9 @@ class MemoStore:
         a run killed halfway keeps what it finished and the next one computes only the rest.
         With ``chunk_rows`` as well, ``compute`` is called on that many rows at a time, and a
         shard is also written once ``save_every_s`` seconds passed since the last one, so a
-        killed run loses at most about that much work however slow each row is.
+        killed run loses at most about that much work however slow each row is. With ``ahead``, that
+        many calls of ``compute`` after the first run beside the one being stored
+        (``parallel.computed_in_order``): ``compute`` must then be safe to call from several threads.
         ``progress(done, total)`` hears of each call of ``compute``. With ``keep_assembled``, a result
         assembled from several shards is also kept whole (the ``keep_assembled`` most recent),
         with its keys, so the next run with the same keys reads one file, and a run with other
@@ -274,16 +278,19 @@ class MemoStore:
         chunk = min(step, chunk_rows or step)
         pending: list[tuple[np.ndarray, T]] = []  # computed, not yet written
         last_saved = time.monotonic()
-        for start in range(0, len(missing), chunk):
-            stop = min(start + chunk, len(missing))
-            pending.append((np.array(missing[start:stop], dtype=f"S{TEXT_KEY_BYTES}"), compute(indices[start:stop])))
-            pending_rows = sum(len(chunk_keys) for chunk_keys, _ in pending)
-            due = save_every_s is not None and time.monotonic() - last_saved >= save_every_s
-            if pending_rows >= step or stop == len(missing) or due:
-                parts.append(_write_shard(folder, pending, codec))
-                pending, last_saved = [], time.monotonic()
-            if progress is not None:
-                progress(stop, len(missing))
+        bounds = [(start, min(start + chunk, len(missing))) for start in range(0, len(missing), chunk)]
+        with contextlib.closing(
+            computed_in_order(lambda part: compute(indices[part[0] : part[1]]), bounds, ahead)
+        ) as results:
+            for (start, stop), rows in zip(bounds, results, strict=True):
+                pending.append((np.array(missing[start:stop], dtype=f"S{TEXT_KEY_BYTES}"), rows))
+                pending_rows = sum(len(chunk_keys) for chunk_keys, _ in pending)
+                due = save_every_s is not None and time.monotonic() - last_saved >= save_every_s
+                if pending_rows >= step or stop == len(missing) or due:
+                    parts.append(_write_shard(folder, pending, codec))
+                    pending, last_saved = [], time.monotonic()
+                if progress is not None:
+                    progress(stop, len(missing))
         value = codec.take(parts, keys)
         if keep_assembled and all(value is not part for _, part in parts):
             stored = np.array(list(keys), dtype=f"S{TEXT_KEY_BYTES}")

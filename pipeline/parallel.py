@@ -16,15 +16,18 @@ With no start method the part is built in this process, with the same result.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import multiprocessing
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Literal, TypeVar
 
 from pipeline.errors import WorkerDiedError
 
 Result = TypeVar("Result")
+Item = TypeVar("Item")
 CHILD_POLL_S = 0.5  # how often a waiting parent checks that its child is still alive
 StartMethod = Literal["fork", "spawn"]
 
@@ -120,9 +123,11 @@ def return_freed_memory() -> None:
     glibc can be trimmed; elsewhere (musl, macOS, Windows) that part is left as it is.
     """
     import ctypes
+    import gc
 
     import pyarrow as pa
 
+    gc.collect()  # objects in reference cycles (frames, closures) a stage left: freed before the trim
     pa.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
         try:
@@ -132,3 +137,45 @@ def return_freed_memory() -> None:
         trim = getattr(libc, "malloc_trim", None)
         if trim is not None:
             trim(0)
+
+
+def computed_in_order(
+    compute: Callable[[Item], Result], items: Iterable[Item], ahead: int
+) -> Generator[Result, None, None]:
+    """``compute(item)`` for each item, in order, with up to ``ahead`` of the next items started before it is used.
+
+    With ``ahead`` 0 each item is computed when its result is asked for. Otherwise the first item
+    is computed alone (whatever it starts, such as a Dask cluster or a model build, is started
+    once), then up to ``ahead`` more run in threads while the caller uses a result: a driver that
+    stores one shard while the workers embed the next keeps both busy. ``compute`` must be safe
+    to call from several threads at once after its first call. An error is raised where its
+    item's result is asked for; the items started after it are cancelled or waited for.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    iterator = iter(items)
+    first = next(iterator, _END)
+    if first is _END:
+        return
+    first_result = compute(first)  # type: ignore[arg-type]
+    if ahead <= 0:
+        yield first_result
+        yield from (compute(item) for item in iterator)
+        return
+    pending: collections.deque[Future[Result]] = collections.deque()
+    pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="computed_in_order")
+    try:
+        for item in itertools.islice(iterator, ahead):
+            pending.append(pool.submit(compute, item))
+        yield first_result
+        while pending:
+            result = pending.popleft().result()
+            following = next(iterator, _END)
+            if following is not _END:
+                pending.append(pool.submit(compute, following))  # type: ignore[arg-type]
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_END = object()  # the end of ``computed_in_order``'s items

@@ -854,7 +854,8 @@ def test_above_the_points_cap_the_map_draws_a_sample_and_the_rest_goes_to_a_sear
     assert data["restFile"] == "map-papers.js"
     # The density layer counts every paper, drawn or not.
     assert sum(c for row in data["density"]["z"] for c in row if c) == 600
-    text = files["map-papers.js"].decode()
+    assert isinstance(files["map-papers.js"], JoinedBytes)  # written key by key, never joined in memory
+    text = bytes(files["map-papers.js"]).decode()
     assert text.startswith("window.papertopicsMapRest = ")
     rest = json.loads(text.removeprefix("window.papertopicsMapRest = ").rstrip().removesuffix(";"))
     assert rest["n"] == 450 == len(rest["title"]) == len(rest["x"]) == len(rest["topicIndex"])
@@ -871,6 +872,59 @@ def test_above_the_points_cap_the_map_draws_a_sample_and_the_rest_goes_to_a_sear
     whole = build_report(papers, assignments, topics, make_summary(), make_config(), map_points_cap=600)
     assert "map-papers.js" not in whole and map_points(whole["map.html"].decode())["n"] == 600
     assert map_points(whole["map.html"].decode())["density"] is None
+
+
+def test_the_search_file_holds_the_undrawn_papers_in_topic_then_score_then_id_order():
+    from pipeline.report.docmap import drawn_rows
+
+    papers, assignments, topics, _ = make_synthetic_tables(500, seed=5)
+    # Ties on score within a topic: the paper id decides, as in the map's topic slices.
+    assignments["score"] = np.round(assignments["score"].to_numpy(), 1)
+    papers.loc[7, "title"] = "A <b>bold</b> & wide title"  # escaped in the script
+    files = build_report(papers, assignments, topics, make_summary(), make_config(), map_points_cap=120)
+    text = bytes(files["map-papers.js"]).decode()
+    assert "<" not in text and "&" not in text
+    rest = json.loads(text.removeprefix("window.papertopicsMapRest = ").rstrip().removesuffix(";"))
+    # The reference: the whole table sorted (outliers first, then topic, best score first, then id).
+    table = papers.merge(assignments, on="paper_id")
+    table["rank"] = np.where(table["topic"] == -1, -1, table["topic"])
+    table = table.sort_values(["rank", "score", "paper_id"], ascending=[True, False, True], kind="mergesort")
+    undrawn = table.iloc[np.setdiff1d(np.arange(len(table)), drawn_rows(len(table), 120))]
+    assert rest["id"] == undrawn["paper_id"].tolist()
+    assert rest["title"] == undrawn["title"].tolist()
+    assert rest["date"] == undrawn["date"].tolist()
+    prefix = "https://arxiv.org/abs/"
+    assert [prefix + suffix for suffix in rest["url"]] == undrawn["url"].tolist()
+    data = map_points(files["map.html"].decode())
+    drawn = table.iloc[drawn_rows(len(table), 120)]
+    assert data["id"] == drawn["paper_id"].tolist() and data["title"] == drawn["title"].tolist()
+
+
+def test_script_json_object_parts_are_script_json_of_the_object_made_one_value_at_a_time():
+    from pipeline.report.docmap import script_json_object_parts
+    from pipeline.report.pages import script_json
+
+    value = {"n": 3, "title": ["<script>&", "caf\u00e9 \u2028 \u2029", 'a "quote" \\ back'], "x": [1, -2, 30000],
+             "nested": {"a": [None, True, 1.5]}, "empty": []}  # fmt: skip
+    made: list[str] = []
+
+    def maker(key: str):
+        def make():
+            made.append(key)
+            return value[key]
+
+        return make
+
+    parts = script_json_object_parts([(key, maker(key)) for key in value])
+    assert next(parts) == b"{" and made == []
+    next(parts)
+    assert made == ["n"]  # the next value is not made before its part is asked for
+    rest = list(parts)
+    assert made == list(value)
+    joined = b"{" + script_json({"n": 3})[1:-1].encode() + b"".join(rest)
+    assert joined == str(script_json(value)).encode("utf-8")
+    assert json.loads(joined) == value
+    assert b"".join(script_json_object_parts([])) == b"{}" == str(script_json({})).encode()
 
 
 def test_papers_csv_is_its_topics_csv_rows_by_reference_and_is_written_whole(files, tmp_path):

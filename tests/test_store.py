@@ -399,6 +399,32 @@ def test_rows_are_written_shard_by_shard_and_a_failed_run_resumes(tmp_path):
     np.testing.assert_array_equal(rows, vectors)
 
 
+@pytest.mark.parametrize("ahead", [1, 3])
+def test_memo_rows_with_shards_computed_ahead_stores_the_same_rows_and_survives_a_failure(tmp_path, ahead):
+    cache = MemoStore(tmp_path)
+    keys = [text_key(f"text {i}") for i in range(9)]
+    vectors = np.arange(18, dtype=np.float32).reshape(9, 2)
+    calls: list[list[int]] = []
+
+    def fails_on_the_third_shard(indices):
+        calls.append(indices)
+        if indices[0] == 4:
+            raise RuntimeError("killed")
+        return vectors[indices]
+
+    with pytest.raises(RuntimeError):
+        cache.memo_rows("m", keys, fails_on_the_third_shard, VectorRows(), shard_rows=2, ahead=ahead)
+    rows, computed = cache.memo_rows("m", keys, lambda indices: vectors[indices], VectorRows(), shard_rows=2)
+    assert computed == 5  # the two shards before the failure were stored, whatever ran beside them
+    np.testing.assert_array_equal(rows, vectors)
+    # Stored in order: a fresh run with the look-ahead gives the rows in the keys' order.
+    fresh, computed = MemoStore(tmp_path / "fresh").memo_rows(
+        "m", keys, lambda indices: vectors[indices], VectorRows(), shard_rows=2, ahead=ahead
+    )
+    assert computed == 9
+    np.testing.assert_array_equal(fresh, vectors)
+
+
 def test_memo_files_are_read_back_exactly_whatever_their_arrays(tmp_path):
     """The one-read npz reader gives what np.load gives: dtypes, shapes, Fortran order, 0-d, compressed members."""
     from pipeline.memo import _npz_bytes, _read_npz

@@ -24,12 +24,14 @@ topic's best papers and the CSVs hold every paper.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline.files import JoinedBytes
 from pipeline.report.pages import script_json
 from pipeline.report.text import plot_text, safe_url, shorten
 from pipeline.report.timeline import iso_dates
@@ -71,7 +73,7 @@ class MapData:
     abstracts: list[str]
     abstract_chars: int  # characters of each abstract kept (0 = none)
     points_json: str  # ``points`` as the page embeds it (``pages.script_json``), encoded once
-    rest_js: str | None = None  # ``REST_FILE``'s content when not every paper is drawn, else None
+    rest_js: JoinedBytes | None = None  # ``REST_FILE``'s content when not every paper is drawn, else None
 
 
 def marker_size(n_papers: int) -> int:
@@ -131,9 +133,15 @@ def map_data(
         raise ValueError(f"points_cap must be at least 1, not {points_cap}")
     order = sorted(topics["topic"].astype(int).tolist(), key=lambda t: (t != OUTLIER_TOPIC, t))
     rank = {topic: i for i, topic in enumerate(order)}
-    papers = joined.assign(_rank=joined["topic"].map(rank)).sort_values(
-        ["_rank", "score", "paper_id"], ascending=[True, False, True], kind="mergesort"
-    )
+    # The papers' order (topic, best score first, id) as row numbers of ``joined``; each column is
+    # taken in that order only where it is needed, and the texts only for the rows that use them:
+    # a sorted copy of the whole table held every abstract twice (gigabytes at a million papers).
+    keys = pd.DataFrame({"_rank": joined["topic"].map(rank).to_numpy(), "score": joined["score"].to_numpy(),
+                         "paper_id": joined["paper_id"].to_numpy()})  # fmt: skip
+    by_order = keys.sort_values(["_rank", "score", "paper_id"], ascending=[True, False, True], kind="mergesort")
+    rows = by_order.index.to_numpy()
+    del keys, by_order
+    papers = pd.DataFrame({column: joined[column].to_numpy()[rows] for column in ("topic", "topic_name", "x", "y")})
     xs, ys = papers["x"].to_numpy(dtype=float), papers["y"].to_numpy(dtype=float)
     finite = np.concatenate([xs[np.isfinite(xs)], ys[np.isfinite(ys)]])
     low_x = float(xs[np.isfinite(xs)].min()) if np.isfinite(xs).any() else 0.0
@@ -146,10 +154,10 @@ def map_data(
     gx, gy = _grid(xs, low_x, span), _grid(ys, low_y, span)
 
     drawn = drawn_rows(len(papers), points_cap)
-    shown = papers.iloc[drawn]
+    shown = _rows(joined, rows[drawn], ("paper_id", "title", "authors", "date"))
     by_topic = topics.set_index("topic")
     counts = papers["topic"].value_counts()
-    drawn_counts = shown["topic"].value_counts()
+    drawn_counts = papers["topic"].iloc[drawn].value_counts()
     topic_rows, start = [], 0
     for topic in order:
         size = int(counts.get(topic, 0))
@@ -168,8 +176,9 @@ def map_data(
             }
         )  # fmt: skip
         start += int(drawn_counts.get(topic, 0))
-    all_urls = [safe_url(u) for u in papers["url"].tolist()]
+    all_urls = [safe_url(u) for u in joined["url"].take(rows).tolist()]
     prefixes, url_index, url_suffix = _split_urls(all_urls)
+    del all_urls
     gx_all, gy_all = np.asarray(gx), np.asarray(gy)
     points: dict[str, Any] = {
         "n": len(shown),
@@ -185,7 +194,7 @@ def map_data(
         "title": [shorten(t, TITLE_CHARS) for t in shown["title"].tolist()],
         "authors": [short_authors(a) for a in shown["authors"].tolist()],
         "date": [shorten(d, 20) for d in shown["date"].tolist()],
-        "dateHistogram": date_histogram(papers["date"]),
+        "dateHistogram": date_histogram(joined["date"].take(rows)),
         "urlPrefix": prefixes,
         "urlIndex": [url_index[i] for i in drawn.tolist()],
         "url": [url_suffix[i] for i in drawn.tolist()],
@@ -200,25 +209,46 @@ def map_data(
     }  # fmt: skip
     points_json = script_json(points)
     abstract_chars = _abstract_chars(len(shown), len(points_json.encode("utf-8")), hover_abstract_chars)
-    abstracts = [shorten(a, abstract_chars) if abstract_chars else "" for a in shown["abstract"].tolist()]
+    abstracts = [
+        shorten(a, abstract_chars) if abstract_chars else "" for a in joined["abstract"].take(rows[drawn]).tolist()
+    ]
     rest_js = None
     if len(shown) < len(papers):
         rest = np.setdiff1d(np.arange(len(papers)), drawn)
         rank_of = papers["topic"].map(rank).to_numpy()
-        hidden = papers.iloc[rest]
-        rest_points = {
-            "n": len(rest),
-            "topicIndex": rank_of[rest].tolist(),
-            "x": gx_all[rest].tolist(),
-            "y": gy_all[rest].tolist(),
-            "id": [shorten(str(i), TITLE_CHARS) for i in hidden["paper_id"].tolist()],
-            "title": [shorten(t, TITLE_CHARS) for t in hidden["title"].tolist()],
-            "date": [shorten(d, 20) for d in hidden["date"].tolist()],
-            "urlIndex": [url_index[i] for i in rest.tolist()],
-            "url": [url_suffix[i] for i in rest.tolist()],
-        }
-        rest_js = f"window.papertopicsMapRest = {script_json(rest_points)};\n"
+        hidden = _rows(joined, rows[rest], ("paper_id", "title", "date"))
+        # Written key by key, each key's list made, encoded and let go before the next (the whole
+        # dict's lists and its JSON text at once were the report's peak at a million papers).
+        rest_parts: list[tuple[str, Callable[[], object]]] = [
+            ("n", lambda: len(rest)),
+            ("topicIndex", lambda: rank_of[rest].tolist()),
+            ("x", lambda: gx_all[rest].tolist()),
+            ("y", lambda: gy_all[rest].tolist()),
+            ("id", lambda: [shorten(str(i), TITLE_CHARS) for i in hidden["paper_id"].tolist()]),
+            ("title", lambda: [shorten(t, TITLE_CHARS) for t in hidden["title"].tolist()]),
+            ("date", lambda: [shorten(d, 20) for d in hidden["date"].tolist()]),
+            ("urlIndex", lambda: [url_index[i] for i in rest.tolist()]),
+            ("url", lambda: [url_suffix[i] for i in rest.tolist()]),
+        ]
+        rest_js = JoinedBytes((b"window.papertopicsMapRest = ", *script_json_object_parts(rest_parts), b";\n"))
     return MapData(points, abstracts, abstract_chars, points_json, rest_js)
+
+
+def _rows(joined: pd.DataFrame, rows: np.ndarray, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``columns`` of ``joined`` at the positions ``rows``, in that order, with a fresh index."""
+    return pd.DataFrame({column: joined[column].take(rows).reset_index(drop=True) for column in columns})
+
+
+def script_json_object_parts(items: list[tuple[str, Callable[[], object]]]) -> Iterator[bytes]:
+    """``pages.script_json`` of the object {key: make()} as UTF-8 parts, one value made at a time.
+
+    ``b"".join`` of the parts is ``script_json(dict)``'s bytes: the object's separators are the
+    compact ones it uses, and its escapes never span two parts (each is one character).
+    """
+    yield b"{"
+    for i, (key, make) in enumerate(items):
+        yield (("," if i else "") + script_json(key) + ":" + script_json(make())).encode("utf-8")
+    yield b"}"
 
 
 def drawn_rows(n_papers: int, points_cap: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import ReportConfig
+from pipeline.files import JoinedBytes
 from pipeline.metrics import METRIC_LABELS
 from pipeline.report import figures, pages
 from pipeline.report.docmap import MAP_POINTS_CAP, REST_FILE, MapData, map_data
@@ -282,14 +283,14 @@ def _topic_groups(report: ReportData) -> list[dict[str, Any]]:
     return sorted(groups.values(), key=lambda g: g["name"] == "")  # ungrouped (outliers) last
 
 
-def map_files(report: ReportData, points_cap: int = MAP_POINTS_CAP) -> dict[str, bytes]:
+def map_files(report: ReportData, points_cap: int = MAP_POINTS_CAP) -> dict[str, bytes | JoinedBytes]:
     """``map.html`` and, above ``points_cap`` papers, the papers it does not draw (``docmap.REST_FILE``)."""
     data = map_data(
         report.joined, report.topics, report.colors, report.config.hover_abstract_chars, report.coarse, points_cap
     )
-    files = {"map.html": map_page(report, data)}
+    files: dict[str, bytes | JoinedBytes] = {"map.html": map_page(report, data)}
     if data.rest_js is not None:
-        files[REST_FILE] = data.rest_js.encode("utf-8")
+        files[REST_FILE] = data.rest_js
     return files
 
 
