@@ -108,11 +108,14 @@ from pipeline.stages import STAGE_NAMES  # noqa: E402
 from pipeline.store import ArtifactStore  # noqa: E402
 
 NOISE = 1e-4
-Fit = Callable[[np.ndarray, ClusterConfig, int, "float | None"], np.ndarray]
+Fit = Callable[[np.ndarray, ClusterConfig, int, "float | None", list[str]], np.ndarray]
 
 
-def stage_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
-    return fit_on_sample(embeddings, config, seed, LocalEngine(), percentile).labels
+def stage_fit(
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
+) -> np.ndarray:
+    """The cluster stage's fit, given the papers' ids as the stage gives them (they draw leiden's sample)."""
+    return fit_on_sample(embeddings, config, seed, LocalEngine(), percentile, keys=keys).labels
 
 
 def _sizes(n_papers: int, config: ClusterConfig) -> tuple[int, int]:
@@ -122,7 +125,9 @@ def _sizes(n_papers: int, config: ClusterConfig) -> tuple[int, int]:
     return size, auto_min_samples(size) if config.min_samples == "auto" else config.min_samples
 
 
-def spectral_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
+def spectral_fit(
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
+) -> np.ndarray:
     from sklearn.manifold import spectral_embedding
     from sklearn.neighbors import kneighbors_graph
 
@@ -133,7 +138,9 @@ def spectral_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, perce
     return hdbscan_labels(reduced, *_sizes(len(embeddings), config))
 
 
-def knn_graph_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
+def knn_graph_fit(
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
+) -> np.ndarray:
     """HDBSCAN on the exact cosine k-NN graph itself (sparse distances, no UMAP): no seed at all."""
     import hdbscan
     from scipy.sparse import csr_matrix
@@ -157,7 +164,7 @@ def knn_graph_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, perc
 
 
 def umap_consensus_fit(
-    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
 ) -> np.ndarray:
     """HDBSCAN on 10 UMAP layouts (50 epochs each) of one exact k-NN graph, then the groups most of them share.
 
@@ -191,6 +198,9 @@ APPROACHES: dict[str, tuple[Fit, dict]] = {
     "Leiden, 1 partition": (stage_fit, {**LEIDEN, "leiden_members": 1}),
     "Leiden consensus (default settings)": (stage_fit, LEIDEN),
     "Leiden consensus, resolution 3": (stage_fit, {**LEIDEN, "leiden_resolution": 3.0}),
+    "Leiden consensus, sample 10,000": (stage_fit, {**LEIDEN, "fit_sample": 10_000}),
+    "Leiden consensus, sample 20,000": (stage_fit, {**LEIDEN, "fit_sample": 20_000}),
+    "Leiden consensus, all papers": (stage_fit, {**LEIDEN, "fit_sample": "all"}),
 }
 
 
@@ -199,6 +209,7 @@ class Run:
     """What one run folder gives the bench: its vectors, the papers' categories and words, its settings."""
 
     vectors: np.ndarray
+    ids: list[str]
     categories: list[str]
     texts: list[str]
     tokens: object  # pipeline.terms.TokenizedTexts
@@ -224,7 +235,8 @@ def load_run(run_dir: Path, first: int | None) -> Run:
     texts = paper_texts(papers)
     tokens = tokenize_texts(texts)
     counts = term_counts_for(tokens, config.label)
-    return Run(vectors, papers["label"].astype(str).tolist(), texts, tokens, counts, config.cluster, config.label)
+    ids = papers["paper_id"].astype(str).tolist()
+    return Run(vectors, ids, papers["label"].astype(str).tolist(), texts, tokens, counts, config.cluster, config.label)
 
 
 def label_stage(run: Run, labels: np.ndarray) -> tuple[np.ndarray, float]:
@@ -257,7 +269,7 @@ def measure(run: Run, approach: Fit, config: ClusterConfig, seeds: int) -> dict:
 
     def fit(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, tuple[float, float]]:
         start, cpu = time.perf_counter(), cpu_seconds()
-        labels = approach(embeddings, config, seed, percentile)
+        labels = approach(embeddings, config, seed, percentile, run.ids)
         return labels, (time.perf_counter() - start, cpu_seconds() - cpu)
 
     runs = [fit(run.vectors, seed) for seed in range(1, seeds + 1)]
