@@ -273,18 +273,21 @@ def measure(run: Run, approach: Fit, config: ClusterConfig, seeds: int) -> dict:
         return labels, (time.perf_counter() - start, cpu_seconds() - cpu)
 
     runs = [fit(run.vectors, seed) for seed in range(1, seeds + 1)]
-    noisy = run.vectors + np.random.default_rng(0).normal(0, NOISE, run.vectors.shape)
-    noisy = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
-    perturbed, _ = fit(noisy, 1)
     clusterings = [labels for labels, _ in runs]
+    if seeds > 1:
+        noisy = run.vectors + np.random.default_rng(0).normal(0, NOISE, run.vectors.shape)
+        noisy = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+        perturbed = fit(noisy, 1)[0]
+    else:  # --once: what one clustering gives and costs, no ARI
+        perturbed = clusterings[0]
     labelled = [label_stage(run, labels) for labels in clusterings]
     counts = [len(set(labels.tolist()) - {-1}) for labels in clusterings]
     nmis = [label_agreement(labels.tolist(), run.categories)["nmi"] or float("nan") for labels in clusterings]
     return {
-        "ari_mean": float(np.mean(pairwise_ari(clusterings))),
-        "ari_min": min(pairwise_ari(clusterings)),
-        "ari_noise": pairwise_ari([clusterings[0], perturbed])[0],
-        "ari_labelled": float(np.mean(pairwise_ari([topics for topics, _ in labelled]))),
+        "ari_mean": float(np.mean(pairwise_ari(clusterings))) if seeds > 1 else float("nan"),
+        "ari_min": min(pairwise_ari(clusterings)) if seeds > 1 else float("nan"),
+        "ari_noise": pairwise_ari([clusterings[0], perturbed])[0] if seeds > 1 else float("nan"),
+        "ari_labelled": float(np.mean(pairwise_ari([topics for topics, _ in labelled]))) if seeds > 1 else float("nan"),
         "topics": f"{min(counts)}-{max(counts)}",
         "nmi": float(np.mean(nmis)),
         "npmi": float(np.mean([value for _, value in labelled])),
@@ -299,7 +302,11 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with a finished embed stage")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first", type=int, default=None, help="keep only the first N papers")
-    parser.add_argument("--only", action="append", choices=sorted(APPROACHES), help="measure only these approaches")
+    parser.add_argument("--only", action="append", default=[], choices=sorted(APPROACHES), help="measure only these")
+    parser.add_argument(
+        "--once", action="append", default=[], choices=sorted(APPROACHES),
+        help="of these, one seed only (topics, NMI, NPMI, outliers, seconds; no ARI): e.g. today's cost at 75k",
+    )  # fmt: skip
     args = parser.parse_args()
     header = (
         "| run | papers | approach | ARI seeds (mean / lowest) | ARI noise 1e-4 | ARI after label stage "
@@ -307,11 +314,12 @@ def main() -> None:
     )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
-    chosen = {name: APPROACHES[name] for name in args.only} if args.only else APPROACHES
+    names = args.once + args.only
+    chosen = {name: APPROACHES[name] for name in names} if names else APPROACHES
     for run_dir in args.runs:
         run = load_run(run_dir, args.first)
         for name, (approach, change) in chosen.items():
-            row = measure(run, approach, run.cluster.model_copy(update=change), args.seeds)
+            row = measure(run, approach, run.cluster.model_copy(update=change), 1 if name in args.once else args.seeds)
             print(
                 f"| {run_dir.name} | {len(run.vectors):,} | {name} | {row['ari_mean']:.3f} / {row['ari_min']:.3f} "
                 f"| {row['ari_noise']:.3f} | {row['ari_labelled']:.3f} | {row['topics']} | {row['nmi']:.3f} "
