@@ -1,11 +1,13 @@
 """Do the topics hinge on the seed? The cluster stage's fit over seeds and under noise, side by side.
 
     nice -n 10 .venv/bin/python bench/stability.py RUN_DIR [RUN_DIR ...] [--seeds 5] [--first N] [--only NAME ...]
+        [--once NAME ...]
 
 RUN_DIR is a run folder whose embed stage has finished (its vectors and papers are read through
 the store), e.g. ``python -m pipeline run configs/arxiv-kaggle.yaml --until embed`` makes
 ``outputs/arxiv-kaggle``; ``--first N`` keeps the first N papers (the issue's 7.7k of
-arxiv-daily-cs); ``--only`` measures the named approaches only. For each approach and run it
+arxiv-daily-cs); ``--only`` measures the named approaches only, ``--once`` the named ones at seed 1
+alone (no ARI; e.g. today's cost beside leiden's at 75k). For each approach and run it
 prints: pairwise ARI of the clusterings of seeds 1..N (mean and lowest; outliers as one group),
 ARI between seed 1 and seed 1 on the vectors plus Gaussian noise of sigma 1e-4 per component
 (renormalised), the mean pairwise ARI of the topics after the label stage's merge and outlier
@@ -27,7 +29,16 @@ Approaches (the stage's own fit, ``pipeline.cluster.sample_fit.fit_on_sample``, 
 - ``Leiden, 1 partition``: ``cluster.method: leiden`` with ``leiden_members: 1``;
 - ``Leiden consensus (default settings)``: ``cluster.method: leiden`` (50 members, resolution "auto":
   3 up to 2,000 papers, 2 from 7,700; papers with under 20% of their neighbours in their topic out);
-- ``Leiden consensus, resolution 3``: the same at resolution 3.
+- ``Leiden consensus, resolution 3``: the same at resolution 3;
+- ``Leiden consensus, sample 10,000`` / ``20,000`` / ``all papers``: ``cluster.fit_sample`` set so
+  (the default settings' "auto" fits leiden on all papers up to
+  ``pipeline.cluster.sample_fit.LEIDEN_FIT_SAMPLE``, on a sample drawn by the papers' ids above it).
+
+The 75k table (74,728 arXiv CS papers, model2vec preview vectors; a run folder of arxiv-daily-cs
+with ``embed.backend: model2vec`` run ``--until embed``):
+
+    nice -n 10 .venv/bin/python bench/stability.py RUN_DIR --once today \
+        --only "Leiden consensus (default settings)" --seeds 3
 
 Measured last session (AVX-512 VNNI, int8 vectors; before NPMI and the graph approaches):
 
