@@ -99,9 +99,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,22 +277,39 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure(run: Run, approach: Fit, config: ClusterConfig, seeds: int) -> dict:
-    percentile = run.label.outlier_percentile
+def timed_fit(
+    approach: Fit, embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
+) -> tuple[np.ndarray, float, float]:
+    """``approach``'s clustering, with its wall and CPU seconds (measured where it runs: here or in a worker)."""
+    start, cpu = time.perf_counter(), cpu_seconds()
+    labels = approach(embeddings, config, seed, percentile, keys)
+    return labels, time.perf_counter() - start, cpu_seconds() - cpu
 
-    def fit(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, tuple[float, float]]:
-        start, cpu = time.perf_counter(), cpu_seconds()
-        labels = approach(embeddings, config, seed, percentile, run.ids)
-        return labels, (time.perf_counter() - start, cpu_seconds() - cpu)
 
-    runs = [fit(run.vectors, seed) for seed in range(1, seeds + 1)]
-    clusterings = [labels for labels, _ in runs]
+def submit_fits(run: Run, approach: Fit, config: ClusterConfig, seeds: int, pool: Executor | None) -> list[Future]:
+    """The clusterings of seeds 1..``seeds``, then (with more than one seed) of seed 1 on the noisy vectors."""
+    vectors = [run.vectors] * seeds
     if seeds > 1:
         noisy = run.vectors + np.random.default_rng(0).normal(0, NOISE, run.vectors.shape)
-        noisy = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
-        perturbed = fit(noisy, 1)[0]
-    else:  # --once: what one clustering gives and costs, no ARI
-        perturbed = clusterings[0]
+        vectors.append((noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32))
+    percentile, futures = run.label.outlier_percentile, []
+    for index, embeddings in enumerate(vectors):
+        seed = 1 + index % seeds
+        if pool is None:
+            future: Future = Future()
+            future.set_result(timed_fit(approach, embeddings, config, seed, percentile, run.ids))
+        else:
+            future = pool.submit(timed_fit, approach, embeddings, config, seed, percentile, run.ids)
+        futures.append(future)
+    return futures
+
+
+def measure(run: Run, futures: list[Future], seeds: int) -> dict:
+    """The row of one approach from its clusterings (:func:`submit_fits`)."""
+    results = [future.result() for future in futures]
+    runs = [(labels, (wall, cpu)) for labels, wall, cpu in results[:seeds]]
+    clusterings = [labels for labels, _ in runs]
+    perturbed = results[-1][0]  # with one seed (--once) the clustering itself: no ARI is printed
     labelled = [label_stage(run, labels) for labels in clusterings]
     counts = [len(set(labels.tolist()) - {-1}) for labels in clusterings]
     nmis = [label_agreement(labels.tolist(), run.categories)["nmi"] or float("nan") for labels in clusterings]
@@ -318,6 +337,7 @@ def main() -> None:
         "--once", action="append", default=[], choices=sorted(APPROACHES),
         help="of these, one seed only (topics, NMI, NPMI, outliers, seconds; no ARI): e.g. today's cost at 75k",
     )  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=1, help="clusterings at once, each in a process of its own")
     args = parser.parse_args()
     header = (
         "| run | papers | approach | ARI seeds (mean / lowest) | ARI noise 1e-4 | ARI after label stage "
@@ -327,10 +347,16 @@ def main() -> None:
     print("|---" * (header.count("|") - 1) + "|")
     names = args.once + args.only
     chosen = {name: APPROACHES[name] for name in names} if names else APPROACHES
+    pool = None if args.jobs == 1 else ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork"))
     for run_dir in args.runs:
         run = load_run(run_dir, args.first)
-        for name, (approach, change) in chosen.items():
-            row = measure(run, approach, run.cluster.model_copy(update=change), 1 if name in args.once else args.seeds)
+        seeds = {name: 1 if name in args.once else args.seeds for name in chosen}
+        pending = {
+            name: submit_fits(run, approach, run.cluster.model_copy(update=change), seeds[name], pool)
+            for name, (approach, change) in chosen.items()
+        }
+        for name, futures in pending.items():
+            row = measure(run, futures, seeds[name])
             print(
                 f"| {run_dir.name} | {len(run.vectors):,} | {name} | {row['ari_mean']:.3f} / {row['ari_min']:.3f} "
                 f"| {row['ari_noise']:.3f} | {row['ari_labelled']:.3f} | {row['topics']} | {row['nmi']:.3f} "
