@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.cluster.keyed import keyed_sample
 from pipeline.cluster.sample_fit import (
     AUTO_FIT_SAMPLE,
     LEIDEN_FIT_SAMPLE,
     fit_on_sample,
     fit_rows,
     fit_sample_size,
-    keyed_sample,
 )
 from pipeline.config import ClusterConfig
 from pipeline.engine import LocalEngine

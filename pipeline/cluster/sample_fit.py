@@ -48,7 +48,6 @@ on the CPU's BLAS kernels.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -56,6 +55,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from pipeline.cluster.fit import ClusterResult, cluster_papers
+from pipeline.cluster.keyed import keyed_sample
 from pipeline.cluster.neighbours import BLOCK_ELEMENTS, grid_dot, nearest_exact, on_grid, weighted_mean
 from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
 
@@ -117,26 +117,6 @@ def choose_sample(n: int, size: int, seed: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     rows = np.random.default_rng(seed).choice(n, size=size, replace=False)
     return np.sort(rows).astype(np.int64)
-
-
-def keyed_sample(keys: Sequence[str | bytes], size: int) -> np.ndarray:
-    """Row numbers of the ``size`` papers whose keys hash lowest (8 bytes of BLAKE2b), ascending.
-
-    keys: one per paper, e.g. its id. No seed and no order: the same keys give the same papers
-    wherever they stand, and a paper's chance of being drawn is the same for every paper.
-    Returns ndarray of shape (min(size, len(keys)),) int64.
-    """
-    if size < 0:
-        raise ValueError(f"size must not be negative, not {size}")
-    hashes = np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(key if isinstance(key, bytes) else key.encode(), digest_size=8).digest())
-            for key in keys
-        ),
-        dtype=np.uint64,
-        count=len(keys),
-    )
-    return np.sort(np.argsort(hashes, kind="stable")[:size]).astype(np.int64)
 
 
 def fit_rows(
