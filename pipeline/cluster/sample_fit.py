@@ -72,8 +72,16 @@ OUTLIER = -1
 # workers share); above 100,000 papers UMAP's and HDBSCAN's time and memory
 # keep growing, the sample's fit does not (the assignment grows linearly, in parallel).
 AUTO_FIT_SAMPLE = 100_000
-# The same for ``cluster.method: leiden``, whose consensus grows faster than the papers (50 members,
-# 4 rounds: 1,309 CPU seconds at 74,728 papers, bench/cluster_cost.py): MEASURED-BELOW.
+# The same for ``cluster.method: leiden``, whose consensus grows faster than the papers: on the whole
+# 74,728 arXiv CS papers (preview vectors) 50 members x 4 rounds took 1,309 CPU seconds, and the exact
+# 15-NN graph, its edges and the 2-D map 120 more, against 167 for the default method's whole stage
+# (bench/cluster_cost.py). Fewer passes or members do not reach 1.5x that: one first-round partition
+# took 23.3 CPU s with n_iterations -1 and 3.5 with igraph's 2 (a loaded machine), whose 50 members
+# alone exceed the budget, and two single partitions agreed at an ARI of only 0.63 (0.59 with 2).
+# A sample of 15,000 drawn by the papers' ids costs 134 CPU s (0.79x the default's 171 in the same run),
+# 31-32 topics, NMI 0.184 (0.151), NPMI 0.137 (0.173), 1.4% outliers (63.6%), but the seeds 1-3 agree at an
+# ARI of only 0.835 (lowest pair 0.799) and 0.826 under noise 1e-4: below the 0.9 / 0.95 aimed at
+# (bench/stability.py, 2026-12-07, load 9-25 on 2 cores). Up to it, leiden's results are those of a full fit.
 LEIDEN_FIT_SAMPLE = 15_000
 # With it, the assignment's reference sample of the sample (over ``ASSIGN_REFERENCE`` papers) is drawn with this
 # seed, not the run's: the topics of the other papers hinge on no seed either.
