@@ -1,11 +1,13 @@
 """Do the topics hinge on the seed? The cluster stage's fit over seeds and under noise, side by side.
 
     nice -n 10 .venv/bin/python bench/stability.py RUN_DIR [RUN_DIR ...] [--seeds 5] [--first N] [--only NAME ...]
+        [--once NAME ...]
 
 RUN_DIR is a run folder whose embed stage has finished (its vectors and papers are read through
 the store), e.g. ``python -m pipeline run configs/arxiv-kaggle.yaml --until embed`` makes
 ``outputs/arxiv-kaggle``; ``--first N`` keeps the first N papers (the issue's 7.7k of
-arxiv-daily-cs); ``--only`` measures the named approaches only. For each approach and run it
+arxiv-daily-cs); ``--only`` measures the named approaches only, ``--once`` the named ones at seed 1
+alone (no ARI; e.g. today's cost beside leiden's at 75k). For each approach and run it
 prints: pairwise ARI of the clusterings of seeds 1..N (mean and lowest; outliers as one group),
 ARI between seed 1 and seed 1 on the vectors plus Gaussian noise of sigma 1e-4 per component
 (renormalised), the mean pairwise ARI of the topics after the label stage's merge and outlier
@@ -27,7 +29,24 @@ Approaches (the stage's own fit, ``pipeline.cluster.sample_fit.fit_on_sample``, 
 - ``Leiden, 1 partition``: ``cluster.method: leiden`` with ``leiden_members: 1``;
 - ``Leiden consensus (default settings)``: ``cluster.method: leiden`` (50 members, resolution "auto":
   3 up to 2,000 papers, 2 from 7,700; papers with under 20% of their neighbours in their topic out);
-- ``Leiden consensus, resolution 3``: the same at resolution 3.
+- ``Leiden consensus, resolution 3``: the same at resolution 3;
+- ``Leiden consensus, sample 10,000`` / ``20,000`` / ``all papers``: ``cluster.fit_sample`` set so
+  (the default settings' "auto" fits leiden on all papers up to
+  ``pipeline.cluster.sample_fit.LEIDEN_FIT_SAMPLE``, on a sample drawn by the papers' ids above it).
+
+The 75k table (74,728 arXiv CS papers, model2vec preview vectors; a run folder of arxiv-daily-cs
+with ``embed.backend: model2vec`` run ``--until embed``):
+
+    nice -n 10 .venv/bin/python bench/stability.py RUN_DIR --once today \
+        --only "Leiden consensus (default settings)" --seeds 3 --jobs 5
+
+Measured so 2026-12-07 (AVX-512 VNNI; the 5 clusterings at once beside other helpers' work, load
+9-25 on the 2 cores: the wall seconds say little, the CPU seconds are each clustering's own):
+
+| run | papers | approach | ARI seeds mean/low | ARI noise | ARI labelled | topics | NMI | NPMI | outl. | s wall/cpu |
+|---|---|---|---|---|---|---|---|---|---|---|
+| n75 | 74,728 | today (seed 1 only) | - | - | - | 76 | 0.151 | 0.173 | 63.6% | 1802 / 170.5 |
+| n75 | 74,728 | Leiden, 15,000 keyed | 0.835 / 0.799 | 0.826 | 0.833 | 31-32 | 0.184 | 0.137 | 1.4% | 1991 / 134.3 |
 
 Measured last session (AVX-512 VNNI, int8 vectors; before NPMI and the graph approaches):
 
@@ -88,9 +107,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,11 +129,14 @@ from pipeline.stages import STAGE_NAMES  # noqa: E402
 from pipeline.store import ArtifactStore  # noqa: E402
 
 NOISE = 1e-4
-Fit = Callable[[np.ndarray, ClusterConfig, int, "float | None"], np.ndarray]
+Fit = Callable[[np.ndarray, ClusterConfig, int, "float | None", list[str]], np.ndarray]
 
 
-def stage_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
-    return fit_on_sample(embeddings, config, seed, LocalEngine(), percentile).labels
+def stage_fit(
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
+) -> np.ndarray:
+    """The cluster stage's fit, given the papers' ids as the stage gives them (they draw leiden's sample)."""
+    return fit_on_sample(embeddings, config, seed, LocalEngine(), percentile, keys=keys).labels
 
 
 def _sizes(n_papers: int, config: ClusterConfig) -> tuple[int, int]:
@@ -122,7 +146,9 @@ def _sizes(n_papers: int, config: ClusterConfig) -> tuple[int, int]:
     return size, auto_min_samples(size) if config.min_samples == "auto" else config.min_samples
 
 
-def spectral_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
+def spectral_fit(
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
+) -> np.ndarray:
     from sklearn.manifold import spectral_embedding
     from sklearn.neighbors import kneighbors_graph
 
@@ -133,7 +159,9 @@ def spectral_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, perce
     return hdbscan_labels(reduced, *_sizes(len(embeddings), config))
 
 
-def knn_graph_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None) -> np.ndarray:
+def knn_graph_fit(
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
+) -> np.ndarray:
     """HDBSCAN on the exact cosine k-NN graph itself (sparse distances, no UMAP): no seed at all."""
     import hdbscan
     from scipy.sparse import csr_matrix
@@ -157,7 +185,7 @@ def knn_graph_fit(embeddings: np.ndarray, config: ClusterConfig, seed: int, perc
 
 
 def umap_consensus_fit(
-    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None
+    embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
 ) -> np.ndarray:
     """HDBSCAN on 10 UMAP layouts (50 epochs each) of one exact k-NN graph, then the groups most of them share.
 
@@ -191,6 +219,9 @@ APPROACHES: dict[str, tuple[Fit, dict]] = {
     "Leiden, 1 partition": (stage_fit, {**LEIDEN, "leiden_members": 1}),
     "Leiden consensus (default settings)": (stage_fit, LEIDEN),
     "Leiden consensus, resolution 3": (stage_fit, {**LEIDEN, "leiden_resolution": 3.0}),
+    "Leiden consensus, sample 10,000": (stage_fit, {**LEIDEN, "fit_sample": 10_000}),
+    "Leiden consensus, sample 20,000": (stage_fit, {**LEIDEN, "fit_sample": 20_000}),
+    "Leiden consensus, all papers": (stage_fit, {**LEIDEN, "fit_sample": "all"}),
 }
 
 
@@ -199,6 +230,7 @@ class Run:
     """What one run folder gives the bench: its vectors, the papers' categories and words, its settings."""
 
     vectors: np.ndarray
+    ids: list[str]
     categories: list[str]
     texts: list[str]
     tokens: object  # pipeline.terms.TokenizedTexts
@@ -224,7 +256,8 @@ def load_run(run_dir: Path, first: int | None) -> Run:
     texts = paper_texts(papers)
     tokens = tokenize_texts(texts)
     counts = term_counts_for(tokens, config.label)
-    return Run(vectors, papers["label"].astype(str).tolist(), texts, tokens, counts, config.cluster, config.label)
+    ids = papers["paper_id"].astype(str).tolist()
+    return Run(vectors, ids, papers["label"].astype(str).tolist(), texts, tokens, counts, config.cluster, config.label)
 
 
 def label_stage(run: Run, labels: np.ndarray) -> tuple[np.ndarray, float]:
@@ -252,27 +285,47 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure(run: Run, approach: Fit, config: ClusterConfig, seeds: int) -> dict:
-    percentile = run.label.outlier_percentile
+def timed_fit(
+    approach: Fit, embeddings: np.ndarray, config: ClusterConfig, seed: int, percentile: float | None, keys: list[str]
+) -> tuple[np.ndarray, float, float]:
+    """``approach``'s clustering, with its wall and CPU seconds (measured where it runs: here or in a worker)."""
+    start, cpu = time.perf_counter(), cpu_seconds()
+    labels = approach(embeddings, config, seed, percentile, keys)
+    return labels, time.perf_counter() - start, cpu_seconds() - cpu
 
-    def fit(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, tuple[float, float]]:
-        start, cpu = time.perf_counter(), cpu_seconds()
-        labels = approach(embeddings, config, seed, percentile)
-        return labels, (time.perf_counter() - start, cpu_seconds() - cpu)
 
-    runs = [fit(run.vectors, seed) for seed in range(1, seeds + 1)]
-    noisy = run.vectors + np.random.default_rng(0).normal(0, NOISE, run.vectors.shape)
-    noisy = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
-    perturbed, _ = fit(noisy, 1)
+def submit_fits(run: Run, approach: Fit, config: ClusterConfig, seeds: int, pool: Executor | None) -> list[Future]:
+    """The clusterings of seeds 1..``seeds``, then (with more than one seed) of seed 1 on the noisy vectors."""
+    vectors = [run.vectors] * seeds
+    if seeds > 1:
+        noisy = run.vectors + np.random.default_rng(0).normal(0, NOISE, run.vectors.shape)
+        vectors.append((noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32))
+    percentile, futures = run.label.outlier_percentile, []
+    for index, embeddings in enumerate(vectors):
+        seed = 1 + index % seeds
+        if pool is None:
+            future: Future = Future()
+            future.set_result(timed_fit(approach, embeddings, config, seed, percentile, run.ids))
+        else:
+            future = pool.submit(timed_fit, approach, embeddings, config, seed, percentile, run.ids)
+        futures.append(future)
+    return futures
+
+
+def measure(run: Run, futures: list[Future], seeds: int) -> dict:
+    """The row of one approach from its clusterings (:func:`submit_fits`)."""
+    results = [future.result() for future in futures]
+    runs = [(labels, (wall, cpu)) for labels, wall, cpu in results[:seeds]]
     clusterings = [labels for labels, _ in runs]
+    perturbed = results[-1][0]  # with one seed (--once) the clustering itself: no ARI is printed
     labelled = [label_stage(run, labels) for labels in clusterings]
     counts = [len(set(labels.tolist()) - {-1}) for labels in clusterings]
     nmis = [label_agreement(labels.tolist(), run.categories)["nmi"] or float("nan") for labels in clusterings]
     return {
-        "ari_mean": float(np.mean(pairwise_ari(clusterings))),
-        "ari_min": min(pairwise_ari(clusterings)),
-        "ari_noise": pairwise_ari([clusterings[0], perturbed])[0],
-        "ari_labelled": float(np.mean(pairwise_ari([topics for topics, _ in labelled]))),
+        "ari_mean": float(np.mean(pairwise_ari(clusterings))) if seeds > 1 else float("nan"),
+        "ari_min": min(pairwise_ari(clusterings)) if seeds > 1 else float("nan"),
+        "ari_noise": pairwise_ari([clusterings[0], perturbed])[0] if seeds > 1 else float("nan"),
+        "ari_labelled": float(np.mean(pairwise_ari([topics for topics, _ in labelled]))) if seeds > 1 else float("nan"),
         "topics": f"{min(counts)}-{max(counts)}",
         "nmi": float(np.mean(nmis)),
         "npmi": float(np.mean([value for _, value in labelled])),
@@ -287,7 +340,12 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with a finished embed stage")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first", type=int, default=None, help="keep only the first N papers")
-    parser.add_argument("--only", action="append", choices=sorted(APPROACHES), help="measure only these approaches")
+    parser.add_argument("--only", action="append", default=[], choices=sorted(APPROACHES), help="measure only these")
+    parser.add_argument(
+        "--once", action="append", default=[], choices=sorted(APPROACHES),
+        help="of these, one seed only (topics, NMI, NPMI, outliers, seconds; no ARI): e.g. today's cost at 75k",
+    )  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=1, help="clusterings at once, each in a process of its own")
     args = parser.parse_args()
     header = (
         "| run | papers | approach | ARI seeds (mean / lowest) | ARI noise 1e-4 | ARI after label stage "
@@ -295,11 +353,18 @@ def main() -> None:
     )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
-    chosen = {name: APPROACHES[name] for name in args.only} if args.only else APPROACHES
+    names = args.once + args.only
+    chosen = {name: APPROACHES[name] for name in names} if names else APPROACHES
+    pool = None if args.jobs == 1 else ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork"))
     for run_dir in args.runs:
         run = load_run(run_dir, args.first)
-        for name, (approach, change) in chosen.items():
-            row = measure(run, approach, run.cluster.model_copy(update=change), args.seeds)
+        seeds = {name: 1 if name in args.once else args.seeds for name in chosen}
+        pending = {
+            name: submit_fits(run, approach, run.cluster.model_copy(update=change), seeds[name], pool)
+            for name, (approach, change) in chosen.items()
+        }
+        for name, futures in pending.items():
+            row = measure(run, futures, seeds[name])
             print(
                 f"| {run_dir.name} | {len(run.vectors):,} | {name} | {row['ari_mean']:.3f} / {row['ari_min']:.3f} "
                 f"| {row['ari_noise']:.3f} | {row['ari_labelled']:.3f} | {row['topics']} | {row['nmi']:.3f} "

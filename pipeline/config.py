@@ -135,6 +135,8 @@ class ClusterConfig(_Strict):
     update_drift: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
     # Papers UMAP and HDBSCAN are fitted on: "auto" = all up to 100,000 (pipeline.cluster.sample_fit),
     # a seeded sample of that many above; "all"; or a number. The rest join by nearest neighbours.
+    # With method "leiden", "auto" stops at LEIDEN_FIT_SAMPLE there, and the sample is drawn by the
+    # papers' ids, not the seed.
     fit_sample: Annotated[int, Field(ge=2, le=MAX_PAPERS)] | Literal["auto", "all"] = "auto"
     # A recluster of a run clustered before (the drift bar, --force cluster) semi-supervises UMAP
     # with the topics before, at this weight (0 = a recluster that ignores them).

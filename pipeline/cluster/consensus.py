@@ -35,10 +35,10 @@ What it costs: an exact k-NN search (quadratic in the papers) and ``members`` Le
 round, 2 to 4 rounds. At 7,701 papers 32.2 CPU seconds against today's 26.7 (5.3 vs 5.6 at 2,000);
 at 74,728 papers (model2vec vectors) the exact k-NN took 69 CPU seconds (pynndescent 43, recall
 0.94), the consensus of 50 members (4 rounds) 1,309 and the 2-D map 41: about 1,420 against 167
-for today's whole stage (bench/cluster_cost.py): not the default. Above a few tens of thousands of
-papers use it with ``cluster.fit_sample`` (the sample's topics, the other papers placed by their
-nearest sample papers; the sample is drawn with the run's seed, so the topics then hinge on the
-seed through it: not measured yet).
+for today's whole stage (bench/cluster_cost.py). So ``cluster.fit_sample: auto`` fits it on all
+papers up to ``LEIDEN_FIT_SAMPLE`` only (``pipeline.cluster.sample_fit``, where its cost and
+stability at 74,728 papers are written), on a sample of that many drawn by the papers' ids above it,
+and places the other papers by their nearest sample papers: the seed picks no paper there.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ UMAP, spark-rapids-ml's ``sample_fraction``, BERTopic's advice for 10M documents
 
 1. :func:`fit_sample_size` says how many papers the fit sees (``cluster.fit_sample``):
    all of them up to ``AUTO_FIT_SAMPLE``, a fixed number above it;
-2. :func:`choose_sample` picks them: a seeded uniform random sample, in corpus order;
+2. :func:`choose_sample` picks them: a seeded uniform random sample, in corpus order; for
+   ``cluster.method: leiden``, :func:`keyed_sample`: the papers whose ids hash lowest, the same
+   papers for any seed and in any order, so its topics do not hinge on the seed through the sample;
 3. ``pipeline.cluster.fit.cluster_papers`` fits UMAP + HDBSCAN on the sample (the caller does it),
    with the cluster settings as they are: min_cluster_size "auto" is the sample's own (47 for
    20,000 papers). Scaled from the whole corpus's instead (24 = 91 x 20,000 / 74,728: a topic
@@ -46,12 +48,14 @@ on the CPU's BLAS kernels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from pipeline.cluster.fit import ClusterResult, cluster_papers
+from pipeline.cluster.keyed import keyed_sample
 from pipeline.cluster.neighbours import BLOCK_ELEMENTS, grid_dot, nearest_exact, on_grid, weighted_mean
 from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
 
@@ -68,6 +72,21 @@ OUTLIER = -1
 # workers share); above 100,000 papers UMAP's and HDBSCAN's time and memory
 # keep growing, the sample's fit does not (the assignment grows linearly, in parallel).
 AUTO_FIT_SAMPLE = 100_000
+# The same for ``cluster.method: leiden``, whose consensus grows faster than the papers: on the whole
+# 74,728 arXiv CS papers (preview vectors) 50 members x 4 rounds took 1,309 CPU seconds, and the exact
+# 15-NN graph, its edges and the 2-D map 120 more, against 167 for the default method's whole stage
+# (bench/cluster_cost.py). Fewer passes or members do not reach 1.5x that: one first-round partition
+# took 23.3 CPU s with n_iterations -1 and 3.5 with igraph's 2 (a loaded machine), whose 50 members
+# alone exceed the budget, and two single partitions agreed at an ARI of only 0.63 (0.59 with 2).
+# A sample of 15,000 drawn by the papers' ids costs 134 CPU s (0.79x the default's 171 in the same run),
+# 31-32 topics, NMI 0.184 (0.151), NPMI 0.137 (0.173), 1.4% outliers (63.6%), but the seeds 1-3 agree at an
+# ARI of only 0.835 (lowest pair 0.799) and 0.826 under noise 1e-4: below the 0.9 / 0.95 aimed at
+# (bench/stability.py, 2026-12-07, load 9-25 on 2 cores). The loss is the consensus's, not the assignment's:
+# on the sample alone seeds 1 and 2 agreed at 0.852 (0.842 at resolution 1). Up to it, a full fit as before.
+LEIDEN_FIT_SAMPLE = 15_000
+# With it, the assignment's reference sample of the sample (over ``ASSIGN_REFERENCE`` papers) is drawn with this
+# seed, not the run's: the topics of the other papers hinge on no seed either.
+LEIDEN_REFERENCE_SEED = 0
 # The papers outside the sample look for their neighbours among at most this many sample
 # papers (a seeded sample of the sample): the assignment's cost grows with the reference, and
 # 20,000 is what bench/sample_fit.py measured on 74,728 papers (NMI 0.180 vs the full fit's
@@ -77,18 +96,19 @@ ASSIGN_REFERENCE = 20_000
 FitSample = int | Literal["auto", "all"]
 
 
-def fit_sample_size(n_papers: int, setting: FitSample) -> int:
+def fit_sample_size(n_papers: int, setting: FitSample, method: str = "umap-hdbscan") -> int:
     """How many of ``n_papers`` the clusters are fitted on.
 
-    ``setting``: "auto" = all papers up to ``AUTO_FIT_SAMPLE``, that many above it; "all" =
-    every paper; a number = that many (all papers when there are fewer).
+    ``setting``: "auto" = all papers up to ``AUTO_FIT_SAMPLE`` (``LEIDEN_FIT_SAMPLE`` for
+    ``method`` "leiden"), that many above it; "all" = every paper; a number = that many (all
+    papers when there are fewer).
     """
     if n_papers < 0:
         raise ValueError(f"n_papers must not be negative, not {n_papers}")
     if setting == "all":
         return n_papers
     if setting == "auto":
-        return min(n_papers, AUTO_FIT_SAMPLE)
+        return min(n_papers, LEIDEN_FIT_SAMPLE if method == "leiden" else AUTO_FIT_SAMPLE)
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
         raise ValueError(f"fit_sample must be 'auto', 'all' or a positive number of papers, not {setting!r}")
     return min(n_papers, setting)
@@ -106,6 +126,15 @@ def choose_sample(n: int, size: int, seed: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     rows = np.random.default_rng(seed).choice(n, size=size, replace=False)
     return np.sort(rows).astype(np.int64)
+
+
+def fit_rows(
+    embeddings: np.ndarray, size: int, keyed: bool, seed: int, keys: Sequence[str] | None = None
+) -> np.ndarray:
+    """The sample's rows: :func:`keyed_sample` of ``keys`` (None: the vectors' bytes) when ``keyed``, else seeded."""
+    if not keyed:
+        return choose_sample(embeddings.shape[0], size, seed)
+    return keyed_sample([row.tobytes() for row in embeddings] if keys is None else keys, size)
 
 
 def rest_of(n: int, sample: np.ndarray) -> np.ndarray:
@@ -309,11 +338,15 @@ def fit_on_sample(
     engine: Engine,
     outlier_percentile: float | None,
     guide: np.ndarray | None = None,
+    keys: Sequence[str] | None = None,
 ) -> ClusterResult:
     """Clusters and layouts of every paper, fitted on ``cluster.fit_sample`` of them.
 
     ``guide``: (n_papers,) the topics of the clustering before, -1 = none (see
     :func:`pipeline.cluster.fit.cluster_papers`); the fit on a sample is guided by the sample's.
+    ``keys``: each paper's id (the cluster stage's ``paper_id``), which draws the sample of
+    ``cluster.method: leiden`` (:func:`keyed_sample`); None = each vector's bytes (then a change
+    in the vectors draws another sample).
 
     With a sample that covers every paper this is :func:`pipeline.cluster.fit.cluster_papers` itself,
     so small and medium piles get exactly today's result. Above it, UMAP and HDBSCAN fit on a
@@ -323,11 +356,12 @@ def fit_on_sample(
     its part's rows from the file (:class:`MappedRows`).
     """
     n_papers = embeddings.shape[0]
-    size = fit_sample_size(n_papers, config.fit_sample)
+    size = fit_sample_size(n_papers, config.fit_sample, config.method)
     if size >= n_papers:
         whole = np.array(embeddings) if isinstance(embeddings, np.memmap) else embeddings  # a memory map read whole
         return cluster_papers(whole, config, seed, guide=guide)
-    sample = choose_sample(n_papers, size, seed)
+    keyed = config.method == "leiden"
+    sample = fit_rows(embeddings, size, keyed, seed, keys)
     rest = rest_of(n_papers, sample)
     sample_embeddings = np.asarray(embeddings[sample])  # a copy in memory, a memory map's too
     fitted = cluster_papers(sample_embeddings, config, seed, guide=None if guide is None else guide[sample])
@@ -345,7 +379,7 @@ def fit_on_sample(
             "sample_coords": coords,
             "k": int(fitted.params.get("n_neighbors", DEFAULT_N_NEIGHBORS)),
             "outlier_percentile": outlier_percentile,
-            "seed": seed,
+            "seed": LEIDEN_REFERENCE_SEED if keyed else seed,
         },
     )
     labels = np.empty(n_papers, dtype=np.int64)
@@ -354,7 +388,8 @@ def fit_on_sample(
     for part, (part_labels, part_coords) in zip(parts, placed, strict=True):
         labels[part], positions[part] = part_labels, part_coords
     note = (
-        f"fitted on a seeded sample of {size:,} of {n_papers:,} papers (cluster.fit_sample); the other "
+        f"fitted on a {'keyed' if keyed else 'seeded'} sample of {size:,} of {n_papers:,} papers "
+        f"(cluster.fit_sample); the other "
         f"{len(rest):,} joined through their nearest sample papers on {engine.n_workers} worker(s)"
     )
     params = {**fitted.params, "fit_sample": size}

@@ -208,8 +208,9 @@ def run(context: StageContext) -> StageResult:
         guide = _guide(last, paper_ids)
         try:
             result = fit_on_sample(
-                embeddings, config.cluster, config.seed, context.engine, config.label.outlier_percentile, guide=guide
-            )
+                embeddings, config.cluster, config.seed, context.engine, config.label.outlier_percentile,
+                guide=guide, keys=ids.astype(str).tolist(),
+            )  # fmt: skip
         finally:
             release_joblib_workers()  # idle, they would keep their memory through the later stages
         pool, base_papers = np.zeros(len(paper_ids), dtype=bool), len(paper_ids)
