@@ -27,7 +27,9 @@ Approaches (the stage's own fit, ``pipeline.cluster.sample_fit.fit_on_sample``, 
 - ``Leiden, 1 partition``: ``cluster.method: leiden`` with ``leiden_members: 1``;
 - ``Leiden consensus (default settings)``: ``cluster.method: leiden`` (50 members, resolution "auto":
   3 up to 2,000 papers, 2 from 7,700; papers with under 20% of their neighbours in their topic out);
-- ``Leiden consensus, resolution 3``: the same at resolution 3.
+- ``Leiden consensus, resolution 3``: the same at resolution 3;
+- ``Leiden consensus, resolution 1.5``: the same at resolution 1.5 (fewer, larger topics: on the
+  7,701 papers the NPMI of today, but less stable under noise; ``pipeline.cluster.consensus``).
 
 Measured last session (AVX-512 VNNI, int8 vectors; before NPMI and the graph approaches):
 
@@ -191,6 +193,7 @@ APPROACHES: dict[str, tuple[Fit, dict]] = {
     "Leiden, 1 partition": (stage_fit, {**LEIDEN, "leiden_members": 1}),
     "Leiden consensus (default settings)": (stage_fit, LEIDEN),
     "Leiden consensus, resolution 3": (stage_fit, {**LEIDEN, "leiden_resolution": 3.0}),
+    "Leiden consensus, resolution 1.5": (stage_fit, {**LEIDEN, "leiden_resolution": 1.5}),
 }
 
 
