@@ -48,9 +48,9 @@ NPMI reached, but under noise below 0.95, so "auto" stays at 2 from 7,700 papers
 the seed matters too (bench/stability.py compares seed 1 only): seeds 1, 2 and 3 against the same
 seed on the noisy vectors agreed at 0.955, 0.936 and 0.957 at resolution 2, at 0.942, 0.918 and
 0.931 at 1.5. With 100 members at resolution 1.5 (``leiden_members: 100, leiden_resolution: 1.5``)
-every target held on seeds 1-3: 0.957 / 0.950, under noise 0.957, 0.975 and 0.958, 29-31 topics,
-NMI 0.274, NPMI 0.145, 1.3% outliers, for twice the Leiden runs; not yet "auto" (not measured on
-seeds 4-5, on the 2,000 papers, nor for its cost at 75k).
+every target held on seeds 1-5: 0.957 / 0.945, under noise 0.957, 0.975, 0.958, 0.952 and 0.966
+(seeds 1-5), 29-31 topics, NMI 0.274, NPMI 0.145, 1.3% outliers, for twice the Leiden runs; not
+yet "auto" (its cost at 75k is not measured).
 
 What it costs: an exact k-NN search (quadratic in the papers) and ``members`` Leiden runs per
 round, 2 to 4 rounds. At 7,701 papers 32.2 CPU seconds against today's 26.7 (5.3 vs 5.6 at 2,000);
