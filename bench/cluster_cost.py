@@ -95,7 +95,7 @@ def parts(vectors: np.ndarray, cluster: Any) -> None:
     """Wall and CPU seconds of the cluster stage's parts on ``vectors``."""
     from umap.umap_ import nearest_neighbors
 
-    from pipeline.cluster.consensus import exact_neighbours, leiden_consensus, leiden_resolution
+    from pipeline.cluster.consensus import exact_neighbours, leiden_consensus, leiden_members, leiden_resolution
     from pipeline.cluster.fit import _umap, auto_min_cluster_size
 
     k = 15 if cluster.n_neighbors == "auto" else cluster.n_neighbors
@@ -110,10 +110,9 @@ def parts(vectors: np.ndarray, cluster: Any) -> None:
     print(f"| (pynndescent's recall of the exact neighbours: {recall:.4f}) | | |", flush=True)
     size = auto_min_cluster_size(len(vectors))
     resolution = leiden_resolution(len(vectors), cluster.leiden_resolution)
-    (_, rounds), wall, cpu = timed(
-        lambda: leiden_consensus(vectors, knn, SEED, cluster.leiden_members, resolution, size)
-    )
-    print(f"| Leiden consensus ({cluster.leiden_members} members, {rounds} rounds) | {wall:.1f} | {cpu:.1f} |")
+    members = leiden_members(len(vectors), cluster.leiden_members)
+    (_, rounds), wall, cpu = timed(lambda: leiden_consensus(vectors, knn, SEED, members, resolution, size))
+    print(f"| Leiden consensus ({members} members, {rounds} rounds) | {wall:.1f} | {cpu:.1f} |")
     _, wall, cpu = timed(lambda: _umap(vectors, knn, k, 2, cluster.map_min_dist, SEED))
     print(f"| 2-D map (UMAP) | {wall:.1f} | {cpu:.1f} |", flush=True)
 

@@ -16,6 +16,7 @@ from pipeline.cluster.consensus import (
     exact_neighbours,
     graph_edges,
     leiden_consensus,
+    leiden_members,
     leiden_partitions,
     leiden_resolution,
     member_seeds,
@@ -102,7 +103,7 @@ def test_where_groups_touch_the_papers_with_few_neighbours_in_their_topic_become
 
 
 def test_auto_resolution_is_held_outside_the_sizes_measured_and_falls_with_log_papers_between():
-    (small, high), (large, low) = consensus.AUTO_RESOLUTION
+    (small, high, _), (large, low, _) = consensus.AUTO_SETTINGS
     assert high > low
     assert leiden_resolution(64, "auto") == leiden_resolution(small, "auto") == high
     assert leiden_resolution(large, "auto") == leiden_resolution(75_000, "auto") == low
@@ -111,6 +112,25 @@ def test_auto_resolution_is_held_outside_the_sizes_measured_and_falls_with_log_p
     middle = round((small * large) ** 0.5)  # halfway in log(papers)
     assert leiden_resolution(middle, "auto") == pytest.approx((high + low) / 2, abs=1e-3)
     assert leiden_resolution(2_000, 1.5) == 1.5
+
+
+def test_auto_members_are_held_outside_the_sizes_measured_and_grow_with_log_papers_between():
+    (small, _, few), (large, _, many) = consensus.AUTO_SETTINGS
+    assert few < many
+    assert leiden_members(64, "auto") == leiden_members(small, "auto") == few
+    assert leiden_members(large, "auto") == leiden_members(74_728, "auto") == many
+    between = [leiden_members(n, "auto") for n in (small + 100, 3_000, 4_000, 6_000, large - 100)]
+    assert all(isinstance(m, int) for m in between)
+    assert all(few <= a <= b <= many for a, b in itertools.pairwise(between)) and between[0] < between[-1]
+    middle = round((small * large) ** 0.5)  # halfway in log(papers)
+    assert leiden_members(middle, "auto") == round((few + many) / 2)
+    assert leiden_members(7_701, 30) == 30
+
+
+def test_the_stage_uses_the_auto_members_of_its_size_and_writes_them():
+    vectors, _ = overlapping_blobs(1.0)
+    result = cluster_papers(vectors, ClusterConfig(method="leiden", leiden_resolution=1.0), seed=1)
+    assert result.params["leiden_members"] == leiden_members(len(vectors), "auto")
 
 
 def test_member_seeds_are_distinct_and_differ_between_runs():
@@ -162,6 +182,7 @@ def test_the_cluster_stage_finds_the_groups_and_says_how():
     [
         ({"method": "louvain"}, "method"),
         ({"leiden_members": 0}, "leiden_members"),
+        ({"leiden_members": "many"}, "leiden_members"),
         ({"leiden_resolution": -1}, "leiden_resolution"),
     ],
 )

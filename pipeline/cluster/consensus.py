@@ -21,7 +21,8 @@ agreed with an ARI of 0.43 to 0.49, and a change of 1e-4 in the vectors moved th
    it (:func:`without_loose_papers`): counts of integers on the exact graph, so the same on
    every CPU.
 
-The resolution "auto" is 3 up to 2,000 papers and 2 from 7,700 (``AUTO_RESOLUTION``). Measured
+The "auto" settings (``AUTO_SETTINGS``) are resolution 3 and 50 members up to 2,000 papers, 1.5 and
+100 from 7,700; the measurements that chose them follow. Measured
 on int8 MiniLM vectors (BUILD_VERSION 3), seeds 1-5, noise 1e-4 (bench/stability.py and the same
 steps outside the stage, 2026-12-07): 2,000 arXiv papers, ARI between seeds 0.969 (lowest pair
 0.948; today's UMAP + HDBSCAN 0.459 / 0.359), 0.987 under noise (0.357), 36 topics (30-43), NMI
@@ -78,10 +79,14 @@ OUTLIER = -1
 CONSENSUS_ROUNDS = 5
 # An edge is kept in the final topics when more than this share of the last round's partitions keep it.
 KEEP_SHARE = 0.5
-# Resolution "auto": (papers, resolution) at the two sizes measured (bench/stability.py, seeds 1-5): 2,000
-# arXiv papers agreed at 0.969 (lowest pair 0.948) at resolution 3 but 0.913 (0.867) at 2; 7,701 arXiv CS
-# papers at 0.948 (0.926) at 2 but 0.930 (0.895) at 3. Between them it falls with log(papers); outside, it is held.
-AUTO_RESOLUTION = ((2_000, 3.0), (7_700, 2.0))
+# "auto" settings: (papers, resolution, members) at the two sizes measured (bench/stability.py, seeds 1-5).
+# 2,000 arXiv papers: resolution 3 with 50 members agreed at 0.969 (lowest pair 0.948), NPMI 0.043 (today
+# 0.040); at 2, 0.913 (0.867); 100 members there lowered NPMI to 0.038. 7,701 arXiv CS papers: resolution
+# 1.5 with 100 members agreed at 0.957 (0.945), at least 0.952 under noise at every seed, NPMI 0.145 (today
+# 0.138); 50 members at 1.5: 0.918 under noise at seed 2; resolution 2 with 50: NPMI 0.122. Between the sizes
+# both follow a straight line in log(papers) (resolution rounded to 3 decimals, members to a whole
+# number); outside, they are held.
+AUTO_SETTINGS = ((2_000, 3.0, 50), (7_700, 1.5, 100))
 # A paper is an outlier when fewer than this share of its nearest papers share its topic (neighbour_share):
 # at 0.2, 1.6-1.8% of the papers, and the seeds agree as well as without; at 0.3 (9-12%) the 7,701 papers'
 # ARI under noise fell from 0.955 to 0.935, at 0.4 (18-20%) to 0.884, for an NPMI of 0.125-0.134 (0.122 without).
@@ -91,17 +96,35 @@ LEAST_NEIGHBOUR_SHARE = 0.2
 LEIDEN_ITERATIONS = -1
 
 
+def _auto_position(n_papers: int) -> float:
+    """Where ``n_papers`` lies between the two sizes of ``AUTO_SETTINGS``: 0 up to the first, 1 from the last."""
+    (small, _, _), (large, _, _) = AUTO_SETTINGS
+    position = (math.log(max(n_papers, 1)) - math.log(small)) / (math.log(large) - math.log(small))
+    return min(1.0, max(0.0, position))
+
+
 def leiden_resolution(n_papers: int, setting: float | str) -> float:
-    """Leiden's modularity resolution for ``n_papers``: the setting, or for "auto" one from ``AUTO_RESOLUTION``.
+    """Leiden's modularity resolution for ``n_papers``: the setting, or for "auto" one from ``AUTO_SETTINGS``.
 
     "auto": the first size's resolution up to it, the last's from it, and in between a straight
     line in log(papers), rounded to 3 decimals (the same on every CPU).
     """
     if setting != "auto":
         return float(setting)
-    (small, high), (large, low) = AUTO_RESOLUTION
-    position = (math.log(max(n_papers, 1)) - math.log(small)) / (math.log(large) - math.log(small))
-    return round(high + (low - high) * min(1.0, max(0.0, position)), 3)
+    (_, high, _), (_, low, _) = AUTO_SETTINGS
+    return round(high + (low - high) * _auto_position(n_papers), 3)
+
+
+def leiden_members(n_papers: int, setting: int | str) -> int:
+    """Consensus members for ``n_papers``: the setting, or for "auto" a number from ``AUTO_SETTINGS``.
+
+    "auto": the first size's members up to it, the last's from it, in between a straight line in
+    log(papers) rounded to a whole number.
+    """
+    if setting != "auto":
+        return int(setting)
+    (_, _, few), (_, _, many) = AUTO_SETTINGS
+    return round(few + (many - few) * _auto_position(n_papers))
 
 
 def member_seeds(seed: int, members: int) -> list[int]:

@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cluster.consensus import LEAST_NEIGHBOUR_SHARE, exact_neighbours, leiden_consensus, leiden_resolution
+from pipeline.cluster.consensus import (
+    LEAST_NEIGHBOUR_SHARE,
+    exact_neighbours,
+    leiden_consensus,
+    leiden_members,
+    leiden_resolution,
+)
 from pipeline.config import DEFAULT_N_NEIGHBORS, ClusterConfig
 from pipeline.parallel import built_beside
 
@@ -161,7 +167,7 @@ def cluster_papers(
     with built_beside(map_build, "spawn" if parallel_layout else None, what="the 2-D map layout") as map_layout:
         if consensus:
             resolution = leiden_resolution(n_papers, config.leiden_resolution)
-            members = config.leiden_members
+            members = leiden_members(n_papers, config.leiden_members)
             start = None if target is None else target[0]
             labels, rounds = leiden_consensus(
                 embeddings, knn, seed, members, resolution, min_cluster_size, start, LEAST_NEIGHBOUR_SHARE
