@@ -50,10 +50,9 @@ the seed matters too (bench/stability.py compares seed 1 only): seeds 1, 2 and 3
 seed on the noisy vectors agreed at 0.955, 0.936 and 0.957 at resolution 2, at 0.942, 0.918 and
 0.931 at 1.5. With 100 members at resolution 1.5 (``leiden_members: 100, leiden_resolution: 1.5``)
 every target held on seeds 1-5: 0.957 / 0.945, under noise 0.957, 0.975, 0.958, 0.952 and 0.966
-(seeds 1-5), 29-31 topics, NMI 0.274, NPMI 0.145, 1.3% outliers, for twice the Leiden runs; not
-yet "auto": its cost at 75k is not measured, and on the 2,000 papers (resolution 3) 100 members
-gave 0.982 / 0.973, 0.982 under noise, NMI 0.572 but NPMI 0.038 (seeds 1-3; 50 members 0.042,
-today 0.040).
+(seeds 1-5), 29-31 topics, NMI 0.274, NPMI 0.145, 1.3% outliers, for twice the Leiden runs: "auto"
+from 7,700 papers. On the 2,000 papers (resolution 3) 100 members gave 0.982 / 0.973, 0.982
+under noise, NMI 0.572 but NPMI 0.038 (seeds 1-3; 50 members 0.042, today 0.040): 50 stay there.
 
 What it costs: an exact k-NN search (quadratic in the papers) and ``members`` Leiden runs per
 round, 2 to 4 rounds. At 7,701 papers 32.2 CPU seconds against today's 26.7 (5.3 vs 5.6 at 2,000);
