@@ -63,7 +63,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Literal
@@ -73,7 +72,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_kernels import QEMU, QEMU_QUIET  # noqa: E402
+from bench.cpu_kernels import QEMU, QEMU_QUIET, chosen_paths  # noqa: E402
 from pipeline.cluster.fit import EXACT_KNN_LIMIT  # noqa: E402
 
 # "umap-hdbscan exact": the default with the exact neighbours at any size (EXACT_KNN_LIMIT raised).
@@ -211,16 +210,7 @@ def main() -> None:
         return
     if args.vectors is None:
         parser.error("VECTORS is required")
-    methods = [method for method in args.methods.split(",") if method]
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        parser.error(f"unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    cpus = list(args.cpu)
-    if cpus and shutil.which(QEMU) is None:
-        print(f"{QEMU} is not installed: native paths only")
-        cpus = []
-    work = args.work or Path(tempfile.mkdtemp(prefix="cpu-cluster-"))
-    work.mkdir(parents=True, exist_ok=True)
+    methods, cpus, work = chosen_paths(parser, args.methods, METHODS, "methods", args.cpu, args.work, "cpu-cluster-")
     vectors = load_vectors(args.vectors, args.first)
     if vectors.shape[0] <= EXACT_KNN_LIMIT:
         print(

@@ -143,6 +143,33 @@ def run_path(cpu: str, models: dict[str, Path], work: Path) -> dict[str, np.ndar
         return {key: saved[key] for key in saved.files}
 
 
+def chosen_paths(
+    parser: argparse.ArgumentParser,
+    listed: str,
+    known: dict | list | tuple,
+    what: str,
+    cpus: list[str],
+    work: Path | None,
+    prefix: str,
+) -> tuple[list[str], list[str], Path]:
+    """The names picked, the CPUs to emulate and the work folder, as both CPU scripts take them.
+
+    ``listed``: comma-separated names, each one of ``known`` (else a parser error); ``cpus``: none
+    when QEMU is missing (said once); ``work``: made, a temporary folder with ``prefix`` when None.
+    """
+    names = [name for name in listed.split(",") if name]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        parser.error(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
+    cpus = list(cpus)
+    if cpus and shutil.which(QEMU) is None:
+        print(f"{QEMU} is not installed: native paths only")
+        cpus = []
+    folder = work or Path(tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    return names, cpus, folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -158,16 +185,9 @@ def main() -> None:
     if args.child:
         embed_child(json.loads(args.models), args.child)
         return
-    variants = [variant for variant in args.variants.split(",") if variant]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        parser.error(f"unknown variants {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    cpus = list(args.cpu)
-    if cpus and shutil.which(QEMU) is None:
-        print(f"{QEMU} is not installed: native kernels only")
-        cpus = []
-    work = args.work or Path(tempfile.mkdtemp(prefix="cpu-kernels-"))
-    work.mkdir(parents=True, exist_ok=True)
+    variants, cpus, work = chosen_paths(
+        parser, args.variants, VARIANTS, "variants", args.cpu, args.work, "cpu-kernels-"
+    )
     models = variant_models(work)
     chosen = {variant: models[variant] for variant in variants}
     native = run_path("", chosen, work)
