@@ -74,9 +74,20 @@ def test_consensus_labels_are_components_of_kept_edges_numbered_by_their_first_p
 
 
 def test_neighbour_share_counts_the_nearest_papers_in_the_same_topic_leaving_the_paper_itself_out():
-    labels = np.array([0, 0, 1, OUTLIER])
-    indices = np.array([[0, 1, 2], [1, 0, 3], [2, 0, 1], [3, 3, 3]])  # the last one: an outlier's own row
-    assert neighbour_share(labels, indices).tolist() == [0.5, 0.5, 0.0, 0.0]
+    labels = np.array([0, 0, 0, 1, 1, 1, OUTLIER])
+    indices = np.array(
+        [[0, 1, 3], [1, 0, 2], [2, 3, 4], [3, 4, 5], [4, 0, 1], [5, 6, 0], [6, 6, 6]]
+    )  # the last one: an outlier's own row
+    assert neighbour_share(labels, indices).tolist() == [0.5, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_a_paper_of_a_topic_smaller_than_its_neighbourhood_can_have_all_its_fellows_near():
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
+    # k = 6 (5 others): topic 0 has only 2 other papers, so 2 of them near is all it could have.
+    indices = np.array([[i, *[j for j in range(9) if j != i][:5]] for i in range(9)])
+    share = neighbour_share(labels, indices)
+    assert share[:3].tolist() == [1.0, 1.0, 1.0]  # not 2/5: small topics are not loose for being small
+    assert share[3:].tolist() == [0.4] * 6  # topic 1's papers have 5 others: 2 of their 5 nearest, out of 5
 
 
 def test_loose_papers_become_outliers_and_clusters_left_too_small_go_with_them():

@@ -17,9 +17,9 @@ agreed with an ARI of 0.43 to 0.49, and a change of 1e-4 in the vectors moved th
    partitions (:func:`consensus_labels`); components smaller than ``min_cluster_size`` papers
    are outliers;
 5. a paper with fewer than ``LEAST_NEIGHBOUR_SHARE`` of its nearest papers in its own topic
-   (:func:`neighbour_share`) is an outlier too, and a topic left under ``min_cluster_size`` with
-   it (:func:`without_loose_papers`): counts of integers on the exact graph, so the same on
-   every CPU.
+   (:func:`neighbour_share`, out of those its topic could fill) is an outlier too, and a topic
+   left under ``min_cluster_size`` with it (:func:`without_loose_papers`): counts of integers on
+   the exact graph, so the same on every CPU.
 
 The "auto" settings (``AUTO_SETTINGS``) are resolution 3 and 50 members up to 2,000 papers, 1.5 and
 100 from 7,700; the measurements that chose them follow. Measured
@@ -257,12 +257,20 @@ def consensus_labels(n: int, edges: np.ndarray, together: np.ndarray, min_cluste
 def neighbour_share(labels: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Share of each paper's nearest papers (itself left out) in its own cluster: (n,) float64 in [0, 1].
 
-    labels: (n,) int; indices: (n, k) from :func:`exact_neighbours`, itself first. Counts of
+    labels: (n,) int; indices: (n, k) from :func:`exact_neighbours`, itself first. The share is
+    of the neighbours its cluster could fill: k - 1, or the cluster's other papers when there are
+    fewer (a paper of a 5-paper topic with its 4 fellows among its 14 nearest has share 1, not
+    4/14: a small pile's small topics are not loose for being small; from 2,000 papers up every
+    topic has at least ``min_cluster_size`` >= 15 papers, so nothing changes there). Counts of
     integers: the same on every CPU for the same graph and labels. An outlier's share is 0.
     """
+    labels = np.asarray(labels)
     others = indices[:, 1:]
-    same = (labels[others] == labels[:, None]) & (labels[:, None] != OUTLIER)
-    return same.sum(axis=1) / max(1, others.shape[1])
+    member = labels != OUTLIER
+    same = (labels[others] == labels[:, None]) & member[:, None]
+    sizes = np.bincount(labels[member], minlength=labels.max(initial=-1) + 1)
+    fellows = np.where(member, sizes[np.where(member, labels, 0)] - 1, 0)
+    return same.sum(axis=1) / np.maximum(1, np.minimum(others.shape[1], fellows))
 
 
 def without_loose_papers(
