@@ -376,46 +376,26 @@ def test_storing_many_values_lists_the_folder_rarely_and_syncs_nothing(tmp_path,
     assert 100 <= len(list(real_glob(cache.folder("units"), "*.npz"))) <= 110  # keep, and at most a tenth more
 
 
-def test_rows_are_written_shard_by_shard_and_a_failed_run_resumes(tmp_path):
-    cache = MemoStore(tmp_path)
-    keys = [text_key(f"text {i}") for i in range(5)]
-    vectors = np.arange(10, dtype=np.float32).reshape(5, 2)
-    seen: list[list[int]] = []
-
-    def fails_on_the_second_shard(indices):
-        seen.append(indices)
-        if len(seen) == 2:
-            raise RuntimeError("killed")
-        return vectors[indices]
-
-    with pytest.raises(RuntimeError):
-        cache.memo_rows("m", keys, fails_on_the_second_shard, VectorRows(), shard_rows=2)
-    progress: list[tuple[int, int]] = []
-    rows, computed = cache.memo_rows(
-        "m", keys, lambda indices: vectors[indices], VectorRows(), shard_rows=2, progress=lambda *p: progress.append(p)
-    )
-    assert computed == 3  # the first shard of two survived the failure
-    assert progress == [(2, 3), (3, 3)]
-    np.testing.assert_array_equal(rows, vectors)
-
-
-@pytest.mark.parametrize("ahead", [1, 3])
-def test_memo_rows_with_shards_computed_ahead_stores_the_same_rows_and_survives_a_failure(tmp_path, ahead):
+@pytest.mark.parametrize("ahead", [0, 1, 3])
+def test_rows_are_written_shard_by_shard_and_a_failed_run_resumes(tmp_path, ahead):
+    """With or without shards computed ahead: what finished before a failure is kept, in order."""
     cache = MemoStore(tmp_path)
     keys = [text_key(f"text {i}") for i in range(9)]
     vectors = np.arange(18, dtype=np.float32).reshape(9, 2)
-    calls: list[list[int]] = []
 
     def fails_on_the_third_shard(indices):
-        calls.append(indices)
         if indices[0] == 4:
             raise RuntimeError("killed")
         return vectors[indices]
 
     with pytest.raises(RuntimeError):
         cache.memo_rows("m", keys, fails_on_the_third_shard, VectorRows(), shard_rows=2, ahead=ahead)
-    rows, computed = cache.memo_rows("m", keys, lambda indices: vectors[indices], VectorRows(), shard_rows=2)
+    progress: list[tuple[int, int]] = []
+    rows, computed = cache.memo_rows(
+        "m", keys, lambda indices: vectors[indices], VectorRows(), shard_rows=2, progress=lambda *p: progress.append(p)
+    )
     assert computed == 5  # the two shards before the failure were stored, whatever ran beside them
+    assert progress == [(2, 5), (4, 5), (5, 5)]
     np.testing.assert_array_equal(rows, vectors)
     # Stored in order: a fresh run with the look-ahead gives the rows in the keys' order.
     fresh, computed = MemoStore(tmp_path / "fresh").memo_rows(
