@@ -50,6 +50,7 @@ VALUES: dict[str, list[object]] = {
     "extra_stop_words": [["model"], ["method"], ["data"], ["task"], ["results"]],
 }
 COMPARED = ("papers.csv", "topics.csv", "metrics.json")
+RUN_LOG = "run.log"  # pipeline.cli.RUN_LOG; the bench does not import the package it compares
 
 
 def write_config(folder: Path, name: str, corpora: Path, quality: bool, label: dict[str, object]) -> Path:
@@ -89,8 +90,16 @@ def digests(run_dir: Path) -> dict[str, str]:
 
 
 def linked_copy(base: Path, folder: Path) -> None:
+    """Hard links of ``base``'s files, but a copy of each run log: the log is appended to in place."""
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(base, folder, copy_function=os.link)
+    shutil.copytree(base, folder, copy_function=_link_or_copy)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    if Path(source).name == RUN_LOG:
+        shutil.copy2(source, target)
+    else:
+        os.link(source, target)
 
 
 def load() -> str:
