@@ -51,6 +51,7 @@ from pipeline.files import (
     atomic_write_bytes,
     hash_json,
     json_to_bytes,
+    keep_or_write,
     output_error,
     sha256_bytes,
 )
@@ -229,13 +230,16 @@ class ArtifactStore:
         top_level = sorted({Path(relative).parts[0] for relative in files})
         previous = any((self.run_dir / name).exists() for name in top_level)
         kept = "the previous report is left as it was" if previous else "no report was published"
+        run_root = self.run_dir.resolve()
         try:
             for relative, data in files.items():
                 target = (staging / relative).resolve()
                 if staging.resolve() not in target.parents:
                     raise PapertopicsError(f"report file '{relative}' would be written outside the run folder")
+                # A file the last report holds byte for byte is linked, not written again (never through a link).
+                current = self.run_dir / relative
                 try:
-                    atomic_write_bytes(target, data)
+                    keep_or_write(current if current.resolve() == run_root / relative else None, target, data)
                 except OutputError as exc:
                     cause = exc.__cause__
                     reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)

@@ -117,6 +117,18 @@ def test_a_report_folder_that_is_a_link_is_replaced_without_touching_its_target(
     assert sorted(path.name for path in store.run_dir.iterdir() if path.name.startswith(".")) == []
 
 
+def test_a_file_behind_a_linked_report_folder_is_never_linked_into_the_report(store, outside):
+    # The old report's topics/ is a link to a folder outside the run holding the very bytes of a new
+    # file: the new report gets its own copy, never a second name of the outside file.
+    store.run_dir.mkdir(parents=True)
+    (store.run_dir / "topics").symlink_to(outside, target_is_directory=True)
+    store.publish_report({"topics/keep.txt": b"not the run's"})
+    published = store.run_dir / "topics" / "keep.txt"
+    assert published.read_bytes() == b"not the run's"
+    assert published.stat().st_ino != (outside / "keep.txt").stat().st_ino and published.stat().st_nlink == 1
+    assert untouched(outside)
+
+
 def test_a_report_folder_that_is_a_dangling_link_is_replaced(store, tmp_path):
     store.run_dir.mkdir(parents=True)
     (store.run_dir / "topics").symlink_to(tmp_path / "gone", target_is_directory=True)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import RunLockedError
-from pipeline.files import array_to_bytes, json_to_bytes, sha256_bytes, table_to_bytes
+from pipeline.files import JoinedBytes, array_to_bytes, json_to_bytes, sha256_bytes, table_to_bytes
 from pipeline.memo import MemoStore, VectorRows, text_key
 from pipeline.stages import STAGE_NAMES
 from pipeline.store import ArtifactStore, stage_cache_key
@@ -147,10 +147,38 @@ def test_failed_publish_keeps_the_previous_report(store, monkeypatch):
     def disk_full(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("pipeline.store.atomic_write_bytes", disk_full)
+    monkeypatch.setattr("pipeline.files.atomic_write_bytes", disk_full)
     with pytest.raises(OSError):
         store.publish_report({"index.html": b"new"})
     assert (store.run_dir / "index.html").read_bytes() == b"good"
+
+
+def test_publish_links_a_file_the_last_report_holds_byte_for_byte_and_writes_every_other(store, monkeypatch):
+    monkeypatch.setattr("pipeline.files.COMPARE_BLOCK", 4)  # parts longer than a block: compared a block at a time
+    first = {
+        "index.html": b"page one",
+        "papers.csv": JoinedBytes((b"id,topic\n", b"a,1\nb,2\n")),
+        "topics/00-a.csv": b"id\na\n",
+        "topics/01-b.csv": b"id\nb\n",
+    }
+    store.publish_report(first)
+    inode = {path: (store.run_dir / path).stat().st_ino for path in first}
+    second = {
+        "index.html": b"page two",  # same length, other bytes
+        "papers.csv": JoinedBytes((b"id,topic\na,1\n", b"b,3\n")),  # other parts, one byte differs at the end
+        "topics/00-a.csv": b"id\na\n",
+        "topics/01-b.csv": b"id\nb\n",
+    }
+    store.publish_report(second)
+    for path, data in second.items():
+        assert (store.run_dir / path).read_bytes() == bytes(data)
+    same_inode = {path for path in second if (store.run_dir / path).stat().st_ino == inode[path]}
+    assert same_inode == {"topics/00-a.csv", "topics/01-b.csv"}
+    third = {**second, "papers.csv": JoinedBytes((b"id,topic\na,1\nb,", b"3\n"))}  # the same bytes, cut elsewhere
+    papers_inode = (store.run_dir / "papers.csv").stat().st_ino
+    store.publish_report(third)
+    assert (store.run_dir / "papers.csv").stat().st_ino == papers_inode
+    assert sorted(path.name for path in store.run_dir.iterdir() if path.name.startswith(".")) == []
 
 
 def test_lock_refuses_a_live_run_and_takes_over_a_dead_one(store):
