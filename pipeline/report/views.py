@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config import ReportConfig
@@ -87,11 +88,12 @@ def percent(part: float, whole: float) -> str:
 # ----------------------------------------------------------------------------- topic rows
 
 
-def _trend(report: ReportData, topic: int) -> dict[str, Any] | None:
+def _trend(report: ReportData, topic: int, shares_table: pd.DataFrame | None) -> dict[str, Any] | None:
+    """``shares_table``: ``report.timeline.shares()``, computed once for all topics."""
     trend = report.trends.get(topic)
-    if trend is None or report.timeline is None:
+    if trend is None or report.timeline is None or shares_table is None:
         return None
-    shares = report.timeline.shares().loc[topic].tolist()
+    shares = shares_table.loc[topic].tolist()
     recent = report.timeline.recent_periods
     window = recent[0] if len(recent) == 1 else f"{recent[0]} to {recent[-1]}"
     return {
@@ -110,6 +112,8 @@ def topic_rows(report: ReportData) -> list[dict[str, Any]]:
     # Each topic's papers counted once, not one comparison of every paper's topic per topic.
     topic_of = joined["topic"].to_numpy()
     sizes = pd.Series(topic_of).value_counts()
+    top_labels = _top_labels(topic_of, joined["label"]) if has_labels else {}
+    shares = report.timeline.shares() if report.timeline is not None else None
     rows = []
     for row in report.topics.itertuples(index=False):
         topic = int(row.topic)
@@ -129,21 +133,31 @@ def topic_rows(report: ReportData) -> list[dict[str, Any]]:
                 "share": percent(int(sizes.get(topic, 0)), n_papers),
                 "keywords": row.keywords,
                 "representatives": row.representatives,
-                "labels": _top_labels(joined["label"][topic_of == topic]) if has_labels else "",
+                "labels": top_labels.get(topic, ""),
                 "csv": row.csv,
                 "csv_name": row.csv.rsplit("/", 1)[-1],
                 "page": row.page,
                 "color": report.colors.get(topic, figures.OUTLIER_COLOR),
-                "trend": None if is_outlier else _trend(report, topic),
+                "trend": None if is_outlier else _trend(report, topic, shares),
             }
         )
     return rows
 
 
-def _top_labels(labels: pd.Series, n: int = 3) -> str:
-    counts = labels[labels != ""].value_counts()
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-    return ", ".join(f"{label} ({count})" for label, count in top)
+def _top_labels(topic_of: np.ndarray, labels: pd.Series, n: int = 3) -> dict[int, str]:
+    """Each topic's ``n`` most common known labels, "label (count)", most common first (ties by label).
+
+    Counted in one pass over the papers, not one comparison of every paper's topic per topic.
+    """
+    frame = pd.DataFrame({"topic": topic_of, "label": labels.to_numpy()})
+    counts = frame[frame["label"] != ""].groupby(["topic", "label"], sort=False).size()
+    by_topic: dict[int, list[tuple[str, int]]] = {}
+    for (topic, label), count in counts.items():
+        by_topic.setdefault(int(topic), []).append((str(label), int(count)))
+    return {
+        topic: ", ".join(f"{label} ({count})" for label, count in sorted(pairs, key=lambda kv: (-kv[1], kv[0]))[:n])
+        for topic, pairs in by_topic.items()
+    }
 
 
 # ----------------------------------------------------------------------------- overview
