@@ -62,6 +62,8 @@ from pipeline.run_lock import run_folder_lock
 STORE_FORMAT_VERSION = 1
 STAGE_MARKER = "_stage.json"
 MANIFEST = "manifest.json"
+# Tables of up to this many rows stay read from one stage to the next (``forget_tables``).
+KEPT_TABLE_MAX_ROWS = 100_000
 STAGING_PREFIX = ".report-staging-"
 RETIRED_INFIX = ".old-"  # ".topics.old-1a2b3c4d": the previous report's folder, being replaced
 
@@ -205,12 +207,13 @@ class ArtifactStore:
             return int(table.metadata.num_rows)
 
     def forget_tables(self) -> None:
-        """Let go of the tables read so far: the runner calls this after each stage.
+        """Let go of the tables read so far but the small ones (``KEPT_TABLE_MAX_ROWS``): the runner, after each stage.
 
         The papers table at a million papers is ~2.7 GB once read; kept from one stage to the next,
-        it would sit beside a stage that reads only some of its columns, or none.
+        it would sit beside a stage that reads only some of its columns, or none. At 75,000 papers
+        (130 MB) the label stage's copy serves the report too (a second read cost 0.6 s).
         """
-        self._tables.clear()
+        self._tables = {key: kept for key, kept in self._tables.items() if len(kept[1]) <= KEPT_TABLE_MAX_ROWS}
 
     def read_array(self, stage: str, name: str, mapped: bool = False) -> np.ndarray:
         """An array artifact; ``mapped``: a read-only memory map of its file (rows read when touched)."""

@@ -75,9 +75,15 @@ def test_a_tables_columns_and_batches_are_its_own_and_a_forgotten_table_is_read_
     monkeypatch.setattr(pd, "read_parquet", lambda *args, **kwargs: reads.append(args) or real_read(*args, **kwargs))
     store.read_table("parse", "papers.parquet", ["paper_id"])
     assert reads == []  # kept while the stage runs
-    store.forget_tables()  # the runner, after each stage
+    store.forget_tables()  # the runner, after each stage: a small table stays for the next stage
+    store.read_table("parse", "papers.parquet", ["paper_id"])
+    assert reads == []
+    monkeypatch.setattr("pipeline.store.KEPT_TABLE_MAX_ROWS", len(table) - 1)
+    store.forget_tables()  # a large one is let go
     store.read_table("parse", "papers.parquet", ["paper_id"])
     assert len(reads) == 1
+    store.save_stage("parse", "k2", {"papers.parquet": table_to_bytes(table.iloc[:2])}, 1.0, {})
+    assert len(store.read_table("parse", "papers.parquet", ["paper_id"])) == 2  # a kept table, rewritten: read again
 
 
 @pytest.mark.parametrize(
