@@ -16,6 +16,8 @@ import pipeline.report
 from pipeline.config import load_config
 from pipeline.report.kept import TextRows, TopicCsvsArrays
 from pipeline.runner import run_pipeline
+from pipeline.stages import STAGE_NAMES
+from pipeline.store import ArtifactStore
 
 pytestmark = pytest.mark.slow
 CREATED = re.compile(rb"run kept \xc2\xb7 [0-9T:+\-]+")  # the time a page was made (base.html)
@@ -63,6 +65,43 @@ def test_a_keyword_setting_reuses_the_kept_parts_and_writes_the_same_files(tmp_p
     made = run(fresh, seed_pages, n_keywords=7)
     assert calls == {"topic-csvs": 2, "topic-page-rows": 2}
     assert report_digests(served) == report_digests(made)
+
+
+def published(run_dir: Path) -> list[str]:
+    """The files the run's report stage published (its ``published.json``, read through the store)."""
+    store = ArtifactStore(run_dir, run_dir.parent / ".cache", STAGE_NAMES)
+    return sorted(store.read_json("report", "published.json"))
+
+
+def all_digests(run_dir: Path) -> dict[str, str]:
+    """Every published file's hash, the page's making time left out."""
+    return {
+        path: hashlib.sha256(CREATED.sub(b"", (run_dir / path).read_bytes())).hexdigest() for path in published(run_dir)
+    }
+
+
+def test_a_relabels_report_is_the_bytes_of_a_full_report_made_from_nothing(tmp_path, seed_pages):
+    kept, fresh = tmp_path / "kept", tmp_path / "fresh"
+    kept_run = run(kept, seed_pages)
+    first = {path: (kept_run / path).stat().st_ino for path in published(kept_run)}
+    shutil.copytree(kept, fresh)
+    shutil.rmtree(fresh / ".cache")  # every kept part made again there
+    fresh_run = fresh / kept_run.name
+    for path in published(fresh_run):
+        (fresh_run / path).unlink()  # and no earlier report to link a file from: every file written
+    served = run(kept, seed_pages, n_keywords=7)
+    made = run(fresh, seed_pages, n_keywords=7)
+    assert published(served) == published(made)
+    # index.html and feed.atom show the run's times (index.html its folder too): equal in no two runs.
+    timed = {"index.html", "feed.atom"}
+    assert {path: digest for path, digest in all_digests(served).items() if path not in timed} == {
+        path: digest for path, digest in all_digests(made).items() if path not in timed
+    }
+    # The relabel took the short way: its unchanged files are the last report's, linked, not written again
+    # (the pages show when they were made, so only the CSVs and assets can be).
+    linked = {path for path in published(served) if (served / path).stat().st_ino == first.get(path)}
+    assert "papers.csv" in linked and any(path.startswith("topics/") and path.endswith(".csv") for path in linked)
+    assert not ({"topics.csv"} | timed) & linked  # other keywords, other times: written
 
 
 def test_each_part_is_made_again_when_one_of_its_inputs_changes(tmp_path, seed_pages, calls):
