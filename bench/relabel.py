@@ -20,7 +20,8 @@ value of it (a value neither side has labelled before, so no stage output is reu
 sides alternating so that they share the machine's load. Prints, per side and setting, the
 median wall and CPU seconds of ``python -m pipeline run`` and the wall seconds of each stage it
 computed (from the manifest), the values run, the load average, and whether the two sides'
-papers.csv, topics.csv and metrics.json are byte-identical at every value (both sides start from
+papers.csv, topics.csv, metrics.json and every other report file that shows no time (the topics'
+CSVs, digest.md, the assets) are byte-identical at every value (both sides start from
 the same run history: a rerun keeps the last run's placements, so it is compared with the other
 side's rerun, not with a run in an empty folder).
 """
@@ -50,6 +51,10 @@ VALUES: dict[str, list[object]] = {
     "extra_stop_words": [["model"], ["method"], ["data"], ["task"], ["results"]],
 }
 COMPARED = ("papers.csv", "topics.csv", "metrics.json")
+# Besides those, every other report file that shows no time: the topics' CSVs, digest.md, the assets.
+# The pages and feed.atom show when they were made (and index.html the stages' seconds).
+REPORT_FOLDERS = ("topics", "assets")
+TIMED_SUFFIXES = (".html", ".atom")
 RUN_LOG = "run.log"  # pipeline.cli.RUN_LOG; the bench does not import the package it compares
 
 
@@ -86,7 +91,14 @@ def computed_stages(run_dir: Path) -> dict[str, float]:
 
 
 def digests(run_dir: Path) -> dict[str, str]:
-    return {file: hashlib.sha256((run_dir / file).read_bytes()).hexdigest() for file in COMPARED}
+    """The hash of each compared file: ``COMPARED`` and the report's untimed files (see ``REPORT_FOLDERS``)."""
+    files = {*COMPARED, "digest.md"} | {
+        path.relative_to(run_dir).as_posix()
+        for folder in REPORT_FOLDERS
+        for path in (run_dir / folder).iterdir()
+        if path.is_file() and not path.name.endswith(TIMED_SUFFIXES)
+    }
+    return {file: hashlib.sha256((run_dir / file).read_bytes()).hexdigest() for file in sorted(files)}
 
 
 def linked_copy(base: Path, folder: Path) -> None:
