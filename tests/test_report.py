@@ -939,3 +939,13 @@ def test_papers_csv_is_its_topics_csv_rows_by_reference_and_is_written_whole(fil
     assert len(papers) == len(bytes(papers))
     atomic_write_bytes(tmp_path / "papers.csv", papers)
     assert (tmp_path / "papers.csv").read_bytes() == bytes(papers)
+
+
+def test_each_topics_known_labels_are_its_most_common_first_ties_by_label():
+    from pipeline.report.views import _top_labels
+
+    topic_of = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, -1, 2])
+    labels = pd.Series(["cs.LG", "cs.AI", "cs.AI", "cs.CL", "cs.LG", "", "cs.CV", "", "cs.RO", "cs.RO", "cs.IR", ""],
+                       dtype="string")  # fmt: skip
+    assert _top_labels(topic_of, labels) == {0: "cs.AI (2), cs.LG (2), cs.CL (1)", 1: "cs.RO (2)", -1: "cs.IR (1)"}
+    assert _top_labels(topic_of, labels, n=1)[0] == "cs.AI (2)"
