@@ -477,17 +477,17 @@ def test_authors_list_repr_in_csv_is_split_as_in_json(tmp_path):
 def disk_full_on(monkeypatch, name: str) -> None:
     import errno
 
-    from pipeline import store as store_module
+    from pipeline import files as files_module
 
-    real = store_module.atomic_write_bytes
+    real = files_module.atomic_write_bytes
 
     def write(path, data):
         if Path(path).name == name:
             full = OSError(errno.ENOSPC, "No space left on device")
-            raise store_module.output_error(Path(path), full) from full
+            raise files_module.output_error(Path(path), full) from full
         real(path, data)
 
-    monkeypatch.setattr(store_module, "atomic_write_bytes", write)
+    monkeypatch.setattr(files_module, "atomic_write_bytes", write)  # what publish_report writes through
 
 
 def test_first_report_failing_on_a_full_disk_does_not_claim_a_previous_one(store, monkeypatch):
