@@ -143,7 +143,7 @@ def check_exportable(model_dir: Path) -> None:
 
 def keep_first_layers(model: Any, layers: int, model_dir: Path) -> None:
     """Cut a BERT-type `model` (in place) to its first `layers` transformer layers."""
-    encoder = getattr(model, "encoder", None)
+    encoder: Any = getattr(model, "encoder", None)
     stack = getattr(encoder, "layer", None)
     if stack is None:
         raise ConfigError(f"embed.model '{model_dir}' has no encoder.layer stack to cut to {layers} layers")
