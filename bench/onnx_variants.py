@@ -43,7 +43,9 @@ class Variant:
     shared: bool = False
     nbits: tuple[int, int] | None = None
     # Drop English stop words and punctuation before tokenising, so the word-piece budget holds
-    # more of the abstract's content words.
+    # more of the abstract's content words (61% of the pieces on arxiv-kaggle texts). Measured
+    # (issue 32): below plain truncation at the same budget (96 pieces: NMI 0.297 / 0.567 against
+    # 0.305 / 0.570).
     content_words: bool = False
 
 
