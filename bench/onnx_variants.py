@@ -14,6 +14,7 @@ A helper of the bench scripts (no ``main``). Knobs beyond the pipeline's own ``R
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,26 @@ class Variant:
     static: bool = False
     shared: bool = False
     nbits: tuple[int, int] | None = None
+    # Drop English stop words and punctuation before tokenising, so the word-piece budget holds
+    # more of the abstract's content words (61% of the pieces on arxiv-kaggle texts). Measured
+    # (issue 32): below plain truncation at the same budget (96 pieces: NMI 0.297 / 0.567 against
+    # 0.305 / 0.570).
+    content_words: bool = False
+
+
+# A word (letters, digits, inner hyphens or apostrophes), or one other non-space character.
+WORD = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
+
+
+def content_words(text: str) -> str:
+    """`text` without English stop words (scikit-learn's list) and punctuation, words in their order."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return " ".join(
+        word
+        for word in WORD.findall(text)
+        if (word[0].isalnum() or word[0] == "_") and word.lower() not in ENGLISH_STOP_WORDS
+    )
 
 
 def matmul_nbits(source: Path, target: Path, bits: int, block: int) -> Path:
@@ -112,9 +133,12 @@ class BenchOnnx(OnnxBackend):
     calibration: tuple[str, ...] = ()  # static int8 (QDQ) calibrated on these texts when given
     shared: bool = False
     nbits: tuple[int, int] | None = None
+    content_words: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.content_words:
+            self.model_key += "-content"
         if self.calibration:
             self.model_key += f"-static{len(self.calibration)}"
         if self.nbits:
@@ -159,6 +183,9 @@ class BenchOnnx(OnnxBackend):
         path = str(self.folder / MODEL_FILE)
         return [onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]) for _ in range(count)]
 
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return super().encode([content_words(text) for text in texts] if self.content_words else texts)
+
 
 def make_backend(variant: Variant, cache_dir: Path, calibration: list[str]) -> EmbeddingBackend:
     """The backend of `variant`: the pipeline's own, or the onnx backend with the variant's knobs."""
@@ -179,6 +206,7 @@ def make_backend(variant: Variant, cache_dir: Path, calibration: list[str]) -> E
         calibration=tuple(calibration) if variant.static else (),
         shared=variant.shared,
         nbits=variant.nbits,
+        content_words=variant.content_words,
     )
 
 

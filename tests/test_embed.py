@@ -413,6 +413,8 @@ def test_every_build_recipe_has_its_own_model_key():
         Recipe(attention="unfused"),
         Recipe(attention="multihead"),
         Recipe(gelu="tanh"),
+        Recipe(layers=5),
+        Recipe(layers=4),
     ]
     int8_keys = [embed_onnx.build_key("m", model_dir, "int8", recipe) for recipe in recipes]
     assert len(set(int8_keys)) == len(recipes)
@@ -423,7 +425,8 @@ def test_every_build_recipe_has_its_own_model_key():
     assert fp32_keys[Recipe()] == fp32_keys[Recipe(reduce_range=False)] == fp32_keys[Recipe(weights="uint8")]
     # The fusions shape the fp32 export itself: each gets its own.
     shaped = [Recipe(), Recipe(skip_layer_norm=True), Recipe(attention="unfused"), Recipe(attention="multihead")]
-    assert len({fp32_keys[recipe] for recipe in [*shaped, Recipe(gelu="tanh")]}) == 5
+    shaped += [Recipe(gelu="tanh"), Recipe(layers=5), Recipe(layers=4)]
+    assert len({fp32_keys[recipe] for recipe in shaped}) == 7
     # The embedding cache key follows the build.
     backends = [embed_onnx.OnnxBackend("m", model_dir, "int8", 128, Path("cache"), recipe=recipe) for recipe in recipes]
     assert len({backend.model_key for backend in backends}) == len(recipes)
@@ -480,3 +483,59 @@ def test_the_attention_and_gelu_recipes_build_the_graphs_they_name(tmp_path, tin
     assert not unfused & {"QAttention", "Attention", "MultiHeadAttention"} and {"Softmax", "MatMulInteger"} <= unfused
     assert "MultiHeadAttention" in multihead and "QAttention" not in multihead
     assert "FastGelu" in tanh and "BiasGelu" not in tanh and "QAttention" in tanh
+
+
+@pytest.mark.slow
+def test_a_model_cut_to_its_first_layers_is_those_layers_and_mean_pooling(tmp_path):
+    # bench/embeddings.py times MiniLM cut to its first layers (issue 32): the build must be the
+    # source model's first layers, not a fresh or a reordered stack, and refuse what it cannot keep.
+    torch = pytest.importorskip("torch")
+    import onnx
+    from transformers import BertConfig, BertModel
+
+    from pipeline.embed.onnx import MODEL_FILE, OnnxBackend, Recipe, model_folder
+    from pipeline.errors import ConfigError
+
+    folder = tmp_path / "two-layers"
+    torch.manual_seed(1)
+    # Large random weights, so that each layer moves the vectors visibly (the default 0.02 hardly does).
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        initializer_range=0.5,
+    )
+    BertModel(config).save_pretrained(folder)
+    packaged = embed.resolve_model_dir("all-MiniLM-L6-v2")
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "modules.json"):
+        shutil.copy(packaged / name, folder / name)
+    shutil.copytree(packaged / "1_Pooling", folder / "1_Pooling")
+    texts = ["graph neural networks for molecules", "a", "quantum error correction with surface codes"]
+
+    def by_hand(layers: int) -> np.ndarray:
+        model = BertModel.from_pretrained(folder, attn_implementation="eager").eval()
+        model.encoder.layer = model.encoder.layer[:layers]
+        rows = []
+        for text in texts:
+            ids = torch.tensor([OnnxBackend("t", folder, "fp32", 128, tmp_path)._tokenizer.encode(text).ids])
+            with torch.no_grad():
+                pooled = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state.mean(dim=1)
+            rows.append(torch.nn.functional.normalize(pooled, dim=1)[0].numpy())
+        return np.vstack(rows)
+
+    cut = OnnxBackend("t", folder, "fp32", 128, tmp_path, recipe=Recipe(layers=1)).encode(texts)
+    full = OnnxBackend("t", folder, "fp32", 128, tmp_path).encode(texts)
+    assert (cut * by_hand(1)).sum(axis=1).min() > 0.9999
+    assert (full * by_hand(2)).sum(axis=1).min() > 0.9999
+    assert (cut * full).sum(axis=1).min() < 0.99  # the second layer really is gone
+
+    def attention_ops(recipe: Recipe) -> int:
+        built = model_folder("t", folder, "int8", tmp_path, recipe) / MODEL_FILE
+        return sum(node.op_type == "QAttention" for node in onnx.load(str(built)).graph.node)
+
+    assert attention_ops(Recipe(layers=1)) == 1 and attention_ops(Recipe()) == 2
+    for layers in (0, 3):
+        with pytest.raises(ConfigError, match=f"has 2 layers; cannot keep the first {layers}"):
+            OnnxBackend("t", folder, "fp32", 128, tmp_path / "other", recipe=Recipe(layers=layers)).encode(["a"])
