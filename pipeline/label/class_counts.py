@@ -270,24 +270,36 @@ def counted_in_parts(
 ) -> tuple[ClassCounts, int]:
     """The class sums of all ``texts`` (one topic each), counted in parts on ``engine``'s workers.
 
-    Parts go out a batch (two per worker) at a time, so that only one batch's texts are in
-    flight, and each returned part is added into the running total (:func:`summed`): the driver
-    holds the total and one batch, never every part. Returns the sums and the number of parts.
+    One part per worker is counted at a time, each worker's next part started as soon as the
+    driver takes the part it counted (``parallel.computed_in_order``), and each returned part is
+    added into the running total (:func:`summed`) while the workers count the next ones: the
+    driver holds the total and the parts in flight, never every part, and the workers do not
+    wait for its additions. Returns the sums and the number of parts.
     """
+    from pipeline.parallel import computed_in_order
+
     if len(texts) == 0 or len(texts) != len(topics):
         raise ValueError(f"{len(texts)} texts and {len(topics)} topics: no papers to count, or not one topic each")
     topics = np.asarray(topics, dtype=np.int64)
     classes = np.unique(topics)
-    n_parts = max(1, -(-len(texts) // part_papers), engine.n_workers)
+    n_workers = engine.n_workers  # starts the engine: its parts can all start at once
+    n_parts = max(1, -(-len(texts) // part_papers), n_workers)
     bounds = np.linspace(0, len(texts), n_parts + 1).round().astype(np.int64)
     spans = [(int(start), int(end)) for start, end in itertools.pairwise(bounds) if end > start]
     common = {"classes": classes, "stop_words": stop_words(config), "ngram_max": config.ngram_max}
-    total: list[ClassCounts] = []
-    batch = max(1, 2 * engine.n_workers)
-    for first in range(0, len(spans), batch):
-        items = [(list(texts[start:end]), topics[start:end]) for start, end in spans[first : first + batch]]
-        total = [summed(total + engine.map(count_part, items, timeout_s=PART_TIMEOUT_S, common=common))]
-    return total[0], len(spans)
+
+    def count(part: tuple[list[str], np.ndarray]) -> ClassCounts:
+        return engine.map(count_part, [part], timeout_s=PART_TIMEOUT_S, common=common)[0]
+
+    # Each part's texts are taken from ``texts`` only when its turn to start comes.
+    parts = ((list(texts[start:end]), topics[start:end]) for start, end in spans)
+    total: ClassCounts | None = None
+    for part in computed_in_order(count, parts, ahead=n_workers, first_alone=False):
+        total = part if total is None else summed([total, part])
+        del part
+    if total is None:  # not reached: texts is not empty, so there is a span
+        raise ValueError("no parts were counted")
+    return total, len(spans)
 
 
 def class_keywords(counts: ClassCounts, config: LabelConfig) -> dict[int, list[tuple[str, float]]]:
