@@ -92,6 +92,30 @@ class StageRecord:
     state_from: str | None = None
 
 
+def one_chunk_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each Arrow-backed column in one chunk (a copy of that column, the old one let go).
+
+    The parquet reader gives a column in chunks of 131,072 rows, and a take of rows from a chunked
+    column costs time in proportion to the whole column (pyarrow joins the chunks for it): at
+    200,000 papers 4,500 rows of the abstracts took 0.63 s chunked and 0.002 s from one chunk.
+    The report takes each topic's rows of every column, the label stage its sample's. Only columns
+    whose one chunk cannot outgrow 32-bit offsets are joined (large strings, fixed-width values).
+    """
+    import pyarrow as pa
+
+    for column in frame.columns:
+        values = frame[column].array
+        if isinstance(values, pd.arrays.ArrowExtensionArray | pd.arrays.ArrowStringArray):
+            chunked = values.__arrow_array__()
+            kind = chunked.type
+            if chunked.num_chunks > 1 and (pa.types.is_large_string(kind) or pa.types.is_large_binary(kind)
+                                           or pa.types.is_primitive(kind)):  # fmt: skip
+                frame[column] = pd.Series(
+                    type(values)(pa.chunked_array([chunked.combine_chunks()])), index=frame.index, name=column
+                )
+    return frame
+
+
 class ArtifactStore:
     """Paths, formats, atomic writes and stage markers for one run folder."""
 
@@ -181,7 +205,8 @@ class ArtifactStore:
         wanted = None if columns is None else tuple(columns)
         kept = self._tables.get((path, wanted))
         if kept is None or kept[0] != version:
-            kept = (version, pd.read_parquet(path, engine="pyarrow", columns=None if wanted is None else list(wanted)))
+            frame = pd.read_parquet(path, engine="pyarrow", columns=None if wanted is None else list(wanted))
+            kept = (version, one_chunk_columns(frame))
             self._tables[path, wanted] = kept
             # The reader's buffers go back to the system: the papers at 1M held 2.5 GB of RSS read, 1.9 GB after.
             pa.default_memory_pool().release_unused()
