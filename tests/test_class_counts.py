@@ -110,6 +110,7 @@ class TwoWorkers:
         self.running = 0
         self.most_at_once = 0
         self.parts = 0
+        self.released_after: int | None = None
 
     def map(self, fn, items, *, timeout_s, common=None):
         with self.lock:
@@ -125,7 +126,7 @@ class TwoWorkers:
                 self.running -= 1
 
     def release(self) -> None:
-        pass
+        self.released_after = self.parts
 
 
 def test_parts_are_counted_one_per_worker_at_a_time_and_sum_as_in_one_process():
@@ -136,6 +137,7 @@ def test_parts_are_counted_one_per_worker_at_a_time_and_sum_as_in_one_process():
     alone, _ = counted_in_parts(texts, topics, CONFIG, LocalEngine(), part_papers=60)
     assert n_parts == engine.parts == 7
     assert engine.most_at_once == 2  # one part per worker, never a third in flight
+    assert engine.released_after == 7  # the workers let go once the last part was in
     assert total.vocabulary.tolist() == alone.vocabulary.tolist()
     assert (total.counts != alone.counts).nnz == 0 and (total.holding != alone.holding).nnz == 0
 

@@ -274,7 +274,8 @@ def counted_in_parts(
     driver takes the part it counted (``parallel.computed_in_order``), and each returned part is
     added into the running total (:func:`summed`) while the workers count the next ones: the
     driver holds the total and the parts in flight, never every part, and the workers do not
-    wait for its additions. Returns the sums and the number of parts.
+    wait for its additions. The engine is released (``Engine.release``) once the last part is in.
+    Returns the sums and the number of parts.
     """
     from pipeline.parallel import computed_in_order
 
@@ -294,7 +295,10 @@ def counted_in_parts(
     # Each part's texts are taken from ``texts`` only when its turn to start comes.
     parts = ((list(texts[start:end]), topics[start:end]) for start, end in spans)
     total: ClassCounts | None = None
-    for part in computed_in_order(count, parts, ahead=n_workers, first_alone=False):
+    results = computed_in_order(count, parts, ahead=n_workers, first_alone=False)
+    for taken, part in enumerate(results, start=1):
+        if taken == len(spans):  # every part is in: the workers (~1 GB each at 1M) go before the last addition
+            engine.release()
         total = part if total is None else summed([total, part])
         del part
     if total is None:  # not reached: texts is not empty, so there is a span
