@@ -92,10 +92,6 @@ def paper_texts(papers: pd.DataFrame) -> list[str]:
     ]
 
 
-# PaperTexts.take reads up to this many runs of consecutive rows as slices (each costs ~0.1 ms), more in one take.
-SLICED_RUNS = 64
-
-
 class PaperTexts(Sequence[str]):
     """The papers' texts (:func:`paper_texts`), made when asked for, a slice or a set of rows at a time.
 
@@ -124,21 +120,8 @@ class PaperTexts(Sequence[str]):
             yield from block
 
     def take(self, rows: np.ndarray) -> list[str]:
-        """The texts of ``rows`` (positions), in that order.
-
-        Runs of consecutive rows are read as slices: a take of rows from an Arrow-backed column
-        costs time in proportion to the whole column, not to the rows (~0.1 s at 200,000 papers,
-        whatever the rows), and the embed stage asks for thousands of consecutive runs.
-        """
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) == 0:
-            return []
-        starts = np.flatnonzero(np.r_[True, np.diff(rows) != 1])  # where each run of consecutive rows begins
-        if len(starts) > SLICED_RUNS or rows[0] < 0:  # (positions from the end: as pandas reads them)
-            return paper_texts(self.papers.iloc[rows])
-        ends = [*starts[1:].tolist(), len(rows)]
-        return [text for start, end in zip(starts.tolist(), ends, strict=True)
-                for text in self[int(rows[start]) : int(rows[end - 1]) + 1]]  # fmt: skip
+        """The texts of ``rows`` (positions), in that order."""
+        return paper_texts(self.papers.iloc[rows])
 
     def blocks(self, size: int = 10_000) -> Iterator[list[str]]:
         """All texts in order, ``size`` at a time (lists)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.schema import SLICED_RUNS, PaperTexts, StreamedTexts, paper_texts, texts_at
+from pipeline.schema import PaperTexts, StreamedTexts, paper_texts, texts_at
 
 
 def papers(n: int) -> pd.DataFrame:
@@ -58,21 +58,3 @@ def test_streamed_texts_read_in_blocks_equal_the_list_in_order_slices_rows_and_w
     pd.testing.assert_frame_equal(streamed.with_texts(others.iloc[rows], rows), table.iloc[rows].reset_index(drop=True))
     with pytest.raises(ValueError, match="sorted"):
         streamed.take(np.array([5, 3]))
-
-
-@pytest.mark.parametrize(
-    "rows",
-    [
-        np.arange(4_096, 8_192),  # one run: an embed shard's part
-        np.r_[np.arange(10, 20), np.arange(30, 31), np.arange(19, 25), np.arange(999, 1_003)],  # runs, out of order
-        np.arange(0, 2 * SLICED_RUNS, 2),  # more runs than are sliced: one take
-        np.arange(0, 2 * SLICED_RUNS - 1, 2),  # exactly as many runs as are sliced
-        np.array([5, 5, 6, 6]),  # repeats
-        np.array([-1, 0, 1]),  # positions from the end, as pandas reads them
-        np.zeros(0, dtype=np.int64),
-    ],
-)
-def test_taken_rows_read_as_runs_of_slices_are_the_texts_of_those_rows(rows):
-    table = papers(9_000)
-    expected = paper_texts(table)
-    assert PaperTexts(table).take(rows) == [expected[row] for row in rows.tolist()]
