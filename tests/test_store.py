@@ -62,7 +62,7 @@ def test_a_table_read_twice_is_read_once_and_a_rewritten_one_again(store, monkey
 def test_a_table_read_has_its_arrow_columns_in_one_chunk_and_the_same_values(store):
     import pyarrow as pa
 
-    from pipeline.store import one_chunk_columns
+    from pipeline.files import one_chunk_columns
 
     n = 140_000  # the parquet reader gives chunks of 131,072 rows
     table = pd.DataFrame({"paper_id": pd.Series([f"p{row}" for row in range(n)], dtype="string"),
