@@ -114,20 +114,23 @@ def release_joblib_workers() -> None:
         executor.shutdown(wait=True)
 
 
-def return_freed_memory() -> None:
+def return_freed_memory(collect: bool = True) -> None:
     """Hand the memory a finished stage freed back to the system, so the next stage starts low.
 
     Freed memory stays with the allocator that had it: Arrow's pool (the tables) and the C
     heap (numpy, Python). At a million papers the report stage started gigabytes higher after
     the earlier stages in one process than on its own (docs/scale.md). Only the C heap of
     glibc can be trimmed; elsewhere (musl, macOS, Windows) that part is left as it is.
+    ``collect`` False skips the collection of reference cycles, which visits every object of the
+    process (0.1-0.5 s in a Dask worker): for a task run hundreds of times that leaves none.
     """
     import ctypes
     import gc
 
     import pyarrow as pa
 
-    gc.collect()  # objects in reference cycles (frames, closures) a stage left: freed before the trim
+    if collect:
+        gc.collect()  # objects in reference cycles (frames, closures) a stage left: freed before the trim
     pa.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
         try:
@@ -140,34 +143,37 @@ def return_freed_memory() -> None:
 
 
 def computed_in_order(
-    compute: Callable[[Item], Result], items: Iterable[Item], ahead: int
+    compute: Callable[[Item], Result], items: Iterable[Item], ahead: int, first_alone: bool = True
 ) -> Generator[Result, None, None]:
     """``compute(item)`` for each item, in order, with up to ``ahead`` of the next items started before it is used.
 
     With ``ahead`` 0 each item is computed when its result is asked for. Otherwise the first item
     is computed alone (whatever it starts, such as a Dask cluster or a model build, is started
     once), then up to ``ahead`` more run in threads while the caller uses a result: a driver that
-    stores one shard while the workers embed the next keeps both busy. ``compute`` must be safe
-    to call from several threads at once after its first call. An error is raised where its
+    stores one shard while the workers embed the next keeps both busy. ``first_alone`` False
+    starts the first ``ahead`` items at once (what they need is started already). ``compute`` must
+    be safe to call from several threads at once after its first call. An error is raised where its
     item's result is asked for; the items started after it are cancelled or waited for.
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
     iterator = iter(items)
-    first = next(iterator, _END)
-    if first is _END:
-        return
-    first_result = compute(first)  # type: ignore[arg-type]
     if ahead <= 0:
-        yield first_result
         yield from (compute(item) for item in iterator)
         return
+    first: Any = _END
+    if first_alone:
+        first = next(iterator, _END)
+        if first is _END:
+            return
+        first = compute(first)
     pending: collections.deque[Future[Result]] = collections.deque()
     pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="computed_in_order")
     try:
         for item in itertools.islice(iterator, ahead):
             pending.append(pool.submit(compute, item))
-        yield first_result
+        if first is not _END:
+            yield first
         while pending:
             result = pending.popleft().result()
             following = next(iterator, _END)

@@ -52,6 +52,7 @@ from pipeline.files import (
     hash_json,
     json_to_bytes,
     keep_or_write,
+    one_chunk_columns,
     output_error,
     sha256_bytes,
 )
@@ -184,7 +185,8 @@ class ArtifactStore:
         wanted = None if columns is None else tuple(columns)
         kept = self._tables.get((path, wanted))
         if kept is None or kept[0] != version:
-            kept = (version, pd.read_parquet(path, engine="pyarrow", columns=None if wanted is None else list(wanted)))
+            frame = pd.read_parquet(path, engine="pyarrow", columns=None if wanted is None else list(wanted))
+            kept = (version, one_chunk_columns(frame))
             self._tables[path, wanted] = kept
             # The reader's buffers go back to the system: the papers at 1M held 2.5 GB of RSS read, 1.9 GB after.
             pa.default_memory_pool().release_unused()

@@ -97,6 +97,64 @@ def test_keywords_from_summed_parts_are_those_of_the_full_path():
     assert any(len(words) >= 3 for words in full.values())
 
 
+def test_a_part_counted_in_blocks_has_the_sums_of_one_count():
+    from pipeline.label.class_counts import count_part
+
+    texts, topics = texts_and_topics(300, seed=6)
+    common = {"classes": np.unique(topics), "stop_words": stop_words(CONFIG), "ngram_max": CONFIG.ngram_max}
+    whole = count_part((texts, topics), **common, block=len(texts))
+    blocks = count_part((texts, topics), **common, block=37)  # 9 blocks, the last short
+    assert blocks.vocabulary.tolist() == whole.vocabulary.tolist()
+    assert [block.tolist() for block in blocks.ngrams] == [block.tolist() for block in whole.ngrams]
+    assert (blocks.counts != whole.counts).nnz == 0 and (blocks.holding != whole.holding).nnz == 0
+    assert blocks.sizes.tolist() == whole.sizes.tolist() and whole.counts.nnz > 500
+
+
+class TwoWorkers:
+    """An engine of two workers in threads: a part waits until the other worker has one too (a barrier)."""
+
+    n_workers = 2
+
+    def __init__(self) -> None:
+        import threading
+
+        self.both_busy = threading.Barrier(2, timeout=20)
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most_at_once = 0
+        self.parts = 0
+        self.released_after: int | None = None
+
+    def map(self, fn, items, *, timeout_s, common=None):
+        with self.lock:
+            self.running += 1
+            self.parts += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            if self.parts <= 2:  # the first two parts meet: both workers count from the start
+                self.both_busy.wait()
+            return LocalEngine().map(fn, items, timeout_s=timeout_s, common=common)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def release(self) -> None:
+        self.released_after = self.parts
+
+
+def test_parts_are_counted_one_per_worker_at_a_time_and_sum_as_in_one_process():
+    texts, topics = texts_and_topics(400, seed=4)
+    engine = TwoWorkers()
+    # The first two parts wait for each other: counted one after the other, the barrier would time out.
+    total, n_parts = counted_in_parts(texts, topics, CONFIG, engine, part_papers=60)
+    alone, _ = counted_in_parts(texts, topics, CONFIG, LocalEngine(), part_papers=60)
+    assert n_parts == engine.parts == 7
+    assert engine.most_at_once == 2  # one part per worker, never a third in flight
+    assert engine.released_after == 7  # the workers let go once the last part was in
+    assert total.vocabulary.tolist() == alone.vocabulary.tolist()
+    assert (total.counts != alone.counts).nnz == 0 and (total.holding != alone.holding).nnz == 0
+
+
 def test_class_counts_survive_the_store_codec():
     texts, topics = texts_and_topics(120, seed=3)
     total, _ = counted_in_parts(texts, topics, CONFIG, LocalEngine(), part_papers=50)

@@ -72,3 +72,16 @@ def test_four_word_terms_keep_their_words_past_int64():
             found[" ".join(words)] = [index.key_text(int(p)) if p >= 0 else None for p in (prefix[term], suffix[term])]
     assert found["zebra yak xylophone walrus"] == ["zebra yak xylophone", "yak xylophone walrus"]
     assert found["memorization of lava crystal"] == ["memorization of lava", None]  # "of lava crystal": no term
+
+
+def test_the_phrase_index_binary_matrix_marks_each_pair_once_whatever_its_index_width():
+    from pipeline.label.phrases import _binary
+
+    rows, columns = np.array([2, 0, 2, 2, 1, 0]), np.array([3, 1, 3, 0, 4, 1])
+    small = _binary(rows, columns, (3, 5))
+    assert small.toarray().tolist() == [[0, 1, 0, 0, 0], [0, 0, 0, 0, 1], [1, 0, 0, 1, 0]]
+    assert small.indices.dtype == np.int32 and small.has_canonical_format
+    # Columns past int32 keep 64-bit coordinates (a term numbered 2**31 is not wrapped onto another).
+    wide = _binary(rows, columns + 2**31, (3, 2**31 + 5))
+    assert wide.indices.dtype == np.int64
+    assert (wide.indices - 2**31).tolist() == small.indices.tolist() and wide.indptr.tolist() == small.indptr.tolist()

@@ -1,4 +1,4 @@
-"""pipeline.parallel.computed_in_order: results in order, the first item alone, a bounded look-ahead."""
+"""pipeline.parallel.computed_in_order: results in order, the first item alone or not, a bounded look-ahead."""
 
 from __future__ import annotations
 
@@ -64,6 +64,27 @@ def test_the_first_item_runs_alone_then_at_most_ahead_more_start_before_their_tu
     gate.set()
     assert list(results) == [("done", i) for i in range(1, 10)]
     assert recorder.most_at_once <= 2  # never more than ``ahead`` at once after the first
+
+
+def test_without_the_first_alone_the_first_items_start_at_once():
+    gate = threading.Event()
+    recorder = Recorder(gate)
+    results = computed_in_order(recorder, range(1, 8), 3, first_alone=False)
+    assert recorder.started == []  # nothing starts before the first result is asked for
+    # Items 1-3 all started while item 1's result is awaited (none of them alone), and no fourth.
+    first = []
+    reader = threading.Thread(target=lambda: first.append(next(results)))
+    reader.start()
+    for _ in range(200):
+        if len(recorder.started) == 3:
+            break
+        threading.Event().wait(0.01)
+    assert sorted(recorder.started) == [1, 2, 3] and recorder.running == 3
+    gate.set()
+    reader.join(10)
+    assert first == [("done", 1)]
+    assert list(results) == [("done", i) for i in range(2, 8)]
+    assert recorder.most_at_once == 3
 
 
 def test_an_error_is_raised_at_its_item_and_the_earlier_results_are_given_first():

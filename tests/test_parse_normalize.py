@@ -101,3 +101,27 @@ def test_split_snapshot_authors():
     assert split_snapshot_authors("Ileana Streinu and Louis Theran") == "Ileana Streinu; Louis Theran"
     assert split_snapshot_authors("A. One, B. Two, and C.\n  Three") == "A. One; B. Two; C. Three"
     assert split_snapshot_authors("Hongjun Pan") == "Hongjun Pan"
+
+
+def test_clean_text_of_printable_ascii_is_what_every_expression_makes_of_it():
+    """The printable-ASCII shortcut gives what the whole chain gives, for any mix of characters."""
+    import random
+    import unicodedata
+
+    from pipeline.parse import normalize
+    from pipeline.schema import BIDI_CONTROLS
+
+    def every_expression(text: str) -> str:
+        text = BIDI_CONTROLS.sub("", normalize._INVISIBLE.sub("", normalize._SURROGATE.sub("\ufffd", text)))
+        text = normalize._HYPHEN_BREAK.sub("-", unicodedata.normalize("NFC", text))
+        return " ".join(text.split())
+
+    alphabet = ["a", "b", "-", " ", " ", "\t", "\n", "\r", "\x00", "\x1b", "\x7f", "\x0c", ".", "\u00e9", "e\u0301",
+                "\u202e", "\ud800", "\u200b", "\u00a0"]  # fmt: skip
+    rng = random.Random(5)
+    texts = ["", " ", "a", "  a  b ", "state-of-the-\nart", "plain text, one space each."]
+    texts += ["".join(rng.choice(alphabet[:6] if n % 2 else alphabet) for _ in range(rng.randint(0, 12)))
+              for n in range(4_000)]  # fmt: skip
+    assert sum(text.isascii() and text.isprintable() for text in texts) > 1_000  # the shortcut is taken
+    for text in texts:
+        assert normalize.clean_text(text) == every_expression(text), repr(text)

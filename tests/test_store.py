@@ -59,6 +59,30 @@ def test_a_table_read_twice_is_read_once_and_a_rewritten_one_again(store, monkey
     assert len(reads) == 2
 
 
+def test_a_table_read_has_its_arrow_columns_in_one_chunk_and_the_same_values(store):
+    import pyarrow as pa
+
+    from pipeline.files import one_chunk_columns
+
+    n = 140_000  # the parquet reader gives chunks of 131,072 rows
+    table = pd.DataFrame({"paper_id": pd.Series([f"p{row}" for row in range(n)], dtype="string"),
+                          "topic": np.arange(n) % 7})  # fmt: skip
+    store.save_stage("parse", "k1", {"papers.parquet": table_to_bytes(table)}, 1.0, {})
+    read = store.read_table("parse", "papers.parquet")
+    assert read["paper_id"].array.__arrow_array__().num_chunks == 1
+    pd.testing.assert_frame_equal(read, table)
+    rows = np.array([139_999, 0, 131_072, 131_071])
+    assert read["paper_id"].iloc[rows].tolist() == [f"p{row}" for row in rows.tolist()]
+    # A 32-bit-offset string column stays in its chunks (one chunk of it could outgrow its offsets).
+    small = pd.arrays.ArrowExtensionArray(pa.chunked_array([pa.array(["a", "b"]), pa.array(["c"])]))
+    large = pd.arrays.ArrowExtensionArray(pa.chunked_array([pa.array(["a", "b"], pa.large_string()),
+                                                            pa.array(["c"], pa.large_string())]))  # fmt: skip
+    joined = one_chunk_columns(pd.DataFrame({"small": small, "large": large}))
+    assert joined["small"].array.__arrow_array__().num_chunks == 2
+    assert joined["large"].array.__arrow_array__().num_chunks == 1
+    assert joined["large"].tolist() == joined["small"].tolist() == ["a", "b", "c"]
+
+
 def test_a_tables_columns_and_batches_are_its_own_and_a_forgotten_table_is_read_again(store, monkeypatch):
     table = pd.DataFrame({column: pd.Series([f"{column}{row}" for row in range(7)], dtype="string")
                           for column in ("paper_id", "title", "abstract")})  # fmt: skip

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 # Papers per part counted on one worker: tokens and the document-term matrix of 50,000
 # abstracts take about 0.3 GB there, and 1M papers make 20 parts.
 PART_PAPERS = 50_000
+# Texts tokenised and counted at once within a part: a part of 50,000 in blocks of 10,000 held 0.21 GB
+# above the worker's start instead of 0.97 GB, for 11.1 CPU s instead of 12.5 (the same sums).
+COUNT_BLOCK = 10_000
 # Values shifted per step when merging sorted arrays (bounds the temporary index array: 32 MB).
 _CHUNK = 1 << 22
 # Seconds one part may take on a worker before the run stops with an error (a part is ~70 s).
@@ -138,13 +141,26 @@ def class_counts_of(counts: TermCounts, topics: np.ndarray, classes: np.ndarray)
 
 
 def count_part(
-    part: tuple[list[str], np.ndarray], *, classes: np.ndarray, stop_words: list[str], ngram_max: int
+    part: tuple[list[str], np.ndarray],
+    *,
+    classes: np.ndarray,
+    stop_words: list[str],
+    ngram_max: int,
+    block: int = COUNT_BLOCK,
 ) -> ClassCounts:
-    """The class sums of one part's texts and topics (on a worker): tokenised and counted there."""
+    """The class sums of one part's texts and topics (on a worker): tokenised and counted there, ``block`` at a time.
+
+    Each block's tokens and document-term matrix are let go once its sums are taken, and the
+    blocks' sums are added up (:func:`summed`): the same sums as one count of the part.
+    """
     from pipeline.parallel import return_freed_memory
 
     texts, topics = part
-    counts = class_counts_of(term_counts(tokenize_texts(texts), stop_words, ngram_max), topics, classes)
+    counts = summed([
+        class_counts_of(term_counts(tokenize_texts(texts[start : start + block]), stop_words, ngram_max),
+                        topics[start : start + block], classes)
+        for start in range(0, max(len(texts), 1), block)
+    ])  # fmt: skip
     # The part's tokens and matrix are freed by now: handed back to the system, so that a worker counting
     # part after part does not keep its high-water mark (1.1-2.6 GB each at 1M papers for ~0.3 GB in use).
     return_freed_memory()
@@ -270,24 +286,40 @@ def counted_in_parts(
 ) -> tuple[ClassCounts, int]:
     """The class sums of all ``texts`` (one topic each), counted in parts on ``engine``'s workers.
 
-    Parts go out a batch (two per worker) at a time, so that only one batch's texts are in
-    flight, and each returned part is added into the running total (:func:`summed`): the driver
-    holds the total and one batch, never every part. Returns the sums and the number of parts.
+    One part per worker is counted at a time, each worker's next part started as soon as the
+    driver takes the part it counted (``parallel.computed_in_order``), and each returned part is
+    added into the running total (:func:`summed`) while the workers count the next ones: the
+    driver holds the total and the parts in flight, never every part, and the workers do not
+    wait for its additions. The engine is released (``Engine.release``) once the last part is in.
+    Returns the sums and the number of parts.
     """
+    from pipeline.parallel import computed_in_order
+
     if len(texts) == 0 or len(texts) != len(topics):
         raise ValueError(f"{len(texts)} texts and {len(topics)} topics: no papers to count, or not one topic each")
     topics = np.asarray(topics, dtype=np.int64)
     classes = np.unique(topics)
-    n_parts = max(1, -(-len(texts) // part_papers), engine.n_workers)
+    n_workers = engine.n_workers  # starts the engine: its parts can all start at once
+    n_parts = max(1, -(-len(texts) // part_papers), n_workers)
     bounds = np.linspace(0, len(texts), n_parts + 1).round().astype(np.int64)
     spans = [(int(start), int(end)) for start, end in itertools.pairwise(bounds) if end > start]
     common = {"classes": classes, "stop_words": stop_words(config), "ngram_max": config.ngram_max}
-    total: list[ClassCounts] = []
-    batch = max(1, 2 * engine.n_workers)
-    for first in range(0, len(spans), batch):
-        items = [(list(texts[start:end]), topics[start:end]) for start, end in spans[first : first + batch]]
-        total = [summed(total + engine.map(count_part, items, timeout_s=PART_TIMEOUT_S, common=common))]
-    return total[0], len(spans)
+
+    def count(part: tuple[list[str], np.ndarray]) -> ClassCounts:
+        return engine.map(count_part, [part], timeout_s=PART_TIMEOUT_S, common=common)[0]
+
+    # Each part's texts are taken from ``texts`` only when its turn to start comes.
+    parts = ((list(texts[start:end]), topics[start:end]) for start, end in spans)
+    total: ClassCounts | None = None
+    results = computed_in_order(count, parts, ahead=n_workers, first_alone=False)
+    for taken, part in enumerate(results, start=1):
+        if taken == len(spans):  # every part is in: the workers (~1 GB each at 1M) go before the last addition
+            engine.release()
+        total = part if total is None else summed([total, part])
+        del part
+    if total is None:  # not reached: texts is not empty, so there is a span
+        raise ValueError("no parts were counted")
+    return total, len(spans)
 
 
 def class_keywords(counts: ClassCounts, config: LabelConfig) -> dict[int, list[tuple[str, float]]]:

@@ -230,6 +230,7 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
     from pipeline.label import LabelResult, merged_clusters
     from pipeline.label.class_counts import keywords_of
     from pipeline.label.sample import expanded, stratified_rows
+    from pipeline.parallel import return_freed_memory
 
     config, papers, texts, embeddings, layout = (
         inputs.config, inputs.papers, inputs.texts, inputs.embeddings, inputs.layout
@@ -246,6 +247,7 @@ def _label_sampled(inputs: LabelInput) -> tuple[_Labelled, np.ndarray, Tokenized
         # words are read and named: they and the c-TF-IDF's copies of them are gigabytes at 1M papers.
         keywords = keywords_of(class_counts, config.label)
         del class_counts
+        return_freed_memory()  # what they held goes back to the system, not kept in the heap under the naming
     rows = stratified_rows(labels, inputs.sample_size, config.seed)
     if isinstance(texts, StreamedTexts):
         sample = texts.with_texts(papers.iloc[rows], rows)

@@ -241,7 +241,10 @@ def build_phrase_index(text: PhraseTokens, stop_words: Collection[str], min_pape
 
 
 def _binary(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
-    rows, columns = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
+    # int32 coordinates where they fit (the matrix's indices are int32 then anyway): the label stage's peak at
+    # 1M papers was here, and a 100k sample's index held 0.38 GB less above its start (and took 2.7 CPU s less).
+    small = np.int32 if max(shape) < np.iinfo(np.int32).max else np.int64
+    rows, columns = np.asarray(rows, dtype=small), np.asarray(columns, dtype=small)
     matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, columns)), shape=shape)
     matrix.sum_duplicates()
     matrix.data[:] = 1

