@@ -163,11 +163,13 @@ def cached_class_counts(
     found = cache.get("class-counts", key, ClassCountsArrays())
     if found is not None:
         return found, f"keywords from the term counts of all {len(texts):,} papers (kept from an earlier run)"
+    # Asked before counting: the count lets the workers go at its end, and asking after would start others.
+    n_workers = engine.n_workers
     counts, n_parts = counted_in_parts(texts, topics, config.label, engine)
     cache.put("class-counts", key, counts, ClassCountsArrays())
     return counts, (
         f"keywords from the term counts of all {len(texts):,} papers, counted in {n_parts} parts on "
-        f"{engine.n_workers} worker(s)"
+        f"{n_workers} worker(s)"
     )
 
 
