@@ -145,19 +145,13 @@ def topic_rows(report: ReportData) -> list[dict[str, Any]]:
 
 
 def _top_labels(topic_of: np.ndarray, labels: pd.Series, n: int = 3) -> dict[int, str]:
-    """Each topic's ``n`` most common known labels, "label (count)", most common first (ties by label).
-
-    Counted in one pass over the papers, not one comparison of every paper's topic per topic.
-    """
+    """Each topic's ``n`` most common known labels, "label (count)", most common first (ties by label)."""
     frame = pd.DataFrame({"topic": topic_of, "label": labels.to_numpy()})
     counts = frame[frame["label"] != ""].groupby(["topic", "label"], sort=False).size()
-    by_topic: dict[int, list[tuple[str, int]]] = {}
-    for (topic, label), count in counts.items():
-        by_topic.setdefault(int(topic), []).append((str(label), int(count)))
-    return {
-        topic: ", ".join(f"{label} ({count})" for label, count in sorted(pairs, key=lambda kv: (-kv[1], kv[0]))[:n])
-        for topic, pairs in by_topic.items()
-    }
+    by_topic: dict[int, list[str]] = {}
+    for (topic, label), count in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])):
+        by_topic.setdefault(int(topic), []).append(f"{label} ({count})")
+    return {topic: ", ".join(ranked[:n]) for topic, ranked in by_topic.items()}
 
 
 # ----------------------------------------------------------------------------- overview
